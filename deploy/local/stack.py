@@ -1,0 +1,736 @@
+"""Start and stop the real local infrastructure: Kafka (KRaft, one node), PostgreSQL and an SMTP sink.
+
+    python -m deploy.local.stack up|down [--purge]|status
+
+Everything runs as plain processes on 127.0.0.1 (no Docker). State lives in OMS_STATE_DIR (default
+<repo>/.stack), the broker jars in OMS_CACHE_DIR (default ~/.cache/oms). `up` and `down` are idempotent.
+Tests import `up`, `down`, `config` and `maildir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import mailbox
+import os
+import shlex
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from shared.db import migrate, service_migrations
+from shared.settings import SERVICES, development_password
+from shared.topics import TOPICS
+
+KAFKA_VERSION = "4.1.2"
+REPO = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+READY_TIMEOUT = 90.0
+_children: list[subprocess.Popen[bytes]] = []  # kept so the detached children are not reported as leaked
+
+
+class StackError(Exception):
+    """A component failed to start or stop; the message carries the tail of its log."""
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka_port: int
+    controller_port: int
+    pg_port: int
+    smtp_port: int
+    state: Path
+    cache: Path
+    pg_bin: Path
+    admin_password: str
+
+    @classmethod
+    def from_env(cls) -> Config:
+        env = os.environ.get
+        return cls(
+            kafka_port=int(env("OMS_KAFKA_PORT", "19092")),
+            controller_port=int(env("OMS_KAFKA_CONTROLLER_PORT", "19093")),
+            pg_port=int(env("OMS_PG_PORT", "15432")),
+            smtp_port=int(env("OMS_SMTP_PORT", "11025")),
+            state=Path(env("OMS_STATE_DIR", str(REPO / ".stack"))).resolve(),
+            cache=Path(env("OMS_CACHE_DIR", str(Path.home() / ".cache" / "oms"))).resolve(),
+            pg_bin=Path(env("OMS_PG_BIN", "") or _default_pg_bin()),
+            admin_password=env("OMS_PG_ADMIN_PASSWORD", "dev-admin-password"),
+        )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{HOST}:{self.kafka_port}"
+
+    @property
+    def smtp_address(self) -> tuple[str, int]:
+        return HOST, self.smtp_port
+
+    def pg_dsn(self, role: str = "oms", database: str = "oms") -> str:
+        return f"postgresql://{role}@{HOST}:{self.pg_port}/{database}"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.state / "kafka"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def _default_pg_bin() -> str:
+    debian = Path("/usr/lib/postgresql/15/bin")
+    if debian.is_dir():
+        return str(debian)
+    result = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def config() -> Config:
+    return Config.from_env()
+
+
+def state_dir() -> Path:
+    return config().state
+
+
+def maildir() -> Path:
+    return config().state / "mail"
+
+
+def db_password(service: str) -> str:
+    return os.environ.get(f"OMS_{service.upper()}_DB_PASSWORD") or development_password(service)
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Clock:
+    start: float = 0.0
+
+
+_clock = _Clock(time.monotonic())
+
+
+def _say(message: str) -> None:
+    print(f"[{time.monotonic() - _clock.start:5.1f}s] {message}", flush=True)
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"  ({path} not readable)"
+    return f"--- last lines of {path} ---\n" + "\n".join(text)
+
+
+def _fail(message: str, *logs: Path) -> NoReturn:
+    raise StackError("\n".join([message, *(_tail(p) for p in logs)]))
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
+        return True
+    return False
+
+
+def _running_pid(pidfile: Path, marker: str) -> int | None:
+    """The pid in pidfile if that process is alive and its command line names marker (pids get reused)."""
+    try:
+        pid = int(pidfile.read_text())
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child, so it does not look alive
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if marker.encode() in cmdline else None
+
+
+def _spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _children.append(proc)
+    pidfile.write_text(str(proc.pid))
+    return proc.pid
+
+
+def _stop_pid(pidfile: Path, marker: str, timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL after timeout; returns the pid that was stopped, if any."""
+    pid = _running_pid(pidfile, marker)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _running_pid(pidfile, marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _running_pid(pidfile, marker):
+            os.kill(pid, signal.SIGKILL)
+            while _running_pid(pidfile, marker):
+                time.sleep(0.1)
+    pidfile.unlink(missing_ok=True)
+    return pid
+
+
+async def _wait_until(
+    ready: Callable[[], Awaitable[bool]],
+    what: str,
+    alive: Callable[[], bool],
+    logs: tuple[Path, ...],
+    limit: float = READY_TIMEOUT,
+) -> None:
+    deadline = time.monotonic() + limit
+    while not await ready():
+        if not alive():
+            _fail(f"{what} exited during start-up", *logs)
+        if time.monotonic() > deadline:
+            _fail(f"{what} not ready after {limit:.0f} s", *logs)
+        await asyncio.sleep(0.25)
+
+
+# --- Kafka -----------------------------------------------------------------------------------------------
+
+
+def _ensure_jars(cfg: Config) -> None:
+    if (cfg.kafka_libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        _say(f"kafka jars: cached in {cfg.kafka_libs}")
+        return
+    cfg.kafka_libs.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="libs-", dir=cfg.kafka_libs.parent))
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "dependency:copy-dependencies",
+        f"-Dkafka.version={KAFKA_VERSION}",
+        f"-DoutputDirectory={tmp}",
+    ]
+    result = subprocess.run(cmd, cwd=REPO / "deploy" / "local" / "kafka", capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StackError(f"maven could not fetch the Kafka jars:\n{(result.stdout + result.stderr)[-3000:]}")
+    shutil.rmtree(cfg.kafka_libs, ignore_errors=True)  # a partial copy from an interrupted older layout
+    tmp.rename(cfg.kafka_libs)
+    _say(f"kafka jars: downloaded into {cfg.kafka_libs}")
+
+
+SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{host}:{cport}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={data}
+num.partitions=6
+auto.create.topics.enable=false
+# One node: every internal topic must be satisfied by one replica, or groups and transactions fail.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+"""
+
+LOG4J2 = """\
+status = warn
+appender.out.type = {appender}
+appender.out.name = OUT
+{target}
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.out.ref = OUT
+{quiet}
+"""
+# Per-partition chatter and the ~400-line config dumps (AbstractConfig) would drown the useful lines.
+NOISY_LOGGERS = (
+    "kafka.request.logger",
+    "kafka.controller",
+    "state.change.logger",
+    "kafka.log.LogCleaner",
+    "kafka.authorizer.logger",
+    "kafka.cluster.Partition",
+    "kafka.log.LogManager",
+    "org.apache.kafka.common.config.AbstractConfig",
+    "org.apache.kafka.controller",
+    "org.apache.kafka.raft",
+    "org.apache.kafka.storage.internals.log",
+)
+
+
+def _log4j2(appender: str, target: str, level: str) -> str:
+    quiet = "\n".join(f"logger.q{i}.name = {name}\nlogger.q{i}.level = WARN" for i, name in enumerate(NOISY_LOGGERS))
+    return LOG4J2.format(appender=appender, target=target, level=level, quiet=quiet)
+
+
+def _write_kafka_config(cfg: Config) -> None:
+    (cfg.kafka_dir / "logs").mkdir(parents=True, exist_ok=True)
+    (cfg.kafka_dir / "server.properties").write_text(
+        SERVER_PROPERTIES.format(host=HOST, port=cfg.kafka_port, cport=cfg.controller_port, data=cfg.kafka_dir / "data")
+    )
+    (cfg.kafka_dir / "log4j2.properties").write_text(
+        _log4j2("File", "appender.out.fileName = ${sys:kafka.logs.dir}/server.log", "INFO")
+    )
+    # The tools print the cluster id on stdout: their logging must go to stderr and stay quiet.
+    (cfg.kafka_dir / "tools-log4j2.properties").write_text(
+        _log4j2("Console", "appender.out.target = SYSTEM_ERR", "WARN")
+    )
+
+
+def _java(cfg: Config, log_config: str, main: str, *args: str, jvm: tuple[str, ...] = ()) -> list[str]:
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None:
+        raise StackError("java not found (Kafka needs Java 17+): install it or set JAVA_HOME")
+    return [
+        java,
+        *jvm,
+        f"-Dlog4j2.configurationFile={cfg.kafka_dir / log_config}",
+        "-cp",
+        f"{cfg.kafka_libs}/*",
+        main,
+        *args,
+    ]
+
+
+def _storage_tool(cfg: Config, *args: str) -> str:
+    cmd = _java(cfg, "tools-log4j2.properties", "kafka.tools.StorageTool", *args)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=cfg.kafka_dir, check=False)
+    if result.returncode != 0:
+        raise StackError(f"StorageTool {args[0]} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout.strip()
+
+
+def _format_kafka(cfg: Config) -> None:
+    if (cfg.kafka_dir / "data" / "meta.properties").exists():
+        return
+    id_file = cfg.kafka_dir / "cluster.id"
+    if not id_file.exists():
+        id_file.write_text(_storage_tool(cfg, "random-uuid").splitlines()[-1])
+    _storage_tool(
+        cfg,
+        "format",
+        "-t",
+        id_file.read_text().strip(),
+        "-c",
+        str(cfg.kafka_dir / "server.properties"),
+        "--ignore-formatted",
+    )
+    _say("kafka: storage formatted")
+
+
+async def _kafka_ready(cfg: Config) -> bool:
+    if not _port_open(cfg.kafka_port):
+        return False
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return any(b["node_id"] == 1 for b in cluster["brokers"])
+    except Exception:  # any failure here only means "not yet"
+        return False
+    finally:
+        await admin.close()
+
+
+def _kafka_alive(cfg: Config) -> bool:
+    return _running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is not None
+
+
+def _kafka_logs(cfg: Config) -> tuple[Path, ...]:
+    return cfg.kafka_dir / "logs" / "server.log", cfg.kafka_dir / "logs" / "kafka.out"
+
+
+async def _start_kafka(cfg: Config) -> None:
+    pidfile, logs = cfg.kafka_dir / "kafka.pid", cfg.kafka_dir / "logs"
+    pid = _running_pid(pidfile, "kafka.Kafka")
+    started = pid is None
+    if pid is None:
+        if _port_open(cfg.kafka_port) or _port_open(cfg.controller_port):
+            _fail(
+                f"port {cfg.kafka_port} or {cfg.controller_port} is taken by another process; "
+                "set OMS_KAFKA_PORT / OMS_KAFKA_CONTROLLER_PORT"
+            )
+        await asyncio.to_thread(_write_kafka_config, cfg)
+        await asyncio.to_thread(_format_kafka, cfg)
+        cmd = _java(
+            cfg,
+            "log4j2.properties",
+            "kafka.Kafka",
+            str(cfg.kafka_dir / "server.properties"),
+            jvm=("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", f"-Dkafka.logs.dir={logs}"),
+        )
+        pid = _spawn(cmd, logs / "kafka.out", pidfile, cfg.kafka_dir)
+        _say(f"kafka: started pid {pid}, waiting for {cfg.kafka_bootstrap}")
+    await _wait_until(lambda: _kafka_ready(cfg), "kafka", lambda: _kafka_alive(cfg), _kafka_logs(cfg))
+    _say(f"kafka: {'ready' if started else 'already running'} on {cfg.kafka_bootstrap} (pid {pid})")
+
+
+async def _topic_partitions(admin: Any) -> dict[str, list[dict[str, Any]]]:
+    return {t["topic"]: t["partitions"] for t in await admin.describe_topics()}
+
+
+async def _create_topics(cfg: Config) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=30000)
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    async def leaders_elected() -> bool:
+        # Leaders are elected just after creation: wait for them so the first produce does not fail.
+        found.update(await _topic_partitions(admin))
+        return all(p["leader"] >= 0 for t in TOPICS for p in found.get(t.name, [{"leader": -1}]))
+
+    async def coordinator_ready() -> bool:
+        # The first consumer group creates __consumer_offsets (50 partitions); doing it here spares the
+        # first test a burst of GROUP_COORDINATOR_NOT_AVAILABLE.
+        try:
+            await admin.find_coordinator("oms-stack-warm-up")
+        except KafkaError:
+            return False
+        return True
+
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t.name, t.partitions, 1) for t in TOPICS if t.name not in existing]
+        if missing:
+            response = await admin.create_topics(missing, timeout_ms=30000)
+            for topic, code, *rest in response.topic_errors:
+                if code and for_code(code) is not TopicAlreadyExistsError:
+                    _fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
+        for check, what in ((leaders_elected, "topic leaders"), (coordinator_ready, "group coordinator")):
+            await _wait_until(check, what, lambda: _kafka_alive(cfg), _kafka_logs(cfg), 30)
+    finally:
+        await admin.close()
+    wrong = [
+        f"{t.name} has {len(found[t.name])} partitions, not {t.partitions}"
+        for t in TOPICS
+        if len(found[t.name]) != t.partitions
+    ]
+    if wrong:
+        _fail("topics differ from shared/topics.py (`down --purge` resets them): " + "; ".join(wrong))
+    _say(f"topics: {len(TOPICS)} present ({len(missing)} created)")
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _pg_base(cfg: Config) -> Path:
+    """Where the cluster lives: <state>/pg, or the /tmp directory recorded in <state>/pg/location."""
+    location = cfg.state / "pg" / "location"
+    return Path(location.read_text().strip()) if location.exists() else cfg.state / "pg"
+
+
+def _traversable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents) if p.exists())
+
+
+def _choose_pg_base(cfg: Config) -> Path:
+    (cfg.state / "pg").mkdir(parents=True, exist_ok=True)
+    if not _as_root() or _traversable_by_others(cfg.state / "pg") or (cfg.state / "pg" / "location").exists():
+        return _pg_base(cfg)
+    # The postgres user cannot reach the state dir (e.g. under /root): keep the cluster in /tmp instead.
+    base = Path(f"/tmp/oms-pg-{hashlib.sha256(str(cfg.state).encode()).hexdigest()[:8]}")  # noqa: S108
+    base.mkdir(mode=0o755, exist_ok=True)
+    if base.is_symlink() or base.stat().st_uid != 0:  # a predictable /tmp name: refuse one planted by others
+        _fail(f"{base} exists and is not root's own directory")
+    (cfg.state / "pg" / "location").write_text(f"{base}\n")
+    return base
+
+
+def _pg(cfg: Config, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL binary; initdb, pg_ctl and postgres refuse root, so run them as postgres then."""
+    argv = [str(cfg.pg_bin / tool), *args]
+    if _as_root():
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=_pg_base(cfg), timeout=120, check=False)
+    if check and result.returncode != 0:
+        _fail(
+            f"{tool} {args[0] if args else ''} failed:\n{result.stdout}{result.stderr}",
+            _pg_base(cfg) / "log" / "postgres.log",
+        )
+    return result
+
+
+def _pg_owned_dirs(base: Path) -> tuple[Path, Path, Path]:
+    data, run, logs = base / "data", base / "run", base / "log"
+    for path, mode in ((data, 0o700), (run, 0o755), (logs, 0o755)):
+        path.mkdir(parents=True, exist_ok=True)
+        if _as_root():
+            shutil.chown(path, "postgres", "postgres")
+        path.chmod(mode)
+    return data, run, logs
+
+
+def _initdb(cfg: Config, base: Path, data: Path) -> None:
+    if (data / "PG_VERSION").exists():
+        return
+    pwfile = base / "admin.pw"
+    pwfile.write_text(cfg.admin_password + "\n")
+    pwfile.chmod(0o600)
+    if _as_root():
+        shutil.chown(pwfile, "postgres", "postgres")
+    try:
+        # C collation: byte order, no dependency on the glibc locale data (and its version changes).
+        _pg(
+            cfg,
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "oms",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    _say("postgres: cluster initialised")
+
+
+def _pg_running(cfg: Config) -> bool:
+    data = _pg_base(cfg) / "data"
+    if not (data / "PG_VERSION").exists():
+        return False
+    return _pg(cfg, "pg_ctl", "-D", str(data), "status", check=False).returncode == 0
+
+
+def _start_postgres(cfg: Config) -> None:
+    base = _choose_pg_base(cfg)
+    if _pg_running(cfg):
+        _say(f"postgres: already running on {HOST}:{cfg.pg_port}")
+        return
+    if _port_open(cfg.pg_port):
+        _fail(f"port {cfg.pg_port} is taken by another process; set OMS_PG_PORT")
+    data, run, logs = _pg_owned_dirs(base)
+    _initdb(cfg, base, data)
+    options = (
+        f"-p {cfg.pg_port} -k {shlex.quote(str(run))} -c listen_addresses={HOST} -c max_connections=200 -c fsync=on"
+    )
+    _pg(
+        cfg,
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-l",
+        str(logs / "postgres.log"),
+        "-o",
+        options,
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
+    _say(f"postgres: started on {HOST}:{cfg.pg_port}")
+
+
+async def _wait_postgres(cfg: Config) -> None:
+    async def ready() -> bool:
+        isready = [str(cfg.pg_bin / "pg_isready"), "-q", "-h", HOST, "-p", str(cfg.pg_port)]
+        proc = await asyncio.create_subprocess_exec(*isready)
+        return await proc.wait() == 0
+
+    await _wait_until(ready, "postgres", lambda: _pg_running(cfg), (_pg_base(cfg) / "log" / "postgres.log",))
+
+
+async def _admin_connect(cfg: Config, database: str) -> asyncpg.Connection:
+    return await asyncpg.connect(cfg.pg_dsn("oms", database), password=cfg.admin_password)
+
+
+async def _create_db_objects(cfg: Config) -> None:
+    conn = await _admin_connect(cfg, "postgres")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'oms'"):
+            await conn.execute("CREATE DATABASE oms")
+    finally:
+        await conn.close()
+    conn = await _admin_connect(cfg, "oms")
+    try:
+        await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        await conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE oms FROM PUBLIC")
+        for service in SERVICES:
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", service):
+                await conn.execute(f'CREATE ROLE "{service}" LOGIN')
+            # Utility statements take no bind parameters: let the server quote the password (%L).
+            await conn.execute(
+                await conn.fetchval(
+                    "SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                    "NOBYPASSRLS PASSWORD %L', $1::text, $2::text)",
+                    service,
+                    db_password(service),
+                )
+            )
+            await conn.execute(f'GRANT CONNECT ON DATABASE oms TO "{service}"')
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{service}"')
+    finally:
+        await conn.close()
+    _say(f"postgres: database oms, roles and schemas for {', '.join(SERVICES)}")
+
+
+async def _migrate_all(cfg: Config) -> None:
+    applied: list[str] = []
+    for service in SERVICES:
+        conn = await asyncpg.connect(cfg.pg_dsn(service), password=db_password(service))
+        try:
+            names = await migrate(conn, service, service_migrations(service))
+            applied += [f"{service}.{name}" for name in names]
+        finally:
+            await conn.close()
+    _say(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+
+
+# --- SMTP sink -------------------------------------------------------------------------------------------
+
+
+def _smtp_ready(cfg: Config) -> bool:
+    try:
+        with smtplib.SMTP(HOST, cfg.smtp_port, timeout=2) as smtp:
+            return smtp.noop()[0] == 250
+    except (OSError, smtplib.SMTPException):
+        return False
+
+
+async def _start_smtp(cfg: Config) -> None:
+    pidfile, log = cfg.state / "smtp.pid", cfg.state / "smtp.log"
+    pid = _running_pid(pidfile, "aiosmtpd")
+    if pid is None:
+        if _port_open(cfg.smtp_port):
+            _fail(f"port {cfg.smtp_port} is taken by another process; set OMS_SMTP_PORT")
+        mailbox.Maildir(maildir(), create=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"{HOST}:{cfg.smtp_port}",
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            str(maildir()),
+        ]
+        pid = _spawn(cmd, log, pidfile, cfg.state)
+
+    async def ready() -> bool:
+        return await asyncio.to_thread(_smtp_ready, cfg)
+
+    await _wait_until(ready, "smtp sink", lambda: _running_pid(pidfile, "aiosmtpd") is not None, (log,), 30)
+    _say(f"smtp: ready on {HOST}:{cfg.smtp_port} (pid {pid}), maildir {maildir()}")
+
+
+# --- commands --------------------------------------------------------------------------------------------
+
+
+async def up() -> None:
+    """Start whatever is not running yet and bring topics, roles, schemas and migrations up to date."""
+    _clock.start = time.monotonic()
+    cfg = config()
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(_ensure_jars, cfg)
+    await _start_kafka(cfg)
+    await _create_topics(cfg)
+    await asyncio.to_thread(_start_postgres, cfg)
+    await _wait_postgres(cfg)
+    await _create_db_objects(cfg)
+    await _migrate_all(cfg)
+    await _start_smtp(cfg)
+    _say(
+        f"stack up: kafka {cfg.kafka_bootstrap}, postgres {HOST}:{cfg.pg_port}/oms, "
+        f"smtp {HOST}:{cfg.smtp_port}, state {cfg.state}"
+    )
+
+
+def down(purge: bool = False) -> None:
+    """Stop the SMTP sink, Kafka and PostgreSQL; with purge also delete their data."""
+    _clock.start = time.monotonic()
+    cfg = config()
+    if _stop_pid(cfg.state / "smtp.pid", "aiosmtpd", 10):
+        _say("smtp: stopped")
+    if _stop_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka", 30):
+        _say("kafka: stopped")
+    if _pg_running(cfg):
+        _pg(cfg, "pg_ctl", "-D", str(_pg_base(cfg) / "data"), "-m", "fast", "-w", "stop")
+        _say("postgres: stopped")
+    if purge:
+        pg_base = _pg_base(cfg)
+        shutil.rmtree(cfg.state, ignore_errors=True)
+        shutil.rmtree(pg_base, ignore_errors=True)
+        _say(f"purged {cfg.state}" + ("" if pg_base.is_relative_to(cfg.state) else f" and {pg_base}"))
+
+
+def status() -> None:
+    cfg = config()
+    kafka = _running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka")
+    smtp = _running_pid(cfg.state / "smtp.pid", "aiosmtpd")
+    pg_pid: int | None = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        if _pg_running(cfg):
+            pg_pid = int((_pg_base(cfg) / "data" / "postmaster.pid").read_text().split()[0])
+    rows = (
+        ("kafka", kafka, cfg.kafka_bootstrap),
+        ("postgres", pg_pid, f"{HOST}:{cfg.pg_port}"),
+        ("smtp", smtp, f"{HOST}:{cfg.smtp_port}"),
+    )
+    for name, pid, address in rows:
+        state = f"running  pid {pid:<7}" if pid else "stopped           "
+        print(f"{name:<9} {state} {address}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.stack", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start Kafka, PostgreSQL and the SMTP sink")
+    commands.add_parser("down", help="stop them").add_argument(
+        "--purge", action="store_true", help="also delete Kafka and PostgreSQL data"
+    )
+    commands.add_parser("status", help="show what runs")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            asyncio.run(up())
+        elif args.command == "down":
+            down(purge=args.purge)
+        else:
+            status()
+    except (StackError, subprocess.SubprocessError, OSError, asyncpg.PostgresError) as exc:
+        print(f"stack {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Order intake rules: what makes a submitted order valid, and how its status moves. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shared.events import ItemQuantity, SubmittedOrder
+
+ACCEPTED_PAYMENT = ("authorized", "paid")
+
+# Where each status stands in an order's life; events from different topics may arrive out of order,
+# so the status only ever moves forward. Final statuses end the order's life.
+STATUS_RANK = {
+    "received": 0,
+    "validated": 1,
+    "backordered": 2,
+    "allocated": 3,
+    "released": 4,
+    "shipped": 5,
+    "delivered": 6,
+    "rejected": 7,
+}
+FINAL_STATUSES = frozenset({"delivered", "rejected"})
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    shippable_countries: frozenset[str]
+    currencies: frozenset[str]
+    max_lines: int = 100
+    max_quantity: int = 1000
+
+
+def order_total(order: SubmittedOrder) -> Decimal:
+    return sum((line.unit_price * line.quantity for line in order.lines), Decimal(0)) + order.shipping_price
+
+
+def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rules: IntakeRules) -> list[str]:
+    """Why the order cannot be accepted; empty when it can. `catalogue` maps known SKUs to whether they are active."""
+    reasons: list[str] = []
+    if not order.lines:
+        reasons.append("the order has no lines")
+    if len(order.lines) > rules.max_lines:
+        reasons.append(f"too many lines: {len(order.lines)}, at most {rules.max_lines}")
+    for number, line in enumerate(order.lines, start=1):
+        if not 1 <= line.quantity <= rules.max_quantity:
+            reasons.append(f"line {number}: quantity {line.quantity} outside 1..{rules.max_quantity}")
+        if line.sku not in catalogue:
+            reasons.append(f"line {number}: unknown SKU {line.sku}")
+        elif not catalogue[line.sku]:
+            reasons.append(f"line {number}: SKU {line.sku} is not sold any more")
+    if order.currency not in rules.currencies:
+        reasons.append(f"currency {order.currency} is not accepted")
+    if order.payment.currency is not None and order.payment.currency != order.currency:
+        reasons.append(f"payment currency {order.payment.currency} differs from order currency {order.currency}")
+    if order.payment.status not in ACCEPTED_PAYMENT:
+        reasons.append(f"payment is {order.payment.status}, must be authorized or paid")
+    total = order_total(order)
+    if order.payment.amount < total:
+        reasons.append(f"payment {order.payment.amount} is less than the order total {total}")
+    if order.shipping_address.country not in rules.shippable_countries:
+        reasons.append(f"we do not ship to {order.shipping_address.country}")
+    return reasons
+
+
+def items_to_reserve(order: SubmittedOrder) -> list[ItemQuantity]:
+    """The order's lines per SKU, quantities of repeated SKUs added up, in the order first seen."""
+    totals: dict[str, int] = {}
+    for line in order.lines:
+        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
+    return [ItemQuantity(sku=sku, quantity=quantity) for sku, quantity in totals.items()]
+
+
+def advance(current: str, reported: str) -> str:
+    """The status after a lifecycle event: forward only, and never out of a final status."""
+    if current in FINAL_STATUSES or STATUS_RANK[reported] <= STATUS_RANK[current]:
+        return current
+    return reported

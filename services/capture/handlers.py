@@ -1,0 +1,141 @@
+"""Capture's handlers: intake (HTTP and Kafka), the catalogue copy, and the order timeline fed by the
+lifecycle events of the other services. Each runs inside the transaction its caller opened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from shared import events as ev
+from shared import topics
+from shared.consumer import Handler
+from shared.db import Conn
+from shared.envelope import Envelope, now, wrap
+from shared.kafka import Inbound
+from shared.metrics_business import ORDERS_RECEIVED, ORDERS_REJECTED, ORDERS_STATUS
+from shared.outbox import enqueue
+
+from . import domain, repository
+from .domain import IntakeRules
+
+SERVICE = "capture"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    order_id: UUID
+    status: str
+    duplicate: bool
+
+
+class CaptureHandlers:
+    def __init__(self, rules: IntakeRules) -> None:
+        self.rules = rules
+
+    async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: Envelope | None) -> Accepted:
+        received_at = now()
+        order_id = await repository.insert_order(conn, order, domain.order_total(order), received_at)
+        if order_id is None:
+            known_id, status = await repository.find_by_external_id(conn, order.channel, order.external_id)
+            return Accepted(known_id, status, duplicate=True)
+        ORDERS_RECEIVED.labels(order.channel).inc()
+        await repository.record(conn, order_id, "received", "received", received_at, f"via {order.channel}")
+        catalogue = await repository.catalogue(conn, (line.sku for line in order.lines))
+        reasons = domain.rejection_reasons(order, catalogue, self.rules)
+        outcome: ev.Contract
+        if reasons:
+            status = "rejected"
+            outcome = ev.OrderRejected(
+                order_id=order_id,
+                channel=order.channel,
+                external_id=order.external_id,
+                reasons=reasons,
+                customer=order.customer,
+            )
+            for reason in reasons:
+                ORDERS_REJECTED.labels(reason_kind(reason)).inc()
+        else:
+            status = "validated"
+            outcome = ev.OrderValidated(
+                order_id=order_id,
+                channel=order.channel,
+                external_id=order.external_id,
+                received_at=received_at,
+                currency=order.currency,
+                total=domain.order_total(order),
+                customer=order.customer,
+                ship_to=order.shipping_address,
+                service_level=order.service_level,
+                lines=domain.items_to_reserve(order),
+            )
+        event = wrap(outcome, producer=SERVICE, order_id=order_id, cause=cause)
+        await repository.record(
+            conn, order_id, status, status, event.occurred_at, "; ".join(reasons) or None, reasons=reasons
+        )
+        topic = topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED
+        await enqueue(conn, [(topic, str(order_id), event)])
+        ORDERS_STATUS.labels(status).inc()
+        return Accepted(order_id, status, duplicate=False)
+
+    async def on_order_submitted(self, conn: Conn, msg: Inbound) -> None:
+        assert isinstance(msg.payload, ev.SubmittedOrder)
+        await self.intake(conn, msg.payload, msg.envelope)
+
+    async def on_product_upserted(self, conn: Conn, msg: Inbound) -> None:
+        assert isinstance(msg.payload, ev.ProductUpserted)
+        await repository.upsert_product(conn, msg.payload)
+
+    async def on_lifecycle_event(self, conn: Conn, msg: Inbound) -> None:
+        """Allocation and fulfillment report progress; the order record keeps the timeline."""
+        step = timeline_step(msg.payload)
+        if step is None:
+            return
+        order_id, reported, detail = step
+        current = await repository.status_of(conn, order_id)
+        if current is None:
+            raise LookupError(f"{msg.envelope.type} for an order capture does not know")
+        status = domain.advance(current, reported)
+        await repository.record(conn, order_id, status, reported, msg.envelope.occurred_at, detail)
+        if status != current:
+            ORDERS_STATUS.labels(status).inc()
+
+    def routes(self) -> dict[str, Handler]:
+        return {
+            topics.ORDERS_SUBMITTED.name: self.on_order_submitted,
+            topics.CATALOG_PRODUCTS.name: self.on_product_upserted,
+            topics.ALLOCATION_EVENTS.name: self.on_lifecycle_event,
+            topics.PICK_TASKS.name: self.on_lifecycle_event,
+            topics.FULFILLMENT_EVENTS.name: self.on_lifecycle_event,
+        }
+
+
+def timeline_step(payload: ev.Contract) -> tuple[UUID, str, str | None] | None:
+    match payload:
+        case ev.OrderAllocated(order_id=order_id, shipments=shipments):
+            return order_id, "allocated", "from " + ", ".join(s.warehouse_id for s in shipments)
+        case ev.OrderBackordered(order_id=order_id, reason=reason):
+            return order_id, "backordered", reason
+        case ev.PickTaskReleased(order_id=order_id, warehouse_id=warehouse_id):
+            return order_id, "released", f"pick task sent to {warehouse_id}"
+        case ev.OrderShipped(order_id=order_id, carrier=carrier, tracking_number=tracking):
+            return order_id, "shipped", f"{carrier} {tracking}"
+        case ev.OrderDelivered(order_id=order_id):
+            return order_id, "delivered", None
+    return None
+
+
+def reason_kind(reason: str) -> str:
+    """A bounded label for a rejection reason (the reason text itself names SKUs and amounts)."""
+    for kind in (
+        "quantity",
+        "unknown SKU",
+        "not sold",
+        "too many lines",
+        "no lines",
+        "currency",
+        "payment",
+        "ship to",
+    ):
+        if kind in reason:
+            return kind.replace(" ", "_").lower()
+    return "other"

@@ -1,0 +1,96 @@
+"""PostgreSQL access: one asyncpg pool per service, pinned to the service's own schema, and the migration runner."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+# What handlers and repositories take: a plain or a pooled connection.
+Conn = asyncpg.Connection | PoolConnectionProxy
+BACKBONE_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.AdminShutdownError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        settings.db_dsn,
+        password=settings.db_password,
+        min_size=min_size,
+        max_size=settings.db_pool_size,
+        init=_init_connection,
+        server_settings={"search_path": settings.db_role, "application_name": f"oms-{settings.service}"},
+        command_timeout=30,
+    )
+
+
+async def connect(settings: CommonSettings) -> asyncpg.Connection:
+    conn = await asyncpg.connect(
+        settings.db_dsn,
+        password=settings.db_password,
+        server_settings={"search_path": settings.db_role, "application_name": f"oms-{settings.service}"},
+    )
+    await _init_connection(conn)
+    return conn
+
+
+def migration_files(directory: Path) -> list[Path]:
+    """Numbered files, applied in order: 001_orders.sql, 002_timeline.sql, ..."""
+    return sorted(p for p in directory.glob("*.sql") if p.name[:3].isdigit())
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> list[str]:
+    """Apply the backbone's, then the service's, not yet applied migrations to one schema; returns their names.
+
+    An advisory lock keeps two instances starting at once from applying the same file twice.
+    """
+    applied_now: list[str] = []
+    await conn.execute(
+        f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+        "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+        done: set[str] = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+        backbone = [(f"shared/{p.name}", p) for p in migration_files(BACKBONE_MIGRATIONS)]
+        for name, path in backbone + [(p.name, p) for p in migration_files(directory)]:
+            if name in done:
+                continue
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(path.read_text())
+            await conn.execute(f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', name)
+            applied_now.append(name)
+            log.info("applied migration %s.%s", schema, name)
+    return applied_now
+
+
+def service_migrations(service: str) -> Path:
+    return Path(__file__).resolve().parent.parent / "services" / service / "migrations"
+
+
+async def fetch_scalar(pool: asyncpg.Pool, query: str, *args: Any) -> Any:
+    async with pool.acquire() as conn:
+        return await conn.fetchval(query, *args)

@@ -1,0 +1,95 @@
+"""The envelope around every event the services publish: identity, causality and the versioned payload."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from shared import events as ev
+
+PAYLOAD_TYPES: dict[str, type[ev.Contract]] = {
+    cls.event_type: cls
+    for cls in (
+        ev.SubmittedOrder,
+        ev.ProductUpserted,
+        ev.InventoryAdjusted,
+        ev.WarehouseReported,
+        ev.CarrierReported,
+        ev.OrderValidated,
+        ev.OrderRejected,
+        ev.OrderAllocated,
+        ev.OrderBackordered,
+        ev.PickTaskReleased,
+        ev.OrderShipped,
+        ev.OrderDelivered,
+    )
+}
+# Ids of events that arrive without one (bare contract JSON from outside) derive from where they were read,
+# so a redelivery of the same record gets the same id.
+EXTERNAL_EVENT_NAMESPACE = UUID("5b0f3f1e-8c1c-4d8e-9a53-6f0c2b1d7e41")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID
+    type: str
+    version: int
+    occurred_at: datetime
+    order_id: UUID | None = None
+    correlation_id: UUID
+    causation_id: UUID | None = None
+    producer: str
+    payload: dict[str, Any]
+
+    def decode(self) -> ev.Contract:
+        model = PAYLOAD_TYPES.get(self.type)
+        if model is None:
+            raise ValueError(f"unknown event type {self.type!r}")
+        if self.version > model.version:
+            raise ValueError(f"{self.type} version {self.version} is newer than this service knows ({model.version})")
+        return model.model_validate(self.payload)
+
+
+def wrap(
+    payload: ev.Contract,
+    *,
+    producer: str,
+    order_id: UUID | None = None,
+    cause: Envelope | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    event_id = uuid.uuid4()
+    return Envelope(
+        event_id=event_id,
+        type=payload.event_type,
+        version=payload.version,
+        occurred_at=occurred_at or now(),
+        order_id=order_id,
+        correlation_id=cause.correlation_id if cause else event_id,
+        causation_id=cause.event_id if cause else None,
+        producer=producer,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+def from_external(payload: ev.Contract, *, topic: str, partition: int, offset: int, event_id: UUID | None) -> Envelope:
+    """An envelope for a bare record written by an outside party."""
+    eid = event_id or uuid.uuid5(EXTERNAL_EVENT_NAMESPACE, f"{topic}/{partition}/{offset}")
+    return Envelope(
+        event_id=eid,
+        type=payload.event_type,
+        version=payload.version,
+        occurred_at=now(),
+        correlation_id=eid,
+        producer=topic,
+        payload=payload.model_dump(mode="json"),
+    )

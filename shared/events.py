@@ -1,0 +1,214 @@
+"""Versioned payload models: the JSON contracts with the outside and between the services.
+
+Changes are additive; a breaking change is a new model with a new `version`. Money travels as decimal
+strings, never as binary floats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _decimal_string(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('money must be a decimal string such as "12.50", not a binary float')
+    return value
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("money must be a finite amount")
+    if value.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise ValueError("money has at most 4 decimal places")
+    return value
+
+
+Money = Annotated[Decimal, BeforeValidator(_decimal_string), AfterValidator(_finite), Field(ge=0, le=10**9)]
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+WarehouseId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+ServiceLevel = Literal["standard", "express", "overnight"]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+
+
+# ---- the generic order (POST /v1/orders and oms.orders.submitted) ----
+
+
+class Customer(Contract):
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+
+
+class Address(Contract):
+    name: str = Field(min_length=1, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    region: str | None = Field(default=None, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+
+
+class SubmittedLine(Contract):
+    sku: Sku
+    quantity: int = Field(description="1..1000; checked by business validation, not the schema")
+    unit_price: Money
+
+
+class Payment(Contract):
+    status: Literal["pending", "authorized", "paid", "declined", "voided", "refunded"]
+    amount: Money
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+
+
+class SubmittedOrder(Contract):
+    """An order as a channel adapter hands it in."""
+
+    event_type: ClassVar[str] = "OrderSubmitted"
+    channel: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    external_id: str = Field(min_length=1, max_length=128)
+    placed_at: AwareDatetime
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    customer: Customer
+    shipping_address: Address
+    service_level: ServiceLevel
+    lines: list[SubmittedLine] = Field(max_length=1000)
+    shipping_price: Money
+    payment: Payment
+
+    @property
+    def order_key(self) -> str:
+        return f"{self.channel}:{self.external_id}"
+
+
+# ---- inbound reference data and confirmations ----
+
+
+class ProductUpserted(Contract):
+    event_type: ClassVar[str] = "ProductUpserted"
+    sku: Sku
+    name: str = Field(min_length=1, max_length=200)
+    weight_grams: int = Field(ge=0, le=1_000_000)
+    active: bool
+
+
+class InventoryAdjusted(Contract):
+    event_type: ClassVar[str] = "InventoryAdjusted"
+    warehouse_id: WarehouseId
+    sku: Sku
+    kind: Literal["receipt", "count"]
+    quantity: int = Field(ge=0, le=10_000_000, description="receipt: units added; count: units on hand")
+    reference: str = Field(min_length=1, max_length=128, description="unique per warehouse; makes replays harmless")
+
+
+class ItemQuantity(Contract):
+    sku: Sku
+    quantity: int = Field(ge=1, le=1000)
+
+
+class Package(Contract):
+    weight_grams: int = Field(ge=0, le=1_000_000)
+
+
+class WarehouseReported(Contract):
+    event_type: ClassVar[str] = "WarehouseReported"
+    pick_task_id: UUID
+    warehouse_id: WarehouseId
+    kind: Literal["picked", "packed", "short_picked"]
+    lines: list[ItemQuantity] | None = None
+    package: Package | None = None
+    occurred_at: AwareDatetime
+
+
+class CarrierReported(Contract):
+    event_type: ClassVar[str] = "CarrierReported"
+    tracking_number: str = Field(min_length=1, max_length=64)
+    carrier: str = Field(min_length=1, max_length=32)
+    kind: Literal["in_transit", "out_for_delivery", "delivered", "exception"]
+    occurred_at: AwareDatetime
+    detail: str | None = Field(default=None, max_length=500)
+
+
+# ---- events the services publish ----
+
+
+class OrderValidated(Contract):
+    event_type: ClassVar[str] = "OrderValidated"
+    order_id: UUID
+    channel: str
+    external_id: str
+    received_at: datetime
+    currency: str
+    total: Decimal
+    customer: Customer
+    ship_to: Address
+    service_level: ServiceLevel
+    lines: list[ItemQuantity]
+
+
+class OrderRejected(Contract):
+    event_type: ClassVar[str] = "OrderRejected"
+    order_id: UUID
+    channel: str
+    external_id: str
+    reasons: list[str]
+    customer: Customer
+
+
+class Shipment(Contract):
+    warehouse_id: WarehouseId
+    lines: list[ItemQuantity]
+
+
+class OrderAllocated(Contract):
+    event_type: ClassVar[str] = "OrderAllocated"
+    order_id: UUID
+    shipments: list[Shipment]
+    ship_to: Address
+    service_level: ServiceLevel
+
+
+class OrderBackordered(Contract):
+    event_type: ClassVar[str] = "OrderBackordered"
+    order_id: UUID
+    reason: str
+    missing: list[ItemQuantity]
+
+
+class PickTaskReleased(Contract):
+    """A pick task for one warehouse: the contract on oms.warehouse.pick-tasks."""
+
+    event_type: ClassVar[str] = "PickTaskReleased"
+    pick_task_id: UUID
+    order_id: UUID
+    warehouse_id: WarehouseId
+    lines: list[ItemQuantity]
+    ship_to: Address
+    service_level: ServiceLevel
+    created_at: datetime
+
+
+class OrderShipped(Contract):
+    event_type: ClassVar[str] = "OrderShipped"
+    order_id: UUID
+    pick_task_id: UUID
+    warehouse_id: WarehouseId
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime
+
+
+class OrderDelivered(Contract):
+    event_type: ClassVar[str] = "OrderDelivered"
+    order_id: UUID
+    delivered_at: datetime

@@ -1,0 +1,137 @@
+"""What every service runs besides its handlers: the pool, the producer, the outbox relay, the consumer,
+and the HTTP surface for operations (/healthz, /readyz, /metrics). Services call `service_app` from their
+single wiring point, `create_app(settings)`; nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.consumer import EventConsumer, Handler
+from shared.db import create_pool
+from shared.kafka import DeadLetters, make_producer
+from shared.outbox import OutboxRelay
+from shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.consumer: EventConsumer | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "runtime not started"
+        return self._pool
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "runtime not started"
+        return self._producer
+
+    async def start(self, handlers: Mapping[str, Handler], extra: Mapping[str, Callable[[], Awaitable[None]]]) -> None:
+        self._pool = await create_pool(self.settings)
+        self._producer = make_producer(self.settings)
+        await self._producer.start()
+        self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
+        if handlers:
+            self.consumer = EventConsumer(
+                self.settings, self.pool, DeadLetters(self.settings.service, self.producer), handlers
+            )
+            self._spawn("consumer", self.consumer.run)
+        for name, loop in extra.items():
+            self._spawn(name, loop)
+
+    def _spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        async def guarded() -> None:
+            await loop()
+
+        task = asyncio.create_task(guarded(), name=name)
+        task.add_done_callback(self._on_task_done)
+        self.tasks.append(task)
+
+    @staticmethod
+    def _on_task_done(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        # A background loop must never end while the service runs: stop the process so its supervisor restarts it.
+        log.critical("background task %s ended: %r; stopping", task.get_name(), task.exception())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.remove_done_callback(self._on_task_done)
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def ready(self) -> dict[str, bool]:
+        checks = {"database": False, "consumer": self.consumer is None or self.consumer.assigned}
+        with contextlib.suppress(Exception):
+            checks["database"] = await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2.0) is True
+        return checks
+
+
+def service_app(
+    runtime: Runtime,
+    handlers: Callable[[], Mapping[str, Handler]],
+    *,
+    background: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+    title: str,
+) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start(handlers(), background or {})
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(response: Response) -> dict[str, Any]:
+        checks = await runtime.ready()
+        if not all(checks.values()):
+            response.status_code = 503
+        return {"ready": all(checks.values()), "checks": checks}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(app: FastAPI, settings: CommonSettings) -> None:
+    logging.basicConfig(
+        level=os.environ.get("OMS_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s {settings.service} %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, access_log=False, log_config=None)
