@@ -137,7 +137,8 @@ def _tail(path: Path, lines: int = 25) -> str:
         text = path.read_text(errors="replace").splitlines()[-lines:]
     except OSError:
         return f"  ({path} not readable)"
-    return f"--- last lines of {path} ---\n" + "\n".join(text)
+    # Kafka logs whole partition lists on one line: cut them, the stack trace matters more.
+    return f"--- last lines of {path} ---\n" + "\n".join(line[:400] for line in text)
 
 
 def _fail(message: str, *logs: Path) -> NoReturn:
@@ -220,23 +221,19 @@ def _ensure_jars(cfg: Config) -> None:
     if (cfg.kafka_libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
         _say(f"kafka jars: cached in {cfg.kafka_libs}")
         return
+    _say(f"kafka jars: collecting Kafka {KAFKA_VERSION} with maven into {cfg.kafka_libs}")
     cfg.kafka_libs.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="libs-", dir=cfg.kafka_libs.parent))
-    cmd = [
-        "mvn",
-        "-q",
-        "-B",
-        "dependency:copy-dependencies",
-        f"-Dkafka.version={KAFKA_VERSION}",
-        f"-DoutputDirectory={tmp}",
-    ]
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary shared directory
+    cmd = ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-Dkafka.version={KAFKA_VERSION}"]
+    cmd.append(f"-DoutputDirectory={tmp}")
     result = subprocess.run(cmd, cwd=REPO / "deploy" / "local" / "kafka", capture_output=True, text=True, check=False)
     if result.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StackError(f"maven could not fetch the Kafka jars:\n{(result.stdout + result.stderr)[-3000:]}")
     shutil.rmtree(cfg.kafka_libs, ignore_errors=True)  # a partial copy from an interrupted older layout
     tmp.rename(cfg.kafka_libs)
-    _say(f"kafka jars: downloaded into {cfg.kafka_libs}")
+    _say("kafka jars: collected")
 
 
 SERVER_PROPERTIES = """\
@@ -262,6 +259,7 @@ group.initial.rebalance.delay.ms=0
 
 LOG4J2 = """\
 status = warn
+shutdownHook = disable
 appender.out.type = {appender}
 appender.out.name = OUT
 {target}
@@ -282,6 +280,7 @@ NOISY_LOGGERS = (
     "kafka.log.LogManager",
     "org.apache.kafka.common.config.AbstractConfig",
     "org.apache.kafka.controller",
+    "org.apache.kafka.coordinator.common.runtime",
     "org.apache.kafka.raft",
     "org.apache.kafka.storage.internals.log",
 )
@@ -336,15 +335,8 @@ def _format_kafka(cfg: Config) -> None:
     id_file = cfg.kafka_dir / "cluster.id"
     if not id_file.exists():
         id_file.write_text(_storage_tool(cfg, "random-uuid").splitlines()[-1])
-    _storage_tool(
-        cfg,
-        "format",
-        "-t",
-        id_file.read_text().strip(),
-        "-c",
-        str(cfg.kafka_dir / "server.properties"),
-        "--ignore-formatted",
-    )
+    properties = str(cfg.kafka_dir / "server.properties")
+    _storage_tool(cfg, "format", "-t", id_file.read_text().strip(), "-c", properties, "--ignore-formatted")
     _say("kafka: storage formatted")
 
 
@@ -504,20 +496,8 @@ def _initdb(cfg: Config, base: Path, data: Path) -> None:
         shutil.chown(pwfile, "postgres", "postgres")
     try:
         # C collation: byte order, no dependency on the glibc locale data (and its version changes).
-        _pg(
-            cfg,
-            "initdb",
-            "-D",
-            str(data),
-            "-U",
-            "oms",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            f"--pwfile={pwfile}",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        )
+        auth = ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}")
+        _pg(cfg, "initdb", "-D", str(data), "-U", "oms", *auth, "-E", "UTF8", "--locale=C")
     finally:
         pwfile.unlink(missing_ok=True)
     _say("postgres: cluster initialised")
@@ -542,20 +522,7 @@ def _start_postgres(cfg: Config) -> None:
     options = (
         f"-p {cfg.pg_port} -k {shlex.quote(str(run))} -c listen_addresses={HOST} -c max_connections=200 -c fsync=on"
     )
-    _pg(
-        cfg,
-        "pg_ctl",
-        "-D",
-        str(data),
-        "-l",
-        str(logs / "postgres.log"),
-        "-o",
-        options,
-        "-w",
-        "-t",
-        "60",
-        "start",
-    )
+    _pg(cfg, "pg_ctl", "-D", str(data), "-l", str(logs / "postgres.log"), "-o", options, "-w", "-t", "60", "start")
     _say(f"postgres: started on {HOST}:{cfg.pg_port}")
 
 
@@ -632,17 +599,8 @@ async def _start_smtp(cfg: Config) -> None:
         if _port_open(cfg.smtp_port):
             _fail(f"port {cfg.smtp_port} is taken by another process; set OMS_SMTP_PORT")
         mailbox.Maildir(maildir(), create=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"{HOST}:{cfg.smtp_port}",
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-            str(maildir()),
-        ]
+        handler = ("-c", "aiosmtpd.handlers.Mailbox", str(maildir()))
+        cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{HOST}:{cfg.smtp_port}", *handler]
         pid = _spawn(cmd, log, pidfile, cfg.state)
 
     async def ready() -> bool:
@@ -678,13 +636,19 @@ def down(purge: bool = False) -> None:
     """Stop the SMTP sink, Kafka and PostgreSQL; with purge also delete their data."""
     _clock.start = time.monotonic()
     cfg = config()
+    stopped = []
     if _stop_pid(cfg.state / "smtp.pid", "aiosmtpd", 10):
+        stopped.append("smtp")
         _say("smtp: stopped")
     if _stop_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka", 30):
+        stopped.append("kafka")
         _say("kafka: stopped")
     if _pg_running(cfg):
         _pg(cfg, "pg_ctl", "-D", str(_pg_base(cfg) / "data"), "-m", "fast", "-w", "stop")
+        stopped.append("postgres")
         _say("postgres: stopped")
+    if not stopped:
+        _say("nothing was running")
     if purge:
         pg_base = _pg_base(cfg)
         shutil.rmtree(cfg.state, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Allocation's handlers: reserve validated orders, apply receipts and counts, release backorders."""
+"""Allocation's handlers: reserve validated orders, apply receipts and counts, release backorders, and
+take shipped units out of stock."""
 
 from __future__ import annotations
 
@@ -113,6 +114,11 @@ class AllocationHandlers:
             ],
         )
 
+    async def on_fulfillment_event(self, conn: Conn, msg: Inbound) -> None:
+        shipped = msg.payload
+        if isinstance(shipped, ev.OrderShipped):
+            await repository.ship_reservations(conn, shipped.order_id, shipped.warehouse_id)
+
     async def on_product_upserted(self, conn: Conn, msg: Inbound) -> None:
         assert isinstance(msg.payload, ev.ProductUpserted)
         await repository.upsert_product(conn, msg.payload)
@@ -122,4 +128,5 @@ class AllocationHandlers:
             topics.ORDERS_VALIDATED.name: self.on_order_validated,
             topics.INVENTORY_ADJUSTMENTS.name: self.on_inventory_adjusted,
             topics.CATALOG_PRODUCTS.name: self.on_product_upserted,
+            topics.FULFILLMENT_EVENTS.name: self.on_fulfillment_event,
         }

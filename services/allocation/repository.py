@@ -37,6 +37,22 @@ async def reserve(conn: Conn, order_id: UUID, warehouse_id: str, lines: Mapping[
     )
 
 
+async def ship_reservations(conn: Conn, order_id: UUID, warehouse_id: str) -> int:
+    """Units that left the warehouse: out of on hand and out of reserved. Returns how many units."""
+    shipped = await conn.fetch(
+        "UPDATE reservations SET status = 'shipped' WHERE order_id = $1 AND warehouse_id = $2 AND status = 'open'"
+        " RETURNING sku, quantity",
+        order_id,
+        warehouse_id,
+    )
+    await conn.executemany(
+        "UPDATE stock SET on_hand = on_hand - $3, reserved = reserved - $3, updated_at = now()"
+        " WHERE warehouse_id = $1 AND sku = $2",
+        sorted((warehouse_id, r["sku"], r["quantity"]) for r in shipped),
+    )
+    return sum(r["quantity"] for r in shipped)
+
+
 async def order_known(conn: Conn, order_id: UUID) -> bool:
     return bool(await conn.fetchval("SELECT true FROM orders WHERE order_id = $1", order_id))
 

@@ -1,4 +1,5 @@
--- Stock per (warehouse, sku). The checks make overselling impossible whatever the code above does.
+-- Stock per (warehouse, sku): on hand counts units in the building, reserved those promised to open
+-- reservations; shipping takes units out of both. The checks make overselling impossible whatever the code above does.
 CREATE TABLE stock (
     warehouse_id text NOT NULL,
     sku          text NOT NULL,
@@ -35,6 +36,7 @@ CREATE TABLE reservations (
     warehouse_id text NOT NULL,
     sku          text NOT NULL,
     quantity     integer NOT NULL CHECK (quantity > 0),
+    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'shipped')),
     PRIMARY KEY (order_id, warehouse_id, sku),
     FOREIGN KEY (warehouse_id, sku) REFERENCES stock (warehouse_id, sku)
 );

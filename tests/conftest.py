@@ -1,0 +1,51 @@
+"""The real stack for integration and end-to-end tests: Kafka, PostgreSQL and the SMTP sink started by the
+project's own script, and the four services plus the simulator as separate processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+
+from deploy.local import processes
+from deploy.local.client import CAPTURE_URL
+
+ADMIN_DSN = (
+    f"postgresql://oms:{os.environ.get('OMS_PG_ADMIN_PASSWORD', 'dev-admin-password')}"
+    f"@127.0.0.1:{os.environ.get('OMS_PG_PORT', '15432')}/oms"
+)
+
+
+@pytest.fixture(scope="session")
+def stack() -> None:
+    subprocess.run([sys.executable, "-m", "deploy.local.stack", "up"], cwd=processes.REPO, check=True)
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack: None) -> Iterator[dict[str, processes.Process]]:
+    """Every service running; those this session started are stopped at its end."""
+    everything = processes.everything()
+    started = [p for p in everything if p.pid() is None]
+    processes.start_all(everything)
+    yield {p.name: p for p in everything}
+    for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(stack: None) -> AsyncIterator[asyncpg.Pool]:
+    """An administrator's view across the services' schemas, for assertions only."""
+    pool = await asyncpg.create_pool(ADMIN_DSN, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def http(pipeline: dict[str, processes.Process]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=CAPTURE_URL, timeout=30) as client:
+        yield client

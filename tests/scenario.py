@@ -1,0 +1,83 @@
+"""Steps the integration scenarios share: seed a catalogue and stock, follow an order, read the mail."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from deploy.local import client, processes
+from shared import topics
+from tests.waiting import eventually
+
+FINAL = {"delivered", "rejected"}
+
+
+def new_skus(count: int, prefix: str = "T") -> list[str]:
+    run = uuid.uuid4().hex[:8]
+    return [f"{prefix}-{run}-{i}" for i in range(count)]
+
+
+async def seed(stock: Iterable[tuple[str, str, int]]) -> None:
+    """Products in the catalogue and (warehouse, sku, quantity) received, seen by capture and allocation."""
+    stock = list(stock)
+    await client.publish_products({sku for _, sku, _ in stock})
+    await client.publish_receipts(stock, reference=f"seed-{uuid.uuid4()}")
+    await client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
+    await client.wait_caught_up("oms-allocation", [topics.CATALOG_PRODUCTS.name, topics.INVENTORY_ADJUSTMENTS.name])
+
+
+async def order_view(http: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
+    response = await http.get(f"/v1/orders/{order_id}")
+    response.raise_for_status()
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def wait_status(http: httpx.AsyncClient, order_id: str, statuses: set[str], timeout: float = 45) -> dict[str, Any]:
+    return await eventually(lambda: order_view(http, order_id), lambda v: v["status"] in statuses, timeout=timeout)
+
+
+def mail_for(order_id: str) -> list[str]:
+    """Kinds of the messages the SMTP server received for this order."""
+    box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
+    return sorted(m["X-OMS-Message-Kind"] for m in box if m["X-OMS-Order-Id"] == order_id)
+
+
+class TopicReader:
+    """A plain Kafka consumer, not part of the services: reads a topic from its current end onwards."""
+
+    def __init__(self, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=client.BOOTSTRAP, group_id=f"test-{uuid.uuid4()}", auto_offset_reset="latest"
+        )
+        self.seen: list[Any] = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self.consumer.start()
+        # Pin the start positions now, so nothing published after this point can be missed.
+        await eventually(self._assigned, bool, timeout=30)
+        for tp in self.consumer.assignment():
+            await self.consumer.position(tp)
+        return self
+
+    async def _assigned(self) -> bool:
+        await self.consumer.getmany(timeout_ms=100)
+        return bool(self.consumer.assignment())
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+
+    async def read(self) -> list[Any]:
+        for records in (await self.consumer.getmany(timeout_ms=200)).values():
+            self.seen.extend(records)
+        return self.seen
+
+    async def bodies_for(self, order_id: str) -> list[dict[str, Any]]:
+        records = await self.read()
+        bodies = [json.loads(r.value) for r in records]
+        return [b for b in bodies if b.get("order_id") == order_id or b.get("payload", {}).get("order_id") == order_id]
