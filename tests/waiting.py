@@ -10,7 +10,10 @@ from typing import Any
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[Any] | Any], until: Callable[[Any], bool], *, timeout: float = 30.0,
+    probe: Callable[[], Awaitable[Any] | Any],
+    until: Callable[[Any], bool],
+    *,
+    timeout: float = 30.0,
     every: float = 0.1,
 ) -> Any:
     deadline = time.monotonic() + timeout

@@ -19,7 +19,9 @@ BOOTSTRAP = os.environ.get("OMS_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
 CAPTURE_URL = f"http://127.0.0.1:{os.environ.get('OMS_CAPTURE_PORT', '8080')}"
 
 
-async def publish(topic: str, items: Iterable[tuple[str, dict[str, Any] | bytes]]) -> None:
+async def publish(
+    topic: str, items: Iterable[tuple[str, dict[str, Any] | bytes]], headers: list[tuple[str, bytes]] | None = None
+) -> None:
     """Publish bare records (as an outside party does) and wait until the broker has them all."""
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
     await producer.start()
@@ -27,7 +29,7 @@ async def publish(topic: str, items: Iterable[tuple[str, dict[str, Any] | bytes]
         futures = []
         for key, value in items:
             body = value if isinstance(value, bytes) else json.dumps(value).encode()
-            futures.append(await producer.send(topic, body, key=key.encode()))
+            futures.append(await producer.send(topic, body, key=key.encode(), headers=headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

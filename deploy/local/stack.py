@@ -41,7 +41,6 @@ KAFKA_VERSION = "4.1.2"
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 READY_TIMEOUT = 90.0
-_children: list[subprocess.Popen[bytes]] = []  # kept so the detached children are not reported as leaked
 
 
 class StackError(Exception):
@@ -177,7 +176,9 @@ def _spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
             cwd=cwd,
             start_new_session=True,
         )
-    _children.append(proc)
+    # Detached: tracked through the pid file from now on (and reaped by _running_pid), so tell subprocess
+    # not to wait for it or report it as leaked when the Popen object goes away.
+    proc.returncode = 0
     pidfile.write_text(str(proc.pid))
     return proc.pid
 

@@ -61,4 +61,3 @@ async def test_an_oversized_body_is_refused_with_413(http) -> None:
     document["customer"]["name"] = "x" * 300_000
     response = await http.post("/v1/orders", json=document)
     assert response.status_code == 413
-

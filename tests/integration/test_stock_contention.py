@@ -1,0 +1,70 @@
+"""Scarce stock under concurrency: never oversold, whatever the number of orders and allocation instances."""
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from deploy.local import processes
+from shared.settings import development_password
+from tests.factories import order_document
+from tests.scenario import new_skus, seed
+from tests.waiting import eventually
+
+
+async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_allocation_instances(
+    http, db, pipeline
+) -> None:
+    # given 30 units of one SKU and a second allocation instance sharing the work
+    (sku,) = new_skus(1)
+    second = processes.Process("allocation-2", "services.allocation", 8091, env={"OMS_INSTANCE": "2"})
+    second.start()
+    try:
+        second.wait_ready()
+        await seed([("ams", sku, 30)])
+
+        # when 100 customers order one unit each at the same time
+        responses = await asyncio.gather(
+            *(http.post("/v1/orders", json=order_document([(sku, 1)])) for _ in range(100))
+        )
+        assert {r.status_code for r in responses} == {202}
+        order_ids = [uuid.UUID(r.json()["order_id"]) for r in responses]
+
+        # then every order is either allocated or waiting for stock, with the reason
+        decided = await eventually(
+            lambda: db.fetch(
+                "SELECT status, reason FROM allocation.orders WHERE order_id = ANY($1::uuid[])", order_ids
+            ),
+            lambda rows: len(rows) == 100,
+            timeout=60,
+        )
+    finally:
+        second.stop()
+    statuses = [r["status"] for r in decided]
+    assert statuses.count("allocated") == 30
+    assert statuses.count("backordered") == 70
+    assert {r["reason"] for r in decided if r["status"] == "backordered"} == {f"waiting for stock: {sku} short by 1"}
+
+    # and exactly 30 units were ever reserved; stock never went negative or below what is reserved
+    assert await db.fetchval("SELECT sum(quantity) FROM allocation.reservations WHERE sku = $1", sku) == 30
+    stock = await db.fetchrow("SELECT on_hand, reserved FROM allocation.stock WHERE sku = $1", sku)
+    shipped = await db.fetchval(
+        "SELECT coalesce(sum(quantity), 0) FROM allocation.reservations WHERE sku = $1 AND status = 'shipped'", sku
+    )
+    assert stock["on_hand"] + shipped == 30
+    assert stock["reserved"] + shipped == 30
+    assert 0 <= stock["reserved"] <= stock["on_hand"]
+
+
+async def test_the_database_itself_refuses_to_reserve_more_than_is_on_hand(db) -> None:
+    (sku,) = new_skus(1)
+    conn = await asyncpg.connect(
+        "postgresql://allocation@127.0.0.1:15432/oms", password=development_password("allocation")
+    )
+    try:
+        await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 2)", sku)
+        with pytest.raises(asyncpg.CheckViolationError, match="stock_not_oversold"):
+            await conn.execute("UPDATE allocation.stock SET reserved = 3 WHERE sku = $1", sku)
+    finally:
+        await conn.close()
