@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from deploy.local import processes
+from deploy.local import stack as local_stack
 from deploy.local.client import CAPTURE_URL
 
 ADMIN_DSN = (
@@ -22,8 +23,13 @@ ADMIN_DSN = (
 
 
 @pytest.fixture(scope="session")
-def stack() -> None:
+def stack() -> Iterator[None]:
+    """The stack as the project's script starts it; stopped at the end if this session started it."""
+    already_running = local_stack.running()
     subprocess.run([sys.executable, "-m", "deploy.local.stack", "up"], cwd=processes.REPO, check=True)
+    yield
+    if not already_running:
+        local_stack.down()
 
 
 @pytest.fixture(scope="session")

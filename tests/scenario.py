@@ -41,7 +41,10 @@ async def order_view(http: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
 async def wait_status(
     http: httpx.AsyncClient, order_id: str, statuses: set[str], timeout: float = 45
 ) -> dict[str, Any]:
-    return await eventually(lambda: order_view(http, order_id), lambda v: v["status"] in statuses, timeout=timeout)
+    view: dict[str, Any] = await eventually(
+        lambda: order_view(http, order_id), lambda v: v["status"] in statuses, timeout=timeout
+    )
+    return view
 
 
 def mail_for(order_id: str) -> list[str]:

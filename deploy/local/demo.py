@@ -15,49 +15,32 @@ import os
 import platform
 import random
 import re
-import subprocess
 import sys
 import time
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from deploy.local import client, processes
+from deploy.local import client, processes, stack
 from shared import topics
 
 FINAL = ("delivered", "rejected")
 STATUS_METRIC = re.compile(r'^oms_order_status_changes_total\{status="(\w+)"\} ([0-9.e+]+)$', re.MULTILINE)
 COUNTRIES = ("NL", "DE", "FR", "BE", "GB")
+SHIPPING = Decimal("4.95")
 SERVICE_LEVELS = ("standard", "standard", "express", "overnight")
-
-
-def stack(action: str) -> None:
-    subprocess.run([sys.executable, "-m", "deploy.local.stack", action], cwd=processes.REPO, check=True)
-
-
-def stack_running() -> bool:
-    result = subprocess.run(
-        [sys.executable, "-m", "deploy.local.stack", "status"],
-        cwd=processes.REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.returncode == 0 and result.stdout.count(" running ") == 3
 
 
 def demo_order(run: str, number: int, skus: list[str]) -> dict[str, Any]:
     rng = random.Random(number)
     chosen = rng.sample(skus, rng.randint(1, 3))
-    lines = [
-        {"sku": sku, "quantity": rng.randint(1, 3), "unit_price": f"{rng.randint(5, 80)}.{rng.randint(0, 99):02d}"}
-        for sku in chosen
-    ]
+    lines = [(sku, rng.randint(1, 3), Decimal(f"{rng.randint(5, 80)}.{rng.randint(0, 99):02d}")) for sku in chosen]
     if number % 20 == 7:  # every 20th order asks for something not in the catalogue and is rejected
-        lines.append({"sku": f"UNKNOWN-{run}", "quantity": 1, "unit_price": "1.00"})
-    total = sum(float(line["unit_price"]) * int(line["quantity"]) for line in lines) + 4.95
+        lines.append((f"UNKNOWN-{run}", 1, Decimal("1.00")))
+    total = sum((price * quantity for _, quantity, price in lines), SHIPPING)
     country = COUNTRIES[number % len(COUNTRIES)]
     return {
         "channel": "webshop",
@@ -73,9 +56,9 @@ def demo_order(run: str, number: int, skus: list[str]) -> dict[str, Any]:
             "country": country,
         },
         "service_level": SERVICE_LEVELS[number % len(SERVICE_LEVELS)],
-        "lines": lines,
-        "shipping_price": "4.95",
-        "payment": {"status": "paid", "amount": f"{total:.2f}"},
+        "lines": [{"sku": sku, "quantity": quantity, "unit_price": str(price)} for sku, quantity, price in lines],
+        "shipping_price": str(SHIPPING),
+        "payment": {"status": "paid", "amount": str(total)},
     }
 
 
@@ -199,9 +182,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every order to finish")
     args = parser.parse_args()
 
-    started_stack = not stack_running()
+    started_stack = not stack.running()
     if started_stack:
-        stack("up")
+        asyncio.run(stack.up())
     pipeline = processes.everything()
     started = [p for p in pipeline if p.pid() is None]
     ok = False
@@ -212,7 +195,7 @@ def main() -> None:
         for process in reversed(started):
             process.stop()
         if started_stack:
-            stack("down")
+            stack.down()
     sys.exit(0 if ok else 1)
 
 

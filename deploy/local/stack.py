@@ -657,7 +657,8 @@ def down(purge: bool = False) -> None:
         _say(f"purged {cfg.state}" + ("" if pg_base.is_relative_to(cfg.state) else f" and {pg_base}"))
 
 
-def status() -> None:
+def components() -> list[tuple[str, int | None, str]]:
+    """(name, pid when running, address) of each piece of the stack."""
     cfg = config()
     kafka = _running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka")
     smtp = _running_pid(cfg.state / "smtp.pid", "aiosmtpd")
@@ -665,12 +666,19 @@ def status() -> None:
     with contextlib.suppress(OSError, ValueError, IndexError):
         if _pg_running(cfg):
             pg_pid = int((_pg_base(cfg) / "data" / "postmaster.pid").read_text().split()[0])
-    rows = (
+    return [
         ("kafka", kafka, cfg.kafka_bootstrap),
         ("postgres", pg_pid, f"{HOST}:{cfg.pg_port}"),
         ("smtp", smtp, f"{HOST}:{cfg.smtp_port}"),
-    )
-    for name, pid, address in rows:
+    ]
+
+
+def running() -> bool:
+    return all(pid for _, pid, _ in components())
+
+
+def status() -> None:
+    for name, pid, address in components():
         state = f"running  pid {pid:<7}" if pid else "stopped           "
         print(f"{name:<9} {state} {address}")
 

@@ -1,0 +1,62 @@
+# Everything a person runs. The first target that needs the Python environment creates it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install demo up down status test test-unit test-integration lint format asyncapi clean
+
+help:
+	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
+	@echo "make test   - lint, unit tests, then integration and end-to-end tests on the real stack"
+	@echo "make up     - start Kafka, PostgreSQL, the SMTP sink, the four services and the simulator"
+	@echo "make down   - stop all of it (data is kept; 'python -m deploy.local.stack down --purge' drops it)"
+	@echo "make status - what is running"
+
+$(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
+	bash deploy/local/bootstrap.sh
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m deploy.local.demo
+
+up: install
+	$(PY) -m deploy.local.stack up
+	$(PY) -m deploy.local.processes start
+
+down:
+	-$(PY) -m deploy.local.processes stop
+	$(PY) -m deploy.local.stack down
+
+status: install
+	$(PY) -m deploy.local.stack status
+	$(PY) -m deploy.local.processes status
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test-unit: install
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: install
+	$(VENV)/bin/pytest tests/integration tests/e2e
+
+test: lint test-unit test-integration
+
+asyncapi: install
+	$(PY) -m shared.asyncapi > docs/asyncapi.json
+
+clean: down
+	$(PY) -m deploy.local.stack down --purge
+	rm -rf $(VENV)
