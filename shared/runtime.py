@@ -134,4 +134,12 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         format=f"%(asctime)s {settings.service} %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, access_log=False, log_config=None)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        access_log=False,
+        log_config=None,
+        loop="uvloop",
+        http="httptools",
+    )

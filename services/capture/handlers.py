@@ -4,6 +4,7 @@ lifecycle events of the other services. Each runs inside the transaction its cal
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from shared import events as ev
@@ -33,48 +34,30 @@ class CaptureHandlers:
         self.rules = rules
 
     async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: Envelope | None) -> Accepted:
-        received_at = now()
-        order_id = await repository.insert_order(conn, order, domain.order_total(order), received_at)
-        if order_id is None:
-            known_id, status = await repository.find_by_external_id(conn, order.channel, order.external_id)
-            return Accepted(known_id, status, duplicate=True)
-        ORDERS_RECEIVED.labels(order.channel).inc()
-        await repository.record(conn, order_id, "received", "received", received_at, f"via {order.channel}")
+        """Store a new order already decided (validated or rejected) and announce the decision; a known
+        (channel, external_id) returns the order as it stands."""
         catalogue = await repository.catalogue(conn, (line.sku for line in order.lines))
         reasons = domain.rejection_reasons(order, catalogue, self.rules)
-        outcome: ev.Contract
-        if reasons:
-            status = "rejected"
-            outcome = ev.OrderRejected(
-                order_id=order_id,
-                channel=order.channel,
-                external_id=order.external_id,
-                reasons=reasons,
-                customer=order.customer,
-            )
-            for reason in reasons:
-                ORDERS_REJECTED.labels(reason_kind(reason)).inc()
-        else:
-            status = "validated"
-            outcome = ev.OrderValidated(
-                order_id=order_id,
-                channel=order.channel,
-                external_id=order.external_id,
-                received_at=received_at,
-                currency=order.currency,
-                total=domain.order_total(order),
-                customer=order.customer,
-                ship_to=order.shipping_address,
-                service_level=order.service_level,
-                lines=domain.items_to_reserve(order),
-            )
-        event = wrap(outcome, producer=SERVICE, order_id=order_id, cause=cause)
-        await repository.record(
-            conn, order_id, status, status, event.occurred_at, "; ".join(reasons) or None, reasons=reasons
+        status = "rejected" if reasons else "validated"
+        received_at = now()
+        order_id = await repository.insert_order(conn, order, domain.order_total(order), status, reasons, received_at)
+        if order_id is None:
+            known_id, known_status = await repository.find_by_external_id(conn, order.channel, order.external_id)
+            return Accepted(known_id, known_status, duplicate=True)
+        event = wrap(decision(order_id, order, reasons, received_at), producer=SERVICE, order_id=order_id, cause=cause)
+        await repository.add_steps(
+            conn,
+            order_id,
+            [
+                ("received", received_at, f"via {order.channel}"),
+                (status, event.occurred_at, "; ".join(reasons) or None),
+            ],
         )
-        topic = topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED
-        await enqueue(conn, [(topic, str(order_id), event)])
+        await enqueue(conn, [(topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED, str(order_id), event)])
+        ORDERS_RECEIVED.labels(order.channel).inc()
         ORDERS_STATUS.labels(status).inc()
+        for reason in reasons:
+            ORDERS_REJECTED.labels(reason_kind(reason)).inc()
         return Accepted(order_id, status, duplicate=False)
 
     async def on_order_submitted(self, conn: Conn, msg: Inbound) -> None:
@@ -95,7 +78,7 @@ class CaptureHandlers:
         if current is None:
             raise LookupError(f"{msg.envelope.type} for an order capture does not know")
         status = domain.advance(current, reported)
-        await repository.record(conn, order_id, status, reported, msg.envelope.occurred_at, detail)
+        await repository.record_step(conn, order_id, status, reported, msg.envelope.occurred_at, detail)
         if status != current:
             ORDERS_STATUS.labels(status).inc()
 
@@ -107,6 +90,29 @@ class CaptureHandlers:
             topics.PICK_TASKS.name: self.on_lifecycle_event,
             topics.FULFILLMENT_EVENTS.name: self.on_lifecycle_event,
         }
+
+
+def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: list[str], received_at: datetime) -> ev.Contract:
+    if reasons:
+        return ev.OrderRejected(
+            order_id=order_id,
+            channel=order.channel,
+            external_id=order.external_id,
+            reasons=reasons,
+            customer=order.customer,
+        )
+    return ev.OrderValidated(
+        order_id=order_id,
+        channel=order.channel,
+        external_id=order.external_id,
+        received_at=received_at,
+        currency=order.currency,
+        total=domain.order_total(order),
+        customer=order.customer,
+        ship_to=order.shipping_address,
+        service_level=order.service_level,
+        lines=domain.items_to_reserve(order),
+    )
 
 
 def timeline_step(payload: ev.Contract) -> tuple[UUID, str, str | None] | None:

@@ -13,15 +13,19 @@ from shared.db import Conn
 from shared.events import ProductUpserted, SubmittedOrder
 
 
-async def insert_order(conn: Conn, order: SubmittedOrder, total: Decimal, at: datetime) -> UUID | None:
+async def insert_order(
+    conn: Conn, order: SubmittedOrder, total: Decimal, status: str, reasons: list[str], at: datetime
+) -> UUID | None:
     """The new order's id, or None when (channel, external_id) is known already."""
     return await conn.fetchval(  # type: ignore[no-any-return]
-        "INSERT INTO orders (order_id, channel, external_id, status, received_at, placed_at, currency, total,"
-        " document) VALUES ($1, $2, $3, 'received', $4, $5, $6, $7, $8)"
+        "INSERT INTO orders (order_id, channel, external_id, status, reasons, received_at, placed_at, currency,"
+        " total, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         " ON CONFLICT (channel, external_id) DO NOTHING RETURNING order_id",
         uuid.uuid4(),
         order.channel,
         order.external_id,
+        status,
+        reasons,
         at,
         order.placed_at,
         order.currency,
@@ -49,25 +53,21 @@ async def status_of(conn: Conn, order_id: UUID) -> str | None:
     )
 
 
-async def record(
-    conn: Conn,
-    order_id: UUID,
-    status: str,
-    reported: str,
-    at: datetime,
-    detail: str | None,
-    reasons: list[str] | None = None,
-) -> None:
-    """Set the order's status and add the reported step to its timeline."""
+async def add_steps(conn: Conn, order_id: UUID, steps: list[tuple[str, datetime, str | None]]) -> None:
+    await conn.executemany(
+        "INSERT INTO order_timeline (order_id, status, occurred_at, detail) VALUES ($1, $2, $3, $4)",
+        [(order_id, *step) for step in steps],
+    )
+
+
+async def record_step(conn: Conn, order_id: UUID, status: str, reported: str, at: datetime, detail: str | None) -> None:
+    """Add the reported step to the order's timeline and set its status, in one round trip."""
     await conn.execute(
-        "UPDATE orders SET status = $2, reasons = coalesce($3, reasons), updated_at = now() WHERE order_id = $1",
+        "WITH step AS (INSERT INTO order_timeline (order_id, status, occurred_at, detail)"
+        " VALUES ($1, $3, $4, $5))"
+        " UPDATE orders SET status = $2, updated_at = now() WHERE order_id = $1",
         order_id,
         status,
-        reasons,
-    )
-    await conn.execute(
-        "INSERT INTO order_timeline (order_id, status, occurred_at, detail) VALUES ($1, $2, $3, $4)",
-        order_id,
         reported,
         at,
         detail,
