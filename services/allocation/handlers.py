@@ -7,8 +7,8 @@ import logging
 from collections.abc import Sequence
 from uuid import UUID
 
+from shared import catalogue, topics
 from shared import events as ev
-from shared import topics
 from shared.consumer import Handler
 from shared.db import Conn
 from shared.envelope import Envelope, now, wrap
@@ -119,14 +119,10 @@ class AllocationHandlers:
         if isinstance(shipped, ev.OrderShipped):
             await repository.ship_reservations(conn, shipped.order_id, shipped.warehouse_id)
 
-    async def on_product_upserted(self, conn: Conn, msg: Inbound) -> None:
-        assert isinstance(msg.payload, ev.ProductUpserted)
-        await repository.upsert_product(conn, msg.payload)
-
     def routes(self) -> dict[str, Handler]:
         return {
             topics.ORDERS_VALIDATED.name: self.on_order_validated,
             topics.INVENTORY_ADJUSTMENTS.name: self.on_inventory_adjusted,
-            topics.CATALOG_PRODUCTS.name: self.on_product_upserted,
+            topics.CATALOG_PRODUCTS.name: catalogue.on_product_upserted,
             topics.FULFILLMENT_EVENTS.name: self.on_fulfillment_event,
         }

@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db import Conn
-from shared.events import InventoryAdjusted, OrderValidated, ProductUpserted
+from shared.events import InventoryAdjusted, OrderValidated
 
 from .domain import Availability
 
@@ -137,18 +137,6 @@ async def record_shortfall(conn: Conn, adjustment: InventoryAdjusted, shortfall:
         adjustment.warehouse_id,
         adjustment.reference,
         shortfall,
-    )
-
-
-async def upsert_product(conn: Conn, product: ProductUpserted) -> None:
-    await conn.execute(
-        "INSERT INTO products (sku, name, weight_grams, active) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (sku) DO UPDATE SET name = excluded.name, weight_grams = excluded.weight_grams,"
-        " active = excluded.active",
-        product.sku,
-        product.name,
-        product.weight_grams,
-        product.active,
     )
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from shared import catalogue, topics
 from shared import events as ev
-from shared import topics
 from shared.consumer import Handler
 from shared.db import Conn
 from shared.envelope import Envelope, now, wrap
@@ -36,8 +36,8 @@ class CaptureHandlers:
     async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: Envelope | None) -> Accepted:
         """Store a new order already decided (validated or rejected) and announce the decision; a known
         (channel, external_id) returns the order as it stands."""
-        catalogue = await repository.catalogue(conn, (line.sku for line in order.lines))
-        reasons = domain.rejection_reasons(order, catalogue, self.rules)
+        known_skus = await repository.catalogue(conn, (line.sku for line in order.lines))
+        reasons = domain.rejection_reasons(order, known_skus, self.rules)
         status = "rejected" if reasons else "validated"
         received_at = now()
         order_id = await repository.insert_order(conn, order, domain.order_total(order), status, reasons, received_at)
@@ -64,10 +64,6 @@ class CaptureHandlers:
         assert isinstance(msg.payload, ev.SubmittedOrder)
         await self.intake(conn, msg.payload, msg.envelope)
 
-    async def on_product_upserted(self, conn: Conn, msg: Inbound) -> None:
-        assert isinstance(msg.payload, ev.ProductUpserted)
-        await repository.upsert_product(conn, msg.payload)
-
     async def on_lifecycle_event(self, conn: Conn, msg: Inbound) -> None:
         """Allocation and fulfillment report progress; the order record keeps the timeline."""
         step = timeline_step(msg.payload)
@@ -85,7 +81,7 @@ class CaptureHandlers:
     def routes(self) -> dict[str, Handler]:
         return {
             topics.ORDERS_SUBMITTED.name: self.on_order_submitted,
-            topics.CATALOG_PRODUCTS.name: self.on_product_upserted,
+            topics.CATALOG_PRODUCTS.name: catalogue.on_product_upserted,
             topics.ALLOCATION_EVENTS.name: self.on_lifecycle_event,
             topics.PICK_TASKS.name: self.on_lifecycle_event,
             topics.FULFILLMENT_EVENTS.name: self.on_lifecycle_event,

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.db import Conn
-from shared.events import ProductUpserted, SubmittedOrder
+from shared.events import SubmittedOrder
 
 
 async def insert_order(
@@ -71,18 +71,6 @@ async def record_step(conn: Conn, order_id: UUID, status: str, reported: str, at
         reported,
         at,
         detail,
-    )
-
-
-async def upsert_product(conn: Conn, product: ProductUpserted) -> None:
-    await conn.execute(
-        "INSERT INTO products (sku, name, weight_grams, active) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (sku) DO UPDATE SET name = excluded.name, weight_grams = excluded.weight_grams,"
-        " active = excluded.active, updated_at = now()",
-        product.sku,
-        product.name,
-        product.weight_grams,
-        product.active,
     )
 
 

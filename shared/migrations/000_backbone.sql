@@ -15,10 +15,11 @@ CREATE TABLE outbox (
     created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
--- Wake the relay when a transaction that wrote to the outbox commits (NOTIFY is delivered at commit).
-CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Wakes the dispatcher of a table (channel `<schema>_<table>`) when a transaction that inserted into it
+-- commits: NOTIFY is delivered at commit, and repeats within one transaction are folded into one.
+CREATE FUNCTION notify_dispatcher() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '_outbox', '');
+    PERFORM pg_notify(TG_TABLE_SCHEMA || '_' || TG_TABLE_NAME, '');
     RETURN NULL;
 END $$;
-CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION notify_dispatcher();

@@ -15,7 +15,8 @@ CREATE TABLE products (
     sku          text PRIMARY KEY,
     name         text NOT NULL,
     weight_grams integer NOT NULL,
-    active       boolean NOT NULL
+    active       boolean NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
 );
 
 -- Orders allocation has seen: allocated, or backordered and waiting (oldest first) for stock.

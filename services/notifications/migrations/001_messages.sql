@@ -21,9 +21,4 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_pending ON messages (next_try_at) WHERE status = 'pending';
 
-CREATE FUNCTION messages_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify(TG_TABLE_SCHEMA || '_messages', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER messages_notify AFTER INSERT ON messages FOR EACH STATEMENT EXECUTE FUNCTION messages_notify();
+CREATE TRIGGER messages_notify AFTER INSERT ON messages FOR EACH STATEMENT EXECUTE FUNCTION notify_dispatcher();
