@@ -11,8 +11,10 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import ports
+
 SERVICES = ("capture", "allocation", "fulfillment", "notifications")
-HTTP_PORTS = {"capture": 8080, "allocation": 8081, "fulfillment": 8082, "notifications": 8083}
+HTTP_PORTS = ports.HTTP
 
 
 def development_password(role: str) -> str:
@@ -26,13 +28,13 @@ class CommonSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     instance: str = "1"
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_bootstrap: str = ports.KAFKA_BOOTSTRAP
     kafka_linger_ms: int = 5
     consumer_batch_size: int = 500
     consumer_poll_ms: int = 200
 
     pg_host: str = "127.0.0.1"
-    pg_port: int = 15432
+    pg_port: int = ports.POSTGRES
     pg_database: str = "oms"
     db_password: str = ""
     db_pool_size: int = 5

@@ -15,10 +15,10 @@ import pytest
 from deploy.local import processes
 from deploy.local import stack as local_stack
 from deploy.local.client import CAPTURE_URL
+from shared import ports
 
 ADMIN_DSN = (
-    f"postgresql://oms:{os.environ.get('OMS_PG_ADMIN_PASSWORD', 'dev-admin-password')}"
-    f"@127.0.0.1:{os.environ.get('OMS_PG_PORT', '15432')}/oms"
+    f"postgresql://oms:{os.environ.get('OMS_PG_ADMIN_PASSWORD', 'dev-admin-password')}@127.0.0.1:{ports.POSTGRES}/oms"
 )
 
 

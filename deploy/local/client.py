@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -13,10 +12,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import topics
+from shared import ports, topics
 
-BOOTSTRAP = os.environ.get("OMS_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-CAPTURE_URL = f"http://127.0.0.1:{os.environ.get('OMS_CAPTURE_PORT', '8080')}"
+BOOTSTRAP = ports.KAFKA_BOOTSTRAP
+CAPTURE_URL = f"http://127.0.0.1:{ports.HTTP['capture']}"
 
 
 async def publish(

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared import topics
+from shared import ports, topics
 from shared.envelope import Envelope
 
 log = logging.getLogger("simulator")
@@ -94,7 +94,7 @@ class Simulator:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", default=os.environ.get("OMS_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
+    parser.add_argument("--bootstrap", default=ports.KAFKA_BOOTSTRAP)
     parser.add_argument(
         "--delay",
         type=float,

@@ -33,6 +33,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from shared import ports
 from shared.db import migrate, service_migrations
 from shared.settings import SERVICES, development_password
 from shared.topics import TOPICS
@@ -62,10 +63,10 @@ class Config:
     def from_env(cls) -> Config:
         env = os.environ.get
         return cls(
-            kafka_port=int(env("OMS_KAFKA_PORT", "19092")),
-            controller_port=int(env("OMS_KAFKA_CONTROLLER_PORT", "19093")),
-            pg_port=int(env("OMS_PG_PORT", "15432")),
-            smtp_port=int(env("OMS_SMTP_PORT", "11025")),
+            kafka_port=ports.KAFKA,
+            controller_port=ports.KAFKA_CONTROLLER,
+            pg_port=ports.POSTGRES,
+            smtp_port=ports.SMTP,
             state=Path(env("OMS_STATE_DIR", str(REPO / ".stack"))).resolve(),
             cache=Path(env("OMS_CACHE_DIR", str(Path.home() / ".cache" / "oms"))).resolve(),
             pg_bin=Path(env("OMS_PG_BIN", "") or _default_pg_bin()),

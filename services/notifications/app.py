@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from shared import ports
 from shared.runtime import Runtime, serve, service_app
 from shared.settings import CommonSettings
 
@@ -14,7 +15,7 @@ from .sender import MailSender
 class NotificationSettings(CommonSettings):
     service: str = "notifications"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 11025
+    smtp_port: int = ports.SMTP
     mail_from: str = "orders@oms.local"
 
 

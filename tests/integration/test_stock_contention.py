@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 
 from deploy.local import processes
+from shared import ports
 from shared.settings import development_password
 from tests.factories import order_document
 from tests.scenario import new_skus, seed
@@ -18,7 +19,9 @@ async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_
 ) -> None:
     # given 30 units of one SKU and a second allocation instance sharing the work
     (sku,) = new_skus(1)
-    second = processes.Process("allocation-2", "services.allocation", 8091, env={"OMS_INSTANCE": "2"})
+    second = processes.Process(
+        "allocation-2", "services.allocation", ports.HTTP["allocation"] + 10, env={"OMS_INSTANCE": "2"}
+    )
     second.start()
     try:
         second.wait_ready()
@@ -60,7 +63,7 @@ async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_
 async def test_the_database_itself_refuses_to_reserve_more_than_is_on_hand(db) -> None:
     (sku,) = new_skus(1)
     conn = await asyncpg.connect(
-        "postgresql://allocation@127.0.0.1:15432/oms", password=development_password("allocation")
+        f"postgresql://allocation@127.0.0.1:{ports.POSTGRES}/oms", password=development_password("allocation")
     )
     try:
         await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 2)", sku)
