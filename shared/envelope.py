@@ -10,24 +10,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from shared import events as ev
+from shared.topics import TOPICS
 
-PAYLOAD_TYPES: dict[str, type[ev.Contract]] = {
-    cls.event_type: cls
-    for cls in (
-        ev.SubmittedOrder,
-        ev.ProductUpserted,
-        ev.InventoryAdjusted,
-        ev.WarehouseReported,
-        ev.CarrierReported,
-        ev.OrderValidated,
-        ev.OrderRejected,
-        ev.OrderAllocated,
-        ev.OrderBackordered,
-        ev.PickTaskReleased,
-        ev.OrderShipped,
-        ev.OrderDelivered,
-    )
-}
+PAYLOAD_TYPES: dict[str, type[ev.Contract]] = {cls.event_type: cls for topic in TOPICS for cls in topic.payloads}
 # Ids of events that arrive without one (bare contract JSON from outside) derive from where they were read,
 # so a redelivery of the same record gets the same id.
 EXTERNAL_EVENT_NAMESPACE = UUID("5b0f3f1e-8c1c-4d8e-9a53-6f0c2b1d7e41")

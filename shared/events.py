@@ -6,7 +6,7 @@ strings, never as binary floats.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -32,6 +32,7 @@ Money = Annotated[Decimal, BeforeValidator(_decimal_string), AfterValidator(_fin
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 WarehouseId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ServiceLevel = Literal["standard", "express", "overnight"]
+BackorderPolicy = Literal["backorder", "reject"]
 
 
 class Contract(BaseModel):
@@ -85,6 +86,9 @@ class SubmittedOrder(Contract):
     lines: list[SubmittedLine] = Field(max_length=1000)
     shipping_price: Money
     payment: Payment
+    backorder_policy: BackorderPolicy = Field(
+        default="backorder", description="what to do with quantities no warehouse has: wait for stock, or reject"
+    )
 
     @property
     def order_key(self) -> str:
@@ -154,6 +158,7 @@ class OrderValidated(Contract):
     ship_to: Address
     service_level: ServiceLevel
     lines: list[ItemQuantity]
+    backorder_policy: BackorderPolicy = "backorder"
 
 
 class OrderRejected(Contract):
@@ -166,23 +171,81 @@ class OrderRejected(Contract):
 
 
 class Shipment(Contract):
+    """Units reserved in one warehouse for one order; fulfillment turns it into one pick task of the same id."""
+
+    shipment_id: UUID
     warehouse_id: WarehouseId
     lines: list[ItemQuantity]
 
 
 class OrderAllocated(Contract):
+    """New shipments reserved for an order (at first, when a backorder is released, or after a re-route);
+    `backordered` lists what still waits for stock, `reason` explains the routing decision."""
+
     event_type: ClassVar[str] = "OrderAllocated"
     order_id: UUID
     shipments: list[Shipment]
     ship_to: Address
     service_level: ServiceLevel
+    backordered: list[ItemQuantity] = Field(default_factory=list)
+    reason: str = ""
 
 
 class OrderBackordered(Contract):
+    """Nothing could be reserved yet; the order waits for stock, first come first served."""
+
     event_type: ClassVar[str] = "OrderBackordered"
     order_id: UUID
     reason: str
     missing: list[ItemQuantity]
+
+
+class OrderUnfulfillable(Contract):
+    """Allocation refuses an order its policy does not allow to wait (backorder_policy reject)."""
+
+    event_type: ClassVar[str] = "OrderUnfulfillable"
+    order_id: UUID
+    reason: str
+
+
+class OrderCancelled(Contract):
+    """Allocation released the reservations and backorders of the cancelled lines (all lines when `lines` is None)."""
+
+    event_type: ClassVar[str] = "OrderCancelled"
+    order_id: UUID
+    lines: list[ItemQuantity] | None = None
+    reason: str
+
+
+class StockCountShort(Contract):
+    """A stock count found fewer units than are reserved; on hand kept at the reserved level."""
+
+    event_type: ClassVar[str] = "StockCountShort"
+    warehouse_id: WarehouseId
+    sku: Sku
+    counted: int
+    reserved: int
+    reference: str
+
+
+class CancelRequested(Contract):
+    """A channel asks to cancel an order (bare JSON on oms.orders.cancel-requests, key `<channel>:<external_id>`)."""
+
+    event_type: ClassVar[str] = "CancelRequested"
+    channel: str = Field(min_length=1, max_length=32)
+    external_id: str = Field(min_length=1, max_length=128)
+    lines: list[ItemQuantity] | None = Field(default=None, description="omit to cancel the whole order")
+    reason: str = Field(default="customer request", max_length=500)
+
+
+class OrderCancellationRequested(Contract):
+    """Capture accepted a cancel request for an order not yet shipped; fulfillment decides if it can be honoured."""
+
+    event_type: ClassVar[str] = "OrderCancellationRequested"
+    order_id: UUID
+    lines: list[ItemQuantity] | None = None
+    reason: str
+    requested_at: datetime
 
 
 class PickTaskReleased(Contract):
@@ -198,7 +261,46 @@ class PickTaskReleased(Contract):
     created_at: datetime
 
 
+class PickTaskCancelled(Contract):
+    """Tells the warehouse to stop picking a task (the order or those lines were cancelled)."""
+
+    event_type: ClassVar[str] = "PickTaskCancelled"
+    pick_task_id: UUID
+    order_id: UUID
+    warehouse_id: WarehouseId
+    reason: str
+    cancelled_at: datetime
+
+
+class CancellationAccepted(Contract):
+    """Fulfillment withdrew the pick tasks of the cancelled lines; allocation may release their stock."""
+
+    event_type: ClassVar[str] = "CancellationAccepted"
+    order_id: UUID
+    lines: list[ItemQuantity] | None = None
+    withdrawn_shipments: list[UUID]
+    reason: str
+
+
+class CancellationRefused(Contract):
+    event_type: ClassVar[str] = "CancellationRefused"
+    order_id: UUID
+    reason: str
+
+
+class ShortPickReported(Contract):
+    """A warehouse could not pick everything; allocation releases and re-routes the missing units."""
+
+    event_type: ClassVar[str] = "ShortPickReported"
+    order_id: UUID
+    shipment_id: UUID
+    warehouse_id: WarehouseId
+    missing: list[ItemQuantity]
+
+
 class OrderShipped(Contract):
+    """One shipment left the warehouse; `order_complete` says whether every known shipment of the order has."""
+
     event_type: ClassVar[str] = "OrderShipped"
     order_id: UUID
     pick_task_id: UUID
@@ -206,6 +308,21 @@ class OrderShipped(Contract):
     carrier: str
     tracking_number: str
     shipped_at: datetime
+    lines: list[ItemQuantity] = Field(default_factory=list)
+    service: str | None = None
+    promised_delivery: date | None = None
+    tracking_url: str | None = None
+    order_complete: bool = True
+
+
+class DeliveryException(Contract):
+    event_type: ClassVar[str] = "DeliveryException"
+    order_id: UUID
+    pick_task_id: UUID
+    carrier: str
+    tracking_number: str
+    detail: str
+    occurred_at: datetime
 
 
 class OrderDelivered(Contract):

@@ -32,6 +32,12 @@ ORDERS_SUBMITTED = Topic(
     "channel adapters",
     "Orders from channel adapters, key `<channel>:<external_id>`.",
 )
+CANCEL_REQUESTS = Topic(
+    "oms.orders.cancel-requests",
+    (ev.CancelRequested,),
+    "channel adapters",
+    "Cancel requests from channels, key `<channel>:<external_id>`.",
+)
 CATALOG_PRODUCTS = Topic("oms.catalog.products", (ev.ProductUpserted,), "catalogue", "Product upserts, key sku.")
 INVENTORY_ADJUSTMENTS = Topic(
     "oms.inventory.adjustments",
@@ -51,33 +57,48 @@ ORDERS_VALIDATED = Topic(
 ORDERS_REJECTED = Topic(
     "oms.orders.rejected", (ev.OrderRejected,), "capture", "Orders refused with their reasons, key order id."
 )
+ORDER_CANCELLATIONS = Topic(
+    "oms.orders.cancellations",
+    (ev.OrderCancellationRequested,),
+    "capture",
+    "Cancellations capture accepted for orders not yet shipped, key order id.",
+)
 ALLOCATION_EVENTS = Topic(
     "oms.allocation.events",
-    (ev.OrderAllocated, ev.OrderBackordered),
+    (ev.OrderAllocated, ev.OrderBackordered, ev.OrderUnfulfillable, ev.OrderCancelled, ev.StockCountShort),
     "allocation",
-    "Reservations and backorders, key order id.",
+    "Reservations, backorders, releases and stock count discrepancies, key order id (or warehouse:sku).",
 )
 PICK_TASKS = Topic(
     "oms.warehouse.pick-tasks",
-    (ev.PickTaskReleased,),
+    (ev.PickTaskReleased, ev.PickTaskCancelled),
     "fulfillment",
-    "One pick task per shipment, key warehouse id.",
+    "One pick task per shipment and its withdrawal, key warehouse id.",
 )
 FULFILLMENT_EVENTS = Topic(
     "oms.fulfillment.events",
-    (ev.OrderShipped, ev.OrderDelivered),
+    (
+        ev.OrderShipped,
+        ev.OrderDelivered,
+        ev.DeliveryException,
+        ev.ShortPickReported,
+        ev.CancellationAccepted,
+        ev.CancellationRefused,
+    ),
     "fulfillment",
-    "Shipped and delivered, key order id.",
+    "Shipments, deliveries, delivery exceptions, short picks and cancellation outcomes, key order id.",
 )
 
 BUSINESS_TOPICS = (
     ORDERS_SUBMITTED,
+    CANCEL_REQUESTS,
     CATALOG_PRODUCTS,
     INVENTORY_ADJUSTMENTS,
     WAREHOUSE_EVENTS,
     CARRIER_EVENTS,
     ORDERS_VALIDATED,
     ORDERS_REJECTED,
+    ORDER_CANCELLATIONS,
     ALLOCATION_EVENTS,
     PICK_TASKS,
     FULFILLMENT_EVENTS,

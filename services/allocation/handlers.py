@@ -36,9 +36,9 @@ class AllocationHandlers:
         decision = domain.route(lines, available, self.warehouses, order.ship_to.country)
         if isinstance(decision, domain.Reserve):
             await repository.save_order(conn, order, "allocated", None, now())
-            await repository.reserve(conn, order.order_id, decision.warehouse_id, decision.lines)
+            shipment_id = await repository.reserve(conn, order.order_id, decision.warehouse_id, decision.lines)
             await self._announce_allocated(
-                conn, order.order_id, decision, order.ship_to, order.service_level, msg.envelope
+                conn, order.order_id, shipment_id, decision, order.ship_to, order.service_level, msg.envelope
             )
         else:
             await repository.save_order(conn, order, "backordered", decision.reason, now())
@@ -82,21 +82,23 @@ class AllocationHandlers:
             decision = domain.route(lines, available, self.warehouses, ship_to.country)
             if isinstance(decision, domain.Reserve):
                 await repository.mark_allocated(conn, waiting["order_id"])
-                await repository.reserve(conn, waiting["order_id"], decision.warehouse_id, decision.lines)
+                shipment_id = await repository.reserve(conn, waiting["order_id"], decision.warehouse_id, decision.lines)
                 await self._announce_allocated(
-                    conn, waiting["order_id"], decision, ship_to, waiting["service_level"], cause
+                    conn, waiting["order_id"], shipment_id, decision, ship_to, waiting["service_level"], cause
                 )
 
     async def _announce_allocated(
         self,
         conn: Conn,
         order_id: UUID,
+        shipment_id: UUID,
         decision: domain.Reserve,
         ship_to: ev.Address,
         service_level: ev.ServiceLevel,
         cause: Envelope,
     ) -> None:
         shipment = ev.Shipment(
+            shipment_id=shipment_id,
             warehouse_id=decision.warehouse_id,
             lines=[ev.ItemQuantity(sku=s, quantity=q) for s, q in decision.lines.items()],
         )
@@ -117,7 +119,7 @@ class AllocationHandlers:
     async def on_fulfillment_event(self, conn: Conn, msg: Inbound) -> None:
         shipped = msg.payload
         if isinstance(shipped, ev.OrderShipped):
-            await repository.ship_reservations(conn, shipped.order_id, shipped.warehouse_id)
+            await repository.ship_reservations(conn, shipped.pick_task_id)
 
     def routes(self) -> dict[str, Handler]:
         return {

@@ -3,6 +3,7 @@ instances from deadlocking each other on the same rows."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -25,30 +26,32 @@ async def lock_stock(conn: Conn, skus: Iterable[str]) -> Availability:
     return {(r["warehouse_id"], r["sku"]): r["available"] for r in rows}
 
 
-async def reserve(conn: Conn, order_id: UUID, warehouse_id: str, lines: Mapping[str, int]) -> None:
+async def reserve(conn: Conn, order_id: UUID, warehouse_id: str, lines: Mapping[str, int]) -> UUID:
+    """Reserve the lines in one warehouse as a new shipment; returns the shipment id."""
+    shipment_id = uuid.uuid4()
     ordered = sorted(lines.items())
     await conn.executemany(
         "UPDATE stock SET reserved = reserved + $3, updated_at = now() WHERE warehouse_id = $1 AND sku = $2",
         [(warehouse_id, sku, quantity) for sku, quantity in ordered],
     )
     await conn.executemany(
-        "INSERT INTO reservations (order_id, warehouse_id, sku, quantity) VALUES ($1, $2, $3, $4)",
-        [(order_id, warehouse_id, sku, quantity) for sku, quantity in ordered],
+        "INSERT INTO reservations (shipment_id, order_id, warehouse_id, sku, quantity) VALUES ($1, $2, $3, $4, $5)",
+        [(shipment_id, order_id, warehouse_id, sku, quantity) for sku, quantity in ordered],
     )
+    return shipment_id
 
 
-async def ship_reservations(conn: Conn, order_id: UUID, warehouse_id: str) -> int:
+async def ship_reservations(conn: Conn, shipment_id: UUID) -> int:
     """Units that left the warehouse: out of on hand and out of reserved. Returns how many units."""
     shipped = await conn.fetch(
-        "UPDATE reservations SET status = 'shipped' WHERE order_id = $1 AND warehouse_id = $2 AND status = 'open'"
-        " RETURNING sku, quantity",
-        order_id,
-        warehouse_id,
+        "UPDATE reservations SET status = 'shipped' WHERE shipment_id = $1 AND status = 'open'"
+        " RETURNING warehouse_id, sku, quantity",
+        shipment_id,
     )
     await conn.executemany(
         "UPDATE stock SET on_hand = on_hand - $3, reserved = reserved - $3, updated_at = now()"
         " WHERE warehouse_id = $1 AND sku = $2",
-        sorted((warehouse_id, r["sku"], r["quantity"]) for r in shipped),
+        sorted((r["warehouse_id"], r["sku"], r["quantity"]) for r in shipped),
     )
     return sum(r["quantity"] for r in shipped)
 

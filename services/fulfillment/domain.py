@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from uuid import UUID
-
-PICK_TASK_NAMESPACE = UUID("0f7a9d52-3e0b-4c1f-8f7e-2b6d1a4c9e30")
 
 
 @dataclass(frozen=True)
@@ -21,11 +17,6 @@ CARRIER_FOR_SERVICE = {
     "express": Carrier("swiftpost", "SP"),
     "overnight": Carrier("nightline", "NL"),
 }
-
-
-def pick_task_id(order_id: UUID, warehouse_id: str) -> UUID:
-    """One pick task per (order, warehouse): the same shipment always gets the same id."""
-    return uuid.uuid5(PICK_TASK_NAMESPACE, f"{order_id}/{warehouse_id}")
 
 
 def choose_carrier(service_level: str) -> Carrier:

@@ -26,7 +26,7 @@ class FulfillmentHandlers:
             return  # backorders wait in allocation; nothing to pick yet
         for shipment in allocated.shipments:
             task = ev.PickTaskReleased(
-                pick_task_id=domain.pick_task_id(allocated.order_id, shipment.warehouse_id),
+                pick_task_id=shipment.shipment_id,
                 order_id=allocated.order_id,
                 warehouse_id=shipment.warehouse_id,
                 lines=shipment.lines,

@@ -1,12 +1,4 @@
-import uuid
-
 from services.fulfillment import domain
-
-
-def test_one_pick_task_id_per_order_and_warehouse() -> None:
-    order_id = uuid.uuid4()
-    assert domain.pick_task_id(order_id, "ams") == domain.pick_task_id(order_id, "ams")
-    assert domain.pick_task_id(order_id, "ams") != domain.pick_task_id(order_id, "fra")
 
 
 def test_service_level_picks_the_carrier_and_tracking_numbers_carry_its_prefix() -> None:

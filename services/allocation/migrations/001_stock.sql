@@ -32,15 +32,18 @@ CREATE TABLE orders (
 );
 CREATE INDEX orders_backordered ON orders USING gin (skus) WHERE status = 'backordered';
 
+-- One row per (shipment, sku): a shipment is what one warehouse ships for one order (one pick task).
 CREATE TABLE reservations (
+    shipment_id  uuid NOT NULL,
     order_id     uuid NOT NULL REFERENCES orders (order_id),
     warehouse_id text NOT NULL,
     sku          text NOT NULL,
     quantity     integer NOT NULL CHECK (quantity > 0),
     status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'shipped')),
-    PRIMARY KEY (order_id, warehouse_id, sku),
+    PRIMARY KEY (shipment_id, sku),
     FOREIGN KEY (warehouse_id, sku) REFERENCES stock (warehouse_id, sku)
 );
+CREATE INDEX reservations_order ON reservations (order_id);
 
 -- Applied adjustments: a replayed receipt or count (same warehouse and reference) changes nothing.
 CREATE TABLE adjustments (

@@ -1,3 +1,4 @@
+-- One pick task per shipment; its id is the shipment id allocation gave it.
 CREATE TABLE pick_tasks (
     pick_task_id  uuid PRIMARY KEY,
     order_id      uuid NOT NULL,
@@ -7,9 +8,9 @@ CREATE TABLE pick_tasks (
     service_level text NOT NULL,
     status        text NOT NULL CHECK (status IN ('released', 'picked', 'packed', 'short_picked')),
     created_at    timestamptz NOT NULL,
-    updated_at    timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT one_pick_task_per_shipment UNIQUE (order_id, warehouse_id)
+    updated_at    timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX pick_tasks_order ON pick_tasks (order_id);
 
 CREATE SEQUENCE tracking_numbers;
 
