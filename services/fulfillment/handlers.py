@@ -163,6 +163,11 @@ class FulfillmentHandlers:
         assert isinstance(report, ev.CarrierReported)
         shipment = await repository.lock_shipment(conn, report.tracking_number)
         if shipment is None or shipment["carrier"] != report.carrier:
+            carrier = self.rules.carrier(report.carrier)
+            if carrier is None:
+                raise LookupError(f"unknown carrier {report.carrier}")
+            if not tracking.is_valid(carrier.tracking, report.tracking_number):
+                raise LookupError(f"{report.tracking_number} is not a valid {report.carrier} tracking number")
             raise LookupError(f"no {report.carrier} shipment with tracking number {report.tracking_number}")
         if not await repository.record_carrier_event(conn, report) or shipment["delivered_at"] is not None:
             return  # a repeat, or news after delivery: recorded, nothing more to tell

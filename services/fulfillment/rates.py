@@ -133,5 +133,5 @@ class ShippingRules(Rule):
             raise ValueError("carrier codes must be unique")
         return self
 
-    def carrier(self, code: str) -> Carrier:
-        return next(c for c in self.carriers if c.code == code)
+    def carrier(self, code: str) -> Carrier | None:
+        return next((c for c in self.carriers if c.code == code), None)

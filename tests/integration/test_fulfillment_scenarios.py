@@ -245,3 +245,21 @@ async def test_a_short_pick_is_reported_to_allocation_and_the_picked_units_ship(
     assert row["status"] == "packed"
     packed = json.loads(row["lines"])
     assert sorted((line["sku"], line["quantity"]) for line in packed) == sorted([(short, 2), (full, 1)])
+
+
+async def test_carrier_updates_for_unknown_or_malformed_tracking_numbers_are_dead_lettered_with_the_reason(
+    pipeline,
+) -> None:
+    parcelnet = CARRIERS["parcelnet"]
+    unknown = tracking.issue(parcelnet.tracking, 99_999_999_999)  # valid check digit, never issued here
+    malformed = unknown[:-1] + str((int(unknown[-1]) + 1) % 10)
+    updates = [
+        (number, {"tracking_number": number, "carrier": "parcelnet", "kind": "in_transit", "occurred_at": now})
+        for number, now in ((unknown, datetime.now(UTC).isoformat()), (malformed, datetime.now(UTC).isoformat()))
+    ]
+    async with TopicReader(topics.dead_letter_topic("fulfillment")) as dead_letters:
+        await client.publish(topics.CARRIER_EVENTS.name, updates)
+        records = await eventually(dead_letters.read, lambda seen: len(seen) >= 2)
+    reasons = {r.key.decode(): dict(r.headers)["dlq.reason"].decode() for r in records}
+    assert reasons[unknown] == f"handler failed: LookupError: no parcelnet shipment with tracking number {unknown}"
+    assert reasons[malformed] == f"handler failed: LookupError: {malformed} is not a valid parcelnet tracking number"
