@@ -2,7 +2,16 @@
 
 Not part of the services: it reads pick tasks and publishes what a warehouse would report (picked, then
 packed), and reads shipments and publishes what a carrier would report (in transit, then delivered),
-each after a small configurable delay. Run: python -m deploy.local.simulator
+each after a small configurable delay. A withdrawn pick task (PickTaskCancelled) is not picked or packed
+if the warehouse has not got to it yet.
+
+Deterministic triggers for tests and demos (everything else behaves as above):
+- a SKU whose code contains `SHORT` is short-picked by one unit (`short_picked` with what was picked;
+  nothing is packed when nothing was picked);
+- a ship-to postal code starting with `EXC` gets a carrier `exception` before it is delivered;
+- a ship-to postal code starting with `HOLD` is held at the warehouse for `--hold` seconds before picking.
+
+Run: python -m deploy.local.simulator
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import json
 import logging
 import os
 import signal
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,18 +34,48 @@ from shared.envelope import Envelope
 
 log = logging.getLogger("simulator")
 GRAMS_PER_UNIT = 450
+SHORT_SKU_MARK = "SHORT"
+EXCEPTION_POSTAL_PREFIX = "EXC"
+HOLD_POSTAL_PREFIX = "HOLD"
+EXCEPTION_DETAIL = "recipient not at home; delivery will be attempted again"
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def picked_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the simulated warehouse finds on the shelf: one unit less of every SKU marked SHORT."""
+    found = [{**line, "quantity": line["quantity"] - (SHORT_SKU_MARK in line["sku"])} for line in lines]
+    return [line for line in found if line["quantity"] > 0]
+
+
+def carrier_steps(postal_code: str | None) -> list[tuple[str, str | None]]:
+    """The (kind, detail) updates the simulated carrier sends for a parcel to this postal code."""
+    if postal_code and postal_code.upper().startswith(EXCEPTION_POSTAL_PREFIX):
+        return [("in_transit", None), ("exception", EXCEPTION_DETAIL), ("out_for_delivery", None), ("delivered", None)]
+    return [("in_transit", None), ("delivered", None)]
+
+
+@dataclass(frozen=True)
+class Delays:
+    """Seconds before each simulated step."""
+
+    pick: float
+    pack: float
+    carrier: float
+    hold: float
+
+
 class Simulator:
-    def __init__(self, bootstrap: str, delay: float) -> None:
+    def __init__(self, bootstrap: str, delays: Delays) -> None:
         self.bootstrap = bootstrap
-        self.delay = delay
+        self.delays = delays
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
         self.pending: set[asyncio.Task[None]] = set()
+        self.withdrawn: set[str] = set()
+        # Postal codes of released tasks, until their parcel ships: a carrier event needs only this much.
+        self.postal_codes: dict[str, str] = {}
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -47,14 +87,18 @@ class Simulator:
         )
         await self.producer.start()
         await consumer.start()
-        log.info("simulating warehouses and carriers with %.2fs steps", self.delay)
+        log.info("simulating warehouses and carriers with steps of %s", self.delays)
         try:
             async for record in consumer:
                 envelope = Envelope.model_validate_json(record.value)
                 if envelope.type == "PickTaskReleased":
+                    self.postal_codes[envelope.payload["pick_task_id"]] = envelope.payload["ship_to"]["postal_code"]
                     self._later(self._warehouse(envelope.payload))
+                elif envelope.type == "PickTaskCancelled":
+                    self.withdrawn.add(envelope.payload["pick_task_id"])
                 elif envelope.type == "OrderShipped":
-                    self._later(self._carrier(envelope.payload))
+                    postal_code = self.postal_codes.pop(envelope.payload["pick_task_id"], None)
+                    self._later(self._carrier(envelope.payload, postal_code))
         finally:
             await consumer.stop()
             await self.producer.stop()
@@ -68,28 +112,41 @@ class Simulator:
         await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
 
     async def _warehouse(self, task: dict[str, Any]) -> None:
-        units = sum(line["quantity"] for line in task["lines"])
-        base = {"pick_task_id": task["pick_task_id"], "warehouse_id": task["warehouse_id"]}
-        await asyncio.sleep(self.delay)
+        task_id, warehouse = task["pick_task_id"], task["warehouse_id"]
+        base = {"pick_task_id": task_id, "warehouse_id": warehouse}
+        held = task["ship_to"]["postal_code"].upper().startswith(HOLD_POSTAL_PREFIX)
+        await asyncio.sleep(self.delays.hold if held else self.delays.pick)
+        if task_id in self.withdrawn:
+            log.info("pick task %s withdrawn before picking", task_id)
+            self._forget(task_id)
+            return
+        found = picked_lines(task["lines"])
+        short = found != task["lines"]
+        kind = "short_picked" if short else "picked"
         await self._publish(
-            topics.WAREHOUSE_EVENTS.name,
-            task["warehouse_id"],
-            {**base, "kind": "picked", "lines": task["lines"], "occurred_at": _now()},
+            topics.WAREHOUSE_EVENTS.name, warehouse, {**base, "kind": kind, "lines": found, "occurred_at": _now()}
         )
-        await asyncio.sleep(self.delay)
+        await asyncio.sleep(self.delays.pack)
+        if not found or task_id in self.withdrawn:
+            self._forget(task_id)
+            return
+        weight = sum(line["quantity"] for line in found) * GRAMS_PER_UNIT
         await self._publish(
             topics.WAREHOUSE_EVENTS.name,
-            task["warehouse_id"],
-            {**base, "kind": "packed", "package": {"weight_grams": units * GRAMS_PER_UNIT}, "occurred_at": _now()},
+            warehouse,
+            {**base, "kind": "packed", "package": {"weight_grams": weight}, "occurred_at": _now()},
         )
 
-    async def _carrier(self, shipped: dict[str, Any]) -> None:
+    def _forget(self, task_id: str) -> None:
+        self.withdrawn.discard(task_id)
+        self.postal_codes.pop(task_id, None)
+
+    async def _carrier(self, shipped: dict[str, Any], postal_code: str | None) -> None:
         base = {"tracking_number": shipped["tracking_number"], "carrier": shipped["carrier"]}
-        for kind in ("in_transit", "delivered"):
-            await asyncio.sleep(self.delay)
-            await self._publish(
-                topics.CARRIER_EVENTS.name, shipped["tracking_number"], {**base, "kind": kind, "occurred_at": _now()}
-            )
+        for kind, detail in carrier_steps(postal_code):
+            await asyncio.sleep(self.delays.carrier)
+            update = {**base, "kind": kind, "occurred_at": _now(), **({"detail": detail} if detail else {})}
+            await self._publish(topics.CARRIER_EVENTS.name, shipped["tracking_number"], update)
 
 
 def main() -> None:
@@ -99,14 +156,34 @@ def main() -> None:
         "--delay",
         type=float,
         default=float(os.environ.get("OMS_SIMULATOR_DELAY", "0.2")),
-        help="seconds between a simulated step and the next",
+        help="seconds between a simulated step and the next (each step's own option overrides it)",
+    )
+    for step in ("pick", "pack", "carrier"):
+        variable = f"OMS_SIMULATOR_{step.upper()}_DELAY"
+        parser.add_argument(
+            f"--{step}-delay",
+            type=float,
+            default=float(os.environ[variable]) if variable in os.environ else None,
+            help=f"seconds before each {step} step ({variable})",
+        )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=float(os.environ.get("OMS_SIMULATOR_HOLD", "30")),
+        help=f"seconds a task for a postal code starting with {HOLD_POSTAL_PREFIX} waits before picking",
     )
     args = parser.parse_args()
+    delays = Delays(
+        pick=args.delay if args.pick_delay is None else args.pick_delay,
+        pack=args.delay if args.pack_delay is None else args.pack_delay,
+        carrier=args.delay if args.carrier_delay is None else args.carrier_delay,
+        hold=args.hold,
+    )
     logging.basicConfig(level="INFO", format="%(asctime)s simulator %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
     async def serve() -> None:
-        task = asyncio.create_task(Simulator(args.bootstrap, args.delay).run())
+        task = asyncio.create_task(Simulator(args.bootstrap, delays).run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

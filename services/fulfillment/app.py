@@ -1,21 +1,18 @@
-"""Fulfillment's wiring point."""
+"""Fulfillment's wiring point: the shipping rules, the warehouses and the clock go into the handlers here."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from shared.runtime import Runtime, serve, service_app
-from shared.settings import CommonSettings
 
 from .handlers import FulfillmentHandlers
-
-
-class FulfillmentSettings(CommonSettings):
-    service: str = "fulfillment"
+from .settings import FulfillmentSettings
 
 
 def create_app(settings: FulfillmentSettings) -> FastAPI:
-    return service_app(Runtime(settings), FulfillmentHandlers().routes, title="OMS fulfillment")
+    handlers = FulfillmentHandlers(settings.shipping_rules(), settings.warehouses(), settings.clock())
+    return service_app(Runtime(settings), handlers.routes, title="OMS fulfillment")
 
 
 def main() -> None:

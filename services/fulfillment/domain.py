@@ -1,32 +1,190 @@
-"""Fulfillment rules: pick task identity, carrier choice and tracking numbers. Pure: no I/O."""
+"""Fulfillment rules: business days and the promised delivery date, the carrier service that keeps the
+promise at the lowest price, the life of a pick task (picks, short picks, packing, withdrawal) and when an
+order counts as shipped or delivered. Pure: the caller passes the clock's `now` and the rules in."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from shared.events import ItemQuantity, ServiceLevel
+
+from .rates import Calendar, Carrier, ShippingRules
+
+# ---- business days and the promise ----
+
+SATURDAY = 5
+
+
+def is_business_day(day: date, calendar: Calendar) -> bool:
+    return day.weekday() < SATURDAY and day not in calendar.holidays
+
+
+def next_business_day(day: date, calendar: Calendar) -> date:
+    """The first business day strictly after `day`."""
+    day += timedelta(days=1)
+    while not is_business_day(day, calendar):
+        day += timedelta(days=1)
+    return day
+
+
+def add_business_days(day: date, count: int, calendar: Calendar) -> date:
+    for _ in range(count):
+        day = next_business_day(day, calendar)
+    return day
+
+
+def ship_date(at: datetime, cutoff: time, calendar: Calendar) -> date:
+    """The day a parcel handed to the warehouse at `at` leaves it: that day if it is a business day and the
+    warehouse's cut-off (local time of the calendar) has not passed yet, else the next business day."""
+    local = at.astimezone(calendar.zone)
+    if is_business_day(local.date(), calendar) and local.time() < cutoff:
+        return local.date()
+    return next_business_day(local.date(), calendar)
+
+
+def promised_delivery(service_level: ServiceLevel, released_at: datetime, cutoff: time, rules: ShippingRules) -> date:
+    """What the customer is promised when the warehouse gets the pick task at `released_at`."""
+    leaves = ship_date(released_at, cutoff, rules.calendar)
+    return add_business_days(leaves, rules.promise_business_days[service_level], rules.calendar)
+
+
+# ---- carrier choice ----
 
 
 @dataclass(frozen=True)
-class Carrier:
-    code: str
-    tracking_prefix: str
+class ServiceChoice:
+    carrier: Carrier
+    service: str
+    zone: str
+    price: Decimal
+    delivery: date  # when this service delivers
+    promised_delivery: date  # the promise, moved to `delivery` only when no service can keep it
+    keeps_promise: bool = True
 
 
-# Until the rate tables arrive, the service level decides the carrier.
-CARRIER_FOR_SERVICE = {
-    "standard": Carrier("parcelnet", "PN"),
-    "express": Carrier("swiftpost", "SP"),
-    "overnight": Carrier("nightline", "NL"),
-}
+def service_options(rules: ShippingRules, country: str, weight_grams: int, leaves: date) -> list[ServiceChoice]:
+    """Every carrier service that takes a parcel of this weight to this country, with its price and delivery day."""
+    options = []
+    for carrier in rules.carriers:
+        zone = carrier.zone_of(country)
+        if zone is None:
+            continue
+        for service in carrier.services:
+            price = service.price(zone, weight_grams)
+            if price is None:
+                continue
+            delivery = add_business_days(leaves, service.transit_days[zone], rules.calendar)
+            options.append(ServiceChoice(carrier, service.code, zone, price, delivery, promised_delivery=delivery))
+    return options
 
 
-def choose_carrier(service_level: str) -> Carrier:
-    return CARRIER_FOR_SERVICE[service_level]
+def choose_service(
+    rules: ShippingRules, country: str, weight_grams: int, leaves: date, promise: date
+) -> ServiceChoice | None:
+    """The cheapest service delivering by the promise (ties: sooner, then by name); when none can, the one
+    delivering soonest (then cheapest), with the promise moved to its delivery day. None: no carrier takes it."""
+    options = service_options(rules, country, weight_grams, leaves)
+    on_time = [replace(o, promised_delivery=promise) for o in options if o.delivery <= promise]
+    if on_time:
+        return min(on_time, key=lambda o: (o.price, o.delivery, o.carrier.code, o.service))
+    if options:
+        fastest = min(options, key=lambda o: (o.delivery, o.price, o.carrier.code, o.service))
+        return replace(fastest, keeps_promise=False)
+    return None
 
 
-def tracking_number(carrier: Carrier, sequence: int) -> str:
-    return f"{carrier.tracking_prefix}{sequence:012d}"
+# ---- pick tasks ----
+
+OPEN = frozenset({"released", "picked", "short_picked"})  # the warehouse may still be working on it
+SHIPPED = "packed"  # packing hands the parcel to the carrier: a packed task is a shipment
+CLOSED_EMPTY = frozenset({"cancelled", "nothing_picked"})  # ended without a parcel
+
+
+def next_status(current: str, report: str, picked_anything: bool = True) -> str | None:
+    """The status a warehouse report moves a task to; None when the report comes too late to change it
+    (a repeat, out of order, or the task was withdrawn) and is only recorded."""
+    if current not in OPEN:
+        return None
+    if report == "picked" and current == "released":
+        return "picked"
+    if report == "short_picked" and current in ("released", "picked"):
+        return "short_picked" if picked_anything else "nothing_picked"
+    if report == "packed":
+        return SHIPPED
+    return None
+
+
+def picked_within(task: Sequence[ItemQuantity], reported: Iterable[ItemQuantity]) -> list[ItemQuantity]:
+    """What a short pick actually holds: the reported lines, never more of a SKU than the task asked for."""
+    asked = quantities(task)
+    got: dict[str, int] = {}
+    for line in reported:
+        got[line.sku] = got.get(line.sku, 0) + line.quantity
+    kept = {sku: min(quantity, asked[sku]) for sku, quantity in got.items() if sku in asked}
+    return [ItemQuantity(sku=sku, quantity=q) for sku, q in sorted(kept.items()) if q > 0]
+
+
+def missing(task: Sequence[ItemQuantity], picked: Sequence[ItemQuantity]) -> list[ItemQuantity]:
+    """Task lines minus picked lines, per SKU."""
+    have = quantities(picked)
+    short = {sku: quantity - have.get(sku, 0) for sku, quantity in quantities(task).items()}
+    return [ItemQuantity(sku=sku, quantity=q) for sku, q in sorted(short.items()) if q > 0]
+
+
+def quantities(lines: Iterable[ItemQuantity]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for line in lines:
+        total[line.sku] = total.get(line.sku, 0) + line.quantity
+    return total
+
+
+def order_complete(statuses: Iterable[str]) -> bool:
+    """Every pick task of the order that was not withdrawn (or emptied by a short pick) has shipped."""
+    live = [s for s in statuses if s not in CLOSED_EMPTY]
+    return bool(live) and all(s == SHIPPED for s in live)
 
 
 def order_delivered(shipments_delivered: list[bool]) -> bool:
     """An order is delivered when every one of its shipments is."""
     return bool(shipments_delivered) and all(shipments_delivered)
+
+
+# ---- cancellation ----
+
+
+@dataclass(frozen=True)
+class TaskState:
+    pick_task_id: UUID
+    warehouse_id: str
+    status: str
+    lines: tuple[ItemQuantity, ...]  # what the task holds now: after a short pick, what was picked
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    tasks: tuple[TaskState, ...]  # may be empty: nothing of it was released to a warehouse (e.g. backordered)
+
+
+@dataclass(frozen=True)
+class Refuse:
+    reason: str
+
+
+def decide_cancellation(tasks: Iterable[TaskState], lines: Sequence[ItemQuantity] | None) -> Withdraw | Refuse:
+    """Withdraw every open task holding a cancelled SKU (every task when `lines` is None), or refuse the
+    whole request when one of those tasks has already been packed: nothing is withdrawn then."""
+    skus = None if lines is None else {line.sku for line in lines}
+    needed = [
+        t
+        for t in sorted(tasks, key=lambda t: str(t.pick_task_id))
+        if t.status not in CLOSED_EMPTY and (skus is None or any(line.sku in skus for line in t.lines))
+    ]
+    shipped = [t for t in needed if t.status not in OPEN]
+    if shipped:
+        which = ", ".join(f"{t.pick_task_id} from {t.warehouse_id}" for t in shipped)
+        return Refuse(f"already packed and handed to the carrier: shipment {which}")
+    return Withdraw(tuple(needed))

@@ -1,30 +1,60 @@
-"""Fulfillment's handlers: release pick tasks, follow the warehouse's picking and packing, ship with a
-carrier and follow the carrier to delivery."""
+"""Fulfillment's handlers: release pick tasks with their promised delivery date, follow the warehouse's
+picking (short picks included) and packing, ship with the carrier service the rate table chooses, follow the
+carrier to delivery or exception, and withdraw pick tasks when an order is cancelled in time."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from uuid import UUID
+
+import asyncpg
 
 from shared import events as ev
 from shared import topics
 from shared.consumer import Handler
 from shared.db import Conn
-from shared.envelope import now, wrap
+from shared.envelope import Envelope, wrap
 from shared.kafka import Inbound
 from shared.outbox import enqueue
+from shared.topics import Topic
+from shared.warehouses import Warehouse
 
-from . import domain, repository
+from . import domain, repository, tracking
+from .rates import ShippingRules
+from .settings import Clock
 
 SERVICE = "fulfillment"
 log = logging.getLogger(__name__)
+Outgoing = list[tuple[Topic, str, Envelope]]
 
 
 class FulfillmentHandlers:
+    def __init__(self, rules: ShippingRules, warehouses: Mapping[str, Warehouse], clock: Clock) -> None:
+        self.rules = rules
+        self.warehouses = dict(warehouses)
+        self.clock = clock
+
+    def _warehouse(self, warehouse_id: str) -> Warehouse:
+        warehouse = self.warehouses.get(warehouse_id)
+        if warehouse is None:
+            raise LookupError(f"warehouse {warehouse_id} is not configured")
+        return warehouse
+
+    def _event(self, payload: ev.Contract, order_id: UUID, msg: Inbound) -> Envelope:
+        return wrap(payload, producer=SERVICE, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
+
     async def on_allocation_event(self, conn: Conn, msg: Inbound) -> None:
         allocated = msg.payload
         if not isinstance(allocated, ev.OrderAllocated):
             return  # backorders wait in allocation; nothing to pick yet
+        released_at = self.clock()
+        # A shipment allocated after the whole order was cancelled is withdrawn before any warehouse sees it.
+        cancelled = await repository.whole_order_cancellation(conn, allocated.order_id)
+        outgoing: Outgoing = []
+        withdrawn: list[UUID] = []
         for shipment in allocated.shipments:
+            cutoff = self._warehouse(shipment.warehouse_id).cutoff
             task = ev.PickTaskReleased(
                 pick_task_id=shipment.shipment_id,
                 order_id=allocated.order_id,
@@ -32,90 +62,180 @@ class FulfillmentHandlers:
                 lines=shipment.lines,
                 ship_to=allocated.ship_to,
                 service_level=allocated.service_level,
-                created_at=now(),
+                created_at=released_at,
             )
-            if await repository.insert_pick_task(conn, task):
-                event = wrap(
-                    task,
-                    producer=SERVICE,
-                    order_id=allocated.order_id,
-                    cause=msg.envelope,
-                    occurred_at=task.created_at,
-                )
-                await enqueue(conn, [(topics.PICK_TASKS, shipment.warehouse_id, event)])
+            promise = domain.promised_delivery(allocated.service_level, released_at, cutoff, self.rules)
+            if not await repository.insert_pick_task(conn, task, promise, cancelled):
+                continue
+            if cancelled is None:
+                outgoing.append((topics.PICK_TASKS, shipment.warehouse_id, self._event(task, task.order_id, msg)))
+            else:
+                withdrawn.append(shipment.shipment_id)
+        if withdrawn:
+            accepted = ev.CancellationAccepted(
+                order_id=allocated.order_id, withdrawn_shipments=withdrawn, reason=cancelled or ""
+            )
+            outgoing.append(self._order_event(accepted, allocated.order_id, msg))
+        await enqueue(conn, outgoing)
+
+    def _order_event(self, payload: ev.Contract, order_id: UUID, msg: Inbound) -> tuple[Topic, str, Envelope]:
+        return topics.FULFILLMENT_EVENTS, str(order_id), self._event(payload, order_id, msg)
 
     async def on_warehouse_reported(self, conn: Conn, msg: Inbound) -> None:
         report = msg.payload
         assert isinstance(report, ev.WarehouseReported)
-        task = await repository.lock_pick_task(conn, report.pick_task_id)
-        if task is None or task["warehouse_id"] != report.warehouse_id:
+        found = await repository.pick_task(conn, report.pick_task_id)
+        if found is None or found["warehouse_id"] != report.warehouse_id:
             raise LookupError(f"no pick task {report.pick_task_id} at warehouse {report.warehouse_id}")
-        if report.kind == "picked" and task["status"] == "released":
-            await repository.set_status(conn, report.pick_task_id, "picked")
-        elif report.kind == "packed" and task["status"] in ("released", "picked"):
-            await repository.set_status(conn, report.pick_task_id, "packed")
-            carrier = domain.choose_carrier(task["service_level"])
-            tracking = domain.tracking_number(carrier, await repository.next_tracking_sequence(conn))
-            weight = report.package.weight_grams if report.package else None
-            shipped_at = now()
-            await repository.insert_shipment(
-                conn, tracking, report.pick_task_id, task["order_id"], carrier.code, weight, shipped_at
-            )
-            shipped = ev.OrderShipped(
+        tasks = await repository.lock_order_tasks(conn, found["order_id"])
+        task = next(t for t in tasks if t["pick_task_id"] == report.pick_task_id)
+        lines = [ev.ItemQuantity(**line) for line in task["lines"]]
+        picked = domain.picked_within(lines, report.lines or []) if report.kind == "short_picked" else None
+        status = domain.next_status(task["status"], report.kind, bool(picked))
+        if status is None:
+            # Late, repeated, or for a withdrawn task: kept for the record, never an error.
+            await repository.record_warehouse_report(conn, msg.event_id, report, f"ignored: task {task['status']}")
+            log.info("ignored %s report for pick task %s (%s)", report.kind, report.pick_task_id, task["status"])
+            return
+        await repository.record_warehouse_report(conn, msg.event_id, report, f"applied: {status}")
+        if status == domain.SHIPPED:
+            await self._ship(conn, msg, report, task, [t["status"] for t in tasks if t is not task])
+            return
+        await repository.set_status(conn, report.pick_task_id, status, picked)
+        if picked is not None and (missing := domain.missing(lines, picked)):
+            short = ev.ShortPickReported(
                 order_id=task["order_id"],
-                pick_task_id=report.pick_task_id,
+                shipment_id=report.pick_task_id,
                 warehouse_id=report.warehouse_id,
-                carrier=carrier.code,
-                tracking_number=tracking,
-                shipped_at=shipped_at,
+                missing=missing,
             )
-            await enqueue(
-                conn,
-                [
-                    (
-                        topics.FULFILLMENT_EVENTS,
-                        str(task["order_id"]),
-                        wrap(
-                            shipped,
-                            producer=SERVICE,
-                            order_id=task["order_id"],
-                            cause=msg.envelope,
-                            occurred_at=shipped_at,
-                        ),
-                    )
-                ],
+            await enqueue(conn, [self._order_event(short, task["order_id"], msg)])
+
+    async def _ship(
+        self, conn: Conn, msg: Inbound, report: ev.WarehouseReported, task: asyncpg.Record, others: list[str]
+    ) -> None:
+        if report.package is None:
+            raise ValueError("a packed report must carry the package weight: the carrier service depends on it")
+        shipped_at = self.clock()
+        state = repository.task_state(task)
+        cutoff = self._warehouse(state.warehouse_id).cutoff
+        leaves = domain.ship_date(shipped_at, cutoff, self.rules.calendar)
+        promise = task["promised_delivery"] or domain.promised_delivery(
+            task["service_level"], task["created_at"], cutoff, self.rules
+        )
+        country = task["ship_to"]["country"]
+        weight = report.package.weight_grams
+        choice = domain.choose_service(self.rules, country, weight, leaves, promise)
+        if choice is None:
+            raise LookupError(f"no carrier service in the rate table takes {weight} g to {country}")
+        if not choice.keeps_promise:
+            log.warning(
+                "pick task %s: no service keeps the promise %s; delivers %s",
+                state.pick_task_id,
+                promise,
+                choice.delivery,
             )
-        elif report.kind == "short_picked" and task["status"] in ("released", "picked"):
-            # Re-routing short picks belongs to allocation (a later step); the task is marked for operators.
-            await repository.set_status(conn, report.pick_task_id, "short_picked")
-            log.warning("pick task %s short-picked at %s", report.pick_task_id, report.warehouse_id)
+        number = tracking.issue(choice.carrier.tracking, await repository.next_tracking_serial(conn))
+        await repository.set_status(conn, state.pick_task_id, domain.SHIPPED)
+        await repository.insert_shipment(
+            conn,
+            repository.NewShipment(
+                number, state.pick_task_id, task["order_id"], weight, state.lines, choice, leaves, shipped_at
+            ),
+        )
+        shipped = ev.OrderShipped(
+            order_id=task["order_id"],
+            pick_task_id=state.pick_task_id,
+            warehouse_id=state.warehouse_id,
+            carrier=choice.carrier.code,
+            tracking_number=number,
+            shipped_at=shipped_at,
+            lines=list(state.lines),
+            service=choice.service,
+            promised_delivery=choice.promised_delivery,
+            tracking_url=choice.carrier.tracking_link(number),
+            order_complete=domain.order_complete([*others, domain.SHIPPED]),
+        )
+        await enqueue(conn, [self._order_event(shipped, task["order_id"], msg)])
 
     async def on_carrier_reported(self, conn: Conn, msg: Inbound) -> None:
         report = msg.payload
         assert isinstance(report, ev.CarrierReported)
         shipment = await repository.lock_shipment(conn, report.tracking_number)
-        if shipment is None:
-            raise LookupError(f"no shipment with tracking number {report.tracking_number}")
-        if shipment["delivered_at"] is not None:
-            return
-        delivered_at = report.occurred_at if report.kind == "delivered" else None
-        await repository.record_carrier_status(conn, report.tracking_number, report.kind, delivered_at)
-        if delivered_at and domain.order_delivered(await repository.shipments_delivered(conn, shipment["order_id"])):
-            delivered = ev.OrderDelivered(order_id=shipment["order_id"], delivered_at=delivered_at)
-            await enqueue(
-                conn,
-                [
-                    (
-                        topics.FULFILLMENT_EVENTS,
-                        str(shipment["order_id"]),
-                        wrap(delivered, producer=SERVICE, order_id=shipment["order_id"], cause=msg.envelope),
-                    )
-                ],
+        if shipment is None or shipment["carrier"] != report.carrier:
+            carrier = self.rules.carrier(report.carrier)
+            if carrier is None:
+                raise LookupError(f"unknown carrier {report.carrier}")
+            if not tracking.is_valid(carrier.tracking, report.tracking_number):
+                raise LookupError(f"{report.tracking_number} is not a valid {report.carrier} tracking number")
+            raise LookupError(f"no {report.carrier} shipment with tracking number {report.tracking_number}")
+        if not await repository.record_carrier_event(conn, report) or shipment["delivered_at"] is not None:
+            return  # a repeat, or news after delivery: recorded, nothing more to tell
+        await repository.update_carrier_status(conn, report)
+        order_id = shipment["order_id"]
+        if report.kind == "exception":
+            exception = ev.DeliveryException(
+                order_id=order_id,
+                pick_task_id=shipment["pick_task_id"],
+                carrier=report.carrier,
+                tracking_number=report.tracking_number,
+                detail=report.detail or "the carrier reported a delivery exception",
+                occurred_at=report.occurred_at,
             )
+            await enqueue(conn, [self._order_event(exception, order_id, msg)])
+        elif report.kind == "delivered" and domain.order_delivered(
+            await repository.shipments_delivered(conn, order_id)
+        ):
+            delivered = ev.OrderDelivered(order_id=order_id, delivered_at=report.occurred_at)
+            await enqueue(conn, [self._order_event(delivered, order_id, msg)])
+
+    async def on_cancellation_requested(self, conn: Conn, msg: Inbound) -> None:
+        request = msg.payload
+        assert isinstance(request, ev.OrderCancellationRequested)
+        order_id = request.order_id
+        tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, order_id)]
+        decision = domain.decide_cancellation(tasks, request.lines)
+        decided_at = self.clock()
+        if isinstance(decision, domain.Refuse):
+            await repository.record_cancellation(
+                conn, msg.event_id, order_id, request.lines, request.reason, [], decision.reason, decided_at
+            )
+            refused = ev.CancellationRefused(order_id=order_id, reason=decision.reason)
+            await enqueue(conn, [self._order_event(refused, order_id, msg)])
+            return
+        withdrawn = [t.pick_task_id for t in decision.tasks]
+        await repository.withdraw(conn, withdrawn, request.reason)
+        await repository.record_cancellation(
+            conn, msg.event_id, order_id, request.lines, request.reason, withdrawn, None, decided_at
+        )
+        outgoing: Outgoing = [
+            (
+                topics.PICK_TASKS,
+                t.warehouse_id,
+                self._event(
+                    ev.PickTaskCancelled(
+                        pick_task_id=t.pick_task_id,
+                        order_id=order_id,
+                        warehouse_id=t.warehouse_id,
+                        reason=request.reason,
+                        cancelled_at=decided_at,
+                    ),
+                    order_id,
+                    msg,
+                ),
+            )
+            for t in decision.tasks
+        ]
+        accepted = ev.CancellationAccepted(
+            order_id=order_id, lines=request.lines, withdrawn_shipments=withdrawn, reason=request.reason
+        )
+        outgoing.append(self._order_event(accepted, order_id, msg))
+        await enqueue(conn, outgoing)
 
     def routes(self) -> dict[str, Handler]:
         return {
             topics.ALLOCATION_EVENTS.name: self.on_allocation_event,
             topics.WAREHOUSE_EVENTS.name: self.on_warehouse_reported,
             topics.CARRIER_EVENTS.name: self.on_carrier_reported,
+            topics.ORDER_CANCELLATIONS.name: self.on_cancellation_requested,
         }

@@ -1,93 +1,220 @@
-"""Fulfillment's SQL: pick tasks and shipments."""
+"""Fulfillment's SQL: pick tasks, shipments, carrier updates, warehouse reports and cancellations."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
 
 from shared.db import Conn
-from shared.events import PickTaskReleased
+from shared.events import CarrierReported, ItemQuantity, PickTaskReleased, WarehouseReported
+
+from .domain import CLOSED_EMPTY, ServiceChoice, TaskState
+
+TASK_COLUMNS = (
+    "pick_task_id, order_id, warehouse_id, lines, picked_lines, ship_to, service_level, status, created_at,"
+    " promised_delivery"
+)
 
 
-async def insert_pick_task(conn: Conn, task: PickTaskReleased) -> bool:
-    """False when this shipment already has its pick task."""
+def _lines(lines: Sequence[ItemQuantity]) -> list[dict[str, object]]:
+    return [line.model_dump() for line in lines]
+
+
+def task_state(row: asyncpg.Record) -> TaskState:
+    """The domain's view of a task row: what it holds now (the picked lines after a short pick)."""
+    held = row["picked_lines"] if row["picked_lines"] is not None else row["lines"]
+    return TaskState(
+        row["pick_task_id"], row["warehouse_id"], row["status"], tuple(ItemQuantity(**line) for line in held)
+    )
+
+
+async def insert_pick_task(
+    conn: Conn, task: PickTaskReleased, promised_delivery: date, cancel_reason: str | None = None
+) -> bool:
+    """False when this shipment already has its pick task. With a cancel reason it is born withdrawn."""
     return bool(
         await conn.fetchval(
             "INSERT INTO pick_tasks (pick_task_id, order_id, warehouse_id, lines, ship_to, service_level, status,"
-            " created_at) VALUES ($1, $2, $3, $4, $5, $6, 'released', $7) ON CONFLICT DO NOTHING RETURNING true",
+            " created_at, promised_delivery, cancel_reason)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING true",
             task.pick_task_id,
             task.order_id,
             task.warehouse_id,
-            [line.model_dump() for line in task.lines],
+            _lines(task.lines),
             task.ship_to.model_dump(mode="json"),
             task.service_level,
+            "released" if cancel_reason is None else "cancelled",
             task.created_at,
+            promised_delivery,
+            cancel_reason,
         )
     )
 
 
-async def lock_pick_task(conn: Conn, pick_task_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT pick_task_id, order_id, warehouse_id, service_level, status FROM pick_tasks"
-        " WHERE pick_task_id = $1 FOR UPDATE",
-        pick_task_id,
+async def pick_task(conn: Conn, pick_task_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {TASK_COLUMNS} FROM pick_tasks WHERE pick_task_id = $1", pick_task_id)
+
+
+async def lock_order_tasks(conn: Conn, order_id: UUID) -> list[asyncpg.Record]:
+    """Every pick task of the order, locked in one fixed order so concurrent handlers cannot deadlock."""
+    return await conn.fetch(
+        f"SELECT {TASK_COLUMNS} FROM pick_tasks WHERE order_id = $1 ORDER BY pick_task_id FOR UPDATE", order_id
     )
 
 
-async def set_status(conn: Conn, pick_task_id: UUID, status: str) -> None:
+async def set_status(
+    conn: Conn, pick_task_id: UUID, status: str, picked_lines: Sequence[ItemQuantity] | None = None
+) -> None:
     await conn.execute(
-        "UPDATE pick_tasks SET status = $2, updated_at = now() WHERE pick_task_id = $1", pick_task_id, status
+        "UPDATE pick_tasks SET status = $2, picked_lines = coalesce($3, picked_lines), updated_at = now()"
+        " WHERE pick_task_id = $1",
+        pick_task_id,
+        status,
+        None if picked_lines is None else _lines(picked_lines),
     )
 
 
-async def next_tracking_sequence(conn: Conn) -> int:
+async def withdraw(conn: Conn, pick_task_ids: Sequence[UUID], reason: str) -> None:
+    await conn.execute(
+        "UPDATE pick_tasks SET status = 'cancelled', cancel_reason = $2, updated_at = now()"
+        " WHERE pick_task_id = ANY($1::uuid[])",
+        list(pick_task_ids),
+        reason,
+    )
+
+
+async def record_warehouse_report(conn: Conn, event_id: UUID, report: WarehouseReported, outcome: str) -> None:
+    await conn.execute(
+        "INSERT INTO warehouse_reports (event_id, pick_task_id, kind, occurred_at, outcome)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        event_id,
+        report.pick_task_id,
+        report.kind,
+        report.occurred_at,
+        outcome,
+    )
+
+
+async def next_tracking_serial(conn: Conn) -> int:
     return await conn.fetchval("SELECT nextval('tracking_numbers')")  # type: ignore[no-any-return]
 
 
-async def insert_shipment(
-    conn: Conn,
-    tracking_number: str,
-    pick_task_id: UUID,
-    order_id: UUID,
-    carrier: str,
-    weight_grams: int | None,
-    shipped_at: datetime,
-) -> None:
+@dataclass(frozen=True)
+class NewShipment:
+    tracking_number: str
+    pick_task_id: UUID
+    order_id: UUID
+    weight_grams: int
+    lines: Sequence[ItemQuantity]
+    choice: ServiceChoice
+    leaves_on: date
+    shipped_at: datetime
+
+
+async def insert_shipment(conn: Conn, s: NewShipment) -> None:
     await conn.execute(
-        "INSERT INTO shipments (tracking_number, pick_task_id, order_id, carrier, weight_grams, shipped_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        tracking_number,
-        pick_task_id,
-        order_id,
-        carrier,
-        weight_grams,
-        shipped_at,
+        "INSERT INTO shipments (tracking_number, pick_task_id, order_id, carrier, service, zone, price, weight_grams,"
+        " lines, leaves_on, expected_delivery, promised_delivery, tracking_url, shipped_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        s.tracking_number,
+        s.pick_task_id,
+        s.order_id,
+        s.choice.carrier.code,
+        s.choice.service,
+        s.choice.zone,
+        s.choice.price,
+        s.weight_grams,
+        _lines(s.lines),
+        s.leaves_on,
+        s.choice.delivery,
+        s.choice.promised_delivery,
+        s.choice.carrier.tracking_link(s.tracking_number),
+        s.shipped_at,
     )
 
 
 async def lock_shipment(conn: Conn, tracking_number: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT order_id, delivered_at FROM shipments WHERE tracking_number = $1 FOR UPDATE", tracking_number
+        "SELECT order_id, pick_task_id, carrier, delivered_at FROM shipments WHERE tracking_number = $1 FOR UPDATE",
+        tracking_number,
     )
 
 
-async def record_carrier_status(conn: Conn, tracking_number: str, status: str, delivered_at: datetime | None) -> None:
+async def record_carrier_event(conn: Conn, report: CarrierReported) -> bool:
+    """False when the carrier already sent this very update."""
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO carrier_events (tracking_number, kind, occurred_at, detail) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            report.tracking_number,
+            report.kind,
+            report.occurred_at,
+            report.detail,
+        )
+    )
+
+
+async def update_carrier_status(conn: Conn, report: CarrierReported) -> None:
+    """The latest update (by the carrier's time) is the status; delivery and the last exception are kept."""
     await conn.execute(
-        "UPDATE shipments SET last_carrier_status = $2, delivered_at = coalesce(delivered_at, $3)"
+        "UPDATE shipments SET"
+        " last_carrier_status = CASE WHEN last_carrier_status_at IS NULL OR last_carrier_status_at <= $3"
+        "   THEN $2 ELSE last_carrier_status END,"
+        " last_carrier_status_at = greatest(last_carrier_status_at, $3),"
+        " delivered_at = CASE WHEN $2 = 'delivered' THEN coalesce(delivered_at, $3) ELSE delivered_at END,"
+        " exception_at = CASE WHEN $2 = 'exception' THEN $3 ELSE exception_at END,"
+        " exception_detail = CASE WHEN $2 = 'exception' THEN $4 ELSE exception_detail END"
         " WHERE tracking_number = $1",
-        tracking_number,
-        status,
-        delivered_at,
+        report.tracking_number,
+        report.kind,
+        report.occurred_at,
+        report.detail,
     )
 
 
 async def shipments_delivered(conn: Conn, order_id: UUID) -> list[bool]:
-    """For each pick task of the order: whether its shipment has been delivered."""
+    """For each pick task of the order still meant to ship: whether its shipment has been delivered."""
     rows = await conn.fetch(
         "SELECT s.delivered_at IS NOT NULL AS delivered FROM pick_tasks p"
-        " LEFT JOIN shipments s ON s.pick_task_id = p.pick_task_id WHERE p.order_id = $1",
+        " LEFT JOIN shipments s ON s.pick_task_id = p.pick_task_id"
+        " WHERE p.order_id = $1 AND p.status <> ALL($2::text[])",
         order_id,
+        list(CLOSED_EMPTY),
     )
     return [bool(r["delivered"]) for r in rows]
+
+
+async def record_cancellation(
+    conn: Conn,
+    event_id: UUID,
+    order_id: UUID,
+    lines: Sequence[ItemQuantity] | None,
+    reason: str,
+    withdrawn: Sequence[UUID],
+    refusal: str | None,
+    decided_at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO cancellations (event_id, order_id, lines, outcome, reason, refusal, withdrawn_shipments,"
+        " decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        event_id,
+        order_id,
+        None if lines is None else _lines(lines),
+        "accepted" if refusal is None else "refused",
+        reason,
+        refusal,
+        list(withdrawn),
+        decided_at,
+    )
+
+
+async def whole_order_cancellation(conn: Conn, order_id: UUID) -> str | None:
+    """The reason of an accepted cancellation of the whole order, if there was one."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT reason FROM cancellations WHERE order_id = $1 AND outcome = 'accepted' AND lines IS NULL LIMIT 1",
+        order_id,
+    )

@@ -1,0 +1,47 @@
+"""Fulfillment's settings: where the shipping rules and the warehouses are configured, and the clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import AwareDatetime, model_validator
+
+from shared.envelope import now
+from shared.settings import CommonSettings
+from shared.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
+from shared.warehouses import Warehouse, load_warehouses
+
+from .rates import ShippingRules
+
+CARRIERS_FILE = WAREHOUSES_FILE.parent / "carriers.json"
+Clock = Callable[[], datetime]
+
+
+class FulfillmentSettings(CommonSettings):
+    service: str = "fulfillment"
+    carriers_file: Path = CARRIERS_FILE
+    warehouses_file: Path = WAREHOUSES_FILE
+    # Tests only: the service's clock starts at this instant and runs on from there (OMS_CLOCK_START), so
+    # cut-off and business-day rules can be exercised on the real stack at a chosen day and hour.
+    clock_start: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _real_clock_in_production(self) -> FulfillmentSettings:
+        if self.environment == "production" and self.clock_start is not None:
+            raise ValueError("OMS_CLOCK_START is for tests only")
+        return self
+
+    def shipping_rules(self) -> ShippingRules:
+        return ShippingRules.model_validate_json(self.carriers_file.read_bytes())
+
+    def warehouses(self) -> dict[str, Warehouse]:
+        return {w.id: w for w in load_warehouses(self.warehouses_file)}
+
+    def clock(self) -> Clock:
+        if self.clock_start is None:
+            return now
+        start, started = self.clock_start, time.monotonic()
+        return lambda: start + timedelta(seconds=time.monotonic() - started)
