@@ -10,19 +10,51 @@ from shared.events import ItemQuantity, SubmittedOrder
 
 ACCEPTED_PAYMENT = ("authorized", "paid")
 
-# Where each status stands in an order's life; events from different topics may arrive out of order,
-# so the status only ever moves forward. Final statuses end the order's life.
-STATUS_RANK = {
-    "received": 0,
-    "validated": 1,
-    "backordered": 2,
-    "allocated": 3,
-    "released": 4,
-    "shipped": 5,
-    "delivered": 6,
-    "rejected": 7,
+STATUSES = (
+    "received",
+    "validated",
+    "rejected",
+    "backordered",
+    "allocated",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "exception",
+)
+# The only status changes an order may make. An order that has shipped in part cannot be cancelled as a
+# whole nor go back to waiting; a delivery exception is cleared only by the delivery itself.
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "received": frozenset({"validated", "rejected"}),
+    "validated": frozenset({"allocated", "backordered", "rejected", "cancelled"}),
+    "backordered": frozenset({"allocated", "partially_shipped", "cancelled"}),
+    "allocated": frozenset({"backordered", "partially_shipped", "shipped", "cancelled"}),
+    "partially_shipped": frozenset({"shipped", "exception"}),
+    "shipped": frozenset({"delivered", "exception"}),
+    "exception": frozenset({"delivered"}),
+    "delivered": frozenset(),
+    "cancelled": frozenset(),
+    "rejected": frozenset(),
 }
-FINAL_STATUSES = frozenset({"delivered", "rejected"})
+FINAL_STATUSES = frozenset(status for status, following in TRANSITIONS.items() if not following)
+
+
+def _reachable(start: str) -> frozenset[str]:
+    seen: set[str] = set()
+    todo = list(TRANSITIONS[start])
+    while todo:
+        status = todo.pop()
+        if status not in seen:
+            seen.add(status)
+            todo.extend(TRANSITIONS[status])
+    return frozenset(seen)
+
+
+REACHABLE = {status: _reachable(status) for status in STATUSES}
+
+
+def allowed(current: str, following: str) -> bool:
+    return following in TRANSITIONS[current]
 
 
 @dataclass(frozen=True)
@@ -74,7 +106,10 @@ def items_to_reserve(order: SubmittedOrder) -> list[ItemQuantity]:
 
 
 def advance(current: str, reported: str) -> str:
-    """The status after a lifecycle event: forward only, and never out of a final status."""
-    if current in FINAL_STATUSES or STATUS_RANK[reported] <= STATUS_RANK[current]:
-        return current
-    return reported
+    """The status after an event that reports `reported`.
+
+    Events come from several topics, so one may overtake another: a report of a status further along
+    the table (shipped while still validated) moves there through the steps whose events are still on
+    their way; a report of a status behind or beside the current one (a late allocation after shipping,
+    anything after a final status) leaves the status as it is. It never moves backwards."""
+    return reported if reported in REACHABLE[current] else current

@@ -1,0 +1,95 @@
+"""The ways a message reaches someone: email over SMTP, and signed JSON posted to webhook endpoints. Each
+returns per delivery the error (None when accepted) and how long it took; retrying is the dispatcher's job."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import asyncpg
+import httpx
+
+from . import domain, messages
+from .settings import NotificationSettings, WebhookEndpoint
+
+
+@dataclass(frozen=True)
+class Outcome:
+    error: str | None
+    duration_ms: int
+
+
+class EmailChannel:
+    def __init__(self, host: str, port: int, sender: str) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+
+    async def send(self, rows: list[asyncpg.Record]) -> list[Outcome]:
+        if not rows:
+            return []
+        emails = [self._compose(row) for row in rows]
+        return await asyncio.to_thread(self._deliver, emails)
+
+    def _compose(self, row: asyncpg.Record) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = row["email"]
+        message["Subject"] = row["subject"]
+        message["Message-ID"] = messages.message_id(row["order_id"], row["kind"], row["shipment_key"])
+        message["X-OMS-Order-Id"] = str(row["order_id"])
+        message["X-OMS-Message-Kind"] = row["kind"]
+        message["X-OMS-Shipment-Key"] = row["shipment_key"]
+        message.set_content(row["text_body"])
+        message.add_alternative(row["html_body"], subtype="html")
+        return message
+
+    def _deliver(self, emails: list[EmailMessage]) -> list[Outcome]:
+        """One SMTP session per batch; the error class per message, None when accepted."""
+        started = time.perf_counter()
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
+                outcomes = []
+                for email in emails:
+                    sent = time.perf_counter()
+                    try:
+                        smtp.send_message(email)
+                        error = None
+                    except smtplib.SMTPException as exc:
+                        error = exc.__class__.__name__
+                    outcomes.append(Outcome(error, _ms_since(sent)))
+                return outcomes
+        except (OSError, smtplib.SMTPException) as exc:
+            return [Outcome(exc.__class__.__name__, _ms_since(started))] * len(emails)
+
+
+class WebhookChannel:
+    """POSTs the stored body with X-OMS-Signature: sha256=<hex HMAC of the raw body>; any 2xx is delivered."""
+
+    def __init__(self, settings: NotificationSettings, client: httpx.AsyncClient) -> None:
+        self.secret = settings.webhook_secret.get_secret_value()
+        self.client = client
+
+    async def send(self, endpoint: WebhookEndpoint, row: asyncpg.Record, attempt: int) -> Outcome:
+        body: bytes = row["body"]
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "oms-notifications",
+            "X-OMS-Signature": domain.signature(body, self.secret),
+            "X-OMS-Message-Id": messages.message_id(row["order_id"], row["kind"], row["shipment_key"]),
+            "X-OMS-Delivery-Attempt": str(attempt),
+        }
+        started = time.perf_counter()
+        try:
+            response = await self.client.post(endpoint.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Outcome(exc.__class__.__name__, _ms_since(started))
+        error = None if response.is_success else f"HTTP {response.status_code}"
+        return Outcome(error, _ms_since(started))
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
