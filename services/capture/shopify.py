@@ -31,7 +31,7 @@ PAYMENT_STATUS = {
     "partially_refunded": "refunded",
     "expired": "declined",
 }
-CENT = Decimal("0.0001")
+CENTS, FINEST = Decimal("0.01"), Decimal("0.0001")
 
 
 class MappingProblems(ValueError):
@@ -126,10 +126,17 @@ def _lines(items: Any, reasons: list[str]) -> list[dict[str, Any]]:
             reasons.append(f"{where}.sku: missing (the variant has no SKU)")
             continue
         paid = _money(item.get("price"), f"{where}.price", reasons) * quantity - _discounts(item, where, reasons)
-        # Rounded down, so the lines never add up to more than the customer was charged.
-        unit_price = (paid / quantity).quantize(CENT, rounding=ROUND_FLOOR)
+        unit_price = _unit_price(paid, quantity)
         lines.append({"sku": item["sku"], "quantity": quantity, "unit_price": str(max(unit_price, Decimal(0)))})
     return lines
+
+
+def _unit_price(paid: Decimal, quantity: int) -> Decimal:
+    """Cents when the line divides evenly, else rounded down to 1/100 cent: the lines never add up to more
+    than the customer was charged."""
+    exact = paid / quantity
+    cents = exact.quantize(CENTS)
+    return cents if cents == exact else exact.quantize(FINEST, rounding=ROUND_FLOOR)
 
 
 def _shipping_price(line: dict[str, Any], reasons: list[str]) -> Decimal:

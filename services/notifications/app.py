@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from shared.runtime import Runtime, serve, service_app
@@ -29,4 +31,6 @@ def create_app(settings: NotificationSettings) -> FastAPI:
 
 def main() -> None:
     settings = NotificationSettings()
+    # httpx logs every request with its URL at INFO; webhook URLs may carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     serve(create_app(settings), settings)

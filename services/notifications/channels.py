@@ -7,10 +7,13 @@ import asyncio
 import smtplib
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 
 import asyncpg
 import httpx
+
+from shared.envelope import now
 
 from . import domain, messages
 from .settings import NotificationSettings, WebhookEndpoint
@@ -18,8 +21,15 @@ from .settings import NotificationSettings, WebhookEndpoint
 
 @dataclass(frozen=True)
 class Outcome:
+    """How one attempt went: the error (None when accepted), when it started and how long it took."""
+
     error: str | None
+    started_at: datetime
     duration_ms: int
+
+    @classmethod
+    def of(cls, error: str | None, started_at: datetime, started: float) -> Outcome:
+        return cls(error, started_at, round((time.perf_counter() - started) * 1000))
 
 
 class EmailChannel:
@@ -49,21 +59,21 @@ class EmailChannel:
 
     def _deliver(self, emails: list[EmailMessage]) -> list[Outcome]:
         """One SMTP session per batch; the error class per message, None when accepted."""
-        started = time.perf_counter()
+        started_at, started = now(), time.perf_counter()
         try:
             with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
                 outcomes = []
                 for email in emails:
-                    sent = time.perf_counter()
+                    sending_at, sending = now(), time.perf_counter()
                     try:
                         smtp.send_message(email)
                         error = None
                     except smtplib.SMTPException as exc:
                         error = exc.__class__.__name__
-                    outcomes.append(Outcome(error, _ms_since(sent)))
+                    outcomes.append(Outcome.of(error, sending_at, sending))
                 return outcomes
         except (OSError, smtplib.SMTPException) as exc:
-            return [Outcome(exc.__class__.__name__, _ms_since(started))] * len(emails)
+            return [Outcome.of(exc.__class__.__name__, started_at, started)] * len(emails)
 
 
 class WebhookChannel:
@@ -82,14 +92,9 @@ class WebhookChannel:
             "X-OMS-Message-Id": messages.message_id(row["order_id"], row["kind"], row["shipment_key"]),
             "X-OMS-Delivery-Attempt": str(attempt),
         }
-        started = time.perf_counter()
+        started_at, started = now(), time.perf_counter()
         try:
             response = await self.client.post(endpoint.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            return Outcome(exc.__class__.__name__, _ms_since(started))
-        error = None if response.is_success else f"HTTP {response.status_code}"
-        return Outcome(error, _ms_since(started))
-
-
-def _ms_since(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+            return Outcome.of(exc.__class__.__name__, started_at, started)
+        return Outcome.of(None if response.is_success else f"HTTP {response.status_code}", started_at, started)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
 import asyncpg
 import httpx
@@ -77,23 +76,22 @@ class Dispatcher:
             due = await repository.claim_due(conn)
             if not due:
                 return 0
-            attempted_at = now()
             emails = [row for row in due if row["channel"] == "email"]
             others = [row for row in due if row["channel"] != "email"]
             by_email, by_webhook = await asyncio.gather(
                 self.email.send(emails), asyncio.gather(*(self._send_webhook(row) for row in others))
             )
             for row, outcome in zip([*emails, *others], [*by_email, *by_webhook], strict=True):
-                await self._record(conn, row, outcome, attempted_at)
+                await self._record(conn, row, outcome)
             return len(due)
 
     async def _send_webhook(self, row: asyncpg.Record) -> Outcome:
         endpoint = self.settings.endpoint(row["channel"])
         if endpoint is None or self.webhooks is None:
-            return Outcome(UNCONFIGURED, 0)
+            return Outcome(UNCONFIGURED, now(), 0)
         return await self.webhooks.send(endpoint, row, row["attempts"] + 1)
 
-    async def _record(self, conn: Conn, row: asyncpg.Record, outcome: Outcome, at: datetime) -> None:
+    async def _record(self, conn: Conn, row: asyncpg.Record, outcome: Outcome) -> None:
         attempt = row["attempts"] + 1
         key = (row["order_id"], row["kind"], row["shipment_key"])
         retry_in = None
@@ -112,5 +110,5 @@ class Dispatcher:
                 outcome.error,
             )
         await repository.record_attempt(
-            conn, key, row["channel"], attempt, at, outcome.error, outcome.duration_ms, retry_in
+            conn, key, row["channel"], attempt, outcome.started_at, outcome.error, outcome.duration_ms, retry_in
         )
