@@ -22,12 +22,13 @@ STATUSES = (
     "cancelled",
     "exception",
 )
-# The only status changes an order may make. An order that has shipped in part cannot be cancelled as a
-# whole nor go back to waiting; a delivery exception is cleared only by the delivery itself.
+# The only status changes an order may make. Allocation may still refuse an order nothing was reserved
+# for (validated, backordered), not one it has routed; an order that has shipped in part cannot be
+# cancelled as a whole nor go back to waiting; a delivery exception is cleared only by the delivery itself.
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     "received": frozenset({"validated", "rejected"}),
     "validated": frozenset({"allocated", "backordered", "rejected", "cancelled"}),
-    "backordered": frozenset({"allocated", "partially_shipped", "cancelled"}),
+    "backordered": frozenset({"allocated", "partially_shipped", "rejected", "cancelled"}),
     "allocated": frozenset({"backordered", "partially_shipped", "shipped", "cancelled"}),
     "partially_shipped": frozenset({"shipped", "exception"}),
     "shipped": frozenset({"delivered", "exception"}),
@@ -51,6 +52,7 @@ def _reachable(start: str) -> frozenset[str]:
 
 
 REACHABLE = {status: _reachable(status) for status in STATUSES}
+REPORTED_BY_FULFILLMENT = frozenset({"partially_shipped", "shipped", "exception", "delivered"})
 
 
 def allowed(current: str, following: str) -> bool:
@@ -106,10 +108,12 @@ def items_to_reserve(order: SubmittedOrder) -> list[ItemQuantity]:
 
 
 def advance(current: str, reported: str) -> str:
-    """The status after an event that reports `reported`.
+    """The status after an event that reports `reported`: the reported one when the table allows the change,
+    else the current one (a late event, anything after a final status). It never moves backwards.
 
-    Events come from several topics, so one may overtake another: a report of a status further along
-    the table (shipped while still validated) moves there through the steps whose events are still on
-    their way; a report of a status behind or beside the current one (a late allocation after shipping,
-    anything after a final status) leaves the status as it is. It never moves backwards."""
-    return reported if reported in REACHABLE[current] else current
+    Fulfillment's events travel on another topic than allocation's, so a shipment or delivery may be read
+    before the allocation event it follows: such a report moves the order on along the table, past the
+    step whose event is still on its way (validated -> shipped); that step is recorded when it arrives."""
+    if allowed(current, reported) or (reported in REPORTED_BY_FULFILLMENT and reported in REACHABLE[current]):
+        return reported
+    return current

@@ -94,7 +94,9 @@ class CaptureHandlers:
         change = lifecycle.apply(progress, msg.payload)
         if change is None:
             return
-        await repository.record(conn, order_id, change.progress, change.step, msg.envelope.occurred_at)
+        rejected_now = change.status_changed and change.progress.status == "rejected"
+        rejection = change.step.detail if rejected_now else None
+        await repository.record(conn, order_id, change.progress, change.step, msg.envelope.occurred_at, rejection)
         if isinstance(msg.payload, ev.CancellationAccepted | ev.CancellationRefused):
             state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
             await repository.resolve_oldest_request(conn, order_id, state, msg.payload.reason)

@@ -69,15 +69,16 @@ async def add_steps(conn: Conn, order_id: UUID, steps: list[tuple[str, datetime,
     )
 
 
-async def record(conn: Conn, order_id: UUID, progress: Progress, step: Step, at: datetime) -> None:
-    """Save the order's progress and add the step to its timeline, in one round trip."""
+async def record(
+    conn: Conn, order_id: UUID, progress: Progress, step: Step, at: datetime, rejection: str | None = None
+) -> None:
+    """Save the order's progress and add the step to its timeline, in one round trip; `rejection` is added
+    to the order's rejection reasons."""
     await conn.execute(
         "WITH step AS (INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status)"
         " VALUES ($1, $3, $4, $5, $2))"
         " UPDATE orders SET status = $2, backordered = $6, cancelled = $7, shipped = $8, updated_at = now(),"
-        " reasons = CASE WHEN $2 = 'rejected' AND $3 = 'rejected' AND $5::text IS NOT NULL"
-        " THEN reasons || to_jsonb($5::text)"
-        " ELSE reasons END"
+        " reasons = CASE WHEN $9::text IS NULL THEN reasons ELSE reasons || to_jsonb($9::text) END"
         " WHERE order_id = $1",
         order_id,
         progress.status,
@@ -87,6 +88,7 @@ async def record(conn: Conn, order_id: UUID, progress: Progress, step: Step, at:
         dict(progress.backordered),
         dict(progress.cancelled),
         dict(progress.shipped),
+        rejection,
     )
 
 
