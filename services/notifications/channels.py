@@ -41,8 +41,7 @@ class EmailChannel:
     async def send(self, rows: list[asyncpg.Record]) -> list[Outcome]:
         if not rows:
             return []
-        emails = [self._compose(row) for row in rows]
-        return await asyncio.to_thread(self._deliver, emails)
+        return await asyncio.to_thread(self._deliver, rows)
 
     def _compose(self, row: asyncpg.Record) -> EmailMessage:
         message = EmailMessage()
@@ -57,23 +56,26 @@ class EmailChannel:
         message.add_alternative(row["html_body"], subtype="html")
         return message
 
-    def _deliver(self, emails: list[EmailMessage]) -> list[Outcome]:
-        """One SMTP session per batch; the error class per message, None when accepted."""
+    def _deliver(self, rows: list[asyncpg.Record]) -> list[Outcome]:
+        """One SMTP session per batch; per message the error class, None when accepted."""
         started_at, started = now(), time.perf_counter()
+        outcomes: list[Outcome] = []
         try:
             with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
-                outcomes = []
-                for email in emails:
+                for row in rows:
                     sending_at, sending = now(), time.perf_counter()
                     try:
-                        smtp.send_message(email)
+                        smtp.send_message(self._compose(row))
                         error = None
-                    except smtplib.SMTPException as exc:
-                        error = exc.__class__.__name__
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                        error = exc.__class__.__name__  # refused: this message only
+                    except ValueError as exc:
+                        error = f"cannot compose: {exc.__class__.__name__}"
                     outcomes.append(Outcome.of(error, sending_at, sending))
-                return outcomes
         except (OSError, smtplib.SMTPException) as exc:
-            return [Outcome.of(exc.__class__.__name__, started_at, started)] * len(emails)
+            # The session broke: what was accepted before stays sent, the rest is tried again later.
+            outcomes += [Outcome.of(exc.__class__.__name__, started_at, started)] * (len(rows) - len(outcomes))
+        return outcomes
 
 
 class WebhookChannel:

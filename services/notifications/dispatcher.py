@@ -54,22 +54,33 @@ class Dispatcher:
             rows = await repository.claim_unplanned(conn)
             for row in rows:
                 key = (row["order_id"], row["kind"], row["shipment_key"])
-                recipient = {"name": row["name"], "reference": row["reference"]}
-                rendered = messages.render(row["kind"], row["order_id"], row["shipment_key"], recipient, row["facts"])
-                deliveries: list[tuple[str, bytes | None]] = [("email", None)]
-                endpoints = [e for e in self.settings.webhooks if e.serves(row["sales_channel"])]
-                if endpoints:
-                    message = {
-                        **dict(zip(("order_id", "kind", "shipment_key"), key, strict=True)),
-                        "message_id": rendered.message_id,
-                        "subject": rendered.subject,
-                        "text": rendered.text,
-                        "facts": row["facts"],
-                    }
-                    body = domain.webhook_body(message, row["sales_channel"], row["reference"])
-                    deliveries += [(endpoint.channel, body) for endpoint in endpoints]
+                try:
+                    rendered = messages.render(
+                        row["kind"], row["order_id"], row["shipment_key"], dict(row), row["facts"]
+                    )
+                except Exception as exc:  # a template bug must not hold up every other message
+                    log.error("%s of order %s cannot be rendered: %r", row["kind"], row["order_id"], exc)
+                    await repository.unrenderable(conn, key, repr(exc)[:1000])
+                    continue
+                deliveries = [("email", None), *self._webhook_deliveries(row, key, rendered)]
                 await repository.plan(conn, key, rendered.subject, rendered.text, rendered.html, deliveries)
             return len(rows)
+
+    def _webhook_deliveries(
+        self, row: asyncpg.Record, key: repository.MessageKey, rendered: messages.Rendered
+    ) -> list[tuple[str, bytes | None]]:
+        endpoints = [e for e in self.settings.webhooks if e.serves(row["sales_channel"])]
+        if not endpoints:
+            return []
+        message = {
+            **dict(zip(("order_id", "kind", "shipment_key"), key, strict=True)),
+            "message_id": rendered.message_id,
+            "subject": rendered.subject,
+            "text": rendered.text,
+            "facts": row["facts"],
+        }
+        body = domain.webhook_body(message, row["sales_channel"], row["reference"])
+        return [(endpoint.channel, body) for endpoint in endpoints]
 
     async def send_due(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():

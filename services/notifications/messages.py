@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,11 @@ def message_id(order_id: UUID, kind: str, shipment_key: str) -> str:
     return f"<{uuid.uuid5(MESSAGE_ID_NAMESPACE, name)}@oms.local>"
 
 
-def render(kind: str, order_id: UUID, shipment_key: str, recipient: dict[str, str], facts: dict[str, Any]) -> Rendered:
-    """`recipient`: the customer's name and the order's reference, as the templates greet and cite them."""
-    context = {**facts, **recipient, "order_id": str(order_id)}
+def render(
+    kind: str, order_id: UUID, shipment_key: str, recipient: Mapping[str, Any], facts: dict[str, Any]
+) -> Rendered:
+    """`recipient`: the customer's `name` and the order's `reference`, as the templates greet and cite them."""
+    context = {**facts, "name": recipient["name"], "reference": recipient["reference"], "order_id": str(order_id)}
     text_template = _environment.get_template(f"{kind}.txt")
     subject_parts = text_template.blocks["subject"](text_template.new_context(context))
     # One line, bounded: a header cannot be split by a newline in a customer's data.

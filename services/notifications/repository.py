@@ -87,6 +87,16 @@ async def plan(
     )
 
 
+async def unrenderable(conn: Conn, key: MessageKey, error: str) -> None:
+    """Set a message aside that its template cannot render, so that it does not hold up the others."""
+    await conn.execute(
+        "UPDATE messages SET planned_at = now(), render_error = $4"
+        " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3",
+        *key,
+        error,
+    )
+
+
 async def claim_due(conn: Conn) -> list[asyncpg.Record]:
     """Deliveries due now, with what to send, locked so that other instances skip them."""
     return await conn.fetch(

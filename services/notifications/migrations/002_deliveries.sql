@@ -22,7 +22,8 @@ ALTER TABLE messages
     ADD COLUMN planned_at timestamptz,
     ADD COLUMN subject    text,
     ADD COLUMN text_body  text,
-    ADD COLUMN html_body  text;
+    ADD COLUMN html_body  text,
+    ADD COLUMN render_error text;  -- a message its template could not render (a bug): kept, never sent
 CREATE INDEX messages_unplanned ON messages (created_at) WHERE planned_at IS NULL;
 
 -- Delivery state per (message, channel): 'email', or 'webhook:<endpoint name>' with the exact body signed.
