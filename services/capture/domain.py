@@ -1,4 +1,5 @@
-"""Order intake rules: what makes a submitted order valid, and how its status moves. Pure: no I/O."""
+"""Order intake rules: what makes a submitted order valid, and the table of the status changes an order
+may make. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from shared.backorders import quantities
 from shared.events import ItemQuantity, SubmittedOrder
 
 ACCEPTED_PAYMENT = ("authorized", "paid")
@@ -101,10 +103,7 @@ def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rule
 
 def items_to_reserve(order: SubmittedOrder) -> list[ItemQuantity]:
     """The order's lines per SKU, quantities of repeated SKUs added up, in the order first seen."""
-    totals: dict[str, int] = {}
-    for line in order.lines:
-        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
-    return [ItemQuantity(sku=sku, quantity=quantity) for sku, quantity in totals.items()]
+    return [ItemQuantity(sku=sku, quantity=quantity) for sku, quantity in quantities(order.lines).items()]
 
 
 def advance(current: str, reported: str) -> str:

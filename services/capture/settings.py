@@ -43,5 +43,6 @@ class CaptureSettings(CommonSettings):
         return IntakeRules(shippable_countries=self.shippable_countries, currencies=self.currencies)
 
     def shopify_secret(self, shop_domain: str) -> str | None:
-        secret = self.shopify_shop_secrets.get(shop_domain.strip().lower())
+        wanted = shop_domain.strip().lower()
+        secret = next((s for shop, s in self.shopify_shop_secrets.items() if shop.lower() == wanted), None)
         return None if secret is None else secret.get_secret_value()
