@@ -99,7 +99,8 @@ class CaptureHandlers:
         await repository.record(conn, order_id, change.progress, change.step, msg.envelope.occurred_at, rejection)
         if isinstance(msg.payload, ev.CancellationAccepted | ev.CancellationRefused):
             state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
-            await repository.resolve_oldest_request(conn, order_id, state, msg.payload.reason)
+            cause = msg.envelope.causation_id
+            await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
         if change.status_changed:
             ORDERS_STATUS.labels(change.progress.status).inc()
 
@@ -125,11 +126,13 @@ class CaptureHandlers:
         if review.verdict != "accepted":
             return CancelOutcome(review.verdict, order_id, progress.status, review.reasons)
         requested_at = now()
-        await repository.add_cancel_request(conn, order_id, fingerprint, lines, reason, source, requested_at)
         requested = ev.OrderCancellationRequested(
             order_id=order_id, lines=lines, reason=reason, requested_at=requested_at
         )
         event = wrap(requested, producer=SERVICE, order_id=order_id, cause=cause, occurred_at=requested_at)
+        await repository.add_cancel_request(
+            conn, order_id, fingerprint, event.event_id, lines, reason, source, requested_at
+        )
         await enqueue(conn, [(topics.ORDER_CANCELLATIONS, str(order_id), event)])
         what = "whole order" if lines is None else describe(quantities(lines))
         step = Step("cancellation_requested", f"{reason}; {what} (via {source})", progress.status)

@@ -103,16 +103,18 @@ async def add_cancel_request(
     conn: Conn,
     order_id: UUID,
     fingerprint: str,
+    event_id: UUID,
     lines: list[ItemQuantity] | None,
     reason: str,
     source: str,
     at: datetime,
 ) -> None:
     await conn.execute(
-        "INSERT INTO cancel_requests (order_id, fingerprint, lines, reason, source, requested_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO cancel_requests (order_id, fingerprint, event_id, lines, reason, source, requested_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         order_id,
         fingerprint,
+        event_id,
         None if lines is None else [line.model_dump() for line in lines],
         reason,
         source,
@@ -120,13 +122,16 @@ async def add_cancel_request(
     )
 
 
-async def resolve_oldest_request(conn: Conn, order_id: UUID, state: str, outcome: str) -> None:
-    """Fulfillment answers cancel requests in the order they were made."""
+async def resolve_request(conn: Conn, order_id: UUID, cause: UUID | None, state: str, outcome: str) -> None:
+    """Fulfillment's answer resolves the request whose event caused it; failing that (an answer that does
+    not name its cause), the oldest open one: requests are answered in the order they were made."""
     await conn.execute(
-        "UPDATE cancel_requests SET state = $2, outcome = $3, resolved_at = now()"
+        "UPDATE cancel_requests SET state = $3, outcome = $4, resolved_at = now()"
         " WHERE (order_id, fingerprint) = (SELECT order_id, fingerprint FROM cancel_requests"
-        " WHERE order_id = $1 AND state = 'requested' ORDER BY requested_at LIMIT 1)",
+        " WHERE order_id = $1 AND state = 'requested'"
+        " ORDER BY event_id = $2 DESC NULLS LAST, requested_at LIMIT 1)",
         order_id,
+        cause,
         state,
         outcome,
     )

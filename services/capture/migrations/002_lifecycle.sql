@@ -20,10 +20,12 @@ ALTER TABLE order_timeline ADD COLUMN order_status text;
 UPDATE order_timeline t SET order_status = o.status FROM orders o WHERE o.order_id = t.order_id;
 
 -- Cancel requests capture passed on to fulfillment; a repeat of the same request (same lines) is recognised
--- by its fingerprint and not passed on twice. Fulfillment's answers resolve them in the order they were made.
+-- by its fingerprint and not passed on twice. Fulfillment's answer resolves the request it was caused by
+-- (event_id: the OrderCancellationRequested event), else the oldest open one.
 CREATE TABLE cancel_requests (
     order_id     uuid NOT NULL REFERENCES orders (order_id),
     fingerprint  text NOT NULL,
+    event_id     uuid NOT NULL,
     lines        jsonb,
     reason       text NOT NULL,
     source       text NOT NULL,
