@@ -69,9 +69,9 @@ async def test_cancel_before_shipment_is_passed_on_once_and_the_order_ends_cance
 
     # then the order is cancelled, the timeline says when and why, and the customer is told
     view = await wait_status(http, order_id, {"cancelled"})
-    steps = {step["status"]: step for step in view["timeline"]}
-    assert steps["cancellation_requested"]["detail"] == "changed my mind; whole order (via api)"
-    assert (steps["cancelled"]["detail"], steps["cancelled"]["order_status"]) == ("changed my mind", "cancelled")
+    steps = [(step["status"], step["detail"], step["order_status"]) for step in view["timeline"]]
+    assert ("cancellation_requested", "changed my mind; whole order (via api)", "backordered") in steps
+    assert ("cancelled", "changed my mind", "cancelled") in steps
     assert view["cancelled"] == {sku: 2}
     assert "cancelled" in await eventually(lambda: mail_for(order_id), lambda kinds: "cancelled" in kinds)
 
