@@ -6,13 +6,17 @@ import json
 import mailbox
 import uuid
 from collections.abc import Iterable
+from email.message import Message
 from typing import Any
+from uuid import UUID
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 
 from deploy.local import client, processes
-from shared import topics
+from shared import events, topics
+from shared.envelope import wrap
+from shared.kafka import encode
 from tests.waiting import eventually
 
 FINAL = {"delivered", "rejected"}
@@ -51,6 +55,27 @@ def mail_for(order_id: str) -> list[str]:
     """Kinds of the messages the SMTP server received for this order."""
     box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
     return sorted(m["X-OMS-Message-Kind"] for m in box if m["X-OMS-Order-Id"] == order_id)
+
+
+def mails(order_id: str, kind: str | None = None) -> list[Message]:
+    """The messages the SMTP server received for this order (of one kind, if given)."""
+    box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
+    return [m for m in box if m["X-OMS-Order-Id"] == order_id and (kind is None or m["X-OMS-Message-Kind"] == kind)]
+
+
+def parts(message: Message) -> dict[str, str]:
+    """A mail's parts by content type (text/plain, text/html), decoded."""
+    return {
+        part.get_content_type(): part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")  # type: ignore[union-attr]
+        for part in message.walk()
+        if not part.is_multipart()
+    }
+
+
+async def publish_event(topic: topics.Topic, payload: events.Contract, order_id: UUID) -> None:
+    """Publish an event in its envelope as the topic's writer would (for steps another service owns)."""
+    envelope = wrap(payload, producer=topic.writer, order_id=order_id)
+    await client.publish(topic.name, [(str(order_id), encode(envelope))])
 
 
 class TopicReader:

@@ -121,7 +121,7 @@ async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
             done = sum(delta.get(s, 0) for s in FINAL)
             shown = ", ".join(
                 f"{s} {delta.get(s, 0)}"
-                for s in ("validated", "allocated", "released", "shipped", "delivered", "rejected")
+                for s in ("validated", "allocated", "backordered", "shipped", "delivered", "rejected")
             )
             print(f"  {time.monotonic() - started:5.1f} s  {shown}", flush=True)
             if done >= orders:

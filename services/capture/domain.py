@@ -1,4 +1,5 @@
-"""Order intake rules: what makes a submitted order valid, and how its status moves. Pure: no I/O."""
+"""Order intake rules: what makes a submitted order valid, and the table of the status changes an order
+may make. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -6,23 +7,58 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from shared.backorders import quantities
 from shared.events import ItemQuantity, SubmittedOrder
 
 ACCEPTED_PAYMENT = ("authorized", "paid")
 
-# Where each status stands in an order's life; events from different topics may arrive out of order,
-# so the status only ever moves forward. Final statuses end the order's life.
-STATUS_RANK = {
-    "received": 0,
-    "validated": 1,
-    "backordered": 2,
-    "allocated": 3,
-    "released": 4,
-    "shipped": 5,
-    "delivered": 6,
-    "rejected": 7,
+STATUSES = (
+    "received",
+    "validated",
+    "rejected",
+    "backordered",
+    "allocated",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "exception",
+)
+# The only status changes an order may make. Allocation may still refuse an order nothing was reserved
+# for (validated, backordered), not one it has routed; an order that has shipped in part cannot be
+# cancelled as a whole nor go back to waiting; a delivery exception is cleared only by the delivery itself.
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "received": frozenset({"validated", "rejected"}),
+    "validated": frozenset({"allocated", "backordered", "rejected", "cancelled"}),
+    "backordered": frozenset({"allocated", "partially_shipped", "rejected", "cancelled"}),
+    "allocated": frozenset({"backordered", "partially_shipped", "shipped", "cancelled"}),
+    "partially_shipped": frozenset({"shipped", "exception"}),
+    "shipped": frozenset({"delivered", "exception"}),
+    "exception": frozenset({"delivered"}),
+    "delivered": frozenset(),
+    "cancelled": frozenset(),
+    "rejected": frozenset(),
 }
-FINAL_STATUSES = frozenset({"delivered", "rejected"})
+FINAL_STATUSES = frozenset(status for status, following in TRANSITIONS.items() if not following)
+
+
+def _reachable(start: str) -> frozenset[str]:
+    seen: set[str] = set()
+    todo = list(TRANSITIONS[start])
+    while todo:
+        status = todo.pop()
+        if status not in seen:
+            seen.add(status)
+            todo.extend(TRANSITIONS[status])
+    return frozenset(seen)
+
+
+REACHABLE = {status: _reachable(status) for status in STATUSES}
+REPORTED_BY_FULFILLMENT = frozenset({"partially_shipped", "shipped", "exception", "delivered"})
+
+
+def allowed(current: str, following: str) -> bool:
+    return following in TRANSITIONS[current]
 
 
 @dataclass(frozen=True)
@@ -67,14 +103,16 @@ def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rule
 
 def items_to_reserve(order: SubmittedOrder) -> list[ItemQuantity]:
     """The order's lines per SKU, quantities of repeated SKUs added up, in the order first seen."""
-    totals: dict[str, int] = {}
-    for line in order.lines:
-        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
-    return [ItemQuantity(sku=sku, quantity=quantity) for sku, quantity in totals.items()]
+    return [ItemQuantity(sku=sku, quantity=quantity) for sku, quantity in quantities(order.lines).items()]
 
 
 def advance(current: str, reported: str) -> str:
-    """The status after a lifecycle event: forward only, and never out of a final status."""
-    if current in FINAL_STATUSES or STATUS_RANK[reported] <= STATUS_RANK[current]:
-        return current
-    return reported
+    """The status after an event that reports `reported`: the reported one when the table allows the change,
+    else the current one (a late event, anything after a final status). It never moves backwards.
+
+    Fulfillment's events travel on another topic than allocation's, so a shipment or delivery may be read
+    before the allocation event it follows: such a report moves the order on along the table, past the
+    step whose event is still on its way (validated -> shipped); that step is recorded when it arrives."""
+    if allowed(current, reported) or (reported in REPORTED_BY_FULFILLMENT and reported in REACHABLE[current]):
+        return reported
+    return current

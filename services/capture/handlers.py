@@ -1,14 +1,18 @@
-"""Capture's handlers: intake (HTTP and Kafka), the catalogue copy, and the order timeline fed by the
-lifecycle events of the other services. Each runs inside the transaction its caller opened."""
+"""Capture's handlers: intake (HTTP and Kafka), cancel requests (HTTP and Kafka), the catalogue copy, and
+the order's status and timeline fed by the lifecycle events of the other services. Each runs inside the
+transaction its caller opened."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from shared import catalogue, topics
 from shared import events as ev
+from shared.backorders import describe, quantities
 from shared.consumer import Handler
 from shared.db import Conn
 from shared.envelope import Envelope, now, wrap
@@ -16,10 +20,12 @@ from shared.kafka import Inbound
 from shared.metrics_business import ORDERS_RECEIVED, ORDERS_REJECTED, ORDERS_STATUS
 from shared.outbox import enqueue
 
-from . import domain, repository
+from . import cancellation, domain, lifecycle, repository
 from .domain import IntakeRules
+from .lifecycle import Step
 
 SERVICE = "capture"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,18 @@ class Accepted:
     order_id: UUID
     status: str
     duplicate: bool
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """`accepted`: passed on to fulfillment; `duplicate`: the same request was made before (its state in
+    `request_state`); `refused` / `invalid`: not passed on, for `reasons`; `unknown`: no such order."""
+
+    verdict: Literal["accepted", "duplicate", "refused", "invalid", "unknown"]
+    order_id: UUID | None = None
+    status: str | None = None
+    reasons: tuple[str, ...] = ()
+    request_state: str | None = None
 
 
 class CaptureHandlers:
@@ -42,8 +60,9 @@ class CaptureHandlers:
         received_at = now()
         order_id = await repository.insert_order(conn, order, domain.order_total(order), status, reasons, received_at)
         if order_id is None:
-            known_id, known_status = await repository.find_by_external_id(conn, order.channel, order.external_id)
-            return Accepted(known_id, known_status, duplicate=True)
+            known = await repository.find_by_external_id(conn, order.channel, order.external_id)
+            assert known is not None, "the insert met this order"
+            return Accepted(*known, duplicate=True)
         event = wrap(decision(order_id, order, reasons, received_at), producer=SERVICE, order_id=order_id, cause=cause)
         await repository.add_steps(
             conn,
@@ -65,22 +84,82 @@ class CaptureHandlers:
         await self.intake(conn, msg.payload, msg.envelope)
 
     async def on_lifecycle_event(self, conn: Conn, msg: Inbound) -> None:
-        """Allocation and fulfillment report progress; the order record keeps the timeline."""
-        step = timeline_step(msg.payload)
-        if step is None:
-            return
-        order_id, reported, detail = step
-        current = await repository.status_of(conn, order_id)
-        if current is None:
+        """Allocation and fulfillment report progress; the order keeps its status and timeline."""
+        order_id = lifecycle.order_of(msg.payload)
+        if order_id is None:
+            return  # stock counts are about a warehouse, not an order
+        progress = await repository.lock_progress(conn, order_id)
+        if progress is None:
             raise LookupError(f"{msg.envelope.type} for an order capture does not know")
-        status = domain.advance(current, reported)
-        await repository.record_step(conn, order_id, status, reported, msg.envelope.occurred_at, detail)
-        if status != current:
-            ORDERS_STATUS.labels(status).inc()
+        change = lifecycle.apply(progress, msg.payload)
+        if change is None:
+            return
+        rejected_now = change.status_changed and change.progress.status == "rejected"
+        rejection = change.step.detail if rejected_now else None
+        await repository.record(conn, order_id, change.progress, change.step, msg.envelope.occurred_at, rejection)
+        if isinstance(msg.payload, ev.CancellationAccepted | ev.CancellationRefused):
+            state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
+            cause = msg.envelope.causation_id
+            await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
+        if change.status_changed:
+            ORDERS_STATUS.labels(change.progress.status).inc()
+
+    async def cancel(
+        self,
+        conn: Conn,
+        order_id: UUID,
+        lines: list[ev.ItemQuantity] | None,
+        reason: str,
+        source: str,
+        cause: Envelope | None,
+    ) -> CancelOutcome:
+        """Pass a cancel request on to fulfillment (OrderCancellationRequested) unless the order is past
+        cancelling or the request does not fit it; a repeat of an earlier request is not passed on again."""
+        progress = await repository.lock_progress(conn, order_id)
+        if progress is None:
+            return CancelOutcome("unknown")
+        fingerprint = cancellation.fingerprint(lines)
+        earlier = await repository.find_cancel_request(conn, order_id, fingerprint)
+        if earlier is not None:
+            return CancelOutcome("duplicate", order_id, progress.status, request_state=earlier)
+        review = cancellation.review(progress, lines)
+        if review.verdict != "accepted":
+            return CancelOutcome(review.verdict, order_id, progress.status, review.reasons)
+        requested_at = now()
+        requested = ev.OrderCancellationRequested(
+            order_id=order_id, lines=lines, reason=reason, requested_at=requested_at
+        )
+        event = wrap(requested, producer=SERVICE, order_id=order_id, cause=cause, occurred_at=requested_at)
+        await repository.add_cancel_request(
+            conn, order_id, fingerprint, event.event_id, lines, reason, source, requested_at
+        )
+        await enqueue(conn, [(topics.ORDER_CANCELLATIONS, str(order_id), event)])
+        what = "whole order" if lines is None else describe(quantities(lines))
+        step = Step("cancellation_requested", f"{reason}; {what} (via {source})", progress.status)
+        await repository.record(conn, order_id, progress, step, requested_at)
+        return CancelOutcome("accepted", order_id, progress.status, request_state="requested")
+
+    async def on_cancel_requested(self, conn: Conn, msg: Inbound) -> None:
+        """A channel's cancel request; one capture cannot pass on is recorded in the order's timeline."""
+        request = msg.payload
+        assert isinstance(request, ev.CancelRequested)
+        found = await repository.find_by_external_id(conn, request.channel, request.external_id)
+        if found is None:
+            # Dead-lettered: replayable once the order itself has arrived.
+            raise LookupError("cancel request for an order capture does not know")
+        order_id, _ = found
+        outcome = await self.cancel(conn, order_id, request.lines, request.reason, request.channel, msg.envelope)
+        if outcome.verdict in ("refused", "invalid"):
+            progress = await repository.lock_progress(conn, order_id)
+            assert progress is not None
+            refusal = Step("cancellation_refused", "; ".join(outcome.reasons), progress.status)
+            await repository.record(conn, order_id, progress, refusal, msg.envelope.occurred_at)
+            log.info("cancel request for order %s refused by capture (%s)", order_id, outcome.verdict)
 
     def routes(self) -> dict[str, Handler]:
         return {
             topics.ORDERS_SUBMITTED.name: self.on_order_submitted,
+            topics.CANCEL_REQUESTS.name: self.on_cancel_requested,
             topics.CATALOG_PRODUCTS.name: catalogue.on_product_upserted,
             topics.ALLOCATION_EVENTS.name: self.on_lifecycle_event,
             topics.PICK_TASKS.name: self.on_lifecycle_event,
@@ -109,21 +188,6 @@ def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: list[str], recei
         service_level=order.service_level,
         lines=domain.items_to_reserve(order),
     )
-
-
-def timeline_step(payload: ev.Contract) -> tuple[UUID, str, str | None] | None:
-    match payload:
-        case ev.OrderAllocated(order_id=order_id, shipments=shipments):
-            return order_id, "allocated", "from " + ", ".join(s.warehouse_id for s in shipments)
-        case ev.OrderBackordered(order_id=order_id, reason=reason):
-            return order_id, "backordered", reason
-        case ev.PickTaskReleased(order_id=order_id, warehouse_id=warehouse_id):
-            return order_id, "released", f"pick task sent to {warehouse_id}"
-        case ev.OrderShipped(order_id=order_id, carrier=carrier, tracking_number=tracking):
-            return order_id, "shipped", f"{carrier} {tracking}"
-        case ev.OrderDelivered(order_id=order_id):
-            return order_id, "delivered", None
-    return None
 
 
 def reason_kind(reason: str) -> str:

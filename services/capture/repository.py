@@ -1,4 +1,4 @@
-"""Capture's SQL: orders, their timeline and the catalogue copy."""
+"""Capture's SQL: orders with their progress and timeline, cancel requests, Shopify deliveries, the catalogue copy."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from shared.backorders import quantities
 from shared.db import Conn
-from shared.events import SubmittedOrder
+from shared.events import ItemQuantity, SubmittedOrder
+
+from .lifecycle import Progress, Step
 
 
 async def insert_order(
@@ -19,7 +22,7 @@ async def insert_order(
     """The new order's id, or None when (channel, external_id) is known already."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         "INSERT INTO orders (order_id, channel, external_id, status, reasons, received_at, placed_at, currency,"
-        " total, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " total, document, ordered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (channel, external_id) DO NOTHING RETURNING order_id",
         uuid.uuid4(),
         order.channel,
@@ -31,15 +34,15 @@ async def insert_order(
         order.currency,
         total,
         order.model_dump(mode="json"),
+        quantities(order.lines),
     )
 
 
-async def find_by_external_id(conn: Conn, channel: str, external_id: str) -> tuple[UUID, str]:
+async def find_by_external_id(conn: Conn, channel: str, external_id: str) -> tuple[UUID, str] | None:
     row = await conn.fetchrow(
         "SELECT order_id, status FROM orders WHERE channel = $1 AND external_id = $2", channel, external_id
     )
-    assert row is not None, "called after the insert met this order"
-    return row["order_id"], row["status"]
+    return None if row is None else (row["order_id"], row["status"])
 
 
 async def catalogue(conn: Conn, skus: Iterable[str]) -> dict[str, bool]:
@@ -47,43 +50,131 @@ async def catalogue(conn: Conn, skus: Iterable[str]) -> dict[str, bool]:
     return {r["sku"]: r["active"] for r in rows}
 
 
-async def status_of(conn: Conn, order_id: UUID) -> str | None:
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        "SELECT status FROM orders WHERE order_id = $1 FOR UPDATE", order_id
+async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
+    """The order's progress, locked until the transaction ends (events and cancel requests queue up)."""
+    row = await conn.fetchrow(
+        "SELECT status, ordered, backordered, cancelled, shipped FROM orders WHERE order_id = $1 FOR UPDATE",
+        order_id,
     )
+    if row is None:
+        return None
+    return Progress(row["status"], row["ordered"], row["backordered"], row["cancelled"], row["shipped"])
 
 
 async def add_steps(conn: Conn, order_id: UUID, steps: list[tuple[str, datetime, str | None]]) -> None:
+    """Intake's steps; each leaves the order in the status it names."""
     await conn.executemany(
-        "INSERT INTO order_timeline (order_id, status, occurred_at, detail) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status) VALUES ($1, $2, $3, $4, $2)",
         [(order_id, *step) for step in steps],
     )
 
 
-async def record_step(conn: Conn, order_id: UUID, status: str, reported: str, at: datetime, detail: str | None) -> None:
-    """Add the reported step to the order's timeline and set its status, in one round trip."""
+async def record(
+    conn: Conn, order_id: UUID, progress: Progress, step: Step, at: datetime, rejection: str | None = None
+) -> None:
+    """Save the order's progress and add the step to its timeline, in one round trip; `rejection` is added
+    to the order's rejection reasons."""
     await conn.execute(
-        "WITH step AS (INSERT INTO order_timeline (order_id, status, occurred_at, detail)"
-        " VALUES ($1, $3, $4, $5))"
-        " UPDATE orders SET status = $2, updated_at = now() WHERE order_id = $1",
+        "WITH step AS (INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status)"
+        " VALUES ($1, $3, $4, $5, $2))"
+        " UPDATE orders SET status = $2, backordered = $6, cancelled = $7, shipped = $8, updated_at = now(),"
+        " reasons = CASE WHEN $9::text IS NULL THEN reasons ELSE reasons || to_jsonb($9::text) END"
+        " WHERE order_id = $1",
         order_id,
-        status,
-        reported,
+        progress.status,
+        step.name,
         at,
-        detail,
+        step.detail,
+        dict(progress.backordered),
+        dict(progress.cancelled),
+        dict(progress.shipped),
+        rejection,
+    )
+
+
+async def find_cancel_request(conn: Conn, order_id: UUID, fingerprint: str) -> str | None:
+    """The state of an earlier request with the same fingerprint, if there was one."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT state FROM cancel_requests WHERE order_id = $1 AND fingerprint = $2", order_id, fingerprint
+    )
+
+
+async def add_cancel_request(
+    conn: Conn,
+    order_id: UUID,
+    fingerprint: str,
+    event_id: UUID,
+    lines: list[ItemQuantity] | None,
+    reason: str,
+    source: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO cancel_requests (order_id, fingerprint, event_id, lines, reason, source, requested_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        order_id,
+        fingerprint,
+        event_id,
+        None if lines is None else [line.model_dump() for line in lines],
+        reason,
+        source,
+        at,
+    )
+
+
+async def resolve_request(conn: Conn, order_id: UUID, cause: UUID | None, state: str, outcome: str) -> None:
+    """Fulfillment's answer resolves the request whose event caused it; failing that (an answer that does
+    not name its cause), the oldest open one: requests are answered in the order they were made."""
+    await conn.execute(
+        "UPDATE cancel_requests SET state = $3, outcome = $4, resolved_at = now()"
+        " WHERE (order_id, fingerprint) = (SELECT order_id, fingerprint FROM cancel_requests"
+        " WHERE order_id = $1 AND state = 'requested'"
+        " ORDER BY event_id = $2 DESC NULLS LAST, requested_at LIMIT 1)",
+        order_id,
+        cause,
+        state,
+        outcome,
+    )
+
+
+async def order_of_webhook(conn: Conn, webhook_id: str) -> tuple[UUID, str] | None:
+    row = await conn.fetchrow(
+        "SELECT o.order_id, o.status FROM shopify_webhooks w JOIN orders o USING (order_id) WHERE w.webhook_id = $1",
+        webhook_id,
+    )
+    return None if row is None else (row["order_id"], row["status"])
+
+
+async def record_webhook(conn: Conn, webhook_id: str, shop_domain: str, order_id: UUID) -> None:
+    await conn.execute(
+        "INSERT INTO shopify_webhooks (webhook_id, shop_domain, order_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        webhook_id,
+        shop_domain,
+        order_id,
     )
 
 
 async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
     order = await conn.fetchrow(
-        "SELECT order_id, channel, external_id, status, reasons, received_at, placed_at, currency, total"
-        " FROM orders WHERE order_id = $1",
+        "SELECT order_id, channel, external_id, status, reasons, received_at, placed_at, currency, total,"
+        " ordered, backordered, cancelled, shipped FROM orders WHERE order_id = $1",
         order_id,
     )
     if order is None:
         return None
     steps = await conn.fetch(
-        "SELECT status, occurred_at, detail FROM order_timeline WHERE order_id = $1 ORDER BY occurred_at, id",
+        "SELECT status, order_status, occurred_at, detail FROM order_timeline WHERE order_id = $1"
+        " ORDER BY occurred_at, id",
         order_id,
     )
-    return {**dict(order), "total": str(order["total"]), "timeline": [dict(s) for s in steps]}
+    cancellations = await conn.fetch(
+        "SELECT lines, reason, source, state, outcome, requested_at, resolved_at FROM cancel_requests"
+        " WHERE order_id = $1 ORDER BY requested_at",
+        order_id,
+    )
+    return {
+        **dict(order),
+        "total": str(order["total"]),
+        "timeline": [dict(s) for s in steps],
+        "cancellations": [dict(c) for c in cancellations],
+    }

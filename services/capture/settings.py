@@ -1,10 +1,16 @@
-"""Capture's settings: where it ships and which currencies it takes."""
+"""Capture's settings: where it ships, which currencies it takes, and the Shopify shops it accepts orders from."""
 
 from __future__ import annotations
 
+from pydantic import SecretStr, model_validator
+
+from shared.events import ServiceLevel
 from shared.settings import CommonSettings
 
 from .domain import IntakeRules
+
+DEVELOPMENT_SHOP = "oms-dev.myshopify.com"
+DEVELOPMENT_SHOPIFY_SECRET = "dev-shopify-webhook-secret"  # noqa: S105 - refused in production, below
 
 
 class CaptureSettings(CommonSettings):
@@ -13,7 +19,30 @@ class CaptureSettings(CommonSettings):
         {"AT", "BE", "CH", "DE", "DK", "ES", "FR", "GB", "IE", "IT", "LU", "NL", "PL", "PT", "SE", "US", "CA"}
     )
     currencies: frozenset[str] = frozenset({"EUR", "USD", "GBP"})
+    # Shop domain -> the secret Shopify signs that shop's webhooks with (OMS_SHOPIFY_SHOP_SECRETS, JSON).
+    shopify_shop_secrets: dict[str, SecretStr] = {DEVELOPMENT_SHOP: SecretStr(DEVELOPMENT_SHOPIFY_SECRET)}
+    # A shipping line's code or title (lower case) -> service level; anything else ships standard.
+    shopify_service_levels: dict[str, ServiceLevel] = {
+        "express": "express",
+        "priority": "express",
+        "overnight": "overnight",
+        "next day": "overnight",
+        "next-day": "overnight",
+    }
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets(self) -> CaptureSettings:
+        if self.environment == "production" and any(
+            secret.get_secret_value() == DEVELOPMENT_SHOPIFY_SECRET for secret in self.shopify_shop_secrets.values()
+        ):
+            raise ValueError("the development Shopify secret may not be used in production")
+        return self
 
     @property
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(shippable_countries=self.shippable_countries, currencies=self.currencies)
+
+    def shopify_secret(self, shop_domain: str) -> str | None:
+        wanted = shop_domain.strip().lower()
+        secret = next((s for shop, s in self.shopify_shop_secrets.items() if shop.lower() == wanted), None)
+        return None if secret is None else secret.get_secret_value()

@@ -1,38 +1,36 @@
-"""Notifications' wiring point: the lifecycle consumer and the mail sender."""
+"""Notifications' wiring point: the lifecycle consumer and the dispatcher (email and webhooks)."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
-from shared import ports
 from shared.runtime import Runtime, serve, service_app
-from shared.settings import CommonSettings
 
+from .channels import EmailChannel
+from .dispatcher import Dispatcher
 from .handlers import NotificationHandlers
-from .sender import MailSender
-
-
-class NotificationSettings(CommonSettings):
-    service: str = "notifications"
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = ports.SMTP
-    mail_from: str = "orders@oms.local"
+from .settings import NotificationSettings
 
 
 def create_app(settings: NotificationSettings) -> FastAPI:
     runtime = Runtime(settings)
 
-    async def send_mail() -> None:
-        await MailSender(settings, runtime.pool, settings.smtp_host, settings.smtp_port, settings.mail_from).run()
+    async def dispatch() -> None:
+        email = EmailChannel(settings.smtp_host, settings.smtp_port, settings.mail_from)
+        await Dispatcher(settings, runtime.pool, email).run()
 
     return service_app(
         runtime,
         NotificationHandlers().routes,
-        background={"mail-sender": send_mail},
+        background={"dispatcher": dispatch},
         title="OMS notifications",
     )
 
 
 def main() -> None:
     settings = NotificationSettings()
+    # httpx logs every request with its URL at INFO; webhook URLs may carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     serve(create_app(settings), settings)

@@ -1,59 +1,119 @@
-"""Which lifecycle events become which customer messages, and how a message reads. Pure: no I/O."""
+"""Which lifecycle events become which customer messages, how a webhook notification is signed, and how
+failed deliveries back off. Pure: no I/O."""
 
 from __future__ import annotations
 
-import uuid
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from string import Template
 from typing import Any
 from uuid import UUID
 
 from shared import events as ev
+from shared.backorders import quantities
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-MESSAGE_ID_NAMESPACE = UUID("3c3f1a0e-7f43-4d55-8a0b-5f1e9d2c6b77")
+KINDS = (
+    "confirmed",
+    "backordered",
+    "partially_shipped",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "delivery_exception",
+    "rejected",
+)
 
 
 @dataclass(frozen=True)
 class Intent:
-    """A message to send: its kind and the facts the template needs (no contact details)."""
+    """A message to send: its kind, what it is about, and the facts the templates need (no contact details).
+
+    `shipment_key` names the shipment a shipment-level message is about ('' for order-level messages; a
+    partial cancellation is keyed by the lines it cancelled), so there is one message per (order, kind, key)."""
 
     order_id: UUID
     kind: str
     facts: dict[str, Any]
+    shipment_key: str = ""
 
 
-@dataclass(frozen=True)
-class Email:
-    subject: str
-    body: str
-    message_id: str
-
-
-def intent_for(payload: ev.Contract) -> Intent | None:
+def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent | None:
+    """`backordered`: what of the order still waits for stock once this event is taken into account."""
     match payload:
-        case ev.OrderValidated(order_id=order_id, total=total, currency=currency, external_id=reference):
-            return Intent(order_id, "confirmed", {"reference": reference, "total": f"{total} {currency}"})
-        case ev.OrderRejected(order_id=order_id, reasons=reasons, external_id=reference):
-            return Intent(
-                order_id,
-                "rejected",
-                {"reference": reference, "reasons": "\n".join(f"- {r}" for r in reasons)},
-            )
-        case ev.OrderShipped(order_id=order_id, carrier=carrier, tracking_number=tracking):
-            return Intent(order_id, "shipped", {"carrier": carrier, "tracking_number": tracking})
+        case ev.OrderValidated(order_id=order_id, total=total, currency=currency, lines=lines):
+            return Intent(order_id, "confirmed", {"total": f"{total} {currency}", "items": _items(lines)})
+        case ev.OrderRejected(order_id=order_id, reasons=reasons):
+            return Intent(order_id, "rejected", {"reasons": list(reasons)})
+        case ev.OrderUnfulfillable(order_id=order_id, reason=reason):
+            return Intent(order_id, "rejected", {"reasons": [reason]})
+        case ev.OrderBackordered(order_id=order_id) | ev.OrderAllocated(order_id=order_id) if backordered:
+            return Intent(order_id, "backordered", {"items": _items_of(backordered)})
+        case ev.OrderShipped():
+            return _shipped(payload, backordered)
+        case ev.DeliveryException(order_id=order_id, pick_task_id=shipment, carrier=carrier, detail=detail):
+            facts = {"carrier": carrier, "tracking_number": payload.tracking_number, "detail": detail}
+            return Intent(order_id, "delivery_exception", facts, str(shipment))
         case ev.OrderDelivered(order_id=order_id, delivered_at=delivered_at):
-            return Intent(order_id, "delivered", {"delivered_at": delivered_at.strftime("%Y-%m-%d %H:%M UTC")})
+            return Intent(order_id, "delivered", {"delivered_at": delivered_at.strftime("%A %d %B %Y, %H:%M UTC")})
+        case ev.OrderCancelled(order_id=order_id, lines=None, reason=reason):
+            return Intent(order_id, "cancelled", {"reason": reason, "items": None})
+        case ev.OrderCancelled(order_id=order_id, lines=lines, reason=reason) if lines is not None:
+            cancelled = quantities(lines)
+            key = "lines:" + ",".join(f"{sku}={n}" for sku, n in sorted(cancelled.items()))
+            return Intent(order_id, "cancelled", {"reason": reason, "items": _items_of(cancelled)}, key[:500])
     return None
 
 
-def render(kind: str, order_id: UUID, name: str, facts: dict[str, Any]) -> Email:
-    """Subject on the template's first line, body after it."""
-    text = Template((TEMPLATES / f"{kind}.txt").read_text()).safe_substitute(
-        {**facts, "name": name, "order_id": str(order_id)}
-    )
-    subject, _, body = text.partition("\n")
-    # A stable Message-ID lets mail systems drop the rare resend after a crash between SMTP and our commit.
-    message_id = f"<{uuid.uuid5(MESSAGE_ID_NAMESPACE, f'{order_id}/{kind}')}@oms.local>"
-    return Email(subject.strip(), body.lstrip("\n"), message_id)
+def _shipped(shipped: ev.OrderShipped, backordered: Mapping[str, int]) -> Intent:
+    kind = "shipped" if shipped.order_complete and not backordered else "partially_shipped"
+    facts = {
+        "carrier": shipped.carrier,
+        "tracking_number": shipped.tracking_number,
+        "tracking_url": _web_link(shipped.tracking_url),
+        "promised_delivery": shipped.promised_delivery.strftime("%A %d %B %Y") if shipped.promised_delivery else None,
+        "items": _items(shipped.lines),
+        "still_to_come": _items_of(backordered),
+    }
+    return Intent(shipped.order_id, kind, facts, str(shipped.pick_task_id))
+
+
+def _web_link(url: str | None) -> str | None:
+    """Only plain web links go into a message (no javascript: or data: links)."""
+    return url if url and url.lower().startswith(("https://", "http://")) else None
+
+
+def _items(lines: list[ev.ItemQuantity]) -> list[dict[str, Any]]:
+    return _items_of(quantities(lines))
+
+
+def _items_of(units: Mapping[str, int]) -> list[dict[str, Any]]:
+    return [{"sku": sku, "quantity": quantity} for sku, quantity in units.items()]
+
+
+def webhook_body(message: Mapping[str, Any], sales_channel: str, reference: str) -> bytes:
+    """The JSON a webhook endpoint receives: the message as rendered plus its facts. Built once, so every
+    retry sends (and signs) the same bytes."""
+    document = {
+        "message_id": message["message_id"],
+        "kind": message["kind"],
+        "order_id": str(message["order_id"]),
+        "shipment_key": message["shipment_key"] or None,
+        "sales_channel": sales_channel,
+        "reference": reference,
+        "subject": message["subject"],
+        "text": message["text"],
+        "facts": message["facts"],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def signature(body: bytes, secret: str) -> str:
+    """`sha256=<hex>`: HMAC-SHA256 of the raw body, for the X-OMS-Signature header."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    """Seconds before the next try after `attempts` failed ones: base, 2 base, 4 base, ... at most cap."""
+    return float(min(cap, base * 2 ** max(0, attempts - 1)))

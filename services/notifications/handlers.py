@@ -1,9 +1,11 @@
-"""Notifications' handlers: remember whom to tell, and record one message per (order, kind)."""
+"""Notifications' handlers: remember whom to tell and what still waits for stock, and record one message
+per (order, kind, shipment) for the dispatcher to send."""
 
 from __future__ import annotations
 
 from shared import events as ev
 from shared import topics
+from shared.backorders import backordered_after
 from shared.consumer import Handler
 from shared.db import Conn
 from shared.kafka import Inbound
@@ -15,8 +17,16 @@ class NotificationHandlers:
     async def on_lifecycle_event(self, conn: Conn, msg: Inbound) -> None:
         payload = msg.payload
         if isinstance(payload, ev.OrderValidated | ev.OrderRejected):
-            await repository.save_contact(conn, payload.order_id, payload.customer)
-        intent = domain.intent_for(payload)
+            await repository.save_contact(conn, payload)
+        order_id = getattr(payload, "order_id", None)
+        if order_id is None:
+            return  # stock counts and the like concern no customer
+        backordered = await repository.backordered(conn, order_id)
+        changed = backordered_after(backordered, payload)
+        if changed is not None:
+            backordered = changed
+            await repository.save_backordered(conn, order_id, backordered)
+        intent = domain.intent_for(payload, backordered)
         if intent is not None:
             await repository.add_message(conn, intent)
 
@@ -24,5 +34,6 @@ class NotificationHandlers:
         return {
             topics.ORDERS_VALIDATED.name: self.on_lifecycle_event,
             topics.ORDERS_REJECTED.name: self.on_lifecycle_event,
+            topics.ALLOCATION_EVENTS.name: self.on_lifecycle_event,
             topics.FULFILLMENT_EVENTS.name: self.on_lifecycle_event,
         }

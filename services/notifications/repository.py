@@ -1,66 +1,146 @@
-"""Notifications' SQL: contacts, and the messages with their delivery state."""
+"""Notifications' SQL: contacts, what waits for stock, messages, their deliveries per channel and every attempt."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
 from shared.db import Conn
-from shared.events import Customer
+from shared.events import OrderRejected, OrderValidated
 
 from .domain import Intent
 
-SEND_BATCH = 50
+BATCH = 50
+MessageKey = tuple[UUID, str, str]  # (order_id, kind, shipment_key)
 
 
-async def save_contact(conn: Conn, order_id: UUID, customer: Customer) -> None:
+async def save_contact(conn: Conn, order: OrderValidated | OrderRejected) -> None:
     await conn.execute(
-        "INSERT INTO contacts (order_id, email, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        "INSERT INTO contacts (order_id, email, name, reference, sales_channel) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING",
+        order.order_id,
+        order.customer.email,
+        order.customer.name,
+        order.external_id,
+        order.channel,
+    )
+
+
+async def backordered(conn: Conn, order_id: UUID) -> dict[str, int]:
+    """What of the order waits for stock, locked until the transaction ends."""
+    items = await conn.fetchval("SELECT items FROM backorders WHERE order_id = $1 FOR UPDATE", order_id)
+    return dict(items or {})
+
+
+async def save_backordered(conn: Conn, order_id: UUID, items: Mapping[str, int]) -> None:
+    await conn.execute(
+        "INSERT INTO backorders (order_id, items) VALUES ($1, $2)"
+        " ON CONFLICT (order_id) DO UPDATE SET items = excluded.items, updated_at = now()",
         order_id,
-        customer.email,
-        customer.name,
+        dict(items),
     )
 
 
 async def add_message(conn: Conn, intent: Intent) -> bool:
-    """False when this (order, kind) message exists already."""
+    """False when this (order, kind, shipment) message exists already."""
     return bool(
         await conn.fetchval(
-            "INSERT INTO messages (order_id, kind, facts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            "INSERT INTO messages (order_id, kind, shipment_key, facts) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING RETURNING true",
             intent.order_id,
             intent.kind,
+            intent.shipment_key,
             intent.facts,
         )
     )
 
 
-async def claim_due(conn: Conn) -> list[asyncpg.Record]:
-    """Pending messages whose recipient is known, locked so that other instances skip them."""
+async def claim_unplanned(conn: Conn) -> list[asyncpg.Record]:
+    """Messages not rendered yet whose recipient is known, locked so that other instances skip them."""
     return await conn.fetch(
-        "SELECT m.order_id, m.kind, m.facts, m.attempts, c.email, c.name FROM messages m"
-        " JOIN contacts c USING (order_id)"
-        " WHERE m.status = 'pending' AND m.next_try_at <= now() ORDER BY m.created_at LIMIT $1"
-        " FOR UPDATE OF m SKIP LOCKED",
-        SEND_BATCH,
+        "SELECT m.order_id, m.kind, m.shipment_key, m.facts, c.name, c.reference, c.sales_channel"
+        " FROM messages m JOIN contacts c USING (order_id)"
+        " WHERE m.planned_at IS NULL ORDER BY m.created_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED",
+        BATCH,
     )
 
 
-async def mark_sent(conn: Conn, order_id: UUID, kind: str) -> None:
+async def plan(
+    conn: Conn, key: MessageKey, subject: str, text: str, html: str, deliveries: list[tuple[str, bytes | None]]
+) -> None:
+    """Keep what was rendered and create one pending delivery per channel: (channel, webhook body or None)."""
     await conn.execute(
-        "UPDATE messages SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL"
-        " WHERE order_id = $1 AND kind = $2",
-        order_id,
-        kind,
+        "UPDATE messages SET planned_at = now(), subject = $4, text_body = $5, html_body = $6"
+        " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3",
+        *key,
+        subject,
+        text,
+        html,
+    )
+    await conn.executemany(
+        "INSERT INTO deliveries (order_id, kind, shipment_key, channel, body) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING",
+        [(*key, channel, body) for channel, body in deliveries],
     )
 
 
-async def mark_failed(conn: Conn, order_id: UUID, kind: str, error: str, retry_in: float) -> None:
+async def unrenderable(conn: Conn, key: MessageKey, error: str) -> None:
+    """Set a message aside that its template cannot render, so that it does not hold up the others."""
     await conn.execute(
-        "UPDATE messages SET attempts = attempts + 1, last_error = $3,"
-        " next_try_at = now() + make_interval(secs => $4) WHERE order_id = $1 AND kind = $2",
-        order_id,
-        kind,
+        "UPDATE messages SET planned_at = now(), render_error = $4"
+        " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3",
+        *key,
+        error,
+    )
+
+
+async def claim_due(conn: Conn) -> list[asyncpg.Record]:
+    """Deliveries due now, with what to send, locked so that other instances skip them."""
+    return await conn.fetch(
+        "SELECT d.order_id, d.kind, d.shipment_key, d.channel, d.body, d.attempts,"
+        " m.subject, m.text_body, m.html_body, c.email, c.name"
+        " FROM deliveries d JOIN messages m USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)"
+        " WHERE d.status = 'pending' AND d.next_try_at <= now() ORDER BY d.next_try_at LIMIT $1"
+        " FOR UPDATE OF d SKIP LOCKED",
+        BATCH,
+    )
+
+
+async def record_attempt(
+    conn: Conn,
+    key: MessageKey,
+    channel: str,
+    attempt: int,
+    at: datetime,
+    error: str | None,
+    duration_ms: int,
+    retry_in: float | None,
+) -> None:
+    """Log the attempt; then the delivery is sent (no error), retried in `retry_in` s, or failed for good (None)."""
+    await conn.execute(
+        "INSERT INTO delivery_attempts (order_id, kind, shipment_key, channel, attempt, attempted_at, succeeded,"
+        " detail, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        *key,
+        channel,
+        attempt,
+        at,
+        error is None,
+        error,
+        duration_ms,
+    )
+    await conn.execute(
+        "UPDATE deliveries SET attempts = $5, last_error = $6,"
+        " status = CASE WHEN $6::text IS NULL THEN 'sent' WHEN $7::float8 IS NULL THEN 'failed' ELSE 'pending' END,"
+        " sent_at = CASE WHEN $6::text IS NULL THEN $8 ELSE sent_at END,"
+        " next_try_at = CASE WHEN $7::float8 IS NULL THEN next_try_at ELSE $8 + make_interval(secs => $7) END"
+        " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3 AND channel = $4",
+        *key,
+        channel,
+        attempt,
         error,
         retry_in,
+        at,
     )

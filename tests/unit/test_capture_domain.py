@@ -52,11 +52,3 @@ def test_payment_in_another_currency_is_refused() -> None:
 def test_repeated_skus_are_reserved_as_one_line() -> None:
     items = domain.items_to_reserve(order(lines=[("SKU-1", 2), ("SKU-2", 1), ("SKU-1", 3)]))
     assert [(i.sku, i.quantity) for i in items] == [("SKU-1", 5), ("SKU-2", 1)]
-
-
-def test_status_moves_forward_only_and_never_leaves_a_final_status() -> None:
-    assert domain.advance("validated", "allocated") == "allocated"
-    assert domain.advance("shipped", "released") == "shipped"
-    assert domain.advance("backordered", "allocated") == "allocated"
-    assert domain.advance("delivered", "shipped") == "delivered"
-    assert domain.advance("rejected", "allocated") == "rejected"

@@ -1,0 +1,200 @@
+"""Shopify's `orders/create` webhook: verifying its signature and mapping its body to the generic order.
+Pure: no I/O.
+
+Shopify signs the raw body with the shop's (app's) secret: base64 of HMAC-SHA256, in X-Shopify-Hmac-Sha256.
+Amounts are decimal strings in the shop's currency. Discounts arrive as allocations on each line and each
+shipping line, so a line's unit price here is what the customer pays per unit after its discounts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.events import ServiceLevel, SubmittedOrder
+
+CHANNEL = "shopify"
+ORDERS_CREATE = "orders/create"
+# Shopify's financial_status -> the generic payment status (capture accepts authorized and paid).
+PAYMENT_STATUS = {
+    "paid": "paid",
+    "authorized": "authorized",
+    "partially_paid": "pending",
+    "pending": "pending",
+    "voided": "voided",
+    "refunded": "refunded",
+    "partially_refunded": "refunded",
+    "expired": "declined",
+}
+CENTS, FINEST = Decimal("0.01"), Decimal("0.0001")
+
+
+class MappingProblems(ValueError):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def signature(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def signature_valid(body: bytes, header: str | None, secret: str) -> bool:
+    """Constant-time comparison of the header with the HMAC of the raw body."""
+    if not header:
+        return False
+    return hmac.compare_digest(signature(body, secret).encode(), header.strip().encode("utf-8", "replace"))
+
+
+def to_order(body: Any, service_levels: Mapping[str, ServiceLevel]) -> SubmittedOrder:
+    """The generic order for an `orders/create` body, or MappingProblems with every reason found.
+
+    `service_levels` maps a shipping line's code or title (lower case) to a service level; unknown or
+    absent shipping lines ship `standard`. Lines that need no shipping (gift cards, digital goods) are
+    not for the warehouses and are left out."""
+    if not isinstance(body, dict):
+        raise MappingProblems(["the body is not a JSON object"])
+    reasons: list[str] = []
+    shipping_lines = [line for line in body.get("shipping_lines") or [] if isinstance(line, dict)]
+    document = {
+        "channel": CHANNEL,
+        "external_id": str(body.get("id") or ""),
+        "placed_at": body.get("created_at"),
+        "currency": body.get("currency"),
+        "customer": _customer(body, reasons),
+        "shipping_address": _address(body.get("shipping_address"), reasons),
+        "service_level": _service_level(shipping_lines, service_levels),
+        "lines": _lines(body.get("line_items"), reasons),
+        "shipping_price": str(sum((_shipping_price(line, reasons) for line in shipping_lines), Decimal(0))),
+        "payment": _payment(body, reasons),
+    }
+    if not document["external_id"]:
+        reasons.append("id: missing")
+    if reasons:
+        raise MappingProblems(reasons)
+    try:
+        return SubmittedOrder.model_validate(document)
+    except ValidationError as exc:
+        raise MappingProblems(
+            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)]
+        ) from None
+
+
+def _money(value: Any, where: str, reasons: list[str]) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        amount = Decimal("NaN")
+    if value is None or not amount.is_finite():
+        reasons.append(f"{where}: not an amount")
+        return Decimal(0)
+    return amount
+
+
+def _discounts(item: dict[str, Any], where: str, reasons: list[str]) -> Decimal:
+    return sum(
+        (
+            _money(a.get("amount"), f"{where}.discount_allocations", reasons)
+            for a in item.get("discount_allocations") or []
+        ),
+        Decimal(0),
+    )
+
+
+def _lines(items: Any, reasons: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(items, list) or not items:
+        reasons.append("line_items: no lines")
+        return []
+    lines = []
+    for index, item in enumerate(items):
+        where = f"line_items[{index}]"
+        if not isinstance(item, dict):
+            reasons.append(f"{where}: not an object")
+            continue
+        if item.get("requires_shipping") is False or item.get("gift_card") is True:
+            continue
+        quantity = item.get("quantity")
+        if not isinstance(quantity, int) or quantity < 1:
+            reasons.append(f"{where}.quantity: not a positive whole number")
+            continue
+        if not item.get("sku"):
+            reasons.append(f"{where}.sku: missing (the variant has no SKU)")
+            continue
+        paid = _money(item.get("price"), f"{where}.price", reasons) * quantity - _discounts(item, where, reasons)
+        unit_price = _unit_price(paid, quantity)
+        lines.append({"sku": item["sku"], "quantity": quantity, "unit_price": str(max(unit_price, Decimal(0)))})
+    return lines
+
+
+def _unit_price(paid: Decimal, quantity: int) -> Decimal:
+    """Cents when the line divides evenly, else rounded down to 1/100 cent: the lines never add up to more
+    than the customer was charged."""
+    exact = paid / quantity
+    cents = exact.quantize(CENTS)
+    return cents if cents == exact else exact.quantize(FINEST, rounding=ROUND_FLOOR)
+
+
+def _shipping_price(line: dict[str, Any], reasons: list[str]) -> Decimal:
+    if line.get("discounted_price") is not None:
+        return _money(line["discounted_price"], "shipping_lines.discounted_price", reasons)
+    return _money(line.get("price"), "shipping_lines.price", reasons) - _discounts(line, "shipping_lines", reasons)
+
+
+def _service_level(lines: list[dict[str, Any]], service_levels: Mapping[str, ServiceLevel]) -> ServiceLevel:
+    for line in lines:
+        for name in (line.get("code"), line.get("title")):
+            if isinstance(name, str) and name.strip().lower() in service_levels:
+                return service_levels[name.strip().lower()]
+    return "standard"
+
+
+def _address(address: Any, reasons: list[str]) -> dict[str, Any] | None:
+    if not isinstance(address, dict):
+        reasons.append("shipping_address: missing (nothing to ship to)")
+        return None
+    fields = {"line1": "address1", "city": "city", "postal_code": "zip", "country": "country_code"}
+    for name in fields.values():
+        if not address.get(name):
+            reasons.append(f"shipping_address.{name}: missing")
+    return {
+        "name": address.get("name") or _full_name(address) or "",
+        "line1": address.get("address1"),
+        "line2": address.get("address2") or None,
+        "city": address.get("city"),
+        "region": address.get("province_code") or None,
+        "postal_code": address.get("zip"),
+        "country": address.get("country_code"),
+    }
+
+
+def _customer(body: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
+    customer, address = _object(body.get("customer")), _object(body.get("shipping_address"))
+    email = body.get("email") or body.get("contact_email") or customer.get("email")
+    if not email:
+        reasons.append("email: missing (no email on the order or its customer)")
+    return {
+        "email": email,
+        "name": _full_name(customer) or address.get("name") or _full_name(address) or "Customer",
+        "phone": body.get("phone") or customer.get("phone") or address.get("phone") or None,
+    }
+
+
+def _payment(body: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
+    status = PAYMENT_STATUS.get(str(body.get("financial_status")))
+    if status is None:
+        reasons.append(f"financial_status: {str(body.get('financial_status'))[:40]!r} is not a known status")
+    amount = _money(body.get("total_price"), "total_price", reasons)
+    return {"status": status, "amount": str(amount), "currency": body.get("currency")}
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _full_name(person: dict[str, Any]) -> str:
+    return " ".join(str(part) for part in (person.get("first_name"), person.get("last_name")) if part).strip()

@@ -1,0 +1,125 @@
+"""Sends messages: renders each once its recipient is known and creates a delivery per channel (email, and
+each webhook endpoint serving the order's sales channel), then delivers what is due, recording every attempt.
+
+A delivery is marked in the transaction that claimed it, so a crash between the hand-off and that commit
+can send one message twice; its stable Message-ID (email header, X-OMS-Message-Id) lets the receiver tell.
+A failed delivery backs off exponentially and is given up after the configured number of attempts; one
+failing channel or message never holds up the others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import httpx
+from prometheus_client import Counter
+
+from shared.db import Conn
+from shared.dispatch import run_dispatch
+from shared.envelope import now
+
+from . import domain, messages, repository
+from .channels import EmailChannel, Outcome, WebhookChannel
+from .settings import NotificationSettings
+
+log = logging.getLogger(__name__)
+UNCONFIGURED = "endpoint no longer configured"
+DELIVERIES = Counter(
+    "oms_notification_deliveries_total",
+    "Attempts to deliver customer messages, by channel (email or webhook:<name>), kind and outcome.",
+    ["channel", "kind", "outcome"],
+)
+
+
+class Dispatcher:
+    def __init__(self, settings: NotificationSettings, pool: asyncpg.Pool, email: EmailChannel) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.email = email
+        self.webhooks: WebhookChannel | None = None
+
+    async def run(self) -> None:
+        timeout = httpx.Timeout(self.settings.webhook_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            self.webhooks = WebhookChannel(self.settings, client)
+            await run_dispatch(self.settings, f"{self.settings.db_role}_messages", self.step, repository.BATCH)
+
+    async def step(self) -> int:
+        planned = await self.plan_due()
+        return max(planned, await self.send_due())
+
+    async def plan_due(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await repository.claim_unplanned(conn)
+            for row in rows:
+                key = (row["order_id"], row["kind"], row["shipment_key"])
+                try:
+                    rendered = messages.render(
+                        row["kind"], row["order_id"], row["shipment_key"], dict(row), row["facts"]
+                    )
+                except Exception as exc:  # a template bug must not hold up every other message
+                    log.error("%s of order %s cannot be rendered: %r", row["kind"], row["order_id"], exc)
+                    await repository.unrenderable(conn, key, repr(exc)[:1000])
+                    continue
+                deliveries = [("email", None), *self._webhook_deliveries(row, key, rendered)]
+                await repository.plan(conn, key, rendered.subject, rendered.text, rendered.html, deliveries)
+            return len(rows)
+
+    def _webhook_deliveries(
+        self, row: asyncpg.Record, key: repository.MessageKey, rendered: messages.Rendered
+    ) -> list[tuple[str, bytes | None]]:
+        endpoints = [e for e in self.settings.webhooks if e.serves(row["sales_channel"])]
+        if not endpoints:
+            return []
+        message = {
+            **dict(zip(("order_id", "kind", "shipment_key"), key, strict=True)),
+            "message_id": rendered.message_id,
+            "subject": rendered.subject,
+            "text": rendered.text,
+            "facts": row["facts"],
+        }
+        body = domain.webhook_body(message, row["sales_channel"], row["reference"])
+        return [(endpoint.channel, body) for endpoint in endpoints]
+
+    async def send_due(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            due = await repository.claim_due(conn)
+            if not due:
+                return 0
+            emails = [row for row in due if row["channel"] == "email"]
+            others = [row for row in due if row["channel"] != "email"]
+            by_email, by_webhook = await asyncio.gather(
+                self.email.send(emails), asyncio.gather(*(self._send_webhook(row) for row in others))
+            )
+            for row, outcome in zip([*emails, *others], [*by_email, *by_webhook], strict=True):
+                await self._record(conn, row, outcome)
+            return len(due)
+
+    async def _send_webhook(self, row: asyncpg.Record) -> Outcome:
+        endpoint = self.settings.endpoint(row["channel"])
+        if endpoint is None or self.webhooks is None:
+            return Outcome(UNCONFIGURED, now(), 0)
+        return await self.webhooks.send(endpoint, row, row["attempts"] + 1)
+
+    async def _record(self, conn: Conn, row: asyncpg.Record, outcome: Outcome) -> None:
+        attempt = row["attempts"] + 1
+        key = (row["order_id"], row["kind"], row["shipment_key"])
+        retry_in = None
+        if outcome.error not in (None, UNCONFIGURED) and attempt < self.settings.max_attempts:
+            retry_in = domain.retry_delay(attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
+        result = "sent" if outcome.error is None else ("retry" if retry_in is not None else "gave_up")
+        DELIVERIES.labels(row["channel"], row["kind"], result).inc()
+        if outcome.error is not None:
+            log.warning(
+                "%s of order %s via %s failed (attempt %d, %s): %s",
+                row["kind"],
+                row["order_id"],
+                row["channel"],
+                attempt,
+                f"retry in {retry_in:.1f}s" if retry_in is not None else "given up",
+                outcome.error,
+            )
+        await repository.record_attempt(
+            conn, key, row["channel"], attempt, outcome.started_at, outcome.error, outcome.duration_ms, retry_in
+        )

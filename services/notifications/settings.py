@@ -1,0 +1,53 @@
+"""Notifications' settings: the SMTP relay, the webhook endpoints and how failed deliveries back off."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from shared import ports
+from shared.settings import CommonSettings
+
+DEVELOPMENT_WEBHOOK_SECRET = "dev-webhook-signing-secret"  # noqa: S105 - refused in production, below
+
+
+class WebhookEndpoint(BaseModel):
+    """A URL that receives every message of the given sales channels (all of them when none are named)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="short; names the delivery channel")
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    sales_channels: frozenset[str] = frozenset()
+
+    @property
+    def channel(self) -> str:
+        return f"webhook:{self.name}"
+
+    def serves(self, sales_channel: str) -> bool:
+        return not self.sales_channels or sales_channel in self.sales_channels
+
+
+class NotificationSettings(CommonSettings):
+    service: str = "notifications"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = ports.SMTP
+    mail_from: str = "orders@oms.local"
+    # OMS_WEBHOOKS='[{"name": "crm", "url": "https://...", "sales_channels": ["shopify"]}]'
+    webhooks: list[WebhookEndpoint] = []
+    # Signs every webhook body: X-OMS-Signature: sha256=<hex HMAC-SHA256 of the raw body>.
+    webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
+    webhook_timeout_seconds: float = 5.0
+    # A failed delivery is tried again after base, 2 base, 4 base, ... seconds (at most max), then given up.
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 3600.0
+    max_attempts: int = 12
+
+    @model_validator(mode="after")
+    def _refuse_development_secret(self) -> NotificationSettings:
+        if self.environment == "production" and self.webhook_secret.get_secret_value() == DEVELOPMENT_WEBHOOK_SECRET:
+            raise ValueError("OMS_WEBHOOK_SECRET must be set outside development")
+        if len({endpoint.name for endpoint in self.webhooks}) != len(self.webhooks):
+            raise ValueError("webhook endpoint names must be unique")
+        return self
+
+    def endpoint(self, channel: str) -> WebhookEndpoint | None:
+        return next((e for e in self.webhooks if e.channel == channel), None)

@@ -1,0 +1,242 @@
+"""The order's status follows the transition table; the timeline records every step with its reason."""
+
+import itertools
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.capture import domain, lifecycle
+from services.capture.lifecycle import Progress
+from shared import events as ev
+
+# The rule, written out pair by pair: every change an order may make.
+ALLOWED = {
+    ("received", "validated"),
+    ("received", "rejected"),
+    ("validated", "allocated"),
+    ("validated", "backordered"),
+    ("validated", "rejected"),
+    ("validated", "cancelled"),
+    ("backordered", "allocated"),
+    ("backordered", "partially_shipped"),
+    ("backordered", "rejected"),
+    ("backordered", "cancelled"),
+    ("allocated", "backordered"),
+    ("allocated", "partially_shipped"),
+    ("allocated", "shipped"),
+    ("allocated", "cancelled"),
+    ("partially_shipped", "shipped"),
+    ("partially_shipped", "exception"),
+    ("shipped", "delivered"),
+    ("shipped", "exception"),
+    ("exception", "delivered"),
+}
+PAIRS = list(itertools.product(domain.STATUSES, repeat=2))
+ORDER = uuid.uuid4()
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def test_the_table_allows_exactly_the_listed_transitions() -> None:
+    assert set(domain.TRANSITIONS) == set(domain.STATUSES)
+    assert {(a, b) for a, b in PAIRS if domain.allowed(a, b)} == ALLOWED
+
+
+@pytest.mark.parametrize(("current", "following"), sorted(ALLOWED))
+def test_every_allowed_transition_is_taken(current: str, following: str) -> None:
+    assert domain.advance(current, following) == following
+
+
+@pytest.mark.parametrize(
+    ("current", "reported"),
+    [
+        ("shipped", "allocated"),  # a late allocation event after shipping
+        ("partially_shipped", "backordered"),
+        ("partially_shipped", "cancelled"),  # part has shipped: no cancelling as a whole
+        ("shipped", "cancelled"),
+        ("allocated", "rejected"),
+        ("partially_shipped", "rejected"),
+        ("exception", "shipped"),
+        ("delivered", "exception"),
+        ("validated", "received"),
+        ("allocated", "validated"),
+        *[(final, other) for final in ("delivered", "cancelled", "rejected") for other in domain.STATUSES],
+    ],
+)
+def test_a_forbidden_or_backward_report_leaves_the_status(current: str, reported: str) -> None:
+    assert domain.advance(current, reported) == current
+
+
+def test_final_statuses_have_no_way_out() -> None:
+    assert {"delivered", "cancelled", "rejected"} == domain.FINAL_STATUSES
+
+
+@pytest.mark.parametrize(
+    ("current", "reported"),
+    [("validated", "shipped"), ("validated", "delivered"), ("backordered", "shipped"), ("allocated", "exception")],
+)
+def test_a_report_that_overtook_the_events_before_it_moves_forward_along_the_table(current: str, reported: str) -> None:
+    assert domain.advance(current, reported) == reported
+
+
+@pytest.mark.parametrize(("current", "reported"), PAIRS)
+def test_the_status_never_moves_backwards(current: str, reported: str) -> None:
+    after = domain.advance(current, reported)
+    assert after == current or after in domain.REACHABLE[current]
+
+
+# ---- events -> steps ----
+
+
+def progress(status: str = "validated", **kwargs: object) -> Progress:
+    return Progress(status, {"A": 2, "B": 1}, **kwargs)  # type: ignore[arg-type]
+
+
+def items(**units: int) -> list[ev.ItemQuantity]:
+    return [ev.ItemQuantity(sku=sku, quantity=n) for sku, n in units.items()]
+
+
+def shipped(complete: bool = True, **units: int) -> ev.OrderShipped:
+    return ev.OrderShipped(
+        order_id=ORDER,
+        pick_task_id=uuid.uuid4(),
+        warehouse_id="ams",
+        carrier="parcelnet",
+        tracking_number="PN1",
+        shipped_at=NOW,
+        lines=items(**units),
+        promised_delivery=date(2026, 3, 12),
+        order_complete=complete,
+    )
+
+
+def allocated(backordered: dict[str, int] | None = None, **units: int) -> ev.OrderAllocated:
+    address = ev.Address(name="n", line1="l", city="c", postal_code="1", country="NL")
+    shipments = [ev.Shipment(shipment_id=uuid.uuid4(), warehouse_id="ams", lines=items(**units))] if units else []
+    return ev.OrderAllocated(
+        order_id=ORDER,
+        shipments=shipments,
+        ship_to=address,
+        service_level="standard",
+        backordered=items(**(backordered or {})),
+        reason="nearest warehouse with every line",
+    )
+
+
+def test_allocation_records_the_routing_reason_and_what_waits_for_stock() -> None:
+    change = lifecycle.apply(progress(), allocated({"B": 1}, A=2))
+    assert change is not None
+    assert change.step == lifecycle.Step(
+        "allocated", "nearest warehouse with every line; ships from ams (A x2); waiting for stock: B x1", "allocated"
+    )
+    assert change.progress.backordered == {"B": 1}
+    assert change.status_changed
+
+
+def test_a_backorder_records_its_reason_and_missing_units() -> None:
+    change = lifecycle.apply(progress(), ev.OrderBackordered(order_id=ORDER, reason="no stock", missing=items(A=2)))
+    assert change is not None
+    assert (change.step.name, change.step.detail, change.step.status) == (
+        "backordered",
+        "no stock; waiting for stock: A x2",
+        "backordered",
+    )
+
+
+def test_an_unfulfillable_order_is_rejected_with_the_reason() -> None:
+    change = lifecycle.apply(progress(), ev.OrderUnfulfillable(order_id=ORDER, reason="policy: reject, no stock"))
+    assert change is not None
+    assert change.step == lifecycle.Step("rejected", "policy: reject, no stock", "rejected")
+
+
+def test_the_last_shipment_with_nothing_backordered_ships_the_order() -> None:
+    change = lifecycle.apply(progress("allocated"), shipped(A=2, B=1))
+    assert change is not None
+    assert change.step.status == "shipped"
+    assert change.step.detail == "parcelnet PN1 from ams; A x2, B x1; promised for 2026-03-12"
+    assert change.progress.shipped == {"A": 2, "B": 1}
+
+
+def test_a_shipment_while_others_are_open_or_units_still_backordered_ships_part_of_the_order() -> None:
+    change = lifecycle.apply(progress("allocated"), shipped(complete=False, A=2))
+    assert change is not None and change.step.status == "partially_shipped"
+    waiting = progress("allocated", backordered={"B": 1})
+    change = lifecycle.apply(waiting, shipped(complete=True, A=2))
+    assert change is not None and change.step.status == "partially_shipped"
+
+
+def test_a_backorder_released_then_shipped_completes_a_partially_shipped_order() -> None:
+    start = progress("partially_shipped", backordered={"B": 1}, shipped={"A": 2})
+    released = lifecycle.apply(start, allocated(B=1))
+    assert released is not None
+    assert released.step.status == "partially_shipped"  # a new shipment does not undo the shipped part
+    assert released.progress.backordered == {}
+    done = lifecycle.apply(released.progress, shipped(B=1))
+    assert done is not None and done.step.status == "shipped"
+
+
+def test_whole_order_cancellation_cancels_and_releases_backorders() -> None:
+    change = lifecycle.apply(
+        progress("backordered", backordered={"A": 2}), ev.OrderCancelled(order_id=ORDER, reason="customer request")
+    )
+    assert change is not None
+    assert change.step == lifecycle.Step("cancelled", "customer request", "cancelled")
+    assert (change.progress.cancelled, change.progress.backordered) == ({"A": 2, "B": 1}, {})
+
+
+def test_partial_cancellation_is_a_step_until_every_unit_is_cancelled() -> None:
+    first = lifecycle.apply(
+        progress("allocated", backordered={"B": 1}),
+        ev.OrderCancelled(order_id=ORDER, lines=items(B=1), reason="changed my mind"),
+    )
+    assert first is not None
+    assert first.step == lifecycle.Step("partially_cancelled", "changed my mind; B x1", "allocated")
+    assert (first.progress.cancelled, first.progress.backordered) == ({"A": 0, "B": 1}, {})
+    rest = lifecycle.apply(first.progress, ev.OrderCancelled(order_id=ORDER, lines=items(A=2), reason="all"))
+    assert rest is not None and rest.step.status == "cancelled"
+
+
+def test_cancellation_outcomes_and_pick_task_steps_are_recorded_without_changing_the_status() -> None:
+    steps = [
+        ev.CancellationRefused(order_id=ORDER, reason="pick task already packed"),
+        ev.CancellationAccepted(order_id=ORDER, withdrawn_shipments=[uuid.uuid4()], reason="customer request"),
+        ev.PickTaskCancelled(
+            pick_task_id=uuid.uuid4(), order_id=ORDER, warehouse_id="ams", reason="cancelled", cancelled_at=NOW
+        ),
+        ev.ShortPickReported(order_id=ORDER, shipment_id=uuid.uuid4(), warehouse_id="ams", missing=items(A=1)),
+    ]
+    recorded = [lifecycle.apply(progress("allocated"), payload) for payload in steps]
+    assert [(c.step.name, c.step.detail, c.step.status) for c in recorded if c] == [
+        ("cancellation_refused", "pick task already packed", "allocated"),
+        ("cancellation_accepted", "customer request; 1 pick task(s) withdrawn", "allocated"),
+        ("pick_task_withdrawn", "pick task at ams withdrawn; cancelled", "allocated"),
+        ("short_picked", "ams could not pick A x1", "allocated"),
+    ]
+
+
+def test_a_delivery_exception_is_recorded_and_cleared_by_delivery() -> None:
+    exception = ev.DeliveryException(
+        order_id=ORDER,
+        pick_task_id=uuid.uuid4(),
+        carrier="parcelnet",
+        tracking_number="PN1",
+        detail="address not found",
+        occurred_at=NOW,
+    )
+    change = lifecycle.apply(progress("shipped"), exception)
+    assert change is not None
+    assert change.step == lifecycle.Step("exception", "parcelnet PN1: address not found", "exception")
+    delivered = lifecycle.apply(change.progress, ev.OrderDelivered(order_id=ORDER, delivered_at=NOW))
+    assert delivered is not None and delivered.step.status == "delivered"
+
+
+def test_a_late_event_is_recorded_but_does_not_move_the_status_back() -> None:
+    change = lifecycle.apply(progress("shipped"), allocated(A=2))
+    assert change is not None
+    assert (change.step.name, change.step.status, change.status_changed) == ("allocated", "shipped", False)
+
+
+def test_stock_counts_are_not_about_an_order() -> None:
+    count = ev.StockCountShort(warehouse_id="ams", sku="A", counted=1, reserved=2, reference="c1")
+    assert lifecycle.apply(progress(), count) is None
+    assert lifecycle.order_of(count) is None
