@@ -62,7 +62,9 @@ async def test_a_signed_orders_create_webhook_flows_to_delivered_once_however_of
     order_id = first.json()["order_id"]
     assert first.json() == {"order_id": order_id, "status": "validated", "duplicate": False}
     assert redelivered.status_code == again.status_code == 202
-    assert redelivered.json() == again.json() == {"order_id": order_id, "status": "validated", "duplicate": True}
+    # (the order may have moved on between the calls: the repeats report it as it stands)
+    for repeat in (redelivered.json(), again.json()):
+        assert (repeat["order_id"], repeat["duplicate"]) == (order_id, True)
     rows = await db.fetch(
         "SELECT order_id, document FROM capture.orders WHERE channel = 'shopify' AND external_id = $1", external_id
     )
