@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import Body, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 
+from shared import aftercommit
 from shared.events import SubmittedOrder
 from shared.http import BodySizeLimit
 from shared.runtime import Runtime, serve, service_app
@@ -25,7 +26,7 @@ def create_app(settings: CaptureSettings) -> FastAPI:
 
     @app.post("/v1/orders", status_code=202)
     async def submit_order(order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
-        async with runtime.pool.acquire() as conn, conn.transaction():
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             accepted = await handlers.intake(conn, order, cause=None)
         return JSONResponse(
             {"order_id": str(accepted.order_id), "status": accepted.status, "duplicate": accepted.duplicate},

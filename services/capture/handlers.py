@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from shared import catalogue, topics
+from shared import catalogue, logs, topics
 from shared import events as ev
 from shared.consumer import Handler
 from shared.db import Conn
 from shared.envelope import Envelope, now, wrap
 from shared.kafka import Inbound
-from shared.metrics_business import ORDERS_RECEIVED, ORDERS_REJECTED, ORDERS_STATUS
+from shared.metrics import count
+from shared.metrics_business import ORDERS_RECEIVED, ORDERS_STATUS, REJECTION_REASONS
 from shared.outbox import enqueue
 
-from . import domain, repository
+from . import domain, latency, repository
 from .domain import IntakeRules
 
 SERVICE = "capture"
@@ -44,6 +45,7 @@ class CaptureHandlers:
         if order_id is None:
             known_id, known_status = await repository.find_by_external_id(conn, order.channel, order.external_id)
             return Accepted(known_id, known_status, duplicate=True)
+        logs.bind(order_id=order_id)
         event = wrap(decision(order_id, order, reasons, received_at), producer=SERVICE, order_id=order_id, cause=cause)
         await repository.add_steps(
             conn,
@@ -54,10 +56,10 @@ class CaptureHandlers:
             ],
         )
         await enqueue(conn, [(topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED, str(order_id), event)])
-        ORDERS_RECEIVED.labels(order.channel).inc()
-        ORDERS_STATUS.labels(status).inc()
+        count(ORDERS_RECEIVED.labels(order.channel))
+        count(ORDERS_STATUS.labels(status))
         for reason in reasons:
-            ORDERS_REJECTED.labels(reason_kind(reason)).inc()
+            count(REJECTION_REASONS.labels(reason_kind(reason)))
         return Accepted(order_id, status, duplicate=False)
 
     async def on_order_submitted(self, conn: Conn, msg: Inbound) -> None:
@@ -75,8 +77,9 @@ class CaptureHandlers:
             raise LookupError(f"{msg.envelope.type} for an order capture does not know")
         status = domain.advance(current, reported)
         await repository.record_step(conn, order_id, status, reported, msg.envelope.occurred_at, detail)
+        await latency.observe_step(conn, order_id, msg)
         if status != current:
-            ORDERS_STATUS.labels(status).inc()
+            count(ORDERS_STATUS.labels(status))
 
     def routes(self) -> dict[str, Handler]:
         return {

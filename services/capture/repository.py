@@ -87,3 +87,9 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
         order_id,
     )
     return {**dict(order), "total": str(order["total"]), "timeline": [dict(s) for s in steps]}
+
+
+async def received_at(conn: Conn, order_id: UUID) -> datetime | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT received_at FROM orders WHERE order_id = $1", order_id
+    )

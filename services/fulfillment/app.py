@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from shared.runtime import Runtime, serve, service_app
 from shared.settings import CommonSettings
 
+from . import views
 from .handlers import FulfillmentHandlers
 
 
@@ -15,7 +16,10 @@ class FulfillmentSettings(CommonSettings):
 
 
 def create_app(settings: FulfillmentSettings) -> FastAPI:
-    return service_app(Runtime(settings), FulfillmentHandlers().routes, title="OMS fulfillment")
+    runtime = Runtime(settings)
+    app = service_app(runtime, FulfillmentHandlers().routes, title="OMS fulfillment")
+    views.add_views(app, runtime)
+    return app
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from shared import ports
 from shared.runtime import Runtime, serve, service_app
 from shared.settings import CommonSettings
 
+from . import views
 from .handlers import NotificationHandlers
 from .sender import MailSender
 
@@ -25,12 +26,14 @@ def create_app(settings: NotificationSettings) -> FastAPI:
     async def send_mail() -> None:
         await MailSender(settings, runtime.pool, settings.smtp_host, settings.smtp_port, settings.mail_from).run()
 
-    return service_app(
+    app = service_app(
         runtime,
         NotificationHandlers().routes,
         background={"mail-sender": send_mail},
         title="OMS notifications",
     )
+    views.add_views(app, runtime)
+    return app
 
 
 def main() -> None:

@@ -64,3 +64,12 @@ async def mark_failed(conn: Conn, order_id: UUID, kind: str, error: str, retry_i
         error,
         retry_in,
     )
+
+
+async def order_messages(conn: Conn, order_id: UUID) -> list[dict[str, object]]:
+    rows = await conn.fetch(
+        "SELECT kind, channel, status, attempts, last_error, created_at, sent_at FROM messages"
+        " WHERE order_id = $1 ORDER BY created_at, kind",
+        order_id,
+    )
+    return [dict(r) for r in rows]

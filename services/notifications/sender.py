@@ -12,7 +12,10 @@ from email.message import EmailMessage
 
 import asyncpg
 
+from shared import aftercommit
 from shared.dispatch import run_dispatch
+from shared.metrics import count
+from shared.metrics_business import NOTIFICATIONS_SENT
 from shared.settings import CommonSettings
 
 from . import domain, repository
@@ -34,7 +37,7 @@ class MailSender:
         await run_dispatch(self.settings, f"{self.settings.db_role}_messages", self.send_due, repository.SEND_BATCH)
 
     async def send_due(self) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             due = await repository.claim_due(conn)
             if not due:
                 return 0
@@ -43,6 +46,7 @@ class MailSender:
             for row, error in zip(due, results, strict=True):
                 if error is None:
                     await repository.mark_sent(conn, row["order_id"], row["kind"])
+                    count(NOTIFICATIONS_SENT.labels(row["kind"]))
                 else:
                     retry_in = min(300.0, 2.0 ** (row["attempts"] + 1))
                     log.warning("message %s for order %s not sent (%s)", row["kind"], row["order_id"], error)
