@@ -56,15 +56,17 @@ NOTIFICATIONS_SENT = Counter(
 # Latency from intake (capture's received_at) to a lifecycle step, observed by capture when it records the
 # step. Buckets are fine-grained up to a few seconds (the pipeline itself), coarse beyond (backorders,
 # real warehouses and carriers take hours or days).
+PICK_TASK_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400)
+DELIVERED_BUCKETS = (0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 30, 60, 300, 3600, 21600, 86400, 172800, 345600, 604800)
+INTAKE_TO_PICK_TASK_NAME = "oms_order_intake_to_pick_task_seconds"
+INTAKE_TO_DELIVERED_NAME = "oms_order_intake_to_delivered_seconds"
 INTAKE_TO_PICK_TASK = Histogram(
-    "oms_order_intake_to_pick_task_seconds",
+    INTAKE_TO_PICK_TASK_NAME,
     "Time from intake to a pick task released to a warehouse (once per pick task).",
-    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400),
+    buckets=PICK_TASK_BUCKETS,
 )
 INTAKE_TO_DELIVERED = Histogram(
-    "oms_order_intake_to_delivered_seconds",
-    "Time from intake to the order delivered.",
-    buckets=(0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 30, 60, 300, 3600, 21600, 86400, 172800, 345600, 604800),
+    INTAKE_TO_DELIVERED_NAME, "Time from intake to the order delivered.", buckets=DELIVERED_BUCKETS
 )
 
 # Available to promise per warehouse, as aggregates so that the series stay one per warehouse whatever the

@@ -17,9 +17,11 @@ def add_views(app: FastAPI, runtime: Runtime) -> None:
     async def stock(
         sku: Annotated[Sku | None, Query()] = None,
         warehouse: Annotated[WarehouseId | None, Query()] = None,
+        max_available: Annotated[int | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        """On hand, reserved and available to promise, by warehouse and SKU (at most `limit` rows)."""
+        """On hand, reserved and available to promise, by warehouse and SKU (at most `limit` rows);
+        `max_available` keeps the rows with at most that many available (low stock)."""
         async with runtime.pool.acquire() as conn:
-            rows = await repository.stock_rows(conn, sku, warehouse, limit)
+            rows = await repository.stock_rows(conn, sku, warehouse, max_available, limit)
         return {"stock": rows, "limit": limit}
