@@ -62,9 +62,11 @@ class DeadLetter:
         return self.header(REPLAYED_MARKER) is not None
 
     def summary(self, replayed: bool) -> dict[str, Any]:
-        """What an operator needs to decide; the record's value is left out (it may hold personal data)."""
+        """What an operator needs to decide; the record's value is left out (it may hold personal data),
+        the key is shown (keys are order, warehouse, SKU or channel references)."""
         return {
             "id": self.id,
+            "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
             "origin": f"{self.origin_topic}:{self.header('dlq.origin.partition')}:{self.header('dlq.origin.offset')}",
             "service": self.header("dlq.service"),
             "failed_at": self.header("dlq.failed_at"),
