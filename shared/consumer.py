@@ -126,6 +126,7 @@ class EventConsumer:
                         started = time.perf_counter()
                         await self.handlers[item.topic](conn, item)
                         observe(HANDLER_SECONDS.labels(self.service, item.topic), time.perf_counter() - started)
+                        log.debug("handled %s from %s", item.envelope.type, item.origin)
                     count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
                 else:
                     count(MESSAGES_CONSUMED.labels(self.service, item.topic, "duplicate"))

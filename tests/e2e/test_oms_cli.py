@@ -68,8 +68,11 @@ def test_every_verb_explains_itself(verb) -> None:
         assert "--json" in shown.getvalue()
 
 
-def test_stack_status_lists_every_component_running(pipeline) -> None:
-    components = {c["name"]: c for c in oms_json("stack", "status")}
+def test_stack_up_on_a_running_stack_changes_nothing_and_lists_every_component(pipeline) -> None:
+    pids = {name: process.pid() for name, process in pipeline.items()}
+    components = {c["name"]: c for c in oms_json("stack", "up", "--no-prometheus")}
+    assert {name: components[name]["pid"] for name in pids} == pids
+    assert components == {c["name"]: c for c in oms_json("stack", "status")}
     assert {"kafka", "postgres", "smtp", "capture", "allocation", "fulfillment", "notifications"} <= set(components)
     assert all(components[n]["state"] == "running" for n in ("kafka", "postgres", "smtp"))
     assert all(components[s]["state"] == "ready" for s in ports.HTTP)

@@ -66,3 +66,16 @@ async def test_a_correlation_id_that_is_not_a_uuid_is_replaced() -> None:
         response = await http.get("/ids", headers={"X-Correlation-Id": "jane@example.test"})
     chosen = response.json()["correlation_id"]
     assert uuid.UUID(chosen) and "example" not in response.headers["x-correlation-id"]
+
+
+def test_a_production_service_logs_json_and_a_development_one_readable_lines() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("capture", "production", "INFO")
+        assert isinstance(root.handlers[0].formatter, logs.JsonFormatter)
+        logs.configure("capture", "development", "INFO")
+        assert isinstance(root.handlers[0].formatter, logs.ReadableFormatter)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
