@@ -40,6 +40,7 @@ from shared.settings import SERVICES
 
 FINAL = ("delivered", "rejected")
 STATUS_CHANGES = "oms_order_status_changes_total"
+MESSAGE_FOR_STATUS = {"confirmed": "validated", "rejected": "rejected", "shipped": "shipped", "delivered": "delivered"}
 COUNTRIES = ("NL", "DE", "FR", "BE", "GB")
 SHIPPING = Decimal("4.95")
 SERVICE_LEVELS = ("standard", "standard", "express", "overnight")
@@ -176,13 +177,16 @@ async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
             await asyncio.sleep(1.0)
 
         views = await asyncio.gather(*(http.get(f"/v1/orders/{oid}") for oid in order_ids))
-    # The last messages may still be on their way to the mail server: wait for them as the metrics count them.
+    # The last messages may still be on their way to the mail server: wait, up to a limit, until the metrics
+    # count one message per order and step (confirmed per validated order, and so on).
     deadline = time.monotonic() + 30
     while True:
         measured = scrape.delta(await scrape_all(), metrics_before)
-        expected = sum(scrape.by_label(measured, STATUS_CHANGES, "status").get(s, 0) for s in ("validated", "rejected"))
+        reached = scrape.by_label(measured, STATUS_CHANGES, "status")
         sent = scrape.by_label(measured, "oms_notifications_sent_total", "kind")
-        if sent.get("confirmed", 0) + sent.get("rejected", 0) >= expected or time.monotonic() > deadline:
+        if all(sent.get(kind, 0) >= reached.get(status, 0) for kind, status in MESSAGE_FOR_STATUS.items()):
+            break
+        if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
     views_json = [v.json() for v in views]
