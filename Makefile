@@ -30,6 +30,7 @@ up: install
 	$(PY) -m deploy.local.processes start
 
 down:
+	-$(PY) -m deploy.prometheus.local stop
 	-$(PY) -m deploy.local.processes stop
 	$(PY) -m deploy.local.stack down
 

@@ -5,6 +5,8 @@ the rest are handled in ONE database transaction together with the claim of thei
 redelivered event changes nothing), and only after that commit are the offsets committed. A transient
 failure (database or broker down, deadlock) retries the batch with backoff; any other failure isolates
 the records one by one and dead-letters the one that fails, so a poison message never blocks a partition.
+Metrics of handled records move only once their transaction commits; each record's ids are bound to the
+log context while it is handled; after every poll the lag of each assigned partition is reported.
 """
 
 from __future__ import annotations
@@ -16,15 +18,24 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from shared import inbox
+from shared import aftercommit, inbox, logs
 from shared.db import TRANSIENT_DB_ERRORS, Conn
 from shared.kafka import DeadLetters, Inbound, Undecodable, decode
-from shared.metrics import BATCH_SECONDS, MESSAGES_CONSUMED, TRANSIENT_RETRIES
+from shared.metrics import (
+    BATCH_SECONDS,
+    CONSUMER_LAG,
+    HANDLER_SECONDS,
+    MESSAGES_CONSUMED,
+    TRANSIENT_RETRIES,
+    count,
+    observe,
+)
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +58,7 @@ class EventConsumer:
         self.service = settings.service
         self.assigned = False
         self._consumer: AIOKafkaConsumer | None = None
+        self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -69,6 +81,7 @@ class EventConsumer:
                 self.assigned = bool(consumer.assignment())
                 if batches:
                     await self._process(consumer, batches)
+                await self._report_lag(consumer)
         finally:
             await consumer.stop()
 
@@ -104,28 +117,48 @@ class EventConsumer:
             log.warning("offset commit refused after rebalance (%s)", exc.__class__.__name__)
 
     async def _apply(self, items: list[Inbound]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             fresh = await inbox.claim(conn, (i.event_id for i in items))
-            outcomes = []
             for item in items:
                 if item.event_id in fresh:
                     fresh.discard(item.event_id)  # a duplicate within the batch counts once
-                    await self.handlers[item.topic](conn, item)
-                    outcomes.append((item.topic, "processed"))
+                    with logs.bound(**record_ids(item)):
+                        started = time.perf_counter()
+                        await self.handlers[item.topic](conn, item)
+                        observe(HANDLER_SECONDS.labels(self.service, item.topic), time.perf_counter() - started)
+                        log.debug("handled %s from %s", item.envelope.type, item.origin)
+                    count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
                 else:
-                    outcomes.append((item.topic, "duplicate"))
-        for topic, outcome in outcomes:
-            MESSAGES_CONSUMED.labels(self.service, topic, outcome).inc()
+                    count(MESSAGES_CONSUMED.labels(self.service, item.topic, "duplicate"))
 
     async def _apply_or_dead_letter(self, item: Inbound) -> None:
         try:
             await self._retry_transient(lambda: self._apply([item]))
         except Exception as exc:
             detail = str(exc).splitlines()[0] if str(exc) else ""
-            log.error("dead-lettering %s: handler failed with %s", item.origin, exc.__class__.__name__)
+            with logs.bound(**record_ids(item)):
+                log.error("dead-lettering %s: handler failed with %s", item.origin, exc.__class__.__name__)
             failed = Undecodable(item.origin, f"handler failed: {exc.__class__.__name__}: {detail}")
             await self._retry_transient(lambda: self.dead_letters.send([failed]))
             MESSAGES_CONSUMED.labels(self.service, item.topic, "dead_lettered").inc()
+
+    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Per assigned partition: records not yet fetched, from this consumer's own positions (no broker
+        round trip). Partitions that moved to another instance stop being reported here."""
+        reported: set[TopicPartition] = set()
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:  # no fetch response for it yet
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked since assignment() was read
+                continue
+            CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, highwater - position))
+            reported.add(tp)
+        for tp in self._lag_reported - reported:
+            CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
+        self._lag_reported = reported
 
     async def _retry_transient(self, action: Callable[[], Awaitable[None]]) -> None:
         attempt = 0
@@ -139,3 +172,8 @@ class EventConsumer:
                 delay = min(10.0, 0.05 * 2**attempt) * (0.5 + random.random())
                 log.warning("transient failure (%s), retry %d in %.2fs", exc.__class__.__name__, attempt, delay)
                 await asyncio.sleep(delay)
+
+
+def record_ids(item: Inbound) -> dict[str, UUID | None]:
+    envelope = item.envelope
+    return {"order_id": envelope.order_id, "event_id": envelope.event_id, "correlation_id": envelope.correlation_id}

@@ -66,9 +66,14 @@ def wrap(
     )
 
 
+def external_event_id(topic: str, partition: int, offset: int) -> UUID:
+    """The id of a bare record that came without one: derived from where it was read."""
+    return uuid.uuid5(EXTERNAL_EVENT_NAMESPACE, f"{topic}/{partition}/{offset}")
+
+
 def from_external(payload: ev.Contract, *, topic: str, partition: int, offset: int, event_id: UUID | None) -> Envelope:
     """An envelope for a bare record written by an outside party."""
-    eid = event_id or uuid.uuid5(EXTERNAL_EVENT_NAMESPACE, f"{topic}/{partition}/{offset}")
+    eid = event_id or external_event_id(topic, partition, offset)
     return Envelope(
         event_id=eid,
         type=payload.event_type,

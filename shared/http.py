@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import logs
+
+CORRELATION_HEADER = b"x-correlation-id"
 
 
 class BodySizeLimit:
@@ -53,3 +58,34 @@ async def _reply(send: Send, status: int, body: dict[str, Any]) -> None:
         }
     )
     await send({"type": "http.response.body", "body": data})
+
+
+class CorrelationId:
+    """Binds a correlation id to the log context of each request: the caller's X-Correlation-Id when it is a
+    UUID (anything else could smuggle data into the logs), a new one otherwise; echoed in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        correlation_id = _uuid_or_none(dict(scope["headers"]).get(CORRELATION_HEADER)) or uuid.uuid4()
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (CORRELATION_HEADER, str(correlation_id).encode())]
+            await send(message)
+
+        with logs.bound(correlation_id=correlation_id):
+            await self.app(scope, receive, send_with_header)
+
+
+def _uuid_or_none(value: bytes | None) -> uuid.UUID | None:
+    if value is None or len(value) > 64:
+        return None
+    try:
+        return uuid.UUID(value.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None

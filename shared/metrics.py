@@ -1,8 +1,17 @@
-"""Prometheus metrics of the backbone, named oms_<noun>_<unit>; labels are bounded (topic, outcome, service)."""
+"""Prometheus metrics of the backbone, named oms_<noun>_<unit>; labels are bounded (service, topic, partition,
+outcome, state). `count` and `observe` defer to the commit of the enclosing transaction (shared.aftercommit),
+so only work that committed is counted."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+from shared.aftercommit import after_commit
+
+# The `_created` timestamp series double every counter's output and no query here uses them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 MESSAGES_CONSUMED = Counter(
     "oms_messages_consumed_total", "Records read from Kafka by outcome.", ["service", "topic", "outcome"]
@@ -17,10 +26,45 @@ BATCH_SECONDS = Histogram(
     ["service"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+HANDLER_SECONDS = Histogram(
+    "oms_handler_duration_seconds",
+    "Time one handler took for one record, inside its batch's transaction; committed work only.",
+    ["service", "topic"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 TRANSIENT_RETRIES = Counter(
     "oms_transient_retries_total",
     "Batches retried after a transient failure (database or broker).",
     ["service"],
 )
+CONSUMER_LAG = Gauge(
+    "oms_consumer_lag_messages",
+    "Records on an assigned partition not yet fetched by this consumer: high watermark minus position.",
+    ["service", "topic", "partition"],
+)
 OUTBOX_BACKLOG = Gauge("oms_outbox_backlog_events", "Events in the outbox not yet published.", ["service"])
 OUTBOX_OLDEST_AGE = Gauge("oms_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox event.", ["service"])
+DB_POOL_CONNECTIONS = Gauge(
+    "oms_db_pool_connections",
+    "Database connections of the service's pool, by state (in_use, idle).",
+    ["service", "state"],
+)
+DB_POOL_MAX = Gauge("oms_db_pool_max_connections", "Most connections the service's pool may open.", ["service"])
+
+
+class _Incrementable(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Observable(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+def count(metric: _Incrementable, amount: float = 1) -> None:
+    """Increment once the enclosing transaction commits (at once outside one)."""
+    after_commit(lambda: metric.inc(amount))
+
+
+def observe(metric: _Observable, value: float) -> None:
+    """Observe once the enclosing transaction commits (at once outside one)."""
+    after_commit(lambda: metric.observe(value))

@@ -16,6 +16,7 @@ from shared.dispatch import run_dispatch
 from shared.envelope import Envelope
 from shared.kafka import encode
 from shared.metrics import MESSAGES_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.metrics_business import count_emitted
 from shared.settings import CommonSettings
 from shared.topics import Topic
 
@@ -23,12 +24,16 @@ RELAY_BATCH = 500
 
 
 async def enqueue(conn: Conn, items: list[tuple[Topic, str, Envelope]]) -> None:
-    """Write events to the outbox; call inside the transaction that makes the change they announce."""
+    """Write events to the outbox; call inside the transaction that makes the change they announce.
+
+    The business counters the events stand for (orders allocated, shipped, ...) move when it commits."""
     if items:
         await conn.executemany(
             "INSERT INTO outbox (topic, key, body) VALUES ($1, $2, $3)",
             [(topic.name, key, encode(envelope)) for topic, key, envelope in items],
         )
+        for _, _, envelope in items:
+            count_emitted(envelope.type, envelope.payload)
 
 
 class OutboxRelay:

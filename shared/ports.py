@@ -17,7 +17,7 @@ KAFKA_CONTROLLER = _port("OMS_KAFKA_CONTROLLER_PORT", 19093)
 POSTGRES = _port("OMS_PG_PORT", 15432)
 SMTP = _port("OMS_SMTP_PORT", 11025)
 KAFKA_BOOTSTRAP = os.environ.get("OMS_KAFKA_BOOTSTRAP", f"127.0.0.1:{KAFKA}")
-HTTP = {
-    name: _port(f"OMS_{name.upper()}_HTTP_PORT", base)
-    for name, base in (("capture", 8080), ("allocation", 8081), ("fulfillment", 8082), ("notifications", 8083))
-}
+# Before the offset: deploy/prometheus/prometheus.yml names these, and its local copy shifts them.
+HTTP_BASE = {"capture": 8080, "allocation": 8081, "fulfillment": 8082, "notifications": 8083}
+HTTP = {name: _port(f"OMS_{name.upper()}_HTTP_PORT", base) for name, base in HTTP_BASE.items()}
+PROMETHEUS = _port("OMS_PROMETHEUS_PORT", 9090)

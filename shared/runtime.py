@@ -18,9 +18,12 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import logs
 from shared.consumer import EventConsumer, Handler
 from shared.db import create_pool
+from shared.http import CorrelationId
 from shared.kafka import DeadLetters, make_producer
+from shared.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
 from shared.outbox import OutboxRelay
 from shared.settings import CommonSettings
 
@@ -86,6 +89,15 @@ class Runtime:
         if self._pool is not None:
             await self._pool.close()
 
+    def report_pool(self) -> None:
+        """Pool gauges, read when Prometheus scrapes (asyncpg keeps the counts; nothing to track)."""
+        if self._pool is None:
+            return
+        size, idle = self._pool.get_size(), self._pool.get_idle_size()
+        DB_POOL_CONNECTIONS.labels(self.settings.service, "in_use").set(size - idle)
+        DB_POOL_CONNECTIONS.labels(self.settings.service, "idle").set(idle)
+        DB_POOL_MAX.labels(self.settings.service).set(self._pool.get_max_size())
+
     async def ready(self) -> dict[str, bool]:
         checks = {"database": False, "consumer": self.consumer is None or self.consumer.assigned}
         with contextlib.suppress(Exception):
@@ -109,6 +121,7 @@ def service_app(
             await runtime.stop()
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(CorrelationId)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -123,17 +136,14 @@ def service_app(
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        runtime.report_pool()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:
-    logging.basicConfig(
-        level=os.environ.get("OMS_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s {settings.service} %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logs.configure(settings.service, settings.environment)
     uvicorn.run(
         app,
         host=settings.http_host,

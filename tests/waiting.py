@@ -26,3 +26,15 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout:.0f}s; last seen: {seen!r}")
         await asyncio.sleep(every)
+
+
+def eventually_sync(probe: Callable[[], Any], until: Callable[[Any], bool], *, timeout: float = 30.0) -> Any:
+    """`eventually` for synchronous code (fixtures and tests that run no event loop)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = probe()
+        if until(seen):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:.0f}s; last seen: {seen!r}")
+        time.sleep(0.2)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system tools the local stack needs when they are missing: Java 17 and Maven (Kafka's jars
-# come from Maven Central), PostgreSQL 15 binaries, Python's venv. Uses apt-get (Debian/Ubuntu) as root
-# or through sudo; elsewhere it says what is missing and stops.
+# come from Maven Central), PostgreSQL 15 binaries, Python's venv, and Prometheus with promtool (the tests
+# start a real Prometheus on loopback and check the alert rules; the package's own service is not used).
+# Uses apt-get (Debian/Ubuntu) as root or through sudo; elsewhere it says what is missing and stops.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || command -v pg_config >/dev/null 2>&1 || missing+=(postgresql-15)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

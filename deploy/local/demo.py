@@ -3,6 +3,11 @@
 Starts what is not running (stack, services, simulator), seeds a catalogue and stock, submits the orders
 over HTTP, shows progress from capture's metrics while they flow, prints a summary and stops what it
 started. Exits 0 only if every order reached a final state (delivered or rejected).
+
+The progress and the summary's headline numbers come from the services' Prometheus metrics (the change
+between a scrape before and after the run): the funnel counters, the messages sent, and the latency
+percentiles estimated from the intake latency histograms. Per-order timelines and the mailbox are read
+too, as a cross-check of those numbers.
 Run: python -m deploy.local.demo [--orders 200] [--concurrency 20] [--timeout 300]
 """
 
@@ -14,7 +19,6 @@ import mailbox
 import os
 import platform
 import random
-import re
 import sys
 import time
 import uuid
@@ -24,11 +28,19 @@ from typing import Any
 
 import httpx
 
-from deploy.local import client, processes, stack
-from shared import topics
+from deploy.local import client, processes, scrape, stack
+from shared import ports, topics
+from shared.metrics_business import (
+    DELIVERED_BUCKETS,
+    INTAKE_TO_DELIVERED_NAME,
+    INTAKE_TO_PICK_TASK_NAME,
+    PICK_TASK_BUCKETS,
+)
+from shared.settings import SERVICES
 
 FINAL = ("delivered", "rejected")
-STATUS_METRIC = re.compile(r'^oms_order_status_changes_total\{status="(\w+)"\} ([0-9.e+]+)$', re.MULTILINE)
+STATUS_CHANGES = "oms_order_status_changes_total"
+MESSAGE_FOR_STATUS = {"confirmed": "validated", "rejected": "rejected", "shipped": "shipped", "delivered": "delivered"}
 COUNTRIES = ("NL", "DE", "FR", "BE", "GB")
 SHIPPING = Decimal("4.95")
 SERVICE_LEVELS = ("standard", "standard", "express", "overnight")
@@ -63,8 +75,15 @@ def demo_order(run: str, number: int, skus: list[str]) -> dict[str, Any]:
 
 
 async def status_counts(http: httpx.AsyncClient) -> dict[str, float]:
-    text = (await http.get("/metrics")).text
-    return {status: float(value) for status, value in STATUS_METRIC.findall(text)}
+    """Orders that reached each status so far, from capture's metrics."""
+    return scrape.by_label(scrape.parse((await http.get("/metrics")).text), STATUS_CHANGES, "status")
+
+
+async def scrape_all() -> scrape.Samples:
+    """Every service's metrics in one map."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        pages = await asyncio.gather(*(http.get(f"http://127.0.0.1:{ports.HTTP[s]}/metrics") for s in SERVICES))
+    return scrape.merge(*(scrape.parse(page.text) for page in pages))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -72,13 +91,38 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def latency_line(name: str, values: list[float]) -> str:
+def cross_check_line(values: list[float]) -> str:
     if not values:
-        return f"  {name}: no samples"
+        return "    per-order timelines: no samples"
     return (
-        f"  {name} ({len(values)} orders): p50 {percentile(values, 50) * 1000:.0f} ms, "
+        f"    per-order timelines ({len(values)}): p50 {percentile(values, 50) * 1000:.0f} ms, "
         f"p95 {percentile(values, 95) * 1000:.0f} ms, p99 {percentile(values, 99) * 1000:.0f} ms, "
         f"max {max(values) * 1000:.0f} ms"
+    )
+
+
+def histogram_line(name: str, samples: scrape.Samples, histogram: str) -> str:
+    cumulative = scrape.buckets(samples, histogram)
+    parts = []
+    for q in (0.5, 0.95, 0.99):
+        estimate = scrape.quantile(q, cumulative)
+        if estimate is not None:
+            parts.append(
+                f"p{round(q * 100)} {estimate.value * 1000:.0f} ms"
+                f" (in {estimate.lower * 1000:.0f}-{estimate.upper * 1000:.0f} ms)"
+            )
+    shown = ", ".join(parts) or "no samples"
+    return f"  {name}, from {histogram} ({scrape.count_of(cumulative)} observed): {shown}"
+
+
+def bucket_note() -> str:
+    def bounds(buckets: tuple[float, ...]) -> str:
+        return ", ".join(f"{b:g}" for b in buckets if b <= 10)
+
+    return (
+        "  (percentiles interpolated inside histogram buckets, as histogram_quantile does; the true value lies in"
+        f" the bucket shown. Bucket bounds up to 10 s: pick task {bounds(PICK_TASK_BUCKETS)} s;"
+        f" delivered {bounds(DELIVERED_BUCKETS)} s)"
     )
 
 
@@ -99,6 +143,7 @@ async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
     await client.wait_caught_up("oms-allocation", [topics.CATALOG_PRODUCTS.name, topics.INVENTORY_ADJUSTMENTS.name])
 
     async with httpx.AsyncClient(base_url=client.CAPTURE_URL, timeout=30) as http:
+        metrics_before = await scrape_all()
         baseline = await status_counts(http)
         gate = asyncio.Semaphore(concurrency)
 
@@ -132,11 +177,25 @@ async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
             await asyncio.sleep(1.0)
 
         views = await asyncio.gather(*(http.get(f"/v1/orders/{oid}") for oid in order_ids))
+    # The last messages may still be on their way to the mail server: wait, up to a limit, until the metrics
+    # count one message per order and step (confirmed per validated order, and so on).
+    deadline = time.monotonic() + 30
+    while True:
+        measured = scrape.delta(await scrape_all(), metrics_before)
+        reached = scrape.by_label(measured, STATUS_CHANGES, "status")
+        sent = scrape.by_label(measured, "oms_notifications_sent_total", "kind")
+        if all(sent.get(kind, 0) >= reached.get(status, 0) for kind, status in MESSAGE_FOR_STATUS.items()):
+            break
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
     views_json = [v.json() for v in views]
-    return summarise(views_json, order_ids, finished, submitted)
+    return summarise(views_json, order_ids, finished, submitted, measured)
 
 
-def summarise(views: list[dict[str, Any]], order_ids: list[str], finished: float, submitted: float) -> bool:
+def summarise(
+    views: list[dict[str, Any]], order_ids: list[str], finished: float, submitted: float, measured: scrape.Samples
+) -> bool:
     by_status: dict[str, int] = {}
     for view in views:
         by_status[view["status"]] = by_status.get(view["status"], 0) + 1
@@ -152,22 +211,46 @@ def summarise(views: list[dict[str, Any]], order_ids: list[str], finished: float
     box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
     mails = [m["X-OMS-Message-Kind"] for m in box if m["X-OMS-Order-Id"] in wanted]
     all_final = sum(by_status.get(s, 0) for s in FINAL) == len(order_ids)
-    print("\nsummary")
+    reached = scrape.by_label(measured, STATUS_CHANGES, "status")
+    sent = scrape.by_label(measured, "oms_notifications_sent_total", "kind")
+    counters = {
+        name: scrape.total(measured, f"oms_{name}_total")
+        for name in ("orders_received", "orders_allocated", "orders_split", "shipments_shipped", "orders_delivered")
+    }
+    print("\nsummary (from the services' metrics: change during this run)")
     print(
         f"  machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};"
         f" everything (Kafka, PostgreSQL, 4 services, simulator, this client) on this machine"
     )
-    print(f"  orders: {len(order_ids)}; final status: " + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items())))
+    print(
+        "  funnel (orders reaching each status, capture): "
+        + ", ".join(
+            f"{s} {int(reached.get(s, 0))}"
+            for s in ("validated", "rejected", "allocated", "released", "shipped", "delivered")
+        )
+    )
+    print("  counted where decided: " + ", ".join(f"{name.replace('_', ' ')} {int(n)}" for name, n in counters.items()))
+    print(
+        f"    cross-check, final status of the {len(order_ids)} orders: "
+        + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items()))
+    )
     if finished:
         print(
             f"  throughput: {len(order_ids) / finished:.1f} orders/s from first submission to last final state"
             f" ({finished:.1f} s); intake alone {len(order_ids) / submitted:.0f} orders/s"
         )
-    print(latency_line("intake to pick task", to_pick))
-    print(latency_line("intake to delivered (simulated warehouse and carrier steps included)", to_delivered))
+    print(histogram_line("intake to pick task", measured, INTAKE_TO_PICK_TASK_NAME))
+    print(cross_check_line(to_pick))
     print(
-        f"  emails received by the SMTP server: {len(mails)} "
-        f"({', '.join(f'{k} {mails.count(k)}' for k in sorted(set(mails)))})"
+        histogram_line(
+            "intake to delivered (simulated warehouse and carrier steps included)", measured, INTAKE_TO_DELIVERED_NAME
+        )
+    )
+    print(cross_check_line(to_delivered))
+    print(bucket_note())
+    print(
+        f"  messages sent: {int(sum(sent.values()))} ({', '.join(f'{k} {int(n)}' for k, n in sorted(sent.items()))});"
+        f" cross-check, mails in the SMTP server's mailbox: {len(mails)}"
     )
     print(
         "  result: " + ("every order reached a final state" if all_final else "NOT every order reached a final state")

@@ -180,8 +180,22 @@ def _spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
     # Detached: tracked through the pid file from now on (and reaped by _running_pid), so tell subprocess
     # not to wait for it or report it as leaked when the Popen object goes away.
     proc.returncode = 0
+    _wait_for_command_line(proc.pid)
     pidfile.write_text(str(proc.pid))
     return proc.pid
+
+
+def _wait_for_command_line(pid: int, timeout: float = 2.0) -> None:
+    """Popen returns as soon as exec has begun; for a moment after, /proc/<pid>/cmdline is still empty, and
+    _running_pid would take the new process for a dead one. Wait until the kernel shows its command line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            return  # already gone: the caller's liveness check will say so, with the log
+        time.sleep(0.001)
 
 
 def _stop_pid(pidfile: Path, marker: str, timeout: float) -> int | None:

@@ -145,3 +145,28 @@ async def record_shortfall(conn: Conn, adjustment: InventoryAdjusted, shortfall:
 
 def as_mapping(value: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in value.items()}
+
+
+async def stock_rows(
+    conn: Conn, sku: str | None, warehouse_id: str | None, max_available: int | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT warehouse_id, sku, on_hand, reserved, on_hand - reserved AS available, updated_at FROM stock"
+        " WHERE ($1::text IS NULL OR sku = $1) AND ($2::text IS NULL OR warehouse_id = $2)"
+        " AND ($3::int IS NULL OR on_hand - reserved <= $3) ORDER BY warehouse_id, sku LIMIT $4",
+        sku,
+        warehouse_id,
+        max_available,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def stock_levels(conn: Conn, low_threshold: int) -> list[asyncpg.Record]:
+    """Per warehouse: SKUs at or below the low-stock threshold, SKUs with nothing available, units available."""
+    return await conn.fetch(
+        "SELECT warehouse_id, count(*) FILTER (WHERE on_hand - reserved <= $1) AS low,"
+        " count(*) FILTER (WHERE on_hand - reserved <= 0) AS out, coalesce(sum(on_hand - reserved), 0) AS available"
+        " FROM stock GROUP BY warehouse_id",
+        low_threshold,
+    )

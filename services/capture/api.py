@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import aftercommit
 from shared.events import ItemQuantity, SubmittedOrder
 from shared.runtime import Runtime
 
@@ -56,7 +57,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
 
     @router.post("/v1/orders", status_code=202)
     async def submit_order(order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
-        async with runtime.pool.acquire() as conn, conn.transaction():
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             return accepted(await handlers.intake(conn, order, cause=None))
 
     @router.get("/v1/orders/{order_id}")
@@ -70,7 +71,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
     @router.post("/v1/orders/{order_id}/cancel", status_code=202)
     async def cancel_order(order_id: UUID, body: Annotated[CancelBody | None, Body()] = None) -> JSONResponse:
         request = body or CancelBody()
-        async with runtime.pool.acquire() as conn, conn.transaction():
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             outcome = await handlers.cancel(conn, order_id, request.lines, request.reason, "api", cause=None)
         return cancel_response(outcome)
 
@@ -108,7 +109,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             SHOPIFY_WEBHOOKS.labels("unmapped").inc()
             reasons = exc.reasons if isinstance(exc, shopify.MappingProblems) else ["the body is not JSON"]
             return JSONResponse({"detail": "; ".join(reasons), "reasons": reasons}, status_code=422)
-        async with runtime.pool.acquire() as conn, conn.transaction():
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             outcome = await handlers.intake(conn, order, cause=None)
             if webhook_id is not None:
                 await repository.record_webhook(conn, webhook_id, shop.strip().lower(), outcome.order_id)

@@ -10,17 +10,18 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from shared import catalogue, topics
+from shared import catalogue, logs, topics
 from shared import events as ev
 from shared.backorders import describe, quantities
 from shared.consumer import Handler
 from shared.db import Conn
 from shared.envelope import Envelope, now, wrap
 from shared.kafka import Inbound
-from shared.metrics_business import ORDERS_RECEIVED, ORDERS_REJECTED, ORDERS_STATUS
+from shared.metrics import count
+from shared.metrics_business import ORDERS_RECEIVED, ORDERS_STATUS, REJECTION_REASONS
 from shared.outbox import enqueue
 
-from . import cancellation, domain, lifecycle, repository
+from . import cancellation, domain, latency, lifecycle, repository
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -63,6 +64,7 @@ class CaptureHandlers:
             known = await repository.find_by_external_id(conn, order.channel, order.external_id)
             assert known is not None, "the insert met this order"
             return Accepted(*known, duplicate=True)
+        logs.bind(order_id=order_id)
         event = wrap(decision(order_id, order, reasons, received_at), producer=SERVICE, order_id=order_id, cause=cause)
         await repository.add_steps(
             conn,
@@ -73,10 +75,10 @@ class CaptureHandlers:
             ],
         )
         await enqueue(conn, [(topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED, str(order_id), event)])
-        ORDERS_RECEIVED.labels(order.channel).inc()
-        ORDERS_STATUS.labels(status).inc()
+        count(ORDERS_RECEIVED.labels(order.channel))
+        count(ORDERS_STATUS.labels(status))
         for reason in reasons:
-            ORDERS_REJECTED.labels(reason_kind(reason)).inc()
+            count(REJECTION_REASONS.labels(reason_kind(reason)))
         return Accepted(order_id, status, duplicate=False)
 
     async def on_order_submitted(self, conn: Conn, msg: Inbound) -> None:
@@ -101,8 +103,9 @@ class CaptureHandlers:
             state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
             cause = msg.envelope.causation_id
             await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
+        await latency.observe_step(conn, order_id, msg)
         if change.status_changed:
-            ORDERS_STATUS.labels(change.progress.status).inc()
+            count(ORDERS_STATUS.labels(change.progress.status))
 
     async def cancel(
         self,

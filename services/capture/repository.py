@@ -178,3 +178,9 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
         "timeline": [dict(s) for s in steps],
         "cancellations": [dict(c) for c in cancellations],
     }
+
+
+async def received_at(conn: Conn, order_id: UUID) -> datetime | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT received_at FROM orders WHERE order_id = $1", order_id
+    )

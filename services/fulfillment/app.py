@@ -6,13 +6,17 @@ from fastapi import FastAPI
 
 from shared.runtime import Runtime, serve, service_app
 
+from . import views
 from .handlers import FulfillmentHandlers
 from .settings import FulfillmentSettings
 
 
 def create_app(settings: FulfillmentSettings) -> FastAPI:
+    runtime = Runtime(settings)
     handlers = FulfillmentHandlers(settings.shipping_rules(), settings.warehouses(), settings.clock())
-    return service_app(Runtime(settings), handlers.routes, title="OMS fulfillment")
+    app = service_app(runtime, handlers.routes, title="OMS fulfillment")
+    views.add_views(app, runtime)
+    return app
 
 
 def main() -> None:

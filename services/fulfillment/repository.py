@@ -218,3 +218,15 @@ async def whole_order_cancellation(conn: Conn, order_id: UUID) -> str | None:
         "SELECT reason FROM cancellations WHERE order_id = $1 AND outcome = 'accepted' AND lines IS NULL LIMIT 1",
         order_id,
     )
+
+
+async def order_shipments(conn: Conn, order_id: UUID) -> list[dict[str, object]]:
+    """Pick tasks of an order with their shipment (carrier, tracking, dates) once there is one."""
+    rows = await conn.fetch(
+        "SELECT p.pick_task_id, p.warehouse_id, p.status, p.service_level, p.lines, p.created_at,"
+        " s.carrier, s.tracking_number, s.shipped_at, s.delivered_at, s.last_carrier_status"
+        " FROM pick_tasks p LEFT JOIN shipments s ON s.pick_task_id = p.pick_task_id"
+        " WHERE p.order_id = $1 ORDER BY p.created_at, p.pick_task_id",
+        order_id,
+    )
+    return [dict(r) for r in rows]

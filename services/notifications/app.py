@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from shared.runtime import Runtime, serve, service_app
 
+from . import views
 from .channels import EmailChannel
 from .dispatcher import Dispatcher
 from .handlers import NotificationHandlers
@@ -21,12 +22,14 @@ def create_app(settings: NotificationSettings) -> FastAPI:
         email = EmailChannel(settings.smtp_host, settings.smtp_port, settings.mail_from)
         await Dispatcher(settings, runtime.pool, email).run()
 
-    return service_app(
+    app = service_app(
         runtime,
         NotificationHandlers().routes,
         background={"dispatcher": dispatch},
         title="OMS notifications",
     )
+    views.add_views(app, runtime)
+    return app
 
 
 def main() -> None:

@@ -15,9 +15,12 @@ import asyncpg
 import httpx
 from prometheus_client import Counter
 
+from shared import aftercommit
 from shared.db import Conn
 from shared.dispatch import run_dispatch
 from shared.envelope import now
+from shared.metrics import count
+from shared.metrics_business import NOTIFICATIONS_SENT
 
 from . import domain, messages, repository
 from .channels import EmailChannel, Outcome, WebhookChannel
@@ -50,7 +53,7 @@ class Dispatcher:
         return max(planned, await self.send_due())
 
     async def plan_due(self) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             rows = await repository.claim_unplanned(conn)
             for row in rows:
                 key = (row["order_id"], row["kind"], row["shipment_key"])
@@ -83,7 +86,7 @@ class Dispatcher:
         return [(endpoint.channel, body) for endpoint in endpoints]
 
     async def send_due(self) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             due = await repository.claim_due(conn)
             if not due:
                 return 0
@@ -109,7 +112,9 @@ class Dispatcher:
         if outcome.error not in (None, UNCONFIGURED) and attempt < self.settings.max_attempts:
             retry_in = domain.retry_delay(attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
         result = "sent" if outcome.error is None else ("retry" if retry_in is not None else "gave_up")
-        DELIVERIES.labels(row["channel"], row["kind"], result).inc()
+        count(DELIVERIES.labels(row["channel"], row["kind"], result))
+        if result == "sent" and row["channel"] == "email":
+            count(NOTIFICATIONS_SENT.labels(row["kind"]))
         if outcome.error is not None:
             log.warning(
                 "%s of order %s via %s failed (attempt %d, %s): %s",

@@ -144,3 +144,15 @@ async def record_attempt(
         retry_in,
         at,
     )
+
+
+async def order_messages(conn: Conn, order_id: UUID) -> list[dict[str, object]]:
+    """Each message of an order with its delivery state per channel (one row per message and channel)."""
+    rows = await conn.fetch(
+        "SELECT m.kind, m.shipment_key, m.created_at, coalesce(d.channel, 'email') AS channel,"
+        " coalesce(d.status, 'pending') AS status, coalesce(d.attempts, 0) AS attempts, d.last_error, d.sent_at"
+        " FROM messages m LEFT JOIN deliveries d USING (order_id, kind, shipment_key)"
+        " WHERE m.order_id = $1 ORDER BY m.created_at, m.kind, d.channel",
+        order_id,
+    )
+    return [dict(r) for r in rows]

@@ -55,7 +55,8 @@ class Fulfillment:
 async def fulfillment(stack: None) -> AsyncIterator[Fulfillment]:
     settings = FulfillmentSettings()
     conn = await connect(settings)
-    transaction = conn.transaction()
+    # One snapshot for the whole test: what the running fulfillment service commits meanwhile stays out of view.
+    transaction = conn.transaction(isolation="repeatable_read")
     await transaction.start()
     try:
         handlers = FulfillmentHandlers(settings.shipping_rules(), settings.warehouses(), lambda: MONDAY_MORNING)

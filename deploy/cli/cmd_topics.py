@@ -1,0 +1,46 @@
+"""`oms topics`: the project's topics, their partitions and end offsets, and each service group's lag."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from deploy.cli.kafka_admin import topic_states
+from deploy.cli.output import console, emit_json, errors, table
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "topics",
+        parents=[common],
+        help="topics, partitions, end offsets and consumer lag",
+        description="Every oms.* topic with its partitions, the sum of its end offsets, and for each consumer "
+        "group reading it the records not yet committed (lag). --json gives the numbers per partition.",
+    )
+    parser.add_argument("--all-groups", action="store_true", help="include groups other than the services' (oms-*)")
+    parser.set_defaults(run=topics)
+
+
+def topics(args: argparse.Namespace) -> int:
+    with errors.status("asking the broker"):
+        states = asyncio.run(topic_states(all_groups=args.all_groups))
+    if args.json:
+        emit_json([s.as_json() for s in states])
+        return 0
+    console.print(
+        table(
+            None,
+            ["topic", "partitions", "end offsets", "lag by group"],
+            [
+                [
+                    s.name,
+                    len(s.end_offsets),
+                    sum(s.end_offsets.values()),
+                    ", ".join(f"{group} {sum(per.values())}" for group, per in sorted(s.lag.items())) or "-",
+                ]
+                for s in states
+            ],
+        )
+    )
+    return 0

@@ -1,0 +1,31 @@
+"""How long orders take from intake to a pick task and to delivery, observed as capture records those
+steps in the timeline (it alone knows when each order was received)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from prometheus_client import Histogram
+
+from shared import events as ev
+from shared.db import Conn
+from shared.kafka import Inbound
+from shared.metrics import observe
+from shared.metrics_business import INTAKE_TO_DELIVERED, INTAKE_TO_PICK_TASK
+
+from . import repository
+
+MEASURED: dict[type[ev.Contract], Histogram] = {
+    ev.PickTaskReleased: INTAKE_TO_PICK_TASK,
+    ev.OrderDelivered: INTAKE_TO_DELIVERED,
+}
+
+
+async def observe_step(conn: Conn, order_id: UUID, msg: Inbound) -> None:
+    """Observe the time since intake when the event is a measured step (once per event: the inbox sees to it)."""
+    histogram = MEASURED.get(type(msg.payload))
+    if histogram is None:
+        return
+    received_at = await repository.received_at(conn, order_id)
+    if received_at is not None:
+        observe(histogram, (msg.envelope.occurred_at - received_at).total_seconds())

@@ -1,0 +1,220 @@
+"""The `oms` command as installed by the project, run as a subprocess against the running pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.cli.main import parser
+from deploy.local import client, scrape
+from shared import ports, topics
+from tests.factories import order_document
+from tests.scenario import new_skus, seed, wait_status
+from tests.waiting import eventually
+
+OMS = Path(sys.executable).parent / "oms"
+VERBS = [
+    [],
+    ["stack"],
+    ["stack", "up"],
+    ["stack", "down"],
+    ["stack", "status"],
+    ["order"],
+    ["order", "show"],
+    ["order", "submit"],
+    ["inventory"],
+    ["inventory", "show"],
+    ["inventory", "receive"],
+    ["dlq"],
+    ["dlq", "list"],
+    ["dlq", "replay"],
+    ["topics"],
+]
+
+
+def oms(*args: str, expect: int = 0, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(OMS), *args], check=False, capture_output=True, text=True, input=stdin, timeout=120)
+    assert result.returncode == expect, f"oms {' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def oms_json(*args: str, expect: int = 0) -> Any:
+    return json.loads(oms(*args, "--json", expect=expect).stdout)
+
+
+def test_the_project_installs_the_command() -> None:
+    shown = oms("--help").stdout
+    assert shown.startswith("usage: oms")
+    assert all(verb in shown for verb in ("stack", "order", "inventory", "dlq", "topics"))
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=lambda v: " ".join(v) or "oms")
+def test_every_verb_explains_itself(verb) -> None:
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown), pytest.raises(SystemExit) as exit_status:
+        parser().parse_args([*verb, "--help"])
+    assert exit_status.value.code == 0
+    assert shown.getvalue().startswith(f"usage: oms {' '.join(verb)}".rstrip())
+    if len(verb) == 2 or verb == ["topics"]:
+        assert "--json" in shown.getvalue()
+
+
+def test_stack_up_on_a_running_stack_changes_nothing_and_lists_every_component(pipeline) -> None:
+    pids = {name: process.pid() for name, process in pipeline.items()}
+    components = {c["name"]: c for c in oms_json("stack", "up", "--no-prometheus")}
+    assert {name: components[name]["pid"] for name in pids} == pids
+    assert components == {c["name"]: c for c in oms_json("stack", "status")}
+    assert {"kafka", "postgres", "smtp", "capture", "allocation", "fulfillment", "notifications"} <= set(components)
+    assert all(components[n]["state"] == "running" for n in ("kafka", "postgres", "smtp"))
+    assert all(components[s]["state"] == "ready" for s in ports.HTTP)
+    assert components["capture"]["address"] == f"http://127.0.0.1:{ports.HTTP['capture']}"
+
+
+async def test_orders_submitted_from_a_file_can_be_followed_to_their_shipment_and_messages(http, tmp_path) -> None:
+    (sku,) = new_skus(1)
+    await seed([("ams", sku, 5)])
+    good = order_document([(sku, 2)])
+    malformed = order_document([(sku, 1)])
+    del malformed["payment"]
+    orders = tmp_path / "orders.json"
+    orders.write_text(json.dumps([good, malformed]))
+
+    # when both are submitted: one is accepted, the other refused with the reason, and the exit status says so
+    results = oms_json("order", "submit", str(orders), expect=1)
+    assert results[0]["external_id"] == good["external_id"] and results[0]["status"] == "validated"
+    assert results[1]["error"] == 422 and "body.payment: Field required" in results[1]["reasons"]
+
+    # then `order show` follows the accepted one to delivery, with its shipment and its messages
+    order_id = results[0]["order_id"]
+    await wait_status(http, order_id, {"delivered"})
+    shown = await eventually(
+        lambda: oms_json("order", "show", order_id),
+        lambda view: {m["status"] for m in view["messages"] or []} == {"sent"} and len(view["messages"]) == 3,
+    )
+    assert shown["status"] == "delivered"
+    assert [s["status"] for s in shown["timeline"]] == [
+        "received",
+        "validated",
+        "allocated",
+        "released",
+        "shipped",
+        "delivered",
+    ]
+    (shipment,) = shown["shipments"]
+    assert shipment["warehouse_id"] == "ams" and shipment["tracking_number"] and shipment["delivered_at"]
+    assert shipment["lines"] == [{"sku": sku, "quantity": 2}]
+    assert sorted(m["kind"] for m in shown["messages"]) == ["confirmed", "delivered", "shipped"]
+    # an operator's view, not the customer's data
+    text = oms("order", "show", order_id).stdout
+    assert good["customer"]["email"] not in text and good["customer"]["email"] not in json.dumps(shown)
+    assert "delivered" in text and shipment["tracking_number"] in text
+
+    unknown = oms("order", "show", str(uuid.uuid4()), expect=1)
+    assert "capture knows no order" in unknown.stderr
+
+
+def test_a_receipt_is_applied_once_per_reference_and_shows_in_stock(pipeline) -> None:
+    (sku,) = new_skus(1)
+    first = oms_json("inventory", "receive", "fra", sku, "7")
+    assert first["receipt"]["reference"].startswith("oms-cli-")
+    assert (first["stock"]["on_hand"], first["stock"]["available"]) == (7, 7)
+    # the same reference again changes nothing; a new receipt adds up
+    assert (
+        oms_json("inventory", "receive", "fra", sku, "7", "--reference", first["receipt"]["reference"])["stock"][
+            "on_hand"
+        ]
+        == 7
+    )
+    assert oms_json("inventory", "receive", "fra", sku, "3")["stock"]["on_hand"] == 10
+    rows = oms_json("inventory", "show", "--sku", sku)
+    assert [(r["warehouse_id"], r["on_hand"], r["reserved"]) for r in rows] == [("fra", 10, 0)]
+    assert oms_json("inventory", "show", "--sku", sku, "--low", "9") == []
+    assert len(oms_json("inventory", "show", "--sku", sku, "--low", "10")) == 1
+    assert "at least one unit" in oms("inventory", "receive", "fra", sku, "0", expect=1).stderr
+
+
+def test_topics_show_partitions_end_offsets_and_the_services_lag(pipeline) -> None:
+    states = {t["topic"]: t for t in oms_json("topics")}
+    assert set(states) >= {t.name for t in topics.TOPICS}
+    submitted = states[topics.ORDERS_SUBMITTED.name]
+    assert submitted["partitions"] == 6 and len(submitted["end_offsets"]) == 6
+    assert "oms-capture" in submitted["lag"]
+    assert set(states[topics.ORDERS_VALIDATED.name]["lag"]) >= {"oms-allocation", "oms-notifications"}
+    assert all(not group.startswith("test-") for t in states.values() for group in t["lag"])
+
+
+def capture_consumed(outcome: str) -> float:
+    page = scrape.parse(httpx.get(f"http://127.0.0.1:{ports.HTTP['capture']}/metrics", timeout=10).text)
+    return scrape.total(page, "oms_messages_consumed_total", topic=topics.ORDERS_SUBMITTED.name, outcome=outcome)
+
+
+async def test_a_dead_letter_replayed_after_the_fix_is_processed_once(pipeline, db) -> None:
+    capture = pipeline["capture"]
+    (sku,) = new_skus(1)
+    await seed([("ams", sku, 100)])
+    # a large B2B order: 60 lines, over 4 KB
+    order = order_document([(sku, 1)] * 60, channel="b2b")
+    key = f"b2b:{order['external_id']}"
+
+    async def caught_up() -> None:
+        await client.wait_caught_up("oms-capture", [topics.ORDERS_SUBMITTED.name])
+
+    def letters_for_key() -> list[dict[str, Any]]:
+        return [d for d in oms_json("dlq", "list", "--all", "--topic", topics.ORDERS_SUBMITTED.name) if d["key"] == key]
+
+    # given capture misconfigured with a 4000-byte limit on records
+    capture.stop()
+    capture.env = {"OMS_MAX_BODY_BYTES": "4000"}
+    capture.start()
+    try:
+        capture.wait_ready()
+        await client.publish(topics.ORDERS_SUBMITTED.name, [(key, order)])
+        await caught_up()
+        (first,) = await eventually(letters_for_key, lambda found: len(found) == 1)
+        assert first["reason"].startswith("oversized: ") and first["replay_of"] is None and not first["replayed"]
+
+        # when it is replayed before the fix, it fails again and returns to the dead-letter topic once
+        assert oms_json("dlq", "replay", first["id"])[0]["id"] == first["id"]
+        await caught_up()
+        letters = await eventually(letters_for_key, lambda found: len(found) == 2)
+        assert letters[0]["replayed"] and letters[1]["replay_of"] == first["id"]
+        assert letters[1]["reason"].startswith("oversized: ")
+        pending = [d["id"] for d in oms_json("dlq", "list", "--topic", topics.ORDERS_SUBMITTED.name)]
+        assert first["id"] not in pending and letters[1]["id"] in pending
+    finally:
+        # the fix: capture back with its normal limit
+        capture.stop()
+        capture.env = {}
+        capture.start()
+    capture.wait_ready()
+    await caught_up()
+    assert await db.fetchval("SELECT count(*) FROM capture.orders WHERE external_id = $1", order["external_id"]) == 0
+
+    # when the dead letter is replayed after the fix, it is processed
+    processed, duplicates = capture_consumed("processed"), capture_consumed("duplicate")
+    oms("dlq", "replay", letters[1]["id"])
+    await caught_up()
+    status = await eventually(
+        lambda: db.fetchval("SELECT status FROM capture.orders WHERE external_id = $1", order["external_id"]),
+        lambda s: s is not None,
+    )
+    assert status in {"validated", "allocated", "released", "shipped", "delivered"}
+    assert capture_consumed("processed") == processed + 1
+
+    # and replaying it once more is recognised as the same event: skipped, nothing new
+    again = oms("dlq", "replay", letters[1]["id"])
+    assert "was replayed before" in again.stderr
+    await caught_up()
+    assert capture_consumed("duplicate") == duplicates + 1
+    assert capture_consumed("processed") == processed + 1
+    assert await db.fetchval("SELECT count(*) FROM capture.orders WHERE external_id = $1", order["external_id"]) == 1
+    assert len(letters_for_key()) == 2
