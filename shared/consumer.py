@@ -29,6 +29,8 @@ from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Conn, Inbound], Awaitable[None]]
+# Runs first in a batch's transaction with the batch's new records, e.g. to take row locks in one global order.
+BatchPreparation = Callable[[Conn, list[Inbound]], Awaitable[None]]
 TRANSIENT = (*TRANSIENT_DB_ERRORS, KafkaError)
 
 
@@ -39,11 +41,13 @@ class EventConsumer:
         pool: asyncpg.Pool,
         dead_letters: DeadLetters,
         handlers: Mapping[str, Handler],
+        prepare: BatchPreparation | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.dead_letters = dead_letters
         self.handlers = dict(handlers)
+        self.prepare = prepare
         self.service = settings.service
         self.assigned = False
         self._consumer: AIOKafkaConsumer | None = None
@@ -106,6 +110,8 @@ class EventConsumer:
     async def _apply(self, items: list[Inbound]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await inbox.claim(conn, (i.event_id for i in items))
+            if self.prepare is not None:
+                await self.prepare(conn, [i for i in items if i.event_id in fresh])
             outcomes = []
             for item in items:
                 if item.event_id in fresh:

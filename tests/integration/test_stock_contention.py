@@ -51,7 +51,9 @@ async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_
 
     # and exactly 30 units were ever reserved; stock never went negative or below what is reserved
     assert await db.fetchval("SELECT sum(quantity) FROM allocation.reservations WHERE sku = $1", sku) == 30
-    stock = await db.fetchrow("SELECT on_hand, reserved FROM allocation.stock WHERE sku = $1", sku)
+    stock = await db.fetchrow(
+        "SELECT on_hand, reserved FROM allocation.stock WHERE warehouse_id = 'ams' AND sku = $1", sku
+    )
     shipped = await db.fetchval(
         "SELECT coalesce(sum(quantity), 0) FROM allocation.reservations WHERE sku = $1 AND status = 'shipped'", sku
     )
