@@ -3,6 +3,11 @@
 Not part of the services: it reads pick tasks and publishes what a warehouse would report (picked, then
 packed), and reads shipments and publishes what a carrier would report (in transit, then delivered),
 each after a small configurable delay. Run: python -m deploy.local.simulator
+
+Two SKU conventions let tests stage what real warehouses do:
+- `HOLD-...`: a task with such a line is never picked (the warehouse sits on it), so its stock stays reserved;
+- `SHORT-<warehouse>-...`: that warehouse cannot find those units: it reports `short_picked` with the lines it
+  did pick, then packs what it picked (if anything); other warehouses pick them normally.
 """
 
 from __future__ import annotations
@@ -68,14 +73,19 @@ class Simulator:
         await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
 
     async def _warehouse(self, task: dict[str, Any]) -> None:
-        units = sum(line["quantity"] for line in task["lines"])
-        base = {"pick_task_id": task["pick_task_id"], "warehouse_id": task["warehouse_id"]}
+        warehouse = task["warehouse_id"]
+        if any(line["sku"].startswith("HOLD-") for line in task["lines"]):
+            return
+        picked = [line for line in task["lines"] if not line["sku"].startswith(f"SHORT-{warehouse}-")]
+        units = sum(line["quantity"] for line in picked)
+        base = {"pick_task_id": task["pick_task_id"], "warehouse_id": warehouse}
         await asyncio.sleep(self.delay)
+        kind = "picked" if len(picked) == len(task["lines"]) else "short_picked"
         await self._publish(
-            topics.WAREHOUSE_EVENTS.name,
-            task["warehouse_id"],
-            {**base, "kind": "picked", "lines": task["lines"], "occurred_at": _now()},
+            topics.WAREHOUSE_EVENTS.name, warehouse, {**base, "kind": kind, "lines": picked, "occurred_at": _now()}
         )
+        if not picked:
+            return
         await asyncio.sleep(self.delay)
         await self._publish(
             topics.WAREHOUSE_EVENTS.name,
