@@ -46,7 +46,8 @@ class AllocationHandlers:
     async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
         """Lock, in one global order, the stock rows of every SKU this batch may touch."""
         skus: set[str] = set()
-        orders, shipments = set(), set()
+        orders: set[UUID] = set()
+        shipments: set[UUID] = set()
         for item in batch:
             match item.payload:
                 case ev.OrderValidated(lines=lines):
@@ -58,8 +59,7 @@ class AllocationHandlers:
                 case ev.OrderShipped(pick_task_id=shipment_id):
                     shipments.add(shipment_id)
         if skus or orders or shipments:
-            everything = await repository.skus_for_batch(conn, skus, orders, shipments)
-            await repository.lock_stock(conn, self.network.warehouse_ids, everything)
+            await repository.lock_for_batch(conn, self.network.warehouse_ids, skus, orders, shipments)
 
     async def on_order_validated(self, conn: Conn, msg: Inbound) -> None:
         validated = msg.payload

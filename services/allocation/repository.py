@@ -2,13 +2,13 @@
 
 Locking discipline (several instances share the work, each handling a batch of messages in one
 transaction):
-- stock rows are the locks: before reading or changing an order, a transaction holds the stock rows of
-  every warehouse for that order's SKUs (rows are created empty for every configured warehouse, so a
+- stock rows are the locks: a transaction reads or changes an order only while it holds the stock rows
+  of every warehouse for that order's SKUs (rows are created empty for every configured warehouse, so a
   SKU never received has rows to lock too);
-- at the start of each batch (`lock_for_batch`) every stock row the batch will need is locked in ONE
-  statement in (warehouse, sku) order, so two instances never wait on each other in a cycle. A handler
-  that later finds it needs more (a new waiting order appeared meanwhile) locks those rows then; a rare
-  deadlock there is retried by the consumer.
+- at the start of each batch (`lock_for_batch`) every stock row the batch may need is locked in ONE
+  statement, in (warehouse, sku) order, so two instances never wait on each other in a cycle. What a
+  batch may need depends on which orders wait (read before the locks): if that grew while waiting for
+  the locks, they are given back (rollback to a savepoint) and taken again, the larger set in order.
 """
 
 from __future__ import annotations
@@ -45,11 +45,27 @@ async def lock_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[st
     return {(r["warehouse_id"], r["sku"]): StockLevel(r["on_hand"], r["reserved"]) for r in rows}
 
 
+async def lock_for_batch(
+    conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str], order_ids: set[UUID], shipment_ids: set[UUID]
+) -> None:
+    wanted = await skus_for_batch(conn, skus, order_ids, shipment_ids)
+    while True:
+        savepoint = conn.transaction()
+        await savepoint.start()
+        await lock_stock(conn, warehouse_ids, wanted)
+        needed = await skus_for_batch(conn, wanted, order_ids, shipment_ids)
+        if needed <= wanted:
+            await savepoint.commit()
+            return
+        await savepoint.rollback()  # gives back the row locks taken since the savepoint
+        wanted = needed
+
+
 async def skus_for_batch(
     conn: Conn, skus: Iterable[str], order_ids: Iterable[UUID], shipment_ids: Iterable[UUID]
 ) -> set[str]:
     """Every SKU a batch may touch: its own, those of the orders and shipments it names, and those of the
-    orders waiting for any of them (a release routes their other lines too)."""
+    orders waiting for any of these, and so on (a release routes a waiting order's other lines too)."""
     found = set(skus)
     found |= {
         r["sku"]
@@ -60,7 +76,8 @@ async def skus_for_batch(
             list(set(shipment_ids)),
         )
     }
-    found |= await waiting_skus(conn, found)
+    while more := await waiting_skus(conn, found) - found:
+        found |= more
     return found
 
 
