@@ -95,23 +95,30 @@ class AllocationHandlers:
 
     async def on_fulfillment_event(self, conn: Conn, msg: Inbound) -> None:
         match msg.payload:
-            case ev.OrderShipped(pick_task_id=shipment_id):
-                inventory = Inventory(self.network)
-                await repository.load_shipment(conn, inventory, shipment_id)
-                if not inventory.ship(shipment_id):
-                    log.warning("shipment %s shipped with no open reservation", shipment_id)
-                await repository.save(conn, inventory)
+            case ev.OrderShipped() as shipped:
+                await self._on_order_shipped(conn, shipped)
             case ev.CancellationAccepted() as accepted:
                 await self._on_cancellation_accepted(conn, accepted, msg.envelope)
             case ev.ShortPickReported() as short:
-                inventory = Inventory(self.network)
-                await repository.load_orders(conn, inventory, [short.order_id])
-                if short.order_id not in inventory.orders:
-                    raise LookupError(f"short pick for order {short.order_id} allocation does not know")
-                await repository.load_queue(conn, inventory, inventory.orders[short.order_id].skus)
-                missing = {line.sku: line.quantity for line in short.missing}
-                outcomes = inventory.short_pick(short.order_id, short.shipment_id, short.warehouse_id, missing)
-                await self._apply(conn, inventory, outcomes, msg.envelope)
+                await self._on_short_pick_reported(conn, short, msg.envelope)
+
+    async def _on_order_shipped(self, conn: Conn, shipped: ev.OrderShipped) -> None:
+        inventory = Inventory(self.network)
+        await repository.load_shipment(conn, inventory, shipped.pick_task_id)
+        if not inventory.reservations:
+            log.warning("shipment %s shipped with no open reservation", shipped.pick_task_id)
+        inventory.ship(shipped.pick_task_id)
+        await repository.save(conn, inventory)
+
+    async def _on_short_pick_reported(self, conn: Conn, short: ev.ShortPickReported, cause: Envelope) -> None:
+        inventory = Inventory(self.network)
+        await repository.load_orders(conn, inventory, [short.order_id])
+        if short.order_id not in inventory.orders:
+            raise LookupError(f"short pick for order {short.order_id} allocation does not know")
+        await repository.load_queue(conn, inventory, inventory.orders[short.order_id].skus)
+        missing = _quantities(short.missing)
+        outcomes = inventory.short_pick(short.order_id, short.shipment_id, short.warehouse_id, missing)
+        await self._apply(conn, inventory, outcomes, cause)
 
     async def _on_cancellation_accepted(self, conn: Conn, accepted: ev.CancellationAccepted, cause: Envelope) -> None:
         lines = None if accepted.lines is None else _quantities(accepted.lines)

@@ -8,8 +8,11 @@ operation returns outcomes (what to announce); invariants hold after every one o
   every ordered unit is cancelled, waiting (backordered), reserved in an open shipment, or shipped.
 
 First come, first served: whenever stock may be promised (a receipt, a count that found more, a
-cancellation, a new order), the orders waiting for those SKUs and the newcomer are served in arrival
-order, so an order that waits is never passed by a later one for the same SKU.
+cancellation, a new order, a re-route after a short pick), every order waiting for a SKU that can be
+promised now is served in arrival order, the new or re-routed one taking its turn by its own arrival,
+so an order that waits is never passed by a later one for the same SKU. Two deliberate exceptions:
+a channel's cap on shipments per decision can leave stock the waiting order may not take, and an order
+re-routed after a short pick does not go back to that warehouse in that decision.
 """
 
 from __future__ import annotations
