@@ -40,6 +40,8 @@ from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Conn, Inbound], Awaitable[None]]
+# Runs first in a batch's transaction with the batch's new records, e.g. to take row locks in one global order.
+BatchPreparation = Callable[[Conn, list[Inbound]], Awaitable[None]]
 TRANSIENT = (*TRANSIENT_DB_ERRORS, KafkaError)
 
 
@@ -50,11 +52,13 @@ class EventConsumer:
         pool: asyncpg.Pool,
         dead_letters: DeadLetters,
         handlers: Mapping[str, Handler],
+        prepare: BatchPreparation | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.dead_letters = dead_letters
         self.handlers = dict(handlers)
+        self.prepare = prepare
         self.service = settings.service
         self.assigned = False
         self._consumer: AIOKafkaConsumer | None = None
@@ -119,6 +123,8 @@ class EventConsumer:
     async def _apply(self, items: list[Inbound]) -> None:
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             fresh = await inbox.claim(conn, (i.event_id for i in items))
+            if self.prepare is not None:
+                await self.prepare(conn, [i for i in items if i.event_id in fresh])
             for item in items:
                 if item.event_id in fresh:
                     fresh.discard(item.event_id)  # a duplicate within the batch counts once

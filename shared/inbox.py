@@ -16,6 +16,6 @@ async def claim(conn: Conn, event_ids: Iterable[UUID]) -> set[UUID]:
     rows = await conn.fetch(
         "INSERT INTO processed_events (event_id) SELECT unnest($1::uuid[]) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        list(event_ids),
+        sorted(set(event_ids)),  # one global order, so two instances claiming redelivered ids cannot deadlock
     )
     return {r["event_id"] for r in rows}

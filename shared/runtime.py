@@ -19,7 +19,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import logs
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import BatchPreparation, EventConsumer, Handler
 from shared.db import create_pool
 from shared.http import CorrelationId
 from shared.kafka import DeadLetters, make_producer
@@ -48,14 +48,19 @@ class Runtime:
         assert self._producer is not None, "runtime not started"
         return self._producer
 
-    async def start(self, handlers: Mapping[str, Handler], extra: Mapping[str, Callable[[], Awaitable[None]]]) -> None:
+    async def start(
+        self,
+        handlers: Mapping[str, Handler],
+        extra: Mapping[str, Callable[[], Awaitable[None]]],
+        prepare: BatchPreparation | None = None,
+    ) -> None:
         self._pool = await create_pool(self.settings)
         self._producer = make_producer(self.settings)
         await self._producer.start()
         self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
         if handlers:
             self.consumer = EventConsumer(
-                self.settings, self.pool, DeadLetters(self.settings.service, self.producer), handlers
+                self.settings, self.pool, DeadLetters(self.settings.service, self.producer), handlers, prepare
             )
             self._spawn("consumer", self.consumer.run)
         for name, loop in extra.items():
@@ -110,11 +115,12 @@ def service_app(
     handlers: Callable[[], Mapping[str, Handler]],
     *,
     background: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+    prepare: BatchPreparation | None = None,
     title: str,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start(handlers(), background or {})
+        await runtime.start(handlers(), background or {}, prepare)
         try:
             yield
         finally:

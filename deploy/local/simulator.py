@@ -6,8 +6,11 @@ each after a small configurable delay. A withdrawn pick task (PickTaskCancelled)
 if the warehouse has not got to it yet.
 
 Deterministic triggers for tests and demos (everything else behaves as above):
-- a SKU whose code contains `SHORT` is short-picked by one unit (`short_picked` with what was picked;
-  nothing is packed when nothing was picked);
+- a SKU `HOLD-...`: a task with such a line is never picked (the warehouse sits on it; its stock stays reserved);
+- a SKU `SHORT-<warehouse>-...`: that warehouse cannot find those units at all (it reports `short_picked`
+  with the lines it did pick and packs those); other warehouses pick them normally;
+- any other SKU whose code contains `SHORT` is short-picked by one unit (nothing is packed when nothing was
+  picked);
 - a ship-to postal code starting with `EXC` gets a carrier `exception` before it is delivered;
 - a ship-to postal code starting with `HOLD` is held at the warehouse for `--hold` seconds before picking.
 
@@ -34,6 +37,7 @@ from shared.envelope import Envelope
 
 log = logging.getLogger("simulator")
 GRAMS_PER_UNIT = 450
+HOLD_SKU_PREFIX = "HOLD-"
 SHORT_SKU_MARK = "SHORT"
 EXCEPTION_POSTAL_PREFIX = "EXC"
 HOLD_POSTAL_PREFIX = "HOLD"
@@ -44,9 +48,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def picked_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What the simulated warehouse finds on the shelf: one unit less of every SKU marked SHORT."""
-    found = [{**line, "quantity": line["quantity"] - (SHORT_SKU_MARK in line["sku"])} for line in lines]
+def picked_lines(lines: list[dict[str, Any]], warehouse: str) -> list[dict[str, Any]]:
+    """What the simulated warehouse finds on the shelf: nothing of `SHORT-<this warehouse>-` SKUs, one unit
+    less of any other SKU marked SHORT (but `SHORT-<another warehouse>-` SKUs are all there)."""
+
+    def on_shelf(sku: str, quantity: int) -> int:
+        if sku.startswith(SHORT_SKU_MARK + "-"):
+            return 0 if sku.startswith(f"{SHORT_SKU_MARK}-{warehouse}-") else quantity
+        return quantity - (SHORT_SKU_MARK in sku)
+
+    found = [{**line, "quantity": on_shelf(line["sku"], line["quantity"])} for line in lines]
     return [line for line in found if line["quantity"] > 0]
 
 
@@ -113,6 +124,8 @@ class Simulator:
 
     async def _warehouse(self, task: dict[str, Any]) -> None:
         task_id, warehouse = task["pick_task_id"], task["warehouse_id"]
+        if any(line["sku"].startswith(HOLD_SKU_PREFIX) for line in task["lines"]):
+            return
         base = {"pick_task_id": task_id, "warehouse_id": warehouse}
         held = task["ship_to"]["postal_code"].upper().startswith(HOLD_POSTAL_PREFIX)
         await asyncio.sleep(self.delays.hold if held else self.delays.pick)
@@ -120,7 +133,7 @@ class Simulator:
             log.info("pick task %s withdrawn before picking", task_id)
             self._forget(task_id)
             return
-        found = picked_lines(task["lines"])
+        found = picked_lines(task["lines"], warehouse)
         short = found != task["lines"]
         kind = "short_picked" if short else "picked"
         await self._publish(

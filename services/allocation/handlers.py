@@ -1,125 +1,154 @@
-"""Allocation's handlers: reserve validated orders, apply receipts and counts, release backorders, and
-take shipped units out of stock."""
+"""Allocation's handlers: route validated orders, apply receipts and counts (releasing backorders in
+arrival order), release stock on cancellation, re-route short picks, and take shipped units out of stock.
+
+Each handler loads the locked part of the inventory it needs, applies one operation of the aggregate
+(services.allocation.inventory), saves what changed and writes the outcomes to the outbox, all in the
+transaction the consumer opened for the batch.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
+from typing import cast
 from uuid import UUID
 
 from shared import catalogue, topics
 from shared import events as ev
 from shared.consumer import Handler
 from shared.db import Conn
-from shared.envelope import Envelope, now, wrap
+from shared.envelope import Envelope, wrap
 from shared.kafka import Inbound
 from shared.outbox import enqueue
-from shared.warehouses import Warehouse
 
-from . import domain, repository
+from . import repository
+from .domain import Network
+from .inventory import (
+    Allocated,
+    Backordered,
+    Cancelled,
+    CancelRequest,
+    CountShort,
+    Inventory,
+    Order,
+    Outcome,
+    Unfulfillable,
+)
 
 SERVICE = "allocation"
 log = logging.getLogger(__name__)
 
 
 class AllocationHandlers:
-    def __init__(self, warehouses: Sequence[Warehouse]) -> None:
-        self.warehouses = tuple(warehouses)
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
+        """Lock, in one global order, the stock rows of every SKU this batch may touch."""
+        skus: set[str] = set()
+        orders: set[UUID] = set()
+        shipments: set[UUID] = set()
+        for item in batch:
+            match item.payload:
+                case ev.OrderValidated(lines=lines):
+                    skus |= {line.sku for line in lines}
+                case ev.InventoryAdjusted(sku=sku):
+                    skus.add(sku)
+                case ev.CancellationAccepted(order_id=order_id) | ev.ShortPickReported(order_id=order_id):
+                    orders.add(order_id)
+                case ev.OrderShipped(pick_task_id=shipment_id):
+                    shipments.add(shipment_id)
+        if skus or orders or shipments:
+            await repository.lock_for_batch(conn, self.network.warehouse_ids, skus, orders, shipments)
 
     async def on_order_validated(self, conn: Conn, msg: Inbound) -> None:
-        order = msg.payload
-        assert isinstance(order, ev.OrderValidated)
-        if await repository.order_known(conn, order.order_id):
+        validated = msg.payload
+        assert isinstance(validated, ev.OrderValidated)
+        if await repository.order_known(conn, validated.order_id):
             return
-        lines = {line.sku: line.quantity for line in order.lines}
-        available = await repository.lock_stock(conn, lines)
-        decision = domain.route(lines, available, self.warehouses, order.ship_to.country)
-        if isinstance(decision, domain.Reserve):
-            await repository.save_order(conn, order, "allocated", None, now())
-            shipment_id = await repository.reserve(conn, order.order_id, decision.warehouse_id, decision.lines)
-            await self._announce_allocated(
-                conn, order.order_id, shipment_id, decision, order.ship_to, order.service_level, msg.envelope
-            )
-        else:
-            await repository.save_order(conn, order, "backordered", decision.reason, now())
-            backordered = ev.OrderBackordered(
-                order_id=order.order_id,
-                reason=decision.reason,
-                missing=[ev.ItemQuantity(sku=s, quantity=q) for s, q in sorted(decision.missing.items())],
-            )
-            await enqueue(
-                conn,
-                [
-                    (
-                        topics.ALLOCATION_EVENTS,
-                        str(order.order_id),
-                        wrap(backordered, producer=SERVICE, order_id=order.order_id, cause=msg.envelope),
-                    )
-                ],
-            )
+        order = _order(validated)
+        inventory = await self._inventory(conn, order.skus)
+        await repository.load_queue(conn, inventory, order.skus)
+        early = await repository.take_early_cancellation(conn, order.order_id)
+        await self._apply(conn, inventory, inventory.place(order, early), msg.envelope)
 
     async def on_inventory_adjusted(self, conn: Conn, msg: Inbound) -> None:
         adjustment = msg.payload
         assert isinstance(adjustment, ev.InventoryAdjusted)
+        where, sku = adjustment.warehouse_id, adjustment.sku
+        if where not in self.network.warehouse_ids:
+            raise ValueError(f"unknown warehouse {where}: stock there could never be promised")
         if not await repository.record_adjustment(conn, adjustment):
             return
+        inventory = await self._inventory(conn, {sku})
+        await repository.load_queue(conn, inventory, {sku}, freeing={sku})
+        before = inventory.level(where, sku).on_hand
         if adjustment.kind == "receipt":
-            await repository.receive(conn, adjustment.warehouse_id, adjustment.sku, adjustment.quantity)
+            outcomes = inventory.receive(where, sku, adjustment.quantity)
         else:
-            reserved = await repository.lock_stock_row(conn, adjustment.warehouse_id, adjustment.sku)
-            on_hand, shortfall = domain.count_reconciliation(adjustment.quantity, reserved)
-            await repository.set_on_hand(conn, adjustment.warehouse_id, adjustment.sku, on_hand)
-            if shortfall:
-                await repository.record_shortfall(conn, adjustment, shortfall)
-                log.warning("count at %s is %d units short of reserved stock", adjustment.warehouse_id, shortfall)
-        await self._release_backorders(conn, adjustment.sku, msg.envelope)
+            outcomes = inventory.count(where, sku, adjustment.quantity)
+        shortfall = sum(o.reserved - o.counted for o in outcomes if isinstance(o, CountShort))
+        if shortfall:
+            log.warning("count %s at %s is %d units short of reserved stock", adjustment.reference, where, shortfall)
+        await repository.record_effect(conn, adjustment, inventory.level(where, sku).on_hand - before, shortfall)
+        await self._apply(conn, inventory, outcomes, msg.envelope, reference=adjustment.reference)
 
-    async def _release_backorders(self, conn: Conn, sku: str, cause: Envelope) -> None:
-        for waiting in await repository.waiting_orders(conn, [sku]):
-            lines = repository.as_mapping(waiting["lines"])
-            available = await repository.lock_stock(conn, lines)
-            ship_to = ev.Address.model_validate(waiting["ship_to"])
-            decision = domain.route(lines, available, self.warehouses, ship_to.country)
-            if isinstance(decision, domain.Reserve):
-                await repository.mark_allocated(conn, waiting["order_id"])
-                shipment_id = await repository.reserve(conn, waiting["order_id"], decision.warehouse_id, decision.lines)
-                await self._announce_allocated(
-                    conn, waiting["order_id"], shipment_id, decision, ship_to, waiting["service_level"], cause
-                )
+    async def on_fulfillment_event(self, conn: Conn, msg: Inbound) -> None:
+        match msg.payload:
+            case ev.OrderShipped() as shipped:
+                await self._on_order_shipped(conn, shipped)
+            case ev.CancellationAccepted() as accepted:
+                await self._on_cancellation_accepted(conn, accepted, msg.envelope)
+            case ev.ShortPickReported() as short:
+                await self._on_short_pick_reported(conn, short, msg.envelope)
 
-    async def _announce_allocated(
-        self,
-        conn: Conn,
-        order_id: UUID,
-        shipment_id: UUID,
-        decision: domain.Reserve,
-        ship_to: ev.Address,
-        service_level: ev.ServiceLevel,
-        cause: Envelope,
+    async def _on_order_shipped(self, conn: Conn, shipped: ev.OrderShipped) -> None:
+        inventory = Inventory(self.network)
+        await repository.load_shipment(conn, inventory, shipped.pick_task_id)
+        if not inventory.reservations:
+            log.warning("shipment %s shipped with no open reservation", shipped.pick_task_id)
+        inventory.ship(shipped.pick_task_id)
+        await repository.save(conn, inventory)
+
+    async def _on_short_pick_reported(self, conn: Conn, short: ev.ShortPickReported, cause: Envelope) -> None:
+        inventory = Inventory(self.network)
+        await repository.load_orders(conn, inventory, [short.order_id])
+        if short.order_id not in inventory.orders:
+            raise LookupError(f"short pick for order {short.order_id} allocation does not know")
+        await repository.load_queue(conn, inventory, inventory.orders[short.order_id].skus)
+        missing = _quantities(short.missing)
+        outcomes = inventory.short_pick(short.order_id, short.shipment_id, short.warehouse_id, missing)
+        await self._apply(conn, inventory, outcomes, cause)
+
+    async def _on_cancellation_accepted(self, conn: Conn, accepted: ev.CancellationAccepted, cause: Envelope) -> None:
+        lines = None if accepted.lines is None else _quantities(accepted.lines)
+        inventory = Inventory(self.network)
+        await repository.load_orders(conn, inventory, [accepted.order_id])
+        if accepted.order_id not in inventory.orders:
+            await repository.add_early_cancellation(conn, accepted.order_id, CancelRequest(lines, accepted.reason))
+            return
+        skus = inventory.orders[accepted.order_id].skus
+        await repository.load_queue(conn, inventory, skus, freeing=skus)
+        outcomes = inventory.cancel(accepted.order_id, lines, accepted.withdrawn_shipments, accepted.reason)
+        await self._apply(conn, inventory, outcomes, cause)
+
+    async def _inventory(self, conn: Conn, skus: Iterable[str]) -> Inventory:
+        inventory = Inventory(self.network)
+        inventory.add_stock(await repository.lock_stock(conn, self.network.warehouse_ids, skus))
+        return inventory
+
+    async def _apply(
+        self, conn: Conn, inventory: Inventory, outcomes: list[Outcome], cause: Envelope, reference: str = ""
     ) -> None:
-        shipment = ev.Shipment(
-            shipment_id=shipment_id,
-            warehouse_id=decision.warehouse_id,
-            lines=[ev.ItemQuantity(sku=s, quantity=q) for s, q in decision.lines.items()],
-        )
-        allocated = ev.OrderAllocated(
-            order_id=order_id, shipments=[shipment], ship_to=ship_to, service_level=service_level
-        )
+        await repository.save(conn, inventory)
+        events = [_announcement(inventory, outcome, reference) for outcome in outcomes]
         await enqueue(
             conn,
             [
-                (
-                    topics.ALLOCATION_EVENTS,
-                    str(order_id),
-                    wrap(allocated, producer=SERVICE, order_id=order_id, cause=cause),
-                )
+                (topics.ALLOCATION_EVENTS, key, wrap(payload, producer=SERVICE, order_id=order_id, cause=cause))
+                for key, order_id, payload in events
             ],
         )
-
-    async def on_fulfillment_event(self, conn: Conn, msg: Inbound) -> None:
-        shipped = msg.payload
-        if isinstance(shipped, ev.OrderShipped):
-            await repository.ship_reservations(conn, shipped.pick_task_id)
 
     def routes(self) -> dict[str, Handler]:
         return {
@@ -128,3 +157,64 @@ class AllocationHandlers:
             topics.CATALOG_PRODUCTS.name: catalogue.on_product_upserted,
             topics.FULFILLMENT_EVENTS.name: self.on_fulfillment_event,
         }
+
+
+def _order(validated: ev.OrderValidated) -> Order:
+    return Order(
+        order_id=validated.order_id,
+        arrived_at=validated.received_at,
+        channel=validated.channel,
+        policy=validated.backorder_policy,
+        ship_to=validated.ship_to.model_dump(mode="json"),
+        service_level=validated.service_level,
+        lines=_quantities(validated.lines),
+    )
+
+
+def _quantities(lines: Iterable[ev.ItemQuantity]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for line in lines:
+        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
+    return totals
+
+
+def _items(lines: dict[str, int]) -> list[ev.ItemQuantity]:
+    return [ev.ItemQuantity(sku=sku, quantity=quantity) for sku, quantity in sorted(lines.items()) if quantity]
+
+
+def _announcement(inventory: Inventory, outcome: Outcome, reference: str) -> tuple[str, UUID | None, ev.Contract]:
+    """The contract event for an outcome, with its key and order id."""
+    match outcome:
+        case Allocated():
+            order = inventory.orders[outcome.order_id]
+            shipments = [
+                ev.Shipment(shipment_id=s.shipment_id, warehouse_id=s.warehouse_id, lines=_items(s.lines))
+                for s in outcome.shipments
+            ]
+            payload: ev.Contract = ev.OrderAllocated(
+                order_id=outcome.order_id,
+                shipments=shipments,
+                ship_to=ev.Address.model_validate(order.ship_to),
+                service_level=cast(ev.ServiceLevel, order.service_level),
+                backordered=_items(outcome.backordered),
+                reason=outcome.reason,
+            )
+        case Backordered():
+            payload = ev.OrderBackordered(
+                order_id=outcome.order_id, reason=outcome.reason, missing=_items(outcome.missing)
+            )
+        case Unfulfillable():
+            payload = ev.OrderUnfulfillable(order_id=outcome.order_id, reason=outcome.reason)
+        case Cancelled():
+            lines = None if outcome.lines is None else _items(outcome.lines)
+            payload = ev.OrderCancelled(order_id=outcome.order_id, lines=lines, reason=outcome.reason)
+        case CountShort():
+            short = ev.StockCountShort(
+                warehouse_id=outcome.warehouse_id,
+                sku=outcome.sku,
+                counted=outcome.counted,
+                reserved=outcome.reserved,
+                reference=reference,
+            )
+            return f"{outcome.warehouse_id}:{outcome.sku}", None, short
+    return str(outcome.order_id), outcome.order_id, payload

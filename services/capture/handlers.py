@@ -190,6 +190,7 @@ def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: list[str], recei
         ship_to=order.shipping_address,
         service_level=order.service_level,
         lines=domain.items_to_reserve(order),
+        backorder_policy=order.backorder_policy,
     )
 
 

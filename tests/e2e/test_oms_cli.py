@@ -142,7 +142,11 @@ def test_a_receipt_is_applied_once_per_reference_and_shows_in_stock(pipeline) ->
     assert "at least one unit" in oms("inventory", "receive", "fra", sku, "0", expect=1).stderr
 
 
-def test_topics_show_partitions_end_offsets_and_the_services_lag(pipeline) -> None:
+async def test_topics_show_partitions_end_offsets_and_the_services_lag(pipeline) -> None:
+    # given an order that came in over Kafka and was taken in, so capture has a position on the intake topic
+    document = order_document()
+    await client.publish(topics.ORDERS_SUBMITTED.name, [(f"{document['channel']}:{document['external_id']}", document)])
+    await client.wait_caught_up("oms-capture", [topics.ORDERS_SUBMITTED.name])
     states = {t["topic"]: t for t in oms_json("topics")}
     assert set(states) >= {t.name for t in topics.TOPICS}
     submitted = states[topics.ORDERS_SUBMITTED.name]

@@ -51,7 +51,9 @@ async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_
 
     # and exactly 30 units were ever reserved; stock never went negative or below what is reserved
     assert await db.fetchval("SELECT sum(quantity) FROM allocation.reservations WHERE sku = $1", sku) == 30
-    stock = await db.fetchrow("SELECT on_hand, reserved FROM allocation.stock WHERE sku = $1", sku)
+    stock = await db.fetchrow(
+        "SELECT on_hand, reserved FROM allocation.stock WHERE warehouse_id = 'ams' AND sku = $1", sku
+    )
     shipped = await db.fetchval(
         "SELECT coalesce(sum(quantity), 0) FROM allocation.reservations WHERE sku = $1 AND status = 'shipped'", sku
     )
@@ -69,5 +71,21 @@ async def test_the_database_itself_refuses_to_reserve_more_than_is_on_hand(db) -
         await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 2)", sku)
         with pytest.raises(asyncpg.CheckViolationError, match="stock_not_oversold"):
             await conn.execute("UPDATE allocation.stock SET reserved = 3 WHERE sku = $1", sku)
+    finally:
+        await conn.close()
+
+
+async def test_the_database_refuses_to_commit_a_reservation_count_the_reservations_do_not_explain(db) -> None:
+    (sku,) = new_skus(1)
+    conn = await asyncpg.connect(
+        f"postgresql://allocation@127.0.0.1:{ports.POSTGRES}/oms", password=development_password("allocation")
+    )
+    try:
+        await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 5)", sku)
+        # reserved without any open reservation behind it: checked at commit
+        with pytest.raises(asyncpg.CheckViolationError, match="reserves 2 units but its open reservations hold 0"):
+            async with conn.transaction():
+                await conn.execute("UPDATE allocation.stock SET reserved = 2 WHERE sku = $1", sku)
+        assert await conn.fetchval("SELECT reserved FROM allocation.stock WHERE sku = $1", sku) == 0
     finally:
         await conn.close()
