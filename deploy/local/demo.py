@@ -226,7 +226,16 @@ def summarise(
         "  funnel (orders reaching each status, capture): "
         + ", ".join(
             f"{s} {int(reached.get(s, 0))}"
-            for s in ("validated", "rejected", "allocated", "released", "shipped", "delivered")
+            for s in (
+                "validated",
+                "rejected",
+                "allocated",
+                "backordered",
+                "partially_shipped",
+                "shipped",
+                "delivered",
+                "cancelled",
+            )
         )
     )
     print("  counted where decided: " + ", ".join(f"{name.replace('_', ' ')} {int(n)}" for name, n in counters.items()))
