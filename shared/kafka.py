@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
@@ -45,7 +45,7 @@ class Origin:
     headers: tuple[tuple[str, bytes], ...]
 
     @classmethod
-    def of(cls, record: Any) -> Origin:
+    def of(cls, record: Any) -> Self:
         return cls(
             record.topic,
             record.partition,
@@ -57,6 +57,9 @@ class Origin:
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
+
+    def header(self, name: str) -> str | None:
+        return _header(self.headers, name)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.cli.kafka_admin import bootstrap, read_to_end
 from shared.envelope import external_event_id, now
+from shared.kafka import Origin
 from shared.topics import BY_NAME, DEAD_LETTER_TOPICS
 
 REPLAY_OF = "oms.replay.of"
@@ -31,27 +32,12 @@ EVENT_ID = "event_id"
 
 
 @dataclass(frozen=True)
-class DeadLetter:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-
-    @classmethod
-    def of(cls, record: Any) -> DeadLetter:
-        return cls(record.topic, record.partition, record.offset, record.key, record.value, tuple(record.headers or ()))
+class DeadLetter(Origin):
+    """A record read from a dead-letter topic (where it sits; its origin is in its `dlq.*` headers)."""
 
     @property
     def id(self) -> str:
         return f"{self.topic}:{self.partition}:{self.offset}"
-
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value.decode("utf-8", "replace")
-        return None
 
     @property
     def origin_topic(self) -> str:
