@@ -61,7 +61,6 @@ class EventConsumer:
         self.prepare = prepare
         self.service = settings.service
         self.assigned = False
-        self._consumer: AIOKafkaConsumer | None = None
         self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
@@ -75,7 +74,6 @@ class EventConsumer:
             max_poll_records=self.settings.consumer_batch_size,
             isolation_level="read_committed",
         )
-        self._consumer = consumer
         await consumer.start()
         try:
             while True:

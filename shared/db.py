@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -89,8 +88,3 @@ async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> lis
 
 def service_migrations(service: str) -> Path:
     return Path(__file__).resolve().parent.parent / "services" / service / "migrations"
-
-
-async def fetch_scalar(pool: asyncpg.Pool, query: str, *args: Any) -> Any:
-    async with pool.acquire() as conn:
-        return await conn.fetchval(query, *args)

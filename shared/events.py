@@ -90,10 +90,6 @@ class SubmittedOrder(Contract):
         default="backorder", description="what to do with quantities no warehouse has: wait for stock, or reject"
     )
 
-    @property
-    def order_key(self) -> str:
-        return f"{self.channel}:{self.external_id}"
-
 
 # ---- inbound reference data and confirmations ----
 

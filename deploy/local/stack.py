@@ -132,7 +132,7 @@ def _say(message: str) -> None:
     print(f"[{time.monotonic() - _clock.start:5.1f}s] {message}", flush=True)
 
 
-def _tail(path: Path, lines: int = 25) -> str:
+def log_tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()[-lines:]
     except OSError:
@@ -142,7 +142,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def _fail(message: str, *logs: Path) -> NoReturn:
-    raise StackError("\n".join([message, *(_tail(p) for p in logs)]))
+    raise StackError("\n".join([message, *(log_tail(p) for p in logs)]))
 
 
 def _port_open(port: int) -> bool:
@@ -151,7 +151,7 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def _running_pid(pidfile: Path, marker: str) -> int | None:
+def running_pid(pidfile: Path, marker: str) -> int | None:
     """The pid in pidfile if that process is alive and its command line names marker (pids get reused)."""
     try:
         pid = int(pidfile.read_text())
@@ -166,7 +166,7 @@ def _running_pid(pidfile: Path, marker: str) -> int | None:
     return pid if marker.encode() in cmdline else None
 
 
-def _spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
+def spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -177,7 +177,7 @@ def _spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
             cwd=cwd,
             start_new_session=True,
         )
-    # Detached: tracked through the pid file from now on (and reaped by _running_pid), so tell subprocess
+    # Detached: tracked through the pid file from now on (and reaped by running_pid), so tell subprocess
     # not to wait for it or report it as leaked when the Popen object goes away.
     proc.returncode = 0
     _wait_for_command_line(proc.pid)
@@ -187,7 +187,7 @@ def _spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
 
 def _wait_for_command_line(pid: int, timeout: float = 2.0) -> None:
     """Popen returns as soon as exec has begun; for a moment after, /proc/<pid>/cmdline is still empty, and
-    _running_pid would take the new process for a dead one. Wait until the kernel shows its command line."""
+    running_pid would take the new process for a dead one. Wait until the kernel shows its command line."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -198,17 +198,17 @@ def _wait_for_command_line(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.001)
 
 
-def _stop_pid(pidfile: Path, marker: str, timeout: float) -> int | None:
+def stop_pid(pidfile: Path, marker: str, timeout: float) -> int | None:
     """SIGTERM, then SIGKILL after timeout; returns the pid that was stopped, if any."""
-    pid = _running_pid(pidfile, marker)
+    pid = running_pid(pidfile, marker)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _running_pid(pidfile, marker) and time.monotonic() < deadline:
+        while running_pid(pidfile, marker) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _running_pid(pidfile, marker):
+        if running_pid(pidfile, marker):
             os.kill(pid, signal.SIGKILL)
-            while _running_pid(pidfile, marker):
+            while running_pid(pidfile, marker):
                 time.sleep(0.1)
     pidfile.unlink(missing_ok=True)
     return pid
@@ -371,7 +371,7 @@ async def _kafka_ready(cfg: Config) -> bool:
 
 
 def _kafka_alive(cfg: Config) -> bool:
-    return _running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is not None
+    return running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is not None
 
 
 def _kafka_logs(cfg: Config) -> tuple[Path, ...]:
@@ -380,7 +380,7 @@ def _kafka_logs(cfg: Config) -> tuple[Path, ...]:
 
 async def _start_kafka(cfg: Config) -> None:
     pidfile, logs = cfg.kafka_dir / "kafka.pid", cfg.kafka_dir / "logs"
-    pid = _running_pid(pidfile, "kafka.Kafka")
+    pid = running_pid(pidfile, "kafka.Kafka")
     started = pid is None
     if pid is None:
         if _port_open(cfg.kafka_port) or _port_open(cfg.controller_port):
@@ -397,7 +397,7 @@ async def _start_kafka(cfg: Config) -> None:
             str(cfg.kafka_dir / "server.properties"),
             jvm=("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", f"-Dkafka.logs.dir={logs}"),
         )
-        pid = _spawn(cmd, logs / "kafka.out", pidfile, cfg.kafka_dir)
+        pid = spawn(cmd, logs / "kafka.out", pidfile, cfg.kafka_dir)
         _say(f"kafka: started pid {pid}, waiting for {cfg.kafka_bootstrap}")
     await _wait_until(lambda: _kafka_ready(cfg), "kafka", lambda: _kafka_alive(cfg), _kafka_logs(cfg))
     _say(f"kafka: {'ready' if started else 'already running'} on {cfg.kafka_bootstrap} (pid {pid})")
@@ -610,19 +610,19 @@ def _smtp_ready(cfg: Config) -> bool:
 
 async def _start_smtp(cfg: Config) -> None:
     pidfile, log = cfg.state / "smtp.pid", cfg.state / "smtp.log"
-    pid = _running_pid(pidfile, "aiosmtpd")
+    pid = running_pid(pidfile, "aiosmtpd")
     if pid is None:
         if _port_open(cfg.smtp_port):
             _fail(f"port {cfg.smtp_port} is taken by another process; set OMS_SMTP_PORT")
         mailbox.Maildir(maildir(), create=True)
         handler = ("-c", "aiosmtpd.handlers.Mailbox", str(maildir()))
         cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{HOST}:{cfg.smtp_port}", *handler]
-        pid = _spawn(cmd, log, pidfile, cfg.state)
+        pid = spawn(cmd, log, pidfile, cfg.state)
 
     async def ready() -> bool:
         return await asyncio.to_thread(_smtp_ready, cfg)
 
-    await _wait_until(ready, "smtp sink", lambda: _running_pid(pidfile, "aiosmtpd") is not None, (log,), 30)
+    await _wait_until(ready, "smtp sink", lambda: running_pid(pidfile, "aiosmtpd") is not None, (log,), 30)
     _say(f"smtp: ready on {HOST}:{cfg.smtp_port} (pid {pid}), maildir {maildir()}")
 
 
@@ -653,10 +653,10 @@ def down(purge: bool = False) -> None:
     _clock.start = time.monotonic()
     cfg = config()
     stopped = []
-    if _stop_pid(cfg.state / "smtp.pid", "aiosmtpd", 10):
+    if stop_pid(cfg.state / "smtp.pid", "aiosmtpd", 10):
         stopped.append("smtp")
         _say("smtp: stopped")
-    if _stop_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka", 30):
+    if stop_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka", 30):
         stopped.append("kafka")
         _say("kafka: stopped")
     if _pg_running(cfg):
@@ -675,8 +675,8 @@ def down(purge: bool = False) -> None:
 def components() -> list[tuple[str, int | None, str]]:
     """(name, pid when running, address) of each piece of the stack."""
     cfg = config()
-    kafka = _running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka")
-    smtp = _running_pid(cfg.state / "smtp.pid", "aiosmtpd")
+    kafka = running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka")
+    smtp = running_pid(cfg.state / "smtp.pid", "aiosmtpd")
     pg_pid: int | None = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         if _pg_running(cfg):

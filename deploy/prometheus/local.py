@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from deploy.local.stack import _running_pid, _spawn, _stop_pid, _tail, state_dir
+from deploy.local.stack import log_tail, running_pid, spawn, state_dir, stop_pid
 from shared import ports
 
 HERE = Path(__file__).resolve().parent
@@ -67,7 +67,7 @@ class Prometheus:
         return self.directory / "prometheus.log"
 
     def pid(self) -> int | None:
-        return _running_pid(self.pid_file, "prometheus")
+        return running_pid(self.pid_file, "prometheus")
 
     def start(self, timeout: float = 60.0) -> None:
         if self.pid() is None:
@@ -82,13 +82,13 @@ class Prometheus:
                 "--web.enable-lifecycle",
                 "--log.level=warn",
             ]
-            _spawn(argv, self.log_file, self.pid_file, self.directory)
+            spawn(argv, self.log_file, self.pid_file, self.directory)
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.pid() is None:
-                raise RuntimeError(f"prometheus exited during start-up\n{_tail(self.log_file)}")
+                raise RuntimeError(f"prometheus exited during start-up\n{log_tail(self.log_file)}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"prometheus not ready after {timeout:.0f}s\n{_tail(self.log_file)}")
+                raise TimeoutError(f"prometheus not ready after {timeout:.0f}s\n{log_tail(self.log_file)}")
             time.sleep(0.2)
 
     def ready(self) -> bool:
@@ -98,7 +98,7 @@ class Prometheus:
             return False
 
     def stop(self) -> None:
-        _stop_pid(self.pid_file, "prometheus", 15)
+        stop_pid(self.pid_file, "prometheus", 15)
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path>; the `data` of a successful answer, or an error naming Prometheus's reason."""

@@ -103,7 +103,7 @@ class CaptureHandlers:
             state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
             cause = msg.envelope.causation_id
             await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
-        await latency.observe_step(conn, order_id, msg)
+        latency.observe_step(progress, msg)
         if change.status_changed:
             count(ORDERS_STATUS.labels(change.progress.status))
 

@@ -3,17 +3,14 @@ steps in the timeline (it alone knows when each order was received)."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from prometheus_client import Histogram
 
 from shared import events as ev
-from shared.db import Conn
 from shared.kafka import Inbound
 from shared.metrics import observe
 from shared.metrics_business import INTAKE_TO_DELIVERED, INTAKE_TO_PICK_TASK
 
-from . import repository
+from .lifecycle import Progress
 
 MEASURED: dict[type[ev.Contract], Histogram] = {
     ev.PickTaskReleased: INTAKE_TO_PICK_TASK,
@@ -21,11 +18,8 @@ MEASURED: dict[type[ev.Contract], Histogram] = {
 }
 
 
-async def observe_step(conn: Conn, order_id: UUID, msg: Inbound) -> None:
+def observe_step(progress: Progress, msg: Inbound) -> None:
     """Observe the time since intake when the event is a measured step (once per event: the inbox sees to it)."""
     histogram = MEASURED.get(type(msg.payload))
-    if histogram is None:
-        return
-    received_at = await repository.received_at(conn, order_id)
-    if received_at is not None:
-        observe(histogram, (msg.envelope.occurred_at - received_at).total_seconds())
+    if histogram is not None and progress.received_at is not None:
+        observe(histogram, (msg.envelope.occurred_at - progress.received_at).total_seconds())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from uuid import UUID
 
 from shared import events as ev
@@ -22,6 +23,7 @@ class Progress:
     backordered: Mapping[str, int] = field(default_factory=dict)
     cancelled: Mapping[str, int] = field(default_factory=dict)
     shipped: Mapping[str, int] = field(default_factory=dict)
+    received_at: datetime | None = None
 
     @property
     def open(self) -> Quantities:

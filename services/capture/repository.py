@@ -53,12 +53,15 @@ async def catalogue(conn: Conn, skus: Iterable[str]) -> dict[str, bool]:
 async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
     """The order's progress, locked until the transaction ends (events and cancel requests queue up)."""
     row = await conn.fetchrow(
-        "SELECT status, ordered, backordered, cancelled, shipped FROM orders WHERE order_id = $1 FOR UPDATE",
+        "SELECT status, ordered, backordered, cancelled, shipped, received_at FROM orders WHERE order_id = $1"
+        " FOR UPDATE",
         order_id,
     )
     if row is None:
         return None
-    return Progress(row["status"], row["ordered"], row["backordered"], row["cancelled"], row["shipped"])
+    return Progress(
+        row["status"], row["ordered"], row["backordered"], row["cancelled"], row["shipped"], row["received_at"]
+    )
 
 
 async def add_steps(conn: Conn, order_id: UUID, steps: list[tuple[str, datetime, str | None]]) -> None:
@@ -178,9 +181,3 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
         "timeline": [dict(s) for s in steps],
         "cancellations": [dict(c) for c in cancellations],
     }
-
-
-async def received_at(conn: Conn, order_id: UUID) -> datetime | None:
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        "SELECT received_at FROM orders WHERE order_id = $1", order_id
-    )

@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -62,30 +63,32 @@ async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_
     assert 0 <= stock["reserved"] <= stock["on_hand"]
 
 
-async def test_the_database_itself_refuses_to_reserve_more_than_is_on_hand(db) -> None:
-    (sku,) = new_skus(1)
+@pytest.fixture
+async def as_allocation(db) -> AsyncIterator[asyncpg.Connection]:
+    """A connection with allocation's own role: what its code may do, the database still checks."""
     conn = await asyncpg.connect(
         f"postgresql://allocation@127.0.0.1:{ports.POSTGRES}/oms", password=development_password("allocation")
     )
-    try:
-        await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 2)", sku)
-        with pytest.raises(asyncpg.CheckViolationError, match="stock_not_oversold"):
-            await conn.execute("UPDATE allocation.stock SET reserved = 3 WHERE sku = $1", sku)
-    finally:
-        await conn.close()
+    yield conn
+    await conn.close()
 
 
-async def test_the_database_refuses_to_commit_a_reservation_count_the_reservations_do_not_explain(db) -> None:
+async def test_the_database_itself_refuses_to_reserve_more_than_is_on_hand(as_allocation) -> None:
     (sku,) = new_skus(1)
-    conn = await asyncpg.connect(
-        f"postgresql://allocation@127.0.0.1:{ports.POSTGRES}/oms", password=development_password("allocation")
-    )
-    try:
-        await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 5)", sku)
-        # reserved without any open reservation behind it: checked at commit
-        with pytest.raises(asyncpg.CheckViolationError, match="reserves 2 units but its open reservations hold 0"):
-            async with conn.transaction():
-                await conn.execute("UPDATE allocation.stock SET reserved = 2 WHERE sku = $1", sku)
-        assert await conn.fetchval("SELECT reserved FROM allocation.stock WHERE sku = $1", sku) == 0
-    finally:
-        await conn.close()
+    conn = as_allocation
+    await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 2)", sku)
+    with pytest.raises(asyncpg.CheckViolationError, match="stock_not_oversold"):
+        await conn.execute("UPDATE allocation.stock SET reserved = 3 WHERE sku = $1", sku)
+
+
+async def test_the_database_refuses_to_commit_a_reservation_count_the_reservations_do_not_explain(
+    as_allocation,
+) -> None:
+    (sku,) = new_skus(1)
+    conn = as_allocation
+    await conn.execute("INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 5)", sku)
+    # reserved without any open reservation behind it: checked at commit
+    with pytest.raises(asyncpg.CheckViolationError, match="reserves 2 units but its open reservations hold 0"):
+        async with conn.transaction():
+            await conn.execute("UPDATE allocation.stock SET reserved = 2 WHERE sku = $1", sku)
+    assert await conn.fetchval("SELECT reserved FROM allocation.stock WHERE sku = $1", sku) == 0
