@@ -19,6 +19,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import logs
+from shared.auth import ApiKeys
 from shared.consumer import BatchPreparation, EventConsumer, Handler
 from shared.db import create_pool
 from shared.http import CorrelationId
@@ -37,6 +38,7 @@ class Runtime:
         self._producer: AIOKafkaProducer | None = None
         self.consumer: EventConsumer | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.api_keys = ApiKeys.over(lambda: self.pool, settings.api_rate_per_second)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -127,6 +129,7 @@ def service_app(
             await runtime.stop()
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.state.api_keys = runtime.api_keys
     app.add_middleware(CorrelationId)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,7 +1,8 @@
 """Settings every service shares, from OMS_* environment variables (pydantic-settings).
 
-Development defaults point at the local stack (deploy/local); outside development the settings refuse
-the well-known development passwords, so a forgotten variable fails at start instead of in production.
+Development defaults point at the local stack (deploy/local). Without OMS_ENVIRONMENT a service runs as in
+production and refuses the well-known development passwords and secrets, so a forgotten variable fails at
+start instead of running with a password anyone can read in this repository.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
 
     service: str = ""
-    environment: Literal["development", "test", "production"] = "development"
+    # Unset means production: only the local stack and the tests opt into development (and its passwords).
+    environment: Literal["development", "test", "production"] = "production"
     instance: str = "1"
 
     kafka_bootstrap: str = ports.KAFKA_BOOTSTRAP
@@ -43,6 +45,8 @@ class CommonSettings(BaseSettings):
     http_port: int = 0
 
     outbox_poll_seconds: float = 1.0
+    # Requests per second one API key may make to one instance (a key's own rate in auth.api_keys wins).
+    api_rate_per_second: float = 500.0
     max_body_bytes: int = 256 * 1024
 
     # Fault injection for the crash tests: die with SIGKILL between the database commit and the offset commit.
@@ -54,7 +58,9 @@ class CommonSettings(BaseSettings):
             self.http_port = HTTP_PORTS[self.service]
         if not self.db_password:
             if self.environment == "production":
-                raise ValueError("OMS_DB_PASSWORD must be set outside development")
+                raise ValueError(
+                    "OMS_DB_PASSWORD must be set (OMS_ENVIRONMENT=development opts into the local stack's passwords)"
+                )
             self.db_password = development_password(self.service)
         elif self.environment == "production" and self.db_password == development_password(self.service):
             raise ValueError("the development database password may not be used in production")

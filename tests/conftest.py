@@ -15,7 +15,11 @@ import pytest
 from deploy.local import processes
 from deploy.local import stack as local_stack
 from deploy.local.client import CAPTURE_URL
+from deploy.local.keys import DevelopmentKeys
 from shared import ports
+
+# Settings built in the tests use the local stack's development passwords, which production settings refuse.
+os.environ.setdefault("OMS_ENVIRONMENT", "test")
 
 ADMIN_DSN = (
     f"postgresql://oms:{os.environ.get('OMS_PG_ADMIN_PASSWORD', 'dev-admin-password')}@127.0.0.1:{ports.POSTGRES}/oms"
@@ -53,5 +57,5 @@ async def db(stack: None) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def http(pipeline: dict[str, processes.Process]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=CAPTURE_URL, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=CAPTURE_URL, timeout=30, auth=DevelopmentKeys()) as client:
         yield client

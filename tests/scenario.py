@@ -11,16 +11,25 @@ from email.message import Message
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 
 from deploy.local import client, processes
-from shared import events, topics
+from deploy.local.keys import Bearer
+from shared import auth, events, topics
 from shared.envelope import wrap
 from shared.kafka import encode
 from tests.waiting import eventually
 
 FINAL = {"delivered", "rejected"}
+
+
+async def channel_key(db: asyncpg.Pool, channel: str) -> Bearer:
+    """A new API key for a channel the local stack has none for (tests that need a channel of their own)."""
+    async with db.acquire() as conn:
+        key = await auth.issue(conn, "channel", channel, "test")
+    return Bearer(key.token)
 
 
 def new_skus(count: int, prefix: str = "T") -> list[str]:

@@ -1,5 +1,6 @@
 """HTTP calls to the services' read and intake endpoints. Each URL defaults to the local port
-(shared/ports.py) and can point elsewhere with OMS_<SERVICE>_URL, e.g. OMS_CAPTURE_URL."""
+(shared/ports.py) and can point elsewhere with OMS_<SERVICE>_URL, e.g. OMS_CAPTURE_URL. Requests carry
+OMS_API_KEY, or against the local stack its development keys."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 
 from deploy.cli.output import CommandError
+from deploy.local.keys import api_auth
 from shared import ports
 
 
@@ -17,7 +19,11 @@ def service_url(service: str) -> str:
 
 
 def client(service: str, timeout: float = 30.0) -> httpx.Client:
-    return httpx.Client(base_url=service_url(service), timeout=timeout)
+    try:
+        auth = api_auth()
+    except LookupError as exc:
+        raise CommandError(str(exc)) from exc
+    return httpx.Client(base_url=service_url(service), timeout=timeout, auth=auth)
 
 
 def get_json(service: str, path: str, params: dict[str, Any] | None = None) -> Any | None:

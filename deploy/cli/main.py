@@ -5,6 +5,7 @@
     oms inventory show | receive      stock per warehouse and SKU; receive units at a warehouse
     oms dlq list | replay             dead letters, and replaying them after a fix
     oms topics                        topics, partitions, end offsets and consumer lag
+    oms keys issue | revoke | list    API keys of channels and operators
 
 Every verb has --help and --json (machine-readable output on stdout; progress and notes go to stderr).
 Addresses follow shared/ports.py (OMS_PORT_OFFSET applies); OMS_<SERVICE>_URL and OMS_KAFKA_BOOTSTRAP
@@ -16,9 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+import asyncpg
 from aiokafka.errors import KafkaError
 
-from deploy.cli import cmd_dlq, cmd_inventory, cmd_order, cmd_stack, cmd_topics
+from deploy.cli import cmd_dlq, cmd_inventory, cmd_keys, cmd_order, cmd_stack, cmd_topics
 from deploy.cli.output import CommandError, errors
 
 
@@ -31,8 +33,8 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    commands = root.add_subparsers(dest="command", required=True, metavar="{stack,order,inventory,dlq,topics}")
-    for module in (cmd_stack, cmd_order, cmd_inventory, cmd_dlq, cmd_topics):
+    commands = root.add_subparsers(dest="command", required=True, metavar="{stack,order,inventory,dlq,topics,keys}")
+    for module in (cmd_stack, cmd_order, cmd_inventory, cmd_dlq, cmd_topics, cmd_keys):
         module.register(commands, common)
     return root
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     except CommandError as exc:
         errors.print(f"[red]error:[/] {exc}")
         status = 1
-    except (KafkaError, OSError) as exc:
+    except (KafkaError, OSError, asyncpg.PostgresError) as exc:
         errors.print(f"[red]error:[/] {exc.__class__.__name__}: {exc} (is the stack up? `oms stack status`)")
         status = 1
     except KeyboardInterrupt:

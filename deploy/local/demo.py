@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from deploy.local import client, processes, scrape, stack
+from deploy.local.keys import DevelopmentKeys
 from shared import ports, topics
 from shared.metrics_business import (
     DELIVERED_BUCKETS,
@@ -142,7 +143,7 @@ async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
     await client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
     await client.wait_caught_up("oms-allocation", [topics.CATALOG_PRODUCTS.name, topics.INVENTORY_ADJUSTMENTS.name])
 
-    async with httpx.AsyncClient(base_url=client.CAPTURE_URL, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=client.CAPTURE_URL, timeout=30, auth=DevelopmentKeys()) as http:
         metrics_before = await scrape_all()
         baseline = await status_counts(http)
         gate = asyncio.Semaphore(concurrency)

@@ -47,7 +47,8 @@ class Process:
     def start(self) -> None:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env}
+        # The local stack runs with its development passwords and secrets, which production settings refuse.
+        env = {"OMS_ENVIRONMENT": "development", **os.environ, **self.env}
         if self.http_port is not None:
             env["OMS_HTTP_PORT"] = str(self.http_port)
         with self.log_file.open("ab") as log:

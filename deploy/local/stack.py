@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import json
 import mailbox
 import os
 import shlex
@@ -33,7 +34,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from shared import ports
+from shared import auth, ports
 from shared.db import migrate, service_migrations
 from shared.settings import SERVICES, development_password
 from shared.topics import TOPICS
@@ -42,6 +43,8 @@ KAFKA_VERSION = "4.1.2"
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 READY_TIMEOUT = 90.0
+# Channels the local stack issues API keys for (the demo, the simulator and the tests use them).
+DEVELOPMENT_CHANNELS = ("webshop", "marketplace", "pos", "b2b")
 
 
 class StackError(Exception):
@@ -83,6 +86,10 @@ class Config:
 
     def pg_dsn(self, role: str = "oms", database: str = "oms") -> str:
         return f"postgresql://{role}@{HOST}:{self.pg_port}/{database}"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.state / "api-keys.json"
 
     @property
     def kafka_dir(self) -> Path:
@@ -494,7 +501,8 @@ def _pg(cfg: Config, tool: str, *args: str, check: bool = True) -> subprocess.Co
 
 def _pg_owned_dirs(base: Path) -> tuple[Path, Path, Path]:
     data, run, logs = base / "data", base / "run", base / "log"
-    for path, mode in ((data, 0o700), (run, 0o755), (logs, 0o755)):
+    # The socket directory is postgres's own: no other local user may even reach the socket.
+    for path, mode in ((data, 0o700), (run, 0o700), (logs, 0o755)):
         path.mkdir(parents=True, exist_ok=True)
         if _as_root():
             shutil.chown(path, "postgres", "postgres")
@@ -512,11 +520,28 @@ def _initdb(cfg: Config, base: Path, data: Path) -> None:
         shutil.chown(pwfile, "postgres", "postgres")
     try:
         # C collation: byte order, no dependency on the glibc locale data (and its version changes).
-        auth = ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}")
+        auth = ("--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile}")
         _pg(cfg, "initdb", "-D", str(data), "-U", "oms", *auth, "-E", "UTF8", "--locale=C")
     finally:
         pwfile.unlink(missing_ok=True)
     _say("postgres: cluster initialised")
+
+
+PG_HBA = """\
+# Written by deploy/local/stack.py at every start: a SCRAM password for every connection, nothing trusted.
+local   all  all                 scram-sha-256
+host    all  all  127.0.0.1/32   scram-sha-256
+host    all  all  ::1/128        scram-sha-256
+"""
+
+
+def _write_hba(data: Path) -> None:
+    """Also for clusters initialised before local connections needed a password."""
+    hba = data / "pg_hba.conf"
+    hba.write_text(PG_HBA)
+    hba.chmod(0o600)
+    if _as_root():
+        shutil.chown(hba, "postgres", "postgres")
 
 
 def _pg_running(cfg: Config) -> bool:
@@ -535,8 +560,10 @@ def _start_postgres(cfg: Config) -> None:
         _fail(f"port {cfg.pg_port} is taken by another process; set OMS_PG_PORT")
     data, run, logs = _pg_owned_dirs(base)
     _initdb(cfg, base, data)
+    _write_hba(data)
     options = (
         f"-p {cfg.pg_port} -k {shlex.quote(str(run))} -c listen_addresses={HOST} -c max_connections=200 -c fsync=on"
+        " -c password_encryption=scram-sha-256"
     )
     _pg(cfg, "pg_ctl", "-D", str(data), "-l", str(logs / "postgres.log"), "-o", options, "-w", "-t", "60", "start")
     _say(f"postgres: started on {HOST}:{cfg.pg_port}")
@@ -580,9 +607,29 @@ async def _create_db_objects(cfg: Config) -> None:
             )
             await conn.execute(f'GRANT CONNECT ON DATABASE oms TO "{service}"')
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{service}"')
+        await conn.execute(auth.SCHEMA_FILE.read_text())
+        for service in SERVICES:
+            await conn.execute(f'GRANT USAGE ON SCHEMA auth TO "{service}"')
+            await conn.execute(f'GRANT SELECT ON auth.api_keys TO "{service}"')
+        await _development_keys(cfg, conn)
     finally:
         await conn.close()
-    _say(f"postgres: database oms, roles and schemas for {', '.join(SERVICES)}")
+    _say(f"postgres: database oms, roles and schemas for {', '.join(SERVICES)}; API keys in {cfg.keys_file}")
+
+
+async def _development_keys(cfg: Config, conn: asyncpg.Connection) -> None:
+    """Keys for the local stack's channels and one operator key, written to the state dir (mode 0600) for the
+    demo, the tests and `oms`; issued again when the database no longer knows them (after a purge)."""
+    with contextlib.suppress(OSError, ValueError):
+        known = json.loads(cfg.keys_file.read_text())
+        tokens = [known["operator"], *known["channels"].values()]
+        ids = [t.split("_")[1] for t in tokens]
+        if set(known["channels"]) >= set(DEVELOPMENT_CHANNELS) and all([await auth.active(conn, i) for i in ids]):
+            return
+    channels = {c: (await auth.issue(conn, "channel", c, "local development")).token for c in DEVELOPMENT_CHANNELS}
+    operator = (await auth.issue(conn, "operator", None, "local development")).token
+    cfg.keys_file.touch(mode=0o600)
+    cfg.keys_file.write_text(json.dumps({"operator": operator, "channels": channels}, indent=2) + "\n")
 
 
 async def _migrate_all(cfg: Config) -> None:

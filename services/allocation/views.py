@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 
+from shared.auth import OPERATORS_ONLY
 from shared.events import Sku, WarehouseId
 from shared.runtime import Runtime
 
@@ -13,7 +14,7 @@ from . import repository
 
 
 def add_views(app: FastAPI, runtime: Runtime) -> None:
-    @app.get("/v1/stock")
+    @app.get("/v1/stock", dependencies=[OPERATORS_ONLY])
     async def stock(
         sku: Annotated[Sku | None, Query()] = None,
         warehouse: Annotated[WarehouseId | None, Query()] = None,

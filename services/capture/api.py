@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import aftercommit
+from shared.auth import Authenticated, Caller, forbidden
 from shared.events import ItemQuantity, SubmittedOrder
 from shared.runtime import Runtime
 
@@ -55,23 +56,37 @@ def cancel_response(outcome: CancelOutcome) -> JSONResponse:
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
 
+    async def order_of_caller(conn: Any, order_id: UUID, caller: Caller) -> None:
+        """404 for an unknown order, 403 for another channel's order (operators may act on any)."""
+        channel = await repository.channel_of(conn, order_id)
+        if channel is None:
+            raise HTTPException(404, "no such order")
+        if not caller.may_act_for(channel):
+            raise forbidden("this API key acts for another channel")
+
     @router.post("/v1/orders", status_code=202)
-    async def submit_order(order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
+    async def submit_order(caller: Authenticated, order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
+        if caller.channel != order.channel:
+            raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             return accepted(await handlers.intake(conn, order, cause=None))
 
     @router.get("/v1/orders/{order_id}")
-    async def get_order(order_id: UUID) -> dict[str, Any]:
+    async def get_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
+            await order_of_caller(conn, order_id, caller)
             view = await repository.order_view(conn, order_id)
         if view is None:
             raise HTTPException(404, "no such order")
         return view
 
     @router.post("/v1/orders/{order_id}/cancel", status_code=202)
-    async def cancel_order(order_id: UUID, body: Annotated[CancelBody | None, Body()] = None) -> JSONResponse:
+    async def cancel_order(
+        caller: Authenticated, order_id: UUID, body: Annotated[CancelBody | None, Body()] = None
+    ) -> JSONResponse:
         request = body or CancelBody()
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+            await order_of_caller(conn, order_id, caller)
             outcome = await handlers.cancel(conn, order_id, request.lines, request.reason, "api", cause=None)
         return cancel_response(outcome)
 
@@ -105,6 +120,9 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             return JSONResponse({"detail": reason, "reasons": [reason]}, status_code=422)
         try:
             order = shopify.to_order(json.loads(raw), settings.shopify_service_levels)
+            # Shopify order ids are per shop: the verified shop's domain names them, so no shop can claim
+            # (or find as a duplicate) another shop's order.
+            order = order.model_copy(update={"external_id": shopify.external_id(shop, order.external_id)})
         except (ValueError, UnicodeDecodeError) as exc:
             SHOPIFY_WEBHOOKS.labels("unmapped").inc()
             reasons = exc.reasons if isinstance(exc, shopify.MappingProblems) else ["the body is not JSON"]

@@ -45,6 +45,10 @@ async def find_by_external_id(conn: Conn, channel: str, external_id: str) -> tup
     return None if row is None else (row["order_id"], row["status"])
 
 
+async def channel_of(conn: Conn, order_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT channel FROM orders WHERE order_id = $1", order_id)  # type: ignore[no-any-return]
+
+
 async def catalogue(conn: Conn, skus: Iterable[str]) -> dict[str, bool]:
     rows = await conn.fetch("SELECT sku, active FROM products WHERE sku = ANY($1::text[])", list(set(skus)))
     return {r["sku"]: r["active"] for r in rows}

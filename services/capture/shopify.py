@@ -198,3 +198,8 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _full_name(person: dict[str, Any]) -> str:
     return " ".join(str(part) for part in (person.get("first_name"), person.get("last_name")) if part).strip()
+
+
+def external_id(shop_domain: str, shopify_order_id: str) -> str:
+    """The order's external id: Shopify's order id within the shop that sent it (ids are unique per shop only)."""
+    return f"{shop_domain.strip().lower()}:{shopify_order_id}"

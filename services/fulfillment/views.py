@@ -7,13 +7,14 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
+from shared.auth import OPERATORS_ONLY
 from shared.runtime import Runtime
 
 from . import repository
 
 
 def add_views(app: FastAPI, runtime: Runtime) -> None:
-    @app.get("/v1/orders/{order_id}/shipments")
+    @app.get("/v1/orders/{order_id}/shipments", dependencies=[OPERATORS_ONLY])
     async def shipments_of_order(order_id: UUID) -> dict[str, Any]:
         """Every pick task of the order with its shipment once packed; empty while none was released."""
         async with runtime.pool.acquire() as conn:

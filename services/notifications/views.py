@@ -8,13 +8,14 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
+from shared.auth import OPERATORS_ONLY
 from shared.runtime import Runtime
 
 from . import repository
 
 
 def add_views(app: FastAPI, runtime: Runtime) -> None:
-    @app.get("/v1/orders/{order_id}/messages")
+    @app.get("/v1/orders/{order_id}/messages", dependencies=[OPERATORS_ONLY])
     async def messages_of_order(order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             messages = await repository.order_messages(conn, order_id)

@@ -19,7 +19,7 @@ from deploy.local import client, scrape
 from shared import ports, topics
 from tests.factories import order_document
 from tests.scenario import new_skus, seed, wait_status
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_sync
 
 OMS = Path(sys.executable).parent / "oms"
 VERBS = [
@@ -38,6 +38,10 @@ VERBS = [
     ["dlq", "list"],
     ["dlq", "replay"],
     ["topics"],
+    ["keys"],
+    ["keys", "issue"],
+    ["keys", "revoke"],
+    ["keys", "list"],
 ]
 
 
@@ -222,3 +226,25 @@ async def test_a_dead_letter_replayed_after_the_fix_is_processed_once(pipeline, 
     assert capture_consumed("processed") == processed + 1
     assert await db.fetchval("SELECT count(*) FROM capture.orders WHERE external_id = $1", order["external_id"]) == 1
     assert len(letters_for_key()) == 2
+
+
+def test_keys_issue_list_and_revoke_a_channels_key_which_then_submits_no_more(pipeline) -> None:
+    issued = oms_json("keys", "issue", "--channel", "marketplace", "--label", "cli test", "--rate", "50")
+    assert issued["token"].startswith(f"omsk_{issued['key_id']}_")
+    listed = {k["key_id"]: k for k in oms_json("keys", "list")}
+    assert listed[issued["key_id"]]["channel"] == "marketplace"
+    assert "token" not in listed[issued["key_id"]] and issued["token"] not in json.dumps(listed, default=str)
+    headers = {"Authorization": f"Bearer {issued['token']}"}
+    document = order_document([("ANY", 1)], channel="marketplace")
+    assert httpx.post(f"{client.CAPTURE_URL}/v1/orders", json=document, headers=headers).status_code == 202
+
+    oms("keys", "revoke", issued["key_id"])
+
+    assert {k["key_id"]: k for k in oms_json("keys", "list")}[issued["key_id"]]["revoked_at"] is not None
+
+    def submit() -> int:
+        document = order_document([("ANY", 1)], channel="marketplace")
+        return httpx.post(f"{client.CAPTURE_URL}/v1/orders", json=document, headers=headers).status_code
+
+    assert eventually_sync(submit, lambda status: status == 401, timeout=15) == 401
+    oms("keys", "revoke", issued["key_id"], expect=1)  # revoked already

@@ -17,7 +17,7 @@ from services.notifications.settings import DEVELOPMENT_WEBHOOK_SECRET
 from shared import events as ev
 from shared import topics
 from tests.factories import order_document
-from tests.scenario import TopicReader, mail_for, mails, new_skus, parts, publish_event, seed, wait_status
+from tests.scenario import TopicReader, channel_key, mail_for, mails, new_skus, parts, publish_event, seed, wait_status
 from tests.waiting import eventually
 
 
@@ -169,7 +169,8 @@ async def test_webhooks_are_signed_retried_with_backoff_and_every_attempt_record
         try:
             # when an order of that channel is refused (an unknown SKU), so the customer is to be told
             document = order_document([(f"UNKNOWN-{uuid.uuid4().hex[:8]}", 1)], channel=sales_channel)
-            order_id = (await http.post("/v1/orders", json=document)).json()["order_id"]
+            key = await channel_key(db, sales_channel)
+            order_id = (await http.post("/v1/orders", json=document, auth=key)).json()["order_id"]
 
             # then the endpoint receives the notification twice: it failed the first, the retry came after backoff
             await eventually(lambda: receiver.requests, lambda seen: len(seen) >= 2, timeout=30)

@@ -18,7 +18,7 @@ from deploy.local import scrape
 from deploy.prometheus.local import Prometheus, PrometheusError
 from shared import ports
 from tests.factories import order_document
-from tests.scenario import new_skus, seed, wait_status
+from tests.scenario import channel_key, new_skus, seed, wait_status
 from tests.waiting import eventually, eventually_sync
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "oms-pipeline.json"
@@ -59,7 +59,7 @@ FUNNEL = {
 }
 
 
-async def test_orders_through_the_pipeline_show_in_the_funnel_and_latency_histograms(prometheus, http) -> None:
+async def test_orders_through_the_pipeline_show_in_the_funnel_and_latency_histograms(prometheus, http, db) -> None:
     # given a catalogue with stock, and what Prometheus has recorded so far
     (sku,) = new_skus(1)
     await seed([("ams", sku, 20)])
@@ -69,7 +69,8 @@ async def test_orders_through_the_pipeline_show_in_the_funnel_and_latency_histog
     # when four good orders and one for an unknown SKU go through
     good = [order_document([(sku, 1)], channel=channel) for _ in range(4)]
     bad = order_document([("NOT-IN-CATALOGUE", 1)], channel=channel)
-    ids = [(await http.post("/v1/orders", json=doc)).json()["order_id"] for doc in [*good, bad]]
+    key = await channel_key(db, channel)
+    ids = [(await http.post("/v1/orders", json=doc, auth=key)).json()["order_id"] for doc in [*good, bad]]
     for order_id in ids[:4]:
         await wait_status(http, order_id, {"delivered"})
     await wait_status(http, ids[4], {"rejected"})

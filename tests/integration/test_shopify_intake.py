@@ -22,13 +22,14 @@ URL = "/v1/channels/shopify/orders"
 
 
 def shopify_order(skus: list[str]) -> tuple[str, dict[str, Any]]:
-    """The sample orders/create body with a fresh order id, email and this test's SKUs."""
+    """The sample orders/create body with a fresh order id, email and this test's SKUs, and the external id
+    capture gives it (Shopify's id within the shop)."""
     body = json.loads(SAMPLE.read_text())
     body["id"] = random.randint(10**12, 10**13)
     body["email"] = body["contact_email"] = body["customer"]["email"] = f"shopper-{uuid.uuid4().hex[:10]}@example.com"
     for line, sku in zip((i for i in body["line_items"] if i["sku"]), skus, strict=True):
         line["sku"] = sku
-    return str(body["id"]), body
+    return f"{DEVELOPMENT_SHOP}:{body['id']}", body
 
 
 def headers(raw: bytes, *, secret: str = DEVELOPMENT_SHOPIFY_SECRET, webhook_id: str | None = None) -> dict[str, str]:
