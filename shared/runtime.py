@@ -27,6 +27,7 @@ from shared.kafka import DeadLetters, make_producer
 from shared.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
 from shared.outbox import OutboxRelay
 from shared.settings import CommonSettings
+from shared.topics import check_reads
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Runtime:
         await self._producer.start()
         self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
         if handlers:
+            check_reads(self.settings.service, handlers)
             self.consumer = EventConsumer(
                 self.settings, self.pool, DeadLetters(self.settings.service, self.producer), handlers, prepare
             )

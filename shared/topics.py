@@ -1,4 +1,4 @@
-"""The topic registry: every topic, the payloads it carries and its single writer.
+"""The topic registry: every topic, the payloads it carries, its single writer and its readers.
 
 Topics written by outside parties carry the bare contract JSON; topics the services write carry the
 envelope (shared.envelope) around the payload.
@@ -6,6 +6,7 @@ envelope (shared.envelope) around the payload.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared import events as ev
@@ -18,6 +19,7 @@ class Topic:
     payloads: tuple[type[ev.Contract], ...]
     writer: str
     description: str
+    readers: tuple[str, ...] = ()
     partitions: int = 6
 
     @property
@@ -31,49 +33,77 @@ ORDERS_SUBMITTED = Topic(
     (ev.SubmittedOrder,),
     "channel adapters",
     "Orders from channel adapters, key `<channel>:<external_id>`.",
+    readers=("capture",),
 )
 CANCEL_REQUESTS = Topic(
     "oms.orders.cancel-requests",
     (ev.CancelRequested,),
     "channel adapters",
     "Cancel requests from channels, key `<channel>:<external_id>`.",
+    readers=("capture",),
 )
-CATALOG_PRODUCTS = Topic("oms.catalog.products", (ev.ProductUpserted,), "catalogue", "Product upserts, key sku.")
+CATALOG_PRODUCTS = Topic(
+    "oms.catalog.products",
+    (ev.ProductUpserted,),
+    "catalogue",
+    "Product upserts, key sku.",
+    readers=("capture", "allocation"),
+)
 INVENTORY_ADJUSTMENTS = Topic(
     "oms.inventory.adjustments",
     (ev.InventoryAdjusted,),
     "warehouses",
     "Receipts and stock counts, key `<warehouse_id>:<sku>`.",
+    readers=("allocation",),
 )
 WAREHOUSE_EVENTS = Topic(
-    "oms.warehouse.events", (ev.WarehouseReported,), "warehouses", "Picked, packed and short-picked reports."
+    "oms.warehouse.events",
+    (ev.WarehouseReported,),
+    "warehouses",
+    "Picked, packed and short-picked reports.",
+    readers=("fulfillment",),
 )
 CARRIER_EVENTS = Topic(
-    "oms.carrier.events", (ev.CarrierReported,), "carriers", "Tracking updates, key tracking number."
+    "oms.carrier.events",
+    (ev.CarrierReported,),
+    "carriers",
+    "Tracking updates, key tracking number.",
+    readers=("fulfillment",),
 )
 ORDERS_VALIDATED = Topic(
-    "oms.orders.validated", (ev.OrderValidated,), "capture", "Orders that passed validation, key order id."
+    "oms.orders.validated",
+    (ev.OrderValidated,),
+    "capture",
+    "Orders that passed validation, key order id.",
+    readers=("allocation", "notifications"),
 )
 ORDERS_REJECTED = Topic(
-    "oms.orders.rejected", (ev.OrderRejected,), "capture", "Orders refused with their reasons, key order id."
+    "oms.orders.rejected",
+    (ev.OrderRejected,),
+    "capture",
+    "Orders refused with their reasons, key order id.",
+    readers=("notifications",),
 )
 ORDER_CANCELLATIONS = Topic(
     "oms.orders.cancellations",
     (ev.OrderCancellationRequested,),
     "capture",
     "Cancellations capture accepted for orders not yet shipped, key order id.",
+    readers=("fulfillment",),
 )
 ALLOCATION_EVENTS = Topic(
     "oms.allocation.events",
     (ev.OrderAllocated, ev.OrderBackordered, ev.OrderUnfulfillable, ev.OrderCancelled, ev.StockCountShort),
     "allocation",
     "Reservations, backorders, releases and stock count discrepancies, key order id (or warehouse:sku).",
+    readers=("capture", "fulfillment", "notifications"),
 )
 PICK_TASKS = Topic(
     "oms.warehouse.pick-tasks",
     (ev.PickTaskReleased, ev.PickTaskCancelled),
     "fulfillment",
     "One pick task per shipment and its withdrawal, key warehouse id.",
+    readers=("capture", "warehouses"),
 )
 FULFILLMENT_EVENTS = Topic(
     "oms.fulfillment.events",
@@ -87,6 +117,7 @@ FULFILLMENT_EVENTS = Topic(
     ),
     "fulfillment",
     "Shipments, deliveries, delivery exceptions, short picks and cancellation outcomes, key order id.",
+    readers=("capture", "allocation", "notifications", "carriers"),
 )
 
 BUSINESS_TOPICS = (
@@ -111,7 +142,24 @@ def dead_letter_topic(service: str) -> str:
 
 
 DEAD_LETTER_TOPICS = tuple(
-    Topic(dead_letter_topic(s), (), s, f"Messages {s} could not process, with reason and origin.", 3) for s in SERVICES
+    Topic(dead_letter_topic(s), (), s, f"Messages {s} could not process, with reason and origin.", partitions=3)
+    for s in SERVICES
 )
 TOPICS = BUSINESS_TOPICS + DEAD_LETTER_TOPICS
 BY_NAME = {t.name: t for t in TOPICS}
+
+
+def inputs(reader: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if reader in t.readers)
+
+
+def outputs(writer: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if t.writer == writer)
+
+
+def check_reads(reader: str, topic_names: Iterable[str]) -> None:
+    """Refuse to start a consumer on a topic the registry does not name this reader for: the registry is
+    what the Kafka ACLs and the AsyncAPI document are derived from, so it must say who reads what."""
+    undeclared = sorted(set(topic_names) - {t.name for t in inputs(reader)})
+    if undeclared:
+        raise ValueError(f"{reader} consumes {', '.join(undeclared)}, which shared/topics.py does not list it reading")

@@ -1,0 +1,48 @@
+"""The registry says who reads which topic, and a service refuses to consume a topic it is not listed for."""
+
+import pytest
+
+from services.allocation.handlers import AllocationHandlers
+from services.allocation.settings import AllocationSettings, load_network
+from services.capture.handlers import CaptureHandlers
+from services.capture.settings import CaptureSettings
+from services.fulfillment.handlers import FulfillmentHandlers
+from services.fulfillment.settings import FulfillmentSettings
+from services.notifications.handlers import NotificationHandlers
+from shared import topics
+from shared.settings import SERVICES
+
+
+def routes() -> dict[str, set[str]]:
+    """The topics each service's handlers consume, as their wiring builds them."""
+    allocation, fulfillment = AllocationSettings(), FulfillmentSettings()
+    return {
+        "capture": set(CaptureHandlers(CaptureSettings().intake_rules).routes()),
+        "allocation": set(
+            AllocationHandlers(load_network(allocation.warehouses_file, allocation.allocation_file)).routes()
+        ),
+        "fulfillment": set(
+            FulfillmentHandlers(fulfillment.shipping_rules(), fulfillment.warehouses(), fulfillment.clock()).routes()
+        ),
+        "notifications": set(NotificationHandlers().routes()),
+    }
+
+
+def test_every_service_consumes_exactly_the_topics_the_registry_lists_it_reading() -> None:
+    consumed = routes()
+    assert set(consumed) == set(SERVICES)
+    for service, names in consumed.items():
+        assert names == {t.name for t in topics.inputs(service)}, service
+
+
+def test_every_topic_has_a_writer_and_every_business_topic_a_reader() -> None:
+    for topic in topics.TOPICS:
+        assert topic.writer
+        assert topic in topics.outputs(topic.writer)
+    assert all(topic.readers for topic in topics.BUSINESS_TOPICS)
+
+
+def test_a_consumer_of_a_topic_it_is_not_listed_for_is_refused() -> None:
+    topics.check_reads("allocation", [topics.ORDERS_VALIDATED.name])
+    with pytest.raises(ValueError, match=r"oms\.orders\.rejected"):
+        topics.check_reads("allocation", [topics.ORDERS_VALIDATED.name, topics.ORDERS_REJECTED.name])
