@@ -24,7 +24,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from shared import aftercommit, inbox, logs
+from shared import aftercommit, inbox, kafka_access, logs
 from shared.db import TRANSIENT_DB_ERRORS, Conn
 from shared.kafka import DeadLetters, Inbound, Undecodable, decode
 from shared.metrics import (
@@ -66,7 +66,7 @@ class EventConsumer:
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             *self.handlers,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **kafka_access.of_service(self.settings).client_options(),
             group_id=f"oms-{self.service}",
             client_id=f"oms-{self.service}-{self.settings.instance}",
             enable_auto_commit=False,

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from shared import events as ev
+from shared import kafka_access
 from shared.envelope import Envelope, from_external, now
 from shared.metrics import DEAD_LETTERS, MESSAGES_PRODUCED
 from shared.settings import CommonSettings
@@ -23,7 +24,7 @@ MAX_REASON_CHARS = 1000
 def make_producer(settings: CommonSettings) -> AIOKafkaProducer:
     # Idempotence forces acks=all: a broker retry never writes a record twice.
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_access.of_service(settings).client_options(),
         client_id=f"oms-{settings.service}-{settings.instance}",
         enable_idempotence=True,
         acks="all",

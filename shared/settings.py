@@ -22,6 +22,10 @@ def development_password(role: str) -> str:
     return f"dev-{role}-password"
 
 
+def development_kafka_password(principal: str) -> str:
+    return f"dev-kafka-{principal}"
+
+
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
 
@@ -31,6 +35,8 @@ class CommonSettings(BaseSettings):
     instance: str = "1"
 
     kafka_bootstrap: str = ports.KAFKA_BOOTSTRAP
+    # The service's SCRAM password on Kafka (its principal is its name).
+    kafka_password: str = ""
     kafka_linger_ms: int = 5
     consumer_batch_size: int = 500
     consumer_poll_ms: int = 200
@@ -56,14 +62,11 @@ class CommonSettings(BaseSettings):
     def _fill_and_refuse_unsafe_defaults(self) -> CommonSettings:
         if not self.http_port and self.service in HTTP_PORTS:
             self.http_port = HTTP_PORTS[self.service]
-        if not self.db_password:
-            if self.environment == "production":
-                raise ValueError(
-                    "OMS_DB_PASSWORD must be set (OMS_ENVIRONMENT=development opts into the local stack's passwords)"
-                )
-            self.db_password = development_password(self.service)
-        elif self.environment == "production" and self.db_password == development_password(self.service):
-            raise ValueError("the development database password may not be used in production")
+        production = self.environment == "production"
+        self.db_password = _secret(self.db_password, development_password(self.service), "OMS_DB_PASSWORD", production)
+        self.kafka_password = _secret(
+            self.kafka_password, development_kafka_password(self.service), "OMS_KAFKA_PASSWORD", production
+        )
         if self.environment == "production" and self.fault_kill_after_db_commit:
             raise ValueError("fault injection is for tests only")
         return self
@@ -75,3 +78,14 @@ class CommonSettings(BaseSettings):
     @property
     def db_dsn(self) -> str:
         return f"postgresql://{self.db_role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+
+def _secret(value: str, development: str, variable: str, production: bool) -> str:
+    """The configured secret; in development the well-known development one, which production refuses."""
+    if not value:
+        if production:
+            raise ValueError(f"{variable} must be set (OMS_ENVIRONMENT=development opts into the local stack's)")
+        return development
+    if production and value == development:
+        raise ValueError(f"{variable} is the development one, refused outside development")
+    return value

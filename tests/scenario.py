@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from deploy.local import client, processes
 from deploy.local.keys import Bearer
-from shared import auth, events, topics
+from shared import auth, events, kafka_access, topics
 from shared.envelope import wrap
 from shared.kafka import encode
 from tests.waiting import eventually
@@ -96,7 +96,10 @@ class TopicReader:
 
     def __init__(self, topic: str) -> None:
         self.consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=client.BOOTSTRAP, group_id=f"test-{uuid.uuid4()}", auto_offset_reset="latest"
+            topic,
+            **kafka_access.local().client_options(),
+            group_id=f"test-{uuid.uuid4()}",
+            auto_offset_reset="latest",
         )
         self.seen: list[Any] = []
 

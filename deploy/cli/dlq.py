@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from deploy.cli.kafka_admin import bootstrap, read_to_end
+from deploy.cli.kafka_admin import access, read_to_end
 from shared.envelope import external_event_id, now
 from shared.kafka import Origin
 from shared.topics import BY_NAME, DEAD_LETTER_TOPICS
@@ -106,7 +106,7 @@ async def replay(
     letters: Iterable[DeadLetter], progress: Callable[[DeadLetter], None] | None = None
 ) -> list[dict[str, Any]]:
     """Publish each dead letter to its origin topic, then mark it replayed; returns where each one went."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), enable_idempotence=True)
+    producer = AIOKafkaProducer(**access(), enable_idempotence=True)
     await producer.start()
     done = []
     try:

@@ -12,18 +12,19 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import ports
+from shared import kafka_access
 
 SERVICE_GROUP_PREFIX = "oms-"
 
 
-def bootstrap() -> str:
-    return ports.KAFKA_BOOTSTRAP
+def access() -> dict[str, Any]:
+    """The operator's tools act as the stack's administrator (OMS_KAFKA_ADMIN_PASSWORD)."""
+    return kafka_access.local().client_options()
 
 
 @contextlib.asynccontextmanager
 async def admin_client() -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(), request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**access(), request_timeout_ms=15000)
     await admin.start()
     try:
         yield admin
@@ -34,7 +35,7 @@ async def admin_client() -> AsyncIterator[AIOKafkaAdminClient]:
 @contextlib.asynccontextmanager
 async def plain_consumer() -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer in no group: it reads by explicit assignment and commits nothing."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**access(), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         yield consumer

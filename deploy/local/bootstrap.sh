@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system tools the local stack needs when they are missing: Java 17 and Maven (Kafka's jars
+# Installs the system tools the local stack needs when they are missing: a Java 17 JDK and Maven (Kafka's jars
 # come from Maven Central), PostgreSQL 15 binaries, Python's venv, and Prometheus with promtool (the tests
 # start a real Prometheus on loopback and check the alert rules; the package's own service is not used).
 # Uses apt-get (Debian/Ubuntu) as root or through sudo; elsewhere it says what is missing and stops.
 set -euo pipefail
 
 missing=()
-command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+# The JDK, not only the runtime: the stack runs deploy/local/kafka/KafkaAccess.java from source.
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || command -v pg_config >/dev/null 2>&1 || missing+=(postgresql-15)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)

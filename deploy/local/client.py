@@ -12,9 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import ports, topics
+from shared import kafka_access, ports, topics
 
-BOOTSTRAP = ports.KAFKA_BOOTSTRAP
 CAPTURE_URL = f"http://127.0.0.1:{ports.HTTP['capture']}"
 
 
@@ -22,7 +21,9 @@ async def publish(
     topic: str, items: Iterable[tuple[str, dict[str, Any] | bytes]], headers: list[tuple[str, bytes]] | None = None
 ) -> None:
     """Publish bare records (as an outside party does) and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+    # As the topic's writer would: the outside party, or the service a test stands in for.
+    writer = kafka_access.local(kafka_access.principal(topics.BY_NAME[topic].writer))
+    producer = AIOKafkaProducer(**writer.client_options(), enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -57,8 +58,8 @@ async def publish_receipts(receipts: Iterable[tuple[str, str, int]], reference: 
 
 async def lag(group: str, topic_names: Iterable[str]) -> int:
     """Records on these topics that the consumer group has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**kafka_access.local().client_options())
+    consumer = AIOKafkaConsumer(**kafka_access.local().client_options())
     await admin.start()
     await consumer.start()
     try:

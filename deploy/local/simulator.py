@@ -32,7 +32,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared import ports, topics
+from shared import kafka_access, topics
 from shared.envelope import Envelope
 
 log = logging.getLogger("simulator")
@@ -78,49 +78,65 @@ class Delays:
     hold: float
 
 
+class Party:
+    """One outside party's connection (its own Kafka principal): what it reads, and a producer for what it writes."""
+
+    def __init__(self, name: str, reads: str) -> None:
+        access = kafka_access.local(name).client_options()
+        self.producer = AIOKafkaProducer(**access, enable_idempotence=True, linger_ms=5)
+        self.consumer = AIOKafkaConsumer(
+            reads, **access, group_id=f"{kafka_access.consumer_group(name)}-simulator", auto_offset_reset="earliest"
+        )
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def publish(self, topic: str, key: str, body: dict[str, Any]) -> None:
+        await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
+
+
 class Simulator:
-    def __init__(self, bootstrap: str, delays: Delays) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, delays: Delays) -> None:
         self.delays = delays
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+        # The warehouses read pick tasks; the carriers learn of parcels from the shipments.
+        self.warehouses = Party("warehouses", topics.PICK_TASKS.name)
+        self.carriers = Party("carriers", topics.FULFILLMENT_EVENTS.name)
         self.pending: set[asyncio.Task[None]] = set()
         self.withdrawn: set[str] = set()
         # Postal codes of released tasks, until their parcel ships: a carrier event needs only this much.
         self.postal_codes: dict[str, str] = {}
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            topics.PICK_TASKS.name,
-            topics.FULFILLMENT_EVENTS.name,
-            bootstrap_servers=self.bootstrap,
-            group_id="oms-simulator",
-            auto_offset_reset="earliest",
-        )
-        await self.producer.start()
-        await consumer.start()
+        for party in (self.warehouses, self.carriers):
+            await party.start()
         log.info("simulating warehouses and carriers with steps of %s", self.delays)
         try:
-            async for record in consumer:
-                envelope = Envelope.model_validate_json(record.value)
-                if envelope.type == "PickTaskReleased":
-                    self.postal_codes[envelope.payload["pick_task_id"]] = envelope.payload["ship_to"]["postal_code"]
-                    self._later(self._warehouse(envelope.payload))
-                elif envelope.type == "PickTaskCancelled":
-                    self.withdrawn.add(envelope.payload["pick_task_id"])
-                elif envelope.type == "OrderShipped":
-                    postal_code = self.postal_codes.pop(envelope.payload["pick_task_id"], None)
-                    self._later(self._carrier(envelope.payload, postal_code))
+            await asyncio.gather(self._follow(self.warehouses), self._follow(self.carriers))
         finally:
-            await consumer.stop()
-            await self.producer.stop()
+            for party in (self.warehouses, self.carriers):
+                await party.stop()
+
+    async def _follow(self, party: Party) -> None:
+        async for record in party.consumer:
+            envelope = Envelope.model_validate_json(record.value)
+            if envelope.type == "PickTaskReleased":
+                self.postal_codes[envelope.payload["pick_task_id"]] = envelope.payload["ship_to"]["postal_code"]
+                self._later(self._warehouse(envelope.payload))
+            elif envelope.type == "PickTaskCancelled":
+                self.withdrawn.add(envelope.payload["pick_task_id"])
+            elif envelope.type == "OrderShipped":
+                postal_code = self.postal_codes.pop(envelope.payload["pick_task_id"], None)
+                self._later(self._carrier(envelope.payload, postal_code))
 
     def _later(self, work: Any) -> None:
         task = asyncio.create_task(work)
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
-
-    async def _publish(self, topic: str, key: str, body: dict[str, Any]) -> None:
-        await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
 
     async def _warehouse(self, task: dict[str, Any]) -> None:
         task_id, warehouse = task["pick_task_id"], task["warehouse_id"]
@@ -136,7 +152,7 @@ class Simulator:
         found = picked_lines(task["lines"], warehouse)
         short = found != task["lines"]
         kind = "short_picked" if short else "picked"
-        await self._publish(
+        await self.warehouses.publish(
             topics.WAREHOUSE_EVENTS.name, warehouse, {**base, "kind": kind, "lines": found, "occurred_at": _now()}
         )
         await asyncio.sleep(self.delays.pack)
@@ -144,7 +160,7 @@ class Simulator:
             self._forget(task_id)
             return
         weight = sum(line["quantity"] for line in found) * GRAMS_PER_UNIT
-        await self._publish(
+        await self.warehouses.publish(
             topics.WAREHOUSE_EVENTS.name,
             warehouse,
             {**base, "kind": "packed", "package": {"weight_grams": weight}, "occurred_at": _now()},
@@ -159,12 +175,11 @@ class Simulator:
         for kind, detail in carrier_steps(postal_code):
             await asyncio.sleep(self.delays.carrier)
             update = {**base, "kind": kind, "occurred_at": _now(), **({"detail": detail} if detail else {})}
-            await self._publish(topics.CARRIER_EVENTS.name, shipped["tracking_number"], update)
+            await self.carriers.publish(topics.CARRIER_EVENTS.name, shipped["tracking_number"], update)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", default=ports.KAFKA_BOOTSTRAP)
     parser.add_argument(
         "--delay",
         type=float,
@@ -196,7 +211,7 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
     async def serve() -> None:
-        task = asyncio.create_task(Simulator(args.bootstrap, delays).run())
+        task = asyncio.create_task(Simulator(delays).run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

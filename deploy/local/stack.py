@@ -34,12 +34,13 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from shared import auth, ports
+from shared import auth, kafka_access, ports
 from shared.db import migrate, service_migrations
 from shared.settings import SERVICES, development_password
 from shared.topics import TOPICS
 
 KAFKA_VERSION = "4.1.2"
+SCRAM_MARKER = "scram-admin"
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 READY_TIMEOUT = 90.0
@@ -263,11 +264,21 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{cport}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}
-advertised.listeners=PLAINTEXT://{host}:{port}
+# Clients authenticate with SCRAM-SHA-256 (shared/kafka_access.py) and may do only what an ACL allows. The
+# controller listener stays PLAINTEXT on loopback: KRaft cannot check SCRAM there (the credentials live in the
+# metadata it serves), so its unauthenticated peer, the broker itself, is a super user.
+listeners=CLIENT://{host}:{port},CONTROLLER://{host}:{cport}
+advertised.listeners=CLIENT://{host}:{port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=CLIENT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,CLIENT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-256
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256
+listener.name.client.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule \
+  required username="admin" password="{admin_password}";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:ANONYMOUS
 log.dirs={data}
 num.partitions=6
 auto.create.topics.enable=false
@@ -316,9 +327,23 @@ def _log4j2(appender: str, target: str, level: str) -> str:
 
 def _write_kafka_config(cfg: Config) -> None:
     (cfg.kafka_dir / "logs").mkdir(parents=True, exist_ok=True)
-    (cfg.kafka_dir / "server.properties").write_text(
-        SERVER_PROPERTIES.format(host=HOST, port=cfg.kafka_port, cport=cfg.controller_port, data=cfg.kafka_dir / "data")
+    properties = cfg.kafka_dir / "server.properties"
+    properties.touch(mode=0o600)
+    properties.write_text(
+        SERVER_PROPERTIES.format(
+            host=HOST,
+            port=cfg.kafka_port,
+            cport=cfg.controller_port,
+            data=cfg.kafka_dir / "data",
+            admin_password=kafka_access.local().password,
+        )
     )
+    for name in (kafka_access.ADMIN, *kafka_access.PRINCIPALS):
+        # For Kafka's own command-line tools: --command-config .stack/kafka/clients/<principal>.properties
+        client = cfg.kafka_dir / "clients" / f"{name}.properties"
+        client.parent.mkdir(mode=0o700, exist_ok=True)
+        client.touch(mode=0o600)
+        client.write_text(kafka_access.local(name).properties())
     (cfg.kafka_dir / "log4j2.properties").write_text(
         _log4j2("File", "appender.out.fileName = ${sys:kafka.logs.dir}/server.log", "INFO")
     )
@@ -354,19 +379,53 @@ def _storage_tool(cfg: Config, *args: str) -> str:
 
 def _format_kafka(cfg: Config) -> None:
     if (cfg.kafka_dir / "data" / "meta.properties").exists():
+        if not (cfg.kafka_dir / "data" / SCRAM_MARKER).exists():
+            _fail("the Kafka data predates SCRAM authentication: `python -m deploy.local.stack down --purge` resets it")
         return
     id_file = cfg.kafka_dir / "cluster.id"
     if not id_file.exists():
         id_file.write_text(_storage_tool(cfg, "random-uuid").splitlines()[-1])
     properties = str(cfg.kafka_dir / "server.properties")
-    _storage_tool(cfg, "format", "-t", id_file.read_text().strip(), "-c", properties, "--ignore-formatted")
+    # The broker authenticates to itself as admin: that credential must exist before it starts.
+    admin = f"SCRAM-SHA-256=[name={kafka_access.ADMIN},password={kafka_access.local().password}]"
+    cluster = id_file.read_text().strip()
+    _storage_tool(cfg, "format", "-t", cluster, "-c", properties, "--ignore-formatted", "--add-scram", admin)
+    (cfg.kafka_dir / "data" / SCRAM_MARKER).touch()
     _say("kafka: storage formatted")
+
+
+def _access_spec() -> str:
+    """Every principal with its password and its grants, for deploy/local/kafka/KafkaAccess.java."""
+    users = [f"user {name} {kafka_access.local(name).password}" for name in kafka_access.PRINCIPALS]
+    return "\n".join([*users, *(grant.spec() for grant in kafka_access.all_grants())]) + "\n"
+
+
+def _apply_access(cfg: Config) -> None:
+    """Principals and ACLs, applied when they differ from what was applied last (a JVM start costs seconds)."""
+    spec = _access_spec()
+    digest = hashlib.sha256(spec.encode()).hexdigest()
+    applied = cfg.kafka_dir / "data" / "access.sha256"
+    if applied.exists() and applied.read_text() == digest:
+        return
+    tool = REPO / "deploy" / "local" / "kafka" / "KafkaAccess.java"
+    admin = str(cfg.kafka_dir / "clients" / f"{kafka_access.ADMIN}.properties")
+    cmd = _java(cfg, "tools-log4j2.properties", str(tool), admin)
+    result = subprocess.run(cmd, input=spec, capture_output=True, text=True, cwd=cfg.kafka_dir, check=False)
+    if result.returncode != 0:
+        raise StackError(f"applying Kafka principals and ACLs failed:\n{result.stdout}{result.stderr[-3000:]}")
+    applied.write_text(digest)
+    _say(f"kafka access: {result.stdout.strip()}")
+
+
+def _admin_options(cfg: Config) -> dict[str, Any]:
+    admin = kafka_access.local()
+    return kafka_access.Access(cfg.kafka_bootstrap, admin.principal, admin.password).client_options()
 
 
 async def _kafka_ready(cfg: Config) -> bool:
     if not _port_open(cfg.kafka_port):
         return False
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**_admin_options(cfg), request_timeout_ms=5000)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -415,7 +474,7 @@ async def _topic_partitions(admin: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 async def _create_topics(cfg: Config) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(**_admin_options(cfg), request_timeout_ms=30000)
     found: dict[str, list[dict[str, Any]]] = {}
 
     async def leaders_elected() -> bool:
@@ -684,6 +743,7 @@ async def up() -> None:
     await asyncio.to_thread(_ensure_jars, cfg)
     await _start_kafka(cfg)
     await _create_topics(cfg)
+    await asyncio.to_thread(_apply_access, cfg)
     await asyncio.to_thread(_start_postgres, cfg)
     await _wait_postgres(cfg)
     await _create_db_objects(cfg)

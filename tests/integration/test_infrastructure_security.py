@@ -31,9 +31,14 @@ def start_without_environment(module: str, **env: str) -> subprocess.CompletedPr
     ("module", "env", "refusal"),
     [
         ("services.capture", {}, "OMS_DB_PASSWORD must be set"),
-        ("services.allocation", {"OMS_DB_PASSWORD": "dev-allocation-password"}, "development database password"),
-        ("services.capture", {"OMS_DB_PASSWORD": "not-the-dev-one"}, "development Shopify secret"),
-        ("services.notifications", {"OMS_DB_PASSWORD": "not-the-dev-one"}, "OMS_WEBHOOK_SECRET must be set"),
+        ("services.allocation", {"OMS_DB_PASSWORD": "dev-allocation-password"}, "OMS_DB_PASSWORD is the development"),
+        ("services.fulfillment", {"OMS_DB_PASSWORD": "real"}, "OMS_KAFKA_PASSWORD must be set"),
+        ("services.capture", {"OMS_DB_PASSWORD": "real", "OMS_KAFKA_PASSWORD": "real"}, "development Shopify secret"),
+        (
+            "services.notifications",
+            {"OMS_DB_PASSWORD": "x", "OMS_KAFKA_PASSWORD": "y"},
+            "OMS_WEBHOOK_SECRET must be set",
+        ),
     ],
 )
 def test_a_service_without_an_explicit_environment_refuses_development_secrets(module, env, refusal) -> None:

@@ -9,7 +9,7 @@ from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
 from services.notifications.handlers import NotificationHandlers
-from shared import topics
+from shared import kafka_access, topics
 from shared.settings import SERVICES
 
 
@@ -46,3 +46,24 @@ def test_a_consumer_of_a_topic_it_is_not_listed_for_is_refused() -> None:
     topics.check_reads("allocation", [topics.ORDERS_VALIDATED.name])
     with pytest.raises(ValueError, match=r"oms\.orders\.rejected"):
         topics.check_reads("allocation", [topics.ORDERS_VALIDATED.name, topics.ORDERS_REJECTED.name])
+
+
+def test_each_principal_is_granted_exactly_its_registry_rights() -> None:
+    allocation = {(g.resource, g.pattern, g.name, g.operation) for g in kafka_access.grants("allocation")}
+    assert allocation == {
+        ("TOPIC", "LITERAL", topics.ALLOCATION_EVENTS.name, "WRITE"),
+        ("TOPIC", "LITERAL", "oms.dead-letter.allocation", "WRITE"),
+        *(("TOPIC", "LITERAL", t.name, "READ") for t in topics.inputs("allocation")),
+        ("GROUP", "LITERAL", "oms-allocation", "READ"),
+    }
+    warehouses = {(g.resource, g.pattern, g.name, g.operation) for g in kafka_access.grants("warehouses")}
+    assert warehouses == {
+        ("TOPIC", "LITERAL", topics.INVENTORY_ADJUSTMENTS.name, "WRITE"),
+        ("TOPIC", "LITERAL", topics.WAREHOUSE_EVENTS.name, "WRITE"),
+        ("TOPIC", "LITERAL", topics.PICK_TASKS.name, "READ"),
+        ("GROUP", "PREFIXED", "warehouses", "READ"),
+    }
+    # every topic's writer may write it, and no one else
+    for topic in topics.TOPICS:
+        writers = {g.principal for g in kafka_access.all_grants() if g.name == topic.name and g.operation == "WRITE"}
+        assert writers == {kafka_access.principal(topic.writer)}, topic.name

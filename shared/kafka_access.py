@@ -1,0 +1,107 @@
+"""Who may do what on Kafka: one SCRAM principal per service and per outside party (channel adapters, the
+catalogue, warehouses, carriers), each allowed exactly what the topic registry says: write the topics it is
+the writer of, read the topics it is a reader of, in its own consumer group(s). Nothing else is allowed
+(the broker denies what no ACL grants); the stack's `admin` is the only super user.
+
+The grants are data, derived here and applied to the broker by deploy/local/stack.py; every Kafka client of
+the project connects through `Access.client_options`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from shared import ports
+from shared.settings import SERVICES, CommonSettings, development_kafka_password
+from shared.topics import TOPICS, Topic
+
+ADMIN = "admin"
+OUTSIDE_PARTIES = ("channel-adapters", "catalogue", "warehouses", "carriers")
+PRINCIPALS = (*SERVICES, *OUTSIDE_PARTIES)
+MECHANISM = "SCRAM-SHA-256"
+
+
+def principal(registry_name: str) -> str:
+    """The principal of a writer or reader as the registry names it ("channel adapters" -> channel-adapters)."""
+    return registry_name.replace(" ", "-")
+
+
+def consumer_group(name: str) -> str:
+    """A service's consumer group; outside parties may use any group starting with their name."""
+    return f"oms-{name}" if name in SERVICES else name
+
+
+@dataclass(frozen=True)
+class Grant:
+    principal: str
+    resource: str  # TOPIC or GROUP
+    pattern: str  # LITERAL or PREFIXED
+    name: str
+    operation: str  # READ or WRITE (each implies DESCRIBE)
+
+    def spec(self) -> str:
+        return f"allow User:{self.principal} {self.resource} {self.pattern} {self.name} {self.operation}"
+
+
+def writes(name: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if principal(t.writer) == name)
+
+
+def reads(name: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if name in {principal(r) for r in t.readers})
+
+
+def grants(name: str) -> list[Grant]:
+    """Everything one principal may do; nothing more."""
+    found = [Grant(name, "TOPIC", "LITERAL", t.name, "WRITE") for t in writes(name)]
+    found += [Grant(name, "TOPIC", "LITERAL", t.name, "READ") for t in reads(name)]
+    if reads(name):
+        pattern = "LITERAL" if name in SERVICES else "PREFIXED"
+        found.append(Grant(name, "GROUP", pattern, consumer_group(name), "READ"))
+    return found
+
+
+def all_grants() -> list[Grant]:
+    return [grant for name in PRINCIPALS for grant in grants(name)]
+
+
+@dataclass(frozen=True)
+class Access:
+    """How one principal reaches the brokers."""
+
+    bootstrap: str
+    principal: str
+    password: str
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": MECHANISM,
+            "sasl_plain_username": self.principal,
+            "sasl_plain_password": self.password,
+        }
+
+    def properties(self) -> str:
+        """The same as a Java client properties file, for Kafka's own command-line tools."""
+        jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{self.principal}"'
+        return (
+            f"bootstrap.servers={self.bootstrap}\n"
+            "security.protocol=SASL_PLAINTEXT\n"
+            f"sasl.mechanism={MECHANISM}\n"
+            f'sasl.jaas.config={jaas} password="{self.password}";\n'
+        )
+
+
+def local(name: str = ADMIN) -> Access:
+    """A principal of the local stack: its password from OMS_KAFKA_<NAME>_PASSWORD, else the development one."""
+    variable = f"OMS_KAFKA_{name.upper().replace('-', '_')}_PASSWORD"
+    return Access(ports.KAFKA_BOOTSTRAP, name, os.environ.get(variable) or development_kafka_password(name))
+
+
+def of_service(settings: CommonSettings) -> Access:
+    """A service's own principal: its name, with OMS_KAFKA_PASSWORD."""
+    return Access(settings.kafka_bootstrap, settings.service, settings.kafka_password)

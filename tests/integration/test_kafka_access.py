@@ -1,0 +1,99 @@
+"""Kafka authenticates every client (SCRAM) and lets each principal do only what the topic registry gives it:
+a service writes its own topics and reads its inputs in its own group; an outside party writes what it is
+the writer of. Anything else is refused by the broker."""
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
+
+from shared import kafka_access, topics
+from shared.kafka_access import Access
+
+
+async def produce(access: Access, topic: str) -> None:
+    producer = AIOKafkaProducer(**access.client_options(), request_timeout_ms=10000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}", key=b"access-test")
+    finally:
+        await producer.stop()
+
+
+async def consume(access: Access, topic: str, group: str) -> None:
+    consumer = AIOKafkaConsumer(topic, **access.client_options(), group_id=group, auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        for _ in range(20):  # the refusal comes with the group join or the first fetch
+            await consumer.getmany(timeout_ms=250)
+    finally:
+        await consumer.stop()
+
+
+def as_(name: str) -> Access:
+    return kafka_access.local(name)
+
+
+@pytest.mark.parametrize(
+    ("principal", "topic"),
+    [
+        ("allocation", topics.ORDERS_VALIDATED.name),  # capture's topic
+        ("notifications", topics.PICK_TASKS.name),  # fulfillment's topic
+        ("capture", topics.INVENTORY_ADJUSTMENTS.name),  # the warehouses' topic
+        ("channel-adapters", topics.ALLOCATION_EVENTS.name),  # a service's topic
+        ("warehouses", topics.ORDERS_SUBMITTED.name),  # the channel adapters' topic
+        ("carriers", "oms.dead-letter.fulfillment"),  # another party's dead-letter topic
+    ],
+)
+async def test_a_principal_may_not_write_a_topic_it_is_not_the_writer_of(stack, principal, topic) -> None:
+    with pytest.raises(TopicAuthorizationFailedError):
+        await produce(as_(principal), topic)
+
+
+@pytest.mark.parametrize(
+    ("principal", "topic"),
+    [
+        ("notifications", topics.WAREHOUSE_EVENTS.name),
+        ("allocation", topics.ORDERS_REJECTED.name),
+        ("warehouses", topics.ORDERS_VALIDATED.name),
+        ("carriers", topics.PICK_TASKS.name),
+    ],
+)
+async def test_a_principal_may_not_read_a_topic_that_is_not_its_input(stack, principal, topic) -> None:
+    with pytest.raises(TopicAuthorizationFailedError):
+        await consume(as_(principal), topic, kafka_access.consumer_group(principal))
+
+
+async def test_a_service_reads_its_inputs_but_not_in_another_services_group(stack) -> None:
+    # reading its input is allowed (partitions assigned by hand: the service's own group is not disturbed)
+    consumer = AIOKafkaConsumer(**as_("allocation").client_options(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topics.INVENTORY_ADJUSTMENTS.name, 0)])
+        await consumer.seek_to_end()
+        await consumer.getmany(timeout_ms=500)
+    finally:
+        await consumer.stop()
+    # joining another service's group is not
+    with pytest.raises(GroupAuthorizationFailedError):
+        await consume(as_("allocation"), topics.INVENTORY_ADJUSTMENTS.name, "oms-fulfillment")
+
+
+async def test_writers_write_their_own_topics(stack) -> None:
+    await produce(as_("warehouses"), topics.INVENTORY_ADJUSTMENTS.name)
+    await produce(as_("channel-adapters"), topics.ORDERS_SUBMITTED.name)
+    await produce(as_("allocation"), "oms.dead-letter.allocation")
+
+
+async def test_a_client_without_credentials_or_with_a_wrong_password_is_refused(stack) -> None:
+    wrong = Access(as_("capture").bootstrap, "capture", "not-its-password")
+    with pytest.raises(KafkaError):
+        await produce(wrong, topics.ORDERS_VALIDATED.name)
+    plain = AIOKafkaProducer(bootstrap_servers=as_("capture").bootstrap, request_timeout_ms=5000)
+    with pytest.raises(KafkaConnectionError):
+        await plain.start()
+    await plain.stop()
