@@ -242,7 +242,7 @@ async def _wait_until(
 
 
 def _ensure_jars(cfg: Config) -> None:
-    if (cfg.kafka_libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+    if all((cfg.kafka_libs / f"{jar}-{KAFKA_VERSION}.jar").exists() for jar in ("kafka_2.13", "kafka-tools")):
         _say(f"kafka jars: cached in {cfg.kafka_libs}")
         return
     _say(f"kafka jars: collecting Kafka {KAFKA_VERSION} with maven into {cfg.kafka_libs}")
