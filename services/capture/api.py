@@ -11,13 +11,14 @@ from uuid import UUID
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared import aftercommit
-from shared.events import ItemQuantity, SubmittedOrder
+from shared.events import ItemQuantity, SubmittedOrder, storable
 from shared.runtime import Runtime
 
 from . import repository, shopify
+from .answers import CANCEL_ANSWERS, SUBMIT_ANSWERS, VIEW_ANSWERS
 from .handlers import Accepted, CancelOutcome, CaptureHandlers
 from .settings import CaptureSettings
 
@@ -31,7 +32,7 @@ class CancelBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     lines: list[ItemQuantity] | None = Field(default=None, min_length=1, max_length=1000)
-    reason: str = Field(default="customer request", min_length=1, max_length=500)
+    reason: Annotated[str, AfterValidator(storable)] = Field(default="customer request", min_length=1, max_length=500)
 
 
 def accepted(outcome: Accepted, status_code: int = 202) -> JSONResponse:
@@ -55,12 +56,12 @@ def cancel_response(outcome: CancelOutcome) -> JSONResponse:
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/v1/orders", status_code=202)
+    @router.post("/v1/orders", status_code=202, responses=SUBMIT_ANSWERS)
     async def submit_order(order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             return accepted(await handlers.intake(conn, order, cause=None))
 
-    @router.get("/v1/orders/{order_id}")
+    @router.get("/v1/orders/{order_id}", responses=VIEW_ANSWERS, response_model=None)
     async def get_order(order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             view = await repository.order_view(conn, order_id)
@@ -68,7 +69,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             raise HTTPException(404, "no such order")
         return view
 
-    @router.post("/v1/orders/{order_id}/cancel", status_code=202)
+    @router.post("/v1/orders/{order_id}/cancel", status_code=202, responses=CANCEL_ANSWERS)
     async def cancel_order(order_id: UUID, body: Annotated[CancelBody | None, Body()] = None) -> JSONResponse:
         request = body or CancelBody()
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
