@@ -163,7 +163,12 @@ class InventoryAdjusted(Contract):
     sku: Sku
     kind: Literal["receipt", "count"]
     quantity: int = Field(ge=0, le=10_000_000, description="receipt: units added; count: units on hand")
-    reference: str = Field(min_length=1, max_length=128, description="unique per warehouse; makes replays harmless")
+    reference: str = Field(
+        min_length=1,
+        max_length=128,
+        description="the receipt or count number: with the warehouse and SKU it names the line, so a replay is"
+        " harmless (one that says otherwise is dead-lettered)",
+    )
 
 
 class ItemQuantity(Contract):
