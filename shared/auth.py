@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 
 import asyncpg
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.db import Conn
 
@@ -150,12 +151,17 @@ def forbidden(detail: str) -> HTTPException:
     return HTTPException(403, detail)
 
 
-async def authenticated_caller(request: Request) -> Caller:
+BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer omsk_<key id>_<secret>`")
+
+
+async def authenticated_caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Caller:
     """A FastAPI dependency: the authenticated caller of the request (the app's `state.api_keys` checks the
     key), or 401, or 429 when the key is over its rate."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if credentials is None:
         raise unauthenticated("an API key is required: Authorization: Bearer <key>")
+    token = credentials.credentials
     api_keys: ApiKeys = request.app.state.api_keys
     caller = await api_keys.authenticate(token.strip())
     if caller is None:

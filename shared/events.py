@@ -6,17 +6,35 @@ strings, never as binary floats.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
+
+# A decimal string from 0 to 10**9 with at most 4 decimal places: what a JSON client must send for money.
+# A JSON number is refused (a binary float cannot hold 0.10 exactly), and so is anything else the
+# published schema would not allow, so that the schema and the validation say the same.
+MONEY_PATTERN = r"^([0-9]{1,9}(\.[0-9]{1,4})?|1000000000(\.0{1,4})?)$"
+MONEY_MAX = 10**9
 
 
 def _decimal_string(value: Any) -> Any:
-    if isinstance(value, float):
-        raise ValueError('money must be a decimal string such as "12.50", not a binary float')
+    if isinstance(value, Decimal):  # built in Python, not read from JSON
+        return value
+    if not isinstance(value, str) or re.fullmatch(MONEY_PATTERN, value) is None:
+        raise ValueError('money must be a decimal string such as "12.50", with at most 4 decimal places')
     return value
 
 
@@ -28,17 +46,50 @@ def _finite(value: Decimal) -> Decimal:
     return value
 
 
-Money = Annotated[Decimal, BeforeValidator(_decimal_string), AfterValidator(_finite), Field(ge=0, le=10**9)]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_string),
+    AfterValidator(_finite),
+    Field(ge=0, le=MONEY_MAX),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": MONEY_PATTERN,
+            "description": f"decimal string, 0..{MONEY_MAX:,}",
+            "examples": ["12.50"],
+        }
+    ),
+]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 WarehouseId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ServiceLevel = Literal["standard", "express", "overnight"]
 BackorderPolicy = Literal["backorder", "reject"]
+# Units of one SKU an order may ask for (its lines added up): the business rule, and the bound of every
+# per-SKU quantity the services exchange.
+MAX_UNITS_PER_SKU = 1000
+# What the schema lets through, so that an absurd quantity is a schema error while one merely over the rule
+# is a business rejection with its reason. With money at most 10**9 and at most 1000 lines, no order total
+# exceeds about 10**18, which capture's stored total holds (numeric(24, 4)).
+MAX_SUBMITTED_QUANTITY = 1_000_000
 
 
 class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     event_type: ClassVar[str] = ""
     version: ClassVar[int] = 1
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return storable(value) if isinstance(value, str) else value
+
+
+def storable(text: str) -> str:
+    """PostgreSQL stores no NUL character in text or JSON (valid JSON may carry one, as \\u0000): refused
+    as a schema error naming the field rather than failing later in the database."""
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL characters")
+    return text
 
 
 # ---- the generic order (POST /v1/orders and oms.orders.submitted) ----
@@ -62,7 +113,11 @@ class Address(Contract):
 
 class SubmittedLine(Contract):
     sku: Sku
-    quantity: int = Field(description="1..1000; checked by business validation, not the schema")
+    quantity: int = Field(
+        ge=0,
+        le=MAX_SUBMITTED_QUANTITY,
+        description=f"schema: 0..{MAX_SUBMITTED_QUANTITY:,}; business rule: 1..{MAX_UNITS_PER_SKU} per SKU",
+    )
     unit_price: Money
 
 
@@ -108,12 +163,17 @@ class InventoryAdjusted(Contract):
     sku: Sku
     kind: Literal["receipt", "count"]
     quantity: int = Field(ge=0, le=10_000_000, description="receipt: units added; count: units on hand")
-    reference: str = Field(min_length=1, max_length=128, description="unique per warehouse; makes replays harmless")
+    reference: str = Field(
+        min_length=1,
+        max_length=128,
+        description="the receipt or count number: with the warehouse and SKU it names the line, so a replay is"
+        " harmless (one that says otherwise is dead-lettered)",
+    )
 
 
 class ItemQuantity(Contract):
     sku: Sku
-    quantity: int = Field(ge=1, le=1000)
+    quantity: int = Field(ge=1, le=MAX_UNITS_PER_SKU)
 
 
 class Package(Contract):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import mailbox
+import socket
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -80,6 +82,21 @@ def parts(message: Message) -> dict[str, str]:
         for part in message.walk()
         if not part.is_multipart()
     }
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def restart(process: processes.Process, env: dict[str, str]) -> None:
+    """Restart a service with these settings (environment variables) instead of its current ones."""
+    await asyncio.to_thread(process.stop)
+    process.env = env
+    process.start()
+    await asyncio.to_thread(process.wait_ready)
 
 
 async def publish_event(topic: topics.Topic, payload: events.Contract, order_id: UUID) -> None:

@@ -40,7 +40,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="record units received at a warehouse",
         description="Publish a receipt on oms.inventory.adjustments, as a warehouse system does, with a unique "
-        "reference (a receipt is applied once per reference), then wait for allocation to apply it.",
+        "reference (a receipt line is applied once per reference and SKU), then wait for allocation to apply it.",
     )
     receive.add_argument("warehouse", metavar="WAREHOUSE", help="warehouse id, e.g. ams")
     receive.add_argument("sku", metavar="SKU")

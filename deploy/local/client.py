@@ -43,13 +43,13 @@ async def publish_products(skus: Iterable[str], *, active: bool = True) -> None:
 
 
 async def publish_receipts(receipts: Iterable[tuple[str, str, int]], reference: str) -> None:
-    """(warehouse, sku, quantity) receipts; the reference makes each receipt unique per warehouse."""
+    """(warehouse, sku, quantity) lines of one goods receipt, sent line by line under its receipt number."""
     await publish(
         topics.INVENTORY_ADJUSTMENTS.name,
         [
             (
                 f"{wh}:{sku}",
-                {"warehouse_id": wh, "sku": sku, "kind": "receipt", "quantity": qty, "reference": f"{reference}:{sku}"},
+                {"warehouse_id": wh, "sku": sku, "kind": "receipt", "quantity": qty, "reference": reference},
             )
             for wh, sku, qty in receipts
         ],

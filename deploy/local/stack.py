@@ -722,7 +722,8 @@ async def _start_smtp(cfg: Config) -> None:
             _fail(f"port {cfg.smtp_port} is taken by another process; set OMS_SMTP_PORT")
         mailbox.Maildir(maildir(), create=True)
         handler = ("-c", "aiosmtpd.handlers.Mailbox", str(maildir()))
-        cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{HOST}:{cfg.smtp_port}", *handler]
+        # -u: offer SMTPUTF8, so mail to internationalised mailboxes (jörg@…) can be delivered.
+        cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-u", "-l", f"{HOST}:{cfg.smtp_port}", *handler]
         pid = spawn(cmd, log, pidfile, cfg.state)
 
     async def ready() -> bool:

@@ -78,8 +78,11 @@ class AllocationHandlers:
         where, sku = adjustment.warehouse_id, adjustment.sku
         if where not in self.network.warehouse_ids:
             raise ValueError(f"unknown warehouse {where}: stock there could never be promised")
-        if not await repository.record_adjustment(conn, adjustment):
-            return
+        earlier = await repository.record_adjustment(conn, adjustment)
+        if earlier == (adjustment.kind, adjustment.quantity):
+            return  # a replay of a line applied before
+        if earlier is not None:
+            raise AdjustmentConflict(adjustment, *earlier)
         inventory = await self._inventory(conn, {sku})
         await repository.load_queue(conn, inventory, {sku}, freeing={sku})
         before = inventory.level(where, sku).on_hand
@@ -157,6 +160,17 @@ class AllocationHandlers:
             topics.CATALOG_PRODUCTS.name: catalogue.on_product_upserted,
             topics.FULFILLMENT_EVENTS.name: self.on_fulfillment_event,
         }
+
+
+class AdjustmentConflict(ValueError):
+    """A line under the reference of one applied before, for the same SKU, that says something else: which
+    one is right is for the warehouse to say, so it goes to the dead-letter topic, its reason with it."""
+
+    def __init__(self, adjustment: ev.InventoryAdjusted, kind: str, quantity: int) -> None:
+        where = f"{adjustment.reference} for {adjustment.sku} at {adjustment.warehouse_id}"
+        super().__init__(
+            f"{where} was applied as a {kind} of {quantity}; this one is a {adjustment.kind} of {adjustment.quantity}"
+        )
 
 
 def _order(validated: ev.OrderValidated) -> Order:

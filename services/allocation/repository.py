@@ -192,26 +192,33 @@ async def order_known(conn: Conn, order_id: UUID) -> bool:
     return bool(await conn.fetchval("SELECT true FROM orders WHERE order_id = $1", order_id))
 
 
-async def record_adjustment(conn: Conn, adjustment: InventoryAdjusted) -> bool:
-    """False when this (warehouse, reference) was applied before."""
-    return bool(
-        await conn.fetchval(
-            "INSERT INTO adjustments (warehouse_id, reference, sku, kind, quantity) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT DO NOTHING RETURNING true",
-            adjustment.warehouse_id,
-            adjustment.reference,
-            adjustment.sku,
-            adjustment.kind,
-            adjustment.quantity,
-        )
+async def record_adjustment(conn: Conn, adjustment: InventoryAdjusted) -> tuple[str, int] | None:
+    """Record the adjustment line; when its (warehouse, reference, sku) was recorded before, nothing is
+    written and the earlier line's (kind, quantity) is returned instead."""
+    key = (adjustment.warehouse_id, adjustment.reference, adjustment.sku)
+    if await conn.fetchval(
+        "INSERT INTO adjustments (warehouse_id, reference, sku, kind, quantity) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        *key,
+        adjustment.kind,
+        adjustment.quantity,
+    ):
+        return None
+    # A statement of its own: its snapshot sees the earlier line even if that committed while this one waited.
+    row = await conn.fetchrow(
+        "SELECT kind, quantity FROM adjustments WHERE warehouse_id = $1 AND reference = $2 AND sku = $3", *key
     )
+    assert row is not None, "the insert met this line"
+    return (row["kind"], row["quantity"])
 
 
 async def record_effect(conn: Conn, adjustment: InventoryAdjusted, on_hand_change: int, shortfall: int) -> None:
     await conn.execute(
-        "UPDATE adjustments SET on_hand_change = $3, shortfall = $4 WHERE warehouse_id = $1 AND reference = $2",
+        "UPDATE adjustments SET on_hand_change = $4, shortfall = $5"
+        " WHERE warehouse_id = $1 AND reference = $2 AND sku = $3",
         adjustment.warehouse_id,
         adjustment.reference,
+        adjustment.sku,
         on_hand_change,
         shortfall,
     )

@@ -11,14 +11,15 @@ from uuid import UUID
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared import aftercommit
 from shared.auth import Authenticated, Caller, forbidden
-from shared.events import ItemQuantity, SubmittedOrder
+from shared.events import ItemQuantity, SubmittedOrder, storable
 from shared.runtime import Runtime
 
 from . import repository, shopify
+from .answers import CANCEL_ANSWERS, SUBMIT_ANSWERS, VIEW_ANSWERS
 from .handlers import Accepted, CancelOutcome, CaptureHandlers
 from .settings import CaptureSettings
 
@@ -32,7 +33,7 @@ class CancelBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     lines: list[ItemQuantity] | None = Field(default=None, min_length=1, max_length=1000)
-    reason: str = Field(default="customer request", min_length=1, max_length=500)
+    reason: Annotated[str, AfterValidator(storable)] = Field(default="customer request", min_length=1, max_length=500)
 
 
 def accepted(outcome: Accepted, status_code: int = 202) -> JSONResponse:
@@ -56,37 +57,35 @@ def cancel_response(outcome: CancelOutcome) -> JSONResponse:
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
 
-    async def order_of_caller(conn: Any, order_id: UUID, caller: Caller) -> None:
-        """404 for an unknown order, 403 for another channel's order (operators may act on any)."""
+    async def refuse_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:
+        """403 for another channel's order (operators may act on any); an unknown order is the caller's answer."""
         channel = await repository.channel_of(conn, order_id)
-        if channel is None:
-            raise HTTPException(404, "no such order")
-        if not caller.may_act_for(channel):
+        if channel is not None and not caller.may_act_for(channel):
             raise forbidden("this API key acts for another channel")
 
-    @router.post("/v1/orders", status_code=202)
+    @router.post("/v1/orders", status_code=202, responses=SUBMIT_ANSWERS)
     async def submit_order(caller: Authenticated, order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
         if caller.channel != order.channel:
             raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             return accepted(await handlers.intake(conn, order, cause=None))
 
-    @router.get("/v1/orders/{order_id}")
+    @router.get("/v1/orders/{order_id}", responses=VIEW_ANSWERS, response_model=None)
     async def get_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
-            await order_of_caller(conn, order_id, caller)
+            await refuse_other_channels(conn, order_id, caller)
             view = await repository.order_view(conn, order_id)
         if view is None:
             raise HTTPException(404, "no such order")
         return view
 
-    @router.post("/v1/orders/{order_id}/cancel", status_code=202)
+    @router.post("/v1/orders/{order_id}/cancel", status_code=202, responses=CANCEL_ANSWERS)
     async def cancel_order(
         caller: Authenticated, order_id: UUID, body: Annotated[CancelBody | None, Body()] = None
     ) -> JSONResponse:
         request = body or CancelBody()
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
-            await order_of_caller(conn, order_id, caller)
+            await refuse_other_channels(conn, order_id, caller)
             outcome = await handlers.cancel(conn, order_id, request.lines, request.reason, "api", cause=None)
         return cancel_response(outcome)
 

@@ -3,12 +3,13 @@ may make. Pure: no I/O."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from shared.backorders import quantities
-from shared.events import ItemQuantity, SubmittedOrder
+from shared.events import MAX_UNITS_PER_SKU, ItemQuantity, SubmittedOrder
 
 ACCEPTED_PAYMENT = ("authorized", "paid")
 
@@ -66,7 +67,7 @@ class IntakeRules:
     shippable_countries: frozenset[str]
     currencies: frozenset[str]
     max_lines: int = 100
-    max_quantity: int = 1000
+    max_quantity: int = MAX_UNITS_PER_SKU  # per line, and per SKU over its lines
 
 
 def order_total(order: SubmittedOrder) -> Decimal:
@@ -87,6 +88,7 @@ def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rule
             reasons.append(f"line {number}: unknown SKU {line.sku}")
         elif not catalogue[line.sku]:
             reasons.append(f"line {number}: SKU {line.sku} is not sold any more")
+    reasons += _over_the_quantity_rule_together(order, rules)
     if order.currency not in rules.currencies:
         reasons.append(f"currency {order.currency} is not accepted")
     if order.payment.currency is not None and order.payment.currency != order.currency:
@@ -99,6 +101,17 @@ def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rule
     if order.shipping_address.country not in rules.shippable_countries:
         reasons.append(f"we do not ship to {order.shipping_address.country}")
     return reasons
+
+
+def _over_the_quantity_rule_together(order: SubmittedOrder, rules: IntakeRules) -> list[str]:
+    """A SKU is reserved as one item, so the quantity rule holds for its lines added up too (each line
+    may be within it)."""
+    lines_per_sku = Counter(line.sku for line in order.lines)
+    return [
+        f"SKU {sku}: quantity {quantity} over its {lines_per_sku[sku]} lines outside 1..{rules.max_quantity}"
+        for sku, quantity in quantities(order.lines).items()
+        if lines_per_sku[sku] > 1 and quantity > rules.max_quantity
+    ]
 
 
 def items_to_reserve(order: SubmittedOrder) -> list[ItemQuantity]:

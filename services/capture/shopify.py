@@ -2,8 +2,15 @@
 Pure: no I/O.
 
 Shopify signs the raw body with the shop's (app's) secret: base64 of HMAC-SHA256, in X-Shopify-Hmac-Sha256.
-Amounts are decimal strings in the shop's currency. Discounts arrive as allocations on each line and each
-shipping line, so a line's unit price here is what the customer pays per unit after its discounts."""
+Amounts are decimal strings in the shop's currency. A line's unit price here is what the customer pays per
+unit after every discount, whichever way the body's API version expresses them:
+- current versions allocate each discount, order-level codes included, to the lines and shipping lines
+  (`discount_allocations`);
+- older ones give a line's own discount as its `total_discount` and an order-level discount only in the
+  order's totals (`total_discounts`, `subtotal_price`).
+So the lines are reconciled with the order's own subtotal (after all discounts, before shipping and tax):
+what the lines still come to above it is an order-level discount, spread over the shipped lines in
+proportion to what they cost. The payment is the amount charged: `current_total_price`, else `total_price`."""
 
 from __future__ import annotations
 
@@ -11,12 +18,13 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared.events import ServiceLevel, SubmittedOrder
+from shared.events import MAX_SUBMITTED_QUANTITY, MONEY_MAX, ServiceLevel, SubmittedOrder
 
 CHANNEL = "shopify"
 ORDERS_CREATE = "orders/create"
@@ -61,6 +69,7 @@ def to_order(body: Any, service_levels: Mapping[str, ServiceLevel]) -> Submitted
         raise MappingProblems(["the body is not a JSON object"])
     reasons: list[str] = []
     shipping_lines = [line for line in body.get("shipping_lines") or [] if isinstance(line, dict)]
+    shipping_price = sum((_shipping_price(line, reasons) for line in shipping_lines), Decimal(0))
     document = {
         "channel": CHANNEL,
         "external_id": str(body.get("id") or ""),
@@ -69,8 +78,8 @@ def to_order(body: Any, service_levels: Mapping[str, ServiceLevel]) -> Submitted
         "customer": _customer(body, reasons),
         "shipping_address": _address(body.get("shipping_address"), reasons),
         "service_level": _service_level(shipping_lines, service_levels),
-        "lines": _lines(body.get("line_items"), reasons),
-        "shipping_price": str(sum((_shipping_price(line, reasons) for line in shipping_lines), Decimal(0))),
+        "lines": _lines(body, reasons),
+        "shipping_price": _text(shipping_price),
         "payment": _payment(body, reasons),
     }
     if not document["external_id"]:
@@ -90,8 +99,8 @@ def _money(value: Any, where: str, reasons: list[str]) -> Decimal:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         amount = Decimal("NaN")
-    if value is None or not amount.is_finite():
-        reasons.append(f"{where}: not an amount")
+    if value is None or not amount.is_finite() or abs(amount) > MONEY_MAX:
+        reasons.append(f"{where}: not an amount")  # an absurd one would also overflow the arithmetic below
         return Decimal(0)
     return amount
 
@@ -101,34 +110,84 @@ def _discounts(item: dict[str, Any], where: str, reasons: list[str]) -> Decimal:
         (
             _money(a.get("amount"), f"{where}.discount_allocations", reasons)
             for a in item.get("discount_allocations") or []
+            if isinstance(a, dict)
         ),
         Decimal(0),
     )
 
 
-def _lines(items: Any, reasons: list[str]) -> list[dict[str, Any]]:
+def _line_discount(item: dict[str, Any], where: str, reasons: list[str]) -> Decimal:
+    """The discount on one line item: its allocations when the body has them (a line's `total_discount` is
+    then deprecated, and may repeat them), else its `total_discount` (older API versions)."""
+    if "discount_allocations" in item:
+        return _discounts(item, where, reasons)
+    return _money(item.get("total_discount") or "0", f"{where}.total_discount", reasons)
+
+
+@dataclass(frozen=True)
+class _Line:
+    sku: str
+    quantity: int
+    paid: Decimal  # for all its units, after the discounts known so far
+
+
+def _lines(body: dict[str, Any], reasons: list[str]) -> list[dict[str, Any]]:
+    items = body.get("line_items")
     if not isinstance(items, list) or not items:
         reasons.append("line_items: no lines")
         return []
-    lines = []
+    shipped: list[_Line] = []
+    every_item = Decimal(0)  # what all line items come to, shipped or not, after their own discounts
     for index, item in enumerate(items):
         where = f"line_items[{index}]"
         if not isinstance(item, dict):
             reasons.append(f"{where}: not an object")
             continue
-        if item.get("requires_shipping") is False or item.get("gift_card") is True:
-            continue
         quantity = item.get("quantity")
         if not isinstance(quantity, int) or quantity < 1:
             reasons.append(f"{where}.quantity: not a positive whole number")
             continue
+        if quantity > MAX_SUBMITTED_QUANTITY:
+            reasons.append(f"{where}.quantity: over {MAX_SUBMITTED_QUANTITY:,}")
+            continue
+        paid = _money(item.get("price"), f"{where}.price", reasons) * quantity - _line_discount(item, where, reasons)
+        every_item += paid
+        if item.get("requires_shipping") is False or item.get("gift_card") is True:
+            continue
         if not item.get("sku"):
             reasons.append(f"{where}.sku: missing (the variant has no SKU)")
             continue
-        paid = _money(item.get("price"), f"{where}.price", reasons) * quantity - _discounts(item, where, reasons)
-        unit_price = _unit_price(paid, quantity)
-        lines.append({"sku": item["sku"], "quantity": quantity, "unit_price": str(max(unit_price, Decimal(0)))})
-    return lines
+        shipped.append(_Line(str(item["sku"]), quantity, max(paid, Decimal(0))))
+    order_discount = every_item - _subtotal(body, every_item, reasons)
+    after_order_discount = _spread(order_discount, [line.paid for line in shipped])
+    return [
+        {"sku": line.sku, "quantity": line.quantity, "unit_price": _text(_unit_price(amount, line.quantity))}
+        for line, amount in zip(shipped, after_order_discount, strict=True)
+    ]
+
+
+def _subtotal(body: dict[str, Any], every_item: Decimal, reasons: list[str]) -> Decimal:
+    """The order's subtotal after all discounts (before shipping, duties and tax); the lines' own sum when the
+    body has none."""
+    if body.get("subtotal_price") is None:
+        return every_item
+    return _money(body["subtotal_price"], "subtotal_price", reasons)
+
+
+def _spread(discount: Decimal, amounts: list[Decimal]) -> list[Decimal]:
+    """`amounts` less `discount` shared in proportion to them, in cents (largest remainders get the odd
+    cents), so that they add up to exactly their sum less the discount; never below zero."""
+    total = sum(amounts, Decimal(0))
+    if discount <= 0 or total <= 0:
+        return amounts
+    discount = min(discount, total)
+    exact = [discount * amount / total for amount in amounts]
+    shares = [share.quantize(CENTS, rounding=ROUND_FLOOR) for share in exact]
+    odd_cents = int((discount - sum(shares, Decimal(0))) / CENTS)
+    by_remainder = sorted(range(len(amounts)), key=lambda i: exact[i] - shares[i], reverse=True)
+    for i in by_remainder[:odd_cents]:
+        shares[i] += CENTS
+    return [max(amount - share, Decimal(0)) for amount, share in zip(amounts, shares, strict=True)]
 
 
 def _unit_price(paid: Decimal, quantity: int) -> Decimal:
@@ -137,6 +196,11 @@ def _unit_price(paid: Decimal, quantity: int) -> Decimal:
     exact = paid / quantity
     cents = exact.quantize(CENTS)
     return cents if cents == exact else exact.quantize(FINEST, rounding=ROUND_FLOOR)
+
+
+def _text(amount: Decimal) -> str:
+    """A decimal string as the generic order takes it: plain notation, never negative (nor -0)."""
+    return "0" if amount < 0 else f"{abs(amount):f}"  # abs: -0.00 is 0.00
 
 
 def _shipping_price(line: dict[str, Any], reasons: list[str]) -> Decimal:
@@ -188,8 +252,9 @@ def _payment(body: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
     status = PAYMENT_STATUS.get(str(body.get("financial_status")))
     if status is None:
         reasons.append(f"financial_status: {str(body.get('financial_status'))[:40]!r} is not a known status")
-    amount = _money(body.get("total_price"), "total_price", reasons)
-    return {"status": status, "amount": str(amount), "currency": body.get("currency")}
+    charged = "current_total_price" if body.get("current_total_price") is not None else "total_price"
+    amount = _money(body.get(charged), charged, reasons)
+    return {"status": status, "amount": f"{amount:f}", "currency": body.get("currency")}
 
 
 def _object(value: Any) -> dict[str, Any]:

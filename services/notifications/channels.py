@@ -21,15 +21,51 @@ from .settings import NotificationSettings, WebhookEndpoint
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one attempt went: the error (None when accepted), when it started and how long it took."""
+    """How one attempt went: the error (None when accepted), when it started and how long it took.
+    `undeliverable`: it cannot succeed as things stand, so it is not tried again."""
 
     error: str | None
     started_at: datetime
     duration_ms: int
+    undeliverable: bool = False
 
     @classmethod
-    def of(cls, error: str | None, started_at: datetime, started: float) -> Outcome:
-        return cls(error, started_at, round((time.perf_counter() - started) * 1000))
+    def of(cls, error: str | None, started_at: datetime, started: float, undeliverable: bool = False) -> Outcome:
+        return cls(error, started_at, round((time.perf_counter() - started) * 1000), undeliverable)
+
+
+NEEDS_SMTPUTF8 = (
+    "the recipient's address needs SMTPUTF8 (a non-ASCII mailbox name), which the mail server does not offer"
+)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An address as SMTP is to carry it: a non-ASCII domain becomes its IDNA (xn--) form, which every server
+    takes; only a non-ASCII mailbox name (the part before @) needs the server's SMTPUTF8 extension."""
+
+    address: str
+    needs_smtputf8: bool
+
+    @classmethod
+    def of(cls, address: str) -> Recipient:
+        if address.isascii():
+            return cls(address, False)
+        mailbox, _, domain = address.rpartition("@")
+        try:
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:  # not a valid internationalised domain name: only SMTPUTF8 can carry it
+            return cls(address, True)
+        return cls(f"{mailbox}@{ascii_domain}", not mailbox.isascii())
+
+
+# Errors that concern one message only: the server refused it or cannot take it; the session goes on.
+REFUSED = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPNotSupportedError,
+)
 
 
 class EmailChannel:
@@ -43,10 +79,10 @@ class EmailChannel:
             return []
         return await asyncio.to_thread(self._deliver, rows)
 
-    def _compose(self, row: asyncpg.Record) -> EmailMessage:
+    def _compose(self, row: asyncpg.Record, recipient: Recipient) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.sender
-        message["To"] = row["email"]
+        message["To"] = recipient.address
         message["Subject"] = row["subject"]
         message["Message-ID"] = messages.message_id(row["order_id"], row["kind"], row["shipment_key"])
         message["X-OMS-Order-Id"] = str(row["order_id"])
@@ -57,25 +93,55 @@ class EmailChannel:
         return message
 
     def _deliver(self, rows: list[asyncpg.Record]) -> list[Outcome]:
-        """One SMTP session per batch; per message the error class, None when accepted."""
-        started_at, started = now(), time.perf_counter()
+        """One SMTP session for the batch, each message on its own: one that fails, even one that breaks the
+        session, fails alone (the next one opens a new session). Only when no session can be opened do the
+        rest wait for their retry."""
         outcomes: list[Outcome] = []
+        smtp: smtplib.SMTP | None = None
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
-                for row in rows:
-                    sending_at, sending = now(), time.perf_counter()
+            for index, row in enumerate(rows):
+                started_at, started = now(), time.perf_counter()
+                if smtp is None:
                     try:
-                        smtp.send_message(self._compose(row))
-                        error = None
-                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-                        error = exc.__class__.__name__  # refused: this message only
-                    except ValueError as exc:
-                        error = f"cannot compose: {exc.__class__.__name__}"
-                    outcomes.append(Outcome.of(error, sending_at, sending))
+                        smtp = smtplib.SMTP(self.host, self.port, timeout=10)
+                        smtp.ehlo()
+                    except (OSError, smtplib.SMTPException) as exc:
+                        failed = Outcome.of(exc.__class__.__name__, started_at, started)
+                        return outcomes + [failed] * (len(rows) - index)
+                outcome, session_broken = self._send_one(smtp, row, started_at, started)
+                outcomes.append(outcome)
+                if session_broken:
+                    _close(smtp)
+                    smtp = None
+            return outcomes
+        finally:
+            if smtp is not None:
+                _close(smtp)
+
+    def _send_one(
+        self, smtp: smtplib.SMTP, row: asyncpg.Record, started_at: datetime, started: float
+    ) -> tuple[Outcome, bool]:
+        """The outcome of one message, and whether the session broke on it."""
+        recipient = Recipient.of(row["email"])
+        if recipient.needs_smtputf8 and not smtp.has_extn("smtputf8"):
+            return Outcome.of(NEEDS_SMTPUTF8, started_at, started, undeliverable=True), False
+        try:
+            # send_message asks for SMTPUTF8 itself when an address is not ASCII
+            smtp.send_message(self._compose(row, recipient))
+        except REFUSED as exc:
+            return Outcome.of(exc.__class__.__name__, started_at, started), False
+        except ValueError as exc:
+            return Outcome.of(f"cannot compose: {exc.__class__.__name__}", started_at, started), False
         except (OSError, smtplib.SMTPException) as exc:
-            # The session broke: what was accepted before stays sent, the rest is tried again later.
-            outcomes += [Outcome.of(exc.__class__.__name__, started_at, started)] * (len(rows) - len(outcomes))
-        return outcomes
+            return Outcome.of(exc.__class__.__name__, started_at, started), True
+        return Outcome.of(None, started_at, started), False
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
 
 
 class WebhookChannel:

@@ -4,7 +4,8 @@ each webhook endpoint serving the order's sales channel), then delivers what is 
 A delivery is marked in the transaction that claimed it, so a crash between the hand-off and that commit
 can send one message twice; its stable Message-ID (email header, X-OMS-Message-Id) lets the receiver tell.
 A failed delivery backs off exponentially and is given up after the configured number of attempts; one
-failing channel or message never holds up the others."""
+that cannot succeed as things stand (an address the mail server cannot carry) is set aside at once as
+undeliverable, with the reason. One failing channel or message never holds up the others."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
 UNCONFIGURED = "endpoint no longer configured"
+AFTER_FAILURE = {"gave_up": "given up", "undeliverable": "set aside as undeliverable"}
 DELIVERIES = Counter(
     "oms_notification_deliveries_total",
     "Attempts to deliver customer messages, by channel (email or webhook:<name>), kind and outcome.",
@@ -109,9 +111,15 @@ class Dispatcher:
         attempt = row["attempts"] + 1
         key = (row["order_id"], row["kind"], row["shipment_key"])
         retry_in = None
-        if outcome.error not in (None, UNCONFIGURED) and attempt < self.settings.max_attempts:
+        if outcome.error is None:
+            result = "sent"
+        elif outcome.undeliverable:
+            result = "undeliverable"  # set aside at once: trying again cannot help
+        elif outcome.error != UNCONFIGURED and attempt < self.settings.max_attempts:
+            result = "retry"
             retry_in = domain.retry_delay(attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
-        result = "sent" if outcome.error is None else ("retry" if retry_in is not None else "gave_up")
+        else:
+            result = "gave_up"
         count(DELIVERIES.labels(row["channel"], row["kind"], result))
         if result == "sent" and row["channel"] == "email":
             count(NOTIFICATIONS_SENT.labels(row["kind"]))
@@ -122,9 +130,17 @@ class Dispatcher:
                 row["order_id"],
                 row["channel"],
                 attempt,
-                f"retry in {retry_in:.1f}s" if retry_in is not None else "given up",
+                f"retry in {retry_in:.1f}s" if retry_in is not None else AFTER_FAILURE[result],
                 outcome.error,
             )
         await repository.record_attempt(
-            conn, key, row["channel"], attempt, outcome.started_at, outcome.error, outcome.duration_ms, retry_in
+            conn,
+            key,
+            row["channel"],
+            attempt,
+            outcome.started_at,
+            outcome.error,
+            outcome.duration_ms,
+            retry_in,
+            undeliverable=outcome.undeliverable,
         )

@@ -118,8 +118,11 @@ async def record_attempt(
     error: str | None,
     duration_ms: int,
     retry_in: float | None,
+    *,
+    undeliverable: bool = False,
 ) -> None:
-    """Log the attempt; then the delivery is sent (no error), retried in `retry_in` s, or failed for good (None)."""
+    """Log the attempt; then the delivery is sent (no error), set aside as undeliverable, retried in `retry_in`
+    s, or failed for good (None)."""
     await conn.execute(
         "INSERT INTO delivery_attempts (order_id, kind, shipment_key, channel, attempt, attempted_at, succeeded,"
         " detail, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -133,7 +136,8 @@ async def record_attempt(
     )
     await conn.execute(
         "UPDATE deliveries SET attempts = $5, last_error = $6,"
-        " status = CASE WHEN $6::text IS NULL THEN 'sent' WHEN $7::float8 IS NULL THEN 'failed' ELSE 'pending' END,"
+        " status = CASE WHEN $6::text IS NULL THEN 'sent' WHEN $9 THEN 'undeliverable'"
+        " WHEN $7::float8 IS NULL THEN 'failed' ELSE 'pending' END,"
         " sent_at = CASE WHEN $6::text IS NULL THEN $8 ELSE sent_at END,"
         " next_try_at = CASE WHEN $7::float8 IS NULL THEN next_try_at ELSE $8 + make_interval(secs => $7) END"
         " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3 AND channel = $4",
@@ -143,6 +147,7 @@ async def record_attempt(
         error,
         retry_in,
         at,
+        undeliverable,
     )
 
 

@@ -17,8 +17,8 @@ from shared.kafka_access import Access
 
 async def produce(access: Access, topic: str) -> None:
     producer = AIOKafkaProducer(**access.client_options(), request_timeout_ms=10000)
-    await producer.start()
     try:
+        await producer.start()
         await producer.send_and_wait(topic, b"{}", key=b"access-test")
     finally:
         await producer.stop()
@@ -26,8 +26,8 @@ async def produce(access: Access, topic: str) -> None:
 
 async def consume(access: Access, topic: str, group: str) -> None:
     consumer = AIOKafkaConsumer(topic, **access.client_options(), group_id=group, auto_offset_reset="latest")
-    await consumer.start()
     try:
+        await consumer.start()
         for _ in range(20):  # the refusal comes with the group join or the first fetch
             await consumer.getmany(timeout_ms=250)
     finally:

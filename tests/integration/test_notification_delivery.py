@@ -17,7 +17,19 @@ from services.notifications.settings import DEVELOPMENT_WEBHOOK_SECRET
 from shared import events as ev
 from shared import topics
 from tests.factories import order_document
-from tests.scenario import TopicReader, channel_key, mail_for, mails, new_skus, parts, publish_event, seed, wait_status
+from tests.scenario import (
+    TopicReader,
+    channel_key,
+    free_port,
+    mail_for,
+    mails,
+    new_skus,
+    parts,
+    publish_event,
+    restart,
+    seed,
+    wait_status,
+)
 from tests.waiting import eventually
 
 
@@ -128,19 +140,6 @@ class WebhookReceiver:
         await self.task
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def restart(process: Any, env: dict[str, str]) -> None:
-    await asyncio.to_thread(process.stop)
-    process.env = env
-    process.start()
-    await asyncio.to_thread(process.wait_ready)
-
-
 async def attempts(db, order_id: str, channel: str) -> list[Any]:
     return await db.fetch(  # type: ignore[no-any-return]
         "SELECT attempt, attempted_at, succeeded, detail FROM notifications.delivery_attempts"
@@ -157,7 +156,7 @@ async def test_webhooks_are_signed_retried_with_backoff_and_every_attempt_record
         # given notifications configured with two webhooks for this sales channel, one of them unreachable
         webhooks = [
             {"name": "crm", "url": receiver.url, "sales_channels": [sales_channel]},
-            {"name": "down", "url": f"http://127.0.0.1:{closed_port()}/hooks", "sales_channels": [sales_channel]},
+            {"name": "down", "url": f"http://127.0.0.1:{free_port()}/hooks", "sales_channels": [sales_channel]},
         ]
         env = {
             "OMS_WEBHOOKS": json.dumps(webhooks),

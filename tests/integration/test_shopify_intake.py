@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deploy.local import processes
 from services.capture.settings import DEVELOPMENT_SHOP, DEVELOPMENT_SHOPIFY_SECRET
 from shared import topics
@@ -149,3 +151,40 @@ async def test_a_webhook_shopify_sent_that_cannot_be_mapped_gets_422_with_reason
         "line_items[0].sku: missing (the variant has no SKU)",
     ]
     assert await db.fetchval("SELECT count(*) FROM capture.orders WHERE external_id = $1", external_id) == 0
+
+
+@pytest.mark.parametrize(
+    ("api_version", "prices", "shipping", "charged"),
+    [
+        ("2019-10", ["93.10", "58.79"], "9.99", "254.98"),
+        ("2023-01", ["108.00", "22.50"], "12.50", "179.08"),
+        ("2025-01", ["72.00", "5.85"], "0.00", "120.40"),
+    ],
+)
+async def test_a_discounted_order_of_every_api_version_is_validated_at_the_price_paid(
+    http, db, api_version: str, prices: list[str], shipping: str, charged: str
+) -> None:
+    # given the SKUs of the order in the catalogue, and the body Shopify sends under that API version
+    skus = new_skus(2, prefix="SHOP")
+    await seed([("ams", sku, 5) for sku in skus])
+    body = json.loads((SAMPLE.parent / f"shopify_orders_create_{api_version}.json").read_text())
+    body["id"] = random.randint(10**12, 10**13)
+    body["email"] = body["contact_email"] = body["customer"]["email"] = f"shopper-{uuid.uuid4().hex[:10]}@example.com"
+    for line, sku in zip((i for i in body["line_items"] if i["sku"]), skus, strict=True):
+        line["sku"] = sku
+    raw = json.dumps(body).encode()
+
+    # when Shopify delivers it, signed
+    response = await http.post(URL, content=raw, headers={**headers(raw), "X-Shopify-API-Version": api_version})
+
+    # then the paid order is validated, not taken for underpaid, at the prices the customer paid
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "validated"
+    document = json.loads(
+        await db.fetchval(
+            "SELECT document FROM capture.orders WHERE channel = 'shopify' AND external_id = $1",
+            f"{DEVELOPMENT_SHOP}:{body['id']}",
+        )
+    )
+    assert [line["unit_price"] for line in document["lines"]] == prices
+    assert (document["shipping_price"], document["payment"]["amount"]) == (shipping, charged)

@@ -1,7 +1,12 @@
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from services.capture import domain
-from shared.events import SubmittedOrder
+import pytest
+from pydantic import ValidationError
+
+from services.capture import domain, handlers
+from shared.events import OrderValidated, SubmittedOrder
 from tests.factories import order_document
 
 RULES = domain.IntakeRules(shippable_countries=frozenset({"NL", "DE"}), currencies=frozenset({"EUR"}))
@@ -52,3 +57,67 @@ def test_payment_in_another_currency_is_refused() -> None:
 def test_repeated_skus_are_reserved_as_one_line() -> None:
     items = domain.items_to_reserve(order(lines=[("SKU-1", 2), ("SKU-2", 1), ("SKU-1", 3)]))
     assert [(i.sku, i.quantity) for i in items] == [("SKU-1", 5), ("SKU-2", 1)]
+
+
+def test_a_sku_over_the_quantity_rule_across_its_lines_is_a_rejection_reason() -> None:
+    # given two lines of the same SKU, each within 1..1000 but 1200 units together
+    split = order(lines=[("SKU-1", 600), ("SKU-2", 1), ("SKU-1", 600)])
+
+    reasons = domain.rejection_reasons(split, CATALOGUE, RULES)
+
+    assert reasons == ["SKU SKU-1: quantity 1200 over its 2 lines outside 1..1000"]
+
+
+def test_every_order_the_rules_accept_can_be_announced_as_validated() -> None:
+    # the decision builds OrderValidated with one line per SKU: what the rules accept must fit that contract
+    orders = [
+        order(lines=[("SKU-1", 500), ("SKU-1", 500)], amount="100000.00"),
+        order(lines=[("SKU-1", 1000), ("SKU-2", 1000)], amount="100000.00"),
+    ]
+    for accepted in orders:
+        assert domain.rejection_reasons(accepted, CATALOGUE, RULES) == []
+        decision = handlers.decision(uuid.uuid4(), accepted, [], datetime.now(UTC))
+        assert isinstance(decision, OrderValidated)
+    over = order(lines=[("SKU-1", 500), ("SKU-1", 501)], amount="100000.00")
+    assert domain.rejection_reasons(over, CATALOGUE, RULES) == [
+        "SKU SKU-1: quantity 1001 over its 2 lines outside 1..1000"
+    ]
+
+
+@pytest.mark.parametrize("quantity", [-1, 1_000_001, 10**30])
+def test_a_quantity_outside_the_schema_bounds_is_a_schema_error(quantity: int) -> None:
+    with pytest.raises(ValidationError) as raised:
+        order(lines=[("SKU-1", quantity)], amount="1.00")
+    assert [e["loc"] for e in raised.value.errors()] == [("lines", 0, "quantity")]
+
+
+def test_a_quantity_inside_the_schema_but_outside_the_rule_is_a_business_rejection() -> None:
+    for quantity in (0, 1_000_000):
+        reasons = domain.rejection_reasons(order(lines=[("SKU-1", quantity)], amount="1.00"), CATALOGUE, RULES)
+        assert f"line 1: quantity {quantity} outside 1..1000" in reasons
+
+
+@pytest.mark.parametrize("amount", [12, 12.5, "12.505001", "1e3", " 12.50", "-1.00", "1000000000.01", "NaN"])
+def test_money_is_a_decimal_string_within_the_schema_or_a_schema_error(amount: object) -> None:
+    document = order_document()
+    document["payment"]["amount"] = amount
+    with pytest.raises(ValidationError) as raised:
+        SubmittedOrder.model_validate(document)
+    assert [e["loc"] for e in raised.value.errors()] == [("payment", "amount")]
+
+
+@pytest.mark.parametrize("amount", ["0", "12.5", "12.5050", "999999999.9999", "1000000000.00"])
+def test_money_the_schema_allows_is_read_exactly(amount: str) -> None:
+    document = order_document()
+    document["payment"]["amount"] = amount
+    assert SubmittedOrder.model_validate(document).payment.amount == Decimal(amount)
+
+
+def test_text_with_a_nul_character_is_a_schema_error_naming_the_field() -> None:
+    document = order_document()
+    document["customer"]["name"] = "Jan\u0000Jansen"
+    with pytest.raises(ValidationError) as raised:
+        SubmittedOrder.model_validate(document)
+    assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [
+        (("customer", "name"), "Value error, text must not contain NUL characters")
+    ]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.capture import shopify
+from services.capture import domain, shopify
 from services.capture.settings import CaptureSettings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "shopify_orders_create.json"
@@ -66,6 +66,7 @@ def test_a_discount_that_does_not_divide_evenly_rounds_down_so_lines_never_excee
     body = sample()
     body["line_items"][0]["quantity"] = 3
     body["line_items"][0]["discount_allocations"][0]["amount"] = "10.00"
+    body["subtotal_price"] = "97.95"  # 3 x 25.00 - 10.00 + 12.95 + 20.00, as Shopify would total it
     line = shopify.to_order(body, LEVELS).lines[0]
     assert line.unit_price == Decimal("21.6666")
     assert line.unit_price * 3 <= Decimal("75.00") - Decimal("10.00")
@@ -181,3 +182,77 @@ def test_the_signature_is_the_base64_hmac_sha256_of_the_raw_body() -> None:
     assert not shopify.signature_valid(raw, None, "s3cret")
     assert not shopify.signature_valid(raw, "", "s3cret")
     assert not shopify.signature_valid(raw, "not base64 ☃", "s3cret")
+
+
+FIXTURES = SAMPLE.parent
+RULES = domain.IntakeRules(
+    shippable_countries=frozenset({"DE", "US", "GB", "NL"}), currencies=frozenset({"EUR", "USD", "GBP"})
+)
+
+
+def version(api_version: str) -> dict[str, Any]:
+    """An orders/create body as Shopify sends it under that API version."""
+    return json.loads((FIXTURES / f"shopify_orders_create_{api_version}.json").read_text())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("api_version", "lines", "shipping", "charged"),
+    [
+        # line `total_discount` and an order-level code only in `total_discounts`: no discount_allocations
+        ("2019-10", [("BOOT-BRN-42", 2, "93.10"), ("SOCK-WOOL", 1, "58.79")], "9.99", "254.98"),
+        # an order-level code allocated to the lines; taxes on top of the prices
+        ("2023-01", [("JACKET-NVY-L", 1, "108.00"), ("BEANIE-GRY", 2, "22.50")], "12.50", "179.08"),
+        # allocations on the lines and on the shipping line (free shipping); a gift card bought alongside
+        ("2025-01", [("LAMP-BRASS", 1, "72.00"), ("BULB-E27", 4, "5.85")], "0.00", "120.40"),
+    ],
+)
+def test_every_api_version_maps_to_the_price_paid_per_unit_and_the_amount_charged(
+    api_version: str, lines: list[tuple[str, int, str]], shipping: str, charged: str
+) -> None:
+    order = shopify.to_order(version(api_version), LEVELS)
+
+    assert [(line.sku, line.quantity, line.unit_price) for line in order.lines] == [
+        (sku, quantity, Decimal(price)) for sku, quantity, price in lines
+    ]
+    assert order.shipping_price == Decimal(shipping)
+    assert (order.payment.status, order.payment.amount) == ("paid", Decimal(charged))
+    # and capture does not take the paid order for an underpaid one
+    catalogue = {line.sku: True for line in order.lines}
+    assert domain.rejection_reasons(order, catalogue, RULES) == []
+
+
+def test_an_order_level_discount_not_on_the_lines_is_spread_over_them_in_cents_up_to_the_subtotal() -> None:
+    # given the older representation: 190.00 + 59.99 after the line's own discount, 5.00 off the order
+    body = version("2019-10")
+
+    order = shopify.to_order(body, LEVELS)
+
+    # then the lines share the 5.00 in proportion (3.80 and 1.20) and add up to the subtotal exactly
+    assert sum(line.unit_price * line.quantity for line in order.lines) == Decimal(body["subtotal_price"])
+
+
+def test_a_line_discount_is_counted_once_when_both_representations_are_present() -> None:
+    body = sample()
+    body["line_items"][0]["total_discount"] = "5.00"  # the same 5.00 as its discount allocation
+    line = shopify.to_order(body, LEVELS).lines[0]
+    assert line.unit_price == Decimal("22.50")
+
+
+def test_the_charge_is_the_current_total_when_shopify_sends_one_else_the_total() -> None:
+    body = sample()
+    body["current_total_price"] = "80.00"
+    assert shopify.to_order(body, LEVELS).payment.amount == Decimal("80.00")
+    del body["current_total_price"]
+    assert shopify.to_order(body, LEVELS).payment.amount == Decimal("87.90")
+
+
+def test_absurd_amounts_and_quantities_are_mapping_problems_not_arithmetic_errors() -> None:
+    body = sample()
+    body["line_items"][0]["price"] = "1e999999"
+    body["line_items"][1]["quantity"] = 10**30
+    body["current_total_price"] = "-1e50"
+    assert problems(body) == [
+        "line_items[0].price: not an amount",
+        "line_items[1].quantity: over 1,000,000",
+        "current_total_price: not an amount",
+    ]

@@ -1,0 +1,124 @@
+"""The answers of capture's order endpoints, declared in its OpenAPI document so that clients (and the API's
+fuzz test) can rely on every status code and shape. Documentation only: the endpoints build their answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import ItemQuantity
+
+
+class OrderAccepted(BaseModel):
+    """202: the order was taken in (validated or rejected by the business rules), or was known already."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: UUID
+    status: str
+    duplicate: bool
+
+
+class Problem(BaseModel):
+    """A request refused before any business rule: a body that is not JSON, too large, an unknown order."""
+
+    model_config = ConfigDict(extra="forbid")
+    detail: str
+
+
+class CancelAnswer(BaseModel):
+    """202: the request was passed on to fulfillment (or was made before: `duplicate`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: UUID
+    status: str
+    cancellation: str | None
+    duplicate: bool
+
+
+class CancelRefusal(BaseModel):
+    """404 (no such order: no ids), 409 (past cancelling) or 422 (lines that do not fit the order), with reasons."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: UUID | None
+    status: str | None
+    detail: str
+    reasons: list[str] = Field(default_factory=list)
+
+
+class TimelineStep(BaseModel):
+    status: str
+    order_status: str | None
+    occurred_at: datetime
+    detail: str | None
+
+
+class CancelRequestView(BaseModel):
+    lines: list[ItemQuantity] | None
+    reason: str
+    source: str
+    state: str
+    outcome: str | None
+    requested_at: datetime
+    resolved_at: datetime | None
+
+
+class OrderView(BaseModel):
+    """The order as capture knows it: status, rejection reasons, units per SKU at each step, the timeline."""
+
+    order_id: UUID
+    channel: str
+    external_id: str
+    status: str
+    reasons: list[str]
+    received_at: datetime
+    placed_at: datetime
+    currency: str
+    total: str = Field(description="decimal string")
+    ordered: dict[str, int]
+    backordered: dict[str, int]
+    cancelled: dict[str, int]
+    shipped: dict[str, int]
+    timeline: list[TimelineStep]
+    cancellations: list[CancelRequestView]
+
+
+# Every answer the order endpoints give, declared so that clients (and the API's fuzz test) can rely on it.
+# FastAPI declares its own 422 (schema errors, `detail` a list) unless told otherwise; cancel adds its own.
+Answers = dict[int | str, dict[str, Any]]
+NOT_PARSED: Answers = {400: {"model": Problem, "description": "The body could not be read"}}
+TOO_LARGE: Answers = {413: {"model": Problem, "description": "The body is over the size limit"}}
+AUTHENTICATED: Answers = {
+    401: {"model": Problem, "description": "No API key, or an unknown, malformed or revoked one"},
+    403: {"model": Problem, "description": "The API key acts for another channel"},
+    429: {"model": Problem, "description": "The API key is over its rate; see Retry-After"},
+}
+SUBMIT_ANSWERS: Answers = {202: {"model": OrderAccepted}, **AUTHENTICATED, **NOT_PARSED, **TOO_LARGE}
+VIEW_ANSWERS: Answers = {
+    200: {"model": OrderView},
+    404: {"model": Problem, "description": "No such order"},
+    **AUTHENTICATED,
+}
+CANCEL_ANSWERS: Answers = {
+    202: {"model": CancelAnswer},
+    404: {"model": CancelRefusal, "description": "No such order"},
+    409: {"model": CancelRefusal, "description": "The order is past cancelling"},
+    422: {
+        "description": "A body that does not fit the schema, or lines that do not fit the order",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/HTTPValidationError"},
+                        {"$ref": "#/components/schemas/CancelRefusal"},
+                    ]
+                }
+            }
+        },
+    },
+    **AUTHENTICATED,
+    **NOT_PARSED,
+    **TOO_LARGE,
+}
