@@ -71,15 +71,14 @@ def external_event_id(topic: str, partition: int, offset: int) -> UUID:
     return uuid.uuid5(EXTERNAL_EVENT_NAMESPACE, f"{topic}/{partition}/{offset}")
 
 
-def from_external(payload: ev.Contract, *, topic: str, partition: int, offset: int, event_id: UUID | None) -> Envelope:
-    """An envelope for a bare record written by an outside party."""
-    eid = event_id or external_event_id(topic, partition, offset)
+def from_external(payload: ev.Contract, *, event_id: UUID, producer: str) -> Envelope:
+    """An envelope for a bare record written by an outside party (the producer named by its topic)."""
     return Envelope(
-        event_id=eid,
+        event_id=event_id,
         type=payload.event_type,
         version=payload.version,
         occurred_at=now(),
-        correlation_id=eid,
-        producer=topic,
+        correlation_id=event_id,
+        producer=producer,
         payload=payload.model_dump(mode="json"),
     )

@@ -62,7 +62,7 @@ class DeadLetter(Origin):
             "replayed": replayed,
         }
 
-    def replay_headers(self) -> list[tuple[str, bytes]]:
+    def replay_headers(self) -> list[tuple[str, bytes | None]]:
         kept = [(k, v) for k, v in self.headers if not k.startswith("dlq.") and k not in (REPLAY_OF, REPLAYED_AT)]
         if BY_NAME[self.origin_topic].external and not any(k == EVENT_ID for k, _ in kept):
             # The id the services derived for the original record from its position; the replay lands
