@@ -1,8 +1,7 @@
-"""Kafka plumbing: the idempotent producer, decoding records into envelopes, and the dead-letter path."""
+"""Kafka plumbing: the idempotent producer, and decoding records into envelopes (or a reason why not)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Self
@@ -12,10 +11,9 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from shared import events as ev
-from shared.envelope import Envelope, external_event_id, from_external, now
-from shared.metrics import DEAD_LETTERS, MESSAGES_PRODUCED
+from shared.envelope import Envelope, external_event_id, from_external
 from shared.settings import CommonSettings
-from shared.topics import BY_NAME, dead_letter_topic
+from shared.topics import BY_NAME
 
 MAX_REASON_CHARS = 1000
 
@@ -94,8 +92,12 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Undecodable:
+    """A record that cannot be processed, and why. `unreadable`: the Kafka client could not even parse it, so
+    its origin is known but not its content (it stays on its topic until the topic's retention removes it)."""
+
     origin: Origin
     reason: str
+    unreadable: bool = False
 
 
 def validation_reason(error: ValidationError) -> str:
@@ -196,31 +198,3 @@ def _event_id_header(origin: Origin) -> UUID | None:
 
 def encode(envelope: Envelope) -> bytes:
     return envelope.model_dump_json().encode()
-
-
-class DeadLetters:
-    """Publishes records a service cannot process to its dead-letter topic, reason and origin in the headers."""
-
-    def __init__(self, service: str, producer: AIOKafkaProducer) -> None:
-        self.service = service
-        self.topic = dead_letter_topic(service)
-        self.producer = producer
-
-    async def send(self, items: list[Undecodable]) -> None:
-        futures = []
-        for item in items:
-            origin = item.origin
-            headers = [
-                *[(k, v) for k, v in origin.headers if not k.startswith("dlq.")],
-                ("dlq.reason", item.reason[:MAX_REASON_CHARS].encode()),
-                ("dlq.origin.topic", origin.topic.encode()),
-                ("dlq.origin.partition", str(origin.partition).encode()),
-                ("dlq.origin.offset", str(origin.offset).encode()),
-                ("dlq.service", self.service.encode()),
-                ("dlq.failed_at", now().isoformat().encode()),
-            ]
-            futures.append(await self.producer.send(self.topic, origin.value, key=origin.key, headers=headers))
-            DEAD_LETTERS.labels(self.service, origin.topic).inc()
-        # Durable on the broker before the origin offset may be committed.
-        await asyncio.gather(*futures)
-        MESSAGES_PRODUCED.labels(self.service, self.topic).inc(len(items))

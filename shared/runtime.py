@@ -21,8 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared import logs
 from shared.consumer import BatchPreparation, EventConsumer, Handler
 from shared.db import create_pool
+from shared.dlq import DeadLetters
 from shared.http import CorrelationId
-from shared.kafka import DeadLetters, make_producer
+from shared.kafka import make_producer
 from shared.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
 from shared.outbox import OutboxRelay
 from shared.settings import CommonSettings
@@ -59,9 +60,14 @@ class Runtime:
         await self._producer.start()
         self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
         if handlers:
-            self.consumer = EventConsumer(
-                self.settings, self.pool, DeadLetters(self.settings.service, self.producer), handlers, prepare
+            dead_letters = DeadLetters(
+                self.settings.service,
+                self.producer,
+                self.pool,
+                max_record_bytes=self.settings.kafka_max_record_bytes,
+                send_timeout=self.settings.kafka_send_timeout_seconds,
             )
+            self.consumer = EventConsumer(self.settings, self.pool, dead_letters, handlers, prepare)
             self._spawn("consumer", self.consumer.run)
         for name, loop in extra.items():
             self._spawn(name, loop)
