@@ -82,8 +82,10 @@ class CommonSettings(BaseSettings):
             raise ValueError("the development database password may not be used in production")
         if self.environment == "production" and self.fault_kill_after_db_commit:
             raise ValueError("fault injection is for tests only")
-        if not 0 < self.db_lock_timeout_ms < self.db_statement_timeout_ms < self.db_command_timeout_seconds * 1000:
-            raise ValueError("database timeouts must grow: lock < statement < command timeout")
+        if not 0 < self.db_statement_timeout_ms < self.db_command_timeout_seconds * 1000:
+            raise ValueError("the statement timeout must be set and below the command timeout")
+        if not 0 <= self.db_lock_timeout_ms < self.db_statement_timeout_ms:  # 0: lock waits end as statements do
+            raise ValueError("the lock timeout must be below the statement timeout")
         if self.kafka_send_timeout_seconds * 1000 >= self.db_idle_in_tx_timeout_ms:
             raise ValueError(
                 "the relay waits for the broker inside a transaction: keep the send timeout below the idle timeout"
