@@ -22,7 +22,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from shared.envelope import now
 from shared.failures import Failure, classify, describe
-from shared.kafka import MAX_REASON_CHARS, Undecodable
+from shared.kafka import MAX_REASON_CHARS, Origin, Undecodable
 from shared.metrics import DEAD_LETTERS, DEAD_LETTERS_STORED, MESSAGES_PRODUCED
 from shared.topics import dead_letter_topic
 
@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 RecordHeaders = list[tuple[str, bytes | None]]
 STORED = "dlq.stored"
 UNREADABLE = "dlq.unreadable"
+
+
+def sendable_key(origin: Origin) -> bytes | None:
+    """The original key; an empty one when the record has neither key nor value (a record the client could
+    not read, a keyless tombstone), which the producer would refuse to send."""
+    return origin.key if origin.key is not None or origin.value is not None else b""
 
 
 def record_bytes(key: bytes | None, value: bytes | None, headers: RecordHeaders) -> int:
@@ -98,7 +104,7 @@ class DeadLetters:
         for i, (item, headers) in enumerate(items):
             try:  # the producer refuses some records at once (e.g. too large), others when the broker answers
                 waiting[i] = await self.producer.send(
-                    self.topic, item.origin.value, key=item.origin.key, headers=headers
+                    self.topic, item.origin.value, key=sendable_key(item.origin), headers=headers
                 )
             except Exception as exc:
                 outcomes[i] = exc
@@ -152,7 +158,7 @@ class DeadLetters:
                 await self.producer.send(
                     self.topic,
                     None,
-                    key=item.origin.key if item.origin.key is None or len(item.origin.key) <= 1024 else None,
+                    key=sendable_key(item.origin) if len(item.origin.key or b"") <= 1024 else b"",
                     headers=[
                         *[(k, v) for k, v in self.headers(item) if k.startswith("dlq.")],
                         (STORED, f"{self.service}.dead_letters:{row_id}".encode()),

@@ -4,6 +4,7 @@ and a statement that always times out is dead-lettered once classified, while th
 
 import json
 import uuid
+from typing import Any
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -18,10 +19,11 @@ from tests.waiting import eventually
 PRODUCER_LIMIT = 1_048_576
 
 
-def padded_to(document: dict, key: bytes, size: int) -> bytes:
+def padded_to(document: dict[str, Any], key: bytes, size: int) -> bytes:
     """The document as JSON, padded with whitespace (still valid JSON) so the record takes `size` bytes."""
     body = json.dumps(document).encode()
-    return body + b" " * (size - DefaultRecordBatchBuilder.estimate_size_in_bytes(key, body, []))
+    taken: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, body, [])
+    return body + b" " * (size - taken)
 
 
 async def test_a_record_too_large_for_the_dead_letter_topic_is_kept_in_the_table_and_replayed_after_the_fix(
@@ -81,8 +83,9 @@ async def test_a_record_too_large_for_the_dead_letter_topic_is_kept_in_the_table
             lambda: db.fetchval("SELECT status FROM capture.orders WHERE external_id = $1", huge["external_id"]),
             lambda status: status is not None,
         )
-        assert await db.fetchval("SELECT replayed_to FROM capture.dead_letters WHERE id = $1", stored["id"]) == (
-            done["replayed_to"]
+        assert (
+            await db.fetchval("SELECT replayed_to FROM capture.dead_letters WHERE id = $1", stored["id"])
+            == (done["replayed_to"])
         )
         assert letter_id not in {d.id for d in (await cli_dlq.listing(topics.ORDERS_SUBMITTED.name)).pending()}
     finally:
@@ -138,9 +141,12 @@ async def test_a_statement_that_always_times_out_is_dead_lettered_and_the_partit
                 lambda on_hand: on_hand == 8,
             )
             await transaction.rollback()
-        assert await db.fetchval(
-            "SELECT on_hand FROM allocation.stock WHERE warehouse_id = 'ams' AND sku = $1", blocked_sku
-        ) == 5
+        assert (
+            await db.fetchval(
+                "SELECT on_hand FROM allocation.stock WHERE warehouse_id = 'ams' AND sku = $1", blocked_sku
+            )
+            == 5
+        )
     finally:
         await db.release(holder)
         allocation.stop()
