@@ -70,7 +70,7 @@ class Origin:
 
     def derived_event_id(self) -> UUID:
         """The event id of a bare record that came without one (see shared.envelope.external_event_id)."""
-        return external_event_id(self.topic, self.partition, self.offset)
+        return external_event_id(self.topic, self.partition, self.offset, self.timestamp, self.key, self.value)
 
 
 @dataclass(frozen=True)

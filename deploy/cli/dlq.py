@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -94,16 +95,25 @@ class DeadLetter(Origin):
             "replayable": not self.unreadable,
         }
 
+    def original_event_id(self) -> UUID:
+        """What the services derived for the original record: from its origin, timestamp, key and value (the
+        dead letter keeps the original key and value; dead letters from before the timestamp was kept
+        in `dlq.origin.timestamp` give -1 there, which is stable too)."""
+        return external_event_id(
+            self.origin_topic,
+            int(self.header("dlq.origin.partition") or 0),
+            int(self.header("dlq.origin.offset") or 0),
+            int(self.header("dlq.origin.timestamp") or -1),
+            self.key,
+            self.value,
+        )
+
     def replay_headers(self) -> list[tuple[str, bytes | None]]:
         kept = [(k, v) for k, v in self.headers if not k.startswith("dlq.") and k not in (REPLAY_OF, REPLAYED_AT)]
         if BY_NAME[self.origin_topic].external and not any(k == EVENT_ID for k, _ in kept):
-            # The id the services derived for the original record from its position; the replay lands
-            # elsewhere, so it must carry that id to be recognised as the same event.
-            partition, offset = (
-                int(self.header("dlq.origin.partition") or 0),
-                int(self.header("dlq.origin.offset") or 0),
-            )
-            kept.append((EVENT_ID, str(external_event_id(self.origin_topic, partition, offset)).encode()))
+            # The id the services derived for the original record; the replay lands elsewhere, so it must
+            # carry that id to be recognised as the same event.
+            kept.append((EVENT_ID, str(self.original_event_id()).encode()))
         return [*kept, (REPLAY_OF, self.id.encode()), (REPLAYED_AT, now().isoformat().encode())]
 
 
