@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import logs
+from shared import inbox, logs
 from shared.consumer import BatchPreparation, EventConsumer, Handler
 from shared.db import create_pool
 from shared.dlq import DeadLetters
@@ -69,6 +69,7 @@ class Runtime:
             )
             self.consumer = EventConsumer(self.settings, self.pool, dead_letters, handlers, prepare)
             self._spawn("consumer", self.consumer.run)
+            self._spawn("inbox-retention", lambda: inbox.keep_retention(self.settings, self.pool))
         for name, loop in extra.items():
             self._spawn(name, loop)
 

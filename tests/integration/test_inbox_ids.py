@@ -50,3 +50,37 @@ async def test_an_order_where_an_earlier_life_of_the_topic_had_a_processed_recor
         lambda found: found is not None,
     )
     assert status != "received"
+
+
+async def test_processed_ids_older_than_the_retention_are_pruned_and_recent_ones_kept(pipeline, db) -> None:
+    capture = pipeline["capture"]
+    # given ids capture processed 15 days ago (past the 14-day retention) and yesterday
+    old = [uuid.uuid4() for _ in range(3)]
+    recent = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO capture.processed_events (event_id, processed_at)"
+        " SELECT unnest($1::uuid[]), now() - interval '15 days'",
+        old,
+    )
+    await db.execute(
+        "INSERT INTO capture.processed_events (event_id, processed_at) VALUES ($1, now() - interval '1 day')", recent
+    )
+    # when capture starts (it prunes at start, then periodically), in batches of 2
+    capture.stop()
+    capture.env = {"OMS_INBOX_PRUNE_BATCH": "2"}
+    capture.start()
+    try:
+        capture.wait_ready()
+        # then the old ids go and the recent one stays: a redelivery within the window is still recognised
+        remaining = await eventually(
+            lambda: db.fetch(
+                "SELECT event_id FROM capture.processed_events WHERE event_id = ANY($1::uuid[])", [*old, recent]
+            ),
+            lambda rows: len(rows) == 1,
+        )
+        assert [r["event_id"] for r in remaining] == [recent]
+    finally:
+        capture.stop()
+        capture.env = {}
+        capture.start()
+    capture.wait_ready()
