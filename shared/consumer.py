@@ -16,6 +16,7 @@ the lag of each assigned partition is reported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -124,7 +125,8 @@ class EventConsumer:
             except Exception as exc:
                 attempt += 1
                 log.warning("consumer cannot start (%s), retry %d", describe(exc), attempt)
-                await consumer.stop()
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
                 await asyncio.sleep(backoff(attempt))
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:

@@ -2,6 +2,7 @@
 the records are processed once it is over; contention is retried a bounded number of times; a permanent
 failure is dead-lettered at once; the offsets are committed in every case, and only after the outcome is kept."""
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from shared import consumer as consumer_module
 from shared import topics
@@ -18,6 +20,7 @@ from shared.consumer import EventConsumer
 from shared.events import ProductUpserted
 from shared.kafka import Inbound
 from shared.settings import CommonSettings
+from tests.waiting import eventually
 
 TOPIC = topics.CATALOG_PRODUCTS.name
 TP = TopicPartition(TOPIC, 0)
@@ -70,10 +73,10 @@ class FakeDeadLetters:
 
 class FakeKafkaConsumer:
     def __init__(self) -> None:
-        self.committed: list[dict[Any, int]] = []
+        self.commits: list[dict[Any, int]] = []
 
     async def commit(self, offsets) -> None:
-        self.committed.append(dict(offsets))
+        self.commits.append(dict(offsets))
 
 
 class Handler:
@@ -115,7 +118,7 @@ async def run_batch(handler: Handler, skus: list[str]) -> Outcome:
     pool, dead_letters, kafka = FakePool(), FakeDeadLetters(), FakeKafkaConsumer()
     consumer = EventConsumer(settings, pool, dead_letters, {TOPIC: handler})  # type: ignore[arg-type]
     await consumer._process(kafka, {TP: [product(sku, 10 + i) for i, sku in enumerate(skus)]})
-    return Outcome(pool.committed, dead_letters.kept, kafka.committed)
+    return Outcome(pool.committed, dead_letters.kept, kafka.commits)
 
 
 async def test_a_statement_timeout_is_permanent_the_record_is_dead_lettered_without_retries() -> None:
@@ -156,3 +159,55 @@ async def test_a_database_outage_is_waited_out_however_long_and_nothing_is_dead_
     assert handler.calls["A"] == 26
     assert outcome.committed == ["A", "B"]
     assert outcome.offsets == [{TP: 12}]
+
+
+class FlakyKafkaConsumer(FakeKafkaConsumer):
+    """A poll that fails, then one that hands out records; records the rewinds to the committed offsets."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__()
+        self.failure: Exception | None = failure
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    async def getmany(self, *partitions, timeout_ms=0, max_records=None):
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+        if not self.commits:
+            return {TP: [product("AFTER", 10)]}
+        await asyncio.sleep(0.01)
+        return {}
+
+    async def committed(self, tp) -> int:
+        return 10
+
+    def seek(self, tp, offset) -> None:
+        self.seeks.append((tp, offset))
+
+    def highwater(self, tp) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "failure", [RuntimeError("a bug in a step"), KafkaConnectionError()], ids=lambda e: e.__class__.__name__
+)
+async def test_a_failed_step_rewinds_to_the_committed_offsets_and_the_loop_carries_on(failure) -> None:
+    settings = CommonSettings(service=f"unit-{uuid.uuid4().hex[:8]}")
+    pool, kafka = FakePool(), FlakyKafkaConsumer(failure)
+    consumer = EventConsumer(settings, pool, FakeDeadLetters(), {TOPIC: Handler({})})  # type: ignore[arg-type]
+    consumer._consumer = lambda: kafka  # type: ignore[method-assign]
+    running = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: pool.committed, lambda skus: skus == ["AFTER"], timeout=10)
+        assert not running.done()
+        assert kafka.seeks == [(TP, 10)]
+        assert kafka.commits == [{TP: 11}]
+    finally:
+        running.cancel()
