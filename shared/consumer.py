@@ -1,38 +1,47 @@
 """The consuming half of the backbone, the same for every service.
 
-Records are read in batches; each batch is decoded, undecodable records go to the dead-letter topic,
-the rest are handled in ONE database transaction together with the claim of their event ids (so a
-redelivered event changes nothing), and only after that commit are the offsets committed. A transient
-failure (database or broker down, deadlock) retries the batch with backoff; any other failure isolates
-the records one by one and dead-letters the one that fails, so a poison message never blocks a partition.
-Metrics of handled records move only once their transaction commits; each record's ids are bound to the
-log context while it is handled; after every poll the lag of each assigned partition is reported.
+Records are read in batches; each batch is decoded, undecodable records are set aside as dead letters
+(shared.dlq), the rest are handled in ONE database transaction together with the claim of their event ids
+(so a redelivered event changes nothing), and only after that commit are the offsets committed.
+
+Failures are classified (shared.failures): an unavailable database or broker is waited out with capped
+backoff, without end; contention is retried a bounded number of times; a permanent failure, or contention
+that persists, splits the batch and dead-letters the record that fails alone. Nothing a record holds can end
+the loop: a record the Kafka client itself cannot parse is set aside by its offset, and any other failure of
+a step rewinds to the committed offsets and carries on. Metrics of handled records move only once their
+transaction commits; each record's ids are bound to the log context while it is handled; after every poll
+the lag of each assigned partition is reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CorruptRecordException, IllegalStateError, KafkaError
 
 from shared import aftercommit, inbox, kafka_access, logs
-from shared.db import TRANSIENT_DB_ERRORS, Conn
-from shared.kafka import DeadLetters, Inbound, Undecodable, decode
+from shared.db import Conn
+from shared.dlq import DeadLetters
+from shared.failures import Failure, classify, describe
+from shared.kafka import Inbound, Origin, Undecodable, decode
 from shared.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
     HANDLER_SECONDS,
     MESSAGES_CONSUMED,
     TRANSIENT_RETRIES,
+    UNREADABLE_RECORDS,
     count,
     observe,
 )
@@ -42,7 +51,21 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Conn, Inbound], Awaitable[None]]
 # Runs first in a batch's transaction with the batch's new records, e.g. to take row locks in one global order.
 BatchPreparation = Callable[[Conn, list[Inbound]], Awaitable[None]]
-TRANSIENT = (*TRANSIENT_DB_ERRORS, KafkaError)
+Batches = Mapping[TopicPartition, list[Any]]
+# While looking for a record the client cannot parse, polls of one partition before going on to the next
+# (so a busy partition cannot hold up the search; if the record was not found, the next poll starts over).
+POLLS_PER_PARTITION = 20
+
+
+def backoff(attempt: int, cap: float = 10.0) -> float:
+    """Exponential with jitter, capped: an outage of any length is waited out without hammering."""
+    return float(min(cap, 0.05 * 2 ** min(attempt, 16)) * (0.5 + random.random()))
+
+
+def unreadable(exc: BaseException) -> bool:
+    """Whether a failed poll means a record the client could not parse (its header names are decoded as
+    strict UTF-8, its CRC checked) rather than the broker being unreachable or refusing."""
+    return isinstance(exc, CorruptRecordException) or not isinstance(exc, KafkaError)
 
 
 class EventConsumer:
@@ -64,7 +87,24 @@ class EventConsumer:
         self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
+        consumer = await self._started()
+        try:
+            failures = 0
+            while True:
+                try:
+                    await self._step(consumer)
+                    failures = 0
+                except Exception as exc:
+                    # Records cannot get here (decoding and handlers are isolated): the broker, or a bug.
+                    failures += 1
+                    log.exception("consumer step failed (%s); rewinding to the committed offsets", describe(exc))
+                    await asyncio.sleep(backoff(failures))
+                    await self._rewind(consumer)
+        finally:
+            await consumer.stop()
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
             *self.handlers,
             **kafka_access.of_service(self.settings).client_options(),
             group_id=f"oms-{self.service}",
@@ -74,20 +114,95 @@ class EventConsumer:
             max_poll_records=self.settings.consumer_batch_size,
             isolation_level="read_committed",
         )
-        await consumer.start()
-        try:
-            while True:
-                batches = await consumer.getmany(
-                    timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
-                )
-                self.assigned = bool(consumer.assignment())
-                if batches:
-                    await self._process(consumer, batches)
-                await self._report_lag(consumer)
-        finally:
-            await consumer.stop()
 
-    async def _process(self, consumer: AIOKafkaConsumer, batches: Mapping[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+    async def _started(self) -> AIOKafkaConsumer:
+        attempt = 0
+        while True:
+            consumer = self._consumer()
+            try:
+                await consumer.start()
+                return consumer
+            except Exception as exc:
+                attempt += 1
+                log.warning("consumer cannot start (%s), retry %d", describe(exc), attempt)
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                await asyncio.sleep(backoff(attempt))
+
+    async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        batches = await self._poll(consumer)
+        self.assigned = bool(consumer.assignment())
+        if batches:
+            await self._process(consumer, batches)
+        await self._report_lag(consumer)
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> Batches:
+        try:
+            batches: Batches = await consumer.getmany(
+                timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
+            )
+        except Exception as exc:
+            if not unreadable(exc):
+                raise
+            # Records drained from other partitions in the failed poll are gone from the client: read again
+            # from the committed offsets, one partition at a time, to find the record and set it aside.
+            log.error("the Kafka client cannot parse a fetched record (%s); looking for it", describe(exc))
+            await self._rewind(consumer)
+            for tp in sorted(consumer.assignment()):
+                await self._read_alone(consumer, tp)
+            return {}
+        return batches
+
+    async def _read_alone(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        for _ in range(POLLS_PER_PARTITION):
+            try:
+                batch = await consumer.getmany(
+                    tp, timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
+                )
+            except Exception as exc:
+                if not unreadable(exc):
+                    raise
+                await self._step_to_unreadable(consumer, tp)
+                continue
+            if not batch:
+                return
+            await self._process(consumer, batch)
+
+    async def _step_to_unreadable(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """Read one record at a time up to the one the client cannot parse: handle those before it, set it
+        aside by its offset and go on after it. A failed poll leaves the position on the first record it did
+        not return, so that offset is the unreadable record's (or, when it shares a producer batch with an
+        earlier unreadable one, a record the client cannot reach either: it parses the batch from its start)."""
+        readable: list[Any] = []
+        failure: BaseException | None = None
+        while len(readable) < self.settings.consumer_batch_size:
+            try:
+                got = await consumer.getmany(tp, timeout_ms=self.settings.consumer_poll_ms, max_records=1)
+            except Exception as exc:
+                if not unreadable(exc):
+                    raise
+                failure = exc
+                break
+            if not got:
+                break
+            readable.extend(got[tp])
+        if readable:
+            await self._process(consumer, {tp: readable})
+        if failure is None:
+            return
+        offset = await consumer.position(tp)
+        reason = (
+            f"unreadable: the Kafka client cannot parse the record ({describe(failure)}); it stays on "
+            f"{tp.topic} partition {tp.partition} at offset {offset} until the topic's retention ends"
+        )
+        log.error("setting aside %s[%d]@%d: %s", tp.topic, tp.partition, offset, reason)
+        await self._set_aside([Undecodable(Origin(tp.topic, tp.partition, offset, None, None, ()), reason, True)])
+        UNREADABLE_RECORDS.labels(self.service, tp.topic).inc()
+        MESSAGES_CONSUMED.labels(self.service, tp.topic, "dead_lettered").inc()
+        consumer.seek(tp, offset + 1)
+        await self._commit(consumer, {tp: offset + 1})
+
+    async def _process(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         started = time.perf_counter()
         decoded: list[Inbound] = []
         poison: list[Undecodable] = []
@@ -96,27 +211,30 @@ class EventConsumer:
                 item = decode(record, self.settings.max_body_bytes)
                 (decoded if isinstance(item, Inbound) else poison).append(item)  # type: ignore[arg-type]
         if poison:
-            await self._retry_transient(lambda: self.dead_letters.send(poison))
+            await self._set_aside(poison)
             for item in poison:
                 log.warning("dead-lettered %s: %s", item.origin, item.reason)
                 MESSAGES_CONSUMED.labels(self.service, item.origin.topic, "dead_lettered").inc()
         if decoded:
             try:
-                await self._retry_transient(lambda: self._apply(decoded))
-            except Exception:
-                log.exception("batch of %d failed; isolating records", len(decoded))
+                await self._retrying(lambda: self._apply(decoded))
+            except Exception as exc:
+                log.warning("batch of %d failed (%s); handling its records one by one", len(decoded), describe(exc))
                 for item in decoded:
                     await self._apply_or_dead_letter(item)
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         if self.settings.fault_kill_after_db_commit:
             log.warning("fault injection: SIGKILL after database commit, before offset commit")
             os.kill(os.getpid(), signal.SIGKILL)
-        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        await self._commit(consumer, {tp: records[-1].offset + 1 for tp, records in batches.items() if records})
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # Partitions moved to another instance mid-batch; it will redeliver, and the inbox makes that harmless.
-            log.warning("offset commit refused after rebalance (%s)", exc.__class__.__name__)
+        except Exception as exc:
+            # Partitions moved mid-batch, or the coordinator is away: whoever reads them next starts from the
+            # last commit and gets these records again, which the inbox makes harmless.
+            log.warning("offset commit failed (%s); the records may be delivered again", describe(exc))
 
     async def _apply(self, items: list[Inbound]) -> None:
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
@@ -137,14 +255,67 @@ class EventConsumer:
 
     async def _apply_or_dead_letter(self, item: Inbound) -> None:
         try:
-            await self._retry_transient(lambda: self._apply([item]))
+            await self._retrying(lambda: self._apply([item]))
         except Exception as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else ""
+            persisted = " (contention persisted)" if classify(exc) is Failure.CONTENTION else ""
             with logs.bound(**record_ids(item)):
-                log.error("dead-lettering %s: handler failed with %s", item.origin, exc.__class__.__name__)
-            failed = Undecodable(item.origin, f"handler failed: {exc.__class__.__name__}: {detail}")
-            await self._retry_transient(lambda: self.dead_letters.send([failed]))
+                log.error("dead-lettering %s: handler failed with %s%s", item.origin, describe(exc), persisted)
+            await self._set_aside([Undecodable(item.origin, f"handler failed: {describe(exc)}{persisted}")])
             MESSAGES_CONSUMED.labels(self.service, item.topic, "dead_lettered").inc()
+
+    async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` until it succeeds: an unavailable database or broker is waited out without end,
+        contention is retried `contention_retries` times; a permanent failure is raised at once."""
+        attempt = contention = 0
+        while True:
+            try:
+                await action()
+                return
+            except Exception as exc:
+                kind = classify(exc)
+                if kind is Failure.CONTENTION:
+                    contention += 1
+                if kind is Failure.PERMANENT or contention > self.settings.contention_retries:
+                    raise
+                attempt += 1
+                TRANSIENT_RETRIES.labels(self.service, kind.value).inc()
+                delay = backoff(attempt)
+                log.warning("%s (%s), retry %d in %.2fs", kind.value, exc.__class__.__name__, attempt, delay)
+                await asyncio.sleep(delay)
+
+    async def _set_aside(self, items: Sequence[Undecodable]) -> None:
+        """Dead-letter the records before their offsets can be committed, however long that takes: the
+        dead-letter path only fails while the broker or the database is unavailable."""
+        attempt = 0
+        while True:
+            try:
+                await self.dead_letters.send(items)
+                return
+            except Exception as exc:
+                attempt += 1
+                kind = classify(exc)
+                TRANSIENT_RETRIES.labels(self.service, kind.value).inc()
+                level = logging.CRITICAL if kind is Failure.PERMANENT else logging.WARNING
+                log.log(level, "dead letters not kept yet (%s), retry %d", describe(exc), attempt)
+                await asyncio.sleep(backoff(attempt))
+
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Move every assigned partition back to its committed offset (the start, if none), so that records
+        the client handed out but this instance did not finish come again."""
+        attempt = 0
+        while True:
+            try:
+                for tp in consumer.assignment():
+                    committed = await consumer.committed(tp)
+                    if committed is None:
+                        await consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, committed)
+                return
+            except Exception as exc:
+                attempt += 1
+                log.warning("cannot rewind to the committed offsets yet (%s), retry %d", describe(exc), attempt)
+                await asyncio.sleep(backoff(attempt))
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Per assigned partition: records not yet fetched, from this consumer's own positions (no broker
@@ -163,19 +334,6 @@ class EventConsumer:
         for tp in self._lag_reported - reported:
             CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
         self._lag_reported = reported
-
-    async def _retry_transient(self, action: Callable[[], Awaitable[None]]) -> None:
-        attempt = 0
-        while True:
-            try:
-                await action()
-                return
-            except TRANSIENT as exc:
-                attempt += 1
-                TRANSIENT_RETRIES.labels(self.service).inc()
-                delay = min(10.0, 0.05 * 2**attempt) * (0.5 + random.random())
-                log.warning("transient failure (%s), retry %d in %.2fs", exc.__class__.__name__, attempt, delay)
-                await asyncio.sleep(delay)
 
 
 def record_ids(item: Inbound) -> dict[str, UUID | None]:

@@ -1,8 +1,8 @@
-"""PostgreSQL access: one asyncpg pool per service, pinned to the service's own schema, and the migration runner."""
+"""PostgreSQL access: one asyncpg pool per service, pinned to the service's own schema and bounded by
+server-side timeouts, and the migration runner."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -16,22 +16,23 @@ log = logging.getLogger(__name__)
 # What handlers and repositories take: a plain or a pooled connection.
 Conn = asyncpg.Connection | PoolConnectionProxy
 BACKBONE_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.AdminShutdownError,
-)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def server_settings(settings: CommonSettings) -> dict[str, str]:
+    """Session settings of every service connection: its own schema, and limits so that no statement, lock
+    wait or forgotten transaction can hold a partition, a relay or a lock for good (see CommonSettings)."""
+    return {
+        "search_path": settings.db_role,
+        "application_name": f"oms-{settings.service}",
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "lock_timeout": str(settings.db_lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.db_idle_in_tx_timeout_ms),
+    }
 
 
 async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> asyncpg.Pool:
@@ -41,8 +42,8 @@ async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> asyncpg
         min_size=min_size,
         max_size=settings.db_pool_size,
         init=_init_connection,
-        server_settings={"search_path": settings.db_role, "application_name": f"oms-{settings.service}"},
-        command_timeout=30,
+        server_settings=server_settings(settings),
+        command_timeout=settings.db_command_timeout_seconds,
     )
 
 
@@ -50,7 +51,8 @@ async def connect(settings: CommonSettings) -> asyncpg.Connection:
     conn = await asyncpg.connect(
         settings.db_dsn,
         password=settings.db_password,
-        server_settings={"search_path": settings.db_role, "application_name": f"oms-{settings.service}"},
+        server_settings=server_settings(settings),
+        command_timeout=settings.db_command_timeout_seconds,
     )
     await _init_connection(conn)
     return conn

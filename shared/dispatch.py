@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from shared.db import TRANSIENT_DB_ERRORS, connect
+from shared.db import connect
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,6 @@ async def _listen(settings: CommonSettings, channel: str, wake: asyncio.Event) -
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close()
-        except TRANSIENT_DB_ERRORS as exc:
+        except Exception as exc:  # the periodic poll keeps the work going meanwhile
             log.warning("listener on %s lost (%s), reconnecting", channel, exc.__class__.__name__)
         await asyncio.sleep(1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +14,8 @@ from shared import events as ev
 from shared.topics import TOPICS
 
 PAYLOAD_TYPES: dict[str, type[ev.Contract]] = {cls.event_type: cls for topic in TOPICS for cls in topic.payloads}
-# Ids of events that arrive without one (bare contract JSON from outside) derive from where they were read,
-# so a redelivery of the same record gets the same id.
+# Ids of events that arrive without one (bare contract JSON from outside) derive from the record itself,
+# so a redelivery of the same record gets the same id (external_event_id).
 EXTERNAL_EVENT_NAMESPACE = UUID("5b0f3f1e-8c1c-4d8e-9a53-6f0c2b1d7e41")
 
 
@@ -66,20 +67,29 @@ def wrap(
     )
 
 
-def external_event_id(topic: str, partition: int, offset: int) -> UUID:
-    """The id of a bare record that came without one: derived from where it was read."""
-    return uuid.uuid5(EXTERNAL_EVENT_NAMESPACE, f"{topic}/{partition}/{offset}")
+def external_event_id(
+    topic: str, partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None
+) -> UUID:
+    """The id of a bare record that came without one, the same at every redelivery of that record.
+
+    Its position names it only within one life of the topic: a topic deleted and created again starts its
+    offsets at 0, and a position-only id would make its new records look like ones already processed.
+    The record's timestamp (as the broker stores it, milliseconds) and a digest of its key and value tell
+    the lives apart; none of them changes when the same stored record is delivered again."""
+    digest = hashlib.sha256()
+    for part in (key, value):  # length-prefixed, so that no key and an empty key differ
+        digest.update(b"-" if part is None else b"+" + len(part).to_bytes(8, "big") + part)
+    return uuid.uuid5(EXTERNAL_EVENT_NAMESPACE, f"{topic}/{partition}/{offset}/{timestamp}/{digest.hexdigest()}")
 
 
-def from_external(payload: ev.Contract, *, topic: str, partition: int, offset: int, event_id: UUID | None) -> Envelope:
-    """An envelope for a bare record written by an outside party."""
-    eid = event_id or external_event_id(topic, partition, offset)
+def from_external(payload: ev.Contract, *, event_id: UUID, producer: str) -> Envelope:
+    """An envelope for a bare record written by an outside party (the producer named by its topic)."""
     return Envelope(
-        event_id=eid,
+        event_id=event_id,
         type=payload.event_type,
         version=payload.version,
         occurred_at=now(),
-        correlation_id=eid,
-        producer=topic,
+        correlation_id=event_id,
+        producer=producer,
         payload=payload.model_dump(mode="json"),
     )

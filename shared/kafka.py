@@ -1,8 +1,7 @@
-"""Kafka plumbing: the idempotent producer, decoding records into envelopes, and the dead-letter path."""
+"""Kafka plumbing: the idempotent producer, and decoding records into envelopes (or a reason why not)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Self
@@ -13,10 +12,9 @@ from pydantic import ValidationError
 
 from shared import events as ev
 from shared import kafka_access
-from shared.envelope import Envelope, from_external, now
-from shared.metrics import DEAD_LETTERS, MESSAGES_PRODUCED
+from shared.envelope import Envelope, external_event_id, from_external
 from shared.settings import CommonSettings
-from shared.topics import BY_NAME, dead_letter_topic
+from shared.topics import BY_NAME
 
 MAX_REASON_CHARS = 1000
 
@@ -34,6 +32,9 @@ def make_producer(settings: CommonSettings) -> AIOKafkaProducer:
     )
 
 
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a record was read, and its raw bytes (kept for the dead-letter topic)."""
@@ -43,7 +44,8 @@ class Origin:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    headers: Headers
+    timestamp: int = -1  # milliseconds, as the broker stores it with the record
 
     @classmethod
     def of(cls, record: Any) -> Self:
@@ -54,13 +56,22 @@ class Origin:
             record.key,
             record.value,
             tuple(record.headers or ()),
+            record.timestamp,
         )
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
     def header(self, name: str) -> str | None:
-        return _header(self.headers, name)
+        """A header for display: absent or null is None, bytes that are not UTF-8 are replaced."""
+        for key, value in self.headers:
+            if key == name:
+                return None if value is None else value.decode("utf-8", "replace")
+        return None
+
+    def derived_event_id(self) -> UUID:
+        """The event id of a bare record that came without one (see shared.envelope.external_event_id)."""
+        return external_event_id(self.topic, self.partition, self.offset, self.timestamp, self.key, self.value)
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,12 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Undecodable:
+    """A record that cannot be processed, and why. `unreadable`: the Kafka client could not even parse it, so
+    its origin is known but not its content (it stays on its topic until the topic's retention removes it)."""
+
     origin: Origin
     reason: str
+    unreadable: bool = False
 
 
 def validation_reason(error: ValidationError) -> str:
@@ -95,82 +110,92 @@ def validation_reason(error: ValidationError) -> str:
     return "; ".join(parts)[:MAX_REASON_CHARS]
 
 
-def _header(headers: tuple[tuple[str, bytes], ...], name: str) -> str | None:
+EVENT_ID_HEADER = "event_id"
+
+
+class UnusableHeader(ValueError):
+    """A header the record needs is null or not text."""
+
+
+def header_text(headers: Headers, name: str) -> str | None:
+    """A header's value as strict UTF-8 text, None when absent; a null or non-UTF-8 value is an error."""
     for key, value in headers:
         if key == name:
-            return value.decode("utf-8", "replace")
+            if value is None:
+                raise UnusableHeader(f"{name} header is null")
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UnusableHeader(f"{name} header is not UTF-8") from None
     return None
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
+
+
 def decode(record: Any, max_bytes: int) -> Inbound | Undecodable:
-    """Turn a consumed record into an Inbound, or say precisely why it cannot be."""
+    """Turn a consumed record into an Inbound, or say precisely why it cannot be; never raises.
+
+    Whatever the record's bytes, headers, size or nesting, the outcome is a result: a record that made this
+    raise would stop its consumer and come back after every restart."""
     origin = Origin.of(record)
-    headers = origin.headers
-
-    def bad(reason: str) -> Undecodable:
-        return Undecodable(origin, reason)
-
-    topic = BY_NAME.get(record.topic)
-    if topic is None:
-        return bad(f"no contract registered for topic {record.topic}")
-    if record.value is None:
-        return bad("empty record (tombstone)")
-    if len(record.value) > max_bytes:
-        return bad(f"oversized: {len(record.value)} bytes, limit {max_bytes}")
     try:
-        document = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return bad(f"not JSON: {exc.__class__.__name__} at position {getattr(exc, 'pos', '?')}")
+        return _decode(origin, max_bytes)
+    except Exception as exc:  # anything unforeseen about the bytes still gets a reason, not a dead consumer
+        return Undecodable(origin, f"cannot decode: {exc.__class__.__name__}"[:MAX_REASON_CHARS])
+
+
+def _decode(origin: Origin, max_bytes: int) -> Inbound | Undecodable:
+    def bad(reason: str) -> Undecodable:
+        return Undecodable(origin, reason[:MAX_REASON_CHARS])
+
+    topic = BY_NAME.get(origin.topic)
+    if topic is None:
+        return bad(f"no contract registered for topic {origin.topic}")
+    if origin.value is None:
+        return bad("empty record (tombstone)")
+    if len(origin.value) > max_bytes:
+        return bad(f"oversized: {len(origin.value)} bytes, limit {max_bytes}")
+    try:
+        document = json.loads(origin.value)
+    except RecursionError:
+        return bad("not JSON: nested too deeply")
+    except json.JSONDecodeError as exc:
+        return bad(f"not JSON: JSONDecodeError at position {exc.pos}")
+    except ValueError as exc:  # not UTF-8, or a number too long to convert
+        return bad(f"not JSON: {exc.__class__.__name__}: {_first_line(exc)}")
     try:
         if topic.external:
             payload = topic.payloads[0].model_validate(document)
-            header_id = _header(headers, "event_id")
-            envelope = from_external(
-                payload,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                event_id=UUID(header_id) if header_id else None,
-            )
+            event_id = _event_id_header(origin) or origin.derived_event_id()
+            envelope = from_external(payload, event_id=event_id, producer=origin.topic)
         else:
             envelope = Envelope.model_validate(document)
             payload = envelope.decode()
             if not isinstance(payload, topic.payloads):
-                return bad(f"event type {envelope.type} does not belong on {record.topic}")
+                return bad(f"event type {envelope.type} does not belong on {origin.topic}")
+    except UnusableHeader as exc:
+        return bad(str(exc))
     except ValidationError as exc:
         return bad(f"schema: {validation_reason(exc)}")
+    except RecursionError:
+        return bad("schema: nested too deeply")
     except ValueError as exc:
-        return bad(f"schema: {str(exc)[:MAX_REASON_CHARS]}")
+        return bad(f"schema: {_first_line(exc)}")
     return Inbound(origin, envelope, payload)
+
+
+def _event_id_header(origin: Origin) -> UUID | None:
+    text = header_text(origin.headers, EVENT_ID_HEADER)
+    if text is None:
+        return None
+    try:
+        return UUID(text)
+    except ValueError:
+        raise UnusableHeader(f"{EVENT_ID_HEADER} header is not a UUID") from None
 
 
 def encode(envelope: Envelope) -> bytes:
     return envelope.model_dump_json().encode()
-
-
-class DeadLetters:
-    """Publishes records a service cannot process to its dead-letter topic, reason and origin in the headers."""
-
-    def __init__(self, service: str, producer: AIOKafkaProducer) -> None:
-        self.service = service
-        self.topic = dead_letter_topic(service)
-        self.producer = producer
-
-    async def send(self, items: list[Undecodable]) -> None:
-        futures = []
-        for item in items:
-            origin = item.origin
-            headers = [
-                *[(k, v) for k, v in origin.headers if not k.startswith("dlq.")],
-                ("dlq.reason", item.reason[:MAX_REASON_CHARS].encode()),
-                ("dlq.origin.topic", origin.topic.encode()),
-                ("dlq.origin.partition", str(origin.partition).encode()),
-                ("dlq.origin.offset", str(origin.offset).encode()),
-                ("dlq.service", self.service.encode()),
-                ("dlq.failed_at", now().isoformat().encode()),
-            ]
-            futures.append(await self.producer.send(self.topic, origin.value, key=origin.key, headers=headers))
-            DEAD_LETTERS.labels(self.service, origin.topic).inc()
-        # Durable on the broker before the origin offset may be committed.
-        await asyncio.gather(*futures)
-        MESSAGES_PRODUCED.labels(self.service, self.topic).inc(len(items))

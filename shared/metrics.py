@@ -18,7 +18,12 @@ MESSAGES_CONSUMED = Counter(
 )
 MESSAGES_PRODUCED = Counter("oms_messages_produced_total", "Records published to Kafka.", ["service", "topic"])
 DEAD_LETTERS = Counter(
-    "oms_dead_letters_total", "Records sent to the dead-letter topic, by origin topic.", ["service", "topic"]
+    "oms_dead_letters_total", "Records set aside as dead letters, by origin topic.", ["service", "topic"]
+)
+DEAD_LETTERS_STORED = Counter(
+    "oms_dead_letters_stored_total",
+    "Dead letters kept in the service's dead_letters table because the dead-letter topic could not take them.",
+    ["service", "topic"],
 )
 BATCH_SECONDS = Histogram(
     "oms_consumer_batch_duration_seconds",
@@ -34,8 +39,16 @@ HANDLER_SECONDS = Histogram(
 )
 TRANSIENT_RETRIES = Counter(
     "oms_transient_retries_total",
-    "Batches retried after a transient failure (database or broker).",
-    ["service"],
+    "Work retried after a transient failure, by kind: unavailable (database or broker down) or contention.",
+    ["service", "kind"],
+)
+UNREADABLE_RECORDS = Counter(
+    "oms_unreadable_records_total",
+    "Records the Kafka client could not parse (e.g. a header name that is not UTF-8), set aside by offset.",
+    ["service", "topic"],
+)
+INBOX_PRUNED = Counter(
+    "oms_inbox_pruned_events_total", "Processed event ids removed from the inbox after the retention.", ["service"]
 )
 CONSUMER_LAG = Gauge(
     "oms_consumer_lag_messages",

@@ -1,26 +1,36 @@
 """The transactional outbox: events are written with the state change, then a relay publishes them.
 
-One relay per service publishes at a time (an advisory lock), so events leave in the order they were
-written; other instances stand by. A trigger NOTIFYs at commit to wake the relay (shared.dispatch).
+One relay per service publishes at a time (an advisory lock of its own), so events leave in the order they
+were written; other instances stand by. A trigger NOTIFYs at commit to wake the relay (shared.dispatch).
+A relay cannot hang holding its lock: the broker's acknowledgement is awaited for at most the send timeout,
+and the server ends a transaction left idle longer than that (the pool's idle-in-transaction timeout), so a
+stuck relay frees the lock for another instance. An event the broker can never take (larger than its limit)
+is set aside in the service's dead_letters table instead of stopping every event behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from shared.db import Conn
 from shared.dispatch import run_dispatch
+from shared.dlq import record_bytes
 from shared.envelope import Envelope
 from shared.kafka import encode
-from shared.metrics import MESSAGES_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.metrics import DEAD_LETTERS, DEAD_LETTERS_STORED, MESSAGES_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from shared.metrics_business import count_emitted
 from shared.settings import CommonSettings
 from shared.topics import Topic
 
+log = logging.getLogger(__name__)
 RELAY_BATCH = 500
+# What the broker refuses about the record itself: no retry can change that.
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 async def enqueue(conn: Conn, items: list[tuple[Topic, str, Envelope]]) -> None:
@@ -36,6 +46,20 @@ async def enqueue(conn: Conn, items: list[tuple[Topic, str, Envelope]]) -> None:
             count_emitted(envelope.type, envelope.payload)
 
 
+async def lock_relay(conn: Conn, service: str, *, wait: bool = False) -> bool:
+    """Take the service's relay lock for the current transaction (whoever holds it is the one relay publishing
+    that service's outbox); with `wait`, block until it is free (e.g. to pause a relay).
+
+    One lock per service, as each service has its own outbox: the services share one database, and a single
+    key would let one service's relay (or a hung one) hold up every other service's events. The two-key form
+    keeps these locks apart from the single-key ones (the migration lock)."""
+    key = "hashtext('outbox-relay'), hashtext($1)"
+    if wait:
+        await conn.execute(f"SELECT pg_advisory_xact_lock({key})", service)
+        return True
+    return bool(await conn.fetchval(f"SELECT pg_try_advisory_xact_lock({key})", service))
+
+
 class OutboxRelay:
     def __init__(self, settings: CommonSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer) -> None:
         self.settings = settings
@@ -48,18 +72,70 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         service = self.settings.service
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext('outbox-relay'))"):
+            if not await lock_relay(conn, service):
                 return 0
-            rows = await conn.fetch("SELECT id, topic, key, body FROM outbox ORDER BY id LIMIT $1", RELAY_BATCH)
+            rows = await conn.fetch(
+                "SELECT id, topic, key, body, created_at FROM outbox ORDER BY id LIMIT $1", RELAY_BATCH
+            )
             if rows:
-                futures = [await self.producer.send(r["topic"], r["body"], key=r["key"].encode()) for r in rows]
-                await asyncio.gather(*futures)  # acknowledged by every in-sync replica before rows go
+                too_large = await self._publish(rows)
+                if too_large:
+                    await self._set_aside(conn, too_large)
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-                for row in rows:
-                    MESSAGES_PRODUCED.labels(service, row["topic"]).inc()
             backlog, age = await conn.fetchrow(
                 "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) FROM outbox"
             ) or (0, 0)
             OUTBOX_BACKLOG.labels(service).set(backlog)
             OUTBOX_OLDEST_AGE.labels(service).set(float(age))
             return len(rows)
+
+    async def _publish(self, rows: list[asyncpg.Record]) -> list[tuple[asyncpg.Record, str]]:
+        """Publish the rows, acknowledged by every in-sync replica within the send timeout; returns those the
+        broker can never take, with why. Any other failure raises: the transaction rolls back and the rows are
+        published again later (a repeat is harmless, the event ids are kept)."""
+        limit = self.settings.kafka_max_record_bytes
+        too_large: list[tuple[asyncpg.Record, str]] = []
+        sent: list[tuple[asyncpg.Record, asyncio.Future[object]]] = []
+        for row in rows:
+            key = row["key"].encode()
+            size = record_bytes(key, row["body"], [])
+            if size > limit:
+                too_large.append((row, f"{size} bytes, limit {limit}"))
+            else:
+                sent.append((row, await self.producer.send(row["topic"], row["body"], key=key)))
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(future for _, future in sent), return_exceptions=True),
+            self.settings.kafka_send_timeout_seconds,
+        )
+        for (row, _), outcome in zip(sent, outcomes, strict=True):
+            if isinstance(outcome, TOO_LARGE):
+                too_large.append((row, f"refused by the broker: {outcome.__class__.__name__}"))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                MESSAGES_PRODUCED.labels(self.settings.service, row["topic"]).inc()
+        return too_large
+
+    async def _set_aside(self, conn: Conn, rows: list[tuple[asyncpg.Record, str]]) -> None:
+        """Events the broker can never take, kept as dead letters (origin: the topic, partition -1 and the
+        outbox row id) so they can be replayed once the limit is raised; the events behind them go on."""
+        service = self.settings.service
+        for row, why in rows:
+            reason = f"event too large to publish: {why}"
+            await conn.execute(
+                "INSERT INTO dead_letters (origin_topic, origin_partition, origin_offset, origin_timestamp, key,"
+                " value, header_keys, header_values, reason)"
+                " VALUES ($1, -1, $2, (extract(epoch FROM $3::timestamptz) * 1000)::bigint, $4, $5, '{}', '{}', $6)"
+                " ON CONFLICT DO NOTHING",
+                row["topic"],
+                row["id"],
+                row["created_at"],
+                row["key"].encode(),
+                row["body"],
+                reason,
+            )
+            log.error(
+                "outbox event %d for %s set aside in %s.dead_letters: %s", row["id"], row["topic"], service, reason
+            )
+            DEAD_LETTERS.labels(service, row["topic"]).inc()
+            DEAD_LETTERS_STORED.labels(service, row["topic"]).inc()

@@ -18,12 +18,13 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import logs
+from shared import inbox, logs
 from shared.auth import ApiKeys
 from shared.consumer import BatchPreparation, EventConsumer, Handler
 from shared.db import create_pool
+from shared.dlq import DeadLetters
 from shared.http import CorrelationId
-from shared.kafka import DeadLetters, make_producer
+from shared.kafka import make_producer
 from shared.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
 from shared.outbox import OutboxRelay
 from shared.settings import CommonSettings
@@ -63,10 +64,16 @@ class Runtime:
         self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
         if handlers:
             check_reads(self.settings.service, handlers)
-            self.consumer = EventConsumer(
-                self.settings, self.pool, DeadLetters(self.settings.service, self.producer), handlers, prepare
+            dead_letters = DeadLetters(
+                self.settings.service,
+                self.producer,
+                self.pool,
+                max_record_bytes=self.settings.kafka_max_record_bytes,
+                send_timeout=self.settings.kafka_send_timeout_seconds,
             )
+            self.consumer = EventConsumer(self.settings, self.pool, dead_letters, handlers, prepare)
             self._spawn("consumer", self.consumer.run)
+            self._spawn("inbox-retention", lambda: inbox.keep_retention(self.settings, self.pool))
         for name, loop in extra.items():
             self._spawn(name, loop)
 

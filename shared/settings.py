@@ -55,6 +55,28 @@ class CommonSettings(BaseSettings):
     api_rate_per_second: float = 500.0
     max_body_bytes: int = 256 * 1024
 
+    # Every pooled session runs with these server-side limits (milliseconds). A statement running longer
+    # ends as 57014 (permanent: the record is dead-lettered); a lock wait ends sooner as 55P03 (contention:
+    # retried); a transaction left idle is ended by the server, which frees its locks (a hung relay's among
+    # them). The client's own command timeout is longer, so it only fires when the server stops answering.
+    db_statement_timeout_ms: int = 30_000
+    db_lock_timeout_ms: int = 10_000
+    db_idle_in_tx_timeout_ms: int = 60_000
+    db_command_timeout_seconds: float = 60.0
+    # Contention (deadlock, serialization failure, lock timeout) is retried this many times for a batch,
+    # and again for each record of it alone, before the record is dead-lettered.
+    contention_retries: int = 5
+    # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
+    kafka_send_timeout_seconds: float = 30.0
+    # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
+    # headers) is kept in the service's dead_letters table instead. Below the broker's message.max.bytes.
+    kafka_max_record_bytes: int = 1_000_000
+    # processed_events rows are kept this long, then pruned in batches (see README, "How an order cannot get
+    # lost"): longer than any record can be redelivered, i.e. the topics' retention (7 days by default).
+    inbox_retention_hours: float = 14 * 24
+    inbox_prune_seconds: float = 300.0
+    inbox_prune_batch: int = 5_000
+
     # Fault injection for the crash tests: die with SIGKILL between the database commit and the offset commit.
     fault_kill_after_db_commit: bool = False
 
@@ -69,6 +91,14 @@ class CommonSettings(BaseSettings):
         )
         if self.environment == "production" and self.fault_kill_after_db_commit:
             raise ValueError("fault injection is for tests only")
+        if not 0 < self.db_statement_timeout_ms < self.db_command_timeout_seconds * 1000:
+            raise ValueError("the statement timeout must be set and below the command timeout")
+        if not 0 <= self.db_lock_timeout_ms < self.db_statement_timeout_ms:  # 0: lock waits end as statements do
+            raise ValueError("the lock timeout must be below the statement timeout")
+        if self.kafka_send_timeout_seconds * 1000 >= self.db_idle_in_tx_timeout_ms:
+            raise ValueError(
+                "the relay waits for the broker inside a transaction: keep the send timeout below the idle timeout"
+            )
         return self
 
     @property

@@ -19,8 +19,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "list",
         parents=[common],
         help="dead letters not replayed yet",
-        description="Dead letters of every service with reason and origin (the record's content is not shown). "
-        "Ids look like oms.dead-letter.capture:0:12.",
+        description="Dead letters of every service with reason and origin (the record's content is not shown), "
+        "from the dead-letter topics and the services' dead_letters tables (records too large for the topic). "
+        "Ids look like oms.dead-letter.capture:0:12 or capture.dead_letters:3.",
     )
     listing.add_argument("--topic", help="only those from this origin topic (or in this dead-letter topic)")
     listing.add_argument("--all", action="store_true", help="include dead letters already replayed")
@@ -87,6 +88,15 @@ def dlq_replay(args: argparse.Namespace) -> int:
         chosen = found.pending() if args.all else [found.find(i) for i in args.ids]
     except LookupError as exc:
         raise CommandError(str(exc)) from exc
+    unreadable = [d for d in chosen if d.unreadable]
+    if unreadable and not args.all:
+        raise CommandError(
+            f"{unreadable[0].id} cannot be replayed: the Kafka client could not read the record, only where it is "
+            f"({unreadable[0].origin}); copy it with a tool that reads raw records before the topic's retention ends"
+        )
+    for letter in unreadable:
+        errors.print(f"{letter.id} skipped: the record could not be read (origin {letter.origin})")
+    chosen = [d for d in chosen if not d.unreadable]
     for letter in chosen:
         if letter.id in found.replayed:
             errors.print(f"{letter.id} was replayed before; sending it again (its event id makes a repeat harmless)")

@@ -21,6 +21,7 @@ class Record:
     offset: int = 7
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int = 1_764_000_000_000
 
 
 def reason(record: Record) -> str:

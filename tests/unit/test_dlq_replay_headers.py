@@ -19,14 +19,16 @@ def dead_letter(origin_topic: str, *extra: tuple[str, bytes]) -> DeadLetter:
             ("dlq.origin.topic", origin_topic.encode()),
             ("dlq.origin.partition", b"3"),
             ("dlq.origin.offset", b"17"),
+            ("dlq.origin.timestamp", b"1764000000000"),
             ("dlq.service", b"capture"),
         ),
     )
 
 
-def test_a_bare_record_is_replayed_with_the_id_derived_from_its_first_position() -> None:
+def test_a_bare_record_is_replayed_with_the_id_derived_from_the_original_record() -> None:
     headers = dict(dead_letter("oms.orders.submitted").replay_headers())
-    assert headers["event_id"] == str(external_event_id("oms.orders.submitted", 3, 17)).encode()
+    original = external_event_id("oms.orders.submitted", 3, 17, 1_764_000_000_000, b"webshop:A-1", b"{}")
+    assert headers["event_id"] == str(original).encode()
     assert headers["oms.replay.of"] == b"oms.dead-letter.capture:1:42"
     assert headers["traceparent"] == b"00-abc"
     assert not [k for k in headers if k.startswith("dlq.")]

@@ -1,0 +1,84 @@
+"""Each service's outbox relay publishes on its own: a relay that hangs holding its lock stalls its own
+service's events only, never another service's."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from deploy.local import client
+from shared import events as ev
+from shared import topics
+from shared.db import create_pool
+from shared.envelope import wrap
+from shared.kafka import encode
+from shared.outbox import lock_relay
+from shared.settings import CommonSettings
+from tests.factories import order_document
+from tests.scenario import TopicReader, new_skus, seed, wait_status
+from tests.waiting import eventually
+
+
+def validated(order_id: uuid.UUID, sku: str) -> ev.OrderValidated:
+    document = order_document([(sku, 1)])
+    return ev.OrderValidated(
+        order_id=order_id,
+        channel="webshop",
+        external_id=document["external_id"],
+        received_at=datetime.now(UTC),
+        currency="EUR",
+        total=Decimal("14.95"),
+        customer=ev.Customer.model_validate(document["customer"]),
+        ship_to=ev.Address.model_validate(document["shipping_address"]),
+        service_level="standard",
+        lines=[ev.ItemQuantity(sku=sku, quantity=1)],
+    )
+
+
+async def test_a_frozen_capture_relay_does_not_stop_allocation_publishing(http, db, pipeline) -> None:
+    (sku,) = new_skus(1)
+    await seed([("ams", sku, 5)])
+    async with db.acquire() as frozen, frozen.transaction():
+        # given capture's relay frozen: its lock held, as by a relay that hangs mid-publish
+        await lock_relay(frozen, "capture", wait=True)
+
+        # when an order comes in, capture takes it, but its events stay in its outbox
+        taken = await http.post("/v1/orders", json=order_document([(sku, 1)]))
+        captured = uuid.UUID(taken.json()["order_id"])
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) FROM capture.outbox WHERE convert_from(body, 'UTF8')::jsonb ->> 'order_id' = $1",
+                str(captured),
+            ),
+            lambda pending: pending >= 1,
+        )
+
+        # and an order validated elsewhere reaches allocation
+        order_id = uuid.uuid4()
+        async with TopicReader(topics.ALLOCATION_EVENTS.name) as allocation_events:
+            envelope = wrap(validated(order_id, sku), producer="capture", order_id=order_id)
+            await client.publish(topics.ORDERS_VALIDATED.name, [(str(order_id), encode(envelope))])
+
+            # then allocation's relay still publishes its answer
+            (allocated,) = await eventually(lambda: allocation_events.bodies_for(str(order_id)), bool, timeout=30)
+        assert allocated["type"] == "OrderAllocated"
+        # while capture's events are still waiting
+        assert await db.fetchval("SELECT status FROM capture.orders WHERE order_id = $1", captured) == "validated"
+        assert await db.fetchval("SELECT count(*) FROM allocation.orders WHERE order_id = $1", captured) == 0
+
+    # and once capture's relay runs again, its order flows on
+    await wait_status(http, str(captured), {"allocated", "released", "shipped", "delivered"})
+
+
+async def test_a_service_session_cannot_run_wait_or_idle_in_a_transaction_without_end(stack) -> None:
+    # given a pool as every service opens it
+    pool = await create_pool(CommonSettings(service="capture"))
+    try:
+        async with pool.acquire() as conn:
+            limits = {
+                name: await conn.fetchval(f"SHOW {name}")
+                for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+            }
+    finally:
+        await pool.close()
+    # then the server ends a statement, a lock wait and an idle transaction (a hung relay's) on its own
+    assert limits == {"statement_timeout": "30s", "lock_timeout": "10s", "idle_in_transaction_session_timeout": "1min"}

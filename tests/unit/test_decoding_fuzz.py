@@ -1,0 +1,143 @@
+"""Whatever a record holds (bytes, JSON of any shape, nesting, size, headers), decoding it gives a result and
+never raises: either a decoded event or a precise, bounded reason for the dead-letter topic.
+
+Every business topic is read by at least one service, so all of them are fuzzed."""
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared import topics
+from shared.kafka import MAX_REASON_CHARS, Inbound, Undecodable, decode
+from shared.settings import CommonSettings
+from tests.factories import order_document
+
+MAX_BYTES = CommonSettings().max_body_bytes
+INBOUND_TOPICS = [t.name for t in topics.BUSINESS_TOPICS]
+
+
+@dataclass
+class Record:
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    partition: int = 0
+    offset: int = 7
+    timestamp: int = 1_764_000_000_000
+
+
+def outcome(record: Record) -> Inbound | Undecodable:
+    result = decode(record, MAX_BYTES)
+    assert isinstance(result, Inbound | Undecodable)
+    if isinstance(result, Undecodable):
+        assert result.reason and len(result.reason) <= MAX_REASON_CHARS
+    else:
+        assert isinstance(result.payload, topics.BY_NAME[record.topic].payloads)
+    return result
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=30,
+)
+envelope_like = st.fixed_dictionaries(
+    {
+        "event_id": st.uuids().map(str) | json_values,
+        "type": st.sampled_from(["OrderValidated", "OrderAllocated", "OrderShipped", "Nope"]) | json_values,
+        "version": st.integers(-2, 3) | json_values,
+        "occurred_at": st.just("2026-11-21T10:00:00Z") | json_values,
+        "correlation_id": st.uuids().map(str),
+        "producer": st.text(max_size=10),
+        "payload": st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+    }
+)
+
+
+def mutated_order(path_and_value: tuple[str, Any]) -> bytes:
+    document = order_document()
+    field, value = path_and_value
+    document[field] = value
+    return json.dumps(document).encode()
+
+
+def nested(opening: bytes, depth: int) -> bytes:
+    return opening * depth
+
+
+values = st.one_of(
+    st.none(),
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    envelope_like.map(lambda v: json.dumps(v).encode()),
+    st.tuples(st.sampled_from(list(order_document())), json_values).map(mutated_order),
+    st.tuples(st.sampled_from([b"[", b'{"a":', b"[{", b'{"lines":[']), st.integers(500, 200_000)).map(
+        lambda t: nested(*t)
+    ),
+    st.integers(2_000, 10_000).map(lambda n: b'{"quantity": ' + b"9" * n + b"}"),
+    st.integers(MAX_BYTES - 2, MAX_BYTES + 2).map(lambda n: b" " * n),
+)
+header_values = st.one_of(
+    st.none(),
+    st.binary(max_size=40),
+    st.uuids().map(lambda u: str(u).encode()),
+    st.just(b"\xff\xfe\xfd"),
+    st.just(b""),
+)
+headers = st.lists(
+    st.tuples(
+        st.sampled_from(["event_id", "traceparent", "dlq.reason", "oms.replay.of"]) | st.text(max_size=8), header_values
+    ),
+    max_size=4,
+).map(tuple)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(topic=st.sampled_from(INBOUND_TOPICS), value=values, key=st.none() | st.binary(max_size=20), heads=headers)
+def test_any_record_on_any_inbound_topic_decodes_or_gets_a_reason(topic, value, key, heads) -> None:
+    outcome(Record(topic, value, key, heads))
+
+
+@pytest.mark.parametrize("topic", INBOUND_TOPICS)
+def test_a_200_kb_record_of_brackets_is_refused_as_too_deeply_nested(topic) -> None:
+    result = outcome(Record(topic, b"[" * 200_000))
+    assert isinstance(result, Undecodable)
+    assert result.reason == "not JSON: nested too deeply"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "event_id header is null"),
+        (b"\xff\xfe", "event_id header is not UTF-8"),
+        (b"not-a-uuid", "event_id header is not a UUID"),
+    ],
+)
+def test_a_bare_record_with_an_unusable_event_id_header_gets_a_reason(header, expected) -> None:
+    record = Record(
+        topics.ORDERS_SUBMITTED.name, json.dumps(order_document()).encode(), headers=(("event_id", header),)
+    )
+    result = outcome(record)
+    assert isinstance(result, Undecodable) and result.reason == expected
+
+
+def test_an_integer_too_long_to_convert_is_refused_as_not_json() -> None:
+    result = outcome(Record(topics.INVENTORY_ADJUSTMENTS.name, b'{"quantity": ' + b"9" * 5000 + b"}"))
+    assert isinstance(result, Undecodable) and result.reason.startswith("not JSON: ")
+
+
+def test_a_valid_bare_record_with_a_uuid_event_id_header_is_decoded_with_that_id() -> None:
+    event_id = uuid.uuid4()
+    record = Record(
+        topics.ORDERS_SUBMITTED.name,
+        json.dumps(order_document()).encode(),
+        headers=(("traceparent", None), ("event_id", str(event_id).encode())),
+    )
+    result = outcome(record)
+    assert isinstance(result, Inbound) and result.event_id == event_id
