@@ -35,7 +35,7 @@ from shared.dlq import STORED, UNREADABLE
 from shared.envelope import external_event_id, now
 from shared.kafka import Origin
 from shared.settings import SERVICES, CommonSettings
-from shared.topics import BY_NAME, DEAD_LETTER_TOPICS, dead_letter_topic
+from shared.topics import BY_NAME, DEAD_LETTER_TOPICS, dead_letter_topic, inputs
 
 REPLAY_OF = "oms.replay.of"
 REPLAYED_AT = "oms.replayed_at"
@@ -60,6 +60,15 @@ class DeadLetter(Origin):
     @property
     def origin_topic(self) -> str:
         return self.header("dlq.origin.topic") or ""
+
+    @property
+    def service(self) -> str:
+        """The service that set the record aside: the writer of the dead-letter topic it was read from, or the
+        owner of the table it was read from; never the record's own `dlq.service` header, which proves nothing."""
+        if self.stored_id is not None:
+            return self.topic.split(".", 1)[0]
+        topic = BY_NAME.get(self.topic)
+        return topic.writer if topic is not None else ""
 
     @property
     def is_marker(self) -> bool:
@@ -194,16 +203,17 @@ async def listing(topic: str | None = None, progress: Callable[[int, int], None]
 async def replay(
     letters: Iterable[DeadLetter], progress: Callable[[DeadLetter], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Publish each dead letter to its origin topic, then mark it replayed; returns where each one went."""
+    """Publish each dead letter to its origin topic, then mark it replayed; returns where each one went.
+    Nothing is published unless every one of them may go back where it came from."""
+    letters = list(letters)
+    refused = [reason for letter in letters if (reason := replay_refusal(letter))]
+    if refused:
+        raise ValueError("; ".join(refused))
     producer = AIOKafkaProducer(**access(), enable_idempotence=True)
     await producer.start()
     done = []
     try:
         for letter in letters:
-            if letter.origin_topic not in BY_NAME:
-                raise ValueError(f"{letter.id} has no known origin topic ({letter.origin_topic!r})")
-            if letter.unreadable:
-                raise ValueError(f"{letter.id} cannot be replayed: the record could not be read at {letter.origin}")
             sent = await producer.send_and_wait(
                 letter.origin_topic, letter.value, key=letter.key, headers=letter.replay_headers()
             )
@@ -230,6 +240,16 @@ async def replay(
     finally:
         await producer.stop()
     return done
+
+
+def replay_refusal(letter: DeadLetter) -> str | None:
+    """Why this dead letter may not be replayed, if it may not: the operator's replay publishes with rights
+    no service has, so a record only goes back to a topic the service that set it aside reads."""
+    if letter.unreadable:
+        return f"{letter.id} cannot be replayed: the record could not be read at {letter.origin}"
+    if letter.origin_topic not in {t.name for t in inputs(letter.service)}:
+        return f"{letter.id} names {letter.origin_topic!r} as its origin, which is not an input of {letter.service!r}"
+    return None
 
 
 async def _mark_stored(letter: DeadLetter, replayed_to: str) -> None:

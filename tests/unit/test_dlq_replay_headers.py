@@ -1,7 +1,11 @@
 """What a replayed dead letter carries: the original headers without the dead-letter ones, a mark naming
 the dead letter, and the event id the original record had (so a second replay is a harmless duplicate)."""
 
-from deploy.cli.dlq import DeadLetter
+from dataclasses import replace
+
+import pytest
+
+from deploy.cli.dlq import DeadLetter, replay, replay_refusal
 from shared.envelope import external_event_id
 
 
@@ -44,3 +48,18 @@ def test_a_record_that_came_with_an_event_id_keeps_it_through_every_replay() -> 
 def test_an_envelope_carries_its_id_in_the_body_and_needs_no_header() -> None:
     headers = dict(dead_letter("oms.fulfillment.events").replay_headers())
     assert "event_id" not in headers
+
+
+def test_a_dead_letter_goes_back_only_to_an_input_of_the_service_that_set_it_aside() -> None:
+    assert replay_refusal(dead_letter("oms.orders.submitted")) is None
+    # capture's dead-letter topic naming a topic capture does not read (a forged or mistaken origin header)
+    forged = replay_refusal(dead_letter("oms.orders.validated"))
+    assert forged is not None and "not an input of 'capture'" in forged
+    # the record's own dlq.service header is not believed: the topic it was read from says who set it aside
+    claims = replace(dead_letter("oms.orders.validated"), headers=(("dlq.service", b"allocation"),))
+    assert claims.service == "capture" and replay_refusal(claims) is not None
+
+
+async def test_nothing_is_replayed_when_one_of_the_letters_may_not_be() -> None:
+    with pytest.raises(ValueError, match="not an input"):
+        await replay([dead_letter("oms.orders.submitted"), dead_letter("oms.orders.validated")])
