@@ -12,15 +12,20 @@ the test holds one transaction open while the other runs."""
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from deploy.local import client
+from services.capture.handlers import CaptureHandlers
+from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
 from shared import events as ev
@@ -37,7 +42,7 @@ from tests.integration.allocation_steps import (
     shipments,
     stock,
 )
-from tests.scenario import TopicReader, new_skus, seed
+from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually
 
 # ---- allocation ----
@@ -104,7 +109,7 @@ class Instance:
     conn: asyncpg.Connection
     transaction: Any
     outbox_from: int
-    committed: bool = False
+    done: bool = False
 
     async def published(self) -> list[tuple[str, dict[str, Any]]]:
         """(type, payload) of what this instance's transaction wrote to its outbox."""
@@ -117,7 +122,11 @@ class Instance:
         if not publish:
             await self.conn.execute("DELETE FROM outbox WHERE id > $1", self.outbox_from)
         await self.transaction.commit()
-        self.committed = True
+        self.done = True
+
+    async def rollback(self) -> None:
+        await self.transaction.rollback()
+        self.done = True
 
 
 @pytest.fixture
@@ -136,8 +145,8 @@ async def instances(stack: None) -> AsyncIterator[Any]:
 
     yield open_two
     for instance in opened:
-        if not instance.committed:
-            await instance.transaction.rollback()
+        if not instance.done:
+            await instance.rollback()
         await instance.conn.close()
 
 
@@ -201,3 +210,117 @@ async def test_a_pick_task_released_while_another_instance_cancels_the_whole_ord
     assert published[0][1]["withdrawn_shipments"] == [str(shipment.shipment_id)]
     status = await releaser.conn.fetchval("SELECT status FROM pick_tasks WHERE pick_task_id = $1", shipment.shipment_id)
     assert status == "cancelled"
+
+
+# ---- capture ----
+
+
+async def held_requests(db: asyncpg.Pool, document: dict[str, Any]) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT state, outcome, order_id FROM capture.early_cancel_requests WHERE channel = $1 AND external_id = $2",
+        document["channel"],
+        document["external_id"],
+    )
+
+
+async def test_a_channel_cancel_request_read_before_its_order_is_held_and_applied_when_the_order_arrives(
+    http, db
+) -> None:
+    sku = f"HOLD-{uuid.uuid4().hex[:12]}"
+    await seed([("ams", sku, 2)])
+    document = order_document([(sku, 1)])
+    key = f"{document['channel']}:{document['external_id']}"
+    async with TopicReader(topics.dead_letter_topic("capture")) as dead_letters:
+        # given a channel's cancel request that overtook its order (they travel on different topics)
+        request = {"channel": document["channel"], "external_id": document["external_id"], "reason": "ordered twice"}
+        await client.publish(topics.CANCEL_REQUESTS.name, [(key, request)])
+        # when capture has read it, it is held
+        [held] = await eventually(lambda: held_requests(db, document), bool)
+        assert (held["state"], held["order_id"]) == ("held", None)
+
+        # and when the order arrives
+        order_id = (await http.post("/v1/orders", json=document)).json()["order_id"]
+
+        # then the request is applied to it at once: the order is cancelled (stock released, nothing shipped)
+        view = await wait_status(http, order_id, {"cancelled"})
+        steps = [(s["status"], s["detail"]) for s in view["timeline"]]
+        assert ("cancellation_requested", f"ordered twice; whole order (via {document['channel']})") in steps
+        assert [(c["source"], c["state"]) for c in view["cancellations"]] == [(document["channel"], "accepted")]
+        [applied] = await held_requests(db, document)
+        assert (applied["state"], applied["outcome"], str(applied["order_id"])) == ("applied", "accepted", order_id)
+        await eventually(lambda: stock(db, "ams", sku), lambda levels: levels == (2, 0))
+        # and nothing was dead-lettered for a manual replay
+        assert [r for r in await dead_letters.read() if r.key == key.encode()] == []
+
+
+async def test_a_cancel_request_and_its_order_read_at_once_by_two_instances_end_with_the_order_cancelled(
+    instances, db, pipeline
+) -> None:
+    settings = CaptureSettings()
+    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+    requester, taker = await instances(settings)
+    (sku,) = new_skus(1)
+    await seed([("ams", sku, 0)])
+    document = order_document([(sku, 1)])
+    try:
+        # given one instance holding a cancel request for an order it has not seen, not committed yet
+        request = ev.CancelRequested(channel=document["channel"], external_id=document["external_id"])
+        await handle(handlers, requester.conn, topics.CANCEL_REQUESTS, request)
+        # when another instance takes the order in at that moment
+        order = ev.SubmittedOrder.model_validate(document)
+        intake = asyncio.create_task(handle(handlers, taker.conn, topics.ORDERS_SUBMITTED, order))
+
+        # then the intake waits for the request to be held, and applies it in its own transaction
+        await blocked_until(db, taker.conn, intake)
+        await requester.commit()
+        await intake
+        published = await taker.published()
+        assert [kind for kind, _ in published] == ["OrderValidated", "OrderCancellationRequested"], published
+        assert published[1][1]["lines"] is None
+        state = await taker.conn.fetchval(
+            "SELECT state FROM early_cancel_requests WHERE channel = $1 AND external_id = $2",
+            document["channel"],
+            document["external_id"],
+        )
+        assert state == "applied"
+    finally:  # the order goes with the taker's transaction, the request the requester committed goes too
+        await taker.rollback()
+        await db.execute(
+            "DELETE FROM capture.early_cancel_requests WHERE channel = $1 AND external_id = $2",
+            document["channel"],
+            document["external_id"],
+        )
+
+
+async def test_a_held_cancel_request_no_order_claims_in_time_is_answered_as_expired(instances, caplog) -> None:
+    settings = CaptureSettings(early_cancel_window_seconds=600)
+    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+    instance, _ = await instances(settings)
+    document = order_document([("SKU-1", 1)])
+    request = ev.CancelRequested(channel=document["channel"], external_id=document["external_id"])
+    expired_before = REGISTRY.get_sample_value(
+        "oms_early_cancel_requests_total", {"channel": document["channel"], "outcome": "expired"}
+    )
+    # given a cancel request held for an order that has not arrived
+    await handle(handlers, instance.conn, topics.CANCEL_REQUESTS, request)
+    held_since = await instance.conn.fetchval(
+        "SELECT held_since FROM early_cancel_requests WHERE external_id = $1", document["external_id"]
+    )
+
+    # when the window has not passed yet, it stays held
+    assert await handlers.expire_held_cancel_requests(instance.conn, held_since + timedelta(seconds=599)) == 0
+    # when it has, the request is answered: expired, with the reason, counted and logged without personal data
+    with caplog.at_level(logging.WARNING, logger="services.capture.handlers"):
+        assert await handlers.expire_held_cancel_requests(instance.conn, held_since + timedelta(seconds=601)) == 1
+    row = await instance.conn.fetchrow(
+        "SELECT state, outcome FROM early_cancel_requests WHERE external_id = $1", document["external_id"]
+    )
+    assert (row["state"], row["outcome"]) == ("expired", "no such order arrived within 600 s")
+    expired_after = REGISTRY.get_sample_value(
+        "oms_early_cancel_requests_total", {"channel": document["channel"], "outcome": "expired"}
+    )
+    assert expired_after == (expired_before or 0) + 1
+    [logged] = [r.getMessage() for r in caplog.records if "expired" in r.getMessage()]
+    assert document["external_id"] in logged and document["customer"]["email"] not in logged
+    # and a second sweep finds nothing more to answer
+    assert await handlers.expire_held_cancel_requests(instance.conn, held_since + timedelta(seconds=900)) == 0
