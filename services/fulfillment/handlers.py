@@ -1,6 +1,10 @@
 """Fulfillment's handlers: release pick tasks with their promised delivery date, follow the warehouse's
 picking (short picks included) and packing, ship with the carrier service the rate table chooses, follow the
-carrier to delivery or exception, and withdraw pick tasks when an order is cancelled in time."""
+carrier to delivery or exception, and withdraw pick tasks when an order is cancelled in time.
+
+Every decision about an order's pick tasks holds the order's lock row (taken for the whole batch in `prepare`),
+so an instance releasing a task and another cancelling the whole order decide one after the other: the task
+is withdrawn by the cancellation, or born withdrawn."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Fulfillment's SQL: pick tasks, shipments, carrier updates, warehouse reports and cancellations."""
+"""Fulfillment's SQL: pick tasks, shipments, carrier updates, warehouse reports, cancellations, and the
+per-order lock rows that serialise decisions about one order's pick tasks."""
 
 from __future__ import annotations
 
