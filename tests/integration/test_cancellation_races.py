@@ -150,12 +150,13 @@ async def instances(stack: None) -> AsyncIterator[Any]:
         await instance.conn.close()
 
 
-async def handle(handlers: Any, conn: asyncpg.Connection, topic: topics.Topic, payload: ev.Contract) -> None:
+async def handle(
+    handlers: FulfillmentHandlers | CaptureHandlers, conn: asyncpg.Connection, topic: topics.Topic, payload: ev.Contract
+) -> None:
     """As the consumer does: the batch's preparation (its locks), then the handler."""
     envelope = wrap(payload, producer=topic.writer, order_id=getattr(payload, "order_id", None))
     item = Inbound(Origin(topic.name, 0, 0, None, None, ()), envelope, payload)
-    if hasattr(handlers, "prepare"):
-        await handlers.prepare(conn, [item])
+    await handlers.prepare(conn, [item])
     await handlers.routes()[topic.name](conn, item)
 
 
