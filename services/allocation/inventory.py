@@ -257,12 +257,15 @@ class Inventory:
     def cancel(self, order_id: UUID, lines: Lines | None, withdrawn: Iterable[UUID], reason: str) -> list[Outcome]:
         """Fulfillment withdrew these shipments: release them, cancel the requested units (all when
         `lines` is None) from what waits first and then from the withdrawn units, keep the rest of the
-        withdrawn units reserved in their warehouse as new shipments, and serve the freed stock."""
+        withdrawn units reserved in their warehouse as new shipments, and serve the freed stock.
+
+        Shipments fulfillment has not seen yet stay reserved: it withdraws them when they reach it, and
+        reports that once more, by then for an order already cancelled here (see `_release_withdrawn`)."""
         order = self.orders[order_id]
-        if order.status in ("cancelled", "unfulfillable"):
-            return []
         withdrawn_ids = set(withdrawn)
         released = [r for r in self.open_reservations(order_id=order_id) if r.shipment_id in withdrawn_ids]
+        if order.status in ("cancelled", "unfulfillable"):
+            return self._release_withdrawn(order, released)
         to_keep: dict[Key, int] = {}
         for r in released:
             self._unreserve(r.warehouse_id, r.sku, r.units)
@@ -300,6 +303,20 @@ class Inventory:
                 Allocated(order_id, tuple(kept), dict(order.backordered), "lines not cancelled stay reserved")
             )
         return outcomes + self._serve(freed)
+
+    def _release_withdrawn(self, order: Order, released: list[Reservation]) -> list[Outcome]:
+        """Shipments allocated while the whole order was being cancelled (the first allocation, a backorder
+        release, a re-route) and withdrawn by fulfillment afterwards: nothing of them may ship, so their units
+        are released and count as cancelled. The order was announced cancelled already."""
+        for r in released:
+            self._unreserve(r.warehouse_id, r.sku, r.units)
+            r.status = "released"
+            self.touched_reservations.add(r.key)
+            order.cancelled[r.sku] = order.cancelled.get(r.sku, 0) + r.units
+        if not released:
+            return []
+        self.touched_orders.add(order.order_id)
+        return self._serve({r.sku for r in released})
 
     def short_pick(self, order_id: UUID, shipment_id: UUID, warehouse_id: str, missing: Lines) -> list[Outcome]:
         """The warehouse could not find `missing` units of the shipment (totals for the shipment, so a

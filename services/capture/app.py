@@ -1,10 +1,15 @@
-"""Capture's wiring point: the order API (generic, Shopify, cancel requests) and the consumers of the intake,
-cancel request and lifecycle topics."""
+"""Capture's wiring point: the order API (generic, Shopify, cancel requests), the consumers of the intake,
+cancel request and lifecycle topics, and the expiry of cancel requests no order has claimed."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import FastAPI
 
+from shared import aftercommit
+from shared.envelope import now
 from shared.http import BodySizeLimit
 from shared.runtime import Runtime, serve, service_app
 
@@ -12,11 +17,30 @@ from .api import order_api
 from .handlers import CaptureHandlers
 from .settings import CaptureSettings
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: CaptureSettings) -> FastAPI:
     runtime = Runtime(settings)
-    handlers = CaptureHandlers(settings.intake_rules)
-    app = service_app(runtime, handlers.routes, title="OMS capture")
+    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+
+    async def expire_held_cancel_requests() -> None:
+        # Every instance sweeps; a request is expired by one of them (the update re-checks its state).
+        while True:
+            await asyncio.sleep(settings.early_cancel_sweep_seconds)
+            try:
+                async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+                    await handlers.expire_held_cancel_requests(conn, now())
+            except Exception as exc:  # the database may be away for a while: the next sweep catches up
+                log.warning("held cancel requests not swept (%s)", exc.__class__.__name__)
+
+    app = service_app(
+        runtime,
+        handlers.routes,
+        prepare=handlers.prepare,
+        background={"early-cancel-expiry": expire_held_cancel_requests},
+        title="OMS capture",
+    )
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.include_router(order_api(runtime, handlers, settings))
     return app

@@ -1,14 +1,21 @@
 """Capture's handlers: intake (HTTP and Kafka), cancel requests (HTTP and Kafka), the catalogue copy, and
 the order's status and timeline fed by the lifecycle events of the other services. Each runs inside the
-transaction its caller opened."""
+transaction its caller opened.
+
+A channel's cancel request may be read before its order (they travel on different topics): it is held and
+applied when the order arrives, in the intake's transaction, or answered as expired when no order claims it
+in time. Both paths lock the (channel, external_id) first, so two instances reading the order and the request
+at the same moment handle them one after the other."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
+
+from prometheus_client import Counter
 
 from shared import catalogue, logs, topics
 from shared import events as ev
@@ -27,6 +34,11 @@ from .lifecycle import Step
 
 SERVICE = "capture"
 log = logging.getLogger(__name__)
+EARLY_CANCEL_REQUESTS = Counter(
+    "oms_early_cancel_requests_total",
+    "Channel cancel requests read before their order: held, then applied when it arrived or expired.",
+    ["channel", "outcome"],
+)
 
 
 @dataclass(frozen=True)
@@ -49,12 +61,26 @@ class CancelOutcome:
 
 
 class CaptureHandlers:
-    def __init__(self, rules: IntakeRules) -> None:
+    def __init__(self, rules: IntakeRules, early_cancel_window: timedelta) -> None:
         self.rules = rules
+        self.early_cancel_window = early_cancel_window
+
+    async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
+        """Lock, in one global order, the (channel, external_id) of every order and cancel request in the batch."""
+        keys: set[tuple[str, str]] = set()
+        for item in batch:
+            match item.payload:
+                case (
+                    ev.SubmittedOrder(channel=channel, external_id=external_id)
+                    | ev.CancelRequested(channel=channel, external_id=external_id)
+                ):
+                    keys.add((channel, external_id))
+        await repository.lock_external_ids(conn, keys)
 
     async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: Envelope | None) -> Accepted:
         """Store a new order already decided (validated or rejected) and announce the decision; a known
-        (channel, external_id) returns the order as it stands."""
+        (channel, external_id) returns the order as it stands. Cancel requests held for it are applied."""
+        await repository.lock_external_ids(conn, [(order.channel, order.external_id)])
         known_skus = await repository.catalogue(conn, (line.sku for line in order.lines))
         reasons = domain.rejection_reasons(order, known_skus, self.rules)
         status = "rejected" if reasons else "validated"
@@ -79,6 +105,13 @@ class CaptureHandlers:
         count(ORDERS_STATUS.labels(status))
         for reason in reasons:
             count(REJECTION_REASONS.labels(reason_kind(reason)))
+        for held in await repository.held_cancel_requests(conn, order.channel, order.external_id):
+            outcome = await self._channel_cancel(conn, order_id, held.lines, held.reason, order.channel, cause, now())
+            answer = "; ".join((outcome.verdict, *outcome.reasons))
+            await repository.apply_held_request(
+                conn, order.channel, order.external_id, held.fingerprint, order_id, answer
+            )
+            count(EARLY_CANCEL_REQUESTS.labels(order.channel, "applied"))
         return Accepted(order_id, status, duplicate=False)
 
     async def on_order_submitted(self, conn: Conn, msg: Inbound) -> None:
@@ -143,21 +176,58 @@ class CaptureHandlers:
         return CancelOutcome("accepted", order_id, progress.status, request_state="requested")
 
     async def on_cancel_requested(self, conn: Conn, msg: Inbound) -> None:
-        """A channel's cancel request; one capture cannot pass on is recorded in the order's timeline."""
+        """A channel's cancel request; one for an order not seen yet is held until it arrives."""
         request = msg.payload
         assert isinstance(request, ev.CancelRequested)
-        found = await repository.find_by_external_id(conn, request.channel, request.external_id)
+        channel, external_id = request.channel, request.external_id
+        await repository.lock_external_ids(conn, [(channel, external_id)])
+        found = await repository.find_by_external_id(conn, channel, external_id)
         if found is None:
-            # Dead-lettered: replayable once the order itself has arrived.
-            raise LookupError("cancel request for an order capture does not know")
+            fingerprint = cancellation.fingerprint(request.lines)
+            lines, reason = request.lines, request.reason
+            if await repository.hold_cancel_request(
+                conn, channel, external_id, fingerprint, msg.event_id, lines, reason
+            ):
+                log.info("cancel request from %s for order %s held: that order has not arrived", channel, external_id)
+                count(EARLY_CANCEL_REQUESTS.labels(channel, "held"))
+            return
         order_id, _ = found
-        outcome = await self.cancel(conn, order_id, request.lines, request.reason, request.channel, msg.envelope)
+        await self._channel_cancel(
+            conn, order_id, request.lines, request.reason, channel, msg.envelope, msg.envelope.occurred_at
+        )
+
+    async def _channel_cancel(
+        self,
+        conn: Conn,
+        order_id: UUID,
+        lines: list[ev.ItemQuantity] | None,
+        reason: str,
+        channel: str,
+        cause: Envelope | None,
+        at: datetime,
+    ) -> CancelOutcome:
+        """A channel has no answer to wait for: a request capture cannot pass on is recorded in the timeline."""
+        outcome = await self.cancel(conn, order_id, lines, reason, channel, cause)
         if outcome.verdict in ("refused", "invalid"):
             progress = await repository.lock_progress(conn, order_id)
             assert progress is not None
             refusal = Step("cancellation_refused", "; ".join(outcome.reasons), progress.status)
-            await repository.record(conn, order_id, progress, refusal, msg.envelope.occurred_at)
+            await repository.record(conn, order_id, progress, refusal, at)
             log.info("cancel request for order %s refused by capture (%s)", order_id, outcome.verdict)
+        return outcome
+
+    async def expire_held_cancel_requests(self, conn: Conn, at: datetime) -> int:
+        """Answer the cancel requests no order has claimed within the window: expired, with the reason."""
+        seconds = round(self.early_cancel_window.total_seconds())
+        expired = await repository.expire_held_requests(
+            conn, at - self.early_cancel_window, f"no such order arrived within {seconds} s"
+        )
+        for channel, external_id in expired:
+            log.warning(
+                "cancel request from %s for order %s expired: it did not arrive in %d s", channel, external_id, seconds
+            )
+            count(EARLY_CANCEL_REQUESTS.labels(channel, "expired"))
+        return len(expired)
 
     def routes(self) -> dict[str, Handler]:
         return {

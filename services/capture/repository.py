@@ -1,9 +1,11 @@
-"""Capture's SQL: orders with their progress and timeline, cancel requests, Shopify deliveries, the catalogue copy."""
+"""Capture's SQL: orders with their progress and timeline, cancel requests (those held for an order not seen yet
+too), Shopify deliveries, the catalogue copy."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -142,6 +144,96 @@ async def resolve_request(conn: Conn, order_id: UUID, cause: UUID | None, state:
         state,
         outcome,
     )
+
+
+async def lock_external_ids(conn: Conn, keys: Iterable[tuple[str, str]]) -> None:
+    """Lock these (channel, external_id) until the transaction ends, in one global order: an order and a cancel
+    request for it, read at the same moment by two instances, are handled one after the other."""
+    names = sorted({f"{channel}:{external_id}" for channel, external_id in keys})
+    if names:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended('capture-order:' || name, 0)"
+            " AS key FROM unnest($1::text[]) AS name ORDER BY key) AS keys",
+            names,
+        )
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    fingerprint: str
+    lines: list[ItemQuantity] | None
+    reason: str
+
+
+async def hold_cancel_request(
+    conn: Conn,
+    channel: str,
+    external_id: str,
+    fingerprint: str,
+    event_id: UUID,
+    lines: list[ItemQuantity] | None,
+    reason: str,
+) -> bool:
+    """Hold a request for an order not seen yet; False when the same request is held already (or was applied).
+    A request made again after an earlier one expired is a new request: held again, from now."""
+    return bool(
+        await conn.fetchval(
+            "INSERT INTO early_cancel_requests (channel, external_id, fingerprint, event_id, lines, reason)"
+            " VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (channel, external_id, fingerprint) DO UPDATE SET event_id = excluded.event_id,"
+            " lines = excluded.lines, reason = excluded.reason, state = 'held', outcome = NULL, resolved_at = NULL,"
+            " held_since = excluded.held_since WHERE early_cancel_requests.state = 'expired' RETURNING true",
+            channel,
+            external_id,
+            fingerprint,
+            event_id,
+            None if lines is None else [line.model_dump() for line in lines],
+            reason,
+        )
+    )
+
+
+async def held_cancel_requests(conn: Conn, channel: str, external_id: str) -> list[HeldRequest]:
+    """The requests held for this order, oldest first, locked (an expiry running meanwhile waits, then skips them)."""
+    rows = await conn.fetch(
+        "SELECT fingerprint, lines, reason FROM early_cancel_requests"
+        " WHERE channel = $1 AND external_id = $2 AND state = 'held' ORDER BY held_since, event_id FOR UPDATE",
+        channel,
+        external_id,
+    )
+    return [
+        HeldRequest(
+            r["fingerprint"],
+            None if r["lines"] is None else [ItemQuantity(**line) for line in r["lines"]],
+            r["reason"],
+        )
+        for r in rows
+    ]
+
+
+async def apply_held_request(
+    conn: Conn, channel: str, external_id: str, fingerprint: str, order_id: UUID, outcome: str
+) -> None:
+    await conn.execute(
+        "UPDATE early_cancel_requests SET state = 'applied', order_id = $4, outcome = $5, resolved_at = now()"
+        " WHERE channel = $1 AND external_id = $2 AND fingerprint = $3",
+        channel,
+        external_id,
+        fingerprint,
+        order_id,
+        outcome,
+    )
+
+
+async def expire_held_requests(conn: Conn, held_before: datetime, outcome: str) -> list[tuple[str, str]]:
+    """Answer the requests held since before `held_before` as expired; returns their (channel, external_id)."""
+    rows = await conn.fetch(
+        "UPDATE early_cancel_requests SET state = 'expired', outcome = $2, resolved_at = now()"
+        " WHERE state = 'held' AND held_since < $1 RETURNING channel, external_id",
+        held_before,
+        outcome,
+    )
+    return [(r["channel"], r["external_id"]) for r in rows]
 
 
 async def order_of_webhook(conn: Conn, webhook_id: str) -> tuple[UUID, str] | None:

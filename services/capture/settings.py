@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr, model_validator
+from datetime import timedelta
+
+from pydantic import Field, SecretStr, model_validator
 
 from shared.events import ServiceLevel
 from shared.settings import CommonSettings
@@ -30,6 +32,11 @@ class CaptureSettings(CommonSettings):
         "next-day": "overnight",
     }
 
+    # A channel's cancel request read before its order is held this long for the order to arrive, then answered
+    # as expired; held requests are looked at this often.
+    early_cancel_window_seconds: float = Field(default=24 * 3600, gt=0)
+    early_cancel_sweep_seconds: float = Field(default=60, gt=0)
+
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CaptureSettings:
         if self.environment == "production" and any(
@@ -41,6 +48,10 @@ class CaptureSettings(CommonSettings):
     @property
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(shippable_countries=self.shippable_countries, currencies=self.currencies)
+
+    @property
+    def early_cancel_window(self) -> timedelta:
+        return timedelta(seconds=self.early_cancel_window_seconds)
 
     def shopify_secret(self, shop_domain: str) -> str | None:
         wanted = shop_domain.strip().lower()

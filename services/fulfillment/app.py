@@ -14,7 +14,7 @@ from .settings import FulfillmentSettings
 def create_app(settings: FulfillmentSettings) -> FastAPI:
     runtime = Runtime(settings)
     handlers = FulfillmentHandlers(settings.shipping_rules(), settings.warehouses(), settings.clock())
-    app = service_app(runtime, handlers.routes, title="OMS fulfillment")
+    app = service_app(runtime, handlers.routes, prepare=handlers.prepare, title="OMS fulfillment")
     views.add_views(app, runtime)
     return app
 

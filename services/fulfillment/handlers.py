@@ -1,6 +1,10 @@
 """Fulfillment's handlers: release pick tasks with their promised delivery date, follow the warehouse's
 picking (short picks included) and packing, ship with the carrier service the rate table chooses, follow the
-carrier to delivery or exception, and withdraw pick tasks when an order is cancelled in time."""
+carrier to delivery or exception, and withdraw pick tasks when an order is cancelled in time.
+
+Every decision about an order's pick tasks holds the order's lock row (taken for the whole batch in `prepare`),
+so an instance releasing a task and another cancelling the whole order decide one after the other: the task
+is withdrawn by the cancellation, or born withdrawn."""
 
 from __future__ import annotations
 
@@ -44,12 +48,28 @@ class FulfillmentHandlers:
     def _event(self, payload: ev.Contract, order_id: UUID, msg: Inbound) -> Envelope:
         return wrap(payload, producer=SERVICE, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
 
+    async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
+        """Lock, in one global order, every order whose pick tasks this batch may release, withdraw or move on."""
+        orders: set[UUID] = set()
+        tasks: set[UUID] = set()
+        for item in batch:
+            match item.payload:
+                case ev.OrderAllocated(order_id=order_id) | ev.OrderCancellationRequested(order_id=order_id):
+                    orders.add(order_id)
+                case ev.WarehouseReported(pick_task_id=pick_task_id):
+                    tasks.add(pick_task_id)
+        if tasks:
+            orders |= await repository.orders_of_tasks(conn, tasks)
+        await repository.lock_orders(conn, orders)
+
     async def on_allocation_event(self, conn: Conn, msg: Inbound) -> None:
         allocated = msg.payload
         if not isinstance(allocated, ev.OrderAllocated):
             return  # backorders wait in allocation; nothing to pick yet
         released_at = self.clock()
-        # A shipment allocated after the whole order was cancelled is withdrawn before any warehouse sees it.
+        # A shipment allocated after the whole order was cancelled is withdrawn before any warehouse sees it. The
+        # order's lock makes a cancellation another instance is deciding either visible here or see this task.
+        await repository.lock_orders(conn, [allocated.order_id])
         cancelled = await repository.whole_order_cancellation(conn, allocated.order_id)
         outgoing: Outgoing = []
         withdrawn: list[UUID] = []
@@ -193,6 +213,7 @@ class FulfillmentHandlers:
         request = msg.payload
         assert isinstance(request, ev.OrderCancellationRequested)
         order_id = request.order_id
+        await repository.lock_orders(conn, [order_id])  # no pick task of the order is released meanwhile
         tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, order_id)]
         decision = domain.decide_cancellation(tasks, request.lines)
         decided_at = self.clock()

@@ -1,8 +1,9 @@
-"""Fulfillment's SQL: pick tasks, shipments, carrier updates, warehouse reports and cancellations."""
+"""Fulfillment's SQL: pick tasks, shipments, carrier updates, warehouse reports, cancellations, and the
+per-order lock rows that serialise decisions about one order's pick tasks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
@@ -30,6 +31,28 @@ def task_state(row: asyncpg.Record) -> TaskState:
     return TaskState(
         row["pick_task_id"], row["warehouse_id"], row["status"], tuple(ItemQuantity(**line) for line in held)
     )
+
+
+async def lock_orders(conn: Conn, order_ids: Iterable[UUID]) -> None:
+    """Take the orders' lock rows until the transaction ends, creating missing ones, in one global order (so
+    two instances locking several orders never wait on each other in a cycle). Held twice is held once."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return
+    # An insert meeting another's uncommitted insert of the same row waits for it; then the row is locked.
+    await conn.execute(
+        "INSERT INTO order_locks (order_id) SELECT unnest($1::uuid[]) ORDER BY 1 ON CONFLICT DO NOTHING", ids
+    )
+    await conn.execute(
+        "SELECT order_id FROM order_locks WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE", ids
+    )
+
+
+async def orders_of_tasks(conn: Conn, pick_task_ids: Iterable[UUID]) -> set[UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT order_id FROM pick_tasks WHERE pick_task_id = ANY($1::uuid[])", list(set(pick_task_ids))
+    )
+    return {r["order_id"] for r in rows}
 
 
 async def insert_pick_task(

@@ -233,3 +233,42 @@ def test_shipping_takes_the_units_out_of_on_hand_and_reserved() -> None:
     assert inventory.ship(allocation.shipments[0].shipment_id) == 2
     assert (inventory.level("ams", "A").on_hand, inventory.level("ams", "A").reserved) == (3, 0)
     assert inventory.ship(allocation.shipments[0].shipment_id) == 0
+
+
+def test_a_shipment_fulfillment_withdraws_after_the_whole_order_was_cancelled_is_released_too() -> None:
+    # given an order holding a shipment, and one waiting behind it
+    inventory = stocked(("ams", "A", 2))
+    placed, next_in_line = order({"A": 2}, minute=1), order({"A": 1}, minute=2)
+    [allocation] = allocated(inventory.place(placed))
+    inventory.place(next_in_line)
+    shipment = allocation.shipments[0].shipment_id
+    # when fulfillment accepts the whole cancellation before it has seen that shipment (nothing to withdraw)
+    [cancelled] = inventory.cancel(placed.order_id, None, [], "customer request")
+    assert cancelled == Cancelled(placed.order_id, None, "customer request")
+    assert reserved(inventory, placed.order_id) == {("ams", "A"): 2}  # not fulfillment's to release yet
+    # and withdraws the shipment as soon as it arrives
+    outcomes = inventory.cancel(placed.order_id, None, [shipment], "customer request")
+
+    # then its units are released and cancelled, and go to the next in line; nothing new is said of the order
+    assert [o.order_id for o in allocated(outcomes)] == [next_in_line.order_id]
+    assert reserved(inventory, placed.order_id) == {}
+    assert placed.status == "cancelled" and placed.cancelled == {"A": 2}
+    assert reserved(inventory, next_in_line.order_id) == {("ams", "A"): 1}
+
+
+def test_a_backorder_released_while_the_whole_order_is_cancelled_is_released_when_fulfillment_withdraws_it() -> None:
+    # given an order waiting for stock
+    inventory = stocked()
+    placed = order({"A": 2, "B": 1})
+    inventory.place(placed)
+    # when a receipt releases part of it just before fulfillment's acceptance of the whole cancellation arrives
+    [released] = allocated(inventory.receive("fra", "A", 2))
+    inventory.cancel(placed.order_id, None, [], "customer request")
+    assert placed.status == "cancelled" and placed.cancelled == {"B": 1}
+    # then the new shipment, born withdrawn at fulfillment, is released when that is reported
+    assert inventory.cancel(placed.order_id, None, [released.shipments[0].shipment_id], "customer request") == []
+    assert inventory.level("fra", "A").reserved == 0
+    assert placed.cancelled == {"A": 2, "B": 1}
+    # and a repeat of that report changes nothing
+    assert inventory.cancel(placed.order_id, None, [released.shipments[0].shipment_id], "customer request") == []
+    assert placed.cancelled == {"A": 2, "B": 1}

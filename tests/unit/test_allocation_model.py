@@ -5,12 +5,21 @@ invariants checked after every step:
 - reserved equals the open reservations, per (warehouse, sku);
 - on hand equals receipts and count corrections minus shipped and short-picked units (an independent ledger);
 - every unit of every order is accounted for: cancelled, waiting, reserved in an open shipment, or shipped;
+- a cancelled order holds no open reservation once fulfillment has answered for all its shipments;
 - first come first served: no order gets new units of a SKU while an earlier order (whose channel may use
   every warehouse, and which did not just decline that warehouse after a short pick there) still waits
   for that SKU.
+
+Allocation and fulfillment talk over topics, so they learn of each other's decisions late and in any order
+across orders (in order per order: both topics are keyed by order id). The model keeps the two topics as
+queues and a small fulfillment beside the aggregate (its pick tasks, decided with the fulfillment domain's
+own cancellation rule), and delivers one event at a time in whichever order hypothesis picks: a cancellation
+fulfillment accepts before it has seen a shipment allocation made (the first allocation, a backorder release,
+a re-route after a short pick, what a partial cancellation kept) withdraws that shipment only when it arrives.
 """
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, settings
@@ -18,7 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from services.allocation.domain import Network
-from services.allocation.inventory import Allocated, Inventory, Order, Outcome
+from services.allocation.inventory import Allocated, CancelRequest, Inventory, Order, Outcome
+from services.fulfillment import domain as fulfillment
+from shared.events import ItemQuantity
 from shared.warehouses import DEFAULT_FILE, load_warehouses
 
 WAREHOUSES = load_warehouses(DEFAULT_FILE)
@@ -29,6 +40,54 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 warehouses = st.sampled_from(WAREHOUSE_IDS)
 skus = st.sampled_from(SKUS)
+NOT_PICKED_YET = frozenset({"released"})
+
+
+# ---- what travels between allocation and fulfillment ----
+
+
+@dataclass(frozen=True)
+class CancellationAccepted:
+    lines: dict[str, int] | None
+    withdrawn: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
+class ShortPicked:
+    shipment_id: uuid.UUID
+    warehouse_id: str
+    missing: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Shipped:
+    shipment_id: uuid.UUID
+
+
+FulfillmentEvent = CancellationAccepted | ShortPicked | Shipped
+
+
+@dataclass
+class PickTask:
+    order_id: uuid.UUID
+    warehouse_id: str
+    lines: dict[str, int]
+    status: str = "released"
+
+    def state(self, shipment_id: uuid.UUID) -> fulfillment.TaskState:
+        items = tuple(ItemQuantity(sku=sku, quantity=q) for sku, q in sorted(self.lines.items()))
+        return fulfillment.TaskState(shipment_id, self.warehouse_id, self.status, items)
+
+
+@dataclass
+class Topics:
+    """Per order, what allocation announced that fulfillment has not read yet, and the other way round."""
+
+    to_fulfillment: dict[uuid.UUID, list[Allocated]] = field(default_factory=dict)
+    to_allocation: dict[uuid.UUID, list[FulfillmentEvent]] = field(default_factory=dict)
+
+    def busy(self, order_id: uuid.UUID) -> bool:
+        return bool(self.to_fulfillment.get(order_id) or self.to_allocation.get(order_id))
 
 
 class AllocationModel(RuleBasedStateMachine):
@@ -39,6 +98,9 @@ class AllocationModel(RuleBasedStateMachine):
         self.ledger: dict[tuple[str, str], int] = {}
         self.shipped: dict[uuid.UUID, dict[str, int]] = {}
         self.clock = 0
+        self.topics = Topics()
+        self.tasks: dict[uuid.UUID, PickTask] = {}
+        self.whole_cancelled: set[uuid.UUID] = set()  # fulfillment accepted a cancellation of the whole order
 
     @initialize(
         safety=st.dictionaries(warehouses, st.integers(0, 2)),
@@ -58,18 +120,18 @@ class AllocationModel(RuleBasedStateMachine):
         self.ids += 1
         return uuid.UUID(int=self.ids)
 
-    # ---- operations ----
+    # ---- allocation's operations ----
 
     @rule(warehouse=warehouses, sku=skus, quantity=st.integers(1, 8))
     def receive(self, warehouse: str, sku: str, quantity: int) -> None:
         self.ledger[(warehouse, sku)] = self.ledger.get((warehouse, sku), 0) + quantity
-        self.check_first_come_first_served(self.inventory.receive(warehouse, sku, quantity))
+        self.announce(self.inventory.receive(warehouse, sku, quantity))
 
     @rule(warehouse=warehouses, sku=skus, counted=st.integers(0, 12))
     def count(self, warehouse: str, sku: str, counted: int) -> None:
         reserved = self.inventory.level(warehouse, sku).reserved
         self.ledger[(warehouse, sku)] = max(counted, reserved)
-        self.check_first_come_first_served(self.inventory.count(warehouse, sku, counted))
+        self.announce(self.inventory.count(warehouse, sku, counted))
 
     @rule(
         lines=st.dictionaries(skus, st.integers(1, 6), min_size=1),
@@ -77,9 +139,19 @@ class AllocationModel(RuleBasedStateMachine):
         policy=st.sampled_from(["backorder", "backorder", "reject"]),
         country=st.sampled_from(["NL", "DE", "FR", "ES", "US"]),
         arrived_earlier_by=st.integers(0, 3),
+        overtaken_by=st.sampled_from([None, None, None, "whole", "some"]),
     )
-    def place(self, lines: dict[str, int], channel: str, policy: str, country: str, arrived_earlier_by: int) -> None:
-        # Orders may reach allocation in a different order from the one they arrived in.
+    def place(
+        self,
+        lines: dict[str, int],
+        channel: str,
+        policy: str,
+        country: str,
+        arrived_earlier_by: int,
+        overtaken_by: str | None,
+    ) -> None:
+        # Orders may reach allocation in a different order from the one they arrived in, and after fulfillment
+        # accepted their cancellation (with nothing to withdraw: it has seen no shipment of theirs).
         self.clock += 1
         order = Order(
             order_id=self.next_id(),
@@ -90,50 +162,113 @@ class AllocationModel(RuleBasedStateMachine):
             service_level="standard",
             lines=lines,
         )
-        self.check_first_come_first_served(self.inventory.place(order))
+        early = None
+        if overtaken_by is not None:
+            early = CancelRequest(None if overtaken_by == "whole" else {min(lines): 1}, "changed my mind")
+            if early.lines is None:
+                self.whole_cancelled.add(order.order_id)
+        self.announce(self.inventory.place(order, early))
 
-    def live_orders(self) -> list[Order]:
-        return [o for o in self.inventory.orders.values() if o.status in ("allocated", "backordered")]
+    def announce(self, outcomes: list[Outcome], declined: tuple[uuid.UUID, str] | None = None) -> None:
+        self.check_first_come_first_served(outcomes, declined)
+        for outcome in outcomes:
+            if isinstance(outcome, Allocated) and outcome.shipments:
+                self.topics.to_fulfillment.setdefault(outcome.order_id, []).append(outcome)
 
-    @precondition(lambda self: self.live_orders())
+    def waiting_for_allocation(self) -> list[uuid.UUID]:
+        return sorted(order_id for order_id, events in self.topics.to_allocation.items() if events)
+
+    @precondition(lambda self: self.waiting_for_allocation())
+    @rule(data=st.data())
+    def allocation_reads_a_fulfillment_event(self, data: st.DataObject) -> None:
+        order_id = data.draw(st.sampled_from(self.waiting_for_allocation()))
+        event = self.topics.to_allocation[order_id].pop(0)
+        match event:
+            case CancellationAccepted(lines=lines, withdrawn=withdrawn):
+                self.announce(self.inventory.cancel(order_id, lines, withdrawn, "customer request"))
+            case ShortPicked(shipment_id=shipment_id, warehouse_id=warehouse, missing=missing):
+                short_before = {r.key: r.short for r in self.inventory.open_reservations(shipment_id=shipment_id)}
+                outcomes = self.inventory.short_pick(order_id, shipment_id, warehouse, missing)
+                for key, short in short_before.items():
+                    r = self.inventory.reservations[key]
+                    self.ledger[(r.warehouse_id, r.sku)] -= r.short - short
+                # the short-picked order declines that warehouse for this one decision; its units go to the next in line
+                self.announce(outcomes, declined=(order_id, warehouse))
+            case Shipped(shipment_id=shipment_id):
+                for r in self.inventory.open_reservations(shipment_id=shipment_id):
+                    self.ledger[(r.warehouse_id, r.sku)] -= r.units
+                    shipped = self.shipped.setdefault(r.order_id, {})
+                    shipped[r.sku] = shipped.get(r.sku, 0) + r.units
+                self.inventory.ship(shipment_id)
+
+    # ---- fulfillment, as the service decides ----
+
+    def waiting_for_fulfillment(self) -> list[uuid.UUID]:
+        return sorted(order_id for order_id, events in self.topics.to_fulfillment.items() if events)
+
+    @precondition(lambda self: self.waiting_for_fulfillment())
+    @rule(data=st.data())
+    def fulfillment_reads_an_allocation(self, data: st.DataObject) -> None:
+        """A pick task per shipment; one allocated after the whole order was cancelled is born withdrawn."""
+        order_id = data.draw(st.sampled_from(self.waiting_for_fulfillment()))
+        allocated = self.topics.to_fulfillment[order_id].pop(0)
+        cancelled = order_id in self.whole_cancelled
+        for shipment in allocated.shipments:
+            status = "cancelled" if cancelled else "released"
+            self.tasks[shipment.shipment_id] = PickTask(order_id, shipment.warehouse_id, dict(shipment.lines), status)
+        if cancelled:
+            withdrawn = tuple(s.shipment_id for s in allocated.shipments)
+            self.to_allocation(order_id, CancellationAccepted(None, withdrawn))
+
+    def to_allocation(self, order_id: uuid.UUID, event: FulfillmentEvent) -> None:
+        self.topics.to_allocation.setdefault(order_id, []).append(event)
+
+    def cancellable(self) -> list[uuid.UUID]:
+        return sorted(o.order_id for o in self.inventory.orders.values() if o.status != "unfulfillable")
+
+    @precondition(lambda self: self.cancellable())
     @rule(data=st.data(), whole=st.booleans())
-    def cancel(self, data: st.DataObject, whole: bool) -> None:
-        order = data.draw(st.sampled_from(self.live_orders()))
-        lines = None if whole else data.draw(st.dictionaries(st.sampled_from(sorted(order.lines)), st.integers(1, 6)))
-        # as fulfillment does: every open shipment holding a cancelled line is withdrawn
-        withdrawn = {
-            r.shipment_id
-            for r in self.inventory.open_reservations(order_id=order.order_id)
-            if lines is None or r.sku in lines
-        }
-        self.check_first_come_first_served(self.inventory.cancel(order.order_id, lines, withdrawn, "test"))
+    def customer_cancels(self, data: st.DataObject, whole: bool) -> None:
+        """Fulfillment decides with the pick tasks it has now; what allocation announced since is unknown to it."""
+        order_id = data.draw(st.sampled_from(self.cancellable()))
+        ordered = self.inventory.orders[order_id].lines
+        some = st.dictionaries(st.sampled_from(sorted(ordered)), st.integers(1, 6), min_size=1)
+        lines = None if whole else data.draw(some)
+        tasks = [t.state(shipment_id) for shipment_id, t in self.tasks.items() if t.order_id == order_id]
+        items = None if lines is None else [ItemQuantity(sku=sku, quantity=q) for sku, q in sorted(lines.items())]
+        decision = fulfillment.decide_cancellation(tasks, items)
+        if isinstance(decision, fulfillment.Refuse):
+            return
+        for task in decision.tasks:
+            self.tasks[task.pick_task_id].status = "cancelled"
+        if lines is None:
+            self.whole_cancelled.add(order_id)
+        withdrawn = tuple(t.pick_task_id for t in decision.tasks)
+        self.to_allocation(order_id, CancellationAccepted(lines, withdrawn))
 
-    def open_shipments(self) -> list[uuid.UUID]:
-        return sorted({r.shipment_id for r in self.inventory.open_reservations()})
+    def tasks_in(self, statuses: frozenset[str]) -> list[uuid.UUID]:
+        return sorted(shipment_id for shipment_id, t in self.tasks.items() if t.status in statuses)
 
-    @precondition(lambda self: self.open_shipments())
+    @precondition(lambda self: self.tasks_in(NOT_PICKED_YET))
     @rule(data=st.data())
-    def short_pick(self, data: st.DataObject) -> None:
-        shipment = data.draw(st.sampled_from(self.open_shipments()))
-        parts = self.inventory.open_reservations(shipment_id=shipment)
-        missing = data.draw(st.dictionaries(st.sampled_from([r.sku for r in parts]), st.integers(1, 6), min_size=1))
-        for r in parts:
-            lost = min(max(r.short, missing.get(r.sku, 0)), r.quantity) - r.short
-            self.ledger[(r.warehouse_id, r.sku)] -= lost
-        order_id, warehouse = parts[0].order_id, parts[0].warehouse_id
-        outcomes = self.inventory.short_pick(order_id, shipment, warehouse, missing)
-        # the short-picked order declines that warehouse for this one decision; its units go to the next in line
-        self.check_first_come_first_served(outcomes, declined=(order_id, warehouse))
+    def warehouse_short_picks(self, data: st.DataObject) -> None:
+        shipment_id = data.draw(st.sampled_from(self.tasks_in(NOT_PICKED_YET)))
+        task = self.tasks[shipment_id]
+        found = data.draw(st.fixed_dictionaries({sku: st.integers(0, q) for sku, q in task.lines.items()}))
+        missing = {sku: q - found[sku] for sku, q in task.lines.items() if q > found[sku]}
+        if not missing:
+            return
+        task.lines = {sku: q for sku, q in found.items() if q}
+        task.status = "short_picked" if task.lines else "nothing_picked"
+        self.to_allocation(task.order_id, ShortPicked(shipment_id, task.warehouse_id, missing))
 
-    @precondition(lambda self: self.open_shipments())
+    @precondition(lambda self: self.tasks_in(fulfillment.OPEN))
     @rule(data=st.data())
-    def ship(self, data: st.DataObject) -> None:
-        shipment = data.draw(st.sampled_from(self.open_shipments()))
-        for r in self.inventory.open_reservations(shipment_id=shipment):
-            self.ledger[(r.warehouse_id, r.sku)] -= r.units
-            shipped = self.shipped.setdefault(r.order_id, {})
-            shipped[r.sku] = shipped.get(r.sku, 0) + r.units
-        self.inventory.ship(shipment)
+    def warehouse_packs(self, data: st.DataObject) -> None:
+        shipment_id = data.draw(st.sampled_from(self.tasks_in(fulfillment.OPEN)))
+        task = self.tasks[shipment_id]
+        task.status = fulfillment.SHIPPED
+        self.to_allocation(task.order_id, Shipped(shipment_id))
 
     # ---- invariants ----
 
@@ -170,6 +305,13 @@ class AllocationModel(RuleBasedStateMachine):
                 assert parts + shipped.get(sku, 0) == quantity, (order.order_id, sku)
             assert (order.status == "backordered") == bool(order.backordered)
 
+    @invariant()
+    def a_cancelled_order_holds_nothing_once_fulfillment_has_answered_for_its_shipments(self) -> None:
+        for order in self.inventory.orders.values():
+            if order.status == "cancelled" and not self.topics.busy(order.order_id):
+                held = self.inventory.open_reservations(order_id=order.order_id)
+                assert not held, f"cancelled {order.order_id} still holds {[(r.shipment_id, r.sku) for r in held]}"
+
     def check_first_come_first_served(
         self, outcomes: list[Outcome], declined: tuple[uuid.UUID, str] | None = None
     ) -> None:
@@ -192,5 +334,5 @@ class AllocationModel(RuleBasedStateMachine):
 
 TestAllocationModel = AllocationModel.TestCase
 TestAllocationModel.settings = settings(
-    max_examples=150, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
