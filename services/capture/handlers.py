@@ -66,16 +66,23 @@ class CaptureHandlers:
         self.early_cancel_window = early_cancel_window
 
     async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
-        """Lock, in one global order, the (channel, external_id) of every order and cancel request in the batch."""
+        """Lock, in one global order, the (channel, external_id) of every order and cancel request in the batch,
+        then the orders its lifecycle events are about: two instances then never wait on each other in a cycle."""
         keys: set[tuple[str, str]] = set()
+        cancelled: set[tuple[str, str]] = set()
+        orders: set[UUID] = set()
         for item in batch:
             match item.payload:
-                case (
-                    ev.SubmittedOrder(channel=channel, external_id=external_id)
-                    | ev.CancelRequested(channel=channel, external_id=external_id)
-                ):
+                case ev.SubmittedOrder(channel=channel, external_id=external_id):
                     keys.add((channel, external_id))
+                case ev.CancelRequested(channel=channel, external_id=external_id):
+                    keys.add((channel, external_id))
+                    cancelled.add((channel, external_id))
+                case payload if (order_id := lifecycle.order_of(payload)) is not None:
+                    orders.add(order_id)
         await repository.lock_external_ids(conn, keys)
+        orders |= await repository.order_ids(conn, cancelled)
+        await repository.lock_orders(conn, orders)
 
     async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: Envelope | None) -> Accepted:
         """Store a new order already decided (validated or rejected) and announce the decision; a known

@@ -146,6 +146,26 @@ async def resolve_request(conn: Conn, order_id: UUID, cause: UUID | None, state:
     )
 
 
+async def order_ids(conn: Conn, keys: Iterable[tuple[str, str]]) -> set[UUID]:
+    """The ids of the known orders among these (channel, external_id)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    rows = await conn.fetch(
+        "SELECT o.order_id FROM orders o JOIN unnest($1::text[], $2::text[]) AS k(channel, external_id)"
+        " USING (channel, external_id)",
+        [channel for channel, _ in wanted],
+        [external_id for _, external_id in wanted],
+    )
+    return {r["order_id"] for r in rows}
+
+
+async def lock_orders(conn: Conn, order_ids: Iterable[UUID]) -> None:
+    """Lock these orders' rows until the transaction ends, in order id order."""
+    if ids := sorted(set(order_ids)):
+        await conn.execute("SELECT 1 FROM orders WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE", ids)
+
+
 async def lock_external_ids(conn: Conn, keys: Iterable[tuple[str, str]]) -> None:
     """Lock these (channel, external_id) until the transaction ends, in one global order: an order and a cancel
     request for it, read at the same moment by two instances, are handled one after the other."""

@@ -15,9 +15,9 @@ from shared.settings import SERVICES
 
 def routes() -> dict[str, set[str]]:
     """The topics each service's handlers consume, as their wiring builds them."""
-    allocation, fulfillment = AllocationSettings(), FulfillmentSettings()
+    capture, allocation, fulfillment = CaptureSettings(), AllocationSettings(), FulfillmentSettings()
     return {
-        "capture": set(CaptureHandlers(CaptureSettings().intake_rules).routes()),
+        "capture": set(CaptureHandlers(capture.intake_rules, capture.early_cancel_window).routes()),
         "allocation": set(
             AllocationHandlers(load_network(allocation.warehouses_file, allocation.allocation_file)).routes()
         ),
