@@ -331,6 +331,8 @@ class Inventory:
             if extra <= 0:
                 continue
             r.short += extra
+            if not r.units:  # nothing of it is left to ship or to release
+                r.status = "released"
             self._unreserve(warehouse_id, sku, extra)
             self.level(warehouse_id, sku).on_hand -= extra
             self.touched_reservations.add(r.key)

@@ -225,6 +225,11 @@ def test_a_short_pick_no_other_warehouse_can_cover_is_backordered() -> None:
     [outcome] = inventory.short_pick(placed.order_id, shipment, "ams", {"A": 2})
     assert isinstance(outcome, Backordered) and outcome.missing == {"A": 2}
     assert placed.status == "backordered"
+    # the shipment has nothing left: it holds no open reservation, so a cancellation finds nothing to release
+    assert inventory.open_reservations(order_id=placed.order_id) == []
+    inventory.cancel(placed.order_id, {"A": 2}, [], "no longer needed")
+    assert inventory.orders[placed.order_id].status == "cancelled"
+    assert inventory.open_reservations(order_id=placed.order_id) == []
 
 
 def test_shipping_takes_the_units_out_of_on_hand_and_reserved() -> None:

@@ -18,6 +18,7 @@ fulfillment accepts before it has seen a shipment allocation made (the first all
 a re-route after a short pick, what a partial cancellation kept) withdraws that shipment only when it arrives.
 """
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -334,5 +335,9 @@ class AllocationModel(RuleBasedStateMachine):
 
 TestAllocationModel = AllocationModel.TestCase
 TestAllocationModel.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    # OMS_MODEL_EXAMPLES=3000 for a deeper search than the test suite's
+    max_examples=int(os.environ.get("OMS_MODEL_EXAMPLES", "150")),
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
