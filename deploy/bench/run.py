@@ -83,10 +83,12 @@ class Due:
 
     by_order: dict[str, float] = field(default_factory=dict)
     by_external_id: dict[str, float] = field(default_factory=dict)  # not yet seen in capture's table
+    created: float = field(default_factory=time.time)
 
     @property
     def first(self) -> float:
-        return min([*self.by_order.values(), *self.by_external_id.values()])
+        """The first order's due time (when every request failed: when the phase began)."""
+        return min([*self.by_order.values(), *self.by_external_id.values()], default=self.created)
 
 
 class Bench:
@@ -352,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     run = Run(
         run_id=run_id,
         started_at=now.isoformat(timespec="seconds"),
-        command="python -m deploy.bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        command=" ".join(["python -m deploy.bench", *(sys.argv[1:] if argv is None else argv)]),
         quick=args.quick,
         commit=commit,
         machine=machine(),
