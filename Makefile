@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo up down status test test-unit test-integration lint format asyncapi clean
+.PHONY: help install install-bench demo bench up down status test test-unit test-integration lint format asyncapi clean
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
@@ -12,6 +12,7 @@ help:
 	@echo "make up     - start Kafka, PostgreSQL, the SMTP sink, the four services and the simulator"
 	@echo "make down   - stop all of it (data is kept; 'python -m deploy.local.stack down --purge' drops it)"
 	@echo "make status - what is running"
+	@echo "make bench  - measure the pipeline against this machine (~15 min; BENCH_OPTIONS=--quick for ~2 min)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 	bash deploy/local/bootstrap.sh
@@ -22,8 +23,20 @@ $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 
 install: $(VENV)/.installed
 
+# The benchmark's own tools (chart, profiler), on top of the project's.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[dev,bench]'
+	touch $@
+
+install-bench: $(VENV)/.bench-installed
+
 demo: install
 	$(PY) -m deploy.local.demo
+
+# Not part of `make test`: it takes the whole machine for its measurement. Results go to docs/benchmarks/.
+BENCH_OPTIONS ?=
+bench: install-bench
+	$(PY) -m deploy.bench $(BENCH_OPTIONS)
 
 up: install
 	$(PY) -m deploy.local.stack up

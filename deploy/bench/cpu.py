@@ -1,0 +1,69 @@
+"""CPU seconds used so far by each component of the running pipeline, read from /proc: every service process,
+the simulator, the Kafka JVM, every process of the stack's PostgreSQL cluster, the SMTP sink, this process,
+and the tools it ran meanwhile. Two snapshots around a phase give its CPU cost per component."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.local import processes, stack
+
+from .measures import ProcessTimes, machine_busy, process_times
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def times(pid: int) -> ProcessTimes | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return process_times(Path(f"/proc/{pid}/stat").read_text(), TICKS)
+    return None
+
+
+def live_children(parent: int) -> list[ProcessTimes]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (t := times(int(entry.name))) is not None and t.ppid == parent:
+            found.append(t)
+    return found
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The pids to read, found once the pipeline runs."""
+
+    pids: dict[str, int]
+    postmaster: int
+
+    @classmethod
+    def find(cls) -> Pipeline:
+        pids = {p.name: p.pid() for p in processes.everything()}
+        pids.update({name: pid for name, pid, _ in stack.components()})
+        missing = sorted(name for name, pid in pids.items() if pid is None)
+        if missing:
+            raise RuntimeError(f"not running: {', '.join(missing)}")
+        postmaster = pids.pop("postgres")
+        assert postmaster is not None
+        return cls({name: pid for name, pid in pids.items() if pid is not None}, postmaster)
+
+    def snapshot(self) -> dict[str, float]:
+        """CPU seconds so far per component, and `machine` for the whole machine (every core, every process)."""
+        seconds: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            found = times(pid)
+            seconds[name] = found.own if found else 0.0
+        # A backend that exits is reaped by the postmaster, which then counts its time as its children's:
+        # live backends plus the postmaster's own and reaped children's time cover every backend.
+        postmaster = times(self.postmaster)
+        seconds["postgres"] = (postmaster.own + postmaster.children if postmaster else 0.0) + sum(
+            t.own for t in live_children(self.postmaster)
+        )
+        own = times(os.getpid())
+        seconds["bench"] = own.own if own else 0.0
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seconds["tools"] = reaped.ru_utime + reaped.ru_stime
+        seconds["machine"] = machine_busy(Path("/proc/stat").read_text(), TICKS)
+        return seconds

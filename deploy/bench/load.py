@@ -1,0 +1,139 @@
+"""Open-loop load: orders sent at their due times whatever the pipeline does with the ones before, so a stall
+shows as latency instead of slowing the sender down (no coordinated omission).
+
+Kafka: a producer publishes each order on oms.orders.submitted at its due time, as the channel adapters'
+principal; when the producer itself falls behind, that lateness is part of the measured latency, because
+latency runs from the due time. HTTP: vegeta (Go, open loop: it adds workers rather than wait for answers)
+posts one order per request at a constant rate with the channel's API key; each result carries its sequence
+number, so its due time is the attack's start + sequence / rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from deploy.local import client, stack
+from shared import kafka_access, topics
+
+VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
+VEGETA_VERSION = "v12.13.0"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """When the sending began (epoch s) and how far behind its schedule the sender fell at worst (s)."""
+
+    started: float
+    late_max: float
+
+
+async def publish_open_loop(bodies: list[tuple[str, bytes]], offsets: list[float]) -> Sent:
+    """Publish (key, body) pairs on the intake topic, each at started + its offset."""
+    writer = kafka_access.local(kafka_access.principal(topics.ORDERS_SUBMITTED.writer))
+    producer = AIOKafkaProducer(**writer.client_options(), enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        late_max = 0.0
+        deliveries = []
+        started_wall, started = time.time(), time.monotonic()
+        for (key, body), offset in zip(bodies, offsets, strict=True):
+            wait = started + offset - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            deliveries.append(await producer.send(topics.ORDERS_SUBMITTED.name, body, key=key.encode()))
+            late_max = max(late_max, time.monotonic() - started - offset)
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    return Sent(started_wall, late_max)
+
+
+def vegeta_binary() -> str:
+    """vegeta from OMS_VEGETA or PATH, else built once with `go install` into the cache beside Kafka's jars."""
+    named = os.environ.get("OMS_VEGETA") or shutil.which("vegeta")
+    if named:
+        return named
+    target = stack.config().cache / f"vegeta-{VEGETA_VERSION}"
+    binary = target / "vegeta"
+    if binary.exists():
+        return str(binary)
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError(
+            f"the HTTP load needs vegeta: install Go 1.22 or later (to build {VEGETA_MODULE}@{VEGETA_VERSION}), "
+            "or put vegeta on PATH or in OMS_VEGETA"
+        )
+    print(f"building vegeta {VEGETA_VERSION} with go install into {target}", flush=True)
+    env = {**os.environ, "GOBIN": str(target)}
+    result = subprocess.run(
+        [go, "install", f"{VEGETA_MODULE}@{VEGETA_VERSION}"], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"go install {VEGETA_MODULE}@{VEGETA_VERSION} failed:\n{result.stderr[-3000:]}")
+    return str(binary)
+
+
+def vegeta_targets(documents: list[dict[str, Any]], token: str) -> str:
+    """One JSON target per line, each with its own order as the body (vegeta's `-format=json`)."""
+    header = {"Authorization": [f"Bearer {token}"], "Content-Type": ["application/json"]}
+    lines = []
+    for document in documents:
+        body = base64.b64encode(json.dumps(document).encode()).decode()
+        target = {"method": "POST", "url": f"{client.CAPTURE_URL}/v1/orders", "body": body, "header": header}
+        lines.append(json.dumps(target))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Response:
+    due: float  # epoch s
+    sent: float  # epoch s
+    latency: float  # s
+    status: str  # HTTP status, or "error" when there was no response
+    order_id: str | None
+
+
+async def attack(vegeta: str, targets: Path, rate: float, seconds: float, results: Path) -> list[Response]:
+    """Post the targets at `rate` per second for `seconds`; one Response per request made."""
+    argv = [vegeta, "attack", "-format=json", "-lazy", f"-targets={targets}", f"-rate={rate:g}/1s"]
+    argv += [f"-duration={seconds:g}s", "-timeout=60s", "-max-body=-1", f"-output={results}"]
+    proc = await asyncio.create_subprocess_exec(*argv, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"vegeta attack failed: {err.decode(errors='replace')[-2000:]}")
+    proc = await asyncio.create_subprocess_exec(
+        vegeta, "encode", "--to", "json", str(results), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    return responses([json.loads(line) for line in out.splitlines() if line.strip()], rate)
+
+
+def responses(results: list[dict[str, Any]], rate: float) -> list[Response]:
+    """vegeta's results with each request's due time: the first request's send time + its sequence / rate."""
+    if not results:
+        return []
+    start = _epoch(min(results, key=lambda r: int(r["seq"]))["timestamp"])
+    found = []
+    for r in results:
+        order_id = None
+        if r["code"] == 202:
+            order_id = json.loads(base64.b64decode(r["body"]))["order_id"]
+        status = str(r["code"]) if r["code"] else "error"
+        found.append(Response(start + r["seq"] / rate, _epoch(r["timestamp"]), r["latency"] / 1e9, status, order_id))
+    return found
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp()  # nanoseconds are cut to microseconds

@@ -1,0 +1,112 @@
+"""What the benchmark watches while orders flow: when each order's pick task left for its warehouse and when
+the order was delivered (read off Kafka as the warehouses and downstream systems see them), which order id
+capture gave each external id, dead letters, messages sent and PostgreSQL commits.
+
+Pick task time is the timestamp of the PickTaskReleased record on oms.warehouse.pick-tasks. The record's
+timestamp is set by fulfillment's outbox relay when it hands the task to Kafka, after the handler's
+transaction committed: it is when the warehouse can have it. `pick_tasks.created_at` is taken by the
+handler before its transaction commits, so it would leave out the commit and the relay, the last hop
+before the warehouse; the time this observer reads the record would add its own lag on a saturated machine.
+Delivered is the timestamp of the OrderDelivered record on oms.fulfillment.events, for the same reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from deploy.local import scrape, stack
+from shared import kafka_access, ports, topics
+
+PICK_TASK_RELEASED = "PickTaskReleased"
+ORDER_DELIVERED = "OrderDelivered"
+# Every order the benchmark sends is shipped whole: confirmed, shipped, delivered.
+MESSAGES_PER_ORDER = 3
+
+
+class Observer:
+    """Reads pick tasks and fulfillment events from where the topics end when it starts, without a consumer
+    group (it commits nothing and takes no partition from anyone), as the `admin` principal."""
+
+    def __init__(self) -> None:
+        self.consumer = AIOKafkaConsumer(**kafka_access.local().client_options(), enable_auto_commit=False)
+        self.pick_tasks: dict[str, float] = {}  # order id -> time its last pick task was released (epoch s)
+        self.delivered: dict[str, float] = {}  # order id -> time OrderDelivered was published (epoch s)
+        self.task: asyncio.Task[None] | None = None
+        self.dead_letter_partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        watched = []
+        for topic in (topics.PICK_TASKS, topics.FULFILLMENT_EVENTS):
+            watched += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        self.dead_letter_partitions = [
+            TopicPartition(t.name, p) for t in topics.DEAD_LETTER_TOPICS for p in range(t.partitions)
+        ]
+        self.consumer.assign(watched)
+        await self.consumer.seek_to_end(*watched)
+        for tp in watched:  # resolve the positions now, so nothing published from here on is missed
+            await self.consumer.position(tp)
+        self.task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.consumer.stop()
+
+    async def _follow(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    self._note(record.value, record.timestamp / 1000)
+
+    def _note(self, value: bytes, at: float) -> None:
+        envelope = orjson.loads(value)
+        kind, order_id = envelope.get("type"), envelope.get("order_id")
+        if kind == PICK_TASK_RELEASED:
+            # An order split over warehouses is released when its last pick task is.
+            self.pick_tasks[order_id] = max(at, self.pick_tasks.get(order_id, 0.0))
+        elif kind == ORDER_DELIVERED:
+            self.delivered[order_id] = at
+
+    async def dead_letters(self) -> int:
+        """Records written to the dead-letter topics so far."""
+        ends = await self.consumer.end_offsets(self.dead_letter_partitions)
+        return int(sum(ends.values()))
+
+
+async def admin_pool() -> asyncpg.Pool:
+    cfg = stack.config()
+    pool = await asyncpg.create_pool(cfg.pg_dsn(), password=cfg.admin_password, min_size=1, max_size=2)
+    assert pool is not None
+    return pool
+
+
+async def order_ids(pool: asyncpg.Pool, channel: str, external_ids: Iterable[str]) -> dict[str, str]:
+    """external id -> order id, for the orders capture has taken in."""
+    rows = await pool.fetch(
+        "SELECT external_id, order_id::text FROM capture.orders WHERE channel = $1 AND external_id = ANY($2::text[])",
+        channel,
+        list(external_ids),
+    )
+    return {row["external_id"]: row["order_id"] for row in rows}
+
+
+async def commits(pool: asyncpg.Pool) -> int:
+    """Transactions committed in the oms database so far (statistics lag by up to half a second)."""
+    return int(await pool.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = 'oms'"))
+
+
+async def messages_sent() -> int:
+    """Customer messages handed to the mail server so far, from the notifications service's metrics."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        page = await http.get(f"http://127.0.0.1:{ports.HTTP['notifications']}/metrics")
+    return int(scrape.total(scrape.parse(page.text), "oms_notifications_sent_total"))

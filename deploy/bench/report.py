@@ -1,0 +1,238 @@
+"""The run written down: a markdown report with the anchors, the pipeline's phases, CPU per 1,000 orders and
+the profile summaries, the raw results as JSON, the chart, and an index of every run in the output folder.
+Everything but `write` is pure."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import chart
+from .measures import Spread
+from .results import COMPONENTS, ORDER_TRANSACTION, OURS, Phase, Run
+
+CATEGORIES_SHOWN = 6
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def spread(found: Spread | None, everything: bool = True) -> str:
+    if found is None:
+        return "-"
+    shown = (found.p50, found.p95, found.p99, found.max) if everything else (found.p50, found.p99)
+    return " / ".join(duration(v) for v in shown)
+
+
+def ratio(run: Run, throughput: float | None) -> str:
+    anchor = run.anchor(ORDER_TRANSACTION)
+    if anchor is None or throughput is None:
+        return "-"
+    return f"{throughput / anchor.figure:.1%}"
+
+
+def errors(phase: Phase) -> str:
+    parts = [f"HTTP {status} x{n}" for status, n in sorted(phase.http_failures.items())]
+    if phase.accepted < phase.orders - sum(phase.http_failures.values()):
+        parts.append(f"not captured {phase.orders - sum(phase.http_failures.values()) - phase.accepted}")
+    if phase.picked < phase.accepted:
+        parts.append(f"no pick task {phase.accepted - phase.picked}")
+    if phase.delivered < phase.picked:
+        parts.append(f"not delivered {phase.picked - phase.delivered}")
+    if phase.dead_letters:
+        parts.append(f"dead letters {phase.dead_letters}")
+    return ", ".join(parts) or "0"
+
+
+def verdict(phase: Phase) -> str:
+    if phase.offered_rate is None:
+        return "burst"
+    return "saturated: " + "; ".join(phase.saturated) if phase.saturated else "kept up"
+
+
+def phase_line(phase: Phase, run: Run) -> str:
+    rate = "-" if phase.throughput is None else f"{phase.throughput:.1f}/s"
+    return (
+        f"  {phase.name}: {phase.orders} orders, drained {rate} ({ratio(run, phase.throughput)} of the order-sized"
+        f" transaction's tps); to pick task p50/p95/p99/max {spread(phase.to_pick)}; to delivered"
+        f" {spread(phase.to_delivered)}; errors {errors(phase)}; {verdict(phase)}"
+    )
+
+
+def summary(run: Run) -> str:
+    lines = ["anchors:"]
+    lines += [f"  {a.what}: {a.figure:,.0f} {a.unit}" for a in run.anchors]
+    lines.append("pipeline:")
+    lines += [phase_line(p, run) for p in run.phases]
+    return "\n".join(lines)
+
+
+def busy_machine(run: Run) -> str | None:
+    cores = os.cpu_count() or 1
+    worst = max(run.load_before[0], run.load_after[0])
+    if worst < 0.5 * cores:
+        return None
+    return (
+        f"**Caveat: the machine was busy.** Load average {run.load_before[0]:.2f} before the run and"
+        f" {run.load_after[0]:.2f} after it, on {cores} cores, from other work sharing this machine. The"
+        " `elsewhere` column below shows how much CPU went to processes outside the pipeline during each phase;"
+        " compare runs by their ratios to the same run's anchors rather than by absolute figures."
+    )
+
+
+def markdown(run: Run) -> str:
+    out = [f"# Benchmark {run.run_id}", ""]
+    out.append(f"`{run.command}` (`make bench`), started {run.started_at}, commit `{run.commit}`.")
+    if run.quick:
+        out.append("A quick run, for trying the harness: short phases, small numbers.")
+    out.append("")
+    out += [f"- {key}: {value}" for key, value in run.machine.items()]
+    out.append(
+        f"- load average (1, 5, 15 min): before {', '.join(f'{x:.2f}' for x in run.load_before)};"
+        f" after {', '.join(f'{x:.2f}' for x in run.load_after)}"
+    )
+    out.append(f"- settings: `{json.dumps(run.settings, sort_keys=True)}`")
+    caveat = busy_machine(run)
+    if caveat:
+        out += ["", caveat]
+    out += ["", f"![throughput against latency]({run.run_id}.png)", ""]
+
+    out += ["## Anchors, in the same run", "", "| what | figure | settings |", "|---|---:|---|"]
+    out += [f"| {a.what} | {a.figure:,.0f} {a.unit} | {a.settings} |" for a in run.anchors]
+
+    out += ["", "## The pipeline", ""]
+    out.append(
+        "Drained: orders per second reaching their pick task; for a burst from its start to the last pick task,"
+        " for a rate step between its first and its last pick task (the pace it was served at). `÷ txn`: that"
+        " rate as a share of this run's order-sized transaction tps (absolute figures move from machine to"
+        " machine; this ratio is what to compare). Latencies run from each order's due time (p50 / p95 / p99 /"
+        " max); the sender's worst lateness against its own schedule is already inside them. The burst with"
+        " py-spy attached is slowed by the profiler pausing each process at every sample: not a measurement."
+    )
+    out += [
+        "",
+        "| phase | offered | orders | drained | ÷ txn | intake → pick task | intake → delivered | HTTP response"
+        " p50 / p99 | errors | sender late | verdict |",
+        "|---|---:|---:|---:|---:|---|---|---|---|---:|---|",
+    ]
+    for p in run.phases:
+        offered = "all at once" if p.offered_rate is None else f"{p.offered_rate:g}/s"
+        drained = "-" if p.throughput is None else f"{p.throughput:.1f}/s"
+        http = spread(p.http, everything=False) if p.kind == "http" else "-"
+        out.append(
+            f"| {p.name} | {offered} | {p.orders} | {drained} | {ratio(run, p.throughput)} | {spread(p.to_pick)}"
+            f" | {spread(p.to_delivered)} | {http} | {errors(p)} | {duration(p.late_max)} | {verdict(p)} |"
+        )
+
+    out += ["", "## CPU seconds per 1,000 orders", ""]
+    out.append(
+        "From /proc (utime + stime) before and after each phase, the phase lasting until every order was"
+        " delivered and its messages sent. postgres: every process of the stack's cluster. `pipeline`: the"
+        " system under test (services, simulator, Kafka, PostgreSQL, SMTP sink). bench: the load generator and"
+        " observer (this process); tools: vegeta, and py-spy in the profiled burst. elsewhere: the rest of the"
+        " machine's busy time meanwhile (other work on a shared machine)."
+    )
+    columns = [*OURS, "pipeline", *COMPONENTS[len(OURS) :], "elsewhere"]
+    out += ["", "| phase | " + " | ".join(columns) + " | PostgreSQL commits per order | wall |"]
+    out.append("|---|" + "---:|" * (len(columns) + 2))
+    for p in run.phases:
+        values = [p.cpu_per_thousand(c) for c in OURS]
+        ours = sum(v for v in values if v is not None)
+        values += [ours, *(p.cpu_per_thousand(c) for c in COMPONENTS[len(OURS) :])]
+        measured = sum(p.cpu.values())
+        values.append((p.machine_busy - measured) * 1000 / p.orders if p.orders else None)
+        shown = " | ".join("-" if v is None else f"{v:.1f}" for v in values)
+        commits = f"{p.pg_transactions / p.orders:.1f}" if p.orders else "-"
+        out.append(f"| {p.name} | {shown} | {commits} | {p.wall:.0f} s |")
+
+    if run.profiles:
+        profiled = next((p for p in run.phases if p.profiled), None)
+        size = f"{profiled.orders} orders" if profiled else "orders"
+        out += ["", f"## Where the time goes: py-spy during a burst of {size}", ""]
+        out.append(
+            "py-spy sampled each process 100 times a second, native frames included (uvloop and libuv, asyncpg's"
+            " protocol and codecs, pydantic-core), counting only the thread that held the GIL (waiting is not"
+            " work). Kinds of work: by the innermost frame whose file says what it is (interpreter internals count"
+            " for their caller). Own time: the innermost frame itself. Called from: the innermost project function"
+            " on the stack, i.e. the project code that did the work or made the call that did."
+        )
+        for profile in run.profiles:
+            out += [
+                "",
+                f"### {profile.process}: {profile.samples:,} samples ([speedscope profile]({profile.file}))",
+                "",
+            ]
+            kinds = ", ".join(f"{name} {share:.0%}" for name, share in profile.categories[:CATEGORIES_SHOWN])
+            out.append(f"- kinds of work: {kinds}")
+            out.append("- own time: " + ", ".join(f"`{name}` {share:.0%}" for name, share in profile.top_self))
+            out.append("- called from: " + ", ".join(f"`{name}` {share:.0%}" for name, share in profile.top_project))
+
+    out += ["", "## How it was measured", ""]
+    out += [
+        "- Intake time: the order's due time in the open-loop schedule (burst: all due at the start). Over Kafka"
+        " the bench's producer (principal channel-adapters, idempotent, linger 5 ms) publishes each order on"
+        " `oms.orders.submitted` at its due time; over HTTP vegeta posts one order per request at a constant rate"
+        " with the webshop channel's API key, adding workers rather than waiting for answers.",
+        "- Pick task time: the timestamp of the order's (last) `PickTaskReleased` record on"
+        " `oms.warehouse.pick-tasks`, set by fulfillment's outbox relay when it hands the task to Kafka, after"
+        " the handler's transaction committed: when the warehouse can have it. `pick_tasks.created_at` is taken"
+        " before that commit and would leave out the commit and the relay; the observer's read time would add"
+        " its own lag.",
+        "- Delivered time: the timestamp of the `OrderDelivered` record on `oms.fulfillment.events`. It includes"
+        " the simulator's deliberate waits (by default 0.2 s before picking, packing and each of two carrier"
+        " updates: 0.8 s).",
+        "- A rate step is saturated when it drained less than 90% of the offered rate, its p99 to pick task"
+        " exceeded the limit in the settings, or more than 1% of its orders failed; the steps stop at the first"
+        " saturated one. Each phase waits until its orders are delivered and their messages sent (or the drain"
+        " timeout) before the next begins.",
+        "- Orders: valid, about 1 KB of JSON with 4 to 7 lines, stock plentiful (one pick task each).",
+    ]
+    if run.notes:
+        out += ["", "## Notes", ""]
+        out += [f"- {note}" for note in run.notes]
+    return "\n".join(out) + "\n"
+
+
+def index(runs: list[dict[str, Any]]) -> str:
+    """docs/benchmarks/README.md: every run in the folder, newest first, with its headline figures."""
+    out = ["# Benchmarks", ""]
+    out.append(
+        "Written by `make bench` (`python -m deploy.bench`; `--quick` for a short trial, `--help` for the"
+        " options). Each run's report says what was measured and how; `latest.png` is the latest full run's chart."
+    )
+    out += [
+        "",
+        "| run | commit | order txn tps | burst drained | ÷ txn | highest Kafka step kept up"
+        " | highest HTTP step kept up |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in sorted(runs, key=lambda r: str(r["started_at"]), reverse=True):
+        txn = next((a["figure"] for a in run["anchors"] if a["what"] == ORDER_TRANSACTION), None)
+        burst = next((p for p in run["phases"] if p["kind"] == "burst" and not p["profiled"]), None)
+        drained = burst["throughput"] if burst else None
+
+        def kept(kind: str, phases: list[dict[str, Any]] = run["phases"]) -> str:
+            rates = [p["offered_rate"] for p in phases if p["kind"] == kind and not p["saturated"]]
+            return f"{max(rates):g}/s" if rates else "none"
+
+        share = f"{drained / txn:.1%}" if drained and txn else "-"
+        out.append(
+            f"| [{run['run_id']}]({run['run_id']}.md) | `{run['commit']}` | {txn or 0:,.0f} |"
+            f" {(drained or 0):.1f}/s | {share} | {kept('kafka')} | {kept('http')} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def write(run: Run, output: Path) -> Path:
+    """The report, its JSON and its chart into `output`, and the folder's index; returns the report's path."""
+    output.mkdir(parents=True, exist_ok=True)
+    report = output / f"{run.run_id}.md"
+    (output / f"{run.run_id}.json").write_text(json.dumps(run.to_json(), indent=1) + "\n")
+    chart.draw(run, output / f"{run.run_id}.png")
+    report.write_text(markdown(run))
+    runs = [json.loads(path.read_text()) for path in sorted(output.glob("*.json"))]
+    (output / "README.md").write_text(index(runs))
+    return report

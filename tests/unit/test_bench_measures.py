@@ -1,0 +1,132 @@
+"""The benchmark's arithmetic and reporting, without a stack: the open-loop schedule, latency from due times,
+percentiles, throughput, saturation, CPU from /proc, tool output, profile summaries and the report."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from deploy.bench import load, measures, profiles, report
+from deploy.bench.results import ORDER_TRANSACTION, Anchor, Phase, Run
+
+
+def test_open_loop_schedule_keeps_due_times_whatever_the_pipeline_does() -> None:
+    # given a rate step of 50 orders/s, and a burst
+    step, burst = measures.due_offsets(5, 50.0), measures.due_offsets(3, None)
+    # then each order is due one interval after the one before, and a burst's orders all at the start
+    assert step == [0.0, 0.02, 0.04, 0.06, 0.08]
+    assert burst == [0.0, 0.0, 0.0]
+    # and a stall shows as latency from the due time: the pipeline stopped for 2 s after the first order
+    due = {"a": 100.0, "b": 100.02, "c": 100.04}
+    reached = {"a": 100.1, "b": 102.1, "c": 102.1}  # "b" and "c" waited behind the stall
+    assert [round(x, 2) for x in measures.latencies(due, reached)] == [0.1, 2.08, 2.06]
+
+
+def test_spread_percentiles_and_rates() -> None:
+    spread = measures.Spread.of(float(v) for v in range(1, 102))  # 1..101
+    assert spread == measures.Spread(101, 51.0, 96.0, 100.0, 101.0)
+    assert measures.Spread.of([]) is None
+    # a burst of 300 orders whose last pick task came 4 s after the start drained 75 orders/s
+    assert measures.drain_rate(300, 1000.0, 1004.0) == 75.0
+    # a step served one order every 20 ms between its first and last pick task ran at 50/s
+    assert measures.completion_rate([10.0 + i * 0.02 for i in range(101)]) == pytest.approx(50.0)
+    assert measures.completion_rate([10.0]) is None
+
+
+def test_a_step_is_saturated_when_it_falls_behind_or_its_tail_grows() -> None:
+    limits = measures.Limits(kept_share=0.9, p99_seconds=5.0, error_share=0.01)
+    assert measures.saturation(50, 49.0, 0.8, 0, 1500, limits) == []
+    behind = measures.saturation(100, 62.0, 14.0, 0, 3000, limits)
+    assert behind == ["drained 62.0/s of 100/s offered", "p99 to pick task over 5 s"]
+    assert measures.saturation(50, 50.0, 1.0, 40, 1500, limits) == ["40 errors in 1500 orders"]
+
+
+def test_cpu_time_read_from_proc() -> None:
+    # given a process whose name holds spaces and parentheses (fields counted from the last ')')
+    stat = "4242 (postgres: oms (x) idle) S 17 4242 4242 0 -1 4194560 500 0 0 0 250 50 30 20 20 0 1 0 100 0 0"
+    times = measures.process_times(stat, 100)
+    assert (times.ppid, times.own, times.children) == (17, 3.0, 0.5)
+    # the machine's busy time leaves out idle and I/O wait
+    assert measures.machine_busy("cpu  100 5 50 1000 40 3 2 0 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n", 100) == 1.6
+    assert measures.per_thousand({"capture": 1.0}, {"capture": 4.0}, 500) == {"capture": 6.0}
+
+
+def test_figures_read_from_pgbench_and_producer_performance() -> None:
+    pgbench = (
+        "number of failed transactions: 0 (0.000%)\nlatency average = 2.406 ms\n"
+        "tps = 3325.458223 (without initial connection time)\n"
+    )
+    assert measures.pgbench_tps(pgbench) == 3325.458223
+    producer = (
+        "9286 records sent, 1855.0 records/sec (1.81 MB/sec), 2201.7 ms avg latency, 3512.0 ms max latency.\n"
+        "50000 records sent, 4879.0 records/sec (4.76 MB/sec), 4159.23 ms avg latency, 5906.00 ms max latency,"
+        " 4494 ms 50th, 5664 ms 95th, 5835 ms 99th, 5885 ms 99.9th.\n"
+    )
+    figures = measures.producer_performance(producer)
+    assert (figures.records, figures.records_per_second, figures.p99_ms) == (50000, 4879.0, 5835.0)
+    with pytest.raises(ValueError, match="no tps"):
+        measures.pgbench_tps("connection refused")
+
+
+def test_http_results_get_their_due_time_from_their_sequence_number() -> None:
+    # given vegeta's results at 10/s: the third request went out 0.5 s late, the second was refused
+    def result(seq: int, sent: str, code: int, body: dict[str, str] | None) -> dict[str, object]:
+        encoded = base64.b64encode(json.dumps(body).encode()).decode() if body else ""
+        return {"seq": seq, "timestamp": sent, "code": code, "latency": 20_000_000, "body": encoded}
+
+    results = [
+        result(0, "2026-12-02T16:00:00.000000001Z", 202, {"order_id": "o-0"}),
+        result(1, "2026-12-02T16:00:00.100000000Z", 429, None),
+        result(2, "2026-12-02T16:00:00.700000000Z", 202, {"order_id": "o-2"}),
+    ]
+    responses = load.responses(results, 10.0)
+    # then each is due at the start + seq / rate, and the lateness is visible
+    assert [r.order_id for r in responses] == ["o-0", None, "o-2"]
+    assert [r.status for r in responses] == ["202", "429", "202"]
+    assert responses[2].sent - responses[2].due == pytest.approx(0.5)
+    assert responses[0].latency == 0.02
+
+
+def test_profile_summary_names_the_work_and_the_project_code_behind_it(tmp_path: Path) -> None:
+    repo = tmp_path
+    frames = [
+        {"name": "main", "file": str(repo / "services/capture/app.py")},
+        {"name": "insert_order", "file": str(repo / "services/capture/repository.py")},
+        {"name": "Connection._do_execute", "file": "/v/site-packages/asyncpg/connection.py"},
+        {"name": "Py_DECREF", "file": "/usr/include/python3.11/object.h"},
+        {"name": "model_validate", "file": "/v/site-packages/pydantic/main.py"},
+        {"name": "write", "file": "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+    ]
+    samples = [[0, 1, 2, 3], [0, 1, 2], [0, 4], [0, 1, 5]]
+    document = {"shared": {"frames": frames}, "profiles": [{"samples": samples, "weights": [0.01] * 4}]}
+    summary = profiles.summarise(document, "capture", "profiles/x/capture.speedscope.json", repo)
+    assert summary.samples == 4
+    assert dict(summary.categories) == {
+        "PostgreSQL client (asyncpg, its protocol and codecs)": 0.5,  # interpreter internals count for the caller
+        "pydantic validation and serialisation": 0.25,
+        "system calls (socket reads and writes)": 0.25,
+    }
+    assert summary.top_project[0] == ("insert_order (services/capture/repository.py)", 0.75)
+
+
+def test_report_shows_each_phase_as_a_share_of_the_same_runs_order_transaction() -> None:
+    run = Run(
+        "20261202-1700-abc", "2026-12-02T17:00:00+00:00", "python -m deploy.bench", False, "abc", {}, {}, (100.0, 3, 3)
+    )
+    run.anchors.append(Anchor(ORDER_TRANSACTION, 2000.0, "tps", "8 clients"))
+    burst = Phase("burst", "burst", None, 3000, accepted=3000, picked=3000, delivered=3000, throughput=60.0)
+    burst.to_pick = measures.Spread(3000, 20.0, 45.0, 48.0, 50.0)
+    burst.cpu = {"capture": 30.0, "postgres": 60.0}
+    burst.machine_busy = 120.0
+    step = Phase("kafka 100/s", "kafka", 100.0, 3000, accepted=3000, picked=2990, delivered=2990, throughput=62.0)
+    step.saturated = ["drained 62.0/s of 100/s offered"]
+    run.phases += [burst, step]
+    text = report.markdown(run)
+    assert "| burst | all at once | 3000 | 60.0/s | 3.0% | 20.00 s / 45.00 s / 48.00 s / 50.00 s |" in text
+    assert "no pick task 10" in text and "saturated: drained 62.0/s of 100/s offered" in text
+    assert "Caveat: the machine was busy" in text  # load average 100 before the run
+    index = report.index([json.loads(json.dumps(run.to_json()))])
+    assert "| 2,000 | 60.0/s | 3.0% | none | none |" in index
