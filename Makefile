@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-bench demo bench up down status test test-unit test-integration lint format asyncapi clean
+.PHONY: help install install-bench demo bench up down status test test-unit test-integration lint format asyncapi docs clean
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
@@ -68,8 +68,11 @@ test-integration: install
 
 test: lint test-unit test-integration
 
-asyncapi: install
+asyncapi: docs
+
+docs: install
 	$(PY) -m shared.asyncapi > docs/asyncapi.json
+	$(PY) -m shared.topology docs/architecture.md
 
 clean: down
 	$(PY) -m deploy.local.stack down --purge

@@ -1,4 +1,5 @@
-"""Generates the AsyncAPI 3.0 document of every topic from the registry and the payload models.
+"""Generates the AsyncAPI 3.0 document of every topic from the registry and the payload models: who sends
+on each topic and who receives from it.
 
 python -m shared.asyncapi > docs/asyncapi.json   (make asyncapi; a test keeps the file in step)
 """
@@ -45,7 +46,10 @@ def document() -> dict[str, Any]:
         channel_id = topic.name.replace(".", "_").replace("-", "_")
         channels[channel_id] = {
             "address": topic.name,
-            "description": f"{topic.description} Written by {topic.writer}; {topic.partitions} partitions.",
+            "description": (
+                f"{topic.description} Written by {topic.writer}; read by {', '.join(topic.readers) or 'no one yet'};"
+                f" {topic.partitions} partitions."
+            ),
             "messages": messages,
         }
         operations[f"publish_{channel_id}"] = {
@@ -53,6 +57,12 @@ def document() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{channel_id}"},
             "summary": f"{topic.writer} publishes",
         }
+        for reader in topic.readers:
+            operations[f"receive_{channel_id}_{reader.replace('-', '_')}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{channel_id}"},
+                "summary": f"{reader} reads",
+            }
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -61,10 +71,20 @@ def document() -> dict[str, Any]:
             "description": "Topics, their single writers and payload contracts. Money is a decimal string.",
         },
         "defaultContentType": "application/json",
-        "servers": {"local": {"host": "127.0.0.1:19092", "protocol": "kafka"}},
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:19092",
+                "protocol": "kafka",
+                "description": "The local stack; every client authenticates as its own principal",
+                "security": [{"$ref": "#/components/securitySchemes/scram"}],
+            }
+        },
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"scram": {"type": "scramSha256", "description": "SASL/SCRAM-SHA-256"}},
+        },
     }
 
 

@@ -7,9 +7,8 @@ from shared.events import ProductUpserted
 from shared.kafka import Inbound
 
 
-async def on_product_upserted(conn: Conn, msg: Inbound) -> None:
+async def on_product_upserted(conn: Conn, msg: Inbound[ProductUpserted]) -> None:
     product = msg.payload
-    assert isinstance(product, ProductUpserted)
     await conn.execute(
         "INSERT INTO products (sku, name, weight_grams, active) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (sku) DO UPDATE SET name = excluded.name, weight_grams = excluded.weight_grams,"

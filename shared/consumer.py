@@ -33,6 +33,7 @@ from aiokafka.errors import CorruptRecordException, IllegalStateError, KafkaErro
 from shared import aftercommit, inbox, kafka_access, logs
 from shared.db import Conn
 from shared.dlq import DeadLetters
+from shared.events import Contract
 from shared.failures import Failure, classify, describe
 from shared.kafka import Inbound, Origin, Undecodable, decode
 from shared.metrics import (
@@ -46,11 +47,14 @@ from shared.metrics import (
     observe,
 )
 from shared.settings import CommonSettings
+from shared.topics import topic_of
 
 log = logging.getLogger(__name__)
-Handler = Callable[[Conn, Inbound], Awaitable[None]]
+Handler = Callable[[Conn, Inbound[Any]], Awaitable[None]]
+# What a service does with each event type it reads; it subscribes to the topics that carry them.
+Routes = Mapping[type[Contract], Handler]
 # Runs first in a batch's transaction with the batch's new records, e.g. to take row locks in one global order.
-BatchPreparation = Callable[[Conn, list[Inbound]], Awaitable[None]]
+BatchPreparation = Callable[[Conn, list[Inbound[Any]]], Awaitable[None]]
 Batches = Mapping[TopicPartition, list[Any]]
 # While looking for a record the client cannot parse, polls of one partition before going on to the next
 # (so a busy partition cannot hold up the search; if the record was not found, the next poll starts over).
@@ -74,13 +78,14 @@ class EventConsumer:
         settings: CommonSettings,
         pool: asyncpg.Pool,
         dead_letters: DeadLetters,
-        handlers: Mapping[str, Handler],
+        routes: Routes,
         prepare: BatchPreparation | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.dead_letters = dead_letters
-        self.handlers = dict(handlers)
+        self.routes = dict(routes)
+        self.topics = sorted({topic_of(payload).name for payload in self.routes})
         self.prepare = prepare
         self.service = settings.service
         self.assigned = False
@@ -105,7 +110,7 @@ class EventConsumer:
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            *self.handlers,
+            *self.topics,
             **kafka_access.of_service(self.settings).client_options(),
             group_id=f"oms-{self.service}",
             client_id=f"oms-{self.service}-{self.settings.instance}",
@@ -204,7 +209,7 @@ class EventConsumer:
 
     async def _process(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         started = time.perf_counter()
-        decoded: list[Inbound] = []
+        decoded: list[Inbound[Any]] = []
         poison: list[Undecodable] = []
         for records in batches.values():
             for record in records:
@@ -236,7 +241,7 @@ class EventConsumer:
             # last commit and gets these records again, which the inbox makes harmless.
             log.warning("offset commit failed (%s); the records may be delivered again", describe(exc))
 
-    async def _apply(self, items: list[Inbound]) -> None:
+    async def _apply(self, items: list[Inbound[Any]]) -> None:
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             fresh = await inbox.claim(conn, (i.event_id for i in items))
             if self.prepare is not None:
@@ -244,16 +249,20 @@ class EventConsumer:
             for item in items:
                 if item.event_id in fresh:
                     fresh.discard(item.event_id)  # a duplicate within the batch counts once
+                    handler = self.routes.get(type(item.payload))
+                    if handler is None:  # another reader's event on a topic this service reads
+                        count(MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us"))
+                        continue
                     with logs.bound(**record_ids(item)):
                         started = time.perf_counter()
-                        await self.handlers[item.topic](conn, item)
+                        await handler(conn, item)
                         observe(HANDLER_SECONDS.labels(self.service, item.topic), time.perf_counter() - started)
                         log.debug("handled %s from %s", item.envelope.type, item.origin)
                     count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
                 else:
                     count(MESSAGES_CONSUMED.labels(self.service, item.topic, "duplicate"))
 
-    async def _apply_or_dead_letter(self, item: Inbound) -> None:
+    async def _apply_or_dead_letter(self, item: Inbound[Any]) -> None:
         try:
             await self._retrying(lambda: self._apply([item]))
         except Exception as exc:
@@ -336,6 +345,6 @@ class EventConsumer:
         self._lag_reported = reported
 
 
-def record_ids(item: Inbound) -> dict[str, UUID | None]:
+def record_ids(item: Inbound[Any]) -> dict[str, UUID | None]:
     envelope = item.envelope
     return {"order_id": envelope.order_id, "event_id": envelope.event_id, "correlation_id": envelope.correlation_id}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
@@ -17,6 +17,7 @@ from shared.settings import CommonSettings
 from shared.topics import BY_NAME
 
 MAX_REASON_CHARS = 1000
+P_co = TypeVar("P_co", bound=ev.Contract, covariant=True)
 
 
 def make_producer(settings: CommonSettings) -> AIOKafkaProducer:
@@ -75,12 +76,12 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Inbound:
+class Inbound(Generic[P_co]):
     """A decoded record: its origin, its envelope and its typed payload."""
 
     origin: Origin
     envelope: Envelope
-    payload: ev.Contract
+    payload: P_co
 
     @property
     def topic(self) -> str:
@@ -135,7 +136,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def decode(record: Any, max_bytes: int) -> Inbound | Undecodable:
+def decode(record: Any, max_bytes: int) -> Inbound[ev.Contract] | Undecodable:
     """Turn a consumed record into an Inbound, or say precisely why it cannot be; never raises.
 
     Whatever the record's bytes, headers, size or nesting, the outcome is a result: a record that made this
@@ -147,7 +148,7 @@ def decode(record: Any, max_bytes: int) -> Inbound | Undecodable:
         return Undecodable(origin, f"cannot decode: {exc.__class__.__name__}"[:MAX_REASON_CHARS])
 
 
-def _decode(origin: Origin, max_bytes: int) -> Inbound | Undecodable:
+def _decode(origin: Origin, max_bytes: int) -> Inbound[ev.Contract] | Undecodable:
     def bad(reason: str) -> Undecodable:
         return Undecodable(origin, reason[:MAX_REASON_CHARS])
 

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import inbox, logs
 from shared.auth import ApiKeys
-from shared.consumer import BatchPreparation, EventConsumer, Handler
+from shared.consumer import BatchPreparation, EventConsumer, Routes
 from shared.db import create_pool
 from shared.dlq import DeadLetters
 from shared.http import CorrelationId
@@ -54,7 +54,7 @@ class Runtime:
 
     async def start(
         self,
-        handlers: Mapping[str, Handler],
+        routes: Routes,
         extra: Mapping[str, Callable[[], Awaitable[None]]],
         prepare: BatchPreparation | None = None,
     ) -> None:
@@ -62,8 +62,8 @@ class Runtime:
         self._producer = make_producer(self.settings)
         await self._producer.start()
         self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
-        if handlers:
-            check_reads(self.settings.service, handlers)
+        if routes:
+            check_reads(self.settings.service, routes)
             dead_letters = DeadLetters(
                 self.settings.service,
                 self.producer,
@@ -71,7 +71,7 @@ class Runtime:
                 max_record_bytes=self.settings.kafka_max_record_bytes,
                 send_timeout=self.settings.kafka_send_timeout_seconds,
             )
-            self.consumer = EventConsumer(self.settings, self.pool, dead_letters, handlers, prepare)
+            self.consumer = EventConsumer(self.settings, self.pool, dead_letters, routes, prepare)
             self._spawn("consumer", self.consumer.run)
             self._spawn("inbox-retention", lambda: inbox.keep_retention(self.settings, self.pool))
         for name, loop in extra.items():
@@ -123,7 +123,7 @@ class Runtime:
 
 def service_app(
     runtime: Runtime,
-    handlers: Callable[[], Mapping[str, Handler]],
+    routes: Callable[[], Routes],
     *,
     background: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
     prepare: BatchPreparation | None = None,
@@ -131,7 +131,7 @@ def service_app(
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start(handlers(), background or {}, prepare)
+        await runtime.start(routes(), background or {}, prepare)
         try:
             yield
         finally:

@@ -157,9 +157,21 @@ def outputs(writer: str) -> tuple[Topic, ...]:
     return tuple(t for t in TOPICS if t.writer == writer)
 
 
-def check_reads(reader: str, topic_names: Iterable[str]) -> None:
-    """Refuse to start a consumer on a topic the registry does not name this reader for: the registry is
-    what the Kafka ACLs and the AsyncAPI document are derived from, so it must say who reads what."""
-    undeclared = sorted(set(topic_names) - {t.name for t in inputs(reader)})
+CARRIER = {payload: topic for topic in TOPICS for payload in topic.payloads}
+
+
+def topic_of(payload: type[ev.Contract]) -> Topic:
+    """The one topic an event type travels on."""
+    return CARRIER[payload]
+
+
+def check_reads(reader: str, payloads: Iterable[type[ev.Contract]]) -> None:
+    """Refuse to start a consumer of events on a topic the registry does not name this reader for: the registry
+    is what the Kafka ACLs and the AsyncAPI document are derived from, so it must say who reads what."""
+    unknown = sorted(p.__name__ for p in payloads if p not in CARRIER)
+    if unknown:
+        raise ValueError(f"{reader} handles {', '.join(unknown)}, which no topic in shared/topics.py carries")
+    read = {t.name for t in inputs(reader)}
+    undeclared = sorted({topic_of(p).name for p in payloads} - read)
     if undeclared:
         raise ValueError(f"{reader} consumes {', '.join(undeclared)}, which shared/topics.py does not list it reading")

@@ -1,4 +1,5 @@
-"""`oms topics`: the project's topics, their partitions and end offsets, and each service group's lag."""
+"""`oms topics`: the project's topics, their partitions and end offsets, and each service group's lag;
+`--flow` draws who writes and who reads each topic."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from deploy.cli.kafka_admin import topic_states
 from deploy.cli.output import console, emit_json, errors, table
+from shared import topology
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -19,10 +21,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "group reading it the records not yet committed (lag). --json gives the numbers per partition.",
     )
     parser.add_argument("--all-groups", action="store_true", help="include groups other than the services' (oms-*)")
+    parser.add_argument(
+        "--flow", action="store_true", help="draw who writes and who reads each topic (Mermaid, from the registry)"
+    )
     parser.set_defaults(run=topics)
 
 
 def topics(args: argparse.Namespace) -> int:
+    if args.flow:
+        print(topology.mermaid(), end="")
+        return 0
     with errors.status("asking the broker"):
         states = asyncio.run(topic_states(all_groups=args.all_groups))
     if args.json:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from shared import catalogue, topics
 from shared import events as ev
-from shared.consumer import Handler
+from shared.consumer import Routes
 from shared.db import Conn
 from shared.envelope import Envelope, wrap
 from shared.kafka import Inbound
@@ -43,7 +43,7 @@ class AllocationHandlers:
     def __init__(self, network: Network) -> None:
         self.network = network
 
-    async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
+    async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
         """Lock, in one global order, the stock rows of every SKU this batch may touch."""
         skus: set[str] = set()
         orders: set[UUID] = set()
@@ -61,9 +61,8 @@ class AllocationHandlers:
         if skus or orders or shipments:
             await repository.lock_for_batch(conn, self.network.warehouse_ids, skus, orders, shipments)
 
-    async def on_order_validated(self, conn: Conn, msg: Inbound) -> None:
+    async def on_order_validated(self, conn: Conn, msg: Inbound[ev.OrderValidated]) -> None:
         validated = msg.payload
-        assert isinstance(validated, ev.OrderValidated)
         if await repository.order_known(conn, validated.order_id):
             return
         order = _order(validated)
@@ -72,9 +71,8 @@ class AllocationHandlers:
         early = await repository.take_early_cancellation(conn, order.order_id)
         await self._apply(conn, inventory, inventory.place(order, early), msg.envelope)
 
-    async def on_inventory_adjusted(self, conn: Conn, msg: Inbound) -> None:
+    async def on_inventory_adjusted(self, conn: Conn, msg: Inbound[ev.InventoryAdjusted]) -> None:
         adjustment = msg.payload
-        assert isinstance(adjustment, ev.InventoryAdjusted)
         where, sku = adjustment.warehouse_id, adjustment.sku
         if where not in self.network.warehouse_ids:
             raise ValueError(f"unknown warehouse {where}: stock there could never be promised")
@@ -96,16 +94,8 @@ class AllocationHandlers:
         await repository.record_effect(conn, adjustment, inventory.level(where, sku).on_hand - before, shortfall)
         await self._apply(conn, inventory, outcomes, msg.envelope, reference=adjustment.reference)
 
-    async def on_fulfillment_event(self, conn: Conn, msg: Inbound) -> None:
-        match msg.payload:
-            case ev.OrderShipped() as shipped:
-                await self._on_order_shipped(conn, shipped)
-            case ev.CancellationAccepted() as accepted:
-                await self._on_cancellation_accepted(conn, accepted, msg.envelope)
-            case ev.ShortPickReported() as short:
-                await self._on_short_pick_reported(conn, short, msg.envelope)
-
-    async def _on_order_shipped(self, conn: Conn, shipped: ev.OrderShipped) -> None:
+    async def on_order_shipped(self, conn: Conn, msg: Inbound[ev.OrderShipped]) -> None:
+        shipped = msg.payload
         inventory = Inventory(self.network)
         await repository.load_shipment(conn, inventory, shipped.pick_task_id)
         if not inventory.reservations:
@@ -113,7 +103,8 @@ class AllocationHandlers:
         inventory.ship(shipped.pick_task_id)
         await repository.save(conn, inventory)
 
-    async def _on_short_pick_reported(self, conn: Conn, short: ev.ShortPickReported, cause: Envelope) -> None:
+    async def on_short_pick_reported(self, conn: Conn, msg: Inbound[ev.ShortPickReported]) -> None:
+        short = msg.payload
         inventory = Inventory(self.network)
         await repository.load_orders(conn, inventory, [short.order_id])
         if short.order_id not in inventory.orders:
@@ -121,9 +112,10 @@ class AllocationHandlers:
         await repository.load_queue(conn, inventory, inventory.orders[short.order_id].skus)
         missing = _quantities(short.missing)
         outcomes = inventory.short_pick(short.order_id, short.shipment_id, short.warehouse_id, missing)
-        await self._apply(conn, inventory, outcomes, cause)
+        await self._apply(conn, inventory, outcomes, msg.envelope)
 
-    async def _on_cancellation_accepted(self, conn: Conn, accepted: ev.CancellationAccepted, cause: Envelope) -> None:
+    async def on_cancellation_accepted(self, conn: Conn, msg: Inbound[ev.CancellationAccepted]) -> None:
+        accepted = msg.payload
         lines = None if accepted.lines is None else _quantities(accepted.lines)
         inventory = Inventory(self.network)
         await repository.load_orders(conn, inventory, [accepted.order_id])
@@ -133,7 +125,7 @@ class AllocationHandlers:
         skus = inventory.orders[accepted.order_id].skus
         await repository.load_queue(conn, inventory, skus, freeing=skus)
         outcomes = inventory.cancel(accepted.order_id, lines, accepted.withdrawn_shipments, accepted.reason)
-        await self._apply(conn, inventory, outcomes, cause)
+        await self._apply(conn, inventory, outcomes, msg.envelope)
 
     async def _inventory(self, conn: Conn, skus: Iterable[str]) -> Inventory:
         inventory = Inventory(self.network)
@@ -153,12 +145,14 @@ class AllocationHandlers:
             ],
         )
 
-    def routes(self) -> dict[str, Handler]:
+    def routes(self) -> Routes:
         return {
-            topics.ORDERS_VALIDATED.name: self.on_order_validated,
-            topics.INVENTORY_ADJUSTMENTS.name: self.on_inventory_adjusted,
-            topics.CATALOG_PRODUCTS.name: catalogue.on_product_upserted,
-            topics.FULFILLMENT_EVENTS.name: self.on_fulfillment_event,
+            ev.OrderValidated: self.on_order_validated,
+            ev.InventoryAdjusted: self.on_inventory_adjusted,
+            ev.ProductUpserted: catalogue.on_product_upserted,
+            ev.OrderShipped: self.on_order_shipped,
+            ev.CancellationAccepted: self.on_cancellation_accepted,
+            ev.ShortPickReported: self.on_short_pick_reported,
         }
 
 

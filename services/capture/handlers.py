@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from prometheus_client import Counter
@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from shared import catalogue, logs, topics
 from shared import events as ev
 from shared.backorders import describe, quantities
-from shared.consumer import Handler
+from shared.consumer import Routes
 from shared.db import Conn
 from shared.envelope import Envelope, now, wrap
 from shared.kafka import Inbound
@@ -65,7 +65,7 @@ class CaptureHandlers:
         self.rules = rules
         self.early_cancel_window = early_cancel_window
 
-    async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
+    async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
         """Lock, in one global order, the (channel, external_id) of every order and cancel request in the batch,
         then the orders its lifecycle events are about: two instances then never wait on each other in a cycle."""
         keys: set[tuple[str, str]] = set()
@@ -121,11 +121,10 @@ class CaptureHandlers:
             count(EARLY_CANCEL_REQUESTS.labels(order.channel, "applied"))
         return Accepted(order_id, status, duplicate=False)
 
-    async def on_order_submitted(self, conn: Conn, msg: Inbound) -> None:
-        assert isinstance(msg.payload, ev.SubmittedOrder)
+    async def on_order_submitted(self, conn: Conn, msg: Inbound[ev.SubmittedOrder]) -> None:
         await self.intake(conn, msg.payload, msg.envelope)
 
-    async def on_lifecycle_event(self, conn: Conn, msg: Inbound) -> None:
+    async def on_lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
         """Allocation and fulfillment report progress; the order keeps its status and timeline."""
         order_id = lifecycle.order_of(msg.payload)
         if order_id is None:
@@ -182,10 +181,9 @@ class CaptureHandlers:
         await repository.record(conn, order_id, progress, step, requested_at)
         return CancelOutcome("accepted", order_id, progress.status, request_state="requested")
 
-    async def on_cancel_requested(self, conn: Conn, msg: Inbound) -> None:
+    async def on_cancel_requested(self, conn: Conn, msg: Inbound[ev.CancelRequested]) -> None:
         """A channel's cancel request; one for an order not seen yet is held until it arrives."""
         request = msg.payload
-        assert isinstance(request, ev.CancelRequested)
         channel, external_id = request.channel, request.external_id
         await repository.lock_external_ids(conn, [(channel, external_id)])
         found = await repository.find_by_external_id(conn, channel, external_id)
@@ -236,14 +234,12 @@ class CaptureHandlers:
             count(EARLY_CANCEL_REQUESTS.labels(channel, "expired"))
         return len(expired)
 
-    def routes(self) -> dict[str, Handler]:
+    def routes(self) -> Routes:
         return {
-            topics.ORDERS_SUBMITTED.name: self.on_order_submitted,
-            topics.CANCEL_REQUESTS.name: self.on_cancel_requested,
-            topics.CATALOG_PRODUCTS.name: catalogue.on_product_upserted,
-            topics.ALLOCATION_EVENTS.name: self.on_lifecycle_event,
-            topics.PICK_TASKS.name: self.on_lifecycle_event,
-            topics.FULFILLMENT_EVENTS.name: self.on_lifecycle_event,
+            ev.SubmittedOrder: self.on_order_submitted,
+            ev.CancelRequested: self.on_cancel_requested,
+            ev.ProductUpserted: catalogue.on_product_upserted,
+            **dict.fromkeys(lifecycle.STEPS, self.on_lifecycle_event),
         }
 
 

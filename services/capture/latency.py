@@ -3,6 +3,8 @@ steps in the timeline (it alone knows when each order was received)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Histogram
 
 from shared import events as ev
@@ -18,7 +20,7 @@ MEASURED: dict[type[ev.Contract], Histogram] = {
 }
 
 
-def observe_step(progress: Progress, msg: Inbound) -> None:
+def observe_step(progress: Progress, msg: Inbound[Any]) -> None:
     """Observe the time since intake when the event is a measured step (once per event: the inbox sees to it)."""
     histogram = MEASURED.get(type(msg.payload))
     if histogram is not None and progress.received_at is not None:

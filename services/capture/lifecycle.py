@@ -47,6 +47,23 @@ class Change:
     status_changed: bool
 
 
+# The events of the other services that move an order along its life, each adding a step to its timeline.
+STEPS: tuple[type[ev.Contract], ...] = (
+    ev.OrderAllocated,
+    ev.OrderBackordered,
+    ev.OrderUnfulfillable,
+    ev.OrderCancelled,
+    ev.PickTaskReleased,
+    ev.PickTaskCancelled,
+    ev.ShortPickReported,
+    ev.CancellationAccepted,
+    ev.CancellationRefused,
+    ev.OrderShipped,
+    ev.DeliveryException,
+    ev.OrderDelivered,
+)
+
+
 def order_of(payload: ev.Contract) -> UUID | None:
     order_id = getattr(payload, "order_id", None)
     return order_id if isinstance(order_id, UUID) else None

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from shared import events as ev
 from shared import topics
-from shared.consumer import Handler
+from shared.consumer import Routes
 from shared.db import Conn
 from shared.envelope import Envelope, wrap
 from shared.kafka import Inbound
@@ -45,10 +46,10 @@ class FulfillmentHandlers:
             raise LookupError(f"warehouse {warehouse_id} is not configured")
         return warehouse
 
-    def _event(self, payload: ev.Contract, order_id: UUID, msg: Inbound) -> Envelope:
+    def _event(self, payload: ev.Contract, order_id: UUID, msg: Inbound[Any]) -> Envelope:
         return wrap(payload, producer=SERVICE, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
 
-    async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
+    async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
         """Lock, in one global order, every order whose pick tasks this batch may release, withdraw or move on."""
         orders: set[UUID] = set()
         tasks: set[UUID] = set()
@@ -62,10 +63,8 @@ class FulfillmentHandlers:
             orders |= await repository.orders_of_tasks(conn, tasks)
         await repository.lock_orders(conn, orders)
 
-    async def on_allocation_event(self, conn: Conn, msg: Inbound) -> None:
+    async def on_order_allocated(self, conn: Conn, msg: Inbound[ev.OrderAllocated]) -> None:
         allocated = msg.payload
-        if not isinstance(allocated, ev.OrderAllocated):
-            return  # backorders wait in allocation; nothing to pick yet
         released_at = self.clock()
         # A shipment allocated after the whole order was cancelled is withdrawn before any warehouse sees it. The
         # order's lock makes a cancellation another instance is deciding either visible here or see this task.
@@ -98,12 +97,11 @@ class FulfillmentHandlers:
             outgoing.append(self._order_event(accepted, allocated.order_id, msg))
         await enqueue(conn, outgoing)
 
-    def _order_event(self, payload: ev.Contract, order_id: UUID, msg: Inbound) -> tuple[Topic, str, Envelope]:
+    def _order_event(self, payload: ev.Contract, order_id: UUID, msg: Inbound[Any]) -> tuple[Topic, str, Envelope]:
         return topics.FULFILLMENT_EVENTS, str(order_id), self._event(payload, order_id, msg)
 
-    async def on_warehouse_reported(self, conn: Conn, msg: Inbound) -> None:
+    async def on_warehouse_reported(self, conn: Conn, msg: Inbound[ev.WarehouseReported]) -> None:
         report = msg.payload
-        assert isinstance(report, ev.WarehouseReported)
         found = await repository.pick_task(conn, report.pick_task_id)
         if found is None or found["warehouse_id"] != report.warehouse_id:
             raise LookupError(f"no pick task {report.pick_task_id} at warehouse {report.warehouse_id}")
@@ -132,7 +130,7 @@ class FulfillmentHandlers:
             await enqueue(conn, [self._order_event(short, task["order_id"], msg)])
 
     async def _ship(
-        self, conn: Conn, msg: Inbound, report: ev.WarehouseReported, task: asyncpg.Record, others: list[str]
+        self, conn: Conn, msg: Inbound[Any], report: ev.WarehouseReported, task: asyncpg.Record, others: list[str]
     ) -> None:
         if report.package is None:
             raise ValueError("a packed report must carry the package weight: the carrier service depends on it")
@@ -178,9 +176,8 @@ class FulfillmentHandlers:
         )
         await enqueue(conn, [self._order_event(shipped, task["order_id"], msg)])
 
-    async def on_carrier_reported(self, conn: Conn, msg: Inbound) -> None:
+    async def on_carrier_reported(self, conn: Conn, msg: Inbound[ev.CarrierReported]) -> None:
         report = msg.payload
-        assert isinstance(report, ev.CarrierReported)
         shipment = await repository.lock_shipment(conn, report.tracking_number)
         if shipment is None or shipment["carrier"] != report.carrier:
             carrier = self.rules.carrier(report.carrier)
@@ -209,9 +206,8 @@ class FulfillmentHandlers:
             delivered = ev.OrderDelivered(order_id=order_id, delivered_at=report.occurred_at)
             await enqueue(conn, [self._order_event(delivered, order_id, msg)])
 
-    async def on_cancellation_requested(self, conn: Conn, msg: Inbound) -> None:
+    async def on_cancellation_requested(self, conn: Conn, msg: Inbound[ev.OrderCancellationRequested]) -> None:
         request = msg.payload
-        assert isinstance(request, ev.OrderCancellationRequested)
         order_id = request.order_id
         await repository.lock_orders(conn, [order_id])  # no pick task of the order is released meanwhile
         tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, order_id)]
@@ -253,10 +249,11 @@ class FulfillmentHandlers:
         outgoing.append(self._order_event(accepted, order_id, msg))
         await enqueue(conn, outgoing)
 
-    def routes(self) -> dict[str, Handler]:
+    def routes(self) -> Routes:
+        # Backorders, cancellations and stock counts wait in allocation: only new shipments are picked.
         return {
-            topics.ALLOCATION_EVENTS.name: self.on_allocation_event,
-            topics.WAREHOUSE_EVENTS.name: self.on_warehouse_reported,
-            topics.CARRIER_EVENTS.name: self.on_carrier_reported,
-            topics.ORDER_CANCELLATIONS.name: self.on_cancellation_requested,
+            ev.OrderAllocated: self.on_order_allocated,
+            ev.WarehouseReported: self.on_warehouse_reported,
+            ev.CarrierReported: self.on_carrier_reported,
+            ev.OrderCancellationRequested: self.on_cancellation_requested,
         }

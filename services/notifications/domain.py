@@ -39,6 +39,21 @@ class Intent:
     shipment_key: str = ""
 
 
+# The events notifications follows: who the customer is (validated, rejected), what still waits for stock,
+# and every step the customer is told of.
+FOLLOWED: tuple[type[ev.Contract], ...] = (
+    ev.OrderValidated,
+    ev.OrderRejected,
+    ev.OrderAllocated,
+    ev.OrderBackordered,
+    ev.OrderUnfulfillable,
+    ev.OrderCancelled,
+    ev.OrderShipped,
+    ev.DeliveryException,
+    ev.OrderDelivered,
+)
+
+
 def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent | None:
     """`backordered`: what of the order still waits for stock once this event is taken into account."""
     match payload:

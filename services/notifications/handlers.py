@@ -4,9 +4,8 @@ per (order, kind, shipment) for the dispatcher to send."""
 from __future__ import annotations
 
 from shared import events as ev
-from shared import topics
 from shared.backorders import backordered_after
-from shared.consumer import Handler
+from shared.consumer import Routes
 from shared.db import Conn
 from shared.kafka import Inbound
 
@@ -14,7 +13,7 @@ from . import domain, repository
 
 
 class NotificationHandlers:
-    async def on_lifecycle_event(self, conn: Conn, msg: Inbound) -> None:
+    async def on_lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
         payload = msg.payload
         if isinstance(payload, ev.OrderValidated | ev.OrderRejected):
             await repository.save_contact(conn, payload)
@@ -30,10 +29,5 @@ class NotificationHandlers:
         if intent is not None:
             await repository.add_message(conn, intent)
 
-    def routes(self) -> dict[str, Handler]:
-        return {
-            topics.ORDERS_VALIDATED.name: self.on_lifecycle_event,
-            topics.ORDERS_REJECTED.name: self.on_lifecycle_event,
-            topics.ALLOCATION_EVENTS.name: self.on_lifecycle_event,
-            topics.FULFILLMENT_EVENTS.name: self.on_lifecycle_event,
-        }
+    def routes(self) -> Routes:
+        return dict.fromkeys(domain.FOLLOWED, self.on_lifecycle_event)

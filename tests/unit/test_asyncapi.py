@@ -14,4 +14,14 @@ def test_every_topic_is_documented_with_its_payloads() -> None:
 
 
 def test_the_checked_in_document_is_generated_from_the_models() -> None:
-    assert DOCUMENT.read_text() == asyncapi.render(), "run `make asyncapi` after changing a contract"
+    assert DOCUMENT.read_text() == asyncapi.render(), "run `make docs` after changing a contract"
+
+
+def test_every_reader_of_a_topic_has_a_receive_operation_and_every_writer_a_send() -> None:
+    operations = asyncapi.document()["operations"].values()
+    sent = {(op["channel"]["$ref"], op["summary"]) for op in operations if op["action"] == "send"}
+    received = {(op["channel"]["$ref"], op["summary"]) for op in operations if op["action"] == "receive"}
+    for topic in TOPICS:
+        ref = f"#/channels/{topic.name.replace('.', '_').replace('-', '_')}"
+        assert (ref, f"{topic.writer} publishes") in sent
+        assert {summary for channel, summary in received if channel == ref} == {f"{r} reads" for r in topic.readers}

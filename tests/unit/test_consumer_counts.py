@@ -34,12 +34,12 @@ class FakePool:
         yield FakeConnection()
 
 
-def product(sku: str) -> Inbound:
+def product(sku: str) -> Inbound[ProductUpserted]:
     payload = ProductUpserted(sku=sku, name=sku, weight_grams=1, active=True)
     return Inbound(Origin(TOPIC, 0, 0, None, b"", ()), wrap(payload, producer="catalogue"), payload)
 
 
-async def on_product(_conn, msg: Inbound) -> None:
+async def on_product(_conn, msg: Inbound[ProductUpserted]) -> None:
     assert isinstance(msg.payload, ProductUpserted)
     count(HANDLED)
     if msg.payload.sku.startswith("BROKEN"):
@@ -53,7 +53,7 @@ def sample(name: str, service: str, **labels: str) -> float:
 @pytest.fixture
 def consumer() -> EventConsumer:
     settings = CommonSettings(service=f"unit-{uuid.uuid4().hex[:8]}")
-    return EventConsumer(settings, FakePool(), dead_letters=None, handlers={TOPIC: on_product})  # type: ignore[arg-type]
+    return EventConsumer(settings, FakePool(), dead_letters=None, routes={ProductUpserted: on_product})  # type: ignore[arg-type]
 
 
 async def test_a_batch_that_fails_counts_nothing(consumer) -> None:

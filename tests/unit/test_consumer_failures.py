@@ -86,7 +86,7 @@ class Handler:
         self.failures = failures
         self.calls: dict[str, int] = {}
 
-    async def __call__(self, conn, msg: Inbound) -> None:
+    async def __call__(self, conn, msg: Inbound[ProductUpserted]) -> None:
         assert isinstance(msg.payload, ProductUpserted)
         sku = msg.payload.sku
         self.calls[sku] = self.calls.get(sku, 0) + 1
@@ -116,7 +116,7 @@ class Outcome:
 async def run_batch(handler: Handler, skus: list[str]) -> Outcome:
     settings = CommonSettings(service=f"unit-{uuid.uuid4().hex[:8]}", contention_retries=2)
     pool, dead_letters, kafka = FakePool(), FakeDeadLetters(), FakeKafkaConsumer()
-    consumer = EventConsumer(settings, pool, dead_letters, {TOPIC: handler})  # type: ignore[arg-type]
+    consumer = EventConsumer(settings, pool, dead_letters, {ProductUpserted: handler})  # type: ignore[arg-type]
     await consumer._process(kafka, {TP: [product(sku, 10 + i) for i, sku in enumerate(skus)]})
     return Outcome(pool.committed, dead_letters.kept, kafka.commits)
 
@@ -201,7 +201,7 @@ class FlakyKafkaConsumer(FakeKafkaConsumer):
 async def test_a_failed_step_rewinds_to_the_committed_offsets_and_the_loop_carries_on(failure) -> None:
     settings = CommonSettings(service=f"unit-{uuid.uuid4().hex[:8]}")
     pool, kafka = FakePool(), FlakyKafkaConsumer(failure)
-    consumer = EventConsumer(settings, pool, FakeDeadLetters(), {TOPIC: Handler({})})  # type: ignore[arg-type]
+    consumer = EventConsumer(settings, pool, FakeDeadLetters(), {ProductUpserted: Handler({})})  # type: ignore[arg-type]
     consumer._consumer = lambda: kafka  # type: ignore[method-assign]
     running = asyncio.create_task(consumer.run())
     try:

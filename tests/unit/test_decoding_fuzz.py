@@ -32,7 +32,7 @@ class Record:
     timestamp: int = 1_764_000_000_000
 
 
-def outcome(record: Record) -> Inbound | Undecodable:
+def outcome(record: Record) -> Inbound[Any] | Undecodable:
     result = decode(record, MAX_BYTES)
     assert isinstance(result, Inbound | Undecodable)
     if isinstance(result, Undecodable):

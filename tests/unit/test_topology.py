@@ -9,12 +9,13 @@ from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
 from services.notifications.handlers import NotificationHandlers
+from shared import events as ev
 from shared import kafka_access, topics
 from shared.settings import SERVICES
 
 
-def routes() -> dict[str, set[str]]:
-    """The topics each service's handlers consume, as their wiring builds them."""
+def routes() -> dict[str, set[type[ev.Contract]]]:
+    """The topics carrying the events each service's handlers take, as their wiring builds them."""
     capture, allocation, fulfillment = CaptureSettings(), AllocationSettings(), FulfillmentSettings()
     return {
         "capture": set(CaptureHandlers(capture.intake_rules, capture.early_cancel_window).routes()),
@@ -31,8 +32,8 @@ def routes() -> dict[str, set[str]]:
 def test_every_service_consumes_exactly_the_topics_the_registry_lists_it_reading() -> None:
     consumed = routes()
     assert set(consumed) == set(SERVICES)
-    for service, names in consumed.items():
-        assert names == {t.name for t in topics.inputs(service)}, service
+    for service, payloads in consumed.items():
+        assert {topics.topic_of(p).name for p in payloads} == {t.name for t in topics.inputs(service)}, service
 
 
 def test_every_topic_has_a_writer_and_every_business_topic_a_reader() -> None:
@@ -43,9 +44,16 @@ def test_every_topic_has_a_writer_and_every_business_topic_a_reader() -> None:
 
 
 def test_a_consumer_of_a_topic_it_is_not_listed_for_is_refused() -> None:
-    topics.check_reads("allocation", [topics.ORDERS_VALIDATED.name])
+    topics.check_reads("allocation", [ev.OrderValidated])
     with pytest.raises(ValueError, match=r"oms\.orders\.rejected"):
-        topics.check_reads("allocation", [topics.ORDERS_VALIDATED.name, topics.ORDERS_REJECTED.name])
+        topics.check_reads("allocation", [ev.OrderValidated, ev.OrderRejected])
+    with pytest.raises(ValueError, match="no topic"):
+        topics.check_reads("allocation", [ev.Customer])
+
+
+def test_every_event_type_travels_on_exactly_one_topic() -> None:
+    carried = [payload for topic in topics.TOPICS for payload in topic.payloads]
+    assert len(carried) == len(set(carried))
 
 
 def test_each_principal_is_granted_exactly_its_registry_rights() -> None:
