@@ -23,7 +23,6 @@ from shared.dlq import record_bytes
 from shared.envelope import Envelope
 from shared.kafka import encode
 from shared.metrics import DEAD_LETTERS, DEAD_LETTERS_STORED, MESSAGES_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
-from shared.metrics_business import count_emitted
 from shared.settings import CommonSettings
 from shared.topics import Topic
 
@@ -34,16 +33,12 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 async def enqueue(conn: Conn, items: list[tuple[Topic, str, Envelope]]) -> None:
-    """Write events to the outbox; call inside the transaction that makes the change they announce.
-
-    The business counters the events stand for (orders allocated, shipped, ...) move when it commits."""
+    """Write events to the outbox; call inside the transaction that makes the change they announce."""
     if items:
         await conn.executemany(
             "INSERT INTO outbox (topic, key, body) VALUES ($1, $2, $3)",
             [(topic.name, key, encode(envelope)) for topic, key, envelope in items],
         )
-        for _, _, envelope in items:
-            count_emitted(envelope.type, envelope.payload)
 
 
 async def lock_relay(conn: Conn, service: str, *, wait: bool = False) -> bool:

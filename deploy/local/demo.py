@@ -30,13 +30,13 @@ import httpx
 
 from deploy.local import client, processes, scrape, stack
 from deploy.local.keys import DevelopmentKeys
-from shared import ports, topics
-from shared.metrics_business import (
+from services.capture.metrics import (
     DELIVERED_BUCKETS,
     INTAKE_TO_DELIVERED_NAME,
     INTAKE_TO_PICK_TASK_NAME,
     PICK_TASK_BUCKETS,
 )
+from shared import ports, topics
 from shared.settings import SERVICES
 
 FINAL = ("delivered", "rejected")

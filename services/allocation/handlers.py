@@ -21,7 +21,7 @@ from shared.envelope import Envelope, wrap
 from shared.kafka import Inbound
 from shared.outbox import enqueue
 
-from . import repository
+from . import metrics, repository
 from .domain import Network
 from .inventory import (
     Allocated,
@@ -136,6 +136,7 @@ class AllocationHandlers:
         self, conn: Conn, inventory: Inventory, outcomes: list[Outcome], cause: Envelope, reference: str = ""
     ) -> None:
         await repository.save(conn, inventory)
+        metrics.count_outcomes(outcomes)
         events = [_announcement(inventory, outcome, reference) for outcome in outcomes]
         await enqueue(
             conn,

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from shared.metrics_business import STOCK_AVAILABLE, STOCK_LOW_THRESHOLD, STOCK_SKUS_LOW, STOCK_SKUS_OUT
 from shared.warehouses import Warehouse
 
 from . import repository
+from .metrics import STOCK_AVAILABLE, STOCK_LOW_THRESHOLD, STOCK_SKUS_LOW, STOCK_SKUS_OUT
 
 log = logging.getLogger(__name__)
 # Rows of warehouses missing from the configuration are summed here rather than labelled by their id.

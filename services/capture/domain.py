@@ -74,41 +74,58 @@ def order_total(order: SubmittedOrder) -> Decimal:
     return sum((line.unit_price * line.quantity for line in order.lines), Decimal(0)) + order.shipping_price
 
 
-def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rules: IntakeRules) -> list[str]:
+class Rejection(str):
+    """Why an order is refused: the text customers and operators read, and its kind, a bounded code (for
+    metrics) that does not depend on the wording."""
+
+    kind: str
+
+    def __new__(cls, kind: str, text: str) -> Rejection:
+        reason = super().__new__(cls, text)
+        reason.kind = kind
+        return reason
+
+
+def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rules: IntakeRules) -> list[Rejection]:
     """Why the order cannot be accepted; empty when it can. `catalogue` maps known SKUs to whether they are active."""
-    reasons: list[str] = []
+    reasons: list[Rejection] = []
     if not order.lines:
-        reasons.append("the order has no lines")
+        reasons.append(Rejection("no_lines", "the order has no lines"))
     if len(order.lines) > rules.max_lines:
-        reasons.append(f"too many lines: {len(order.lines)}, at most {rules.max_lines}")
+        reasons.append(Rejection("too_many_lines", f"too many lines: {len(order.lines)}, at most {rules.max_lines}"))
     for number, line in enumerate(order.lines, start=1):
         if not 1 <= line.quantity <= rules.max_quantity:
-            reasons.append(f"line {number}: quantity {line.quantity} outside 1..{rules.max_quantity}")
+            text = f"line {number}: quantity {line.quantity} outside 1..{rules.max_quantity}"
+            reasons.append(Rejection("quantity", text))
         if line.sku not in catalogue:
-            reasons.append(f"line {number}: unknown SKU {line.sku}")
+            reasons.append(Rejection("unknown_sku", f"line {number}: unknown SKU {line.sku}"))
         elif not catalogue[line.sku]:
-            reasons.append(f"line {number}: SKU {line.sku} is not sold any more")
+            reasons.append(Rejection("not_sold", f"line {number}: SKU {line.sku} is not sold any more"))
     reasons += _over_the_quantity_rule_together(order, rules)
     if order.currency not in rules.currencies:
-        reasons.append(f"currency {order.currency} is not accepted")
+        reasons.append(Rejection("currency", f"currency {order.currency} is not accepted"))
     if order.payment.currency is not None and order.payment.currency != order.currency:
-        reasons.append(f"payment currency {order.payment.currency} differs from order currency {order.currency}")
+        text = f"payment currency {order.payment.currency} differs from order currency {order.currency}"
+        reasons.append(Rejection("currency", text))
     if order.payment.status not in ACCEPTED_PAYMENT:
-        reasons.append(f"payment is {order.payment.status}, must be authorized or paid")
+        reasons.append(Rejection("payment", f"payment is {order.payment.status}, must be authorized or paid"))
     total = order_total(order)
     if order.payment.amount < total:
-        reasons.append(f"payment {order.payment.amount} is less than the order total {total}")
+        reasons.append(Rejection("payment", f"payment {order.payment.amount} is less than the order total {total}"))
     if order.shipping_address.country not in rules.shippable_countries:
-        reasons.append(f"we do not ship to {order.shipping_address.country}")
+        reasons.append(Rejection("ship_to", f"we do not ship to {order.shipping_address.country}"))
     return reasons
 
 
-def _over_the_quantity_rule_together(order: SubmittedOrder, rules: IntakeRules) -> list[str]:
+def _over_the_quantity_rule_together(order: SubmittedOrder, rules: IntakeRules) -> list[Rejection]:
     """A SKU is reserved as one item, so the quantity rule holds for its lines added up too (each line
     may be within it)."""
     lines_per_sku = Counter(line.sku for line in order.lines)
     return [
-        f"SKU {sku}: quantity {quantity} over its {lines_per_sku[sku]} lines outside 1..{rules.max_quantity}"
+        Rejection(
+            "quantity",
+            f"SKU {sku}: quantity {quantity} over its {lines_per_sku[sku]} lines outside 1..{rules.max_quantity}",
+        )
         for sku, quantity in quantities(order.lines).items()
         if lines_per_sku[sku] > 1 and quantity > rules.max_quantity
     ]

@@ -10,6 +10,7 @@ at the same moment handle them one after the other."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -25,10 +26,9 @@ from shared.db import Conn
 from shared.envelope import Envelope, now, wrap
 from shared.kafka import Inbound
 from shared.metrics import count
-from shared.metrics_business import ORDERS_RECEIVED, ORDERS_STATUS, REJECTION_REASONS
 from shared.outbox import enqueue
 
-from . import cancellation, domain, latency, lifecycle, repository
+from . import cancellation, domain, latency, lifecycle, metrics, repository
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -108,10 +108,7 @@ class CaptureHandlers:
             ],
         )
         await enqueue(conn, [(topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED, str(order_id), event)])
-        count(ORDERS_RECEIVED.labels(order.channel))
-        count(ORDERS_STATUS.labels(status))
-        for reason in reasons:
-            count(REJECTION_REASONS.labels(reason_kind(reason)))
+        metrics.count_intake(order.channel, reasons)
         for held in await repository.held_cancel_requests(conn, order.channel, order.external_id):
             outcome = await self._channel_cancel(conn, order_id, held.lines, held.reason, order.channel, cause, now())
             answer = "; ".join((outcome.verdict, *outcome.reasons))
@@ -144,7 +141,7 @@ class CaptureHandlers:
             await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
         latency.observe_step(progress, msg)
         if change.status_changed:
-            count(ORDERS_STATUS.labels(change.progress.status))
+            count(metrics.ORDERS_STATUS.labels(change.progress.status))
 
     async def cancel(
         self,
@@ -243,13 +240,13 @@ class CaptureHandlers:
         }
 
 
-def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: list[str], received_at: datetime) -> ev.Contract:
+def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: Sequence[str], received_at: datetime) -> ev.Contract:
     if reasons:
         return ev.OrderRejected(
             order_id=order_id,
             channel=order.channel,
             external_id=order.external_id,
-            reasons=reasons,
+            reasons=[str(reason) for reason in reasons],
             customer=order.customer,
         )
     return ev.OrderValidated(
@@ -265,20 +262,3 @@ def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: list[str], recei
         lines=domain.items_to_reserve(order),
         backorder_policy=order.backorder_policy,
     )
-
-
-def reason_kind(reason: str) -> str:
-    """A bounded label for a rejection reason (the reason text itself names SKUs and amounts)."""
-    for kind in (
-        "quantity",
-        "unknown SKU",
-        "not sold",
-        "too many lines",
-        "no lines",
-        "currency",
-        "payment",
-        "ship to",
-    ):
-        if kind in reason:
-            return kind.replace(" ", "_").lower()
-    return "other"

@@ -10,9 +10,9 @@ from prometheus_client import Histogram
 from shared import events as ev
 from shared.kafka import Inbound
 from shared.metrics import observe
-from shared.metrics_business import INTAKE_TO_DELIVERED, INTAKE_TO_PICK_TASK
 
 from .lifecycle import Progress
+from .metrics import INTAKE_TO_DELIVERED, INTAKE_TO_PICK_TASK
 
 MEASURED: dict[type[ev.Contract], Histogram] = {
     ev.PickTaskReleased: INTAKE_TO_PICK_TASK,

@@ -4,7 +4,7 @@ too), Shopify deliveries, the catalogue copy."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +19,7 @@ from .lifecycle import Progress, Step
 
 
 async def insert_order(
-    conn: Conn, order: SubmittedOrder, total: Decimal, status: str, reasons: list[str], at: datetime
+    conn: Conn, order: SubmittedOrder, total: Decimal, status: str, reasons: Sequence[str], at: datetime
 ) -> UUID | None:
     """The new order's id, or None when (channel, external_id) is known already."""
     return await conn.fetchval(  # type: ignore[no-any-return]

@@ -25,7 +25,7 @@ from shared.outbox import enqueue
 from shared.topics import Topic
 from shared.warehouses import Warehouse
 
-from . import domain, repository, tracking
+from . import domain, metrics, repository, tracking
 from .rates import ShippingRules
 from .settings import Clock
 
@@ -47,6 +47,8 @@ class FulfillmentHandlers:
         return warehouse
 
     def _event(self, payload: ev.Contract, order_id: UUID, msg: Inbound[Any]) -> Envelope:
+        """An event to emit; what it stands for is counted when the transaction writing it commits."""
+        metrics.count_emitted(payload)
         return wrap(payload, producer=SERVICE, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
 
     async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:

@@ -14,27 +14,21 @@ import logging
 
 import asyncpg
 import httpx
-from prometheus_client import Counter
 
 from shared import aftercommit
 from shared.db import Conn
 from shared.dispatch import run_dispatch
 from shared.envelope import now
 from shared.metrics import count
-from shared.metrics_business import NOTIFICATIONS_SENT
 
 from . import domain, messages, repository
 from .channels import EmailChannel, Outcome, WebhookChannel
+from .metrics import DELIVERIES, NOTIFICATIONS_SENT
 from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
 UNCONFIGURED = "endpoint no longer configured"
 AFTER_FAILURE = {"gave_up": "given up", "undeliverable": "set aside as undeliverable"}
-DELIVERIES = Counter(
-    "oms_notification_deliveries_total",
-    "Attempts to deliver customer messages, by channel (email or webhook:<name>), kind and outcome.",
-    ["channel", "kind", "outcome"],
-)
 
 
 class Dispatcher:

@@ -1,0 +1,32 @@
+"""Fulfillment's business metrics, counted from the events it emits once their transaction commits:
+shipments handed to carriers, orders shipped and delivered, delivery exceptions, short picks. Labels are
+bounded (warehouse, carrier); never an order id or a tracking number."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from shared import events as ev
+from shared.metrics import count
+
+SHIPMENTS_SHIPPED = Counter(
+    "oms_shipments_shipped_total", "Shipments handed to a carrier, by warehouse and carrier.", ["warehouse", "carrier"]
+)
+ORDERS_SHIPPED = Counter("oms_orders_shipped_total", "Orders whose last shipment left the warehouse.")
+ORDERS_DELIVERED = Counter("oms_orders_delivered_total", "Orders delivered (every shipment).")
+DELIVERY_EXCEPTIONS = Counter("oms_delivery_exceptions_total", "Delivery exceptions reported, by carrier.", ["carrier"])
+SHORT_PICKS = Counter("oms_short_picks_total", "Short picks reported, by warehouse.", ["warehouse"])
+
+
+def count_emitted(payload: ev.Contract) -> None:
+    match payload:
+        case ev.OrderShipped(warehouse_id=warehouse, carrier=carrier, order_complete=complete):
+            count(SHIPMENTS_SHIPPED.labels(warehouse, carrier))
+            if complete:
+                count(ORDERS_SHIPPED)
+        case ev.OrderDelivered():
+            count(ORDERS_DELIVERED)
+        case ev.DeliveryException(carrier=carrier):
+            count(DELIVERY_EXCEPTIONS.labels(carrier))
+        case ev.ShortPickReported(warehouse_id=warehouse):
+            count(SHORT_PICKS.labels(warehouse))
