@@ -71,8 +71,8 @@ test: lint test-unit test-integration
 asyncapi: docs
 
 docs: install
-	$(PY) -m shared.asyncapi > docs/asyncapi.json
-	$(PY) -m shared.topology docs/architecture.md
+	$(PY) -m shared.contracts.asyncapi > docs/asyncapi.json
+	$(PY) -m shared.contracts.topology docs/architecture.md
 
 clean: down
 	$(PY) -m deploy.local.stack down --purge

@@ -16,7 +16,7 @@ from deploy.local import processes
 from deploy.local import stack as local_stack
 from deploy.local.client import CAPTURE_URL
 from deploy.local.keys import DevelopmentKeys
-from shared import ports
+from shared.backbone import ports
 
 # Settings built in the tests use the local stack's development passwords, which production settings refuse.
 os.environ.setdefault("OMS_ENVIRONMENT", "test")

@@ -19,9 +19,10 @@ from aiokafka import AIOKafkaConsumer
 
 from deploy.local import client, processes
 from deploy.local.keys import Bearer
-from shared import auth, events, kafka_access, topics
-from shared.envelope import wrap
-from shared.kafka import encode
+from shared.backbone import auth, kafka_access
+from shared.backbone.kafka import encode
+from shared.contracts import events, topics
+from shared.contracts.envelope import wrap
 from tests.waiting import eventually
 
 FINAL = {"delivered", "rejected"}

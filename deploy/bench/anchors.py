@@ -16,7 +16,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.local import stack
-from shared import kafka_access
+from shared.backbone import kafka_access
 
 from . import orders
 from .measures import ProducerFigures, pgbench_tps, producer_performance

@@ -25,7 +25,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from deploy.local import client, stack
-from shared import kafka_access, topics
+from shared.backbone import kafka_access
+from shared.contracts import topics
 
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"

@@ -21,7 +21,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.local import scrape, stack
-from shared import kafka_access, ports, topics
+from shared.backbone import kafka_access, ports
+from shared.contracts import topics
 
 PICK_TASK_RELEASED = "PickTaskReleased"
 ORDER_DELIVERED = "OrderDelivered"

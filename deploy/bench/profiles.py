@@ -33,7 +33,7 @@ CATEGORIES = (
     ("HTTP server (uvicorn, starlette, fastapi)", ("/uvicorn/", "/starlette/", "/fastapi/", "/httptools/")),
     ("HTTP client (httpx)", ("/httpx/", "/httpcore/", "/h11/")),
     ("metrics (prometheus_client)", ("/prometheus_client/",)),
-    ("logging", ("/logging/", "/shared/logs.py")),
+    ("logging", ("/logging/", "/shared/backbone/logs.py")),
     ("event loop (uvloop, libuv, asyncio)", ("/uvloop/", "/libuv", "/asyncio/", "_asynciomodule.c", "/selectors.py")),
     ("project code (services, shared, deploy)", ("/services/", "/shared/", "/deploy/")),
 )

@@ -32,8 +32,8 @@ import orjson
 
 from deploy.local import client, processes, stack
 from deploy.local.keys import keys_file
-from shared import topics
-from shared.settings import SERVICES
+from shared.contracts import topics
+from shared.contracts.topics import SERVICES
 
 from . import anchors, load, observe, orders, profiles, report
 from .cpu import Pipeline

@@ -1,5 +1,5 @@
 """HTTP calls to the services' read and intake endpoints. Each URL defaults to the local port
-(shared/ports.py) and can point elsewhere with OMS_<SERVICE>_URL, e.g. OMS_CAPTURE_URL. Requests carry
+(shared/backbone/ports.py) and can point elsewhere with OMS_<SERVICE>_URL, e.g. OMS_CAPTURE_URL. Requests carry
 OMS_API_KEY, or against the local stack its development keys."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import httpx
 
 from deploy.cli.output import CommandError
 from deploy.local.keys import api_auth
-from shared import ports
+from shared.backbone import ports
 
 
 def service_url(service: str) -> str:

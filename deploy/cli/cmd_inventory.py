@@ -10,8 +10,8 @@ from typing import Any
 from deploy.cli import api
 from deploy.cli.output import CommandError, console, emit_json, errors, table
 from deploy.local import client
-from shared import topics
-from shared.events import InventoryAdjusted
+from shared.contracts import topics
+from shared.contracts.events import InventoryAdjusted
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""`oms keys issue|revoke|list`: API keys of channels and operators (shared/auth.py).
+"""`oms keys issue|revoke|list`: API keys of channels and operators (shared/backbone/auth.py).
 
 Keys live in the `auth` schema, which only the database administrator may write: the command connects with
 OMS_ADMIN_DSN (default: the local stack's administrator, password OMS_PG_ADMIN_PASSWORD). A new key's token is
@@ -16,7 +16,7 @@ import asyncpg
 
 from deploy.cli.output import CommandError, console, emit_json, errors, table
 from deploy.local import stack
-from shared import auth
+from shared.backbone import auth
 
 CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 

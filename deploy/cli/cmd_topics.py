@@ -9,7 +9,7 @@ from typing import Any
 
 from deploy.cli.kafka_admin import topic_states
 from deploy.cli.output import console, emit_json, errors, table
-from shared import topology
+from shared.contracts import topology
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:

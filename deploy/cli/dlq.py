@@ -30,12 +30,12 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from deploy.cli.kafka_admin import access, read_to_end
-from shared.db import connect
-from shared.dlq import STORED, UNREADABLE
-from shared.envelope import external_event_id, now
-from shared.kafka import Origin
-from shared.settings import SERVICES, CommonSettings
-from shared.topics import BY_NAME, DEAD_LETTER_TOPICS, dead_letter_topic, inputs
+from shared.backbone.db import connect
+from shared.backbone.dlq import STORED, UNREADABLE
+from shared.backbone.kafka import Origin
+from shared.backbone.settings import CommonSettings
+from shared.contracts.envelope import external_event_id, now
+from shared.contracts.topics import BY_NAME, DEAD_LETTER_TOPICS, SERVICES, dead_letter_topic, inputs
 
 REPLAY_OF = "oms.replay.of"
 REPLAYED_AT = "oms.replayed_at"

@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import kafka_access
+from shared.backbone import kafka_access
 
 SERVICE_GROUP_PREFIX = "oms-"
 

@@ -8,7 +8,7 @@
     oms keys issue | revoke | list    API keys of channels and operators
 
 Every verb has --help and --json (machine-readable output on stdout; progress and notes go to stderr).
-Addresses follow shared/ports.py (OMS_PORT_OFFSET applies); OMS_<SERVICE>_URL and OMS_KAFKA_BOOTSTRAP
+Addresses follow shared/backbone/ports.py (OMS_PORT_OFFSET applies); OMS_<SERVICE>_URL and OMS_KAFKA_BOOTSTRAP
 point it elsewhere.
 """
 

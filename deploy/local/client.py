@@ -12,7 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import kafka_access, ports, topics
+from shared.backbone import kafka_access, ports
+from shared.contracts import topics
 
 CAPTURE_URL = f"http://127.0.0.1:{ports.HTTP['capture']}"
 

@@ -36,8 +36,9 @@ from services.capture.metrics import (
     INTAKE_TO_PICK_TASK_NAME,
     PICK_TASK_BUCKETS,
 )
-from shared import ports, topics
-from shared.settings import SERVICES
+from shared.backbone import ports
+from shared.contracts import topics
+from shared.contracts.topics import SERVICES
 
 FINAL = ("delivered", "rejected")
 STATUS_CHANGES = "oms_order_status_changes_total"

@@ -17,7 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.settings import HTTP_PORTS, SERVICES
+from shared.backbone.settings import HTTP_PORTS
+from shared.contracts.topics import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -32,8 +32,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared import kafka_access, topics
-from shared.envelope import Envelope
+from shared.backbone import kafka_access
+from shared.contracts import topics
+from shared.contracts.envelope import Envelope
 
 log = logging.getLogger("simulator")
 GRAMS_PER_UNIT = 450

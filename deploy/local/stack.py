@@ -34,10 +34,10 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from shared import auth, kafka_access, ports
-from shared.db import migrate, service_migrations
-from shared.settings import SERVICES, development_password
-from shared.topics import TOPICS
+from shared.backbone import auth, kafka_access, ports
+from shared.backbone.db import migrate, service_migrations
+from shared.backbone.settings import development_password
+from shared.contracts.topics import SERVICES, TOPICS
 
 KAFKA_VERSION = "4.1.2"
 SCRAM_MARKER = "scram-admin"
@@ -264,7 +264,7 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{cport}
-# Clients authenticate with SCRAM-SHA-256 (shared/kafka_access.py) and may do only what an ACL allows. The
+# Clients authenticate with SCRAM-SHA-256 (shared/backbone/kafka_access.py) and may do only what an ACL allows. The
 # controller listener stays PLAINTEXT on loopback: KRaft cannot check SCRAM there (the credentials live in the
 # metadata it serves), so its unauthenticated peer, the broker itself, is a super user.
 listeners=CLIENT://{host}:{port},CONTROLLER://{host}:{cport}
@@ -510,7 +510,7 @@ async def _create_topics(cfg: Config) -> None:
         if len(found[t.name]) != t.partitions
     ]
     if wrong:
-        _fail("topics differ from shared/topics.py (`down --purge` resets them): " + "; ".join(wrong))
+        _fail("topics differ from shared/contracts/topics.py (`down --purge` resets them): " + "; ".join(wrong))
     _say(f"topics: {len(TOPICS)} present ({len(missing)} created)")
 
 

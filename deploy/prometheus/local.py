@@ -2,7 +2,7 @@
 scraping the local services with the project's scrape config and alert rules.
 
 The config in this directory names the default ports; `render` writes a copy whose targets follow
-shared/ports.py (so OMS_PORT_OFFSET and the per-service variables apply) and whose rule file path is
+shared/backbone/ports.py (so OMS_PORT_OFFSET and the per-service variables apply) and whose rule file path is
 absolute. `oms stack up` starts one on OMS_PROMETHEUS_PORT (9090 + offset); the tests start their own.
 Run alone: python -m deploy.prometheus.local start|stop|status
 """
@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from deploy.local.stack import log_tail, running_pid, spawn, state_dir, stop_pid
-from shared import ports
+from shared.backbone import ports
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "prometheus.yml"

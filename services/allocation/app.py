@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared.runtime import Runtime, serve, service_app
+from shared.backbone.runtime import Runtime, serve, service_app
 
 from . import views
 from .handlers import AllocationHandlers

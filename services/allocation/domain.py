@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from shared.warehouses import Warehouse
+from shared.reference.warehouses import Warehouse
 
 from .geography import Location, destination, distance_km
 

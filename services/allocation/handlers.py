@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from typing import Any, cast
 from uuid import UUID
 
-from shared import catalogue, topics
-from shared import events as ev
-from shared.consumer import Routes
-from shared.db import Conn
-from shared.envelope import Envelope, wrap
-from shared.kafka import Inbound
-from shared.outbox import enqueue
+from shared.backbone.consumer import Routes
+from shared.backbone.db import Conn
+from shared.backbone.kafka import Inbound
+from shared.backbone.outbox import enqueue
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import Envelope, wrap
+from shared.reference import catalogue
 
 from . import metrics, repository
 from .domain import Network

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from shared.metrics import count
+from shared.backbone.metrics import count
 
 from .inventory import Allocated, Backordered, Cancelled, Outcome, Unfulfillable
 

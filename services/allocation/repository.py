@@ -19,8 +19,8 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.db import Conn
-from shared.events import InventoryAdjusted
+from shared.backbone.db import Conn
+from shared.contracts.events import InventoryAdjusted
 
 from .inventory import CancelRequest, Inventory, Key, Order, Reservation, StockLevel
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.settings import CommonSettings
-from shared.warehouses import DEFAULT_FILE, load_warehouses
+from shared.backbone.settings import CommonSettings
+from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
 from .domain import DEFAULT_MAX_SHIPMENTS, Network
 

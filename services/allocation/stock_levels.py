@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from shared.warehouses import Warehouse
+from shared.reference.warehouses import Warehouse
 
 from . import repository
 from .metrics import STOCK_AVAILABLE, STOCK_LOW_THRESHOLD, STOCK_SKUS_LOW, STOCK_SKUS_OUT

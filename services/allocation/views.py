@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 
-from shared.auth import OPERATORS_ONLY
-from shared.events import Sku, WarehouseId
-from shared.runtime import Runtime
+from shared.backbone.auth import OPERATORS_ONLY
+from shared.backbone.runtime import Runtime
+from shared.contracts.events import Sku, WarehouseId
 
 from . import repository
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import ItemQuantity
+from shared.contracts.events import ItemQuantity
 
 
 class OrderAccepted(BaseModel):

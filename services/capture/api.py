@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from shared import aftercommit
-from shared.auth import Authenticated, Caller, forbidden
-from shared.events import ItemQuantity, SubmittedOrder, storable
-from shared.runtime import Runtime
+from shared.backbone import aftercommit
+from shared.backbone.auth import Authenticated, Caller, forbidden
+from shared.backbone.runtime import Runtime
+from shared.contracts.events import ItemQuantity, SubmittedOrder, storable
 
 from . import repository, shopify
 from .answers import CANCEL_ANSWERS, SUBMIT_ANSWERS, VIEW_ANSWERS

@@ -8,10 +8,10 @@ import logging
 
 from fastapi import FastAPI
 
-from shared import aftercommit
-from shared.envelope import now
-from shared.http import BodySizeLimit
-from shared.runtime import Runtime, serve, service_app
+from shared.backbone import aftercommit
+from shared.backbone.http import BodySizeLimit
+from shared.backbone.runtime import Runtime, serve, service_app
+from shared.contracts.envelope import now
 
 from .api import order_api
 from .handlers import CaptureHandlers

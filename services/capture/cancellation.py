@@ -7,8 +7,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.backorders import quantities, without
-from shared.events import ItemQuantity
+from shared.contracts.backorders import quantities, without
+from shared.contracts.events import ItemQuantity
 
 from .lifecycle import Progress
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shared.backorders import quantities
-from shared.events import MAX_UNITS_PER_SKU, ItemQuantity, SubmittedOrder
+from shared.contracts.backorders import quantities
+from shared.contracts.events import MAX_UNITS_PER_SKU, ItemQuantity, SubmittedOrder
 
 ACCEPTED_PAYMENT = ("authorized", "paid")
 

@@ -18,15 +18,17 @@ from uuid import UUID
 
 from prometheus_client import Counter
 
-from shared import catalogue, logs, topics
-from shared import events as ev
-from shared.backorders import describe, quantities
-from shared.consumer import Routes
-from shared.db import Conn
-from shared.envelope import Envelope, now, wrap
-from shared.kafka import Inbound
-from shared.metrics import count
-from shared.outbox import enqueue
+from shared.backbone import logs
+from shared.backbone.consumer import Routes
+from shared.backbone.db import Conn
+from shared.backbone.kafka import Inbound
+from shared.backbone.metrics import count
+from shared.backbone.outbox import enqueue
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.backorders import describe, quantities
+from shared.contracts.envelope import Envelope, now, wrap
+from shared.reference import catalogue
 
 from . import cancellation, domain, latency, lifecycle, metrics, repository
 from .domain import IntakeRules

@@ -7,9 +7,9 @@ from typing import Any
 
 from prometheus_client import Histogram
 
-from shared import events as ev
-from shared.kafka import Inbound
-from shared.metrics import observe
+from shared.backbone.kafka import Inbound
+from shared.backbone.metrics import observe
+from shared.contracts import events as ev
 
 from .lifecycle import Progress
 from .metrics import INTAKE_TO_DELIVERED, INTAKE_TO_PICK_TASK

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
-from shared import events as ev
-from shared.backorders import Quantities, backordered_after, describe, quantities, without
+from shared.contracts import events as ev
+from shared.contracts.backorders import Quantities, backordered_after, describe, quantities, without
 
 from . import domain
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from shared.metrics import count
+from shared.backbone.metrics import count
 
 from .domain import Rejection
 

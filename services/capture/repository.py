@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.backorders import quantities
-from shared.db import Conn
-from shared.events import ItemQuantity, SubmittedOrder
+from shared.backbone.db import Conn
+from shared.contracts.backorders import quantities
+from shared.contracts.events import ItemQuantity, SubmittedOrder
 
 from .lifecycle import Progress, Step
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.events import ServiceLevel
-from shared.settings import CommonSettings
+from shared.backbone.settings import CommonSettings
+from shared.contracts.events import ServiceLevel
 
 from .domain import IntakeRules
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.events import MAX_SUBMITTED_QUANTITY, MONEY_MAX, ServiceLevel, SubmittedOrder
+from shared.contracts.events import MAX_SUBMITTED_QUANTITY, MONEY_MAX, ServiceLevel, SubmittedOrder
 
 CHANNEL = "shopify"
 ORDERS_CREATE = "orders/create"

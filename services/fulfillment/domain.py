@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from shared.events import ItemQuantity, ServiceLevel
+from shared.contracts.events import ItemQuantity, ServiceLevel
 
 from .rates import Calendar, Carrier, ShippingRules
 

@@ -15,15 +15,15 @@ from uuid import UUID
 
 import asyncpg
 
-from shared import events as ev
-from shared import topics
-from shared.consumer import Routes
-from shared.db import Conn
-from shared.envelope import Envelope, wrap
-from shared.kafka import Inbound
-from shared.outbox import enqueue
-from shared.topics import Topic
-from shared.warehouses import Warehouse
+from shared.backbone.consumer import Routes
+from shared.backbone.db import Conn
+from shared.backbone.kafka import Inbound
+from shared.backbone.outbox import enqueue
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import Envelope, wrap
+from shared.contracts.topics import Topic
+from shared.reference.warehouses import Warehouse
 
 from . import domain, metrics, repository, tracking
 from .rates import ShippingRules

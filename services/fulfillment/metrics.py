@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from shared import events as ev
-from shared.metrics import count
+from shared.backbone.metrics import count
+from shared.contracts import events as ev
 
 SHIPMENTS_SHIPPED = Counter(
     "oms_shipments_shipped_total", "Shipments handed to a carrier, by warehouse and carrier.", ["warehouse", "carrier"]

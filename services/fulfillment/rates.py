@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.events import ServiceLevel
+from shared.contracts.events import ServiceLevel
 
 TRACKING_NUMBER_SLOT = "{tracking_number}"
 

@@ -10,8 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.db import Conn
-from shared.events import CarrierReported, ItemQuantity, PickTaskReleased, WarehouseReported
+from shared.backbone.db import Conn
+from shared.contracts.events import CarrierReported, ItemQuantity, PickTaskReleased, WarehouseReported
 
 from .domain import CLOSED_EMPTY, ServiceChoice, TaskState
 

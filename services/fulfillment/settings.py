@@ -9,10 +9,10 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, model_validator
 
-from shared.envelope import now
-from shared.settings import CommonSettings
-from shared.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
-from shared.warehouses import Warehouse, load_warehouses
+from shared.backbone.settings import CommonSettings
+from shared.contracts.envelope import now
+from shared.reference.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
+from shared.reference.warehouses import Warehouse, load_warehouses
 
 from .rates import ShippingRules
 

@@ -7,8 +7,8 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
-from shared.auth import OPERATORS_ONLY
-from shared.runtime import Runtime
+from shared.backbone.auth import OPERATORS_ONLY
+from shared.backbone.runtime import Runtime
 
 from . import repository
 

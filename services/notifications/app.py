@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI
 
-from shared.runtime import Runtime, serve, service_app
+from shared.backbone.runtime import Runtime, serve, service_app
 
 from . import views
 from .channels import EmailChannel

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import asyncpg
 import httpx
 
-from shared.envelope import now
+from shared.contracts.envelope import now
 
 from . import domain, messages
 from .settings import NotificationSettings, WebhookEndpoint

@@ -15,11 +15,11 @@ import logging
 import asyncpg
 import httpx
 
-from shared import aftercommit
-from shared.db import Conn
-from shared.dispatch import run_dispatch
-from shared.envelope import now
-from shared.metrics import count
+from shared.backbone import aftercommit
+from shared.backbone.db import Conn
+from shared.backbone.dispatch import run_dispatch
+from shared.backbone.metrics import count
+from shared.contracts.envelope import now
 
 from . import domain, messages, repository
 from .channels import EmailChannel, Outcome, WebhookChannel

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from shared import events as ev
-from shared.backorders import quantities
+from shared.contracts import events as ev
+from shared.contracts.backorders import quantities
 
 KINDS = (
     "confirmed",

@@ -3,11 +3,11 @@ per (order, kind, shipment) for the dispatcher to send."""
 
 from __future__ import annotations
 
-from shared import events as ev
-from shared.backorders import backordered_after
-from shared.consumer import Routes
-from shared.db import Conn
-from shared.kafka import Inbound
+from shared.backbone.consumer import Routes
+from shared.backbone.db import Conn
+from shared.backbone.kafka import Inbound
+from shared.contracts import events as ev
+from shared.contracts.backorders import backordered_after
 
 from . import domain, repository
 

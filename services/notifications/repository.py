@@ -8,8 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.db import Conn
-from shared.events import OrderRejected, OrderValidated
+from shared.backbone.db import Conn
+from shared.contracts.events import OrderRejected, OrderValidated
 
 from .domain import Intent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from shared import ports
-from shared.settings import CommonSettings
+from shared.backbone import ports
+from shared.backbone.settings import CommonSettings
 
 DEVELOPMENT_WEBHOOK_SECRET = "dev-webhook-signing-secret"  # noqa: S105 - refused in production, below
 

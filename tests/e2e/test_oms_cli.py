@@ -16,7 +16,8 @@ import pytest
 
 from deploy.cli.main import parser
 from deploy.local import client, scrape
-from shared import ports, topics
+from shared.backbone import ports
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import new_skus, seed, wait_status
 from tests.waiting import eventually, eventually_sync

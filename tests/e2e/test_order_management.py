@@ -4,7 +4,7 @@ allocation and capture answer each other."""
 import json
 import uuid
 
-from shared import topics
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, stock
 from tests.scenario import TopicReader, mail_for, seed, wait_status

@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 
 from deploy.local import client
-from shared import events as ev
-from shared import topics
-from shared.envelope import wrap
-from shared.kafka import encode
+from shared.backbone.kafka import encode
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
 from tests.waiting import eventually
 
 

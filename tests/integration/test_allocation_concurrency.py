@@ -13,8 +13,9 @@ import urllib.request
 import uuid
 
 from deploy.local import client, processes
-from shared import events as ev
-from shared import ports, topics
+from shared.backbone import ports
+from shared.contracts import events as ev
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import allocation_order, assert_books_balance, publish_from_fulfillment
 from tests.scenario import seed

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from deploy.local import client
-from shared import events as ev
-from shared import topics
-from shared.envelope import wrap
-from shared.kafka import encode
+from shared.backbone.kafka import encode
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
 from tests.factories import order_document
 from tests.integration.allocation_steps import (
     allocation_order,

@@ -16,7 +16,7 @@ import pytest
 
 from deploy.local import processes
 from deploy.local.client import CAPTURE_URL
-from shared import auth, ports
+from shared.backbone import auth, ports
 from tests.factories import order_document
 from tests.scenario import new_skus, seed
 from tests.waiting import eventually

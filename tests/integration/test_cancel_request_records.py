@@ -5,9 +5,9 @@ import uuid
 
 from services.capture import repository
 from services.capture.settings import CaptureSettings
-from shared.db import connect
-from shared.envelope import now
-from shared.events import ItemQuantity, SubmittedOrder
+from shared.backbone.db import connect
+from shared.contracts.envelope import now
+from shared.contracts.events import ItemQuantity, SubmittedOrder
 from tests.factories import order_document
 
 

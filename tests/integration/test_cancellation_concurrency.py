@@ -21,7 +21,8 @@ import httpx
 
 from deploy.local import client, processes
 from deploy.local.keys import DevelopmentKeys
-from shared import ports, topics
+from shared.backbone import ports
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance
 from tests.scenario import TopicReader, seed

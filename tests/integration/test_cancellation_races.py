@@ -28,11 +28,11 @@ from services.capture.handlers import CaptureHandlers
 from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
-from shared import events as ev
-from shared import topics
-from shared.db import connect
-from shared.envelope import wrap
-from shared.kafka import Inbound, Origin
+from shared.backbone.db import connect
+from shared.backbone.kafka import Inbound, Origin
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
 from tests.factories import order_document
 from tests.integration.allocation_steps import (
     allocation_order,

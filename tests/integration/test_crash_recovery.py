@@ -5,7 +5,7 @@ import signal
 import uuid
 
 from deploy.local import client
-from shared import topics
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import new_skus, seed, wait_status
 from tests.waiting import eventually

@@ -13,7 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from deploy.local import processes
-from shared import ports
+from shared.backbone import ports
 from tests.factories import order_document
 from tests.scenario import free_port, restart
 from tests.waiting import eventually

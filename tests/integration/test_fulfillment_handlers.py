@@ -15,12 +15,12 @@ import pytest
 
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
-from shared import events as ev
-from shared import topics
-from shared.db import connect
-from shared.envelope import wrap
-from shared.kafka import Inbound, Origin
-from shared.topics import Topic
+from shared.backbone.db import connect
+from shared.backbone.kafka import Inbound, Origin
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
+from shared.contracts.topics import Topic
 
 # Monday 15 February 2027, 10:00 in Amsterdam: before every warehouse's cut-off
 MONDAY_MORNING = datetime(2027, 2, 15, 9, 0, tzinfo=UTC)

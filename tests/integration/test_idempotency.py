@@ -4,7 +4,7 @@ import asyncio
 import uuid
 
 from deploy.local import client
-from shared import topics
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 

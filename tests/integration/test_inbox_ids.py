@@ -6,8 +6,9 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared import kafka_access, topics
-from shared.envelope import EXTERNAL_EVENT_NAMESPACE
+from shared.backbone import kafka_access
+from shared.contracts import topics
+from shared.contracts.envelope import EXTERNAL_EVENT_NAMESPACE
 from tests.factories import order_document
 from tests.scenario import new_skus, seed
 from tests.waiting import eventually

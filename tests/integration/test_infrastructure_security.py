@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from deploy.local import processes, stack
-from shared import ports
+from shared.backbone import ports
 
 
 def start_without_environment(module: str, **env: str) -> subprocess.CompletedProcess[str]:

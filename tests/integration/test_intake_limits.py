@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 
 from deploy.local import client
-from shared import topics
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import TopicReader, new_skus, order_view, seed
 from tests.waiting import eventually

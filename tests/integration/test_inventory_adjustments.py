@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from deploy.local import client
-from shared import topics
+from shared.contracts import topics
 from tests.integration.allocation_steps import stock
 from tests.scenario import TopicReader, new_skus
 from tests.waiting import eventually

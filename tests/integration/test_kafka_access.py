@@ -11,8 +11,9 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from shared import kafka_access, topics
-from shared.kafka_access import Access
+from shared.backbone import kafka_access
+from shared.backbone.kafka_access import Access
+from shared.contracts import topics
 
 
 async def produce(access: Access, topic: str) -> None:

@@ -14,8 +14,8 @@ import uvicorn
 
 from deploy.local import client
 from services.notifications.settings import DEVELOPMENT_WEBHOOK_SECRET
-from shared import events as ev
-from shared import topics
+from shared.contracts import events as ev
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import (
     TopicReader,

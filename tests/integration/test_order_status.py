@@ -3,8 +3,8 @@ end-to-end test follows)."""
 
 import uuid
 
-from shared import events as ev
-from shared import topics
+from shared.contracts import events as ev
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import mail_for, new_skus, publish_event, seed, wait_status
 from tests.waiting import eventually

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from deploy.local import client
-from shared import events as ev
-from shared import topics
-from shared.db import create_pool
-from shared.envelope import wrap
-from shared.kafka import encode
-from shared.outbox import lock_relay
-from shared.settings import CommonSettings
+from shared.backbone.db import create_pool
+from shared.backbone.kafka import encode
+from shared.backbone.outbox import lock_relay
+from shared.backbone.settings import CommonSettings
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
 from tests.factories import order_document
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually

@@ -10,7 +10,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from deploy.cli import dlq as cli_dlq
 from deploy.local import client
-from shared import topics
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import TopicReader, new_skus, seed
 from tests.waiting import eventually

@@ -18,7 +18,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.record.util import calc_crc32c
 
-from shared import kafka_access, topics
+from shared.backbone import kafka_access
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually

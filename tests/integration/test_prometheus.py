@@ -16,7 +16,7 @@ import pytest
 
 from deploy.local import scrape
 from deploy.prometheus.local import Prometheus, PrometheusError
-from shared import ports
+from shared.backbone import ports
 from tests.factories import order_document
 from tests.scenario import channel_key, new_skus, seed, wait_status
 from tests.waiting import eventually, eventually_sync

@@ -14,7 +14,7 @@ import pytest
 
 from deploy.local import processes
 from services.capture.settings import DEVELOPMENT_SHOP, DEVELOPMENT_SHOPIFY_SECRET
-from shared import topics
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.scenario import TopicReader, mail_for, new_skus, seed, wait_status
 from tests.waiting import eventually

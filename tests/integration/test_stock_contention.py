@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from deploy.local import processes
-from shared import ports
-from shared.settings import development_password
+from shared.backbone import ports
+from shared.backbone.settings import development_password
 from tests.factories import order_document
 from tests.scenario import new_skus, seed
 from tests.waiting import eventually

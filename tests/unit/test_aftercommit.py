@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from shared import aftercommit
-from shared.metrics import count
+from shared.backbone import aftercommit
+from shared.backbone.metrics import count
 
 
 class FakeConnection:

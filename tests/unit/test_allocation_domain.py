@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from services.allocation import domain, geography
 from services.allocation.domain import Candidate, Network
 from services.allocation.settings import DEFAULT_ALLOCATION_FILE, load_network
-from shared.warehouses import DEFAULT_FILE, Warehouse, load_warehouses
+from shared.reference.warehouses import DEFAULT_FILE, Warehouse, load_warehouses
 
 WAREHOUSES = load_warehouses(DEFAULT_FILE)  # ams (NL, 1), fra (DE, 2), lyo (FR, 3), with coordinates
 NETWORK = Network(WAREHOUSES)

@@ -17,7 +17,7 @@ from services.allocation.inventory import (
     Outcome,
     Unfulfillable,
 )
-from shared.warehouses import DEFAULT_FILE, load_warehouses
+from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
 NETWORK = Network(load_warehouses(DEFAULT_FILE), channel_max_shipments={"pos": 1})
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

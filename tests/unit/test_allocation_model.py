@@ -30,8 +30,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from services.allocation.domain import Network
 from services.allocation.inventory import Allocated, CancelRequest, Inventory, Order, Outcome
 from services.fulfillment import domain as fulfillment
-from shared.events import ItemQuantity
-from shared.warehouses import DEFAULT_FILE, load_warehouses
+from shared.contracts.events import ItemQuantity
+from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
 WAREHOUSES = load_warehouses(DEFAULT_FILE)
 WAREHOUSE_IDS = [w.id for w in WAREHOUSES]

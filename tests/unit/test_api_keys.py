@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.auth import ApiKeys, Caller, new_key, secret_digest
+from shared.backbone.auth import ApiKeys, Caller, new_key, secret_digest
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from shared import topology
+from shared.contracts import topology
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from shared import asyncapi
-from shared.topics import TOPICS
+from shared.contracts import asyncapi
+from shared.contracts.topics import TOPICS
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 

@@ -13,7 +13,7 @@ from services.capture import metrics as capture
 from services.capture.domain import Rejection
 from services.fulfillment import metrics as fulfillment
 from services.notifications import metrics as notifications
-from shared import events as ev
+from shared.contracts import events as ev
 
 
 def value(name: str, **labels: str) -> float:

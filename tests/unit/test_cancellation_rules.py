@@ -4,7 +4,7 @@ import pytest
 
 from services.capture import cancellation
 from services.capture.lifecycle import Progress
-from shared.events import ItemQuantity
+from shared.contracts.events import ItemQuantity
 
 
 def lines(**units: int) -> list[ItemQuantity]:

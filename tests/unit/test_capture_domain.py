@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.capture import domain, handlers
-from shared.events import OrderValidated, SubmittedOrder
+from shared.contracts.events import OrderValidated, SubmittedOrder
 from tests.factories import order_document
 
 RULES = domain.IntakeRules(shippable_countries=frozenset({"NL", "DE"}), currencies=frozenset({"EUR"}))

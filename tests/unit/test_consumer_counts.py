@@ -7,13 +7,13 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY, Counter
 
-from shared import topics
-from shared.consumer import EventConsumer
-from shared.envelope import wrap
-from shared.events import ProductUpserted
-from shared.kafka import Inbound, Origin
-from shared.metrics import count
-from shared.settings import CommonSettings
+from shared.backbone.consumer import EventConsumer
+from shared.backbone.kafka import Inbound, Origin
+from shared.backbone.metrics import count
+from shared.backbone.settings import CommonSettings
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
+from shared.contracts.events import ProductUpserted
 
 TOPIC = topics.CATALOG_PRODUCTS.name
 HANDLED = Counter("oms_unit_test_products_handled_total", "Products a test handler saw.")

@@ -14,12 +14,12 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from shared import consumer as consumer_module
-from shared import topics
-from shared.consumer import EventConsumer
-from shared.events import ProductUpserted
-from shared.kafka import Inbound
-from shared.settings import CommonSettings
+from shared.backbone import consumer as consumer_module
+from shared.backbone.consumer import EventConsumer
+from shared.backbone.kafka import Inbound
+from shared.backbone.settings import CommonSettings
+from shared.contracts import topics
+from shared.contracts.events import ProductUpserted
 from tests.waiting import eventually
 
 TOPIC = topics.CATALOG_PRODUCTS.name

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiokafka import errors as kafka_errors
 
-from shared.dlq import STORED, DeadLetters, record_bytes
-from shared.kafka import Origin, Undecodable
+from shared.backbone.dlq import STORED, DeadLetters, record_bytes
+from shared.backbone.kafka import Origin, Undecodable
 
 
 class FakeProducer:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared import events as ev
-from shared import topics
-from shared.envelope import wrap
-from shared.kafka import Inbound, Undecodable, decode, encode
+from shared.backbone.kafka import Inbound, Undecodable, decode, encode
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
 from tests.factories import order_document
 
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import topics
-from shared.kafka import MAX_REASON_CHARS, Inbound, Undecodable, decode
-from shared.settings import CommonSettings
+from shared.backbone.kafka import MAX_REASON_CHARS, Inbound, Undecodable, decode
+from shared.backbone.settings import CommonSettings
+from shared.contracts import topics
 from tests.factories import order_document
 
 MAX_BYTES = CommonSettings().max_body_bytes

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from deploy.cli.dlq import DeadLetter, replay, replay_refusal
-from shared.envelope import external_event_id
+from shared.contracts.envelope import external_event_id
 
 
 def dead_letter(origin_topic: str, *extra: tuple[str, bytes]) -> DeadLetter:

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 from aiokafka import errors as kafka_errors
 
-from shared.failures import Failure, classify, describe
+from shared.backbone.failures import Failure, classify, describe
 
 
 def postgres(error_class: type[asyncpg.PostgresError], message: str = "from the server") -> asyncpg.PostgresError:

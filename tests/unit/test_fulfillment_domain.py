@@ -10,7 +10,7 @@ from services.capture.settings import CaptureSettings
 from services.fulfillment import domain
 from services.fulfillment.rates import ShippingRules
 from services.fulfillment.settings import FulfillmentSettings
-from shared.events import ItemQuantity
+from shared.contracts.events import ItemQuantity
 
 CUTOFF = time(16, 0)
 CHRISTMAS = ["2026-12-25", "2026-12-26"]

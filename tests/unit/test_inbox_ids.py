@@ -4,8 +4,8 @@ recognised), and no other record can get it, not even one at the same position o
 import json
 from dataclasses import dataclass
 
-from shared import topics
-from shared.kafka import Inbound, decode
+from shared.backbone.kafka import Inbound, decode
+from shared.contracts import topics
 from tests.factories import order_document
 
 TOPIC = topics.ORDERS_SUBMITTED.name

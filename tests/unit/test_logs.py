@@ -8,8 +8,8 @@ import uuid
 import httpx
 from fastapi import FastAPI
 
-from shared import logs
-from shared.http import CorrelationId
+from shared.backbone import logs
+from shared.backbone.http import CorrelationId
 
 
 def record(message: str = "reserved stock") -> logging.LogRecord:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.notifications import domain, messages
-from shared import events as ev
+from shared.contracts import events as ev
 
 ORDER = uuid.uuid4()
 SHIPMENT = uuid.uuid4()

@@ -8,7 +8,7 @@ import pytest
 
 from services.capture import domain, lifecycle
 from services.capture.lifecycle import Progress
-from shared import events as ev
+from shared.contracts import events as ev
 
 # The rule, written out pair by pair: every change an order may make.
 ALLOWED = {

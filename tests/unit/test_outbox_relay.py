@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.outbox import OutboxRelay
-from shared.settings import CommonSettings
+from shared.backbone.outbox import OutboxRelay
+from shared.backbone.settings import CommonSettings
 
 
 class FakeProducer:

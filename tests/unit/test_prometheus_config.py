@@ -1,7 +1,7 @@
 """The local copy of the scrape config follows this machine's ports and finds its rule file."""
 
 from deploy.prometheus import local
-from shared import ports
+from shared.backbone import ports
 
 
 def test_targets_follow_the_service_ports_and_rules_are_found_by_absolute_path() -> None:

@@ -9,9 +9,10 @@ from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
 from services.notifications.handlers import NotificationHandlers
-from shared import events as ev
-from shared import kafka_access, topics
-from shared.settings import SERVICES
+from shared.backbone import kafka_access
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.topics import SERVICES
 
 
 def routes() -> dict[str, set[type[ev.Contract]]]:

@@ -17,14 +17,20 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
-from shared.db import Conn
-from shared.dispatch import run_dispatch
-from shared.dlq import record_bytes
-from shared.envelope import Envelope
-from shared.kafka import encode
-from shared.metrics import DEAD_LETTERS, DEAD_LETTERS_STORED, MESSAGES_PRODUCED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
-from shared.settings import CommonSettings
-from shared.topics import Topic
+from shared.backbone.db import Conn
+from shared.backbone.dispatch import run_dispatch
+from shared.backbone.dlq import record_bytes
+from shared.backbone.kafka import encode
+from shared.backbone.metrics import (
+    DEAD_LETTERS,
+    DEAD_LETTERS_STORED,
+    MESSAGES_PRODUCED,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+)
+from shared.backbone.settings import CommonSettings
+from shared.contracts.envelope import Envelope
+from shared.contracts.topics import Topic
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 500

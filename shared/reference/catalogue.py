@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.db import Conn
-from shared.events import ProductUpserted
-from shared.kafka import Inbound
+from shared.backbone.db import Conn
+from shared.backbone.kafka import Inbound
+from shared.contracts.events import ProductUpserted
 
 
 async def on_product_upserted(conn: Conn, msg: Inbound[ProductUpserted]) -> None:

@@ -1,4 +1,4 @@
--- The API keys of channels and operators (shared/auth.py). Owned by the administrator, who issues and revokes
+-- The API keys of channels and operators (shared/backbone/auth.py). Owned by the administrator, who issues and revokes
 -- keys (`oms keys`); every service may only read them. Safe to apply again: every statement is idempotent.
 CREATE SCHEMA IF NOT EXISTS auth;
 REVOKE ALL ON SCHEMA auth FROM PUBLIC;

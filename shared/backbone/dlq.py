@@ -20,11 +20,11 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from shared.envelope import now
-from shared.failures import Failure, classify, describe
-from shared.kafka import MAX_REASON_CHARS, Origin, Undecodable
-from shared.metrics import DEAD_LETTERS, DEAD_LETTERS_STORED, MESSAGES_PRODUCED
-from shared.topics import dead_letter_topic
+from shared.backbone.failures import Failure, classify, describe
+from shared.backbone.kafka import MAX_REASON_CHARS, Origin, Undecodable
+from shared.backbone.metrics import DEAD_LETTERS, DEAD_LETTERS_STORED, MESSAGES_PRODUCED
+from shared.contracts.envelope import now
+from shared.contracts.topics import dead_letter_topic
 
 log = logging.getLogger(__name__)
 RecordHeaders = list[tuple[str, bytes | None]]

@@ -1,7 +1,7 @@
 """Generates the AsyncAPI 3.0 document of every topic from the registry and the payload models: who sends
 on each topic and who receives from it.
 
-python -m shared.asyncapi > docs/asyncapi.json   (make asyncapi; a test keeps the file in step)
+python -m shared.contracts.asyncapi > docs/asyncapi.json   (make asyncapi; a test keeps the file in step)
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from shared import events as ev
-from shared.envelope import Envelope
-from shared.topics import TOPICS, Topic
+from shared.contracts import events as ev
+from shared.contracts.envelope import Envelope
+from shared.contracts.topics import TOPICS, Topic
 
 
 def _message(model: type[ev.Contract], topic: Topic) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from shared import events as ev
+from shared.contracts import events as ev
 
 Quantities = dict[str, int]
 

@@ -3,8 +3,7 @@ service's own schema. `oms topics --flow` prints it; docs/architecture.md embeds
 
 from __future__ import annotations
 
-from shared.settings import SERVICES
-from shared.topics import BUSINESS_TOPICS, Topic
+from shared.contracts.topics import BUSINESS_TOPICS, SERVICES, Topic
 
 
 def _node(name: str) -> str:
@@ -41,7 +40,7 @@ def embed(document: str) -> str:
 
 START, END = "<!-- topology:start -->\n", "<!-- topology:end -->"
 
-if __name__ == "__main__":  # python -m shared.topology docs/architecture.md: redraw the picture in place
+if __name__ == "__main__":  # python -m shared.contracts.topology docs/architecture.md: redraw the picture in place
     import sys
     from pathlib import Path
 

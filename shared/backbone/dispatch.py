@@ -12,8 +12,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from shared.db import connect
-from shared.settings import CommonSettings
+from shared.backbone.db import connect
+from shared.backbone.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 

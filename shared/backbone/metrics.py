@@ -8,7 +8,7 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from shared.aftercommit import after_commit
+from shared.backbone.aftercommit import after_commit
 
 # The `_created` timestamp series double every counter's output and no query here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

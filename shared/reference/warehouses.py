@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "deploy" / "config" / "warehouses.json"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "deploy" / "config" / "warehouses.json"
 
 
 @dataclass(frozen=True)

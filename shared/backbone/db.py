@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from shared.settings import CommonSettings
+from shared.backbone.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 # What handlers and repositories take: a plain or a pooled connection.
@@ -89,4 +89,4 @@ async def migrate(conn: asyncpg.Connection, schema: str, directory: Path) -> lis
 
 
 def service_migrations(service: str) -> Path:
-    return Path(__file__).resolve().parent.parent / "services" / service / "migrations"
+    return Path(__file__).resolve().parents[2] / "services" / service / "migrations"

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared import events as ev
-from shared.settings import SERVICES
+from shared.contracts import events as ev
+
+# The services of the pipeline; any other writer or reader named below is an outside party.
+SERVICES = ("capture", "allocation", "fulfillment", "notifications")
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,10 @@ def check_reads(reader: str, payloads: Iterable[type[ev.Contract]]) -> None:
     is what the Kafka ACLs and the AsyncAPI document are derived from, so it must say who reads what."""
     unknown = sorted(p.__name__ for p in payloads if p not in CARRIER)
     if unknown:
-        raise ValueError(f"{reader} handles {', '.join(unknown)}, which no topic in shared/topics.py carries")
+        raise ValueError(f"{reader} handles {', '.join(unknown)}, which no topic in shared/contracts/topics.py carries")
     read = {t.name for t in inputs(reader)}
     undeclared = sorted({topic_of(p).name for p in payloads} - read)
     if undeclared:
-        raise ValueError(f"{reader} consumes {', '.join(undeclared)}, which shared/topics.py does not list it reading")
+        raise ValueError(
+            f"{reader} consumes {', '.join(undeclared)}, which shared/contracts/topics.py does not list it reading"
+        )

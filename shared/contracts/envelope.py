@@ -10,8 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from shared import events as ev
-from shared.topics import TOPICS
+from shared.contracts import events as ev
+from shared.contracts.topics import TOPICS
 
 PAYLOAD_TYPES: dict[str, type[ev.Contract]] = {cls.event_type: cls for topic in TOPICS for cls in topic.payloads}
 # Ids of events that arrive without one (bare contract JSON from outside) derive from the record itself,

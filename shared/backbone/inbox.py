@@ -11,10 +11,10 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.db import Conn
-from shared.failures import describe
-from shared.metrics import INBOX_PRUNED
-from shared.settings import CommonSettings
+from shared.backbone.db import Conn
+from shared.backbone.failures import describe
+from shared.backbone.metrics import INBOX_PRUNED
+from shared.backbone.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 

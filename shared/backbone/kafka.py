@@ -10,11 +10,11 @@ from uuid import UUID
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from shared import events as ev
-from shared import kafka_access
-from shared.envelope import Envelope, external_event_id, from_external
-from shared.settings import CommonSettings
-from shared.topics import BY_NAME
+from shared.backbone import kafka_access
+from shared.backbone.settings import CommonSettings
+from shared.contracts import events as ev
+from shared.contracts.envelope import Envelope, external_event_id, from_external
+from shared.contracts.topics import BY_NAME
 
 MAX_REASON_CHARS = 1000
 P_co = TypeVar("P_co", bound=ev.Contract, covariant=True)

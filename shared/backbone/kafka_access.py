@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from shared import ports
-from shared.settings import SERVICES, CommonSettings, development_kafka_password
-from shared.topics import TOPICS, Topic
+from shared.backbone import ports
+from shared.backbone.settings import CommonSettings, development_kafka_password
+from shared.contracts.topics import SERVICES, TOPICS, Topic
 
 ADMIN = "admin"
 OUTSIDE_PARTIES = ("channel-adapters", "catalogue", "warehouses", "carriers")

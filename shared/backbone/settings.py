@@ -12,9 +12,8 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared import ports
+from shared.backbone import ports
 
-SERVICES = ("capture", "allocation", "fulfillment", "notifications")
 HTTP_PORTS = ports.HTTP
 
 

@@ -30,13 +30,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CorruptRecordException, IllegalStateError, KafkaError
 
-from shared import aftercommit, inbox, kafka_access, logs
-from shared.db import Conn
-from shared.dlq import DeadLetters
-from shared.events import Contract
-from shared.failures import Failure, classify, describe
-from shared.kafka import Inbound, Origin, Undecodable, decode
-from shared.metrics import (
+from shared.backbone import aftercommit, inbox, kafka_access, logs
+from shared.backbone.db import Conn
+from shared.backbone.dlq import DeadLetters
+from shared.backbone.failures import Failure, classify, describe
+from shared.backbone.kafka import Inbound, Origin, Undecodable, decode
+from shared.backbone.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
     HANDLER_SECONDS,
@@ -46,8 +45,9 @@ from shared.metrics import (
     count,
     observe,
 )
-from shared.settings import CommonSettings
-from shared.topics import topic_of
+from shared.backbone.settings import CommonSettings
+from shared.contracts.events import Contract
+from shared.contracts.topics import topic_of
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Conn, Inbound[Any]], Awaitable[None]]

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import logs
+from shared.backbone import logs
 
 CORRELATION_HEADER = b"x-correlation-id"
 

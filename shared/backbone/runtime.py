@@ -18,17 +18,17 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import inbox, logs
-from shared.auth import ApiKeys
-from shared.consumer import BatchPreparation, EventConsumer, Routes
-from shared.db import create_pool
-from shared.dlq import DeadLetters
-from shared.http import CorrelationId
-from shared.kafka import make_producer
-from shared.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
-from shared.outbox import OutboxRelay
-from shared.settings import CommonSettings
-from shared.topics import check_reads
+from shared.backbone import inbox, logs
+from shared.backbone.auth import ApiKeys
+from shared.backbone.consumer import BatchPreparation, EventConsumer, Routes
+from shared.backbone.db import create_pool
+from shared.backbone.dlq import DeadLetters
+from shared.backbone.http import CorrelationId
+from shared.backbone.kafka import make_producer
+from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
+from shared.backbone.outbox import OutboxRelay
+from shared.backbone.settings import CommonSettings
+from shared.contracts.topics import check_reads
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ of operators (read and cancel any order, read the services' views), with a rate 
 
 A key reads `omsk_<key id>_<secret>`. Only the SHA-256 of the secret is stored (the secret is 256 random
 bits, so a slow hash adds nothing), in `auth.api_keys`: a schema the administrator owns and the services
-may only read (shared/auth.sql). Keys are issued and revoked with `oms keys`. Lookups are cached for a few
+may only read (shared/backbone/auth.sql). Keys are issued and revoked with `oms keys`. Lookups are cached for a few
 seconds per key id, so a revocation takes effect within `cache_seconds` on every instance.
 """
 
@@ -23,7 +23,7 @@ import asyncpg
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.db import Conn
+from shared.backbone.db import Conn
 
 Role = Literal["channel", "operator"]
 KEY_PATTERN = re.compile(r"^omsk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 
-from shared.db import Conn
+from shared.backbone.db import Conn
 
 Action = Callable[[], None]
 _pending: ContextVar[list[Action] | None] = ContextVar("oms_after_commit", default=None)
