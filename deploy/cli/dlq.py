@@ -30,6 +30,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from deploy.cli.kafka_admin import access, read_to_end
+from deploy.local import stack
 from shared.backbone.db import connect
 from shared.backbone.dlq import STORED, UNREADABLE
 from shared.backbone.kafka import Origin
@@ -179,7 +180,7 @@ def stored_letter(service: str, row: asyncpg.Record) -> DeadLetter:
 
 
 async def _stored(service: str) -> list[tuple[DeadLetter, bool]]:
-    conn = await connect(CommonSettings(service=service))
+    conn = await connect(CommonSettings(service=service, db_password=stack.db_password(service)))
     try:
         rows = await conn.fetch(f"SELECT *, replayed_at IS NOT NULL AS replayed FROM {STORED_TABLE} ORDER BY id")
     finally:
@@ -253,7 +254,7 @@ def replay_refusal(letter: DeadLetter) -> str | None:
 
 
 async def _mark_stored(letter: DeadLetter, replayed_to: str) -> None:
-    conn = await connect(CommonSettings(service=letter.header("dlq.service") or ""))
+    conn = await connect(CommonSettings(service=letter.service, db_password=stack.db_password(letter.service)))
     try:
         await conn.execute(
             f"UPDATE {STORED_TABLE} SET replayed_at = now(), replayed_to = $2 WHERE id = $1",

@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.local import stack
+from shared.backbone import kafka_access
 from shared.backbone.settings import HTTP_PORTS
 from shared.contracts.topics import SERVICES
 
@@ -49,7 +51,7 @@ class Process:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         # The local stack runs with its development passwords and secrets, which production settings refuse.
-        env = {"OMS_ENVIRONMENT": "development", **os.environ, **self.env}
+        env = {"OMS_ENVIRONMENT": "development", **os.environ, **self.credentials(), **self.env}
         if self.http_port is not None:
             env["OMS_HTTP_PORT"] = str(self.http_port)
         with self.log_file.open("ab") as log:
@@ -62,6 +64,16 @@ class Process:
                 start_new_session=True,
             )
         self.pid_file.write_text(str(self.popen.pid))
+
+    def credentials(self) -> dict[str, str]:
+        """A service's own passwords, from the same place the stack set its database role and Kafka principal."""
+        if not self.module.startswith("services."):
+            return {}
+        service = self.module.split(".")[1]
+        return {
+            "OMS_DB_PASSWORD": stack.db_password(service),
+            "OMS_KAFKA_PASSWORD": kafka_access.local(service).password,
+        }
 
     def pid(self) -> int | None:
         if self.popen is not None:
