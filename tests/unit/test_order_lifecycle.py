@@ -5,6 +5,8 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.capture import domain, lifecycle
 from services.capture.lifecycle import Progress
@@ -240,3 +242,59 @@ def test_stock_counts_are_not_about_an_order() -> None:
     count = ev.StockCountShort(warehouse_id="ams", sku="A", counted=1, reserved=2, reference="c1")
     assert lifecycle.apply(progress(), count) is None
     assert lifecycle.order_of(count) is None
+
+
+# ---- any arrival order: allocation's and fulfillment's events travel on different topics ----
+
+
+def delivered() -> ev.OrderDelivered:
+    return ev.OrderDelivered(order_id=ORDER, delivered_at=NOW)
+
+
+def backordered(**units: int) -> ev.OrderBackordered:
+    return ev.OrderBackordered(order_id=ORDER, reason="waiting for stock", missing=items(**units))
+
+
+# (allocation's events, fulfillment's events), each list in the order its topic carries them; fulfillment
+# reacts to allocation, so in causal order each of its events comes after the allocation it follows.
+STORIES: dict[str, tuple[list[ev.Contract], list[ev.Contract]]] = {
+    "one shipment": ([allocated(A=2, B=1)], [shipped(A=2, B=1), delivered()]),
+    "split": (
+        [allocated(A=2), allocated(B=1)],
+        [shipped(False, A=2), shipped(True, B=1), delivered()],
+    ),
+    "backorder released": (
+        [backordered(A=2, B=1), allocated(A=2, B=1)],
+        [shipped(A=2, B=1), delivered()],
+    ),
+    "part waits, then ships": (
+        [allocated({"B": 1}, A=2), allocated(B=1)],
+        [shipped(True, A=2), shipped(True, B=1), delivered()],
+    ),
+}
+
+
+def final(allocation: list[ev.Contract], fulfillment: list[ev.Contract], turns: list[bool]) -> Progress:
+    """Apply both topics' events, taking the next one from allocation's (True) or fulfillment's (False)."""
+    queues = [list(allocation), list(fulfillment)]
+    state = progress("validated")
+    for turn in [*turns, *[True] * len(allocation), *[False] * len(fulfillment)]:
+        queue = queues[0 if turn else 1]
+        if queue:
+            change = lifecycle.apply(state, queue.pop(0))
+            state = change.progress if change else state
+    return state
+
+
+@pytest.mark.parametrize("story", STORIES)
+@given(turns=st.lists(st.booleans(), max_size=10))
+def test_the_order_ends_the_same_whichever_topic_is_read_first(story: str, turns: list[bool]) -> None:
+    allocation, fulfillment = STORIES[story]
+    in_causal_order = final(allocation, fulfillment, [True] * len(allocation))
+    interleaved = final(allocation, fulfillment, turns)
+    assert in_causal_order.status == "delivered"
+    assert (interleaved.status, interleaved.shipped, interleaved.backordered) == (
+        in_causal_order.status,
+        in_causal_order.shipped,
+        in_causal_order.backordered,
+    )
