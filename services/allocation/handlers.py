@@ -19,6 +19,7 @@ from shared.backbone.kafka import Inbound
 from shared.backbone.outbox import enqueue
 from shared.contracts import events as ev
 from shared.contracts import topics
+from shared.contracts.backorders import quantities
 from shared.contracts.envelope import Envelope, wrap
 from shared.reference import catalogue
 
@@ -36,7 +37,6 @@ from .inventory import (
     Unfulfillable,
 )
 
-SERVICE = "allocation"
 log = logging.getLogger(__name__)
 
 
@@ -111,13 +111,13 @@ class AllocationHandlers:
         if short.order_id not in inventory.orders:
             raise LookupError(f"short pick for order {short.order_id} allocation does not know")
         await repository.load_queue(conn, inventory, inventory.orders[short.order_id].skus)
-        missing = _quantities(short.missing)
+        missing = quantities(short.missing)
         outcomes = inventory.short_pick(short.order_id, short.shipment_id, short.warehouse_id, missing)
         await self._apply(conn, inventory, outcomes, msg.envelope)
 
     async def on_cancellation_accepted(self, conn: Conn, msg: Inbound[ev.CancellationAccepted]) -> None:
         accepted = msg.payload
-        lines = None if accepted.lines is None else _quantities(accepted.lines)
+        lines = None if accepted.lines is None else quantities(accepted.lines)
         inventory = Inventory(self.network)
         await repository.load_orders(conn, inventory, [accepted.order_id])
         if accepted.order_id not in inventory.orders:
@@ -142,7 +142,7 @@ class AllocationHandlers:
         await enqueue(
             conn,
             [
-                (topics.ALLOCATION_EVENTS, key, wrap(payload, producer=SERVICE, order_id=order_id, cause=cause))
+                (topics.ALLOCATION_EVENTS, key, wrap(payload, order_id=order_id, cause=cause))
                 for key, order_id, payload in events
             ],
         )
@@ -177,15 +177,8 @@ def _order(validated: ev.OrderValidated) -> Order:
         policy=validated.backorder_policy,
         ship_to=validated.ship_to.model_dump(mode="json"),
         service_level=validated.service_level,
-        lines=_quantities(validated.lines),
+        lines=quantities(validated.lines),
     )
-
-
-def _quantities(lines: Iterable[ev.ItemQuantity]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for line in lines:
-        totals[line.sku] = totals.get(line.sku, 0) + line.quantity
-    return totals
 
 
 def _items(lines: dict[str, int]) -> list[ev.ItemQuantity]:

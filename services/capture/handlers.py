@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
@@ -34,7 +35,6 @@ from . import cancellation, domain, latency, lifecycle, metrics, repository
 from .domain import IntakeRules
 from .lifecycle import Step
 
-SERVICE = "capture"
 log = logging.getLogger(__name__)
 EARLY_CANCEL_REQUESTS = Counter(
     "oms_early_cancel_requests_total",
@@ -93,14 +93,14 @@ class CaptureHandlers:
         known_skus = await repository.catalogue(conn, (line.sku for line in order.lines))
         reasons = domain.rejection_reasons(order, known_skus, self.rules)
         status = "rejected" if reasons else "validated"
-        received_at = now()
-        order_id = await repository.insert_order(conn, order, domain.order_total(order), status, reasons, received_at)
+        received_at, total = now(), domain.order_total(order)
+        order_id = await repository.insert_order(conn, order, total, status, reasons, received_at)
         if order_id is None:
             known = await repository.find_by_external_id(conn, order.channel, order.external_id)
             assert known is not None, "the insert met this order"
             return Accepted(*known, duplicate=True)
         logs.bind(order_id=order_id)
-        event = wrap(decision(order_id, order, reasons, received_at), producer=SERVICE, order_id=order_id, cause=cause)
+        event = wrap(decision(order_id, order, total, reasons, received_at), order_id=order_id, cause=cause)
         await repository.add_steps(
             conn,
             order_id,
@@ -170,7 +170,7 @@ class CaptureHandlers:
         requested = ev.OrderCancellationRequested(
             order_id=order_id, lines=lines, reason=reason, requested_at=requested_at
         )
-        event = wrap(requested, producer=SERVICE, order_id=order_id, cause=cause, occurred_at=requested_at)
+        event = wrap(requested, order_id=order_id, cause=cause, occurred_at=requested_at)
         await repository.add_cancel_request(
             conn, order_id, fingerprint, event.event_id, lines, reason, source, requested_at
         )
@@ -242,7 +242,9 @@ class CaptureHandlers:
         }
 
 
-def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: Sequence[str], received_at: datetime) -> ev.Contract:
+def decision(
+    order_id: UUID, order: ev.SubmittedOrder, total: Decimal, reasons: Sequence[str], received_at: datetime
+) -> ev.Contract:
     if reasons:
         return ev.OrderRejected(
             order_id=order_id,
@@ -257,7 +259,7 @@ def decision(order_id: UUID, order: ev.SubmittedOrder, reasons: Sequence[str], r
         external_id=order.external_id,
         received_at=received_at,
         currency=order.currency,
-        total=domain.order_total(order),
+        total=total,
         customer=order.customer,
         ship_to=order.shipping_address,
         service_level=order.service_level,

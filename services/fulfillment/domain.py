@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from uuid import UUID
 
+from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, ServiceLevel
 
 from .rates import Calendar, Carrier, ShippingRules
@@ -133,13 +134,6 @@ def missing(task: Sequence[ItemQuantity], picked: Sequence[ItemQuantity]) -> lis
     have = quantities(picked)
     short = {sku: quantity - have.get(sku, 0) for sku, quantity in quantities(task).items()}
     return [ItemQuantity(sku=sku, quantity=q) for sku, q in sorted(short.items()) if q > 0]
-
-
-def quantities(lines: Iterable[ItemQuantity]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for line in lines:
-        total[line.sku] = total.get(line.sku, 0) + line.quantity
-    return total
 
 
 def order_complete(statuses: Iterable[str]) -> bool:

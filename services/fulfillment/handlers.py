@@ -29,7 +29,6 @@ from . import domain, metrics, repository, tracking
 from .rates import ShippingRules
 from .settings import Clock
 
-SERVICE = "fulfillment"
 log = logging.getLogger(__name__)
 Outgoing = list[tuple[Topic, str, Envelope]]
 
@@ -49,7 +48,7 @@ class FulfillmentHandlers:
     def _event(self, payload: ev.Contract, order_id: UUID, msg: Inbound[Any]) -> Envelope:
         """An event to emit; what it stands for is counted when the transaction writing it commits."""
         metrics.count_emitted(payload)
-        return wrap(payload, producer=SERVICE, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
+        return wrap(payload, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
 
     async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
         """Lock, in one global order, every order whose pick tasks this batch may release, withdraw or move on."""

@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from shared.contracts import events as ev
-from shared.contracts.topics import TOPICS
+from shared.contracts.topics import TOPICS, topic_of
 
 PAYLOAD_TYPES: dict[str, type[ev.Contract]] = {cls.event_type: cls for topic in TOPICS for cls in topic.payloads}
 # Ids of events that arrive without one (bare contract JSON from outside) derive from the record itself,
@@ -48,11 +48,12 @@ class Envelope(BaseModel):
 def wrap(
     payload: ev.Contract,
     *,
-    producer: str,
     order_id: UUID | None = None,
     cause: Envelope | None = None,
     occurred_at: datetime | None = None,
+    producer: str | None = None,
 ) -> Envelope:
+    """The event in its envelope; its producer is the writer of its topic (tests may stand in for another)."""
     event_id = uuid.uuid4()
     return Envelope(
         event_id=event_id,
@@ -62,7 +63,7 @@ def wrap(
         order_id=order_id,
         correlation_id=cause.correlation_id if cause else event_id,
         causation_id=cause.event_id if cause else None,
-        producer=producer,
+        producer=producer or topic_of(type(payload)).writer,
         payload=payload.model_dump(mode="json"),
     )
 

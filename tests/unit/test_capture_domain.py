@@ -76,7 +76,7 @@ def test_every_order_the_rules_accept_can_be_announced_as_validated() -> None:
     ]
     for accepted in orders:
         assert domain.rejection_reasons(accepted, CATALOGUE, RULES) == []
-        decision = handlers.decision(uuid.uuid4(), accepted, [], datetime.now(UTC))
+        decision = handlers.decision(uuid.uuid4(), accepted, domain.order_total(accepted), [], datetime.now(UTC))
         assert isinstance(decision, OrderValidated)
     over = order(lines=[("SKU-1", 500), ("SKU-1", 501)], amount="100000.00")
     assert domain.rejection_reasons(over, CATALOGUE, RULES) == [
