@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
+
+from shared.contracts import events as ev
 
 
 def order_document(
@@ -39,3 +42,20 @@ def order_document(
     }
     document.update(overrides)
     return document
+
+
+def validated_order(order_id: uuid.UUID, sku: str, quantity: int = 1) -> ev.OrderValidated:
+    """The OrderValidated capture would announce for an order of `quantity` units of one SKU."""
+    document = order_document([(sku, quantity)])
+    return ev.OrderValidated(
+        order_id=order_id,
+        channel=document["channel"],
+        external_id=document["external_id"],
+        received_at=datetime.now(UTC),
+        currency=document["currency"],
+        total=Decimal(document["payment"]["amount"]),
+        customer=ev.Customer.model_validate(document["customer"]),
+        ship_to=ev.Address.model_validate(document["shipping_address"]),
+        service_level=document["service_level"],
+        lines=[ev.ItemQuantity(sku=sku, quantity=quantity)],
+    )

@@ -8,12 +8,15 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 
 from deploy.local import client
 from shared.backbone.kafka import encode
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
+from tests.factories import order_document
+from tests.scenario import seed
 from tests.waiting import eventually
 
 
@@ -108,3 +111,15 @@ async def assert_books_balance(db: asyncpg.Pool, skus: list[str]) -> list[asyncp
         assert row["reserved"] == row["open"], (where, dict(row))
         assert 0 <= row["reserved"] <= row["on_hand"], (where, dict(row))
     return rows
+
+
+async def one_holding_one_waiting(http: httpx.AsyncClient, db: asyncpg.Pool) -> tuple[str, str, uuid.UUID, str]:
+    """Two units held in Amsterdam for a first order (the simulated warehouse sits on HOLD- SKUs), and a
+    second order waiting for one unit: (sku, first order, its shipment, second order)."""
+    sku = f"HOLD-{uuid.uuid4().hex[:12]}"
+    await seed([("ams", sku, 2)])
+    first = (await http.post("/v1/orders", json=order_document([(sku, 2)]))).json()["order_id"]
+    shipment = await open_shipment(db, first, "ams")
+    second = (await http.post("/v1/orders", json=order_document([(sku, 1)]))).json()["order_id"]
+    await allocation_order(db, second, {"backordered"})
+    return sku, first, shipment, second

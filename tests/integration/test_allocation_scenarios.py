@@ -7,18 +7,17 @@ find `SHORT-<warehouse>-` SKUs in that warehouse (deploy/local/simulator.py)."""
 
 import json
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 
 from deploy.local import client
 from shared.backbone.kafka import encode
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
-from tests.factories import order_document
+from tests.factories import order_document, validated_order
 from tests.integration.allocation_steps import (
     allocation_order,
     assert_books_balance,
+    one_holding_one_waiting,
     open_shipment,
     publish_count,
     publish_from_fulfillment,
@@ -128,12 +127,7 @@ async def test_a_short_pick_is_taken_out_of_stock_and_rerouted_to_another_wareho
 
 async def test_a_cancellation_releases_the_withdrawn_shipment_to_the_next_order_in_line(http, db) -> None:
     # given two units held in Amsterdam for a first order, and a second order waiting for one
-    sku = f"HOLD-{uuid.uuid4().hex[:12]}"
-    await seed([("ams", sku, 2)])
-    first = (await http.post("/v1/orders", json=order_document([(sku, 2)]))).json()["order_id"]
-    shipment = await open_shipment(db, first, "ams")
-    second = (await http.post("/v1/orders", json=order_document([(sku, 1)]))).json()["order_id"]
-    await allocation_order(db, second, {"backordered"})
+    sku, first, shipment, second = await one_holding_one_waiting(http, db)
 
     async with TopicReader(topics.ALLOCATION_EVENTS.name) as events:
         # when fulfillment accepts the cancellation of the whole first order, withdrawing its pick task
@@ -193,19 +187,7 @@ async def test_a_cancellation_that_overtakes_its_order_is_applied_when_the_order
         ev.CancellationAccepted(order_id=order_id, withdrawn_shipments=[], reason="changed my mind"), order_id
     )
     await client.wait_caught_up("oms-allocation", [topics.FULFILLMENT_EVENTS.name])
-    document = order_document([(sku, 2)])
-    validated = ev.OrderValidated(
-        order_id=order_id,
-        channel="webshop",
-        external_id=document["external_id"],
-        received_at=datetime.now(UTC),
-        currency="EUR",
-        total=Decimal("24.95"),
-        customer=ev.Customer.model_validate(document["customer"]),
-        ship_to=ev.Address.model_validate(document["shipping_address"]),
-        service_level="standard",
-        lines=[ev.ItemQuantity(sku=sku, quantity=2)],
-    )
+    validated = validated_order(order_id, sku, 2)
     async with TopicReader(topics.ALLOCATION_EVENTS.name) as events:
         envelope = wrap(validated, producer="capture", order_id=order_id)
         await client.publish(topics.ORDERS_VALIDATED.name, [(str(order_id), encode(envelope))])

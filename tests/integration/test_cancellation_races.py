@@ -37,6 +37,7 @@ from tests.factories import order_document
 from tests.integration.allocation_steps import (
     allocation_order,
     assert_books_balance,
+    one_holding_one_waiting,
     open_shipment,
     publish_from_fulfillment,
     shipments,
@@ -51,12 +52,7 @@ from tests.waiting import eventually
 async def test_a_shipment_withdrawn_after_fulfillment_accepted_the_whole_cancellation_is_released(http, db) -> None:
     # given two units held in Amsterdam for a first order (the warehouse sits on HOLD- SKUs), and a second
     # order waiting for one unit
-    sku = f"HOLD-{uuid.uuid4().hex[:12]}"
-    await seed([("ams", sku, 2)])
-    first = (await http.post("/v1/orders", json=order_document([(sku, 2)]))).json()["order_id"]
-    shipment = await open_shipment(db, first, "ams")
-    second = (await http.post("/v1/orders", json=order_document([(sku, 1)]))).json()["order_id"]
-    await allocation_order(db, second, {"backordered"})
+    sku, first, shipment, second = await one_holding_one_waiting(http, db)
 
     async with TopicReader(topics.ALLOCATION_EVENTS.name) as events:
         # when fulfillment accepted the whole cancellation before the allocation reached it (nothing to withdraw)

@@ -2,36 +2,17 @@
 service's events only, never another service's."""
 
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 
 from deploy.local import client
 from shared.backbone.db import create_pool
 from shared.backbone.kafka import encode
 from shared.backbone.outbox import lock_relay
 from shared.backbone.settings import CommonSettings
-from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
-from tests.factories import order_document
+from tests.factories import order_document, validated_order
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually
-
-
-def validated(order_id: uuid.UUID, sku: str) -> ev.OrderValidated:
-    document = order_document([(sku, 1)])
-    return ev.OrderValidated(
-        order_id=order_id,
-        channel="webshop",
-        external_id=document["external_id"],
-        received_at=datetime.now(UTC),
-        currency="EUR",
-        total=Decimal("14.95"),
-        customer=ev.Customer.model_validate(document["customer"]),
-        ship_to=ev.Address.model_validate(document["shipping_address"]),
-        service_level="standard",
-        lines=[ev.ItemQuantity(sku=sku, quantity=1)],
-    )
 
 
 async def test_a_frozen_capture_relay_does_not_stop_allocation_publishing(http, db, pipeline) -> None:
@@ -55,7 +36,7 @@ async def test_a_frozen_capture_relay_does_not_stop_allocation_publishing(http, 
         # and an order validated elsewhere reaches allocation
         order_id = uuid.uuid4()
         async with TopicReader(topics.ALLOCATION_EVENTS.name) as allocation_events:
-            envelope = wrap(validated(order_id, sku), producer="capture", order_id=order_id)
+            envelope = wrap(validated_order(order_id, sku), producer="capture", order_id=order_id)
             await client.publish(topics.ORDERS_VALIDATED.name, [(str(order_id), encode(envelope))])
 
             # then allocation's relay still publishes its answer
