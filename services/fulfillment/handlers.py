@@ -4,7 +4,8 @@ carrier to delivery or exception, and withdraw pick tasks when an order is cance
 
 Every decision about an order's pick tasks holds the order's lock row (taken for the whole batch in `prepare`),
 so an instance releasing a task and another cancelling the whole order decide one after the other: the task
-is withdrawn by the cancellation, or born withdrawn."""
+is withdrawn by the cancellation, or born withdrawn. Carrier reports hold it too: two instances recording the
+deliveries of an order's last two parcels decide one after the other, and the second sees the order delivered."""
 
 from __future__ import annotations
 
@@ -49,17 +50,25 @@ class FulfillmentHandlers:
         return wrap(payload, producer=SERVICE, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
 
     async def prepare(self, conn: Conn, batch: list[Inbound]) -> None:
-        """Lock, in one global order, every order whose pick tasks this batch may release, withdraw or move on."""
+        """Lock, in one global order, every order whose pick tasks this batch may release, withdraw or move on,
+        or whose delivery it may decide."""
         orders: set[UUID] = set()
         tasks: set[UUID] = set()
+        parcels: set[str] = set()
         for item in batch:
             match item.payload:
                 case ev.OrderAllocated(order_id=order_id) | ev.OrderCancellationRequested(order_id=order_id):
                     orders.add(order_id)
                 case ev.WarehouseReported(pick_task_id=pick_task_id):
                     tasks.add(pick_task_id)
+                case ev.CarrierReported(tracking_number=tracking_number):
+                    # Whether the order is delivered depends on its other parcels, whose reports another
+                    # instance may be recording at this moment (carrier events are keyed by parcel).
+                    parcels.add(tracking_number)
         if tasks:
             orders |= await repository.orders_of_tasks(conn, tasks)
+        if parcels:
+            orders |= await repository.orders_of_shipments(conn, parcels)
         await repository.lock_orders(conn, orders)
 
     async def on_allocation_event(self, conn: Conn, msg: Inbound) -> None:
