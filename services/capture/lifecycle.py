@@ -24,6 +24,8 @@ class Progress:
     cancelled: Mapping[str, int] = field(default_factory=dict)
     shipped: Mapping[str, int] = field(default_factory=dict)
     received_at: datetime | None = None
+    # Every parcel shipped so far has been delivered, while units were still to come (the timeline says so).
+    parcels_delivered: bool = False
 
     @property
     def open(self) -> Quantities:
@@ -99,6 +101,11 @@ def _interpret(p: Progress, payload: ev.Contract) -> Interpretation | None:
         case ev.DeliveryException(carrier=carrier, tracking_number=tracking, detail=detail):
             return "exception", f"{carrier} {tracking}: {detail}", "exception", p
         case ev.OrderDelivered():
+            # Fulfillment reports every parcel it shipped delivered; units still waiting for stock (or not yet
+            # cancelled) are still to come, so the order is not delivered yet.
+            if p.open:
+                detail = f"every parcel so far delivered; still to come: {describe(p.open)}"
+                return "partially_delivered", detail, None, replace(p, parcels_delivered=True)
             return "delivered", "", "delivered", p
     return None
 
@@ -114,6 +121,8 @@ def _cancelled(p: Progress, cancelled: ev.OrderCancelled) -> Interpretation:
     detail = _join(cancelled.reason, describe(lines))
     if not without(p.ordered, after.cancelled):
         return "cancelled", detail, "cancelled", after
+    if p.parcels_delivered and not after.open:  # what was left to come is cancelled; the rest arrived
+        return "partially_cancelled", _join(detail, "every parcel delivered"), "delivered", after
     return "partially_cancelled", detail, None, after
 
 
