@@ -57,7 +57,11 @@ class FulfillmentHandlers:
         parcels: set[str] = set()
         for item in batch:
             match item.payload:
-                case ev.OrderAllocated(order_id=order_id) | ev.OrderCancellationRequested(order_id=order_id):
+                case (
+                    ev.OrderAllocated(order_id=order_id)
+                    | ev.OrderCancellationRequested(order_id=order_id)
+                    | ev.WithdrawalRequested(order_id=order_id)
+                ):
                     orders.add(order_id)
                 case ev.WarehouseReported(pick_task_id=pick_task_id):
                     tasks.add(pick_task_id)
@@ -73,6 +77,9 @@ class FulfillmentHandlers:
 
     async def on_allocation_event(self, conn: Conn, msg: Inbound) -> None:
         allocated = msg.payload
+        if isinstance(allocated, ev.WithdrawalRequested):
+            await self._on_withdrawal_requested(conn, allocated, msg)
+            return
         if not isinstance(allocated, ev.OrderAllocated):
             return  # backorders wait in allocation; nothing to pick yet
         released_at = self.clock()
@@ -221,23 +228,46 @@ class FulfillmentHandlers:
     async def on_cancellation_requested(self, conn: Conn, msg: Inbound) -> None:
         request = msg.payload
         assert isinstance(request, ev.OrderCancellationRequested)
-        order_id = request.order_id
-        await repository.lock_orders(conn, [order_id])  # no pick task of the order is released meanwhile
-        tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, order_id)]
-        decision = domain.decide_cancellation(tasks, request.lines)
+        await repository.lock_orders(conn, [request.order_id])  # no pick task of the order is released meanwhile
+        tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, request.order_id)]
+        await self._decide_cancellation(conn, msg, request.order_id, tasks, request.lines, request.reason)
+
+    async def _on_withdrawal_requested(self, conn: Conn, request: ev.WithdrawalRequested, msg: Inbound) -> None:
+        """Lines of a shipment a partial cancellation crossed (it was accepted before the shipment got here):
+        decided like a cancellation of those lines, of that shipment alone."""
+        await repository.lock_orders(conn, [request.order_id])
+        rows = await repository.lock_order_tasks(conn, request.order_id)
+        tasks = [repository.task_state(row) for row in rows if row["pick_task_id"] == request.shipment_id]
+        if not tasks:  # its allocation precedes this request on the same partition: not expected
+            refused = ev.CancellationRefused(
+                order_id=request.order_id, reason=f"shipment {request.shipment_id} is not known to fulfillment"
+            )
+            log.error("%s (order %s)", refused.reason, request.order_id)
+            await enqueue(conn, [self._order_event(refused, request.order_id, msg)])
+            return
+        await self._decide_cancellation(conn, msg, request.order_id, tasks, request.lines, request.reason)
+
+    async def _decide_cancellation(
+        self,
+        conn: Conn,
+        msg: Inbound,
+        order_id: UUID,
+        tasks: list[domain.TaskState],
+        lines: list[ev.ItemQuantity] | None,
+        reason: str,
+    ) -> None:
+        decision = domain.decide_cancellation(tasks, lines)
         decided_at = self.clock()
         if isinstance(decision, domain.Refuse):
             await repository.record_cancellation(
-                conn, msg.event_id, order_id, request.lines, request.reason, [], decision.reason, decided_at
+                conn, msg.event_id, order_id, lines, reason, [], decision.reason, decided_at
             )
             refused = ev.CancellationRefused(order_id=order_id, reason=decision.reason)
             await enqueue(conn, [self._order_event(refused, order_id, msg)])
             return
         withdrawn = [t.pick_task_id for t in decision.tasks]
-        await repository.withdraw(conn, withdrawn, request.reason)
-        await repository.record_cancellation(
-            conn, msg.event_id, order_id, request.lines, request.reason, withdrawn, None, decided_at
-        )
+        await repository.withdraw(conn, withdrawn, reason)
+        await repository.record_cancellation(conn, msg.event_id, order_id, lines, reason, withdrawn, None, decided_at)
         outgoing: Outgoing = [
             (
                 topics.PICK_TASKS,
@@ -247,7 +277,7 @@ class FulfillmentHandlers:
                         pick_task_id=t.pick_task_id,
                         order_id=order_id,
                         warehouse_id=t.warehouse_id,
-                        reason=request.reason,
+                        reason=reason,
                         cancelled_at=decided_at,
                     ),
                     order_id,
@@ -256,9 +286,7 @@ class FulfillmentHandlers:
             )
             for t in decision.tasks
         ]
-        accepted = ev.CancellationAccepted(
-            order_id=order_id, lines=request.lines, withdrawn_shipments=withdrawn, reason=request.reason
-        )
+        accepted = ev.CancellationAccepted(order_id=order_id, lines=lines, withdrawn_shipments=withdrawn, reason=reason)
         outgoing.append(self._order_event(accepted, order_id, msg))
         await enqueue(conn, outgoing)
 
