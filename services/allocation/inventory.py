@@ -369,6 +369,8 @@ class Inventory:
             if extra <= 0:
                 continue
             r.short += extra
+            if r.short == r.quantity:  # nothing of it is left to ship: it holds no stock and is closed
+                r.status = "released"
             self._unreserve(warehouse_id, sku, extra)
             self.level(warehouse_id, sku).on_hand -= extra
             self.touched_reservations.add(r.key)

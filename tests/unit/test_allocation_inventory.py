@@ -258,6 +258,19 @@ def test_a_short_pick_corrects_on_hand_and_routes_the_missing_units_to_another_w
     assert inventory.short_pick(placed.order_id, shipment, "ams", {"A": 2}) == []
 
 
+def test_a_shipment_short_of_every_unit_is_closed_so_a_cancelled_order_holds_nothing() -> None:
+    # given an order whose only shipment the warehouse could not find anything of
+    inventory = stocked(("ams", "A", 1))
+    placed = order({"A": 1})
+    [allocation] = allocated(inventory.place(placed))
+    inventory.short_pick(placed.order_id, allocation.shipments[0].shipment_id, "ams", {"A": 1})
+    assert placed.backordered == {"A": 1}
+    # when the order is cancelled
+    inventory.cancel(placed.order_id, None, [], "no longer needed")
+    # then it holds no reservation, not even an empty one
+    assert placed.status == "cancelled" and inventory.open_reservations(order_id=placed.order_id) == []
+
+
 def test_a_short_pick_no_other_warehouse_can_cover_is_backordered() -> None:
     inventory = stocked(("ams", "A", 5))
     placed = order({"A": 2})
