@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo up down status test test-unit test-integration lint format asyncapi clean
+.PHONY: help install demo up down status test test-unit test-integration chaos lint format asyncapi clean
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
@@ -12,6 +12,8 @@ help:
 	@echo "make up     - start Kafka, PostgreSQL, the SMTP sink, the four services and the simulator"
 	@echo "make down   - stop all of it (data is kept; 'python -m deploy.local.stack down --purge' drops it)"
 	@echo "make status - what is running"
+	@echo "make chaos  - 2,000 orders through two instances of every service while 100 faults are injected, then"
+	@echo "              every invariant checked (SEED=n replays a run)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 	bash deploy/local/bootstrap.sh
@@ -54,6 +56,10 @@ test-integration: install
 	$(VENV)/bin/pytest tests/integration tests/e2e
 
 test: lint test-unit test-integration
+
+# The full fault-injection run (the short one is tests/e2e/test_chaos.py, part of `make test`).
+chaos: install
+	$(PY) -m deploy.chaos $(if $(SEED),--seed $(SEED))
 
 asyncapi: install
 	$(PY) -m shared.asyncapi > docs/asyncapi.json

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import secrets
 import sys
 from dataclasses import replace
@@ -24,6 +25,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=FULL.window, help="seconds of load and faults")
     parser.add_argument("--poison", type=int, default=FULL.poison, help="poison records injected")
     args = parser.parse_args()
+    # The run prints its own account; the clients' retries while the broker is away would drown it.
+    logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     seed = args.seed if args.seed is not None else secrets.randbelow(10**9)
     profile = replace(FULL, orders=args.orders, faults=args.faults, window=args.window, poison=args.poison)
     if profile != FULL:

@@ -78,26 +78,45 @@ def hold_for(kind: str, rng: random.Random) -> float:
     raise ValueError(kind)
 
 
+# Roughly how long a target takes to be itself again after the fault's hold (a restart, a rebalance): the plan
+# puts no second fault on a target before that.
+LONG = ("relay", "smtp")
+# The mail server stays up at least 30 s between two outages: messages held back get their retry in between.
+RECOVERY = {"kill": 8.0, "stop": 3.0, "kafka": 18.0, "postgres": 3.0, "smtp": 30.0, "relay": 5.0}
+
+
 def plan(seed: int, count: int, window: float, instances: list[str]) -> list[Fault]:
-    """`count` faults drawn from the seed: kind by weight, a target of that kind, a start within the load window
-    such that the fault is over before the window ends (where the window allows)."""
+    """`count` faults drawn from the seed: kind by weight, a target of that kind and a start within the load
+    window. Faults on different targets overlap freely; a target gets its next fault once it has recovered from the
+    last (a frozen relay goes to the service whose relay is free soonest), so every fault planned is injected as
+    planned, and a fault starts late only when its target is still busy."""
     rng = random.Random(f"faults-{seed}")
     kinds, weights = zip(*WEIGHTS.items(), strict=True)
-    drawn = []
-    for _ in range(count):
-        kind = rng.choices(kinds, weights)[0]
-        hold = hold_for(kind, rng)
-        if kind in ("kill", "stop"):
-            target = rng.choice(instances)
-        elif kind == "relay":
-            target = rng.choice(RELAYING)
-        else:
-            target = kind
-        drawn.append((rng.uniform(0, max(window * 0.1, window - hold - 5)), kind, target, hold))
+    # Every kind at least once, early enough to end within the window; the rest by weight.
+    longest = {kind: max(hold_for(kind, random.Random(0)), 0.0) + RECOVERY[kind] + 10 for kind in kinds}
+    drawn = [(rng.uniform(0, max(0.0, window - longest[kind])), kind) for kind in kinds[:count]]
+    drawn += [(rng.uniform(0, window), rng.choices(kinds, weights)[0]) for _ in range(count - len(drawn))]
     drawn.sort()
-    return [
-        Fault(n + 1, kind, target, round(at, 2), round(hold, 2)) for n, (at, kind, target, hold) in enumerate(drawn)
-    ]
+    free_at: dict[str, float] = {}
+    faults = []
+    for at, drawn_kind in drawn:
+        kind = drawn_kind
+        while True:
+            hold = hold_for(kind, rng)
+            if kind in ("kill", "stop"):
+                target = rng.choice(instances)
+            elif kind == "relay":
+                target = min(RELAYING, key=lambda s: (free_at.get(s, 0.0), rng.random()))
+            else:
+                target = kind
+            start = max(at, free_at.get(target, 0.0))
+            if start + hold <= window or kind not in LONG:
+                break
+            kind = rng.choice([k for k in kinds if k not in LONG])  # a long one would outlast the window
+        free_at[target] = start + hold + RECOVERY[kind]
+        faults.append((round(start, 2), kind, target, round(hold, 2)))
+    faults.sort()
+    return [Fault(n + 1, kind, target, at, hold) for n, (at, kind, target, hold) in enumerate(faults)]
 
 
 @dataclass
@@ -250,6 +269,10 @@ class Injector:
     async def _relay(self, fault: Fault) -> str:
         """Wait for the moment the service's relay has read a batch from its outbox and not yet deleted it (it is
         publishing), stop that instance, and check it was caught there; else let it go and look again."""
+        async with self.lock(f"relay:{fault.target}"):  # one frozen relay per service at a time
+            return await self._freeze_relay(fault)
+
+    async def _freeze_relay(self, fault: Fault) -> str:
         service = fault.target
         deadline = time.monotonic() + RELAY_SEARCH_SECONDS
         looked = 0

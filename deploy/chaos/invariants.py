@@ -83,6 +83,7 @@ class Accepted:
     channel: str
     external_id: str
     order_id: str | None = None
+    scenario: str = ""  # what the driver meant it for (named in violations, to tell where to look)
 
 
 # ---- 1. orders ----
@@ -106,16 +107,13 @@ def orders_final_or_waiting(
         subject = order.order_id or f"{order.channel}:{order.external_id}"
         found = by_id.get(order.order_id) if order.order_id else by_ref.get((order.channel, order.external_id))
         if found is None:
-            check.violate(subject, "accepted, but capture has no such order (lost)")
+            check.violate(f"{subject} ({order.scenario})", "accepted, but capture has no such order (lost)")
             continue
         ours = held.get(found.order_id, [])
         booking = booked.get(found.order_id)
-        problem = _units_unaccounted(booking, ours) if booking is not None else None
-        if problem:
-            check.violate(found.order_id, problem)
-        problem = _state_problem(found, booking, ours)
-        if problem:
-            check.violate(found.order_id, problem)
+        for problem in (_units_unaccounted(booking, ours) if booking else None, _state_problem(found, booking, ours)):
+            if problem:
+                check.violate(f"{found.order_id} ({order.scenario})", problem)
         state = found.status if found.status in FINAL else ("waiting" if found.status in WAITING else found.status)
         check.count(state)
     return check

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import asyncpg
 
-from deploy.local import client, processes, stack
+from deploy.local import client, mailsink, processes, stack
 from shared import topics
 
 from . import evidence, invariants
@@ -37,7 +37,7 @@ SHORT = Profile("short", orders=300, faults=20, window=80.0, poison=10, settle_t
 
 
 def accepted_orders(ledger: Ledger) -> list[invariants.Accepted]:
-    return [invariants.Accepted(o.channel, o.external_id, o.order_id) for o in ledger.orders if o.accepted]
+    return [invariants.Accepted(o.channel, o.external_id, o.order_id, o.scenario) for o in ledger.orders if o.accepted]
 
 
 def poison_of(ledger: Ledger) -> list[invariants.Poison]:
@@ -105,7 +105,7 @@ async def run(seed: int, profile: Profile, running: Mapping[str, processes.Proce
         conn = await asyncpg.connect(cfg.pg_dsn(), password=cfg.admin_password)
         try:
             found = await evidence.gather(
-                conn, run_id, topic_start, stack.maildir(), cfg.state / "mail-repeats.jsonl", began_epoch
+                conn, run_id, topic_start, stack.maildir(), cfg.state / mailsink.REPEATS_FILE, began_epoch
             )
         finally:
             await conn.close()
