@@ -123,13 +123,17 @@ def _cancelled(p: Progress, cancelled: ev.OrderCancelled) -> Interpretation:
         return "cancelled", detail, "cancelled", after
     if p.parcels_delivered and not after.open:  # what was left to come is cancelled; the rest arrived
         return "partially_cancelled", _join(detail, "every parcel delivered"), "delivered", after
+    if p.status == "partially_shipped" and not after.open:  # what was left to come is cancelled; the rest left
+        return "partially_cancelled", detail, "shipped", after
     return "partially_cancelled", detail, None, after
 
 
 def _shipped(p: Progress, shipped: ev.OrderShipped) -> Interpretation:
     lines = quantities(shipped.lines)
     after = replace(p, shipped={sku: p.shipped.get(sku, 0) + lines.get(sku, 0) for sku in {*p.ordered, *lines}})
-    complete = shipped.order_complete and not p.backordered
+    # Complete when nothing is left to come: counted from the shipments (read in order on this topic), not from
+    # what allocation said waits, whose events travel on another topic and may not have been read yet.
+    complete = shipped.order_complete and not after.open
     promised = f"promised for {shipped.promised_delivery.isoformat()}" if shipped.promised_delivery else ""
     detail = _join(
         f"{shipped.carrier} {shipped.tracking_number} from {shipped.warehouse_id}", describe(lines), promised

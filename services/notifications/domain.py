@@ -55,8 +55,7 @@ def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent |
         case ev.DeliveryException(order_id=order_id, pick_task_id=shipment, carrier=carrier, detail=detail):
             facts = {"carrier": carrier, "tracking_number": payload.tracking_number, "detail": detail}
             return Intent(order_id, "delivery_exception", facts, str(shipment))
-        case ev.OrderDelivered(order_id=order_id, delivered_at=delivered_at) if not backordered:
-            # (while units still wait for stock, only the parcels so far were delivered: not the order)
+        case ev.OrderDelivered(order_id=order_id, delivered_at=delivered_at):
             return Intent(order_id, "delivered", {"delivered_at": delivered_at.strftime("%A %d %B %Y, %H:%M UTC")})
         case ev.OrderCancelled(order_id=order_id, lines=None, reason=reason):
             return Intent(order_id, "cancelled", {"reason": reason, "items": None})

@@ -82,14 +82,6 @@ def test_a_shipment_is_shipped_when_it_completes_the_order_else_partially_shippe
     assert domain.intent_for(shipped(), {"B": 1}).kind == "partially_shipped"  # type: ignore[union-attr]
 
 
-def test_parcels_delivered_while_units_still_wait_for_stock_do_not_tell_the_customer_the_order_was_delivered() -> None:
-    # given an order whose first parcel arrived while a unit still waits for stock
-    delivered = ev.OrderDelivered(order_id=ORDER, delivered_at=NOW)
-    # then no "delivered" message yet: that one is sent once the rest has arrived too
-    assert domain.intent_for(delivered, {"B": 1}) is None
-    assert domain.intent_for(delivered, {}) is not None
-
-
 def test_only_web_links_are_put_in_a_message() -> None:
     for url in ("javascript:alert(1)", "data:text/html,x", None):
         intent = domain.intent_for(shipped(url=url), {})
