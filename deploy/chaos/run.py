@@ -33,7 +33,7 @@ class Profile:
 
 
 FULL = Profile("full", orders=2000, faults=100, window=540.0, poison=24, settle_timeout=360.0)
-SHORT = Profile("short", orders=300, faults=20, window=80.0, poison=10, settle_timeout=180.0)
+SHORT = Profile("short", orders=300, faults=20, window=90.0, poison=8, settle_timeout=180.0)
 
 
 def accepted_orders(ledger: Ledger) -> list[invariants.Accepted]:
