@@ -143,19 +143,33 @@ class AdminSession:
     def __init__(self, cfg: stack.Config) -> None:
         self.cfg = cfg
         self.conn: asyncpg.Connection | None = None
+        self.turn = asyncio.Lock()  # one query at a time on the connection (faults look concurrently)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         for attempt in range(100):
-            try:
-                if self.conn is None or self.conn.is_closed():
-                    self.conn = await asyncpg.connect(self.cfg.pg_dsn(), password=self.cfg.admin_password, timeout=5)
-                return await self.conn.fetch(query, *args, timeout=10)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                await self.close()
-                await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+            async with self.turn:
+                try:
+                    if self.conn is None or self.conn.is_closed():
+                        self.conn = await asyncpg.connect(
+                            self.cfg.pg_dsn(), password=self.cfg.admin_password, timeout=5
+                        )
+                    return await self.conn.fetch(query, *args, timeout=10)
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                    TimeoutError,
+                ):
+                    await self._close()
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
         raise Skipped("the database did not answer")
 
     async def close(self) -> None:
+        async with self.turn:
+            await self._close()
+
+    async def _close(self) -> None:
         if self.conn is not None:
             with contextlib.suppress(Exception):
                 await self.conn.close()
@@ -169,6 +183,7 @@ class Injector:
     admin: AdminSession
     started_at: float = field(default_factory=time.monotonic)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    injected: set[int] = field(default_factory=set)
 
     def now(self) -> float:
         return time.monotonic() - self.started_at
@@ -195,15 +210,18 @@ class Injector:
                 async with self.lock(fault.target):
                     outcome.started = self.now()
                     outcome.detail = await action(fault)
-            outcome.injected = True
         except Skipped as exc:
             outcome.detail = f"skipped: {exc}"
-        except Exception as exc:  # injected, but bringing the target back failed: the healer tries again
-            outcome.injected = True
-            outcome.detail = f"injected; bringing it back failed: {exc.__class__.__name__}: {str(exc)[:300]}"
+        except Exception as exc:  # the healer brings back whatever this left down
+            outcome.detail = f"failed: {exc.__class__.__name__}: {str(exc)[:300]}"
+        outcome.injected = fault.number in self.injected
         outcome.ended = self.now()
         print(f"  [{outcome.ended:6.1f}s] fault {fault.describe()}: {outcome.detail}", flush=True)
         return outcome
+
+    def _struck(self, fault: Fault) -> None:
+        """The fault has hit its target (whatever becomes of bringing it back)."""
+        self.injected.add(fault.number)
 
     # ---- the kinds ----
 
@@ -215,6 +233,7 @@ class Injector:
             if pid is None:
                 raise Skipped(f"{instance.name} is not running")
             os.kill(pid, signal.SIGKILL)
+            self._struck(fault)
             await self._gone(instance)
             await asyncio.sleep(fault.hold)
         finally:
@@ -228,6 +247,7 @@ class Injector:
         if pid is None:
             raise Skipped(f"{instance.name} is not running")
         os.kill(pid, signal.SIGSTOP)
+        self._struck(fault)
         try:
             await asyncio.sleep(fault.hold)
         finally:
@@ -240,6 +260,7 @@ class Injector:
         if pid is None:
             raise Skipped("the broker is not running")
         os.kill(pid, signal.SIGKILL)
+        self._struck(fault)
         await _until(lambda: stack.running_pid(self.cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is None, 30)
         await asyncio.sleep(fault.hold)
         restarted = time.monotonic()
@@ -250,7 +271,7 @@ class Injector:
     async def _postgres(self, fault: Fault) -> str:
         data = str(stack._pg_base(self.cfg) / "data")
         await asyncio.to_thread(stack._pg, self.cfg, "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
-        await self.admin.close()
+        self._struck(fault)
         await asyncio.sleep(fault.hold)
         restarted = time.monotonic()
         await asyncio.to_thread(stack._start_postgres, self.cfg)
@@ -262,6 +283,7 @@ class Injector:
         if pid is None:
             raise Skipped("the mail server is not running")
         os.kill(pid, signal.SIGKILL)
+        self._struck(fault)
         await asyncio.sleep(fault.hold)
         await stack._start_smtp(self.cfg)
         return f"mail server pid {pid} killed, down {fault.hold:.0f}s"
@@ -288,6 +310,7 @@ class Injector:
                         try:
                             caught = await self._relay_holder(service)
                             if caught is not None and caught[1] == backend:
+                                self._struck(fault)
                                 await asyncio.sleep(fault.hold)
                                 return (
                                     f"{instance.name} (pid {pid}) stopped holding the {service} relay lock in the"
