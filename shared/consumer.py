@@ -45,6 +45,7 @@ from shared.metrics import (
     count,
     observe,
 )
+from shared.offsets import guard_offset_fetch
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class EventConsumer:
         self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
+        guard_offset_fetch()  # committed offsets read back as they are, also right after a broker restart
         consumer = await self._started()
         try:
             failures = 0
