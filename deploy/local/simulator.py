@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared import kafka_access, topics
 from shared.envelope import Envelope
+from shared.offsets import guard_offset_fetch
 
 log = logging.getLogger("simulator")
 GRAMS_PER_UNIT = 450
@@ -112,6 +113,7 @@ class Simulator:
         self.postal_codes: dict[str, str] = {}
 
     async def run(self) -> None:
+        guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
         for party in (self.warehouses, self.carriers):
             await party.start()
         log.info("simulating warehouses and carriers with steps of %s", self.delays)
