@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-bench demo bench up down status test test-unit test-integration lint format asyncapi docs clean
+.PHONY: help install install-bench demo bench up down status test test-unit test-integration chaos lint format asyncapi docs clean
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
@@ -13,6 +13,8 @@ help:
 	@echo "make down   - stop all of it (data is kept; 'python -m deploy.local.stack down --purge' drops it)"
 	@echo "make status - what is running"
 	@echo "make bench  - measure the pipeline against this machine (~15 min; BENCH_OPTIONS=--quick for ~2 min)"
+	@echo "make chaos  - 2,000 orders through two instances of every service while 100 faults are injected, then"
+	@echo "              every invariant checked (SEED=n replays a run)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 	bash deploy/local/bootstrap.sh
@@ -67,6 +69,10 @@ test-integration: install
 	$(VENV)/bin/pytest tests/integration tests/e2e
 
 test: lint test-unit test-integration
+
+# The full fault-injection run (the short one is tests/e2e/test_chaos.py, part of `make test`).
+chaos: install
+	$(PY) -m deploy.chaos $(if $(SEED),--seed $(SEED))
 
 asyncapi: docs
 

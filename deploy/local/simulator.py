@@ -33,6 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.backbone import kafka_access
+from shared.backbone.offsets import guard_offset_fetch
 from shared.contracts import topics
 from shared.contracts.envelope import Envelope
 
@@ -113,6 +114,7 @@ class Simulator:
         self.postal_codes: dict[str, str] = {}
 
     async def run(self) -> None:
+        guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
         for party in (self.warehouses, self.carriers):
             await party.start()
         log.info("simulating warehouses and carriers with steps of %s", self.delays)

@@ -721,7 +721,8 @@ async def _start_smtp(cfg: Config) -> None:
         if _port_open(cfg.smtp_port):
             _fail(f"port {cfg.smtp_port} is taken by another process; set OMS_SMTP_PORT")
         mailbox.Maildir(maildir(), create=True)
-        handler = ("-c", "aiosmtpd.handlers.Mailbox", str(maildir()))
+        # A Maildir keeping one copy per Message-ID, as mail systems do (deploy/local/mailsink.py).
+        handler = ("-c", "deploy.local.mailsink.OnceMailbox", str(maildir()))
         # -u: offer SMTPUTF8, so mail to internationalised mailboxes (jörg@…) can be delivered.
         cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-u", "-l", f"{HOST}:{cfg.smtp_port}", *handler]
         pid = spawn(cmd, log, pidfile, cfg.state)

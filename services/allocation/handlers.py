@@ -35,6 +35,7 @@ from .inventory import (
     Order,
     Outcome,
     Unfulfillable,
+    WithdrawalWanted,
 )
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,14 @@ def _announcement(inventory: Inventory, outcome: Outcome, reference: str) -> tup
         case Cancelled():
             lines = None if outcome.lines is None else _items(outcome.lines)
             payload = ev.OrderCancelled(order_id=outcome.order_id, lines=lines, reason=outcome.reason)
+        case WithdrawalWanted():
+            payload = ev.WithdrawalRequested(
+                order_id=outcome.order_id,
+                shipment_id=outcome.shipment_id,
+                warehouse_id=outcome.warehouse_id,
+                lines=_items(outcome.lines),
+                reason=outcome.reason,
+            )
         case CountShort():
             short = ev.StockCountShort(
                 warehouse_id=outcome.warehouse_id,

@@ -124,6 +124,18 @@ class Cancelled:
 
 
 @dataclass(frozen=True)
+class WithdrawalWanted:
+    """Units of an accepted cancellation still reserved in a shipment fulfillment had not seen when it accepted
+    (the cancellation and the allocation crossed): fulfillment is asked to withdraw them."""
+
+    order_id: UUID
+    shipment_id: UUID
+    warehouse_id: str
+    lines: dict[str, int]
+    reason: str
+
+
+@dataclass(frozen=True)
 class CountShort:
     warehouse_id: str
     sku: str
@@ -139,7 +151,7 @@ class CancelRequest:
     reason: str
 
 
-Outcome = Allocated | Backordered | Unfulfillable | Cancelled | CountShort
+Outcome = Allocated | Backordered | Unfulfillable | Cancelled | WithdrawalWanted | CountShort
 
 
 class Inventory:
@@ -292,17 +304,43 @@ class Inventory:
 
         kept = self._rereserve(order, released, to_keep)
         refused = {sku: n - cancelled.get(sku, 0) for sku, n in (lines or {}).items() if n > cancelled.get(sku, 0)}
+        wanted = self._still_to_withdraw(order_id, refused, withdrawn_ids, reason)
+        for withdrawal in wanted:
+            refused = {sku: n - withdrawal.lines.get(sku, 0) for sku, n in refused.items()}
+        refused = {sku: n for sku, n in refused.items() if n > 0}
         whole = lines is None or all(order.cancelled.get(s, 0) >= q for s, q in order.lines.items())
         order.status = "cancelled" if whole else ("backordered" if order.backordered else "allocated")
         order.reason = reason
         self.touched_orders.add(order_id)
         note = f"; could not cancel {describe(refused)} (shipped or not withdrawn)" if refused else ""
-        outcomes: list[Outcome] = [Cancelled(order_id, None if whole else cancelled, reason + note)]
+        outcomes: list[Outcome] = []
+        if whole or cancelled or refused:  # (units waiting for a withdrawal are announced once cancelled)
+            outcomes.append(Cancelled(order_id, None if whole else cancelled, reason + note))
+        outcomes += wanted
         if kept:
             outcomes.append(
                 Allocated(order_id, tuple(kept), dict(order.backordered), "lines not cancelled stay reserved")
             )
         return outcomes + self._serve(freed)
+
+    def _still_to_withdraw(
+        self, order_id: UUID, units: Lines, withdrawn: set[UUID], reason: str
+    ) -> list[WithdrawalWanted]:
+        """Units of a partial cancellation fulfillment accepted that neither waited nor were in the shipments it
+        withdrew, yet sit in an open shipment: one it had not seen when it decided (had it seen it, it would have
+        withdrawn it, or refused the request had the shipment been packed). It is asked to withdraw them now."""
+        left = dict(units)
+        found: dict[UUID, WithdrawalWanted] = {}
+        for r in sorted(self.open_reservations(order_id=order_id), key=lambda r: (str(r.shipment_id), r.sku)):
+            take = min(left.get(r.sku, 0), r.units)
+            if r.shipment_id in withdrawn or take <= 0:
+                continue
+            left[r.sku] -= take
+            wanted = found.setdefault(
+                r.shipment_id, WithdrawalWanted(order_id, r.shipment_id, r.warehouse_id, {}, reason)
+            )
+            wanted.lines[r.sku] = take
+        return list(found.values())
 
     def _release_withdrawn(self, order: Order, released: list[Reservation]) -> list[Outcome]:
         """Shipments allocated while the whole order was being cancelled (the first allocation, a backorder
@@ -331,7 +369,7 @@ class Inventory:
             if extra <= 0:
                 continue
             r.short += extra
-            if not r.units:  # nothing of it is left to ship or to release
+            if r.short == r.quantity:  # nothing of it is left to ship: it holds no stock and is closed
                 r.status = "released"
             self._unreserve(warehouse_id, sku, extra)
             self.level(warehouse_id, sku).on_hand -= extra

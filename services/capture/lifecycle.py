@@ -24,6 +24,8 @@ class Progress:
     cancelled: Mapping[str, int] = field(default_factory=dict)
     shipped: Mapping[str, int] = field(default_factory=dict)
     received_at: datetime | None = None
+    # Every parcel shipped so far has been delivered, while units were still to come (the timeline says so).
+    parcels_delivered: bool = False
 
     @property
     def open(self) -> Quantities:
@@ -116,6 +118,11 @@ def _interpret(p: Progress, payload: ev.Contract) -> Interpretation | None:
         case ev.DeliveryException(carrier=carrier, tracking_number=tracking, detail=detail):
             return "exception", f"{carrier} {tracking}: {detail}", "exception", p
         case ev.OrderDelivered():
+            # Fulfillment reports every parcel it shipped delivered; units still waiting for stock (or not yet
+            # cancelled) are still to come, so the order is not delivered yet.
+            if p.open:
+                detail = f"every parcel so far delivered; still to come: {describe(p.open)}"
+                return "partially_delivered", detail, None, replace(p, parcels_delivered=True)
             return "delivered", "", "delivered", p
     return None
 
@@ -131,13 +138,19 @@ def _cancelled(p: Progress, cancelled: ev.OrderCancelled) -> Interpretation:
     detail = _join(cancelled.reason, describe(lines))
     if not without(p.ordered, after.cancelled):
         return "cancelled", detail, "cancelled", after
+    if p.parcels_delivered and not after.open:  # what was left to come is cancelled; the rest arrived
+        return "partially_cancelled", _join(detail, "every parcel delivered"), "delivered", after
+    if p.status == "partially_shipped" and not after.open:  # what was left to come is cancelled; the rest left
+        return "partially_cancelled", detail, "shipped", after
     return "partially_cancelled", detail, None, after
 
 
 def _shipped(p: Progress, shipped: ev.OrderShipped) -> Interpretation:
     lines = quantities(shipped.lines)
     after = replace(p, shipped={sku: p.shipped.get(sku, 0) + lines.get(sku, 0) for sku in {*p.ordered, *lines}})
-    complete = shipped.order_complete and not p.backordered
+    # Complete when nothing is left to come: counted from the shipments (read in order on this topic), not from
+    # what allocation said waits, whose events travel on another topic and may not have been read yet.
+    complete = shipped.order_complete and not after.open
     promised = f"promised for {shipped.promised_delivery.isoformat()}" if shipped.promised_delivery else ""
     detail = _join(
         f"{shipped.carrier} {shipped.tracking_number} from {shipped.warehouse_id}", describe(lines), promised

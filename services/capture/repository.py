@@ -59,14 +59,24 @@ async def catalogue(conn: Conn, skus: Iterable[str]) -> dict[str, bool]:
 async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
     """The order's progress, locked until the transaction ends (events and cancel requests queue up)."""
     row = await conn.fetchrow(
-        "SELECT status, ordered, backordered, cancelled, shipped, received_at FROM orders WHERE order_id = $1"
-        " FOR UPDATE",
+        "SELECT status, ordered, backordered, cancelled, shipped, received_at,"
+        # The latest of the shipping steps tells whether every parcel shipped so far has arrived.
+        " coalesce((SELECT t.status = 'partially_delivered' FROM order_timeline t WHERE t.order_id = o.order_id"
+        "   AND t.status IN ('partially_shipped', 'shipped', 'partially_delivered') ORDER BY t.id DESC LIMIT 1),"
+        "   false) AS parcels_delivered"
+        " FROM orders o WHERE order_id = $1 FOR UPDATE",
         order_id,
     )
     if row is None:
         return None
     return Progress(
-        row["status"], row["ordered"], row["backordered"], row["cancelled"], row["shipped"], row["received_at"]
+        row["status"],
+        row["ordered"],
+        row["backordered"],
+        row["cancelled"],
+        row["shipped"],
+        row["received_at"],
+        row["parcels_delivered"],
     )
 
 

@@ -4,7 +4,8 @@ carrier to delivery or exception, and withdraw pick tasks when an order is cance
 
 Every decision about an order's pick tasks holds the order's lock row (taken for the whole batch in `prepare`),
 so an instance releasing a task and another cancelling the whole order decide one after the other: the task
-is withdrawn by the cancellation, or born withdrawn."""
+is withdrawn by the cancellation, or born withdrawn. Carrier reports hold it too: two instances recording the
+deliveries of an order's last two parcels decide one after the other, and the second sees the order delivered."""
 
 from __future__ import annotations
 
@@ -51,17 +52,29 @@ class FulfillmentHandlers:
         return wrap(payload, order_id=order_id, cause=msg.envelope, occurred_at=self.clock())
 
     async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
-        """Lock, in one global order, every order whose pick tasks this batch may release, withdraw or move on."""
+        """Lock, in one global order, every order whose pick tasks this batch may release, withdraw or move on,
+        or whose delivery it may decide."""
         orders: set[UUID] = set()
         tasks: set[UUID] = set()
+        parcels: set[str] = set()
         for item in batch:
             match item.payload:
-                case ev.OrderAllocated(order_id=order_id) | ev.OrderCancellationRequested(order_id=order_id):
+                case (
+                    ev.OrderAllocated(order_id=order_id)
+                    | ev.OrderCancellationRequested(order_id=order_id)
+                    | ev.WithdrawalRequested(order_id=order_id)
+                ):
                     orders.add(order_id)
                 case ev.WarehouseReported(pick_task_id=pick_task_id):
                     tasks.add(pick_task_id)
+                case ev.CarrierReported(tracking_number=tracking_number):
+                    # Whether the order is delivered depends on its other parcels, whose reports another
+                    # instance may be recording at this moment (carrier events are keyed by parcel).
+                    parcels.add(tracking_number)
         if tasks:
             orders |= await repository.orders_of_tasks(conn, tasks)
+        if parcels:
+            orders |= await repository.orders_of_shipments(conn, parcels)
         await repository.lock_orders(conn, orders)
 
     async def on_order_allocated(self, conn: Conn, msg: Inbound[ev.OrderAllocated]) -> None:
@@ -209,23 +222,47 @@ class FulfillmentHandlers:
 
     async def on_cancellation_requested(self, conn: Conn, msg: Inbound[ev.OrderCancellationRequested]) -> None:
         request = msg.payload
-        order_id = request.order_id
-        await repository.lock_orders(conn, [order_id])  # no pick task of the order is released meanwhile
-        tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, order_id)]
-        decision = domain.decide_cancellation(tasks, request.lines)
+        await repository.lock_orders(conn, [request.order_id])  # no pick task of the order is released meanwhile
+        tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, request.order_id)]
+        await self._decide_cancellation(conn, msg, request.order_id, tasks, request.lines, request.reason)
+
+    async def on_withdrawal_requested(self, conn: Conn, msg: Inbound[ev.WithdrawalRequested]) -> None:
+        """Lines of a shipment a partial cancellation crossed (it was accepted before the shipment got here):
+        decided like a cancellation of those lines, of that shipment alone."""
+        request = msg.payload
+        await repository.lock_orders(conn, [request.order_id])
+        rows = await repository.lock_order_tasks(conn, request.order_id)
+        tasks = [repository.task_state(row) for row in rows if row["pick_task_id"] == request.shipment_id]
+        if not tasks:  # its allocation precedes this request on the same partition: not expected
+            refused = ev.CancellationRefused(
+                order_id=request.order_id, reason=f"shipment {request.shipment_id} is not known to fulfillment"
+            )
+            log.error("%s (order %s)", refused.reason, request.order_id)
+            await enqueue(conn, [self._order_event(refused, request.order_id, msg)])
+            return
+        await self._decide_cancellation(conn, msg, request.order_id, tasks, request.lines, request.reason)
+
+    async def _decide_cancellation(
+        self,
+        conn: Conn,
+        msg: Inbound[Any],
+        order_id: UUID,
+        tasks: list[domain.TaskState],
+        lines: list[ev.ItemQuantity] | None,
+        reason: str,
+    ) -> None:
+        decision = domain.decide_cancellation(tasks, lines)
         decided_at = self.clock()
         if isinstance(decision, domain.Refuse):
             await repository.record_cancellation(
-                conn, msg.event_id, order_id, request.lines, request.reason, [], decision.reason, decided_at
+                conn, msg.event_id, order_id, lines, reason, [], decision.reason, decided_at
             )
             refused = ev.CancellationRefused(order_id=order_id, reason=decision.reason)
             await enqueue(conn, [self._order_event(refused, order_id, msg)])
             return
         withdrawn = [t.pick_task_id for t in decision.tasks]
-        await repository.withdraw(conn, withdrawn, request.reason)
-        await repository.record_cancellation(
-            conn, msg.event_id, order_id, request.lines, request.reason, withdrawn, None, decided_at
-        )
+        await repository.withdraw(conn, withdrawn, reason)
+        await repository.record_cancellation(conn, msg.event_id, order_id, lines, reason, withdrawn, None, decided_at)
         outgoing: Outgoing = [
             (
                 topics.PICK_TASKS,
@@ -235,7 +272,7 @@ class FulfillmentHandlers:
                         pick_task_id=t.pick_task_id,
                         order_id=order_id,
                         warehouse_id=t.warehouse_id,
-                        reason=request.reason,
+                        reason=reason,
                         cancelled_at=decided_at,
                     ),
                     order_id,
@@ -244,9 +281,7 @@ class FulfillmentHandlers:
             )
             for t in decision.tasks
         ]
-        accepted = ev.CancellationAccepted(
-            order_id=order_id, lines=request.lines, withdrawn_shipments=withdrawn, reason=request.reason
-        )
+        accepted = ev.CancellationAccepted(order_id=order_id, lines=lines, withdrawn_shipments=withdrawn, reason=reason)
         outgoing.append(self._order_event(accepted, order_id, msg))
         await enqueue(conn, outgoing)
 
@@ -257,4 +292,5 @@ class FulfillmentHandlers:
             ev.WarehouseReported: self.on_warehouse_reported,
             ev.CarrierReported: self.on_carrier_reported,
             ev.OrderCancellationRequested: self.on_cancellation_requested,
+            ev.WithdrawalRequested: self.on_withdrawal_requested,
         }

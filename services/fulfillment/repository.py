@@ -55,6 +55,13 @@ async def orders_of_tasks(conn: Conn, pick_task_ids: Iterable[UUID]) -> set[UUID
     return {r["order_id"] for r in rows}
 
 
+async def orders_of_shipments(conn: Conn, tracking_numbers: Iterable[str]) -> set[UUID]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT order_id FROM shipments WHERE tracking_number = ANY($1::text[])", list(set(tracking_numbers))
+    )
+    return {r["order_id"] for r in rows}
+
+
 async def insert_pick_task(
     conn: Conn, task: PickTaskReleased, promised_delivery: date, cancel_reason: str | None = None
 ) -> bool:

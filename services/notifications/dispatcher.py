@@ -1,8 +1,11 @@
 """Sends messages: renders each once its recipient is known and creates a delivery per channel (email, and
 each webhook endpoint serving the order's sales channel), then delivers what is due, recording every attempt.
 
-A delivery is marked in the transaction that claimed it, so a crash between the hand-off and that commit
-can send one message twice; its stable Message-ID (email header, X-OMS-Message-Id) lets the receiver tell.
+Deliveries are leased in a short transaction of their own, handed over outside any transaction (a slow mail
+server or webhook cannot hold a database session open past its idle timeout, which would lose the record of what
+was sent), and their outcomes recorded in another, waiting for a database that is away rather than sending again.
+Only a crash between the hand-off and that record sends a message twice, once the lease has run out; its stable
+Message-ID (email header, X-OMS-Message-Id) lets the receiver tell.
 A failed delivery backs off exponentially and is given up after the configured number of attempts; one
 that cannot succeed as things stand (an address the mail server cannot carry) is set aside at once as
 undeliverable, with the reason. One failing channel or message never holds up the others."""
@@ -11,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 import httpx
 
 from shared.backbone import aftercommit
+from shared.backbone.consumer import backoff
 from shared.backbone.db import Conn
 from shared.backbone.dispatch import run_dispatch
+from shared.backbone.failures import Failure, classify, describe
 from shared.backbone.metrics import count
 from shared.contracts.envelope import now
 
@@ -82,18 +88,38 @@ class Dispatcher:
         return [(endpoint.channel, body) for endpoint in endpoints]
 
     async def send_due(self) -> int:
-        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
-            due = await repository.claim_due(conn)
-            if not due:
-                return 0
-            emails = [row for row in due if row["channel"] == "email"]
-            others = [row for row in due if row["channel"] != "email"]
-            by_email, by_webhook = await asyncio.gather(
-                self.email.send(emails), asyncio.gather(*(self._send_webhook(row) for row in others))
-            )
-            for row, outcome in zip([*emails, *others], [*by_email, *by_webhook], strict=True):
-                await self._record(conn, row, outcome)
-            return len(due)
+        lease = self.settings.delivery_lease_seconds
+        async with self.pool.acquire() as conn, conn.transaction():
+            due = await repository.lease_due(conn, lease)
+        if not due:
+            return 0
+        leased_until = time.monotonic() + lease
+        emails = [row for row in due if row["channel"] == "email"]
+        others = [row for row in due if row["channel"] != "email"]
+        by_email, by_webhook = await asyncio.gather(
+            self.email.send(emails), asyncio.gather(*(self._send_webhook(row) for row in others))
+        )
+        await self._record_all(list(zip([*emails, *others], [*by_email, *by_webhook], strict=True)), leased_until)
+        return len(due)
+
+    async def _record_all(self, outcomes: list[tuple[asyncpg.Record, Outcome]], leased_until: float) -> None:
+        """Record what the hand-offs did; while the lease lasts, a database that is away is waited for: the messages
+        went out, and recording them late is better than sending them again."""
+        attempt = 0
+        while True:
+            try:
+                async with self.pool.acquire() as conn, aftercommit.transaction(conn):
+                    for row, outcome in outcomes:
+                        await self._record(conn, row, outcome)
+                return
+            except Exception as exc:
+                attempt += 1
+                if classify(exc) is Failure.PERMANENT or time.monotonic() + backoff(attempt) > leased_until:
+                    raise
+                log.warning(
+                    "outcomes of %d deliveries not recorded yet (%s), retry %d", len(outcomes), describe(exc), attempt
+                )
+                await asyncio.sleep(backoff(attempt))
 
     async def _send_webhook(self, row: asyncpg.Record) -> Outcome:
         endpoint = self.settings.endpoint(row["channel"])

@@ -97,15 +97,20 @@ async def unrenderable(conn: Conn, key: MessageKey, error: str) -> None:
     )
 
 
-async def claim_due(conn: Conn) -> list[asyncpg.Record]:
-    """Deliveries due now, with what to send, locked so that other instances skip them."""
+async def lease_due(conn: Conn, lease_seconds: float) -> list[asyncpg.Record]:
+    """Deliveries due now, with what to send, leased for `lease_seconds`: they are not due again before then, so
+    other instances leave them alone once this statement commits, and take them up if the lease runs out."""
     return await conn.fetch(
-        "SELECT d.order_id, d.kind, d.shipment_key, d.channel, d.body, d.attempts,"
+        "WITH due AS (SELECT order_id, kind, shipment_key, channel FROM deliveries"
+        "   WHERE status = 'pending' AND next_try_at <= now() ORDER BY next_try_at LIMIT $1 FOR UPDATE SKIP LOCKED),"
+        " leased AS (UPDATE deliveries d SET next_try_at = now() + make_interval(secs => $2) FROM due"
+        "   WHERE (d.order_id, d.kind, d.shipment_key, d.channel) = (due.order_id, due.kind, due.shipment_key,"
+        "   due.channel) RETURNING d.order_id, d.kind, d.shipment_key, d.channel, d.body, d.attempts)"
+        " SELECT l.order_id, l.kind, l.shipment_key, l.channel, l.body, l.attempts,"
         " m.subject, m.text_body, m.html_body, c.email, c.name"
-        " FROM deliveries d JOIN messages m USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)"
-        " WHERE d.status = 'pending' AND d.next_try_at <= now() ORDER BY d.next_try_at LIMIT $1"
-        " FOR UPDATE OF d SKIP LOCKED",
+        " FROM leased l JOIN messages m USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)",
         BATCH,
+        lease_seconds,
     )
 
 

@@ -40,6 +40,9 @@ class NotificationSettings(CommonSettings):
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 3600.0
     max_attempts: int = 12
+    # Deliveries are leased for this long while they are handed over (an SMTP session, webhook calls): longer than
+    # any hand-off may take, so another instance sends a message again only after this one crashed.
+    delivery_lease_seconds: float = Field(default=120.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> NotificationSettings:

@@ -33,7 +33,7 @@ from aiokafka.errors import CorruptRecordException, IllegalStateError, KafkaErro
 from shared.backbone import aftercommit, inbox, kafka_access, logs
 from shared.backbone.db import Conn
 from shared.backbone.dlq import DeadLetters
-from shared.backbone.failures import Failure, classify, describe
+from shared.backbone.failures import Failure, classify, describe, waits_for_a_lock
 from shared.backbone.kafka import Inbound, Origin, Undecodable, decode
 from shared.backbone.metrics import (
     BATCH_SECONDS,
@@ -45,6 +45,7 @@ from shared.backbone.metrics import (
     count,
     observe,
 )
+from shared.backbone.offsets import guard_offset_fetch
 from shared.backbone.settings import CommonSettings
 from shared.contracts.events import Contract
 from shared.contracts.topics import topic_of
@@ -92,6 +93,7 @@ class EventConsumer:
         self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
+        guard_offset_fetch()  # committed offsets read back as they are, also right after a broker restart
         consumer = await self._started()
         try:
             failures = 0
@@ -274,8 +276,11 @@ class EventConsumer:
 
     async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run `action` until it succeeds: an unavailable database or broker is waited out without end,
-        contention is retried `contention_retries` times; a permanent failure is raised at once."""
+        contention is retried `contention_retries` times, lock waits also for as long as a stalled instance can
+        hold a lock (`stall_window`: under chaos, a frozen instance's transaction keeps its row locks until the
+        server ends it); a permanent failure is raised at once."""
         attempt = contention = 0
+        waiting_since: float | None = None
         while True:
             try:
                 await action()
@@ -284,7 +289,10 @@ class EventConsumer:
                 kind = classify(exc)
                 if kind is Failure.CONTENTION:
                     contention += 1
-                if kind is Failure.PERMANENT or contention > self.settings.contention_retries:
+                    if waits_for_a_lock(exc) and waiting_since is None:
+                        waiting_since = time.monotonic()
+                stalled = waiting_since is not None and time.monotonic() - waiting_since < stall_window(self.settings)
+                if kind is Failure.PERMANENT or (contention > self.settings.contention_retries and not stalled):
                     raise
                 attempt += 1
                 TRANSIENT_RETRIES.labels(self.service, kind.value).inc()
@@ -343,6 +351,12 @@ class EventConsumer:
         for tp in self._lag_reported - reported:
             CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
         self._lag_reported = reported
+
+
+def stall_window(settings: CommonSettings) -> float:
+    """Seconds a lock may stay taken by an instance that stalled holding it: until the server ends its idle
+    transaction, and the lock wait that notices."""
+    return (settings.db_idle_in_tx_timeout_ms + settings.db_lock_timeout_ms) / 1000
 
 
 def record_ids(item: Inbound[Any]) -> dict[str, UUID | None]:

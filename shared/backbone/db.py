@@ -28,7 +28,8 @@ def server_settings(settings: CommonSettings) -> dict[str, str]:
     wait or forgotten transaction can hold a partition, a relay or a lock for good (see CommonSettings)."""
     return {
         "search_path": settings.db_role,
-        "application_name": f"oms-{settings.service}",
+        # The instance too: an operator (or the chaos run) can tell which process holds a lock or a session.
+        "application_name": f"oms-{settings.service}-{settings.instance}"[:63],
         "statement_timeout": str(settings.db_statement_timeout_ms),
         "lock_timeout": str(settings.db_lock_timeout_ms),
         "idle_in_transaction_session_timeout": str(settings.db_idle_in_tx_timeout_ms),

@@ -3,7 +3,8 @@
 - unavailable: the database or the broker is down, restarting, out of connections or unreachable. Waited out
   with capped backoff, without end: the record is fine, the infrastructure is not (never dead-lettered).
 - contention: a deadlock, a serialization failure, a lock wait that timed out, a transaction stalled past the
-  idle timeout. Retried a bounded number of times; then the record is handled alone and, if it still fails,
+  idle timeout. Retried a bounded number of times, and lock waits at least as long as a stalled holder can keep
+  its locks (until the server ends its idle transaction); then the record is handled alone and, if it still fails,
   dead-lettered.
 - permanent: anything else, e.g. a statement timeout (57014), a record too large for the broker, an
   authorization error, a constraint violation, a bug in a handler. Retrying cannot help: isolate at once.
@@ -59,6 +60,12 @@ _FILE_ERRORS: tuple[type[BaseException], ...] = (
     NotADirectoryError,
     PermissionError,
 )
+
+
+def waits_for_a_lock(exc: BaseException) -> bool:
+    """Contention that means another session holds what this one needs (its lock wait timed out). A holder that
+    stalled (a stopped or frozen instance) keeps its locks at most until the server ends its idle transaction."""
+    return isinstance(exc, asyncpg.LockNotAvailableError)
 
 
 def classify(exc: BaseException) -> Failure:

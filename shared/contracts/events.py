@@ -273,6 +273,19 @@ class OrderCancelled(Contract):
     reason: str
 
 
+class WithdrawalRequested(Contract):
+    """Allocation asks fulfillment to withdraw these lines of a shipment: a partial cancellation fulfillment
+    accepted crossed the shipment's allocation, so fulfillment had not seen the shipment when it decided.
+    Fulfillment answers as to a cancellation request: CancellationAccepted, or CancellationRefused if packed."""
+
+    event_type: ClassVar[str] = "WithdrawalRequested"
+    order_id: UUID
+    shipment_id: UUID
+    warehouse_id: WarehouseId
+    lines: list[ItemQuantity] = Field(min_length=1)
+    reason: str
+
+
 class StockCountShort(Contract):
     """A stock count found fewer units than are reserved; on hand kept at the reserved level."""
 

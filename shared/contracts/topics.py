@@ -95,9 +95,17 @@ ORDER_CANCELLATIONS = Topic(
 )
 ALLOCATION_EVENTS = Topic(
     "oms.allocation.events",
-    (ev.OrderAllocated, ev.OrderBackordered, ev.OrderUnfulfillable, ev.OrderCancelled, ev.StockCountShort),
+    (
+        ev.OrderAllocated,
+        ev.OrderBackordered,
+        ev.OrderUnfulfillable,
+        ev.OrderCancelled,
+        ev.WithdrawalRequested,
+        ev.StockCountShort,
+    ),
     "allocation",
-    "Reservations, backorders, releases and stock count discrepancies, key order id (or warehouse:sku).",
+    "Reservations, backorders, releases, withdrawals asked of fulfillment and stock count discrepancies, key order"
+    " id (or warehouse:sku).",
     readers=("capture", "fulfillment", "notifications"),
 )
 PICK_TASKS = Topic(

@@ -16,6 +16,7 @@ from services.allocation.inventory import (
     Order,
     Outcome,
     Unfulfillable,
+    WithdrawalWanted,
 )
 from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
@@ -182,6 +183,46 @@ def test_a_partial_cancellation_keeps_the_other_lines_of_a_withdrawn_shipment_re
     assert placed.status == "allocated"
 
 
+def test_a_partial_cancellation_that_crossed_the_allocation_asks_for_the_unseen_shipment_to_be_withdrawn() -> None:
+    inventory = stocked(("fra", "A", 5), ("fra", "B", 5))
+    placed = order({"A": 2, "B": 1}, country="DE")
+    [allocation] = allocated(inventory.place(placed))
+    shipment = allocation.shipments[0].shipment_id
+
+    # when fulfillment accepted a cancellation of A before that shipment reached it (it withdrew nothing)
+    outcomes = inventory.cancel(placed.order_id, {"A": 2}, [], "crossed")
+
+    # then nothing is cancelled yet: fulfillment is asked to withdraw A from the shipment it had not seen
+    assert outcomes == [WithdrawalWanted(placed.order_id, shipment, "fra", {"A": 2}, "crossed")]
+    assert placed.cancelled == {} and reserved(inventory, placed.order_id) == {("fra", "A"): 2, ("fra", "B"): 1}
+
+    # when it withdraws the shipment
+    outcomes = inventory.cancel(placed.order_id, {"A": 2}, [shipment], "crossed")
+
+    # then A is cancelled and B stays reserved, in a new shipment
+    assert outcomes[0] == Cancelled(placed.order_id, {"A": 2}, "crossed")
+    [kept] = allocated(outcomes[1:])
+    assert [(s.warehouse_id, s.lines) for s in kept.shipments] == [("fra", {"B": 1})]
+    assert reserved(inventory, placed.order_id) == {("fra", "B"): 1}
+
+
+def test_a_crossed_cancellation_takes_what_waits_at_once_and_asks_for_the_rest_to_be_withdrawn() -> None:
+    inventory = stocked(("ams", "A", 1))
+    placed = order({"A": 3})
+    [allocation] = allocated(inventory.place(placed))
+    shipment = allocation.shipments[0].shipment_id
+
+    outcomes = inventory.cancel(placed.order_id, {"A": 3}, [], "all of it")
+
+    assert outcomes == [
+        Cancelled(placed.order_id, {"A": 2}, "all of it"),
+        WithdrawalWanted(placed.order_id, shipment, "ams", {"A": 1}, "all of it"),
+    ]
+    outcomes = inventory.cancel(placed.order_id, {"A": 1}, [shipment], "all of it")
+    assert outcomes == [Cancelled(placed.order_id, None, "all of it")]
+    assert placed.status == "cancelled" and inventory.level("ams", "A").reserved == 0
+
+
 def test_a_cancellation_of_waiting_units_takes_them_from_the_backorder_first() -> None:
     inventory = stocked(("ams", "A", 1))
     placed = order({"A": 3})
@@ -215,6 +256,19 @@ def test_a_short_pick_corrects_on_hand_and_routes_the_missing_units_to_another_w
     assert reserved(inventory, placed.order_id) == {("ams", "A"): 1, ("fra", "A"): 2}
     # the same report again changes nothing
     assert inventory.short_pick(placed.order_id, shipment, "ams", {"A": 2}) == []
+
+
+def test_a_shipment_short_of_every_unit_is_closed_so_a_cancelled_order_holds_nothing() -> None:
+    # given an order whose only shipment the warehouse could not find anything of
+    inventory = stocked(("ams", "A", 1))
+    placed = order({"A": 1})
+    [allocation] = allocated(inventory.place(placed))
+    inventory.short_pick(placed.order_id, allocation.shipments[0].shipment_id, "ams", {"A": 1})
+    assert placed.backordered == {"A": 1}
+    # when the order is cancelled
+    inventory.cancel(placed.order_id, None, [], "no longer needed")
+    # then it holds no reservation, not even an empty one
+    assert placed.status == "cancelled" and inventory.open_reservations(order_id=placed.order_id) == []
 
 
 def test_a_short_pick_no_other_warehouse_can_cover_is_backordered() -> None:

@@ -113,8 +113,8 @@ class Outcome:
     offsets: list[dict[Any, int]]  # the offset commits
 
 
-async def run_batch(handler: Handler, skus: list[str]) -> Outcome:
-    settings = CommonSettings(service=f"unit-{uuid.uuid4().hex[:8]}", contention_retries=2)
+async def run_batch(handler: Handler, skus: list[str], **limits: Any) -> Outcome:
+    settings = CommonSettings(service=f"unit-{uuid.uuid4().hex[:8]}", contention_retries=2, **limits)
     pool, dead_letters, kafka = FakePool(), FakeDeadLetters(), FakeKafkaConsumer()
     consumer = EventConsumer(settings, pool, dead_letters, {ProductUpserted: handler})  # type: ignore[arg-type]
     await consumer._process(kafka, {TP: [product(sku, 10 + i) for i, sku in enumerate(skus)]})
@@ -150,6 +150,42 @@ async def test_contention_that_clears_within_the_bound_dead_letters_nothing() ->
     outcome = await run_batch(handler, ["HOT", "A"])
     assert outcome.dead_letters == []
     assert outcome.committed == ["HOT", "A"]
+
+
+class LockWait(Handler):
+    """Fails like a lock wait that timed out (55P03): after waiting, as the database makes it wait."""
+
+    async def __call__(self, conn, msg: Inbound[ProductUpserted]) -> None:
+        assert isinstance(msg.payload, ProductUpserted)
+        if msg.payload.sku in self.failures and self.calls.get(msg.payload.sku, 0) < self.failures[msg.payload.sku][1]:
+            await asyncio.sleep(WAIT)
+        await super().__call__(conn, msg)
+
+
+WAIT = 0.05
+# A stalled instance's locks are freed by the server once its idle transaction times out: here 0.5 s (+ the lock
+# wait that notices, 0.1 s). Sessions are bounded as in production, only shorter.
+STALL_BOUNDS = {"db_idle_in_tx_timeout_ms": 500, "db_lock_timeout_ms": 100, "kafka_send_timeout_seconds": 0.2}
+
+
+async def test_a_lock_a_stalled_instance_holds_is_waited_for_until_the_server_frees_it_nothing_dead_lettered() -> None:
+    # given a record whose locks another instance holds while it is stalled: its lock waits time out 8 times in a
+    # row (about 0.4 s, more than the 2 contention retries allow, less than the idle timeout that frees the locks)
+    handler = LockWait({"HELD": (asyncpg.LockNotAvailableError("canceling statement due to lock timeout"), 8)})
+    # when the consumer handles it
+    outcome = await run_batch(handler, ["HELD", "A"], **STALL_BOUNDS)
+    # then it is retried until the locks are free, and nothing is dead-lettered
+    assert outcome.dead_letters == []
+    assert outcome.committed == ["HELD", "A"]
+
+
+async def test_lock_waits_that_outlast_any_stalled_holder_are_dead_lettered() -> None:
+    handler = LockWait({"HELD": (asyncpg.LockNotAvailableError("canceling statement due to lock timeout"), 1_000)})
+    outcome = await run_batch(handler, ["HELD", "A"], **STALL_BOUNDS)
+    assert [d.reason for d in outcome.dead_letters] == [
+        "handler failed: LockNotAvailableError: canceling statement due to lock timeout (contention persisted)"
+    ]
+    assert outcome.committed == ["A"]
 
 
 async def test_a_database_outage_is_waited_out_however_long_and_nothing_is_dead_lettered() -> None:

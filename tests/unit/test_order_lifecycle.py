@@ -167,6 +167,15 @@ def test_a_shipment_while_others_are_open_or_units_still_backordered_ships_part_
     assert change is not None and change.step.status == "partially_shipped"
 
 
+def test_a_shipment_read_before_the_allocation_that_left_units_waiting_ships_part_of_the_order() -> None:
+    # given an order capture has not yet read the allocation of (it said B waits; that event is on its way)
+    start = progress("validated")
+    # when the shipment of A is read first (fulfillment's events travel on another topic)
+    change = lifecycle.apply(start, shipped(complete=True, A=2))
+    # then the order shipped in part: B has not left
+    assert change is not None and change.step.status == "partially_shipped"
+
+
 def test_a_backorder_released_then_shipped_completes_a_partially_shipped_order() -> None:
     start = progress("partially_shipped", backordered={"B": 1}, shipped={"A": 2})
     released = lifecycle.apply(start, allocated(B=1))
@@ -225,9 +234,48 @@ def test_a_delivery_exception_is_recorded_and_cleared_by_delivery() -> None:
         detail="address not found",
         occurred_at=NOW,
     )
-    change = lifecycle.apply(progress("shipped"), exception)
+    change = lifecycle.apply(progress("shipped", shipped={"A": 2, "B": 1}), exception)
     assert change is not None
     assert change.step == lifecycle.Step("exception", "parcelnet PN1: address not found", "exception")
+    delivered = lifecycle.apply(change.progress, ev.OrderDelivered(order_id=ORDER, delivered_at=NOW))
+    assert delivered is not None and delivered.step.status == "delivered"
+
+
+def test_parcels_delivered_while_units_still_wait_for_stock_are_a_step_and_the_order_goes_on() -> None:
+    # given an order whose first parcel left while a unit waited for stock
+    start = progress("partially_shipped", backordered={"B": 1}, shipped={"A": 2})
+    # when fulfillment reports every parcel it shipped delivered
+    arrived = lifecycle.apply(start, ev.OrderDelivered(order_id=ORDER, delivered_at=NOW))
+    # then that is recorded, and the order is not delivered: a unit is still to come
+    assert arrived is not None
+    assert arrived.step == lifecycle.Step(
+        "partially_delivered", "every parcel so far delivered; still to come: B x1", "partially_shipped"
+    )
+    # and once the rest is released, ships and arrives, the order is delivered
+    released = lifecycle.apply(arrived.progress, allocated(B=1))
+    assert released is not None
+    done = lifecycle.apply(released.progress, shipped(B=1))
+    assert done is not None and done.step.status == "shipped"
+    delivered = lifecycle.apply(done.progress, ev.OrderDelivered(order_id=ORDER, delivered_at=NOW))
+    assert delivered is not None and delivered.step.status == "delivered"
+
+
+def test_cancelling_what_was_still_to_come_after_every_parcel_arrived_delivers_the_order() -> None:
+    # given an order whose parcels all arrived while a unit still waited for stock
+    start = progress("partially_shipped", backordered={"B": 1}, shipped={"A": 2}, parcels_delivered=True)
+    # when that unit is cancelled
+    change = lifecycle.apply(start, ev.OrderCancelled(order_id=ORDER, lines=items(B=1), reason="no longer needed"))
+    # then the order is delivered: nothing is left to come
+    assert change is not None
+    assert change.step == lifecycle.Step(
+        "partially_cancelled", "no longer needed; B x1; every parcel delivered", "delivered"
+    )
+
+
+def test_cancelling_what_is_still_to_come_before_the_parcels_arrived_ships_the_order_and_delivery_ends_it() -> None:
+    start = progress("partially_shipped", backordered={"B": 1}, shipped={"A": 2})
+    change = lifecycle.apply(start, ev.OrderCancelled(order_id=ORDER, lines=items(B=1), reason="no longer needed"))
+    assert change is not None and change.step.status == "shipped"
     delivered = lifecycle.apply(change.progress, ev.OrderDelivered(order_id=ORDER, delivered_at=NOW))
     assert delivered is not None and delivered.step.status == "delivered"
 

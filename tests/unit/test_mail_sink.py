@@ -1,0 +1,43 @@
+"""The local SMTP sink keeps one copy per Message-ID, as mail systems do: a sender that hands a message over again
+(after a crash between the hand-off and recording it) does not put a second copy in the mailbox, and the repeat is
+noted with what it was about, never the address."""
+
+import json
+import mailbox
+from email.message import EmailMessage
+from pathlib import Path
+
+from deploy.local.mailsink import REPEATS_FILE, OnceMailbox
+
+
+def message(message_id: str) -> EmailMessage:
+    mail = EmailMessage()
+    mail["To"] = "someone@example.test"
+    mail["Message-ID"] = message_id
+    mail["X-OMS-Order-Id"] = "0b8e4c1e-0000-4000-8000-000000000001"
+    mail["X-OMS-Message-Kind"] = "shipped"
+    mail["X-OMS-Shipment-Key"] = "s1"
+    mail.set_content("on its way")
+    return mail
+
+
+def test_a_message_handed_over_again_is_kept_once_and_the_repeat_noted(tmp_path: Path) -> None:
+    # given a sink that received a message
+    sink = OnceMailbox(str(tmp_path / "mail"))
+    sink.handle_message(message("<a@oms.local>"))
+    # when the same message comes again, and another one
+    sink.handle_message(message("<a@oms.local>"))
+    sink.handle_message(message("<b@oms.local>"))
+    # then the mailbox holds each once
+    assert sorted(m["Message-ID"] for m in mailbox.Maildir(tmp_path / "mail")) == ["<a@oms.local>", "<b@oms.local>"]
+    # and the repeat is noted with what it was about, without the address
+    [note] = [json.loads(line) for line in (tmp_path / REPEATS_FILE).read_text().splitlines()]
+    assert (note["message_id"], note["kind"], note["shipment_key"]) == ("<a@oms.local>", "shipped", "s1")
+    assert "someone@example.test" not in json.dumps(note)
+
+
+def test_a_restarted_sink_knows_what_its_mailbox_holds(tmp_path: Path) -> None:
+    OnceMailbox(str(tmp_path / "mail")).handle_message(message("<a@oms.local>"))
+    restarted = OnceMailbox(str(tmp_path / "mail"))
+    restarted.handle_message(message("<a@oms.local>"))
+    assert len(mailbox.Maildir(tmp_path / "mail")) == 1
