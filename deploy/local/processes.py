@@ -17,22 +17,17 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local import stack
-from shared.backbone import kafka_access
-from shared.backbone.settings import HTTP_PORTS
+from deploy.local.settings import REPO, LocalStack
 from shared.contracts.topics import SERVICES
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("OMS_STATE_DIR", REPO / ".stack"))
+__all__ = ["REPO", "Process", "everything", "service", "start_all"]
 
 
 @dataclass
 class Process:
-    """One service instance (or the simulator) running as its own OS process."""
+    """One service instance (or the simulator) running as its own OS process, against the local stack `local`."""
 
+    local: LocalStack
     name: str
     module: str
     http_port: int | None = None
@@ -41,39 +36,38 @@ class Process:
 
     @property
     def pid_file(self) -> Path:
-        return state_dir() / "run" / f"{self.name}.pid"
+        return self.local.run_dir / f"{self.name}.pid"
 
     @property
     def log_file(self) -> Path:
-        return state_dir() / "logs" / f"{self.name}.log"
+        return self.local.logs_dir / f"{self.name}.log"
 
     def start(self) -> None:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        # The local stack runs with its development passwords and secrets, which production settings refuse.
-        env = {"OMS_ENVIRONMENT": "development", **os.environ, **self.credentials(), **self.env}
-        if self.http_port is not None:
-            env["OMS_HTTP_PORT"] = str(self.http_port)
         with self.log_file.open("ab") as log:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", self.module],
                 cwd=REPO,
-                env=env,
+                env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.pid_file.write_text(str(self.popen.pid))
 
-    def credentials(self) -> dict[str, str]:
-        """A service's own passwords, from the same place the stack set its database role and Kafka principal."""
-        if not self.module.startswith("services."):
-            return {}
-        service = self.module.split(".")[1]
-        return {
-            "OMS_DB_PASSWORD": stack.db_password(service),
-            "OMS_KAFKA_PASSWORD": kafka_access.local(service).password,
-        }
+    def environment(self) -> dict[str, str]:
+        """The process's environment: this one's, with the local stack's addresses and, for a service, the
+        passwords the stack gave its database role and Kafka principal (passed down, not read again)."""
+        # The local stack runs with its development passwords and secrets, which production settings refuse.
+        env = {"OMS_ENVIRONMENT": "development", **os.environ}
+        if self.module.startswith("services."):
+            env.update(self.local.service_environment(self.module.split(".")[1]))
+        else:  # the simulator reads the local stack's settings as a tool does: these same ones
+            env.update(self.local.environment())
+        if self.http_port is not None:
+            env["OMS_HTTP_PORT"] = str(self.http_port)
+        return {**env, **self.env}
 
     def pid(self) -> int | None:
         if self.popen is not None:
@@ -90,7 +84,7 @@ class Process:
         if self.http_port is None:
             return True
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=2) as response:
+            with urllib.request.urlopen(f"http://{self.local.host}:{self.http_port}/readyz", timeout=2) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
@@ -139,12 +133,12 @@ def tail(path: Path, lines: int = 30) -> str:
     return "(no log)"
 
 
-def service(name: str, **env: str) -> Process:
-    return Process(name, f"services.{name}", HTTP_PORTS[name], env=dict(env))
+def service(local: LocalStack, name: str, **env: str) -> Process:
+    return Process(local, name, f"services.{name}", local.ports.http[name], env=dict(env))
 
 
-def everything() -> list[Process]:
-    return [*(service(name) for name in SERVICES), Process("simulator", "deploy.local.simulator")]
+def everything(local: LocalStack) -> list[Process]:
+    return [*(service(local, name) for name in SERVICES), Process(local, "simulator", "deploy.local.simulator")]
 
 
 def start_all(processes: list[Process]) -> None:
@@ -159,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=["start", "stop", "status"])
     args = parser.parse_args()
-    processes = everything()
+    processes = everything(LocalStack.from_env())
     if args.action == "start":
         start_all(processes)
     elif args.action == "stop":
@@ -168,7 +162,7 @@ def main() -> None:
     for process in processes:
         pid = process.pid()
         state = "ready" if process.ready() else ("running" if pid else "stopped")
-        port = f" http://127.0.0.1:{process.http_port}" if process.http_port else ""
+        port = f" http://{process.local.host}:{process.http_port}" if process.http_port else ""
         print(f"{process.name:14} {state:8} pid={pid or '-'}{port}")
 
 

@@ -2,9 +2,9 @@
 
     python -m deploy.local.stack up|down [--purge]|status
 
-Everything runs as plain processes on 127.0.0.1 (no Docker). State lives in OMS_STATE_DIR (default
-<repo>/.stack), the broker jars in OMS_CACHE_DIR (default ~/.cache/oms). `up` and `down` are idempotent.
-Tests import `up`, `down`, `config` and `maildir`.
+Everything runs as plain processes on 127.0.0.1 (no Docker). Where, and with which passwords, is the local
+stack's settings (deploy/local/settings.py), read once by the command line and passed down. `up` and `down` are
+idempotent.
 """
 
 from __future__ import annotations
@@ -31,18 +31,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from deploy.local.settings import REPO, LocalStack
 from shared.backbone import auth, kafka_access, ports
 from shared.backbone.db import migrate, service_migrations
-from shared.backbone.settings import development_password
 from shared.contracts.topics import SERVICES, TOPICS
 
 KAFKA_VERSION = "4.1.2"
 SCRAM_MARKER = "scram-admin"
-REPO = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
+HOST = ports.HOST
 READY_TIMEOUT = 90.0
 # Channels the local stack issues API keys for (the demo, the simulator and the tests use them).
 DEVELOPMENT_CHANNELS = ("webshop", "marketplace", "pos", "b2b")
@@ -50,79 +49,6 @@ DEVELOPMENT_CHANNELS = ("webshop", "marketplace", "pos", "b2b")
 
 class StackError(Exception):
     """A component failed to start or stop; the message carries the tail of its log."""
-
-
-@dataclass(frozen=True)
-class Config:
-    kafka_port: int
-    controller_port: int
-    pg_port: int
-    smtp_port: int
-    state: Path
-    cache: Path
-    pg_bin: Path
-    admin_password: str
-
-    @classmethod
-    def from_env(cls) -> Config:
-        env = os.environ.get
-        return cls(
-            kafka_port=ports.KAFKA,
-            controller_port=ports.KAFKA_CONTROLLER,
-            pg_port=ports.POSTGRES,
-            smtp_port=ports.SMTP,
-            state=Path(env("OMS_STATE_DIR", str(REPO / ".stack"))).resolve(),
-            cache=Path(env("OMS_CACHE_DIR", str(Path.home() / ".cache" / "oms"))).resolve(),
-            pg_bin=Path(env("OMS_PG_BIN", "") or _default_pg_bin()),
-            admin_password=env("OMS_PG_ADMIN_PASSWORD", "dev-admin-password"),
-        )
-
-    @property
-    def kafka_bootstrap(self) -> str:
-        return f"{HOST}:{self.kafka_port}"
-
-    @property
-    def smtp_address(self) -> tuple[str, int]:
-        return HOST, self.smtp_port
-
-    def pg_dsn(self, role: str = "oms", database: str = "oms") -> str:
-        return f"postgresql://{role}@{HOST}:{self.pg_port}/{database}"
-
-    @property
-    def keys_file(self) -> Path:
-        return self.state / "api-keys.json"
-
-    @property
-    def kafka_dir(self) -> Path:
-        return self.state / "kafka"
-
-    @property
-    def kafka_libs(self) -> Path:
-        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
-
-
-def _default_pg_bin() -> str:
-    debian = Path("/usr/lib/postgresql/15/bin")
-    if debian.is_dir():
-        return str(debian)
-    result = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
-    return result.stdout.strip()
-
-
-def config() -> Config:
-    return Config.from_env()
-
-
-def state_dir() -> Path:
-    return config().state
-
-
-def maildir() -> Path:
-    return config().state / "mail"
-
-
-def db_password(service: str) -> str:
-    return os.environ.get(f"OMS_{service.upper()}_DB_PASSWORD") or development_password(service)
 
 
 # --- processes -------------------------------------------------------------------------------------------
@@ -241,13 +167,17 @@ async def _wait_until(
 # --- Kafka -----------------------------------------------------------------------------------------------
 
 
-def _ensure_jars(cfg: Config) -> None:
-    if all((cfg.kafka_libs / f"{jar}-{KAFKA_VERSION}.jar").exists() for jar in ("kafka_2.13", "kafka-tools")):
-        _say(f"kafka jars: cached in {cfg.kafka_libs}")
+def _kafka_libs(cfg: LocalStack) -> Path:
+    return cfg.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def _ensure_jars(cfg: LocalStack) -> None:
+    if all((_kafka_libs(cfg) / f"{jar}-{KAFKA_VERSION}.jar").exists() for jar in ("kafka_2.13", "kafka-tools")):
+        _say(f"kafka jars: cached in {_kafka_libs(cfg)}")
         return
-    _say(f"kafka jars: collecting Kafka {KAFKA_VERSION} with maven into {cfg.kafka_libs}")
-    cfg.kafka_libs.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="libs-", dir=cfg.kafka_libs.parent))
+    _say(f"kafka jars: collecting Kafka {KAFKA_VERSION} with maven into {_kafka_libs(cfg)}")
+    _kafka_libs(cfg).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="libs-", dir=_kafka_libs(cfg).parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary shared directory
     cmd = ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-Dkafka.version={KAFKA_VERSION}"]
     cmd.append(f"-DoutputDirectory={tmp}")
@@ -255,8 +185,8 @@ def _ensure_jars(cfg: Config) -> None:
     if result.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StackError(f"maven could not fetch the Kafka jars:\n{(result.stdout + result.stderr)[-3000:]}")
-    shutil.rmtree(cfg.kafka_libs, ignore_errors=True)  # a partial copy from an interrupted older layout
-    tmp.rename(cfg.kafka_libs)
+    shutil.rmtree(_kafka_libs(cfg), ignore_errors=True)  # a partial copy from an interrupted older layout
+    tmp.rename(_kafka_libs(cfg))
     _say("kafka jars: collected")
 
 
@@ -325,17 +255,17 @@ def _log4j2(appender: str, target: str, level: str) -> str:
     return LOG4J2.format(appender=appender, target=target, level=level, quiet=quiet)
 
 
-def _write_kafka_config(cfg: Config) -> None:
+def _write_kafka_config(cfg: LocalStack) -> None:
     (cfg.kafka_dir / "logs").mkdir(parents=True, exist_ok=True)
     properties = cfg.kafka_dir / "server.properties"
     properties.touch(mode=0o600)
     properties.write_text(
         SERVER_PROPERTIES.format(
             host=HOST,
-            port=cfg.kafka_port,
-            cport=cfg.controller_port,
+            port=cfg.ports.kafka,
+            cport=cfg.ports.kafka_controller,
             data=cfg.kafka_dir / "data",
-            admin_password=kafka_access.local().password,
+            admin_password=cfg.kafka_passwords[kafka_access.ADMIN],
         )
     )
     for name in (kafka_access.ADMIN, *kafka_access.PRINCIPALS):
@@ -343,7 +273,7 @@ def _write_kafka_config(cfg: Config) -> None:
         client = cfg.kafka_dir / "clients" / f"{name}.properties"
         client.parent.mkdir(mode=0o700, exist_ok=True)
         client.touch(mode=0o600)
-        client.write_text(kafka_access.local(name).properties())
+        client.write_text(cfg.access(name).properties())
     (cfg.kafka_dir / "log4j2.properties").write_text(
         _log4j2("File", "appender.out.fileName = ${sys:kafka.logs.dir}/server.log", "INFO")
     )
@@ -353,7 +283,7 @@ def _write_kafka_config(cfg: Config) -> None:
     )
 
 
-def _java(cfg: Config, log_config: str, main: str, *args: str, jvm: tuple[str, ...] = ()) -> list[str]:
+def java_command(cfg: LocalStack, log_config: str, main: str, *args: str, jvm: tuple[str, ...] = ()) -> list[str]:
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
     if java is None:
@@ -363,21 +293,21 @@ def _java(cfg: Config, log_config: str, main: str, *args: str, jvm: tuple[str, .
         *jvm,
         f"-Dlog4j2.configurationFile={cfg.kafka_dir / log_config}",
         "-cp",
-        f"{cfg.kafka_libs}/*",
+        f"{_kafka_libs(cfg)}/*",
         main,
         *args,
     ]
 
 
-def _storage_tool(cfg: Config, *args: str) -> str:
-    cmd = _java(cfg, "tools-log4j2.properties", "kafka.tools.StorageTool", *args)
+def _storage_tool(cfg: LocalStack, *args: str) -> str:
+    cmd = java_command(cfg, "tools-log4j2.properties", "kafka.tools.StorageTool", *args)
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=cfg.kafka_dir, check=False)
     if result.returncode != 0:
         raise StackError(f"StorageTool {args[0]} failed:\n{result.stdout}{result.stderr}")
     return result.stdout.strip()
 
 
-def _format_kafka(cfg: Config) -> None:
+def _format_kafka(cfg: LocalStack) -> None:
     if (cfg.kafka_dir / "data" / "meta.properties").exists():
         if not (cfg.kafka_dir / "data" / SCRAM_MARKER).exists():
             _fail("the Kafka data predates SCRAM authentication: `python -m deploy.local.stack down --purge` resets it")
@@ -387,29 +317,29 @@ def _format_kafka(cfg: Config) -> None:
         id_file.write_text(_storage_tool(cfg, "random-uuid").splitlines()[-1])
     properties = str(cfg.kafka_dir / "server.properties")
     # The broker authenticates to itself as admin: that credential must exist before it starts.
-    admin = f"SCRAM-SHA-256=[name={kafka_access.ADMIN},password={kafka_access.local().password}]"
+    admin = f"SCRAM-SHA-256=[name={kafka_access.ADMIN},password={cfg.kafka_passwords[kafka_access.ADMIN]}]"
     cluster = id_file.read_text().strip()
     _storage_tool(cfg, "format", "-t", cluster, "-c", properties, "--ignore-formatted", "--add-scram", admin)
     (cfg.kafka_dir / "data" / SCRAM_MARKER).touch()
     _say("kafka: storage formatted")
 
 
-def _access_spec() -> str:
+def _access_spec(cfg: LocalStack) -> str:
     """Every principal with its password and its grants, for deploy/local/kafka/KafkaAccess.java."""
-    users = [f"user {name} {kafka_access.local(name).password}" for name in kafka_access.PRINCIPALS]
+    users = [f"user {name} {cfg.kafka_passwords[name]}" for name in kafka_access.PRINCIPALS]
     return "\n".join([*users, *(grant.spec() for grant in kafka_access.all_grants())]) + "\n"
 
 
-def _apply_access(cfg: Config) -> None:
+def _apply_access(cfg: LocalStack) -> None:
     """Principals and ACLs, applied when they differ from what was applied last (a JVM start costs seconds)."""
-    spec = _access_spec()
+    spec = _access_spec(cfg)
     digest = hashlib.sha256(spec.encode()).hexdigest()
     applied = cfg.kafka_dir / "data" / "access.sha256"
     if applied.exists() and applied.read_text() == digest:
         return
     tool = REPO / "deploy" / "local" / "kafka" / "KafkaAccess.java"
     admin = str(cfg.kafka_dir / "clients" / f"{kafka_access.ADMIN}.properties")
-    cmd = _java(cfg, "tools-log4j2.properties", str(tool), admin)
+    cmd = java_command(cfg, "tools-log4j2.properties", str(tool), admin)
     result = subprocess.run(cmd, input=spec, capture_output=True, text=True, cwd=cfg.kafka_dir, check=False)
     if result.returncode != 0:
         raise StackError(f"applying Kafka principals and ACLs failed:\n{result.stdout}{result.stderr[-3000:]}")
@@ -417,15 +347,10 @@ def _apply_access(cfg: Config) -> None:
     _say(f"kafka access: {result.stdout.strip()}")
 
 
-def _admin_options(cfg: Config) -> dict[str, Any]:
-    admin = kafka_access.local()
-    return kafka_access.Access(cfg.kafka_bootstrap, admin.principal, admin.password).client_options()
-
-
-async def _kafka_ready(cfg: Config) -> bool:
-    if not _port_open(cfg.kafka_port):
+async def _kafka_ready(cfg: LocalStack) -> bool:
+    if not _port_open(cfg.ports.kafka):
         return False
-    admin = AIOKafkaAdminClient(**_admin_options(cfg), request_timeout_ms=5000)
+    admin = cfg.access().admin(request_timeout_ms=5000)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -436,27 +361,27 @@ async def _kafka_ready(cfg: Config) -> bool:
         await admin.close()
 
 
-def _kafka_alive(cfg: Config) -> bool:
+def _kafka_alive(cfg: LocalStack) -> bool:
     return running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is not None
 
 
-def _kafka_logs(cfg: Config) -> tuple[Path, ...]:
+def _kafka_logs(cfg: LocalStack) -> tuple[Path, ...]:
     return cfg.kafka_dir / "logs" / "server.log", cfg.kafka_dir / "logs" / "kafka.out"
 
 
-async def _start_kafka(cfg: Config) -> None:
+async def _start_kafka(cfg: LocalStack) -> None:
     pidfile, logs = cfg.kafka_dir / "kafka.pid", cfg.kafka_dir / "logs"
     pid = running_pid(pidfile, "kafka.Kafka")
     started = pid is None
     if pid is None:
-        if _port_open(cfg.kafka_port) or _port_open(cfg.controller_port):
+        if _port_open(cfg.ports.kafka) or _port_open(cfg.ports.kafka_controller):
             _fail(
-                f"port {cfg.kafka_port} or {cfg.controller_port} is taken by another process; "
+                f"port {cfg.ports.kafka} or {cfg.ports.kafka_controller} is taken by another process; "
                 "set OMS_KAFKA_PORT / OMS_KAFKA_CONTROLLER_PORT"
             )
         await asyncio.to_thread(_write_kafka_config, cfg)
         await asyncio.to_thread(_format_kafka, cfg)
-        cmd = _java(
+        cmd = java_command(
             cfg,
             "log4j2.properties",
             "kafka.Kafka",
@@ -473,8 +398,8 @@ async def _topic_partitions(admin: Any) -> dict[str, list[dict[str, Any]]]:
     return {t["topic"]: t["partitions"] for t in await admin.describe_topics()}
 
 
-async def _create_topics(cfg: Config) -> None:
-    admin = AIOKafkaAdminClient(**_admin_options(cfg), request_timeout_ms=30000)
+async def _create_topics(cfg: LocalStack) -> None:
+    admin = cfg.access().admin(request_timeout_ms=30000)
     found: dict[str, list[dict[str, Any]]] = {}
 
     async def leaders_elected() -> bool:
@@ -521,7 +446,7 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
-def _pg_base(cfg: Config) -> Path:
+def _pg_base(cfg: LocalStack) -> Path:
     """Where the cluster lives: <state>/pg, or the /tmp directory recorded in <state>/pg/location."""
     location = cfg.state / "pg" / "location"
     return Path(location.read_text().strip()) if location.exists() else cfg.state / "pg"
@@ -531,7 +456,7 @@ def _traversable_by_others(path: Path) -> bool:
     return all(p.stat().st_mode & 0o001 for p in (path, *path.parents) if p.exists())
 
 
-def _choose_pg_base(cfg: Config) -> Path:
+def _choose_pg_base(cfg: LocalStack) -> Path:
     (cfg.state / "pg").mkdir(parents=True, exist_ok=True)
     if not _as_root() or _traversable_by_others(cfg.state / "pg") or (cfg.state / "pg" / "location").exists():
         return _pg_base(cfg)
@@ -544,7 +469,7 @@ def _choose_pg_base(cfg: Config) -> Path:
     return base
 
 
-def _pg(cfg: Config, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _pg(cfg: LocalStack, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a PostgreSQL binary; initdb, pg_ctl and postgres refuse root, so run them as postgres then."""
     argv = [str(cfg.pg_bin / tool), *args]
     if _as_root():
@@ -569,11 +494,11 @@ def _pg_owned_dirs(base: Path) -> tuple[Path, Path, Path]:
     return data, run, logs
 
 
-def _initdb(cfg: Config, base: Path, data: Path) -> None:
+def _initdb(cfg: LocalStack, base: Path, data: Path) -> None:
     if (data / "PG_VERSION").exists():
         return
     pwfile = base / "admin.pw"
-    pwfile.write_text(cfg.admin_password + "\n")
+    pwfile.write_text(cfg.pg_admin_password + "\n")
     pwfile.chmod(0o600)
     if _as_root():
         shutil.chown(pwfile, "postgres", "postgres")
@@ -603,45 +528,45 @@ def _write_hba(data: Path) -> None:
         shutil.chown(hba, "postgres", "postgres")
 
 
-def _pg_running(cfg: Config) -> bool:
+def _pg_running(cfg: LocalStack) -> bool:
     data = _pg_base(cfg) / "data"
     if not (data / "PG_VERSION").exists():
         return False
     return _pg(cfg, "pg_ctl", "-D", str(data), "status", check=False).returncode == 0
 
 
-def _start_postgres(cfg: Config) -> None:
+def _start_postgres(cfg: LocalStack) -> None:
     base = _choose_pg_base(cfg)
     if _pg_running(cfg):
-        _say(f"postgres: already running on {HOST}:{cfg.pg_port}")
+        _say(f"postgres: already running on {HOST}:{cfg.ports.postgres}")
         return
-    if _port_open(cfg.pg_port):
-        _fail(f"port {cfg.pg_port} is taken by another process; set OMS_PG_PORT")
+    if _port_open(cfg.ports.postgres):
+        _fail(f"port {cfg.ports.postgres} is taken by another process; set OMS_PG_PORT")
     data, run, logs = _pg_owned_dirs(base)
     _initdb(cfg, base, data)
     _write_hba(data)
     options = (
-        f"-p {cfg.pg_port} -k {shlex.quote(str(run))} -c listen_addresses={HOST} -c max_connections=200 -c fsync=on"
-        " -c password_encryption=scram-sha-256"
+        f"-p {cfg.ports.postgres} -k {shlex.quote(str(run))} -c listen_addresses={HOST} -c max_connections=200"
+        " -c fsync=on -c password_encryption=scram-sha-256"
     )
     _pg(cfg, "pg_ctl", "-D", str(data), "-l", str(logs / "postgres.log"), "-o", options, "-w", "-t", "60", "start")
-    _say(f"postgres: started on {HOST}:{cfg.pg_port}")
+    _say(f"postgres: started on {HOST}:{cfg.ports.postgres}")
 
 
-async def _wait_postgres(cfg: Config) -> None:
+async def _wait_postgres(cfg: LocalStack) -> None:
     async def ready() -> bool:
-        isready = [str(cfg.pg_bin / "pg_isready"), "-q", "-h", HOST, "-p", str(cfg.pg_port)]
+        isready = [str(cfg.pg_bin / "pg_isready"), "-q", "-h", HOST, "-p", str(cfg.ports.postgres)]
         proc = await asyncio.create_subprocess_exec(*isready)
         return await proc.wait() == 0
 
     await _wait_until(ready, "postgres", lambda: _pg_running(cfg), (_pg_base(cfg) / "log" / "postgres.log",))
 
 
-async def _admin_connect(cfg: Config, database: str) -> asyncpg.Connection:
-    return await asyncpg.connect(cfg.pg_dsn("oms", database), password=cfg.admin_password)
+async def _admin_connect(cfg: LocalStack, database: str) -> asyncpg.Connection:
+    return await asyncpg.connect(cfg.pg_dsn("oms", database), password=cfg.pg_admin_password)
 
 
-async def _create_db_objects(cfg: Config) -> None:
+async def _create_db_objects(cfg: LocalStack) -> None:
     conn = await _admin_connect(cfg, "postgres")
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'oms'"):
@@ -661,7 +586,7 @@ async def _create_db_objects(cfg: Config) -> None:
                     "SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
                     "NOBYPASSRLS PASSWORD %L', $1::text, $2::text)",
                     service,
-                    db_password(service),
+                    cfg.db_password(service),
                 )
             )
             await conn.execute(f'GRANT CONNECT ON DATABASE oms TO "{service}"')
@@ -676,7 +601,7 @@ async def _create_db_objects(cfg: Config) -> None:
     _say(f"postgres: database oms, roles and schemas for {', '.join(SERVICES)}; API keys in {cfg.keys_file}")
 
 
-async def _development_keys(cfg: Config, conn: asyncpg.Connection) -> None:
+async def _development_keys(cfg: LocalStack, conn: asyncpg.Connection) -> None:
     """Keys for the local stack's channels and one operator key, written to the state dir (mode 0600) for the
     demo, the tests and `oms`; issued again when the database no longer knows them (after a purge)."""
     with contextlib.suppress(OSError, ValueError):
@@ -691,10 +616,10 @@ async def _development_keys(cfg: Config, conn: asyncpg.Connection) -> None:
     cfg.keys_file.write_text(json.dumps({"operator": operator, "channels": channels}, indent=2) + "\n")
 
 
-async def _migrate_all(cfg: Config) -> None:
+async def _migrate_all(cfg: LocalStack) -> None:
     applied: list[str] = []
     for service in SERVICES:
-        conn = await asyncpg.connect(cfg.pg_dsn(service), password=db_password(service))
+        conn = await asyncpg.connect(cfg.pg_dsn(service), password=cfg.db_password(service))
         try:
             names = await migrate(conn, service, service_migrations(service))
             applied += [f"{service}.{name}" for name in names]
@@ -706,40 +631,39 @@ async def _migrate_all(cfg: Config) -> None:
 # --- SMTP sink -------------------------------------------------------------------------------------------
 
 
-def _smtp_ready(cfg: Config) -> bool:
+def _smtp_ready(cfg: LocalStack) -> bool:
     try:
-        with smtplib.SMTP(HOST, cfg.smtp_port, timeout=2) as smtp:
+        with smtplib.SMTP(HOST, cfg.ports.smtp, timeout=2) as smtp:
             return smtp.noop()[0] == 250
     except (OSError, smtplib.SMTPException):
         return False
 
 
-async def _start_smtp(cfg: Config) -> None:
+async def _start_smtp(cfg: LocalStack) -> None:
     pidfile, log = cfg.state / "smtp.pid", cfg.state / "smtp.log"
     pid = running_pid(pidfile, "aiosmtpd")
     if pid is None:
-        if _port_open(cfg.smtp_port):
-            _fail(f"port {cfg.smtp_port} is taken by another process; set OMS_SMTP_PORT")
-        mailbox.Maildir(maildir(), create=True)
-        handler = ("-c", "aiosmtpd.handlers.Mailbox", str(maildir()))
+        if _port_open(cfg.ports.smtp):
+            _fail(f"port {cfg.ports.smtp} is taken by another process; set OMS_SMTP_PORT")
+        mailbox.Maildir(cfg.maildir, create=True)
+        handler = ("-c", "aiosmtpd.handlers.Mailbox", str(cfg.maildir))
         # -u: offer SMTPUTF8, so mail to internationalised mailboxes (jörg@…) can be delivered.
-        cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-u", "-l", f"{HOST}:{cfg.smtp_port}", *handler]
+        cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-u", "-l", f"{HOST}:{cfg.ports.smtp}", *handler]
         pid = spawn(cmd, log, pidfile, cfg.state)
 
     async def ready() -> bool:
         return await asyncio.to_thread(_smtp_ready, cfg)
 
     await _wait_until(ready, "smtp sink", lambda: running_pid(pidfile, "aiosmtpd") is not None, (log,), 30)
-    _say(f"smtp: ready on {HOST}:{cfg.smtp_port} (pid {pid}), maildir {maildir()}")
+    _say(f"smtp: ready on {HOST}:{cfg.ports.smtp} (pid {pid}), maildir {cfg.maildir}")
 
 
 # --- commands --------------------------------------------------------------------------------------------
 
 
-async def up() -> None:
+async def up(cfg: LocalStack) -> None:
     """Start whatever is not running yet and bring topics, roles, schemas and migrations up to date."""
     _clock.start = time.monotonic()
-    cfg = config()
     cfg.state.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(_ensure_jars, cfg)
     await _start_kafka(cfg)
@@ -751,15 +675,14 @@ async def up() -> None:
     await _migrate_all(cfg)
     await _start_smtp(cfg)
     _say(
-        f"stack up: kafka {cfg.kafka_bootstrap}, postgres {HOST}:{cfg.pg_port}/oms, "
-        f"smtp {HOST}:{cfg.smtp_port}, state {cfg.state}"
+        f"stack up: kafka {cfg.kafka_bootstrap}, postgres {HOST}:{cfg.ports.postgres}/oms, "
+        f"smtp {HOST}:{cfg.ports.smtp}, state {cfg.state}"
     )
 
 
-def down(purge: bool = False) -> None:
+def down(cfg: LocalStack, purge: bool = False) -> None:
     """Stop the SMTP sink, Kafka and PostgreSQL; with purge also delete their data."""
     _clock.start = time.monotonic()
-    cfg = config()
     stopped = []
     if stop_pid(cfg.state / "smtp.pid", "aiosmtpd", 10):
         stopped.append("smtp")
@@ -780,9 +703,8 @@ def down(purge: bool = False) -> None:
         _say(f"purged {cfg.state}" + ("" if pg_base.is_relative_to(cfg.state) else f" and {pg_base}"))
 
 
-def components() -> list[tuple[str, int | None, str]]:
+def components(cfg: LocalStack) -> list[tuple[str, int | None, str]]:
     """(name, pid when running, address) of each piece of the stack."""
-    cfg = config()
     kafka = running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka")
     smtp = running_pid(cfg.state / "smtp.pid", "aiosmtpd")
     pg_pid: int | None = None
@@ -791,17 +713,17 @@ def components() -> list[tuple[str, int | None, str]]:
             pg_pid = int((_pg_base(cfg) / "data" / "postmaster.pid").read_text().split()[0])
     return [
         ("kafka", kafka, cfg.kafka_bootstrap),
-        ("postgres", pg_pid, f"{HOST}:{cfg.pg_port}"),
-        ("smtp", smtp, f"{HOST}:{cfg.smtp_port}"),
+        ("postgres", pg_pid, f"{HOST}:{cfg.ports.postgres}"),
+        ("smtp", smtp, f"{HOST}:{cfg.ports.smtp}"),
     ]
 
 
-def running() -> bool:
-    return all(pid for _, pid, _ in components())
+def running(cfg: LocalStack) -> bool:
+    return all(pid for _, pid, _ in components(cfg))
 
 
-def status() -> None:
-    for name, pid, address in components():
+def status(cfg: LocalStack) -> None:
+    for name, pid, address in components(cfg):
         state = f"running  pid {pid:<7}" if pid else "stopped           "
         print(f"{name:<9} {state} {address}")
 
@@ -815,13 +737,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("status", help="show what runs")
     args = parser.parse_args(argv)
+    local = LocalStack.from_env()
     try:
         if args.command == "up":
-            asyncio.run(up())
+            asyncio.run(up(local))
         elif args.command == "down":
-            down(purge=args.purge)
+            down(local, purge=args.purge)
         else:
-            status()
+            status(local)
     except (StackError, subprocess.SubprocessError, OSError, asyncpg.PostgresError) as exc:
         print(f"stack {args.command} failed: {exc}", file=sys.stderr)
         return 1

@@ -4,9 +4,9 @@ gets the same records again when it restarts; the inbox makes that harmless and 
 import signal
 import uuid
 
-from deploy.local import client
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import new_skus, seed, wait_status
 from tests.waiting import eventually
 
