@@ -1,4 +1,5 @@
-"""Starts and stops the services and the simulator as separate processes, as an operator would run them.
+"""Starts and stops the services and the simulator as separate processes, as an operator would run them, under
+the stack's one supervisor (deploy/local/supervisor.py).
 
 Used by `make up`/`make down`, the demo and the integration tests (which also kill and restart them).
 Run: python -m deploy.local.processes start|stop|status
@@ -7,10 +8,7 @@ Run: python -m deploy.local.processes start|stop|status
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -18,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local.settings import REPO, LocalStack
+from deploy.local.supervisor import Supervised
 from shared.contracts.topics import SERVICES
 
 __all__ = ["REPO", "Process", "everything", "service", "start_all"]
@@ -32,7 +31,10 @@ class Process:
     module: str
     http_port: int | None = None
     env: dict[str, str] = field(default_factory=dict)
-    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def supervised(self) -> Supervised:
+        return Supervised(self.name, self.pid_file, self.log_file, marker=self.module)
 
     @property
     def pid_file(self) -> Path:
@@ -43,18 +45,7 @@ class Process:
         return self.local.logs_dir / f"{self.name}.log"
 
     def start(self) -> None:
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                cwd=REPO,
-                env=self.environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(self.popen.pid))
+        self.supervised.spawn([sys.executable, "-m", self.module], cwd=REPO, env=self.environment())
 
     def environment(self) -> dict[str, str]:
         """The process's environment: this one's, with the local stack's addresses and, for a service, the
@@ -70,13 +61,11 @@ class Process:
         return {**env, **self.env}
 
     def pid(self) -> int | None:
-        if self.popen is not None:
-            return self.popen.pid if self.popen.poll() is None else None
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
-        return None
+        return self.supervised.pid()
+
+    def exit_status(self) -> int | None:
+        """How the instance this process started last ended (negative: the signal), once it has."""
+        return self.supervised.exit_status()
 
     def ready(self) -> bool:
         if self.pid() is None:
@@ -95,42 +84,14 @@ class Process:
             if self.ready():
                 return
             if self.pid() is None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{tail(self.log_file)}")
+                raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{self.supervised.tail(30)}")
             time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_file}:\n{tail(self.log_file)}")
-
-    def signal(self, sig: signal.Signals) -> None:
-        pid = self.pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+        raise TimeoutError(
+            f"{self.name} not ready after {timeout:.0f}s; see {self.log_file}:\n{self.supervised.tail(30)}"
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        self.signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.1)
-        self.signal(signal.SIGKILL)
-        self.wait_exit(5.0)
-        self.pid_file.unlink(missing_ok=True)
-
-    def wait_exit(self, timeout: float) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.1)
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    with contextlib.suppress(FileNotFoundError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
+        self.supervised.stop(timeout)
 
 
 def service(local: LocalStack, name: str, **env: str) -> Process:

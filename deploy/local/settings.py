@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -38,9 +38,9 @@ class LocalStack:
     state: Path
     cache: Path
     pg_bin_setting: Path | None  # None: Debian's PostgreSQL 15, else where pg_config says
-    pg_admin_password: str
-    db_passwords: Mapping[str, str]  # service -> the password of its database role
-    kafka_passwords: Mapping[str, str]  # principal -> its SCRAM password
+    pg_admin_password: str = field(repr=False)
+    db_passwords: Mapping[str, str] = field(repr=False)  # service -> the password of its database role
+    kafka_passwords: Mapping[str, str] = field(repr=False)  # principal -> its SCRAM password
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalStack:

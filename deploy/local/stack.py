@@ -18,23 +18,19 @@ import mailbox
 import os
 import shlex
 import shutil
-import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from deploy.local.settings import REPO, LocalStack
+from deploy.local.supervisor import StackError, Supervised, fail, port_taken, restart_clock, say, wait_until
 from shared.backbone import auth, kafka_access, ports
 from shared.backbone.db import migrate, service_migrations
 from shared.contracts.topics import SERVICES, TOPICS
@@ -42,129 +38,19 @@ from shared.contracts.topics import SERVICES, TOPICS
 KAFKA_VERSION = "4.1.2"
 SCRAM_MARKER = "scram-admin"
 HOST = ports.HOST
-READY_TIMEOUT = 90.0
 # Channels the local stack issues API keys for (the demo, the simulator and the tests use them).
 DEVELOPMENT_CHANNELS = ("webshop", "marketplace", "pos", "b2b")
 
 
-class StackError(Exception):
-    """A component failed to start or stop; the message carries the tail of its log."""
-
-
-# --- processes -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Clock:
-    start: float = 0.0
-
-
-_clock = _Clock(time.monotonic())
-
-
-def _say(message: str) -> None:
-    print(f"[{time.monotonic() - _clock.start:5.1f}s] {message}", flush=True)
-
-
-def log_tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return f"  ({path} not readable)"
-    # Kafka logs whole partition lists on one line: cut them, the stack trace matters more.
-    return f"--- last lines of {path} ---\n" + "\n".join(line[:400] for line in text)
-
-
-def _fail(message: str, *logs: Path) -> NoReturn:
-    raise StackError("\n".join([message, *(log_tail(p) for p in logs)]))
-
-
-def _port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
-        return True
-    return False
-
-
-def running_pid(pidfile: Path, marker: str) -> int | None:
-    """The pid in pidfile if that process is alive and its command line names marker (pids get reused)."""
-    try:
-        pid = int(pidfile.read_text())
-    except (OSError, ValueError):
-        return None
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child, so it does not look alive
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return pid if marker.encode() in cmdline else None
-
-
-def spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    # Detached: tracked through the pid file from now on (and reaped by running_pid), so tell subprocess
-    # not to wait for it or report it as leaked when the Popen object goes away.
-    proc.returncode = 0
-    _wait_for_command_line(proc.pid)
-    pidfile.write_text(str(proc.pid))
-    return proc.pid
-
-
-def _wait_for_command_line(pid: int, timeout: float = 2.0) -> None:
-    """Popen returns as soon as exec has begun; for a moment after, /proc/<pid>/cmdline is still empty, and
-    running_pid would take the new process for a dead one. Wait until the kernel shows its command line."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes():
-                return
-        except OSError:
-            return  # already gone: the caller's liveness check will say so, with the log
-        time.sleep(0.001)
-
-
-def stop_pid(pidfile: Path, marker: str, timeout: float) -> int | None:
-    """SIGTERM, then SIGKILL after timeout; returns the pid that was stopped, if any."""
-    pid = running_pid(pidfile, marker)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while running_pid(pidfile, marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if running_pid(pidfile, marker):
-            os.kill(pid, signal.SIGKILL)
-            while running_pid(pidfile, marker):
-                time.sleep(0.1)
-    pidfile.unlink(missing_ok=True)
-    return pid
-
-
-async def _wait_until(
-    ready: Callable[[], Awaitable[bool]],
-    what: str,
-    alive: Callable[[], bool],
-    logs: tuple[Path, ...],
-    limit: float = READY_TIMEOUT,
-) -> None:
-    deadline = time.monotonic() + limit
-    while not await ready():
-        if not alive():
-            _fail(f"{what} exited during start-up", *logs)
-        if time.monotonic() > deadline:
-            _fail(f"{what} not ready after {limit:.0f} s", *logs)
-        await asyncio.sleep(0.25)
-
-
 # --- Kafka -----------------------------------------------------------------------------------------------
+
+
+def _kafka(cfg: LocalStack) -> Supervised:
+    return Supervised("kafka", cfg.kafka_dir / "kafka.pid", cfg.kafka_dir / "logs" / "kafka.out", "kafka.Kafka")
+
+
+def _smtp(cfg: LocalStack) -> Supervised:
+    return Supervised("smtp", cfg.state / "smtp.pid", cfg.state / "smtp.log", "aiosmtpd")
 
 
 def _kafka_libs(cfg: LocalStack) -> Path:
@@ -173,9 +59,9 @@ def _kafka_libs(cfg: LocalStack) -> Path:
 
 def _ensure_jars(cfg: LocalStack) -> None:
     if all((_kafka_libs(cfg) / f"{jar}-{KAFKA_VERSION}.jar").exists() for jar in ("kafka_2.13", "kafka-tools")):
-        _say(f"kafka jars: cached in {_kafka_libs(cfg)}")
+        say(f"kafka jars: cached in {_kafka_libs(cfg)}")
         return
-    _say(f"kafka jars: collecting Kafka {KAFKA_VERSION} with maven into {_kafka_libs(cfg)}")
+    say(f"kafka jars: collecting Kafka {KAFKA_VERSION} with maven into {_kafka_libs(cfg)}")
     _kafka_libs(cfg).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="libs-", dir=_kafka_libs(cfg).parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary shared directory
@@ -187,7 +73,7 @@ def _ensure_jars(cfg: LocalStack) -> None:
         raise StackError(f"maven could not fetch the Kafka jars:\n{(result.stdout + result.stderr)[-3000:]}")
     shutil.rmtree(_kafka_libs(cfg), ignore_errors=True)  # a partial copy from an interrupted older layout
     tmp.rename(_kafka_libs(cfg))
-    _say("kafka jars: collected")
+    say("kafka jars: collected")
 
 
 SERVER_PROPERTIES = """\
@@ -310,7 +196,7 @@ def _storage_tool(cfg: LocalStack, *args: str) -> str:
 def _format_kafka(cfg: LocalStack) -> None:
     if (cfg.kafka_dir / "data" / "meta.properties").exists():
         if not (cfg.kafka_dir / "data" / SCRAM_MARKER).exists():
-            _fail("the Kafka data predates SCRAM authentication: `python -m deploy.local.stack down --purge` resets it")
+            fail("the Kafka data predates SCRAM authentication: `python -m deploy.local.stack down --purge` resets it")
         return
     id_file = cfg.kafka_dir / "cluster.id"
     if not id_file.exists():
@@ -321,7 +207,7 @@ def _format_kafka(cfg: LocalStack) -> None:
     cluster = id_file.read_text().strip()
     _storage_tool(cfg, "format", "-t", cluster, "-c", properties, "--ignore-formatted", "--add-scram", admin)
     (cfg.kafka_dir / "data" / SCRAM_MARKER).touch()
-    _say("kafka: storage formatted")
+    say("kafka: storage formatted")
 
 
 def _access_spec(cfg: LocalStack) -> str:
@@ -344,11 +230,11 @@ def _apply_access(cfg: LocalStack) -> None:
     if result.returncode != 0:
         raise StackError(f"applying Kafka principals and ACLs failed:\n{result.stdout}{result.stderr[-3000:]}")
     applied.write_text(digest)
-    _say(f"kafka access: {result.stdout.strip()}")
+    say(f"kafka access: {result.stdout.strip()}")
 
 
 async def _kafka_ready(cfg: LocalStack) -> bool:
-    if not _port_open(cfg.ports.kafka):
+    if not port_taken(HOST, cfg.ports.kafka):
         return False
     admin = cfg.access().admin(request_timeout_ms=5000)
     try:
@@ -362,7 +248,7 @@ async def _kafka_ready(cfg: LocalStack) -> bool:
 
 
 def _kafka_alive(cfg: LocalStack) -> bool:
-    return running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is not None
+    return _kafka(cfg).pid() is not None
 
 
 def _kafka_logs(cfg: LocalStack) -> tuple[Path, ...]:
@@ -370,12 +256,12 @@ def _kafka_logs(cfg: LocalStack) -> tuple[Path, ...]:
 
 
 async def _start_kafka(cfg: LocalStack) -> None:
-    pidfile, logs = cfg.kafka_dir / "kafka.pid", cfg.kafka_dir / "logs"
-    pid = running_pid(pidfile, "kafka.Kafka")
+    logs = cfg.kafka_dir / "logs"
+    pid = _kafka(cfg).pid()
     started = pid is None
     if pid is None:
-        if _port_open(cfg.ports.kafka) or _port_open(cfg.ports.kafka_controller):
-            _fail(
+        if port_taken(HOST, cfg.ports.kafka) or port_taken(HOST, cfg.ports.kafka_controller):
+            fail(
                 f"port {cfg.ports.kafka} or {cfg.ports.kafka_controller} is taken by another process; "
                 "set OMS_KAFKA_PORT / OMS_KAFKA_CONTROLLER_PORT"
             )
@@ -388,10 +274,10 @@ async def _start_kafka(cfg: LocalStack) -> None:
             str(cfg.kafka_dir / "server.properties"),
             jvm=("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", f"-Dkafka.logs.dir={logs}"),
         )
-        pid = spawn(cmd, logs / "kafka.out", pidfile, cfg.kafka_dir)
-        _say(f"kafka: started pid {pid}, waiting for {cfg.kafka_bootstrap}")
-    await _wait_until(lambda: _kafka_ready(cfg), "kafka", lambda: _kafka_alive(cfg), _kafka_logs(cfg))
-    _say(f"kafka: {'ready' if started else 'already running'} on {cfg.kafka_bootstrap} (pid {pid})")
+        pid = _kafka(cfg).spawn(cmd, cfg.kafka_dir)
+        say(f"kafka: started pid {pid}, waiting for {cfg.kafka_bootstrap}")
+    await wait_until(lambda: _kafka_ready(cfg), "kafka", lambda: _kafka_alive(cfg), _kafka_logs(cfg))
+    say(f"kafka: {'ready' if started else 'already running'} on {cfg.kafka_bootstrap} (pid {pid})")
 
 
 async def _topic_partitions(admin: Any) -> dict[str, list[dict[str, Any]]]:
@@ -424,9 +310,9 @@ async def _create_topics(cfg: LocalStack) -> None:
             response = await admin.create_topics(missing, timeout_ms=30000)
             for topic, code, *rest in response.topic_errors:
                 if code and for_code(code) is not TopicAlreadyExistsError:
-                    _fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
+                    fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
         for check, what in ((leaders_elected, "topic leaders"), (coordinator_ready, "group coordinator")):
-            await _wait_until(check, what, lambda: _kafka_alive(cfg), _kafka_logs(cfg), 30)
+            await wait_until(check, what, lambda: _kafka_alive(cfg), _kafka_logs(cfg), 30)
     finally:
         await admin.close()
     wrong = [
@@ -435,8 +321,8 @@ async def _create_topics(cfg: LocalStack) -> None:
         if len(found[t.name]) != t.partitions
     ]
     if wrong:
-        _fail("topics differ from shared/contracts/topics.py (`down --purge` resets them): " + "; ".join(wrong))
-    _say(f"topics: {len(TOPICS)} present ({len(missing)} created)")
+        fail("topics differ from shared/contracts/topics.py (`down --purge` resets them): " + "; ".join(wrong))
+    say(f"topics: {len(TOPICS)} present ({len(missing)} created)")
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------
@@ -464,7 +350,7 @@ def _choose_pg_base(cfg: LocalStack) -> Path:
     base = Path(f"/tmp/oms-pg-{hashlib.sha256(str(cfg.state).encode()).hexdigest()[:8]}")  # noqa: S108
     base.mkdir(mode=0o755, exist_ok=True)
     if base.is_symlink() or base.stat().st_uid != 0:  # a predictable /tmp name: refuse one planted by others
-        _fail(f"{base} exists and is not root's own directory")
+        fail(f"{base} exists and is not root's own directory")
     (cfg.state / "pg" / "location").write_text(f"{base}\n")
     return base
 
@@ -476,7 +362,7 @@ def _pg(cfg: LocalStack, tool: str, *args: str, check: bool = True) -> subproces
         argv = ["runuser", "-u", "postgres", "--", *argv]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=_pg_base(cfg), timeout=120, check=False)
     if check and result.returncode != 0:
-        _fail(
+        fail(
             f"{tool} {args[0] if args else ''} failed:\n{result.stdout}{result.stderr}",
             _pg_base(cfg) / "log" / "postgres.log",
         )
@@ -508,7 +394,7 @@ def _initdb(cfg: LocalStack, base: Path, data: Path) -> None:
         _pg(cfg, "initdb", "-D", str(data), "-U", "oms", *auth, "-E", "UTF8", "--locale=C")
     finally:
         pwfile.unlink(missing_ok=True)
-    _say("postgres: cluster initialised")
+    say("postgres: cluster initialised")
 
 
 PG_HBA = """\
@@ -538,10 +424,10 @@ def _pg_running(cfg: LocalStack) -> bool:
 def _start_postgres(cfg: LocalStack) -> None:
     base = _choose_pg_base(cfg)
     if _pg_running(cfg):
-        _say(f"postgres: already running on {HOST}:{cfg.ports.postgres}")
+        say(f"postgres: already running on {HOST}:{cfg.ports.postgres}")
         return
-    if _port_open(cfg.ports.postgres):
-        _fail(f"port {cfg.ports.postgres} is taken by another process; set OMS_PG_PORT")
+    if port_taken(HOST, cfg.ports.postgres):
+        fail(f"port {cfg.ports.postgres} is taken by another process; set OMS_PG_PORT")
     data, run, logs = _pg_owned_dirs(base)
     _initdb(cfg, base, data)
     _write_hba(data)
@@ -550,7 +436,7 @@ def _start_postgres(cfg: LocalStack) -> None:
         " -c fsync=on -c password_encryption=scram-sha-256"
     )
     _pg(cfg, "pg_ctl", "-D", str(data), "-l", str(logs / "postgres.log"), "-o", options, "-w", "-t", "60", "start")
-    _say(f"postgres: started on {HOST}:{cfg.ports.postgres}")
+    say(f"postgres: started on {HOST}:{cfg.ports.postgres}")
 
 
 async def _wait_postgres(cfg: LocalStack) -> None:
@@ -559,7 +445,7 @@ async def _wait_postgres(cfg: LocalStack) -> None:
         proc = await asyncio.create_subprocess_exec(*isready)
         return await proc.wait() == 0
 
-    await _wait_until(ready, "postgres", lambda: _pg_running(cfg), (_pg_base(cfg) / "log" / "postgres.log",))
+    await wait_until(ready, "postgres", lambda: _pg_running(cfg), (_pg_base(cfg) / "log" / "postgres.log",))
 
 
 async def _admin_connect(cfg: LocalStack, database: str) -> asyncpg.Connection:
@@ -598,7 +484,7 @@ async def _create_db_objects(cfg: LocalStack) -> None:
         await _development_keys(cfg, conn)
     finally:
         await conn.close()
-    _say(f"postgres: database oms, roles and schemas for {', '.join(SERVICES)}; API keys in {cfg.keys_file}")
+    say(f"postgres: database oms, roles and schemas for {', '.join(SERVICES)}; API keys in {cfg.keys_file}")
 
 
 async def _development_keys(cfg: LocalStack, conn: asyncpg.Connection) -> None:
@@ -625,7 +511,7 @@ async def _migrate_all(cfg: LocalStack) -> None:
             applied += [f"{service}.{name}" for name in names]
         finally:
             await conn.close()
-    _say(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+    say(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
 
 
 # --- SMTP sink -------------------------------------------------------------------------------------------
@@ -640,22 +526,21 @@ def _smtp_ready(cfg: LocalStack) -> bool:
 
 
 async def _start_smtp(cfg: LocalStack) -> None:
-    pidfile, log = cfg.state / "smtp.pid", cfg.state / "smtp.log"
-    pid = running_pid(pidfile, "aiosmtpd")
+    pid = _smtp(cfg).pid()
     if pid is None:
-        if _port_open(cfg.ports.smtp):
-            _fail(f"port {cfg.ports.smtp} is taken by another process; set OMS_SMTP_PORT")
+        if port_taken(HOST, cfg.ports.smtp):
+            fail(f"port {cfg.ports.smtp} is taken by another process; set OMS_SMTP_PORT")
         mailbox.Maildir(cfg.maildir, create=True)
         handler = ("-c", "aiosmtpd.handlers.Mailbox", str(cfg.maildir))
         # -u: offer SMTPUTF8, so mail to internationalised mailboxes (jörg@…) can be delivered.
         cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-u", "-l", f"{HOST}:{cfg.ports.smtp}", *handler]
-        pid = spawn(cmd, log, pidfile, cfg.state)
+        pid = _smtp(cfg).spawn(cmd, cfg.state)
 
     async def ready() -> bool:
         return await asyncio.to_thread(_smtp_ready, cfg)
 
-    await _wait_until(ready, "smtp sink", lambda: running_pid(pidfile, "aiosmtpd") is not None, (log,), 30)
-    _say(f"smtp: ready on {HOST}:{cfg.ports.smtp} (pid {pid}), maildir {cfg.maildir}")
+    await wait_until(ready, "smtp sink", lambda: _smtp(cfg).pid() is not None, (_smtp(cfg).log_file,), 30)
+    say(f"smtp: ready on {HOST}:{cfg.ports.smtp} (pid {pid}), maildir {cfg.maildir}")
 
 
 # --- commands --------------------------------------------------------------------------------------------
@@ -663,7 +548,7 @@ async def _start_smtp(cfg: LocalStack) -> None:
 
 async def up(cfg: LocalStack) -> None:
     """Start whatever is not running yet and bring topics, roles, schemas and migrations up to date."""
-    _clock.start = time.monotonic()
+    restart_clock()
     cfg.state.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(_ensure_jars, cfg)
     await _start_kafka(cfg)
@@ -674,7 +559,7 @@ async def up(cfg: LocalStack) -> None:
     await _create_db_objects(cfg)
     await _migrate_all(cfg)
     await _start_smtp(cfg)
-    _say(
+    say(
         f"stack up: kafka {cfg.kafka_bootstrap}, postgres {HOST}:{cfg.ports.postgres}/oms, "
         f"smtp {HOST}:{cfg.ports.smtp}, state {cfg.state}"
     )
@@ -682,31 +567,31 @@ async def up(cfg: LocalStack) -> None:
 
 def down(cfg: LocalStack, purge: bool = False) -> None:
     """Stop the SMTP sink, Kafka and PostgreSQL; with purge also delete their data."""
-    _clock.start = time.monotonic()
+    restart_clock()
     stopped = []
-    if stop_pid(cfg.state / "smtp.pid", "aiosmtpd", 10):
+    if _smtp(cfg).stop(10):
         stopped.append("smtp")
-        _say("smtp: stopped")
-    if stop_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka", 30):
+        say("smtp: stopped")
+    if _kafka(cfg).stop(30):
         stopped.append("kafka")
-        _say("kafka: stopped")
+        say("kafka: stopped")
     if _pg_running(cfg):
         _pg(cfg, "pg_ctl", "-D", str(_pg_base(cfg) / "data"), "-m", "fast", "-w", "stop")
         stopped.append("postgres")
-        _say("postgres: stopped")
+        say("postgres: stopped")
     if not stopped:
-        _say("nothing was running")
+        say("nothing was running")
     if purge:
         pg_base = _pg_base(cfg)
         shutil.rmtree(cfg.state, ignore_errors=True)
         shutil.rmtree(pg_base, ignore_errors=True)
-        _say(f"purged {cfg.state}" + ("" if pg_base.is_relative_to(cfg.state) else f" and {pg_base}"))
+        say(f"purged {cfg.state}" + ("" if pg_base.is_relative_to(cfg.state) else f" and {pg_base}"))
 
 
 def components(cfg: LocalStack) -> list[tuple[str, int | None, str]]:
     """(name, pid when running, address) of each piece of the stack."""
-    kafka = running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka")
-    smtp = running_pid(cfg.state / "smtp.pid", "aiosmtpd")
+    kafka = _kafka(cfg).pid()
+    smtp = _smtp(cfg).pid()
     pg_pid: int | None = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         if _pg_running(cfg):

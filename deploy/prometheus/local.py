@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from deploy.local.settings import LocalStack
-from deploy.local.stack import log_tail, running_pid, spawn, stop_pid
+from deploy.local.supervisor import Supervised
 from shared.backbone import ports
 
 HERE = Path(__file__).resolve().parent
@@ -69,8 +69,12 @@ class Prometheus:
     def log_file(self) -> Path:
         return self.directory / "prometheus.log"
 
+    @property
+    def supervised(self) -> Supervised:
+        return Supervised("prometheus", self.pid_file, self.log_file, marker="prometheus")
+
     def pid(self) -> int | None:
-        return running_pid(self.pid_file, "prometheus")
+        return self.supervised.pid()
 
     def start(self, timeout: float = 60.0) -> None:
         if self.pid() is None:
@@ -85,13 +89,13 @@ class Prometheus:
                 "--web.enable-lifecycle",
                 "--log.level=warn",
             ]
-            spawn(argv, self.log_file, self.pid_file, self.directory)
+            self.supervised.spawn(argv, self.directory)
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.pid() is None:
-                raise RuntimeError(f"prometheus exited during start-up\n{log_tail(self.log_file)}")
+                raise RuntimeError(f"prometheus exited during start-up\n{self.supervised.tail()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"prometheus not ready after {timeout:.0f}s\n{log_tail(self.log_file)}")
+                raise TimeoutError(f"prometheus not ready after {timeout:.0f}s\n{self.supervised.tail()}")
             time.sleep(0.2)
 
     def ready(self) -> bool:
@@ -101,7 +105,7 @@ class Prometheus:
             return False
 
     def stop(self) -> None:
-        stop_pid(self.pid_file, "prometheus", 15)
+        self.supervised.stop(15)
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path>; the `data` of a successful answer, or an error naming Prometheus's reason."""
