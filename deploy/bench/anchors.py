@@ -110,7 +110,7 @@ async def kafka(cfg: LocalStack, records: int) -> tuple[Anchor, ProducerFigures]
         if TOPIC not in await admin.list_topics():
             await admin.create_topics([NewTopic(TOPIC, 6, 1)], timeout_ms=30000)
         client_file = cfg.kafka_dir / "clients" / f"{kafka_access.ADMIN}.properties"
-        argv = stack.java_command(
+        argv = stack.kafka.java_command(
             cfg,
             "tools-log4j2.properties",
             "org.apache.kafka.tools.ProducerPerformance",

@@ -260,7 +260,7 @@ def machine() -> dict[str, str]:
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "java": java[0] if java else "unknown",
-        "kafka": stack.KAFKA_VERSION,
+        "kafka": stack.kafka.VERSION,
         "everything on this machine": "Kafka, PostgreSQL (fsync on), 4 services, simulator, SMTP sink, load generators",
     }
 

@@ -13,7 +13,6 @@ from typing import Any
 from deploy.cli.output import CommandError, console, emit_json, errors, table
 from deploy.local import processes, stack
 from deploy.local.settings import LocalStack
-from deploy.local.supervisor import StackError
 from deploy.prometheus import local as prometheus
 
 
@@ -56,7 +55,7 @@ def stack_up(args: argparse.Namespace) -> int:
     with _quietly(), errors.status("starting Kafka, PostgreSQL and the SMTP sink"):
         try:
             asyncio.run(stack.up(local))
-        except StackError as exc:
+        except stack.StackError as exc:
             raise CommandError(str(exc)) from exc
     if not args.no_services:
         wanted = [p for p in processes.everything(local) if not (args.no_simulator and p.name == "simulator")]

@@ -58,7 +58,7 @@ async def test_postgres_trusts_no_connection_and_every_role_has_a_scram_password
 
 
 async def test_the_socket_directory_is_postgres_own_and_a_local_connection_needs_the_password() -> None:
-    sockets = stack._pg_base(LOCAL) / "run"
+    sockets = stack.postgres.socket_dir(LOCAL)
     mode = stat.S_IMODE(sockets.stat().st_mode)
     assert mode & 0o077 == 0, oct(mode)
     for role in ("oms", "capture"):
