@@ -15,7 +15,6 @@ from uuid import UUID
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 from deploy.local import processes
 from deploy.local.keys import Bearer
@@ -114,12 +113,7 @@ class TopicReader:
     publish an earlier event after the reader has pinned its position, and a test means what follows."""
 
     def __init__(self, topic: str) -> None:
-        self.consumer = AIOKafkaConsumer(
-            topic,
-            **LOCAL.access().client_options(),
-            group_id=f"test-{uuid.uuid4()}",
-            auto_offset_reset="latest",
-        )
+        self.consumer = LOCAL.access().consumer(topic, group_id=f"test-{uuid.uuid4()}", auto_offset_reset="latest")
         self.seen: list[Any] = []
 
     async def __aenter__(self) -> TopicReader:
