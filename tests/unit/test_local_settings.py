@@ -107,3 +107,16 @@ def test_the_asyncapi_document_names_the_local_broker_at_its_default_port() -> N
     # The contracts import nothing of the backbone, so the document names the port itself: kept in step here.
     assert asyncapi.document()["servers"]["local"]["host"] == StackPorts.from_env({}).kafka_bootstrap
     assert StackPorts.from_env({}).kafka == KAFKA_BASE
+
+
+def test_oms_reads_a_services_dead_letters_as_its_role_in_a_shell_without_oms_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given an operator's shell that never set OMS_ENVIRONMENT (production settings refuse development passwords)
+    monkeypatch.delenv("OMS_ENVIRONMENT", raising=False)
+    local = LocalStack.from_env({"OMS_CAPTURE_DB_PASSWORD": "capture-db-secret"})
+
+    # when `oms dlq` connects as a service, then it does with the password the stack gave that service's role
+    capture, allocation = local.service_settings("capture"), local.service_settings("allocation")
+    assert (capture.db_role, capture.db_password) == ("capture", "capture-db-secret")
+    assert (allocation.db_role, allocation.db_password) == ("allocation", "dev-allocation-password")
