@@ -65,17 +65,17 @@ class Supervised:
         except (OSError, ValueError):
             return None
         child = _children.get(pid)
-        if child is not None:
-            if child.poll() is not None:
-                return None
-        else:
+        if child is not None and child.poll() is not None:
+            return None
+        if child is None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # reap it if it is an exited child of ours, so it does not look alive
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return None
-        return pid if self.marker.encode() in cmdline else None
+        # A child of ours that is exiting shows an empty command line while it still holds its ports.
+        return pid if self.marker.encode() in cmdline or (child is not None and not cmdline) else None
 
     def exit_status(self) -> int | None:
         """How it ended (negative: the signal that ended it), if this process started it and it has ended."""
@@ -111,31 +111,44 @@ class Supervised:
                 os.kill(pid, sig)
         return pid
 
-    def wait_gone(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.pid() is not None:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
-
     def stop(self, timeout: float) -> int | None:
         """SIGTERM, then SIGKILL after timeout; returns the pid that was stopped, if it ran."""
         pid = self.signal(signal.SIGTERM)
-        if pid is not None and not self.wait_gone(timeout):
-            self.kill()
+        if pid is not None and not _exited(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _exited(pid, 30)
         self.pid_file.unlink(missing_ok=True)
         return pid
 
     def kill(self) -> int | None:
-        """SIGKILL, as a crash would end it, and wait until it is gone; returns the pid killed, if it ran."""
+        """SIGKILL, as a crash would end it, and wait until it has exited (its ports closed); the pid, if it ran."""
         pid = self.signal(signal.SIGKILL)
         if pid is not None:
-            self.wait_gone(30)
+            _exited(pid, 30)
         return pid
 
     def tail(self, lines: int = 25) -> str:
         return log_tail(self.log_file, lines)
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    """Wait until the process has exited: reaped if it is our child, else gone or a zombie (which holds no port)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        child = _children.get(pid)
+        if child is not None:
+            done = child.poll() is not None
+        else:
+            try:
+                done = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except OSError:
+                done = True
+        if done:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 @atexit.register
