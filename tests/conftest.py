@@ -14,32 +14,28 @@ import pytest
 
 from deploy.local import processes
 from deploy.local import stack as local_stack
-from deploy.local.client import CAPTURE_URL
 from deploy.local.keys import DevelopmentKeys
-from shared.backbone import ports
+from tests.local import LOCAL
 
 # Settings built in the tests use the local stack's development passwords, which production settings refuse.
 os.environ.setdefault("OMS_ENVIRONMENT", "test")
-
-ADMIN_DSN = (
-    f"postgresql://oms:{os.environ.get('OMS_PG_ADMIN_PASSWORD', 'dev-admin-password')}@127.0.0.1:{ports.POSTGRES}/oms"
-)
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[None]:
     """The stack as the project's script starts it; stopped at the end if this session started it."""
-    already_running = local_stack.running()
-    subprocess.run([sys.executable, "-m", "deploy.local.stack", "up"], cwd=processes.REPO, check=True)
+    already_running = local_stack.running(LOCAL)
+    env = {**os.environ, **LOCAL.environment()}  # the session's settings, passed down
+    subprocess.run([sys.executable, "-m", "deploy.local.stack", "up"], cwd=processes.REPO, env=env, check=True)
     yield
     if not already_running:
-        local_stack.down()
+        local_stack.down(LOCAL)
 
 
 @pytest.fixture(scope="session")
 def pipeline(stack: None) -> Iterator[dict[str, processes.Process]]:
     """Every service running; those this session started are stopped at its end."""
-    everything = processes.everything()
+    everything = processes.everything(LOCAL)
     started = [p for p in everything if p.pid() is None]
     processes.start_all(everything)
     yield {p.name: p for p in everything}
@@ -50,12 +46,14 @@ def pipeline(stack: None) -> Iterator[dict[str, processes.Process]]:
 @pytest.fixture(scope="session")
 async def db(stack: None) -> AsyncIterator[asyncpg.Pool]:
     """An administrator's view across the services' schemas, for assertions only."""
-    pool = await asyncpg.create_pool(ADMIN_DSN, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(LOCAL.pg_dsn(), password=LOCAL.pg_admin_password, min_size=1, max_size=4)
     yield pool
     await pool.close()
 
 
 @pytest.fixture
 async def http(pipeline: dict[str, processes.Process]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=CAPTURE_URL, timeout=30, auth=DevelopmentKeys()) as client:
+    async with httpx.AsyncClient(
+        base_url=LOCAL.http_url("capture"), timeout=30, auth=DevelopmentKeys(LOCAL.keys_file)
+    ) as client:
         yield client

@@ -15,14 +15,14 @@ from uuid import UUID
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
 
-from deploy.local import client, processes
+from deploy.local import processes
 from deploy.local.keys import Bearer
-from shared.backbone import auth, kafka_access
+from shared.backbone import auth
 from shared.backbone.kafka import encode
 from shared.contracts import events, topics
 from shared.contracts.envelope import wrap
+from tests.local import LOCAL, client
 from tests.waiting import eventually
 
 FINAL = {"delivered", "rejected"}
@@ -66,13 +66,13 @@ async def wait_status(
 
 def mail_for(order_id: str) -> list[str]:
     """Kinds of the messages the SMTP server received for this order."""
-    box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
+    box = mailbox.Maildir(LOCAL.state / "mail", create=False)
     return sorted(m["X-OMS-Message-Kind"] for m in box if m["X-OMS-Order-Id"] == order_id)
 
 
 def mails(order_id: str, kind: str | None = None) -> list[Message]:
     """The messages the SMTP server received for this order (of one kind, if given)."""
-    box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
+    box = mailbox.Maildir(LOCAL.state / "mail", create=False)
     return [m for m in box if m["X-OMS-Order-Id"] == order_id and (kind is None or m["X-OMS-Message-Kind"] == kind)]
 
 
@@ -113,12 +113,7 @@ class TopicReader:
     publish an earlier event after the reader has pinned its position, and a test means what follows."""
 
     def __init__(self, topic: str) -> None:
-        self.consumer = AIOKafkaConsumer(
-            topic,
-            **kafka_access.local().client_options(),
-            group_id=f"test-{uuid.uuid4()}",
-            auto_offset_reset="latest",
-        )
+        self.consumer = LOCAL.access().consumer(topic, group_id=f"test-{uuid.uuid4()}", auto_offset_reset="latest")
         self.seen: list[Any] = []
 
     async def __aenter__(self) -> TopicReader:

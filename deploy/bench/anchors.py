@@ -13,9 +13,10 @@ import tempfile
 from pathlib import Path
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from deploy.local import stack
+from deploy.local.settings import LocalStack
 from shared.backbone import kafka_access
 
 from . import orders
@@ -72,23 +73,22 @@ async def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
     return text
 
 
-async def postgres(seconds: float) -> list[Anchor]:
-    cfg = stack.config()
-    conn = await asyncpg.connect(cfg.pg_dsn(database="postgres"), password=cfg.admin_password)
+async def postgres(cfg: LocalStack, seconds: float) -> list[Anchor]:
+    conn = await asyncpg.connect(cfg.pg_dsn(database="postgres"), password=cfg.pg_admin_password)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
             await conn.execute(f"CREATE DATABASE {DATABASE}")
     finally:
         await conn.close()
-    conn = await asyncpg.connect(cfg.pg_dsn(database=DATABASE), password=cfg.admin_password)
+    conn = await asyncpg.connect(cfg.pg_dsn(database=DATABASE), password=cfg.pg_admin_password)
     try:
         await conn.execute(ORDER_TABLES)
     finally:
         await conn.close()
 
     pgbench = str(cfg.pg_bin / "pgbench")
-    env = {**os.environ, "PGPASSWORD": cfg.admin_password}
-    where = ["-h", stack.HOST, "-p", str(cfg.pg_port), "-U", "oms"]
+    env = {**os.environ, "PGPASSWORD": cfg.pg_admin_password}
+    where = ["-h", cfg.host, "-p", str(cfg.ports.postgres), "-U", "oms"]
     load = ["-c", str(CLIENTS), "-j", str(THREADS), "-T", f"{round(seconds)}", "-M", "prepared"]
     await _run([pgbench, "-i", "-q", "-s", str(PGBENCH_SCALE), *where, DATABASE], env)
     tps_n = pgbench_tps(await _run([pgbench, "-N", *load, *where, DATABASE], env))
@@ -103,15 +103,14 @@ async def postgres(seconds: float) -> list[Anchor]:
     ]
 
 
-async def kafka(records: int) -> tuple[Anchor, ProducerFigures]:
-    cfg = stack.config()
-    admin = AIOKafkaAdminClient(**kafka_access.local().client_options(), request_timeout_ms=30000)
+async def kafka(cfg: LocalStack, records: int) -> tuple[Anchor, ProducerFigures]:
+    admin = cfg.access().admin(request_timeout_ms=30000)
     await admin.start()
     try:
         if TOPIC not in await admin.list_topics():
             await admin.create_topics([NewTopic(TOPIC, 6, 1)], timeout_ms=30000)
         client_file = cfg.kafka_dir / "clients" / f"{kafka_access.ADMIN}.properties"
-        argv = stack._java(
+        argv = stack.kafka.java_command(
             cfg,
             "tools-log4j2.properties",
             "org.apache.kafka.tools.ProducerPerformance",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local import processes, stack
+from deploy.local.settings import LocalStack
 
 from .measures import ProcessTimes, machine_busy, process_times
 
@@ -39,9 +40,9 @@ class Pipeline:
     postmaster: int
 
     @classmethod
-    def find(cls) -> Pipeline:
-        pids = {p.name: p.pid() for p in processes.everything()}
-        pids.update({name: pid for name, pid, _ in stack.components()})
+    def find(cls, local: LocalStack) -> Pipeline:
+        pids = {p.name: p.pid() for p in processes.everything(local)}
+        pids.update({name: pid for name, pid, _ in stack.components(local)})
         missing = sorted(name for name, pid in pids.items() if pid is None)
         if missing:
             raise RuntimeError(f"not running: {', '.join(missing)}")

@@ -22,9 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
-from deploy.local import client, stack
+from deploy.local.settings import LocalStack
 from shared.backbone import kafka_access
 from shared.contracts import topics
 
@@ -40,10 +38,9 @@ class Sent:
     late_max: float
 
 
-async def publish_open_loop(bodies: list[tuple[str, bytes]], offsets: list[float]) -> Sent:
+async def publish_open_loop(local: LocalStack, bodies: list[tuple[str, bytes]], offsets: list[float]) -> Sent:
     """Publish (key, body) pairs on the intake topic, each at started + its offset."""
-    writer = kafka_access.local(kafka_access.principal(topics.ORDERS_SUBMITTED.writer))
-    producer = AIOKafkaProducer(**writer.client_options(), enable_idempotence=True, linger_ms=5)
+    producer = local.access(kafka_access.principal(topics.ORDERS_SUBMITTED.writer)).producer()
     await producer.start()
     try:
         late_max = 0.0
@@ -61,12 +58,12 @@ async def publish_open_loop(bodies: list[tuple[str, bytes]], offsets: list[float
     return Sent(started_wall, late_max)
 
 
-def vegeta_binary() -> str:
+def vegeta_binary(local: LocalStack) -> str:
     """vegeta from OMS_VEGETA or PATH, else built once with `go install` into the cache beside Kafka's jars."""
     named = os.environ.get("OMS_VEGETA") or shutil.which("vegeta")
     if named:
         return named
-    target = stack.config().cache / f"vegeta-{VEGETA_VERSION}"
+    target = local.cache / f"vegeta-{VEGETA_VERSION}"
     binary = target / "vegeta"
     if binary.exists():
         return str(binary)
@@ -86,13 +83,13 @@ def vegeta_binary() -> str:
     return str(binary)
 
 
-def vegeta_targets(documents: list[dict[str, Any]], token: str) -> str:
+def vegeta_targets(capture_url: str, documents: list[dict[str, Any]], token: str) -> str:
     """One JSON target per line, each with its own order as the body (vegeta's `-format=json`)."""
     header = {"Authorization": [f"Bearer {token}"], "Content-Type": ["application/json"]}
     lines = []
     for document in documents:
         body = base64.b64encode(json.dumps(document).encode()).decode()
-        target = {"method": "POST", "url": f"{client.CAPTURE_URL}/v1/orders", "body": body, "header": header}
+        target = {"method": "POST", "url": f"{capture_url}/v1/orders", "body": body, "header": header}
         lines.append(json.dumps(target))
     return "\n".join(lines) + "\n"
 

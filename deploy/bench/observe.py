@@ -18,10 +18,10 @@ from collections.abc import Iterable
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from deploy.local import scrape, stack
-from shared.backbone import kafka_access, ports
+from deploy.local import scrape
+from deploy.local.settings import LocalStack
 from shared.contracts import topics
 
 PICK_TASK_RELEASED = "PickTaskReleased"
@@ -34,8 +34,8 @@ class Observer:
     """Reads pick tasks and fulfillment events from where the topics end when it starts, without a consumer
     group (it commits nothing and takes no partition from anyone), as the `admin` principal."""
 
-    def __init__(self) -> None:
-        self.consumer = AIOKafkaConsumer(**kafka_access.local().client_options(), enable_auto_commit=False)
+    def __init__(self, local: LocalStack) -> None:
+        self.consumer = local.access().consumer(enable_auto_commit=False)
         self.pick_tasks: dict[str, float] = {}  # order id -> time its last pick task was released (epoch s)
         self.delivered: dict[str, float] = {}  # order id -> time OrderDelivered was published (epoch s)
         self.task: asyncio.Task[None] | None = None
@@ -84,9 +84,8 @@ class Observer:
         return int(sum(ends.values()))
 
 
-async def admin_pool() -> asyncpg.Pool:
-    cfg = stack.config()
-    pool = await asyncpg.create_pool(cfg.pg_dsn(), password=cfg.admin_password, min_size=1, max_size=2)
+async def admin_pool(local: LocalStack) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(local.pg_dsn(), password=local.pg_admin_password, min_size=1, max_size=2)
     assert pool is not None
     return pool
 
@@ -106,8 +105,8 @@ async def commits(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = 'oms'"))
 
 
-async def messages_sent() -> int:
+async def messages_sent(local: LocalStack) -> int:
     """Customer messages handed to the mail server so far, from the notifications service's metrics."""
     async with httpx.AsyncClient(timeout=10) as http:
-        page = await http.get(f"http://127.0.0.1:{ports.HTTP['notifications']}/metrics")
+        page = await http.get(f"{local.http_url('notifications')}/metrics")
     return int(scrape.total(scrape.parse(page.text), "oms_notifications_sent_total"))

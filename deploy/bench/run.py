@@ -30,8 +30,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from deploy.local import client, processes, stack
-from deploy.local.keys import keys_file
+from deploy.local import processes, stack
+from deploy.local.client import PipelineClient
+from deploy.local.settings import LocalStack
 from shared.contracts import topics
 from shared.contracts.topics import SERVICES
 
@@ -92,23 +93,29 @@ class Due:
 
 
 class Bench:
-    def __init__(self, settings: Settings, run: Run, pool: asyncpg.Pool, observer: observe.Observer) -> None:
+    def __init__(
+        self, local: LocalStack, settings: Settings, run: Run, pool: asyncpg.Pool, observer: observe.Observer
+    ) -> None:
+        self.local = local
+        self.client = PipelineClient(local)
         self.settings = settings
         self.run = run
         self.pool = pool
         self.observer = observer
-        self.pipeline = Pipeline.find()
+        self.pipeline = Pipeline.find(local)
         self.output = Path(run.settings["output"])
         self.tag = uuid.uuid4().hex[:6]  # keeps SKUs and external ids apart from other runs on the same stack
         self.skus = orders.catalogue(self.tag, settings.catalogue)
 
     async def seed(self) -> None:
         print(f"seeding {len(self.skus)} products and their stock in {len(orders.WAREHOUSES)} warehouses", flush=True)
-        await client.publish_products(self.skus)
+        await self.client.publish_products(self.skus)
         stock = [(wh, sku, orders.STOCK_PER_WAREHOUSE) for wh in orders.WAREHOUSES for sku in self.skus]
-        await client.publish_receipts(stock, reference=f"bench-{self.tag}")
-        await client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
-        await client.wait_caught_up("oms-allocation", [topics.CATALOG_PRODUCTS.name, topics.INVENTORY_ADJUSTMENTS.name])
+        await self.client.publish_receipts(stock, reference=f"bench-{self.tag}")
+        await self.client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
+        await self.client.wait_caught_up(
+            "oms-allocation", [topics.CATALOG_PRODUCTS.name, topics.INVENTORY_ADJUSTMENTS.name]
+        )
 
     # --- phases ------------------------------------------------------------------------------------------
 
@@ -120,7 +127,7 @@ class Bench:
         phase = Phase(name, "burst" if rate is None else "kafka", rate, count, profiled=profile_to is not None)
 
         async def send(due: Due) -> None:
-            sent = await load.publish_open_loop(bodies, offsets)
+            sent = await load.publish_open_loop(self.local, bodies, offsets)
             due.by_external_id.update(
                 {d["external_id"]: sent.started + offset for d, offset in zip(documents, offsets, strict=True)}
             )
@@ -130,13 +137,13 @@ class Bench:
 
     async def over_http(self, name: str, rate: float, seconds: float, vegeta: str) -> Phase:
         """POST /v1/orders at a constant rate for `seconds`, one new order per request."""
-        work = processes.state_dir() / "bench"
+        work = self.local.state / "bench"
         work.mkdir(parents=True, exist_ok=True)
         planned = round(rate * seconds) + round(rate) + 10  # vegeta must never run out of fresh orders
         documents = [orders.order(self.tag, slug(name), i, self.skus) for i in range(planned)]
-        token = json.loads(keys_file().read_text())["channels"][orders.CHANNEL]
+        token = json.loads(self.local.keys_file.read_text())["channels"][orders.CHANNEL]
         targets = work / "targets.jsonl"
-        targets.write_text(load.vegeta_targets(documents, token))
+        targets.write_text(load.vegeta_targets(self.client.capture_url, documents, token))
         phase = Phase(name, "http", rate, 0)
 
         async def send(due: Due) -> None:
@@ -154,7 +161,7 @@ class Bench:
         cpu_before = self.pipeline.snapshot()
         dead_before = await self.observer.dead_letters()
         commits_before = await observe.commits(self.pool)
-        messages_before = await observe.messages_sent()
+        messages_before = await observe.messages_sent(self.local)
         recorders = await self.profile(profile_to) if profile_to else []
         due = Due()
         await send(due)
@@ -170,7 +177,7 @@ class Bench:
         phase.machine_busy = cpu_after["machine"] - cpu_before["machine"]
         phase.dead_letters = await self.observer.dead_letters() - dead_before
         phase.pg_transactions = await observe.commits(self.pool) - commits_before
-        phase.messages_sent = await observe.messages_sent() - messages_before
+        phase.messages_sent = await observe.messages_sent(self.local) - messages_before
         self.conclude(phase, due)
         print(report.phase_line(phase, self.run), flush=True)
         return phase
@@ -197,7 +204,7 @@ class Bench:
             expected = observe.MESSAGES_PER_ORDER * len(due.by_order)
             sent = -1
             if not due.by_external_id and delivered == len(due.by_order):
-                sent = await observe.messages_sent() - messages_before
+                sent = await observe.messages_sent(self.local) - messages_before
                 if sent >= expected:
                     return
             if time.monotonic() > deadline:
@@ -253,27 +260,27 @@ def machine() -> dict[str, str]:
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "java": java[0] if java else "unknown",
-        "kafka": stack.KAFKA_VERSION,
+        "kafka": stack.kafka.VERSION,
         "everything on this machine": "Kafka, PostgreSQL (fsync on), 4 services, simulator, SMTP sink, load generators",
     }
 
 
-async def execute(settings: Settings, run: Run, started_services: bool) -> None:
+async def execute(local: LocalStack, settings: Settings, run: Run, started_services: bool) -> None:
     out = Path(run.settings["output"])
     print(f"anchors: pgbench on the stack's PostgreSQL ({settings.anchor_seconds:g} s each)", flush=True)
-    run.anchors += await anchors.postgres(settings.anchor_seconds)
+    run.anchors += await anchors.postgres(local, settings.anchor_seconds)
     print(f"anchors: Kafka ProducerPerformance ({settings.producer_records:,} records)", flush=True)
-    producer, _ = await anchors.kafka(settings.producer_records)
+    producer, _ = await anchors.kafka(local, settings.producer_records)
     run.anchors.append(producer)
     for anchor in run.anchors:
         print(f"  {anchor.what}: {anchor.figure:,.0f} {anchor.unit}", flush=True)
-    vegeta = load.vegeta_binary() if settings.http_rates else ""
+    vegeta = load.vegeta_binary(local) if settings.http_rates else ""
 
-    pool = await observe.admin_pool()
-    observer = observe.Observer()
+    pool = await observe.admin_pool(local)
+    observer = observe.Observer(local)
     await observer.start()
     try:
-        bench = Bench(settings, run, pool, observer)
+        bench = Bench(local, settings, run, pool, observer)
         run.machine["postgresql"] = str(await pool.fetchval("SHOW server_version"))
         await bench.seed()
         if settings.warm_up:
@@ -343,7 +350,8 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
 
 def main(argv: list[str] | None = None) -> None:
     settings, args = parse(argv)
-    output = args.output or (processes.state_dir() / "bench" if args.quick else DOCS)
+    local = LocalStack.from_env()
+    output = args.output or (local.state / "bench" if args.quick else DOCS)
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
     if git("status", "--porcelain", "--untracked-files=no"):
         commit += " (with uncommitted changes)"
@@ -363,10 +371,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"benchmark {run_id}: load average {' '.join(f'{x:.2f}' for x in run.load_before)}", flush=True)
 
-    started_stack = not stack.running()
+    started_stack = not stack.running(local)
     if started_stack:
-        asyncio.run(stack.up())
-    pipeline = processes.everything()
+        asyncio.run(stack.up(local))
+    pipeline = processes.everything(local)
     started = [p for p in pipeline if p.pid() is None]
     if started:
         os.environ.setdefault("OMS_API_RATE_PER_SECOND", API_RATE_PER_SECOND)
@@ -374,13 +382,13 @@ def main(argv: list[str] | None = None) -> None:
     ok = False
     try:
         processes.start_all(pipeline)
-        asyncio.run(execute(settings, run, started_services=len(started) == len(pipeline)))
+        asyncio.run(execute(local, settings, run, started_services=len(started) == len(pipeline)))
         ok = True
     finally:
         for process in reversed(started):
             process.stop()
         if started_stack:
-            stack.down()
+            stack.down(local)
     run.load_after = os.getloadavg()
     written = report.write(run, output)
     if output == DOCS:

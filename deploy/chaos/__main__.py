@@ -12,7 +12,7 @@ import secrets
 import sys
 from dataclasses import replace
 
-from deploy.local import stack
+from deploy.local.settings import LocalStack
 
 from .run import FULL, run
 
@@ -32,9 +32,10 @@ def main() -> None:
     profile = replace(FULL, orders=args.orders, faults=args.faults, window=args.window, poison=args.poison)
     if profile != FULL:
         profile = replace(profile, name="custom")
-    report = asyncio.run(run(seed, profile))
+    local = LocalStack.from_env()
+    report = asyncio.run(run(seed, profile, local))
     print(report.table())
-    path = report.write(stack.state_dir() / "chaos")
+    path = report.write(local.state / "chaos")
     print(f"report: {path}")
     sys.exit(0 if report.passed else 1)
 

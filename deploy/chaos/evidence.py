@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from deploy.cli.kafka_admin import admin_client, partitions, plain_consumer
+from deploy.local.client import admin_client, partitions, plain_consumer
 from shared.backbone.dlq import STORED
+from shared.backbone.kafka_access import Access
 from shared.contracts import topics
 from shared.contracts.topics import SERVICES
 
@@ -125,9 +126,9 @@ class Evidence:
 Offsets = dict[str, dict[int, int]]  # topic -> partition -> offset
 
 
-async def end_offsets(names: Iterable[str]) -> Offsets:
+async def end_offsets(access: Access, names: Iterable[str]) -> Offsets:
     """Where these topics end now: a run reads its own records from there."""
-    async with admin_client() as admin, plain_consumer() as consumer:
+    async with admin_client(access) as admin, plain_consumer(access) as consumer:
         ends = await consumer.end_offsets(await partitions(admin, names))
     found: Offsets = {}
     for tp, offset in ends.items():
@@ -135,9 +136,9 @@ async def end_offsets(names: Iterable[str]) -> Offsets:
     return found
 
 
-async def records_since(start: Offsets) -> list[Any]:
+async def records_since(access: Access, start: Offsets) -> list[Any]:
     """Every record of these topics from the given offsets to their end as of now."""
-    async with admin_client() as admin, plain_consumer() as consumer:
+    async with admin_client(access) as admin, plain_consumer(access) as consumer:
         tps = await partitions(admin, start)
         ends = await consumer.end_offsets(tps)
         wanted = {tp: end for tp, end in ends.items() if end > start.get(tp.topic, {}).get(tp.partition, 0)}
@@ -166,7 +167,13 @@ def _quantities(value: Any) -> dict[str, int]:
 
 
 async def gather(
-    conn: asyncpg.Connection, run: str, topic_start: Offsets, maildir: Path, repeats_log: Path, since: float
+    conn: asyncpg.Connection,
+    access: Access,
+    run: str,
+    topic_start: Offsets,
+    maildir: Path,
+    repeats_log: Path,
+    since: float,
 ) -> Evidence:
     """Everything the checks look at, for the run's orders (their customers' addresses name the run) and SKUs."""
     evidence = Evidence()
@@ -236,7 +243,7 @@ async def gather(
     evidence.messages = [Message(r["order_id"], r["kind"], r["shipment_key"], r["status"]) for r in rows]
     evidence.mails = read_mails(maildir, set(ids))
     evidence.mail_repeats_dropped = count_repeats(repeats_log, set(ids))
-    records = await records_since(topic_start)
+    records = await records_since(access, topic_start)
     evidence.pick_task_records = pick_task_records(records, set(ids))
     evidence.dead_letters = dead_letters_in(records) + await stored_dead_letters(conn, since)
     return evidence

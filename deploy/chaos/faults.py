@@ -29,6 +29,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from deploy.local import stack
+from deploy.local.settings import LocalStack
 from shared.backbone.settings import CommonSettings
 
 from .fleet import Fleet, Instance
@@ -141,8 +142,8 @@ class Skipped(Exception):
 class AdminSession:
     """One administrator connection for looking at locks and sessions, opened again after a database fault."""
 
-    def __init__(self, cfg: stack.Config) -> None:
-        self.cfg = cfg
+    def __init__(self, local: LocalStack) -> None:
+        self.local = local
         self.conn: asyncpg.Connection | None = None
         self.turn = asyncio.Lock()  # one query at a time on the connection (faults look concurrently)
 
@@ -152,7 +153,7 @@ class AdminSession:
                 try:
                     if self.conn is None or self.conn.is_closed():
                         self.conn = await asyncpg.connect(
-                            self.cfg.pg_dsn(), password=self.cfg.admin_password, timeout=5
+                            self.local.pg_dsn(), password=self.local.pg_admin_password, timeout=5
                         )
                     return await self.conn.fetch(query, *args, timeout=10)
                 except (
@@ -180,7 +181,7 @@ class AdminSession:
 @dataclass
 class Injector:
     fleet: Fleet
-    cfg: stack.Config
+    local: LocalStack
     admin: AdminSession
     started_at: float = field(default_factory=time.monotonic)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -257,36 +258,31 @@ class Injector:
         return f"pid {pid} stopped for {fault.hold:.1f}s (session timeout {SESSION_TIMEOUT:.0f}s), continued"
 
     async def _kafka(self, fault: Fault) -> str:
-        pid = stack.running_pid(self.cfg.kafka_dir / "kafka.pid", "kafka.Kafka")
-        if pid is None:
+        if stack.kafka.pid(self.local) is None:
             raise Skipped("the broker is not running")
-        os.kill(pid, signal.SIGKILL)
+        pid = await asyncio.to_thread(stack.kafka.kill, self.local)  # -9, and waits until it has exited
         self._struck(fault)
-        await _until(lambda: stack.running_pid(self.cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is None, 30)
         await asyncio.sleep(fault.hold)
         restarted = time.monotonic()
-        await stack._start_kafka(self.cfg)  # as `stack up` starts it: same configuration and data
+        await stack.kafka.start(self.local)  # as `stack up` starts it: same configuration and data
         ready = time.monotonic() - restarted
         return f"broker pid {pid} killed (-9), down {fault.hold:.1f}s, ready {ready:.1f}s after its start"
 
     async def _postgres(self, fault: Fault) -> str:
-        data = str(stack._pg_base(self.cfg) / "data")
-        await asyncio.to_thread(stack._pg, self.cfg, "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        await asyncio.to_thread(stack.postgres.kill, self.local)  # immediate shutdown
         self._struck(fault)
         await asyncio.sleep(fault.hold)
         restarted = time.monotonic()
-        await asyncio.to_thread(stack._start_postgres, self.cfg)
-        await stack._wait_postgres(self.cfg)
+        await stack.postgres.start(self.local)  # as `stack up` starts it, and waits until it answers
         return f"immediate shutdown, down {fault.hold:.1f}s, ready {time.monotonic() - restarted:.1f}s after start"
 
     async def _smtp(self, fault: Fault) -> str:
-        pid = stack.running_pid(self.cfg.state / "smtp.pid", "aiosmtpd")
-        if pid is None:
+        if stack.smtp.pid(self.local) is None:
             raise Skipped("the mail server is not running")
-        os.kill(pid, signal.SIGKILL)
+        pid = await asyncio.to_thread(stack.smtp.kill, self.local)
         self._struck(fault)
         await asyncio.sleep(fault.hold)
-        await stack._start_smtp(self.cfg)
+        await stack.smtp.start(self.local)
         return f"mail server pid {pid} killed, down {fault.hold:.0f}s"
 
     async def _relay(self, fault: Fault) -> str:

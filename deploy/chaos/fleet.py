@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local import processes
-from shared.backbone import ports
+from deploy.local.settings import LocalStack
 from shared.contracts.topics import SERVICES
 
 SECOND_INSTANCE_PORT_SHIFT = 50
@@ -83,22 +83,23 @@ class Fleet:
     _supervisor: asyncio.Task[None] | None = None
 
     @classmethod
-    def around(cls, running: Mapping[str, processes.Process] | None = None) -> Fleet:
+    def around(cls, local: LocalStack, running: Mapping[str, processes.Process] | None = None) -> Fleet:
         """Two instances per service; the first ones (and the simulator) are taken from `running` when given
         (the processes a test session started), so that restarting them updates the caller's handles."""
         given = dict(running or {})
         instances = []
         for service in SERVICES:
             settings = RUN_SETTINGS.get(service, {})
-            first = given.get(service) or processes.service(service, **settings)
+            first = given.get(service) or processes.service(local, service, **settings)
             second = processes.Process(
+                local,
                 f"{service}-2",
                 f"services.{service}",
-                ports.HTTP[service] + SECOND_INSTANCE_PORT_SHIFT,
+                local.ports.http[service] + SECOND_INSTANCE_PORT_SHIFT,
                 env={"OMS_INSTANCE": "2", **settings},
             )
             instances += [Instance(service, "1", first), Instance(service, "2", second)]
-        simulator = given.get("simulator") or processes.Process("simulator", "deploy.local.simulator")
+        simulator = given.get("simulator") or processes.Process(local, "simulator", "deploy.local.simulator")
         return cls(instances, simulator)
 
     def named(self, name: str) -> Instance:

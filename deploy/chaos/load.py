@@ -41,6 +41,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from deploy.local.keys import DevelopmentKeys
+from deploy.local.settings import LocalStack
 from services.capture.settings import DEVELOPMENT_SHOP, DEVELOPMENT_SHOPIFY_SECRET
 from shared.backbone import kafka_access
 from shared.contracts import topics
@@ -390,16 +391,17 @@ class Unanswered(Exception):
 class Outside:
     """The outside world's connections: HTTP to both capture instances, and a Kafka producer per outside party."""
 
-    def __init__(self, capture_urls: list[str]) -> None:
+    def __init__(self, local: LocalStack, capture_urls: list[str]) -> None:
+        self.local = local
         self.capture_urls = capture_urls
-        self.http = httpx.AsyncClient(timeout=15, auth=DevelopmentKeys())
+        self.http = httpx.AsyncClient(timeout=15, auth=DevelopmentKeys(local.keys_file))
         self.producers: dict[str, AIOKafkaProducer] = {}
         self.gate = asyncio.Semaphore(24)
 
     async def start(self) -> None:
         for party in ("channel-adapters", "catalogue", "warehouses", "carriers"):
             producer = AIOKafkaProducer(
-                **kafka_access.local(party).client_options(),
+                **self.local.access(party).client_options(),
                 enable_idempotence=True,
                 linger_ms=5,
                 request_timeout_ms=15000,

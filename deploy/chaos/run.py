@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass
 
 import asyncpg
 
-from deploy.local import client, mailsink, processes, stack
+from deploy.local import mailsink, processes, stack
+from deploy.local.client import PipelineClient
+from deploy.local.settings import LocalStack
 from shared.contracts import topics
 
 from . import evidence, invariants
@@ -58,21 +60,23 @@ def check(ledger: Ledger, found: evidence.Evidence) -> list[invariants.Check]:
     return [orders, stock, tasks, mail, letters]
 
 
-async def run(seed: int, profile: Profile, running: Mapping[str, processes.Process] | None = None) -> Report:
+async def run(
+    seed: int, profile: Profile, local: LocalStack, running: Mapping[str, processes.Process] | None = None
+) -> Report:
     began, began_epoch = time.monotonic(), time.time()
     durations: dict[str, float] = {}
-    cfg = stack.config()
-    started_stack = not stack.running()
+    started_stack = not stack.running(local)
     if started_stack:
-        await stack.up()
-    fleet = Fleet.around(running)
-    admin = AdminSession(cfg)
+        await stack.up(local)
+    fleet = Fleet.around(local, running)
+    admin = AdminSession(local)
+    client = PipelineClient(local)
     run_id = uuid.uuid4().hex[:8]
     print(f"chaos run {run_id}: seed {seed}, {profile}", flush=True)
     try:
         await fleet.start()
-        topic_start = await evidence.end_offsets(evidence.watched_topics())
-        outside = Outside(fleet.capture_urls())
+        topic_start = await evidence.end_offsets(local.access(), evidence.watched_topics())
+        outside = Outside(local, fleet.capture_urls())
         await outside.start()
         try:
             driver = Driver(seed, run_id, outside)
@@ -83,7 +87,7 @@ async def run(seed: int, profile: Profile, running: Mapping[str, processes.Proce
             )
             durations["setup"] = time.monotonic() - began
             faults = plan(seed, profile.faults, profile.window, [i.name for i in fleet.instances])
-            injector = Injector(fleet, cfg, admin)
+            injector = Injector(fleet, local, admin)
             print(f"load: {profile.orders} orders over {profile.window:.0f}s; {len(faults)} faults", flush=True)
             async with fleet.supervised():
                 mark = time.monotonic()
@@ -92,20 +96,26 @@ async def run(seed: int, profile: Profile, running: Mapping[str, processes.Proce
                 )
                 durations["load and faults"] = time.monotonic() - mark
                 mark = time.monotonic()
-                healing = await heal(fleet, cfg)
+                healing = await heal(fleet, local)
                 durations["healing"] = time.monotonic() - mark
                 print(f"healed: {healing or 'nothing to do'}", flush=True)
                 mark = time.monotonic()
-                quiet = await quiesce(admin, f"chaos-{run_id}-%@example.test", profile.settle_timeout)
+                quiet = await quiesce(admin, local.access(), f"chaos-{run_id}-%@example.test", profile.settle_timeout)
                 durations["quiescence"] = time.monotonic() - mark
                 print(f"quiescence: {quiet}", flush=True)
         finally:
             await outside.close()
         mark = time.monotonic()
-        conn = await asyncpg.connect(cfg.pg_dsn(), password=cfg.admin_password)
+        conn = await asyncpg.connect(local.pg_dsn(), password=local.pg_admin_password)
         try:
             found = await evidence.gather(
-                conn, run_id, topic_start, stack.maildir(), cfg.state / mailsink.REPEATS_FILE, began_epoch
+                conn,
+                local.access(),
+                run_id,
+                topic_start,
+                local.maildir,
+                local.state / mailsink.REPEATS_FILE,
+                began_epoch,
             )
         finally:
             await conn.close()
@@ -127,4 +137,4 @@ async def run(seed: int, profile: Profile, running: Mapping[str, processes.Proce
         await admin.close()
         await fleet.stop_started()
         if started_stack:
-            await asyncio.to_thread(stack.down)
+            await asyncio.to_thread(stack.down, local)

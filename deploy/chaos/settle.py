@@ -14,8 +14,10 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from deploy.cli.kafka_admin import admin_client, partitions, plain_consumer
 from deploy.local import stack
+from deploy.local.client import admin_client, partitions, plain_consumer
+from deploy.local.settings import LocalStack
+from shared.backbone.kafka_access import Access
 from shared.contracts import topics
 from shared.contracts.topics import SERVICES
 
@@ -37,7 +39,7 @@ def consumed() -> dict[str, list[str]]:
     return groups | SIMULATOR_GROUPS
 
 
-async def heal(fleet: Fleet, cfg: stack.Config) -> list[str]:
+async def heal(fleet: Fleet, local: LocalStack) -> list[str]:
     """Everything running again: stopped instances continued, the broker, the database and the mail server
     started if down, every instance ready. Returns what had to be done, and what could not be."""
     done = []
@@ -46,26 +48,25 @@ async def heal(fleet: Fleet, cfg: stack.Config) -> list[str]:
         if instance.stopped() and (pid := instance.pid()) is not None:
             os.kill(pid, signal.SIGCONT)
             done.append(f"continued {instance.name}")
-    if stack.running_pid(cfg.kafka_dir / "kafka.pid", "kafka.Kafka") is None:
-        await stack._start_kafka(cfg)
+    if not stack.kafka.running(local):
         done.append("started the broker")
-    if not await asyncio.to_thread(stack._pg_running, cfg):
-        await asyncio.to_thread(stack._start_postgres, cfg)
+    await stack.kafka.start(local)
+    if not await asyncio.to_thread(stack.postgres.running, local):
         done.append("started the database")
-    await stack._wait_postgres(cfg)
-    if stack.running_pid(cfg.state / "smtp.pid", "aiosmtpd") is None:
-        await stack._start_smtp(cfg)
+    await stack.postgres.start(local)  # also waits until it answers
+    if not stack.smtp.running(local):
         done.append("started the mail server")
+    await stack.smtp.start(local)
     late = await fleet.wait_ready(timeout=180)
     done += [f"NOT READY: {name}" for name in late]
     return done
 
 
-async def group_lags() -> dict[str, int]:
+async def group_lags(access: Access) -> dict[str, int]:
     """Records each group has not committed yet, on the topics it reads (a partition it never committed on counts
     from the partition's start)."""
     groups = consumed()
-    async with admin_client() as admin, plain_consumer() as consumer:
+    async with admin_client(access) as admin, plain_consumer(access) as consumer:
         tps = await partitions(admin, sorted({t for names in groups.values() for t in names}))
         ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
@@ -107,14 +108,16 @@ async def pending_work(admin: AdminSession, email_pattern: str) -> dict[str, int
     return work
 
 
-async def quiesce(admin: AdminSession, email_pattern: str, timeout: float) -> Quiet:
+async def quiesce(admin: AdminSession, access: Access, email_pattern: str, timeout: float) -> Quiet:
     started = time.monotonic()
     quiet_looks = looks = 0
     last: dict[str, int] = {}
     while time.monotonic() - started < timeout:
         looks += 1
         try:
-            last = {f"lag {g}": n for g, n in (await group_lags()).items()} | await pending_work(admin, email_pattern)
+            last = {f"lag {g}": n for g, n in (await group_lags(access)).items()} | await pending_work(
+                admin, email_pattern
+            )
         except Exception as exc:  # the broker or the database still recovering: look again
             last = {f"cannot look ({exc.__class__.__name__})": 1}
         quiet_looks = quiet_looks + 1 if not any(last.values()) else 0

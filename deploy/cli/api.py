@@ -1,38 +1,37 @@
-"""HTTP calls to the services' read and intake endpoints. Each URL defaults to the local port
-(shared/backbone/ports.py) and can point elsewhere with OMS_<SERVICE>_URL, e.g. OMS_CAPTURE_URL. Requests carry
-OMS_API_KEY, or against the local stack its development keys."""
+"""HTTP calls to the services' read and intake endpoints, at the URLs of the command's settings (the local
+stack's ports, or OMS_<SERVICE>_URL). Requests carry OMS_API_KEY, or against the local stack its development
+keys."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
 from deploy.cli.output import CommandError
-from deploy.local.keys import api_auth
-from shared.backbone import ports
+from deploy.cli.settings import CliSettings
+from deploy.local.keys import Bearer, DevelopmentKeys
 
 
-def service_url(service: str) -> str:
-    return os.environ.get(f"OMS_{service.upper()}_URL") or f"http://127.0.0.1:{ports.HTTP[service]}"
+def client(settings: CliSettings, service: str, timeout: float = 30.0) -> httpx.Client:
+    auth: httpx.Auth
+    if settings.api_key:
+        auth = Bearer(settings.api_key)
+    else:
+        try:
+            auth = DevelopmentKeys(settings.local.keys_file)
+        except LookupError as exc:
+            raise CommandError(str(exc)) from exc
+    return httpx.Client(base_url=settings.urls[service], timeout=timeout, auth=auth)
 
 
-def client(service: str, timeout: float = 30.0) -> httpx.Client:
-    try:
-        auth = api_auth()
-    except LookupError as exc:
-        raise CommandError(str(exc)) from exc
-    return httpx.Client(base_url=service_url(service), timeout=timeout, auth=auth)
-
-
-def get_json(service: str, path: str, params: dict[str, Any] | None = None) -> Any | None:
+def get_json(settings: CliSettings, service: str, path: str, params: dict[str, Any] | None = None) -> Any | None:
     """The JSON body, or None for 404."""
     try:
-        with client(service) as http:
+        with client(settings, service) as http:
             response = http.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
     except httpx.HTTPError as exc:
-        raise CommandError(f"{service} at {service_url(service)} did not answer ({exc.__class__.__name__})") from exc
+        raise CommandError(f"{service} at {settings.urls[service]} did not answer ({exc.__class__.__name__})") from exc
     if response.status_code == 404:
         return None
     if response.status_code >= 400:
@@ -40,9 +39,9 @@ def get_json(service: str, path: str, params: dict[str, Any] | None = None) -> A
     return response.json()
 
 
-def metric_value(service: str, name: str) -> float | None:
+def metric_value(settings: CliSettings, service: str, name: str) -> float | None:
     """One unlabelled sample from a service's /metrics."""
-    with client(service) as http:
+    with client(settings, service) as http:
         text = http.get("/metrics").text
     for line in text.splitlines():
         if line.startswith(f"{name} "):

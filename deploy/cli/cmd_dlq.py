@@ -8,6 +8,7 @@ from typing import Any
 
 from deploy.cli import dlq
 from deploy.cli.output import CommandError, console, emit_json, errors, progress, table
+from deploy.local.settings import LocalStack
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -41,10 +42,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     replay.set_defaults(run=dlq_replay)
 
 
-def _read(topic: str | None, quiet: bool) -> dlq.Listing:
+def _read(local: LocalStack, topic: str | None, quiet: bool) -> dlq.Listing:
     with progress(quiet) as bar:
         task = bar.add_task("reading dead-letter topics", total=None)
-        return asyncio.run(dlq.listing(topic, lambda done, total: bar.update(task, completed=done, total=total)))
+        return asyncio.run(dlq.listing(local, topic, lambda done, total: bar.update(task, completed=done, total=total)))
 
 
 def _show(letters: list[dlq.DeadLetter], replayed: set[str], title: str) -> None:
@@ -69,7 +70,7 @@ def _show(letters: list[dlq.DeadLetter], replayed: set[str], title: str) -> None
 
 
 def dlq_list(args: argparse.Namespace) -> int:
-    found = _read(args.topic, args.json)
+    found = _read(args.settings.local, args.topic, args.json)
     letters = found.letters if args.all else found.pending()
     if args.json:
         emit_json([d.summary(d.id in found.replayed) for d in letters])
@@ -83,7 +84,7 @@ def dlq_replay(args: argparse.Namespace) -> int:
         raise CommandError("name the dead letters to replay (IDs) or give --all")
     if args.topic and not args.all:
         raise CommandError("--topic selects with --all; with IDs, name exactly the ones to replay")
-    found = _read(args.topic if args.all else None, args.json)
+    found = _read(args.settings.local, args.topic if args.all else None, args.json)
     try:
         chosen = found.pending() if args.all else [found.find(i) for i in args.ids]
     except LookupError as exc:
@@ -108,7 +109,7 @@ def dlq_replay(args: argparse.Namespace) -> int:
         return 0
     with progress(args.json or len(chosen) < 2) as bar:
         task = bar.add_task("replaying", total=len(chosen))
-        done = asyncio.run(dlq.replay(chosen, lambda _: bar.advance(task)))
+        done = asyncio.run(dlq.replay(args.settings.local, chosen, lambda _: bar.advance(task)))
     if args.json:
         emit_json(done)
     else:

@@ -9,7 +9,8 @@ from typing import Any
 
 from deploy.cli import api
 from deploy.cli.output import CommandError, console, emit_json, errors, table
-from deploy.local import client
+from deploy.cli.settings import CliSettings
+from deploy.local.client import PipelineClient
 from shared.contracts import topics
 from shared.contracts.events import InventoryAdjusted
 
@@ -50,9 +51,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     receive.set_defaults(run=inventory_receive)
 
 
-def _stock(sku: str | None, warehouse: str | None, limit: int, max_available: int | None) -> list[dict[str, Any]]:
+def _stock(
+    settings: CliSettings, sku: str | None, warehouse: str | None, limit: int, max_available: int | None
+) -> list[dict[str, Any]]:
     params = {"sku": sku, "warehouse": warehouse, "limit": limit, "max_available": max_available}
-    body = api.get_json("allocation", "/v1/stock", params)
+    body = api.get_json(settings, "allocation", "/v1/stock", params)
     return list(body["stock"]) if body else []
 
 
@@ -69,11 +72,11 @@ def _print_stock(rows: list[dict[str, Any]], title: str) -> None:
 def inventory_show(args: argparse.Namespace) -> int:
     max_available = args.low
     if max_available == -1:
-        threshold = api.metric_value("allocation", "oms_stock_low_threshold_units")
+        threshold = api.metric_value(args.settings, "allocation", "oms_stock_low_threshold_units")
         if threshold is None:
             raise CommandError("allocation does not report its low-stock threshold yet; give one: --low N")
         max_available = int(threshold)
-    rows = _stock(args.sku, args.warehouse, args.limit, max_available)
+    rows = _stock(args.settings, args.sku, args.warehouse, args.limit, max_available)
     if args.json:
         emit_json(rows)
     else:
@@ -95,8 +98,9 @@ def inventory_receive(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     if receipt.quantity < 1:
         raise CommandError("a receipt adds at least one unit")
+    pipeline = PipelineClient(args.settings.local)
     asyncio.run(
-        client.publish(
+        pipeline.publish(
             topics.INVENTORY_ADJUSTMENTS.name,
             [(f"{receipt.warehouse_id}:{receipt.sku}", receipt.model_dump(mode="json"))],
         )
@@ -104,8 +108,8 @@ def inventory_receive(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     if not args.no_wait:
         with errors.status("waiting for allocation to apply the receipt"):
-            asyncio.run(client.wait_caught_up("oms-allocation", [topics.INVENTORY_ADJUSTMENTS.name]))
-        rows = _stock(receipt.sku, receipt.warehouse_id, 1, None)
+            asyncio.run(pipeline.wait_caught_up("oms-allocation", [topics.INVENTORY_ADJUSTMENTS.name]))
+        rows = _stock(args.settings, receipt.sku, receipt.warehouse_id, 1, None)
     if args.json:
         emit_json({"receipt": receipt.model_dump(mode="json"), "stock": rows[0] if rows else None})
     else:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 from typing import Any
 
 import asyncpg
 
 from deploy.cli.output import CommandError, console, emit_json, errors, table
-from deploy.local import stack
+from deploy.cli.settings import CliSettings
 from shared.backbone import auth
 
 CHANNEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -48,16 +47,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing.set_defaults(run=keys_list)
 
 
-async def _admin() -> asyncpg.Connection:
-    dsn = os.environ.get("OMS_ADMIN_DSN")
-    if dsn:
-        return await asyncpg.connect(dsn)
-    cfg = stack.config()
-    return await asyncpg.connect(cfg.pg_dsn(), password=cfg.admin_password)
+async def _admin(settings: CliSettings) -> asyncpg.Connection:
+    if settings.admin_dsn:
+        return await asyncpg.connect(settings.admin_dsn)
+    local = settings.local
+    return await asyncpg.connect(local.pg_dsn(), password=local.pg_admin_password)
 
 
-async def _with_admin(action: Any) -> Any:
-    conn = await _admin()
+async def _with_admin(settings: CliSettings, action: Any) -> Any:
+    conn = await _admin(settings)
     try:
         return await action(conn)
     finally:
@@ -70,7 +68,9 @@ def keys_issue(args: argparse.Namespace) -> int:
     if args.rate is not None and args.rate < 1:
         raise CommandError("--rate must be at least 1")
     role: auth.Role = "operator" if args.operator else "channel"
-    key = asyncio.run(_with_admin(lambda conn: auth.issue(conn, role, args.channel, args.label, args.rate)))
+    key = asyncio.run(
+        _with_admin(args.settings, lambda conn: auth.issue(conn, role, args.channel, args.label, args.rate))
+    )
     if args.json:
         emit_json({"key_id": key.key_id, "role": role, "channel": args.channel, "token": key.token})
     else:
@@ -80,7 +80,7 @@ def keys_issue(args: argparse.Namespace) -> int:
 
 
 def keys_revoke(args: argparse.Namespace) -> int:
-    if not asyncio.run(_with_admin(lambda conn: auth.revoke(conn, args.key_id))):
+    if not asyncio.run(_with_admin(args.settings, lambda conn: auth.revoke(conn, args.key_id))):
         raise CommandError(f"no active key {args.key_id}")
     if args.json:
         emit_json({"key_id": args.key_id, "revoked": True})
@@ -90,7 +90,7 @@ def keys_revoke(args: argparse.Namespace) -> int:
 
 
 def keys_list(args: argparse.Namespace) -> int:
-    rows = asyncio.run(_with_admin(auth.listing))
+    rows = asyncio.run(_with_admin(args.settings, auth.listing))
     if args.json:
         emit_json(rows)
         return 0

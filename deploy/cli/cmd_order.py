@@ -13,6 +13,7 @@ import httpx
 
 from deploy.cli import api
 from deploy.cli.output import CommandError, console, emit_json, errors, progress, table
+from deploy.cli.settings import CliSettings
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -40,10 +41,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     submit.set_defaults(run=order_submit)
 
 
-def _best_effort(service: str, path: str) -> tuple[Any | None, str | None]:
+def _best_effort(settings: CliSettings, service: str, path: str) -> tuple[Any | None, str | None]:
     """A related view that must not stop the command when its service is away."""
     try:
-        return api.get_json(service, path), None
+        return api.get_json(settings, service, path), None
     except CommandError as exc:
         return None, str(exc)
 
@@ -53,11 +54,11 @@ def order_show(args: argparse.Namespace) -> int:
         order_id = uuid.UUID(args.order_id)
     except ValueError as exc:
         raise CommandError(f"{args.order_id!r} is not an order id (a UUID)") from exc
-    order = api.get_json("capture", f"/v1/orders/{order_id}")
+    order = api.get_json(args.settings, "capture", f"/v1/orders/{order_id}")
     if order is None:
         raise CommandError(f"capture knows no order {order_id}")
-    shipments, shipments_error = _best_effort("fulfillment", f"/v1/orders/{order_id}/shipments")
-    messages, messages_error = _best_effort("notifications", f"/v1/orders/{order_id}/messages")
+    shipments, shipments_error = _best_effort(args.settings, "fulfillment", f"/v1/orders/{order_id}/shipments")
+    messages, messages_error = _best_effort(args.settings, "notifications", f"/v1/orders/{order_id}/messages")
     view = {
         **order,
         "shipments": shipments["shipments"] if shipments else None,
@@ -149,14 +150,14 @@ def order_submit(args: argparse.Namespace) -> int:
     orders = _read_orders(args.file)
     results = []
     try:
-        with api.client("capture") as http, progress(args.json or len(orders) < 2) as bar:
+        with api.client(args.settings, "capture") as http, progress(args.json or len(orders) < 2) as bar:
             task = bar.add_task("submitting orders", total=len(orders))
             for order in orders:
                 results.append(_submit_one(http, order))
                 bar.advance(task)
     except httpx.HTTPError as exc:
         raise CommandError(
-            f"capture at {api.service_url('capture')} did not answer ({exc.__class__.__name__})"
+            f"capture at {args.settings.urls['capture']} did not answer ({exc.__class__.__name__})"
         ) from exc
     refused = [r for r in results if "error" in r]
     if args.json:

@@ -12,6 +12,7 @@ from typing import Any
 
 from deploy.cli.output import CommandError, console, emit_json, errors, table
 from deploy.local import processes, stack
+from deploy.local.settings import LocalStack
 from deploy.prometheus import local as prometheus
 
 
@@ -50,13 +51,14 @@ def _quietly() -> contextlib.AbstractContextManager[Any]:
 
 
 def stack_up(args: argparse.Namespace) -> int:
+    local = args.settings.local
     with _quietly(), errors.status("starting Kafka, PostgreSQL and the SMTP sink"):
         try:
-            asyncio.run(stack.up())
+            asyncio.run(stack.up(local))
         except stack.StackError as exc:
             raise CommandError(str(exc)) from exc
     if not args.no_services:
-        wanted = [p for p in processes.everything() if not (args.no_simulator and p.name == "simulator")]
+        wanted = [p for p in processes.everything(local) if not (args.no_simulator and p.name == "simulator")]
         with errors.status("starting the services"):
             processes.start_all(wanted)
     if not args.no_prometheus:
@@ -64,31 +66,32 @@ def stack_up(args: argparse.Namespace) -> int:
             errors.print("prometheus is not installed (deploy/local/bootstrap.sh installs it); not started")
         else:
             with errors.status("starting Prometheus"):
-                prometheus.local().start()
+                prometheus.of_stack(local).start()
     return stack_status(args)
 
 
 def stack_down(args: argparse.Namespace) -> int:
+    local = args.settings.local
     with errors.status("stopping"):
-        prometheus.local().stop()
-        for process in reversed(processes.everything()):
+        prometheus.of_stack(local).stop()
+        for process in reversed(processes.everything(local)):
             process.stop()
         with _quietly():
-            stack.down(purge=args.purge)
+            stack.down(local, purge=args.purge)
     return stack_status(args)
 
 
-def components() -> list[dict[str, Any]]:
+def components(local: LocalStack) -> list[dict[str, Any]]:
     rows = [
         {"name": name, "state": "running" if pid else "stopped", "pid": pid, "address": address}
-        for name, pid, address in stack.components()
+        for name, pid, address in stack.components(local)
     ]
-    for process in processes.everything():
+    for process in processes.everything(local):
         pid = process.pid()
         state = "ready" if process.ready() else ("running" if pid else "stopped")
-        address = f"http://127.0.0.1:{process.http_port}" if process.http_port else ""
+        address = f"http://{local.host}:{process.http_port}" if process.http_port else ""
         rows.append({"name": process.name, "state": state, "pid": pid, "address": address})
-    server = prometheus.local()
+    server = prometheus.of_stack(local)
     pid = server.pid()
     rows.append(
         {
@@ -102,7 +105,7 @@ def components() -> list[dict[str, Any]]:
 
 
 def stack_status(args: argparse.Namespace) -> int:
-    rows = components()
+    rows = components(args.settings.local)
     if args.json:
         emit_json(rows)
     else:

@@ -32,7 +32,7 @@ def topics(args: argparse.Namespace) -> int:
         print(topology.mermaid(), end="")
         return 0
     with errors.status("asking the broker"):
-        states = asyncio.run(topic_states(all_groups=args.all_groups))
+        states = asyncio.run(topic_states(args.settings.local.access(), all_groups=args.all_groups))
     if args.json:
         emit_json([s.as_json() for s in states])
         return 0

@@ -7,8 +7,8 @@ header `oms.replayed`) into the dead-letter topic, so that listings and `--all` 
 
 Some dead letters are kept in the service's `dead_letters` table instead (the topic could not take them:
 too large once the dead-letter headers were added, or refused); their ids are `<service>.dead_letters:<id>`
-and a replay marks the row. The CLI reads those tables as each service's own database role (the password
-from OMS_DB_PASSWORD, as the services take it; the development default otherwise). The small pointer records
+and a replay marks the row. The CLI reads those tables as each service's own database role (with the password
+the local stack's settings give that role). The small pointer records
 (`dlq.stored`) the services publish for them are not listed twice. A dead letter for a record the Kafka
 client could not parse (`dlq.unreadable`) names its origin only and cannot be replayed from here.
 
@@ -27,14 +27,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
-from deploy.cli.kafka_admin import access, read_to_end
-from deploy.local import stack
+from deploy.cli.kafka_admin import read_to_end
+from deploy.local.settings import LocalStack
 from shared.backbone.db import connect
 from shared.backbone.dlq import STORED, UNREADABLE
 from shared.backbone.kafka import Origin
-from shared.backbone.settings import CommonSettings
 from shared.contracts.envelope import external_event_id, now
 from shared.contracts.topics import BY_NAME, DEAD_LETTER_TOPICS, SERVICES, dead_letter_topic, inputs
 
@@ -179,8 +177,8 @@ def stored_letter(service: str, row: asyncpg.Record) -> DeadLetter:
     )
 
 
-async def _stored(service: str) -> list[tuple[DeadLetter, bool]]:
-    conn = await connect(CommonSettings(service=service, db_password=stack.db_password(service)))
+async def _stored(local: LocalStack, service: str) -> list[tuple[DeadLetter, bool]]:
+    conn = await connect(local.service_settings(service))
     try:
         rows = await conn.fetch(f"SELECT *, replayed_at IS NOT NULL AS replayed FROM {STORED_TABLE} ORDER BY id")
     finally:
@@ -188,13 +186,15 @@ async def _stored(service: str) -> list[tuple[DeadLetter, bool]]:
     return [(stored_letter(service, r), r["replayed"]) for r in rows]
 
 
-async def listing(topic: str | None = None, progress: Callable[[int, int], None] | None = None) -> Listing:
-    records = await read_to_end((t.name for t in DEAD_LETTER_TOPICS), progress)
+async def listing(
+    local: LocalStack, topic: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> Listing:
+    records = await read_to_end(local.access(), (t.name for t in DEAD_LETTER_TOPICS), progress)
     letters = [DeadLetter.of(r) for r in records]
     replayed = {m.header(REPLAYED_MARKER) or "" for m in letters if m.is_marker}
     letters = [d for d in letters if not d.is_marker and not d.is_pointer]
     for service in SERVICES:
-        for letter, was_replayed in await _stored(service):
+        for letter, was_replayed in await _stored(local, service):
             letters.append(letter)
             if was_replayed:
                 replayed.add(letter.id)
@@ -202,7 +202,7 @@ async def listing(topic: str | None = None, progress: Callable[[int, int], None]
 
 
 async def replay(
-    letters: Iterable[DeadLetter], progress: Callable[[DeadLetter], None] | None = None
+    local: LocalStack, letters: Iterable[DeadLetter], progress: Callable[[DeadLetter], None] | None = None
 ) -> list[dict[str, Any]]:
     """Publish each dead letter to its origin topic, then mark it replayed; returns where each one went.
     Nothing is published unless every one of them may go back where it came from."""
@@ -210,7 +210,7 @@ async def replay(
     refused = [reason for letter in letters if (reason := replay_refusal(letter))]
     if refused:
         raise ValueError("; ".join(refused))
-    producer = AIOKafkaProducer(**access(), enable_idempotence=True)
+    producer = local.access().producer(linger_ms=0)
     await producer.start()
     done = []
     try:
@@ -222,7 +222,7 @@ async def replay(
             # The marker only after the replay is on the broker: a crash in between means replaying again,
             # which the kept event id makes harmless.
             if letter.stored_id is not None:
-                await _mark_stored(letter, replayed_to)
+                await _mark_stored(local, letter, replayed_to)
             else:
                 await producer.send_and_wait(
                     letter.topic,
@@ -253,8 +253,8 @@ def replay_refusal(letter: DeadLetter) -> str | None:
     return None
 
 
-async def _mark_stored(letter: DeadLetter, replayed_to: str) -> None:
-    conn = await connect(CommonSettings(service=letter.service, db_password=stack.db_password(letter.service)))
+async def _mark_stored(local: LocalStack, letter: DeadLetter, replayed_to: str) -> None:
+    conn = await connect(local.service_settings(letter.service))
     try:
         await conn.execute(
             f"UPDATE {STORED_TABLE} SET replayed_at = now(), replayed_to = $2 WHERE id = $1",

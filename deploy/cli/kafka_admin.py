@@ -4,50 +4,16 @@ the reader going forever)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
-from shared.backbone import kafka_access
+from deploy.local.client import admin_client, partitions, plain_consumer, records_behind
+from shared.backbone.kafka_access import Access
 
 SERVICE_GROUP_PREFIX = "oms-"
-
-
-def access() -> dict[str, Any]:
-    """The operator's tools act as the stack's administrator (OMS_KAFKA_ADMIN_PASSWORD)."""
-    return kafka_access.local().client_options()
-
-
-@contextlib.asynccontextmanager
-async def admin_client() -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(**access(), request_timeout_ms=15000)
-    await admin.start()
-    try:
-        yield admin
-    finally:
-        await admin.close()
-
-
-@contextlib.asynccontextmanager
-async def plain_consumer() -> AsyncIterator[AIOKafkaConsumer]:
-    """A consumer in no group: it reads by explicit assignment and commits nothing."""
-    consumer = AIOKafkaConsumer(**access(), enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def partitions(admin: AIOKafkaAdminClient, names: Iterable[str] | None = None) -> list[TopicPartition]:
-    described = await admin.describe_topics(list(names) if names is not None else None)
-    return sorted(
-        TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]
-    )
 
 
 @dataclass(frozen=True)
@@ -68,9 +34,10 @@ class TopicState:
         }
 
 
-async def topic_states(prefix: str = "oms.", all_groups: bool = False) -> list[TopicState]:
-    """Every topic named with the prefix, its end offsets and the lag of each consumer group reading it."""
-    async with admin_client() as admin, plain_consumer() as consumer:
+async def topic_states(access: Access, prefix: str = "oms.", all_groups: bool = False) -> list[TopicState]:
+    """Every topic named with the prefix, its end offsets and the lag of each consumer group reading it (on the
+    partitions the group has committed to)."""
+    async with admin_client(access) as admin, plain_consumer(access) as consumer:
         names = sorted(n for n in await admin.list_topics() if n.startswith(prefix))
         tps = await partitions(admin, names)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps) if tps else {}
@@ -79,18 +46,21 @@ async def topic_states(prefix: str = "oms.", all_groups: bool = False) -> list[T
             groups = [g for g in groups if g.startswith(SERVICE_GROUP_PREFIX)]
         lag: dict[str, dict[str, dict[int, int]]] = {}
         for group in groups:
-            for tp, committed in (await admin.list_consumer_group_offsets(group)).items():
-                if tp in ends and committed.offset >= 0:
-                    lag.setdefault(tp.topic, {}).setdefault(group, {})[tp.partition] = ends[tp] - committed.offset
+            committed = {tp: c for tp, c in (await admin.list_consumer_group_offsets(group)).items() if c.offset >= 0}
+            behind = records_behind({tp: end for tp, end in ends.items() if tp in committed}, committed)
+            for tp, records in behind.items():
+                lag.setdefault(tp.topic, {}).setdefault(group, {})[tp.partition] = records
     return [
         TopicState(name, {tp.partition: ends[tp] for tp in tps if tp.topic == name}, lag.get(name, {}))
         for name in names
     ]
 
 
-async def read_to_end(topics: Iterable[str], progress: Callable[[int, int], None] | None = None) -> list[Any]:
+async def read_to_end(
+    access: Access, topics: Iterable[str], progress: Callable[[int, int], None] | None = None
+) -> list[Any]:
     """Every record of the topics, from the beginning to the end offsets seen at the start."""
-    async with admin_client() as admin, plain_consumer() as consumer:
+    async with admin_client(access) as admin, plain_consumer(access) as consumer:
         tps = await partitions(admin, topics)
         if not tps:
             return []

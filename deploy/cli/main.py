@@ -8,8 +8,8 @@
     oms keys issue | revoke | list    API keys of channels and operators
 
 Every verb has --help and --json (machine-readable output on stdout; progress and notes go to stderr).
-Addresses follow shared/backbone/ports.py (OMS_PORT_OFFSET applies); OMS_<SERVICE>_URL and OMS_KAFKA_BOOTSTRAP
-point it elsewhere.
+Addresses are the local stack's (OMS_PORT_OFFSET applies); OMS_<SERVICE>_URL and OMS_KAFKA_BOOTSTRAP point it
+elsewhere (deploy/cli/settings.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.cli import cmd_dlq, cmd_inventory, cmd_keys, cmd_order, cmd_stack, cmd_topics
 from deploy.cli.output import CommandError, errors
+from deploy.cli.settings import CliSettings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    args.settings = CliSettings.from_env()
     try:
         status = args.run(args)
     except CommandError as exc:

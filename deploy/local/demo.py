@@ -28,15 +28,16 @@ from typing import Any
 
 import httpx
 
-from deploy.local import client, processes, scrape, stack
+from deploy.local import processes, scrape, stack
+from deploy.local.client import PipelineClient
 from deploy.local.keys import DevelopmentKeys
+from deploy.local.settings import LocalStack
 from services.capture.metrics import (
     DELIVERED_BUCKETS,
     INTAKE_TO_DELIVERED_NAME,
     INTAKE_TO_PICK_TASK_NAME,
     PICK_TASK_BUCKETS,
 )
-from shared.backbone import ports
 from shared.contracts import topics
 from shared.contracts.topics import SERVICES
 
@@ -81,10 +82,10 @@ async def status_counts(http: httpx.AsyncClient) -> dict[str, float]:
     return scrape.by_label(scrape.parse((await http.get("/metrics")).text), STATUS_CHANGES, "status")
 
 
-async def scrape_all() -> scrape.Samples:
+async def scrape_all(local: LocalStack) -> scrape.Samples:
     """Every service's metrics in one map."""
     async with httpx.AsyncClient(timeout=10) as http:
-        pages = await asyncio.gather(*(http.get(f"http://127.0.0.1:{ports.HTTP[s]}/metrics") for s in SERVICES))
+        pages = await asyncio.gather(*(http.get(f"{local.http_url(s)}/metrics") for s in SERVICES))
     return scrape.merge(*(scrape.parse(page.text) for page in pages))
 
 
@@ -135,17 +136,19 @@ def step_time(view: dict[str, Any], status: str) -> datetime | None:
     return None
 
 
-async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
+async def run_demo(local: LocalStack, orders: int, concurrency: int, timeout: float) -> bool:
     run = uuid.uuid4().hex[:6]
     skus = [f"DEMO-{run}-{i:02d}" for i in range(20)]
+    client = PipelineClient(local)
     print(f"seeding 20 products and stock in 3 warehouses (run {run})")
     await client.publish_products(skus)
     await client.publish_receipts([(wh, sku, 1000) for wh in ("ams", "fra", "lyo") for sku in skus], reference=run)
     await client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
     await client.wait_caught_up("oms-allocation", [topics.CATALOG_PRODUCTS.name, topics.INVENTORY_ADJUSTMENTS.name])
 
-    async with httpx.AsyncClient(base_url=client.CAPTURE_URL, timeout=30, auth=DevelopmentKeys()) as http:
-        metrics_before = await scrape_all()
+    auth = DevelopmentKeys(local.keys_file)
+    async with httpx.AsyncClient(base_url=client.capture_url, timeout=30, auth=auth) as http:
+        metrics_before = await scrape_all(local)
         baseline = await status_counts(http)
         gate = asyncio.Semaphore(concurrency)
 
@@ -183,7 +186,7 @@ async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
     # count one message per order and step (confirmed per validated order, and so on).
     deadline = time.monotonic() + 30
     while True:
-        measured = scrape.delta(await scrape_all(), metrics_before)
+        measured = scrape.delta(await scrape_all(local), metrics_before)
         reached = scrape.by_label(measured, STATUS_CHANGES, "status")
         sent = scrape.by_label(measured, "oms_notifications_sent_total", "kind")
         if all(sent.get(kind, 0) >= reached.get(status, 0) for kind, status in MESSAGE_FOR_STATUS.items()):
@@ -192,11 +195,16 @@ async def run_demo(orders: int, concurrency: int, timeout: float) -> bool:
             break
         await asyncio.sleep(0.5)
     views_json = [v.json() for v in views]
-    return summarise(views_json, order_ids, finished, submitted, measured)
+    return summarise(local, views_json, order_ids, finished, submitted, measured)
 
 
 def summarise(
-    views: list[dict[str, Any]], order_ids: list[str], finished: float, submitted: float, measured: scrape.Samples
+    local: LocalStack,
+    views: list[dict[str, Any]],
+    order_ids: list[str],
+    finished: float,
+    submitted: float,
+    measured: scrape.Samples,
 ) -> bool:
     by_status: dict[str, int] = {}
     for view in views:
@@ -210,7 +218,7 @@ def summarise(
         if received and delivered:
             to_delivered.append((delivered - received).total_seconds())
     wanted = set(order_ids)
-    box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
+    box = mailbox.Maildir(local.maildir, create=False)
     mails = [m["X-OMS-Message-Kind"] for m in box if m["X-OMS-Order-Id"] in wanted]
     all_final = sum(by_status.get(s, 0) for s in FINAL) == len(order_ids)
     reached = scrape.by_label(measured, STATUS_CHANGES, "status")
@@ -276,20 +284,21 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every order to finish")
     args = parser.parse_args()
 
-    started_stack = not stack.running()
+    local = LocalStack.from_env()
+    started_stack = not stack.running(local)
     if started_stack:
-        asyncio.run(stack.up())
-    pipeline = processes.everything()
+        asyncio.run(stack.up(local))
+    pipeline = processes.everything(local)
     started = [p for p in pipeline if p.pid() is None]
     ok = False
     try:
         processes.start_all(pipeline)
-        ok = asyncio.run(run_demo(args.orders, args.concurrency, args.timeout))
+        ok = asyncio.run(run_demo(local, args.orders, args.concurrency, args.timeout))
     finally:
         for process in reversed(started):
             process.stop()
         if started_stack:
-            stack.down()
+            stack.down(local)
     sys.exit(0 if ok else 1)
 
 

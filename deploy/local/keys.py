@@ -1,26 +1,20 @@
-"""The local stack's API keys (issued by `stack up` into <state>/api-keys.json) as an httpx authentication:
-an order goes in with its channel's key, everything else (reading, cancelling, the operators' views) with
-the operator key. For the demo, the tests and `oms` against the local stack; elsewhere pass a real key."""
+"""The local stack's API keys (issued by `stack up` into its keys file, LocalStack.keys_file) as an httpx
+authentication: an order goes in with its channel's key, everything else (reading, cancelling, the operators'
+views) with the operator key. For the demo, the tests and `oms` against the local stack; elsewhere `Bearer`
+carries a real key."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Generator
 from pathlib import Path
 
 import httpx
 
-from deploy.local.processes import state_dir
-
-
-def keys_file() -> Path:
-    return state_dir() / "api-keys.json"
-
 
 class DevelopmentKeys(httpx.Auth):
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or keys_file()
+    def __init__(self, path: Path) -> None:
+        self.path = path
         if not self.path.exists():
             raise LookupError(f"no API key: set OMS_API_KEY, or start the local stack (make up) to get {self.path}")
 
@@ -41,14 +35,6 @@ class DevelopmentKeys(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token_for(request)}"
         yield request
-
-
-def api_auth() -> httpx.Auth:
-    """OMS_API_KEY when it is set (a real deployment), else the local stack's development keys."""
-    token = os.environ.get("OMS_API_KEY")
-    if token:
-        return Bearer(token)
-    return DevelopmentKeys()
 
 
 class Bearer(httpx.Auth):

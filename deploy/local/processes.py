@@ -1,4 +1,5 @@
-"""Starts and stops the services and the simulator as separate processes, as an operator would run them.
+"""Starts and stops the services and the simulator as separate processes, as an operator would run them, under
+the stack's one supervisor (deploy/local/supervisor.py).
 
 Used by `make up`/`make down`, the demo and the integration tests (which also kill and restart them).
 Run: python -m deploy.local.processes start|stop|status
@@ -7,82 +8,64 @@ Run: python -m deploy.local.processes start|stop|status
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local import stack
-from shared.backbone import kafka_access
-from shared.backbone.settings import HTTP_PORTS
+from deploy.local.settings import REPO, LocalStack
+from deploy.local.supervisor import Supervised
 from shared.contracts.topics import SERVICES
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("OMS_STATE_DIR", REPO / ".stack"))
+__all__ = ["REPO", "Process", "everything", "service", "start_all"]
 
 
 @dataclass
 class Process:
-    """One service instance (or the simulator) running as its own OS process."""
+    """One service instance (or the simulator) running as its own OS process, against the local stack `local`."""
 
+    local: LocalStack
     name: str
     module: str
     http_port: int | None = None
     env: dict[str, str] = field(default_factory=dict)
-    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def supervised(self) -> Supervised:
+        return Supervised(self.name, self.pid_file, self.log_file, marker=self.module)
 
     @property
     def pid_file(self) -> Path:
-        return state_dir() / "run" / f"{self.name}.pid"
+        return self.local.run_dir / f"{self.name}.pid"
 
     @property
     def log_file(self) -> Path:
-        return state_dir() / "logs" / f"{self.name}.log"
+        return self.local.logs_dir / f"{self.name}.log"
 
     def start(self) -> None:
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.supervised.spawn([sys.executable, "-m", self.module], cwd=REPO, env=self.environment())
+
+    def environment(self) -> dict[str, str]:
+        """The process's environment: this one's, with the local stack's addresses and, for a service, the
+        passwords the stack gave its database role and Kafka principal (passed down, not read again)."""
         # The local stack runs with its development passwords and secrets, which production settings refuse.
-        env = {"OMS_ENVIRONMENT": "development", **os.environ, **self.credentials(), **self.env}
+        env = {"OMS_ENVIRONMENT": "development", **os.environ}
+        if self.module.startswith("services."):
+            env.update(self.local.service_environment(self.module.split(".")[1]))
+        else:  # the simulator reads the local stack's settings as a tool does: these same ones
+            env.update(self.local.environment())
         if self.http_port is not None:
             env["OMS_HTTP_PORT"] = str(self.http_port)
-        with self.log_file.open("ab") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(self.popen.pid))
-
-    def credentials(self) -> dict[str, str]:
-        """A service's own passwords, from the same place the stack set its database role and Kafka principal."""
-        if not self.module.startswith("services."):
-            return {}
-        service = self.module.split(".")[1]
-        return {
-            "OMS_DB_PASSWORD": stack.db_password(service),
-            "OMS_KAFKA_PASSWORD": kafka_access.local(service).password,
-        }
+        return {**env, **self.env}
 
     def pid(self) -> int | None:
-        if self.popen is not None:
-            return self.popen.pid if self.popen.poll() is None else None
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
-        return None
+        return self.supervised.pid()
+
+    def exit_status(self) -> int | None:
+        """How the instance this process started last ended (negative: the signal), once it has."""
+        return self.supervised.exit_status()
 
     def ready(self) -> bool:
         if self.pid() is None:
@@ -90,7 +73,7 @@ class Process:
         if self.http_port is None:
             return True
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=2) as response:
+            with urllib.request.urlopen(f"http://{self.local.host}:{self.http_port}/readyz", timeout=2) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
@@ -101,50 +84,22 @@ class Process:
             if self.ready():
                 return
             if self.pid() is None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{tail(self.log_file)}")
+                raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{self.supervised.tail(30)}")
             time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_file}:\n{tail(self.log_file)}")
-
-    def signal(self, sig: signal.Signals) -> None:
-        pid = self.pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+        raise TimeoutError(
+            f"{self.name} not ready after {timeout:.0f}s; see {self.log_file}:\n{self.supervised.tail(30)}"
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        self.signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.1)
-        self.signal(signal.SIGKILL)
-        self.wait_exit(5.0)
-        self.pid_file.unlink(missing_ok=True)
-
-    def wait_exit(self, timeout: float) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid() is not None:
-            time.sleep(0.1)
+        self.supervised.stop(timeout)
 
 
-def tail(path: Path, lines: int = 30) -> str:
-    with contextlib.suppress(FileNotFoundError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
+def service(local: LocalStack, name: str, **env: str) -> Process:
+    return Process(local, name, f"services.{name}", local.ports.http[name], env=dict(env))
 
 
-def service(name: str, **env: str) -> Process:
-    return Process(name, f"services.{name}", HTTP_PORTS[name], env=dict(env))
-
-
-def everything() -> list[Process]:
-    return [*(service(name) for name in SERVICES), Process("simulator", "deploy.local.simulator")]
+def everything(local: LocalStack) -> list[Process]:
+    return [*(service(local, name) for name in SERVICES), Process(local, "simulator", "deploy.local.simulator")]
 
 
 def start_all(processes: list[Process]) -> None:
@@ -159,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=["start", "stop", "status"])
     args = parser.parse_args()
-    processes = everything()
+    processes = everything(LocalStack.from_env())
     if args.action == "start":
         start_all(processes)
     elif args.action == "stop":
@@ -168,7 +123,7 @@ def main() -> None:
     for process in processes:
         pid = process.pid()
         state = "ready" if process.ready() else ("running" if pid else "stopped")
-        port = f" http://127.0.0.1:{process.http_port}" if process.http_port else ""
+        port = f" http://{process.local.host}:{process.http_port}" if process.http_port else ""
         print(f"{process.name:14} {state:8} pid={pid or '-'}{port}")
 
 

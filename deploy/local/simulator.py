@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
+from deploy.local.settings import LocalStack
 from shared.backbone import kafka_access
 from shared.backbone.offsets import guard_offset_fetch
 from shared.contracts import topics
@@ -83,11 +82,10 @@ class Delays:
 class Party:
     """One outside party's connection (its own Kafka principal): what it reads, and a producer for what it writes."""
 
-    def __init__(self, name: str, reads: str) -> None:
-        access = kafka_access.local(name).client_options()
-        self.producer = AIOKafkaProducer(**access, enable_idempotence=True, linger_ms=5)
-        self.consumer = AIOKafkaConsumer(
-            reads, **access, group_id=f"{kafka_access.consumer_group(name)}-simulator", auto_offset_reset="earliest"
+    def __init__(self, access: kafka_access.Access, reads: str) -> None:
+        self.producer = access.producer()
+        self.consumer = access.consumer(
+            reads, group_id=f"{kafka_access.consumer_group(access.principal)}-simulator", auto_offset_reset="earliest"
         )
 
     async def start(self) -> None:
@@ -103,11 +101,11 @@ class Party:
 
 
 class Simulator:
-    def __init__(self, delays: Delays) -> None:
+    def __init__(self, local: LocalStack, delays: Delays) -> None:
         self.delays = delays
         # The warehouses read pick tasks; the carriers learn of parcels from the shipments.
-        self.warehouses = Party("warehouses", topics.PICK_TASKS.name)
-        self.carriers = Party("carriers", topics.FULFILLMENT_EVENTS.name)
+        self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name)
+        self.carriers = Party(local.access("carriers"), topics.FULFILLMENT_EVENTS.name)
         self.pending: set[asyncio.Task[None]] = set()
         self.withdrawn: set[str] = set()
         # Postal codes of released tasks, until their parcel ships: a carrier event needs only this much.
@@ -214,7 +212,7 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
     async def serve() -> None:
-        task = asyncio.create_task(Simulator(delays).run())
+        task = asyncio.create_task(Simulator(LocalStack.from_env(), delays).run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

@@ -1,9 +1,9 @@
 """A real Prometheus on this machine (Debian's `prometheus` package, installed by deploy/local/bootstrap.sh),
 scraping the local services with the project's scrape config and alert rules.
 
-The config in this directory names the default ports; `render` writes a copy whose targets follow
-shared/backbone/ports.py (so OMS_PORT_OFFSET and the per-service variables apply) and whose rule file path is
-absolute. `oms stack up` starts one on OMS_PROMETHEUS_PORT (9090 + offset); the tests start their own.
+The config in this directory names the default ports; `render` writes a copy whose targets are the local stack's
+service ports (so OMS_PORT_OFFSET and the per-service variables apply) and whose rule file path is absolute.
+`oms stack up` starts one on OMS_PROMETHEUS_PORT (9090 + offset); the tests start their own.
 Run alone: python -m deploy.prometheus.local start|stop|status
 """
 
@@ -13,13 +13,15 @@ import argparse
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from deploy.local.stack import log_tail, running_pid, spawn, state_dir, stop_pid
+from deploy.local.settings import LocalStack
+from deploy.local.supervisor import Supervised
 from shared.backbone import ports
 
 HERE = Path(__file__).resolve().parent
@@ -28,11 +30,11 @@ RULES = HERE / "alerts.yml"
 HOST = "127.0.0.1"
 
 
-def render(scrape_interval: str | None = None) -> str:
-    """The project's scrape config with this machine's service ports and an absolute rule file path."""
+def render(service_ports: Mapping[str, int], scrape_interval: str | None = None) -> str:
+    """The project's scrape config with these service ports and an absolute rule file path."""
     text = CONFIG.read_text()
     for service, base in ports.HTTP_BASE.items():
-        text = text.replace(f'"{HOST}:{base}"', f'"{HOST}:{ports.HTTP[service]}"')
+        text = text.replace(f'"{HOST}:{base}"', f'"{HOST}:{service_ports[service]}"')
     text = text.replace("  - alerts.yml", f"  - {RULES}")
     if scrape_interval is not None:
         text = re.sub(r"(?m)^(  (?:scrape|evaluation)_interval:) \S+$", rf"\1 {scrape_interval}", text)
@@ -52,6 +54,7 @@ class Prometheus:
 
     directory: Path
     port: int
+    service_ports: Mapping[str, int]  # what it scrapes
     scrape_interval: str = "5s"
 
     @property
@@ -66,14 +69,18 @@ class Prometheus:
     def log_file(self) -> Path:
         return self.directory / "prometheus.log"
 
+    @property
+    def supervised(self) -> Supervised:
+        return Supervised("prometheus", self.pid_file, self.log_file, marker="prometheus")
+
     def pid(self) -> int | None:
-        return running_pid(self.pid_file, "prometheus")
+        return self.supervised.pid()
 
     def start(self, timeout: float = 60.0) -> None:
         if self.pid() is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             config = self.directory / "prometheus.yml"
-            config.write_text(render(self.scrape_interval))
+            config.write_text(render(self.service_ports, self.scrape_interval))
             argv = [
                 binary(),
                 f"--config.file={config}",
@@ -82,13 +89,13 @@ class Prometheus:
                 "--web.enable-lifecycle",
                 "--log.level=warn",
             ]
-            spawn(argv, self.log_file, self.pid_file, self.directory)
+            self.supervised.spawn(argv, self.directory)
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self.pid() is None:
-                raise RuntimeError(f"prometheus exited during start-up\n{log_tail(self.log_file)}")
+                raise RuntimeError(f"prometheus exited during start-up\n{self.supervised.tail()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"prometheus not ready after {timeout:.0f}s\n{log_tail(self.log_file)}")
+                raise TimeoutError(f"prometheus not ready after {timeout:.0f}s\n{self.supervised.tail()}")
             time.sleep(0.2)
 
     def ready(self) -> bool:
@@ -98,7 +105,7 @@ class Prometheus:
             return False
 
     def stop(self) -> None:
-        stop_pid(self.pid_file, "prometheus", 15)
+        self.supervised.stop(15)
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path>; the `data` of a successful answer, or an error naming Prometheus's reason."""
@@ -124,16 +131,16 @@ class PrometheusError(Exception):
     """Prometheus refused a query (a parse error, an unknown function) or failed to run it."""
 
 
-def local() -> Prometheus:
-    """The operator's instance that `oms stack up` starts: state under OMS_STATE_DIR, port OMS_PROMETHEUS_PORT."""
-    return Prometheus(state_dir() / "prometheus", ports.PROMETHEUS)
+def of_stack(local: LocalStack) -> Prometheus:
+    """The operator's instance that `oms stack up` starts: state under the stack's, port OMS_PROMETHEUS_PORT."""
+    return Prometheus(local.state / "prometheus", local.ports.prometheus, local.ports.http)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["start", "stop", "status"])
     args = parser.parse_args()
-    server = local()
+    server = of_stack(LocalStack.from_env())
     if args.action == "start":
         server.start()
     elif args.action == "stop":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from shared.backbone import ports
+from shared.backbone.ports import StackPorts
 from shared.backbone.settings import CommonSettings
 
 DEVELOPMENT_WEBHOOK_SECRET = "dev-webhook-signing-secret"  # noqa: S105 - refused in production, below
@@ -29,7 +29,7 @@ class WebhookEndpoint(BaseModel):
 class NotificationSettings(CommonSettings):
     service: str = "notifications"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = ports.SMTP
+    smtp_port: int = Field(default_factory=lambda: StackPorts.from_env().smtp)
     mail_from: str = "orders@oms.local"
     # OMS_WEBHOOKS='[{"name": "crm", "url": "https://...", "sales_channels": ["shopify"]}]'
     webhooks: list[WebhookEndpoint] = []

@@ -3,18 +3,19 @@ catalogue, warehouses, carriers), each allowed exactly what the topic registry s
 the writer of, read the topics it is a reader of, in its own consumer group(s). Nothing else is allowed
 (the broker denies what no ACL grants); the stack's `admin` is the only super user.
 
-The grants are data, derived here and applied to the broker by deploy/local/stack.py; every Kafka client of
-the project connects through `Access.client_options`.
+The grants are data, derived here and applied to the broker by deploy/local/stack/kafka_setup.py; every Kafka
+client of the project connects through `Access.client_options` (the tools' clients are built by `Access`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from shared.backbone import ports
-from shared.backbone.settings import CommonSettings, development_kafka_password
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import SERVICES, TOPICS, Topic
 
 ADMIN = "admin"
@@ -95,11 +96,17 @@ class Access:
             f'sasl.jaas.config={jaas} password="{self.password}";\n'
         )
 
+    # The clients of the tools, the simulator and the tests (the services' own producer is kafka.make_producer).
 
-def local(name: str = ADMIN) -> Access:
-    """A principal of the local stack: its password from OMS_KAFKA_<NAME>_PASSWORD, else the development one."""
-    variable = f"OMS_KAFKA_{name.upper().replace('-', '_')}_PASSWORD"
-    return Access(ports.KAFKA_BOOTSTRAP, name, os.environ.get(variable) or development_kafka_password(name))
+    def producer(self, **options: Any) -> AIOKafkaProducer:
+        """Idempotent (so acks=all): a retry never writes a record twice."""
+        return AIOKafkaProducer(**self.client_options(), **{"enable_idempotence": True, "linger_ms": 5, **options})
+
+    def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(*topics, **self.client_options(), **options)
+
+    def admin(self, **options: Any) -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(**self.client_options(), **options)
 
 
 def of_service(settings: CommonSettings) -> Access:

@@ -1,20 +1,20 @@
-"""Settings every service shares, from OMS_* environment variables (pydantic-settings).
+"""Settings every service shares, from OMS_* environment variables (pydantic-settings), one model per concern
+(Kafka, database, HTTP) composed into `CommonSettings`, which each service's settings extend.
 
-Development defaults point at the local stack (deploy/local). Without OMS_ENVIRONMENT a service runs as in
-production and refuses the well-known development passwords and secrets, so a forgotten variable fails at
-start instead of running with a password anyone can read in this repository.
+Development defaults point at the local stack (deploy/local), at the ports `StackPorts` gives when the settings
+are made. Without OMS_ENVIRONMENT a service runs as in production and refuses the well-known development
+passwords and secrets, so a forgotten variable fails at start instead of running with a password anyone can read
+in this repository.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.backbone import ports
-
-HTTP_PORTS = ports.HTTP
+from shared.backbone.ports import HTTP_BASE, StackPorts
 
 
 def development_password(role: str) -> str:
@@ -25,35 +25,34 @@ def development_kafka_password(principal: str) -> str:
     return f"dev-kafka-{principal}"
 
 
-class CommonSettings(BaseSettings):
+class KafkaSettings(BaseSettings):
+    """How a service reaches the brokers (as its own principal) and how it batches what it reads and writes."""
+
     model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
 
-    service: str = ""
-    # Unset means production: only the local stack and the tests opt into development (and its passwords).
-    environment: Literal["development", "test", "production"] = "production"
-    instance: str = "1"
-
-    kafka_bootstrap: str = ports.KAFKA_BOOTSTRAP
+    kafka_bootstrap: str = Field(default_factory=lambda: StackPorts.from_env().kafka_bootstrap)
     # The service's SCRAM password on Kafka (its principal is its name).
     kafka_password: str = ""
     kafka_linger_ms: int = 5
     consumer_batch_size: int = 500
     consumer_poll_ms: int = 200
+    # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
+    kafka_send_timeout_seconds: float = 30.0
+    # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
+    # headers) is kept in the service's dead_letters table instead. Below the broker's message.max.bytes.
+    kafka_max_record_bytes: int = 1_000_000
+
+
+class DatabaseSettings(BaseSettings):
+    """Where a service's PostgreSQL is, its role's password, its pool, and the limits of every session."""
+
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
 
     pg_host: str = "127.0.0.1"
-    pg_port: int = ports.POSTGRES
+    pg_port: int = Field(default_factory=lambda: StackPorts.from_env().postgres)
     pg_database: str = "oms"
     db_password: str = ""
     db_pool_size: int = 5
-
-    http_host: str = "127.0.0.1"
-    http_port: int = 0
-
-    outbox_poll_seconds: float = 1.0
-    # Requests per second one API key may make to one instance (a key's own rate in auth.api_keys wins).
-    api_rate_per_second: float = 500.0
-    max_body_bytes: int = 256 * 1024
-
     # Every pooled session runs with these server-side limits (milliseconds). A statement running longer
     # ends as 57014 (permanent: the record is dead-lettered); a lock wait ends sooner as 55P03 (contention:
     # retried); a transaction left idle is ended by the server, which frees its locks (a hung relay's among
@@ -62,14 +61,43 @@ class CommonSettings(BaseSettings):
     db_lock_timeout_ms: int = 10_000
     db_idle_in_tx_timeout_ms: int = 60_000
     db_command_timeout_seconds: float = 60.0
+
+    @model_validator(mode="after")
+    def _bounded_sessions(self) -> DatabaseSettings:
+        if not 0 < self.db_statement_timeout_ms < self.db_command_timeout_seconds * 1000:
+            raise ValueError("the statement timeout must be set and below the command timeout")
+        if not 0 <= self.db_lock_timeout_ms < self.db_statement_timeout_ms:  # 0: lock waits end as statements do
+            raise ValueError("the lock timeout must be below the statement timeout")
+        return self
+
+    def dsn(self, role: str) -> str:
+        return f"postgresql://{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+
+class HttpSettings(BaseSettings):
+    """A service's HTTP surface: where it listens and what one caller may send."""
+
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 0  # 0: the service's port on the local stack
+    # Requests per second one API key may make to one instance (a key's own rate in auth.api_keys wins).
+    api_rate_per_second: float = 500.0
+    max_body_bytes: int = 256 * 1024
+
+
+class CommonSettings(KafkaSettings, DatabaseSettings, HttpSettings):
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
+
+    service: str = ""
+    # Unset means production: only the local stack and the tests opt into development (and its passwords).
+    environment: Literal["development", "test", "production"] = "production"
+    instance: str = "1"
+
+    outbox_poll_seconds: float = 1.0
     # Contention (deadlock, serialization failure, lock timeout) is retried this many times for a batch,
     # and again for each record of it alone, before the record is dead-lettered.
     contention_retries: int = 5
-    # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
-    kafka_send_timeout_seconds: float = 30.0
-    # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
-    # headers) is kept in the service's dead_letters table instead. Below the broker's message.max.bytes.
-    kafka_max_record_bytes: int = 1_000_000
     # processed_events rows are kept this long, then pruned in batches (see README, "How an order cannot get
     # lost"): longer than any record can be redelivered, i.e. the topics' retention (7 days by default).
     inbox_retention_hours: float = 14 * 24
@@ -81,8 +109,8 @@ class CommonSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_and_refuse_unsafe_defaults(self) -> CommonSettings:
-        if not self.http_port and self.service in HTTP_PORTS:
-            self.http_port = HTTP_PORTS[self.service]
+        if not self.http_port and self.service in HTTP_BASE:
+            self.http_port = StackPorts.from_env().http[self.service]
         production = self.environment == "production"
         self.db_password = _secret(self.db_password, development_password(self.service), "OMS_DB_PASSWORD", production)
         self.kafka_password = _secret(
@@ -90,10 +118,6 @@ class CommonSettings(BaseSettings):
         )
         if self.environment == "production" and self.fault_kill_after_db_commit:
             raise ValueError("fault injection is for tests only")
-        if not 0 < self.db_statement_timeout_ms < self.db_command_timeout_seconds * 1000:
-            raise ValueError("the statement timeout must be set and below the command timeout")
-        if not 0 <= self.db_lock_timeout_ms < self.db_statement_timeout_ms:  # 0: lock waits end as statements do
-            raise ValueError("the lock timeout must be below the statement timeout")
         if self.kafka_send_timeout_seconds * 1000 >= self.db_idle_in_tx_timeout_ms:
             raise ValueError(
                 "the relay waits for the broker inside a transaction: keep the send timeout below the idle timeout"
@@ -106,7 +130,7 @@ class CommonSettings(BaseSettings):
 
     @property
     def db_dsn(self) -> str:
-        return f"postgresql://{self.db_role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        return self.dsn(self.db_role)
 
 
 def _secret(value: str, development: str, variable: str, production: bool) -> str:

@@ -6,7 +6,7 @@ table and the JSON report say what happened, and a failure prints the command th
 import os
 
 from deploy.chaos.run import SHORT, run
-from deploy.local import processes
+from tests.local import LOCAL
 
 SEED = int(os.environ.get("OMS_CHAOS_SEED", "20261202"))
 
@@ -15,10 +15,10 @@ async def test_a_short_chaos_run_leaves_every_invariant_intact(pipeline) -> None
     # given the pipeline, each service with a second instance beside it
     # when orders of every kind flow while instances are killed and frozen, the broker and the database crash and
     # the mail server goes away, and everything is healed afterwards
-    report = await run(SEED, SHORT, pipeline)
+    report = await run(SEED, SHORT, LOCAL, pipeline)
 
     # then every invariant holds, every planned fault was injected and the pipeline settled
-    path = report.write(processes.state_dir() / "chaos")
+    path = report.write(LOCAL.state / "chaos")
     print(report.table(), f"\nreport: {path}")
     assert report.passed, f"{report.table()}\nreport: {path}"
     assert report.injected >= SHORT.faults

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from deploy.cli.main import parser
-from deploy.local import client, scrape
-from shared.backbone import ports
+from deploy.local import scrape
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import LOCAL, client
 from tests.scenario import new_skus, seed, wait_status
 from tests.waiting import eventually, eventually_sync
 
@@ -80,8 +80,8 @@ def test_stack_up_on_a_running_stack_changes_nothing_and_lists_every_component(p
     assert components == {c["name"]: c for c in oms_json("stack", "status")}
     assert {"kafka", "postgres", "smtp", "capture", "allocation", "fulfillment", "notifications"} <= set(components)
     assert all(components[n]["state"] == "running" for n in ("kafka", "postgres", "smtp"))
-    assert all(components[s]["state"] == "ready" for s in ports.HTTP)
-    assert components["capture"]["address"] == f"http://127.0.0.1:{ports.HTTP['capture']}"
+    assert all(components[s]["state"] == "ready" for s in LOCAL.ports.http)
+    assert components["capture"]["address"] == LOCAL.http_url("capture")
 
 
 async def test_orders_submitted_from_a_file_can_be_followed_to_their_shipment_and_messages(http, tmp_path) -> None:
@@ -162,7 +162,7 @@ async def test_topics_show_partitions_end_offsets_and_the_services_lag(pipeline)
 
 
 def capture_consumed(outcome: str) -> float:
-    page = scrape.parse(httpx.get(f"http://127.0.0.1:{ports.HTTP['capture']}/metrics", timeout=10).text)
+    page = scrape.parse(httpx.get(f"{LOCAL.http_url('capture')}/metrics", timeout=10).text)
     return scrape.total(page, "oms_messages_consumed_total", topic=topics.ORDERS_SUBMITTED.name, outcome=outcome)
 
 
@@ -237,7 +237,7 @@ def test_keys_issue_list_and_revoke_a_channels_key_which_then_submits_no_more(pi
     assert "token" not in listed[issued["key_id"]] and issued["token"] not in json.dumps(listed, default=str)
     headers = {"Authorization": f"Bearer {issued['token']}"}
     document = order_document([("ANY", 1)], channel="marketplace")
-    assert httpx.post(f"{client.CAPTURE_URL}/v1/orders", json=document, headers=headers).status_code == 202
+    assert httpx.post(f"{LOCAL.http_url('capture')}/v1/orders", json=document, headers=headers).status_code == 202
 
     oms("keys", "revoke", issued["key_id"])
 
@@ -245,7 +245,7 @@ def test_keys_issue_list_and_revoke_a_channels_key_which_then_submits_no_more(pi
 
     def submit() -> int:
         document = order_document([("ANY", 1)], channel="marketplace")
-        return httpx.post(f"{client.CAPTURE_URL}/v1/orders", json=document, headers=headers).status_code
+        return httpx.post(f"{LOCAL.http_url('capture')}/v1/orders", json=document, headers=headers).status_code
 
     assert eventually_sync(submit, lambda status: status == 401, timeout=15) == 401
     oms("keys", "revoke", issued["key_id"], expect=1)  # revoked already

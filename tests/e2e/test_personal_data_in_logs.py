@@ -7,8 +7,8 @@ import re
 import uuid
 from typing import Any
 
-from deploy.local import processes
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import mail_for, new_skus, seed, wait_status
 from tests.waiting import eventually
 
@@ -32,7 +32,7 @@ def personal(marker: str) -> dict[str, Any]:
 
 def logs_holding(needles: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for log in sorted((processes.state_dir() / "logs").glob("*.log")):
+    for log in sorted((LOCAL.state / "logs").glob("*.log")):
         text = log.read_text(errors="replace")
         if hits := [needle for needle in needles if needle in text]:
             found[log.name] = hits
@@ -75,5 +75,5 @@ async def test_no_log_holds_a_customers_name_email_or_street(http, db) -> None:
     assert logs_holding([marker, "Lantern Lane", "privacy.example", *FACTORY_PERSONAL_DATA]) == {}
     # and no log line holds anything shaped like an e-mail address at all
     email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-    for log in (processes.state_dir() / "logs").glob("*.log"):
+    for log in (LOCAL.state / "logs").glob("*.log"):
         assert not email.search(log.read_text(errors="replace")), log.name

@@ -10,12 +10,12 @@ from typing import Any
 import asyncpg
 import httpx
 
-from deploy.local import client
 from shared.backbone.kafka import encode
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import seed
 from tests.waiting import eventually
 

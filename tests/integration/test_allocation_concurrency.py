@@ -12,12 +12,12 @@ import time
 import urllib.request
 import uuid
 
-from deploy.local import client, processes
-from shared.backbone import ports
+from deploy.local import processes
 from shared.contracts import events as ev
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import allocation_order, assert_books_balance, publish_from_fulfillment
+from tests.local import LOCAL, client
 from tests.scenario import seed
 from tests.waiting import eventually
 
@@ -72,7 +72,7 @@ SELECT s.warehouse_id, s.sku, s.on_hand - s.reserved AS free, count(o.order_id) 
 
 def deadlocks_logged(workers: list[processes.Process]) -> int:
     """Deadlocks the allocation processes met (each retried by the consumer) according to their logs."""
-    logs = [processes.service("allocation").log_file, *(w.log_file for w in workers)]
+    logs = [processes.service(LOCAL, "allocation").log_file, *(w.log_file for w in workers)]
     return sum(log.read_text(errors="replace").count("DeadlockDetectedError") for log in logs if log.exists())
 
 
@@ -101,7 +101,11 @@ async def test_500_orders_for_scarce_stock_across_4_allocation_workers_balance_t
 
     workers = [
         processes.Process(
-            f"allocation-w{n}", "services.allocation", ports.HTTP["allocation"] + 20 + n, env={"OMS_INSTANCE": f"w{n}"}
+            LOCAL,
+            f"allocation-w{n}",
+            "services.allocation",
+            LOCAL.ports.http["allocation"] + 20 + n,
+            env={"OMS_INSTANCE": f"w{n}"},
         )
         for n in (2, 3, 4)
     ]
@@ -198,12 +202,12 @@ async def test_500_orders_for_scarce_stock_across_4_allocation_workers_balance_t
         await eventually(settled, bool, timeout=90, every=0.5)
         settled_after = time.monotonic() - started
         retries = sum(metric(w.http_port or 0, "oms_transient_retries_total", "") for w in workers) + metric(
-            ports.HTTP["allocation"], "oms_transient_retries_total", ""
+            LOCAL.ports.http["allocation"], "oms_transient_retries_total", ""
         )
         deadlocks = deadlocks_logged(workers) - deadlocks_before
         handled = [
             metric(port, "oms_messages_consumed_total", f'topic="{topics.ORDERS_VALIDATED.name}" processed')
-            for port in [ports.HTTP["allocation"], *(w.http_port or 0 for w in workers)]
+            for port in [LOCAL.ports.http["allocation"], *(w.http_port or 0 for w in workers)]
         ]
     finally:
         for worker in workers:

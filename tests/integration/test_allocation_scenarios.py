@@ -8,7 +8,6 @@ find `SHORT-<warehouse>-` SKUs in that warehouse (deploy/local/simulator.py)."""
 import json
 import uuid
 
-from deploy.local import client
 from shared.backbone.kafka import encode
 from shared.contracts import events as ev
 from shared.contracts import topics
@@ -24,6 +23,7 @@ from tests.integration.allocation_steps import (
     shipments,
     stock,
 )
+from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from deploy.local import processes
-from deploy.local.client import CAPTURE_URL
-from shared.backbone import auth, ports
+from shared.backbone import auth
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import new_skus, seed
 from tests.waiting import eventually
 
@@ -35,7 +35,7 @@ def bearer(key: auth.IssuedKey) -> dict[str, str]:
 
 @pytest.fixture
 async def capture(pipeline):
-    async with httpx.AsyncClient(base_url=CAPTURE_URL, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=LOCAL.http_url("capture"), timeout=30) as client:
         yield client
 
 
@@ -111,7 +111,7 @@ async def test_the_services_views_are_for_operators_keys_only(db, pipeline) -> N
     ]
     async with httpx.AsyncClient(timeout=30) as client:
         for service, path in views:
-            url = f"http://127.0.0.1:{ports.HTTP[service]}{path}"
+            url = f"{LOCAL.http_url(service)}{path}"
             assert (await client.get(url)).status_code == 401, url
             assert (await client.get(url, headers=bearer(channel))).status_code == 403, url
             assert (await client.get(url, headers=bearer(operator))).status_code == 200, url
@@ -133,9 +133,10 @@ async def test_two_shops_orders_with_the_same_shopify_id_are_two_orders(db, pipe
     # given a capture instance that knows two shops, each with its own secret
     shops = {"alpha-test.myshopify.com": uuid.uuid4().hex, "beta-test.myshopify.com": uuid.uuid4().hex}
     second = processes.Process(
+        LOCAL,
         "capture-shops",
         "services.capture",
-        ports.HTTP["capture"] + 30,
+        LOCAL.ports.http["capture"] + 30,
         env={"OMS_INSTANCE": "shops", "OMS_SHOPIFY_SHOP_SECRETS": json.dumps(shops)},
     )
     second.start()

@@ -8,10 +8,10 @@ import json
 import uuid
 from typing import Any
 
-from deploy.local import client
 from shared.contracts import events as ev
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import TopicReader, mail_for, new_skus, publish_event, seed, wait_status
 from tests.waiting import eventually
 

@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from deploy.local import client, processes
+from deploy.local import processes
 from deploy.local.keys import DevelopmentKeys
-from shared.backbone import ports
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance
+from tests.local import LOCAL, client
 from tests.scenario import TopicReader, seed
 from tests.waiting import eventually
 
@@ -83,7 +83,7 @@ def deadlocks(instances: list[processes.Process]) -> int:
 
 def second_instance(service: str) -> processes.Process:
     return processes.Process(
-        f"{service}-w2", f"services.{service}", ports.HTTP[service] + 40, env={"OMS_INSTANCE": "w2"}
+        LOCAL, f"{service}-w2", f"services.{service}", LOCAL.ports.http[service] + 40, env={"OMS_INSTANCE": "w2"}
     )
 
 
@@ -117,10 +117,10 @@ async def test_300_orders_cancelled_at_random_moments_with_two_instances_of_each
     shipping = [f"C-{run}-{i}" for i in range(3)]
     skus = [held, second_line, scarce, *shipping]
     extra = [second_instance(service) for service in SERVICES]
-    every_instance = [*(processes.service(s) for s in SERVICES), *extra]
+    every_instance = [*(processes.service(LOCAL, s) for s in SERVICES), *extra]
     deadlocks_before = deadlocks(every_instance)
     second = f"http://127.0.0.1:{extra[0].http_port}"
-    captures = [http, httpx.AsyncClient(base_url=second, timeout=30, auth=DevelopmentKeys())]
+    captures = [http, httpx.AsyncClient(base_url=second, timeout=30, auth=DevelopmentKeys(LOCAL.keys_file))]
     gate = asyncio.Semaphore(8)
 
     async def paced(call: Callable[[], Awaitable[T]]) -> T:

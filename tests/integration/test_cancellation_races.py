@@ -23,7 +23,6 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from deploy.local import client
 from services.capture.handlers import CaptureHandlers
 from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
@@ -43,6 +42,7 @@ from tests.integration.allocation_steps import (
     shipments,
     stock,
 )
+from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually
 

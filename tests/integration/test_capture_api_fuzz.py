@@ -18,9 +18,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from deploy.local.client import CAPTURE_URL
-from deploy.local.keys import DevelopmentKeys, keys_file
+from deploy.local.keys import DevelopmentKeys
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import new_skus, seed
 
 EXAMPLES = 150  # per operation: about 15 s each on this machine
@@ -40,7 +40,7 @@ OPERATIONS = [
 
 @pytest.fixture(scope="module")
 def capture_schema(pipeline: Any) -> Any:
-    return schemathesis.openapi.from_url(f"{CAPTURE_URL}/openapi.json", wait_for_schema=30)
+    return schemathesis.openapi.from_url(f"{LOCAL.http_url('capture')}/openapi.json", wait_for_schema=30)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,9 @@ async def known_orders(pipeline: Any) -> list[str]:
     requests reach real orders, not only unknown ids."""
     (sku,) = new_skus(1, prefix="FUZZ")
     await seed([("ams", sku, 0)])
-    async with httpx.AsyncClient(base_url=CAPTURE_URL, timeout=30, auth=DevelopmentKeys()) as http:
+    async with httpx.AsyncClient(
+        base_url=LOCAL.http_url("capture"), timeout=30, auth=DevelopmentKeys(LOCAL.keys_file)
+    ) as http:
         waiting = await http.post("/v1/orders", json=order_document([(sku, 2)]))
         rejected = await http.post("/v1/orders", json=order_document([(f"UNKNOWN-{sku}", 1)]))
     return [waiting.json()["order_id"], rejected.json()["order_id"]]
@@ -70,7 +72,7 @@ def test_generated_requests_never_get_a_server_error_and_responses_match_the_sch
         ]
     valid_and_invalid = st.one_of(strategies)
     # Orders go in with the webshop's key, reads and cancels with the operator's (keys are tested elsewhere).
-    development = json.loads(keys_file().read_text())
+    development = json.loads(LOCAL.keys_file.read_text())
     token = development["channels"]["webshop"] if method == "POST" and path == "/v1/orders" else development["operator"]
     keys = {"Authorization": f"Bearer {token}"}
 

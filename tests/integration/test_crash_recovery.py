@@ -4,9 +4,9 @@ gets the same records again when it restarts; the inbox makes that harmless and 
 import signal
 import uuid
 
-from deploy.local import client
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import new_skus, seed, wait_status
 from tests.waiting import eventually
 
@@ -35,7 +35,7 @@ async def test_allocation_killed_between_commits_reserves_once_after_restart(htt
 
         # then allocation committed the reservation and was killed before committing the offset
         await eventually(allocation.pid, lambda pid: pid is None, timeout=60)
-        assert allocation.popen is not None and allocation.popen.returncode == -signal.SIGKILL
+        assert allocation.exit_status() == -signal.SIGKILL
         assert await db.fetchval("SELECT sum(quantity) FROM allocation.reservations WHERE order_id = $1", order_id) == 4
         assert await client.lag("oms-allocation", [topics.ORDERS_VALIDATED.name]) >= 1
     finally:

@@ -3,9 +3,9 @@ keeps flowing."""
 
 import json
 
-from deploy.local import client
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed
 from tests.waiting import eventually
 

@@ -12,9 +12,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from deploy.local import processes
-from shared.backbone import ports
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import free_port, restart
 from tests.waiting import eventually
 
@@ -62,13 +61,13 @@ def received(messages: list[EmailMessage], order_id: str) -> list[EmailMessage]:
 
 def maildir_messages() -> list[EmailMessage]:
     """What the stack's SMTP sink received, parsed as UTF-8 mail (RFC 6532) so that addresses read as sent."""
-    box = mailbox.Maildir(processes.state_dir() / "mail", create=False)
+    box = mailbox.Maildir(LOCAL.state / "mail", create=False)
     return [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in box.iterkeys()]
 
 
 async def test_every_customer_is_mailed_when_the_server_offers_smtputf8(http, db) -> None:
     # given the stack's mail server, which offers SMTPUTF8
-    with smtplib.SMTP("127.0.0.1", ports.SMTP, timeout=10) as smtp:
+    with smtplib.SMTP("127.0.0.1", LOCAL.ports.smtp, timeout=10) as smtp:
         smtp.ehlo()
         assert smtp.has_extn("smtputf8"), "the SMTP sink predates SMTPUTF8: restart the stack"
     addresses = customers(uuid.uuid4().hex[:8])

@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 
-from deploy.local import client
 from services.fulfillment import tracking
 from services.fulfillment.settings import FulfillmentSettings
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed
 from tests.waiting import eventually
 

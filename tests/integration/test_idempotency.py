@@ -3,9 +3,9 @@
 import asyncio
 import uuid
 
-from deploy.local import client
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 
 

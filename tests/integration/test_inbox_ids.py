@@ -4,18 +4,18 @@ earlier life."""
 import json
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
-from shared.backbone import kafka_access
 from shared.contracts import topics
 from shared.contracts.envelope import EXTERNAL_EVENT_NAMESPACE
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import new_skus, seed
 from tests.waiting import eventually
 
 
 async def end_offset(tp: TopicPartition) -> int:
-    consumer = AIOKafkaConsumer(**kafka_access.local().client_options())
+    consumer = LOCAL.access().consumer()
     await consumer.start()
     try:
         return int((await consumer.end_offsets([tp]))[tp])
@@ -28,7 +28,7 @@ async def test_an_order_where_an_earlier_life_of_the_topic_had_a_processed_recor
     await seed([("ams", sku, 5)])
     tp = TopicPartition(topics.ORDERS_SUBMITTED.name, 5)
     document = order_document([(sku, 1)])
-    producer = AIOKafkaProducer(**kafka_access.local().client_options(), enable_idempotence=True)
+    producer = LOCAL.access().producer()
     await producer.start()
     try:
         # given capture processed, before the topic was deleted and created again, the record that sat where

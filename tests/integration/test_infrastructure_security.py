@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from deploy.local import processes, stack
-from shared.backbone import ports
+from tests.local import LOCAL
 
 
 def start_without_environment(module: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -19,7 +19,7 @@ def start_without_environment(module: str, **env: str) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, "-m", module],
         cwd=processes.REPO,
-        env={**clean, **env, "OMS_HTTP_PORT": str(ports.HTTP["capture"] + 40)},
+        env={**clean, **env, "OMS_HTTP_PORT": str(LOCAL.ports.http["capture"] + 40)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,11 +58,13 @@ async def test_postgres_trusts_no_connection_and_every_role_has_a_scram_password
 
 
 async def test_the_socket_directory_is_postgres_own_and_a_local_connection_needs_the_password() -> None:
-    sockets = stack._pg_base(stack.config()) / "run"
+    sockets = stack.postgres.socket_dir(LOCAL)
     mode = stat.S_IMODE(sockets.stat().st_mode)
     assert mode & 0o077 == 0, oct(mode)
     for role in ("oms", "capture"):
         with pytest.raises(asyncpg.InvalidPasswordError):
-            await asyncpg.connect(host=str(sockets), port=ports.POSTGRES, user=role, database="oms", password="wrong")
+            await asyncpg.connect(
+                host=str(sockets), port=LOCAL.ports.postgres, user=role, database="oms", password="wrong"
+            )
         with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InterfaceError)):  # no password: none to send
-            await asyncpg.connect(host=str(sockets), port=ports.POSTGRES, user=role, database="oms", password="")
+            await asyncpg.connect(host=str(sockets), port=LOCAL.ports.postgres, user=role, database="oms", password="")

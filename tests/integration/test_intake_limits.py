@@ -5,9 +5,9 @@ import json
 import uuid
 from decimal import Decimal
 
-from deploy.local import client
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import TopicReader, new_skus, order_view, seed
 from tests.waiting import eventually
 

@@ -5,9 +5,9 @@ dead-lettered with the reason, never dropped without a trace."""
 import uuid
 from typing import Any
 
-from deploy.local import client
 from shared.contracts import topics
 from tests.integration.allocation_steps import stock
+from tests.local import client
 from tests.scenario import TopicReader, new_skus
 from tests.waiting import eventually
 

@@ -14,6 +14,7 @@ from aiokafka.errors import (
 from shared.backbone import kafka_access
 from shared.backbone.kafka_access import Access
 from shared.contracts import topics
+from tests.local import LOCAL
 
 
 async def produce(access: Access, topic: str) -> None:
@@ -36,7 +37,7 @@ async def consume(access: Access, topic: str, group: str) -> None:
 
 
 def as_(name: str) -> Access:
-    return kafka_access.local(name)
+    return LOCAL.access(name)
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ from typing import Any
 
 import uvicorn
 
-from deploy.local import client
 from services.notifications.settings import DEVELOPMENT_WEBHOOK_SECRET
 from shared.contracts import events as ev
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import (
     TopicReader,
     channel_key,

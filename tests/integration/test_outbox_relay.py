@@ -3,7 +3,6 @@ service's events only, never another service's."""
 
 import uuid
 
-from deploy.local import client
 from shared.backbone.db import create_pool
 from shared.backbone.kafka import encode
 from shared.backbone.outbox import lock_relay
@@ -11,6 +10,7 @@ from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from tests.factories import order_document, validated_order
+from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually
 

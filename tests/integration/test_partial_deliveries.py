@@ -5,8 +5,8 @@ Found by the chaos run: such orders ended `delivered` (final) while allocation s
 import uuid
 from typing import Any
 
-from deploy.local import client
 from tests.factories import order_document
+from tests.local import client
 from tests.scenario import mail_for, seed, wait_status
 from tests.waiting import eventually
 

@@ -9,9 +9,9 @@ from typing import Any
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from deploy.cli import dlq as cli_dlq
-from deploy.local import client
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import LOCAL, client
 from tests.scenario import TopicReader, new_skus, seed
 from tests.waiting import eventually
 
@@ -66,7 +66,8 @@ async def test_a_record_too_large_for_the_dead_letter_topic_is_kept_in_the_table
     )
     # and the operator sees it among the dead letters, once
     letter_id = f"capture.dead_letters:{stored['id']}"
-    listed = [d for d in (await cli_dlq.listing(topics.ORDERS_SUBMITTED.name)).pending() if d.key == key.encode()]
+    listing = await cli_dlq.listing(LOCAL, topics.ORDERS_SUBMITTED.name)
+    listed = [d for d in listing.pending() if d.key == key.encode()]
     assert [d.id for d in listed] == [letter_id]
     assert listed[0].summary(False)["stored"] and listed[0].origin.endswith(f":{stored['origin_offset']}")
 
@@ -76,7 +77,7 @@ async def test_a_record_too_large_for_the_dead_letter_topic_is_kept_in_the_table
     capture.start()
     try:
         capture.wait_ready()
-        (done,) = await cli_dlq.replay(listed)
+        (done,) = await cli_dlq.replay(LOCAL, listed)
         assert done["id"] == letter_id and done["replayed_to"].startswith(topics.ORDERS_SUBMITTED.name)
         # then the order is taken in, and the row is marked replayed
         await eventually(
@@ -87,7 +88,7 @@ async def test_a_record_too_large_for_the_dead_letter_topic_is_kept_in_the_table
             await db.fetchval("SELECT replayed_to FROM capture.dead_letters WHERE id = $1", stored["id"])
             == (done["replayed_to"])
         )
-        assert letter_id not in {d.id for d in (await cli_dlq.listing(topics.ORDERS_SUBMITTED.name)).pending()}
+        assert letter_id not in {d.id for d in (await cli_dlq.listing(LOCAL, topics.ORDERS_SUBMITTED.name)).pending()}
     finally:
         capture.stop()
         capture.env = {}

@@ -18,9 +18,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.record.util import calc_crc32c
 
-from shared.backbone import kafka_access
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import TopicReader, new_skus, seed, wait_status
 from tests.waiting import eventually
 
@@ -162,7 +162,7 @@ async def test_nasty_records_on_every_inbound_topic_are_dead_lettered_and_no_con
     readers = {name: TopicReader(topics.dead_letter_topic(name)) for name in services}
     for reader in readers.values():
         await reader.__aenter__()
-    producer = AIOKafkaProducer(**kafka_access.local().client_options(), max_request_size=1_048_576)
+    producer = AIOKafkaProducer(**LOCAL.access().client_options(), max_request_size=1_048_576)
     await producer.start()
     try:
         # when the nasty records, then a valid one, are published on each topic

@@ -16,14 +16,14 @@ import pytest
 
 from deploy.local import scrape
 from deploy.prometheus.local import Prometheus, PrometheusError
-from shared.backbone import ports
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import channel_key, new_skus, seed, wait_status
 from tests.waiting import eventually, eventually_sync
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "oms-pipeline.json"
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
-SERVICES = tuple(ports.HTTP)
+SERVICES = tuple(LOCAL.ports.http)
 # Grafana's variables, replaced by what Grafana would put there.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s"}
 
@@ -36,7 +36,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def prometheus(pipeline, tmp_path_factory):
-    server = Prometheus(tmp_path_factory.mktemp("prometheus"), free_port(), scrape_interval="1s")
+    server = Prometheus(tmp_path_factory.mktemp("prometheus"), free_port(), LOCAL.ports.http, scrape_interval="1s")
     server.start()
     try:
         eventually_sync(lambda: server.value('count(up{job=~"oms-.+"} == 1)'), lambda n: n == len(SERVICES))
@@ -113,7 +113,7 @@ def grafana_to_promql(expr: str) -> str:
 
 def exported_metrics() -> set[str]:
     names: set[str] = set()
-    for port in ports.HTTP.values():
+    for port in LOCAL.ports.http.values():
         names |= scrape.exported_names(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
     return names
 

@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from deploy.prometheus import local
+from tests.local import LOCAL
 
 PROMETHEUS_DIR = local.HERE
 
@@ -33,6 +34,6 @@ def test_promtool_accepts(args) -> None:
 
 def test_the_local_copy_with_shifted_ports_is_valid_too(tmp_path) -> None:
     config = tmp_path / "prometheus.yml"
-    config.write_text(local.render(scrape_interval="1s"))
+    config.write_text(local.render(LOCAL.ports.http, scrape_interval="1s"))
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr

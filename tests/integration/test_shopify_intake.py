@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from deploy.local import processes
 from services.capture.settings import DEVELOPMENT_SHOP, DEVELOPMENT_SHOPIFY_SECRET
 from shared.contracts import topics
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import TopicReader, mail_for, new_skus, seed, wait_status
 from tests.waiting import eventually
 
@@ -132,7 +132,7 @@ async def test_a_wrongly_signed_webhook_is_refused_with_401_logged_without_its_b
     assert (
         await db.fetchval("SELECT count(*) FROM capture.shopify_webhooks WHERE webhook_id = ANY($1)", webhook_ids) == 0
     )
-    log = (processes.state_dir() / "logs" / "capture.log").read_text()
+    log = (LOCAL.state / "logs" / "capture.log").read_text()
     assert f"webhook id '{forged['X-Shopify-Webhook-Id']}'" in log
     assert body["email"] not in log and "Prinsengracht" not in log
 

@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 
 from deploy.local import processes
-from shared.backbone import ports
 from shared.backbone.settings import development_password
 from tests.factories import order_document
+from tests.local import LOCAL
 from tests.scenario import new_skus, seed
 from tests.waiting import eventually
 
@@ -21,7 +21,7 @@ async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_
     # given 30 units of one SKU and a second allocation instance sharing the work
     (sku,) = new_skus(1)
     second = processes.Process(
-        "allocation-2", "services.allocation", ports.HTTP["allocation"] + 10, env={"OMS_INSTANCE": "2"}
+        LOCAL, "allocation-2", "services.allocation", LOCAL.ports.http["allocation"] + 10, env={"OMS_INSTANCE": "2"}
     )
     second.start()
     try:
@@ -67,7 +67,7 @@ async def test_100_concurrent_orders_for_30_units_reserve_exactly_30_across_two_
 async def as_allocation(db) -> AsyncIterator[asyncpg.Connection]:
     """A connection with allocation's own role: what its code may do, the database still checks."""
     conn = await asyncpg.connect(
-        f"postgresql://allocation@127.0.0.1:{ports.POSTGRES}/oms", password=development_password("allocation")
+        f"postgresql://allocation@127.0.0.1:{LOCAL.ports.postgres}/oms", password=development_password("allocation")
     )
     yield conn
     await conn.close()

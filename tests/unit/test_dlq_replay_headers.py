@@ -7,6 +7,7 @@ import pytest
 
 from deploy.cli.dlq import DeadLetter, replay, replay_refusal
 from shared.contracts.envelope import external_event_id
+from tests.local import LOCAL
 
 
 def dead_letter(origin_topic: str, *extra: tuple[str, bytes]) -> DeadLetter:
@@ -62,4 +63,4 @@ def test_a_dead_letter_goes_back_only_to_an_input_of_the_service_that_set_it_asi
 
 async def test_nothing_is_replayed_when_one_of_the_letters_may_not_be() -> None:
     with pytest.raises(ValueError, match="not an input"):
-        await replay([dead_letter("oms.orders.submitted"), dead_letter("oms.orders.validated")])
+        await replay(LOCAL, [dead_letter("oms.orders.submitted"), dead_letter("oms.orders.validated")])

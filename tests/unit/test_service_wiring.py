@@ -11,6 +11,7 @@ import pytest
 from deploy.local import processes
 from shared.backbone import ports
 from shared.contracts import topics
+from tests.local import LOCAL
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,7 @@ def test_a_registered_service_is_wired(service: str) -> None:
     assert service in ports.HTTP_BASE, f"shared/backbone/ports.py: an HTTP port for {service}"
     scrape = f'job_name: oms-{service}\n    static_configs:\n      - targets: ["127.0.0.1:{ports.HTTP_BASE[service]}"]'
     assert scrape in (REPO / "deploy" / "prometheus" / "prometheus.yml").read_text(), "Prometheus scrapes it"
-    assert service in {p.name for p in processes.everything()}, "deploy/local/processes.py starts every service"
+    assert service in {p.name for p in processes.everything(LOCAL)}, "deploy/local/processes.py starts every service"
     assert topics.inputs(service) or [t for t in topics.outputs(service) if t in topics.BUSINESS_TOPICS], (
         f"shared/contracts/topics.py: {service} reads or writes no topic"
     )

@@ -1,7 +1,7 @@
 // Applies the project's Kafka principals (SCRAM-SHA-256 credentials) and ACLs through the Admin API, in one
-// JVM: deploy/local/stack.py derives them from shared/topics.py and runs this file with the broker's own jars
-// (java's source-file mode, nothing to build). Idempotent: credentials are upserted, missing ACLs created, and
-// ACLs of the listed principals that the list no longer holds are deleted.
+// JVM: deploy/local/stack/kafka_setup.py derives them from shared/contracts/topics.py and runs this file with the
+// broker's own jars (java's source-file mode, nothing to build). Idempotent: credentials are upserted, missing
+// ACLs created, and ACLs of the listed principals that the list no longer holds are deleted.
 //
 // Usage: java -cp '<kafka libs>/*' KafkaAccess.java <admin client properties> < spec
 // Spec lines:  user <name> <password>

@@ -1,0 +1,75 @@
+"""The real local infrastructure: Kafka (KRaft, one node), PostgreSQL and an SMTP sink, as plain processes on
+127.0.0.1 (no Docker), one module per component (kafka, postgres, smtp: configure, start, ready, stop, kill),
+what `up` brings in line with the registry (kafka_setup: topics, principals and ACLs; postgres_setup: database,
+roles, schemas, API keys, migrations), all under the one supervisor (deploy/local/supervisor.py).
+
+    python -m deploy.local.stack up|down [--purge]|status
+
+Where, and with which passwords, is the local stack's settings (deploy/local/settings.py), read once by the
+caller and passed down. `up` and `down` are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+from deploy.local.settings import LocalStack
+from deploy.local.stack import kafka, kafka_setup, postgres, postgres_setup, smtp
+from deploy.local.supervisor import StackError, restart_clock, say
+
+__all__ = ["StackError", "components", "down", "kafka", "postgres", "running", "smtp", "status", "up"]
+
+
+async def up(local: LocalStack) -> None:
+    """Start whatever is not running yet and bring topics, roles, schemas and migrations up to date."""
+    restart_clock()
+    local.state.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(kafka.ensure_jars, local)
+    await kafka.start(local)
+    await kafka_setup.create_topics(local)
+    await asyncio.to_thread(kafka_setup.apply_access, local)
+    await postgres.start(local)
+    await postgres_setup.create_objects(local)
+    await postgres_setup.migrate_all(local)
+    await smtp.start(local)
+    say(
+        f"stack up: kafka {local.kafka_bootstrap}, postgres {local.host}:{local.ports.postgres}/oms, "
+        f"smtp {local.host}:{local.ports.smtp}, state {local.state}"
+    )
+
+
+def down(local: LocalStack, purge: bool = False) -> None:
+    """Stop the SMTP sink, Kafka and PostgreSQL; with purge also delete their data."""
+    restart_clock()
+    stopped = []
+    for name, stop in (("smtp", smtp.stop), ("kafka", kafka.stop), ("postgres", postgres.stop)):
+        if stop(local):
+            stopped.append(name)
+            say(f"{name}: stopped")
+    if not stopped:
+        say("nothing was running")
+    if purge:
+        cluster = postgres.base(local)
+        shutil.rmtree(local.state, ignore_errors=True)
+        shutil.rmtree(cluster, ignore_errors=True)
+        say(f"purged {local.state}" + ("" if cluster.is_relative_to(local.state) else f" and {cluster}"))
+
+
+def components(local: LocalStack) -> list[tuple[str, int | None, str]]:
+    """(name, pid when running, address) of each piece of the stack."""
+    return [
+        ("kafka", kafka.pid(local), local.kafka_bootstrap),
+        ("postgres", postgres.pid(local), f"{local.host}:{local.ports.postgres}"),
+        ("smtp", smtp.pid(local), f"{local.host}:{local.ports.smtp}"),
+    ]
+
+
+def running(local: LocalStack) -> bool:
+    return all(pid for _, pid, _ in components(local))
+
+
+def status(local: LocalStack) -> None:
+    for name, pid, address in components(local):
+        state = f"running  pid {pid:<7}" if pid else "stopped           "
+        print(f"{name:<9} {state} {address}")

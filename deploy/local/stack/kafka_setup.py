@@ -1,0 +1,82 @@
+"""What the broker holds, brought in line with the topic registry at every `up`: the topics with their partitions,
+and the principals with their ACLs (shared/backbone/kafka_access.py, applied by deploy/local/kafka/KafkaAccess.java)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from typing import Any
+
+from aiokafka.admin import NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from deploy.local.settings import REPO, LocalStack
+from deploy.local.stack import kafka
+from deploy.local.supervisor import StackError, fail, say, wait_until
+from shared.backbone import kafka_access
+from shared.contracts.topics import TOPICS
+
+
+async def create_topics(local: LocalStack) -> None:
+    """Every registered topic with its partitions; refuses a topic whose partitions differ from the registry's."""
+    admin = local.access().admin(request_timeout_ms=30000)
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    async def leaders_elected() -> bool:
+        # Leaders are elected just after creation: wait for them so the first produce does not fail.
+        found.update({t["topic"]: t["partitions"] for t in await admin.describe_topics()})
+        return all(p["leader"] >= 0 for t in TOPICS for p in found.get(t.name, [{"leader": -1}]))
+
+    async def coordinator_ready() -> bool:
+        # The first consumer group creates __consumer_offsets (50 partitions); doing it here spares the
+        # first test a burst of GROUP_COORDINATOR_NOT_AVAILABLE.
+        try:
+            await admin.find_coordinator("oms-stack-warm-up")
+        except KafkaError:
+            return False
+        return True
+
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t.name, t.partitions, 1) for t in TOPICS if t.name not in existing]
+        if missing:
+            response = await admin.create_topics(missing, timeout_ms=30000)
+            for topic, code, *rest in response.topic_errors:
+                if code and for_code(code) is not TopicAlreadyExistsError:
+                    fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
+        for check, what in ((leaders_elected, "topic leaders"), (coordinator_ready, "group coordinator")):
+            await wait_until(check, what, lambda: kafka.running(local), kafka.logs(local), 30)
+    finally:
+        await admin.close()
+    wrong = [
+        f"{t.name} has {len(found[t.name])} partitions, not {t.partitions}"
+        for t in TOPICS
+        if len(found[t.name]) != t.partitions
+    ]
+    if wrong:
+        fail("topics differ from shared/contracts/topics.py (`down --purge` resets them): " + "; ".join(wrong))
+    say(f"topics: {len(TOPICS)} present ({len(missing)} created)")
+
+
+def _access_spec(local: LocalStack) -> str:
+    """Every principal with its password and its grants, for deploy/local/kafka/KafkaAccess.java."""
+    users = [f"user {name} {local.kafka_passwords[name]}" for name in kafka_access.PRINCIPALS]
+    return "\n".join([*users, *(grant.spec() for grant in kafka_access.all_grants())]) + "\n"
+
+
+def apply_access(local: LocalStack) -> None:
+    """Principals and ACLs, applied when they differ from what was applied last (a JVM start costs seconds)."""
+    spec = _access_spec(local)
+    digest = hashlib.sha256(spec.encode()).hexdigest()
+    applied = local.kafka_dir / "data" / "access.sha256"
+    if applied.exists() and applied.read_text() == digest:
+        return
+    tool = REPO / "deploy" / "local" / "kafka" / "KafkaAccess.java"
+    admin = str(local.kafka_dir / "clients" / f"{kafka_access.ADMIN}.properties")
+    cmd = kafka.java_command(local, "tools-log4j2.properties", str(tool), admin)
+    result = subprocess.run(cmd, input=spec, capture_output=True, text=True, cwd=local.kafka_dir, check=False)
+    if result.returncode != 0:
+        raise StackError(f"applying Kafka principals and ACLs failed:\n{result.stdout}{result.stderr[-3000:]}")
+    applied.write_text(digest)
+    say(f"kafka access: {result.stdout.strip()}")
