@@ -7,7 +7,7 @@ strings, never as binary floats.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -60,6 +60,24 @@ Money = Annotated[
         }
     ),
 ]
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """A moment the services can store and compare: in UTC between 1970 and 9999 (year 1 at +01:00 is
+    year 0 in UTC, which no database or datetime takes)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError("the time must lie between 1970-01-01 and 9999-01-01 (UTC)")
+    return value
+
+
+# A moment an outside party reports (with its offset), as the services can store it.
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 WarehouseId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 ServiceLevel = Literal["standard", "express", "overnight"]
@@ -133,7 +151,7 @@ class SubmittedOrder(Contract):
     event_type: ClassVar[str] = "OrderSubmitted"
     channel: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     external_id: str = Field(min_length=1, max_length=128)
-    placed_at: AwareDatetime
+    placed_at: Moment
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     customer: Customer
     shipping_address: Address
@@ -187,7 +205,7 @@ class WarehouseReported(Contract):
     kind: Literal["picked", "packed", "short_picked"]
     lines: list[ItemQuantity] | None = None
     package: Package | None = None
-    occurred_at: AwareDatetime
+    occurred_at: Moment
 
 
 class CarrierReported(Contract):
@@ -195,7 +213,7 @@ class CarrierReported(Contract):
     tracking_number: str = Field(min_length=1, max_length=64)
     carrier: str = Field(min_length=1, max_length=32)
     kind: Literal["in_transit", "out_for_delivery", "delivered", "exception"]
-    occurred_at: AwareDatetime
+    occurred_at: Moment
     detail: str | None = Field(default=None, max_length=500)
 
 

@@ -121,3 +121,12 @@ def test_text_with_a_nul_character_is_a_schema_error_naming_the_field() -> None:
     assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [
         (("customer", "name"), "Value error, text must not contain NUL characters")
     ]
+
+
+@pytest.mark.parametrize(
+    "placed_at", ["0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59+00:00", "9999-12-31T23:00:00-05:00"]
+)
+def test_a_placing_time_no_database_can_store_is_a_schema_error_not_a_crash(placed_at: str) -> None:
+    document = order_document([("SKU-1", 1)], placed_at=placed_at)
+    with pytest.raises(ValidationError, match="between 1970-01-01 and 9999-01-01"):
+        SubmittedOrder.model_validate(document)
