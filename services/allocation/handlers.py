@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 from uuid import UUID
 
-from shared.backbone.consumer import Routes
+from shared.backbone.consumer import Routes, one_at_a_time
 from shared.backbone.db import Conn
 from shared.backbone.kafka import Inbound
 from shared.backbone.outbox import enqueue
@@ -150,12 +150,12 @@ class AllocationHandlers:
 
     def routes(self) -> Routes:
         return {
-            ev.OrderValidated: self.on_order_validated,
-            ev.InventoryAdjusted: self.on_inventory_adjusted,
+            ev.OrderValidated: one_at_a_time(self.on_order_validated),
+            ev.InventoryAdjusted: one_at_a_time(self.on_inventory_adjusted),
             ev.ProductUpserted: catalogue.on_product_upserted,
-            ev.OrderShipped: self.on_order_shipped,
-            ev.CancellationAccepted: self.on_cancellation_accepted,
-            ev.ShortPickReported: self.on_short_pick_reported,
+            ev.OrderShipped: one_at_a_time(self.on_order_shipped),
+            ev.CancellationAccepted: one_at_a_time(self.on_cancellation_accepted),
+            ev.ShortPickReported: one_at_a_time(self.on_short_pick_reported),
         }
 
 

@@ -120,10 +120,15 @@ class CaptureHandlers:
             count(EARLY_CANCEL_REQUESTS.labels(order.channel, "applied"))
         return Accepted(order_id, status, duplicate=False)
 
-    async def on_order_submitted(self, conn: Conn, msg: Inbound[ev.SubmittedOrder]) -> None:
-        await self.intake(conn, msg.payload, msg.envelope)
+    async def on_order_submitted(self, conn: Conn, msgs: list[Inbound[ev.SubmittedOrder]]) -> None:
+        for msg in msgs:
+            await self.intake(conn, msg.payload, msg.envelope)
 
-    async def on_lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
+    async def on_lifecycle_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
+        for msg in msgs:
+            await self._lifecycle_event(conn, msg)
+
+    async def _lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
         """Allocation and fulfillment report progress; the order keeps its status and timeline."""
         order_id = lifecycle.order_of(msg.payload)
         if order_id is None:
@@ -180,7 +185,11 @@ class CaptureHandlers:
         await repository.record(conn, order_id, progress, step, requested_at)
         return CancelOutcome("accepted", order_id, progress.status, request_state="requested")
 
-    async def on_cancel_requested(self, conn: Conn, msg: Inbound[ev.CancelRequested]) -> None:
+    async def on_cancel_requested(self, conn: Conn, msgs: list[Inbound[ev.CancelRequested]]) -> None:
+        for msg in msgs:
+            await self._cancel_requested(conn, msg)
+
+    async def _cancel_requested(self, conn: Conn, msg: Inbound[ev.CancelRequested]) -> None:
         """A channel's cancel request; one for an order not seen yet is held until it arrives."""
         request = msg.payload
         channel, external_id = request.channel, request.external_id

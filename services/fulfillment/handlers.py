@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.backbone.consumer import Routes
+from shared.backbone.consumer import Routes, one_at_a_time
 from shared.backbone.db import Conn
 from shared.backbone.kafka import Inbound
 from shared.backbone.outbox import enqueue
@@ -288,9 +288,9 @@ class FulfillmentHandlers:
     def routes(self) -> Routes:
         # Backorders, cancellations and stock counts wait in allocation: only new shipments are picked.
         return {
-            ev.OrderAllocated: self.on_order_allocated,
-            ev.WarehouseReported: self.on_warehouse_reported,
-            ev.CarrierReported: self.on_carrier_reported,
-            ev.OrderCancellationRequested: self.on_cancellation_requested,
-            ev.WithdrawalRequested: self.on_withdrawal_requested,
+            ev.OrderAllocated: one_at_a_time(self.on_order_allocated),
+            ev.WarehouseReported: one_at_a_time(self.on_warehouse_reported),
+            ev.CarrierReported: one_at_a_time(self.on_carrier_reported),
+            ev.OrderCancellationRequested: one_at_a_time(self.on_cancellation_requested),
+            ev.WithdrawalRequested: one_at_a_time(self.on_withdrawal_requested),
         }

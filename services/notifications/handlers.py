@@ -13,7 +13,11 @@ from . import domain, repository
 
 
 class NotificationHandlers:
-    async def on_lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
+    async def on_lifecycle_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
+        for msg in msgs:
+            await self._lifecycle_event(conn, msg)
+
+    async def _lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
         payload = msg.payload
         if isinstance(payload, ev.OrderValidated | ev.OrderRejected):
             await repository.save_contact(conn, payload)

@@ -2,7 +2,10 @@
 
 Records are read in batches; each batch is decoded, undecodable records are set aside as dead letters
 (shared.dlq), the rest are handled in ONE database transaction together with the claim of their event ids
-(so a redelivered event changes nothing), and only after that commit are the offsets committed.
+(so a redelivered event changes nothing), and only after that commit are the offsets committed. A handler
+takes all the batch's records routed to it at once (so it can write them with one statement per table),
+in the order they were read; one order's records routed to different handlers are handed over in that
+order too (see `steps`).
 
 Failures are classified (shared.failures): an unavailable database or broker is waited out with capped
 backoff, without end; contention is retried a bounded number of times; a permanent failure, or contention
@@ -51,9 +54,12 @@ from shared.contracts.events import Contract
 from shared.contracts.topics import topic_of
 
 log = logging.getLogger(__name__)
-Handler = Callable[[Conn, Inbound[Any]], Awaitable[None]]
+# Takes records of the event types routed to it, in the order they were read (one order's records may repeat).
+Handler = Callable[[Conn, list[Inbound[Any]]], Awaitable[None]]
 # What a service does with each event type it reads; it subscribes to the topics that carry them.
 Routes = Mapping[type[Contract], Handler]
+# One step of a batch: each handler with its records, in the order the handlers' first records were read.
+Step = list[tuple[Handler, list[Inbound[Any]]]]
 # Runs first in a batch's transaction with the batch's new records, e.g. to take row locks in one global order.
 BatchPreparation = Callable[[Conn, list[Inbound[Any]]], Awaitable[None]]
 Batches = Mapping[TopicPartition, list[Any]]
@@ -246,23 +252,30 @@ class EventConsumer:
     async def _apply(self, items: list[Inbound[Any]]) -> None:
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             fresh = await inbox.claim(conn, (i.event_id for i in items))
-            if self.prepare is not None:
-                await self.prepare(conn, [i for i in items if i.event_id in fresh])
+            new: list[Inbound[Any]] = []
             for item in items:
                 if item.event_id in fresh:
                     fresh.discard(item.event_id)  # a duplicate within the batch counts once
-                    handler = self.routes.get(type(item.payload))
-                    if handler is None:  # another reader's event on a topic this service reads
-                        count(MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us"))
-                        continue
-                    with logs.bound(**record_ids(item)):
-                        started = time.perf_counter()
-                        await handler(conn, item)
-                        observe(HANDLER_SECONDS.labels(self.service, item.topic), time.perf_counter() - started)
-                        log.debug("handled %s from %s", item.envelope.type, item.origin)
-                    count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
+                    new.append(item)
                 else:
                     count(MESSAGES_CONSUMED.labels(self.service, item.topic, "duplicate"))
+            if self.prepare is not None:
+                await self.prepare(conn, new)
+            for item in new:
+                if type(item.payload) not in self.routes:  # another reader's event on a topic this service reads
+                    count(MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us"))
+            for step in steps(new, self.routes):
+                for handler, records in step:
+                    # Ids in the log context only when they name what is handled: one record (e.g. retried alone).
+                    with logs.bound(**(record_ids(records[0]) if len(records) == 1 else {})):
+                        started = time.perf_counter()
+                        await handler(conn, records)
+                        observe(
+                            HANDLER_SECONDS.labels(self.service, handler_name(handler)), time.perf_counter() - started
+                        )
+                        log.debug("handled %d records with %s", len(records), handler_name(handler))
+                    for item in records:
+                        count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
 
     async def _apply_or_dead_letter(self, item: Inbound[Any]) -> None:
         try:
@@ -351,6 +364,49 @@ class EventConsumer:
         for tp in self._lag_reported - reported:
             CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
         self._lag_reported = reported
+
+
+def steps(items: list[Inbound[Any]], routes: Routes) -> list[Step]:
+    """The records in steps, each handler taking its records of a step in one call, in the order read.
+
+    A step ends before a record about an order (its envelope's order id) that an earlier record of the step,
+    routed to another handler, is about: that handler's call must come first, and calls within a step run
+    one handler after the other. Records about no order (from outside parties) are ordered by the handler
+    they go to. Records no handler takes are left out."""
+    found: list[Step] = []
+    groups: dict[Handler, list[Inbound[Any]]] = {}
+    taken_by: dict[UUID, Handler] = {}  # order id -> the handler its records go to in this step
+    for item in items:
+        handler = routes.get(type(item.payload))
+        if handler is None:
+            continue
+        order_id = item.envelope.order_id
+        if order_id is not None and taken_by.get(order_id, handler) != handler:
+            found.append(list(groups.items()))
+            groups, taken_by = {}, {}
+        groups.setdefault(handler, []).append(item)
+        if order_id is not None:
+            taken_by[order_id] = handler
+    if groups:
+        found.append(list(groups.items()))
+    return found
+
+
+def one_at_a_time(handle: Callable[[Conn, Inbound[Any]], Awaitable[None]]) -> Handler:
+    """A handler of records one by one, in the order read: for events rare enough that a statement or two per
+    record costs nothing."""
+
+    async def handler(conn: Conn, records: list[Inbound[Any]]) -> None:
+        for record in records:
+            await handle(conn, record)
+
+    handler.__name__ = getattr(handle, "__name__", handler.__name__)
+    return handler
+
+
+def handler_name(handler: Handler) -> str:
+    """A handler as metrics and logs name it: its function's name (bounded, unlike anything in a record)."""
+    return getattr(handler, "__name__", type(handler).__name__)
 
 
 def stall_window(settings: CommonSettings) -> float:

@@ -33,8 +33,9 @@ BATCH_SECONDS = Histogram(
 )
 HANDLER_SECONDS = Histogram(
     "oms_handler_duration_seconds",
-    "Time one handler took for one record, inside its batch's transaction; committed work only.",
-    ["service", "topic"],
+    "Time one handler took for the records of a batch it was handed at once, inside the batch's transaction;"
+    " committed work only.",
+    ["service", "handler"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 TRANSIENT_RETRIES = Counter(

@@ -153,7 +153,7 @@ async def handle(
     envelope = wrap(payload, producer=topic.writer, order_id=getattr(payload, "order_id", None))
     item = Inbound(Origin(topic.name, 0, 0, None, None, ()), envelope, payload)
     await handlers.prepare(conn, [item])
-    await handlers.routes()[type(payload)](conn, item)
+    await handlers.routes()[type(payload)](conn, [item])
 
 
 async def waits_for_a_lock(db: asyncpg.Pool, conn: asyncpg.Connection) -> bool:

@@ -37,7 +37,7 @@ class Fulfillment:
         envelope = wrap(payload, producer="test", order_id=order_id)
         route = self.handlers.routes().get(type(payload))
         if route is not None:  # as the consumer does: events fulfillment takes nothing from pass it by
-            await route(self.conn, Inbound(Origin(topic.name, 0, 0, None, None, ()), envelope, payload))
+            await route(self.conn, [Inbound(Origin(topic.name, 0, 0, None, None, ()), envelope, payload)])
 
     async def published(self) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(topic, key, type, payload) of everything written to the outbox so far, in order."""

@@ -86,7 +86,11 @@ class Handler:
         self.failures = failures
         self.calls: dict[str, int] = {}
 
-    async def __call__(self, conn, msg: Inbound[ProductUpserted]) -> None:
+    async def __call__(self, conn, msgs: list[Inbound[ProductUpserted]]) -> None:
+        for msg in msgs:
+            await self.handle(conn, msg)
+
+    async def handle(self, conn, msg: Inbound[ProductUpserted]) -> None:
         assert isinstance(msg.payload, ProductUpserted)
         sku = msg.payload.sku
         self.calls[sku] = self.calls.get(sku, 0) + 1
@@ -155,11 +159,11 @@ async def test_contention_that_clears_within_the_bound_dead_letters_nothing() ->
 class LockWait(Handler):
     """Fails like a lock wait that timed out (55P03): after waiting, as the database makes it wait."""
 
-    async def __call__(self, conn, msg: Inbound[ProductUpserted]) -> None:
+    async def handle(self, conn, msg: Inbound[ProductUpserted]) -> None:
         assert isinstance(msg.payload, ProductUpserted)
         if msg.payload.sku in self.failures and self.calls.get(msg.payload.sku, 0) < self.failures[msg.payload.sku][1]:
             await asyncio.sleep(WAIT)
-        await super().__call__(conn, msg)
+        await super().handle(conn, msg)
 
 
 WAIT = 0.05
