@@ -24,7 +24,6 @@ from shared.contracts.envelope import Envelope, wrap
 from shared.reference import catalogue
 
 from . import metrics, repository
-from .domain import Network
 from .inventory import (
     Allocated,
     Backordered,
@@ -37,6 +36,7 @@ from .inventory import (
     Unfulfillable,
     WithdrawalWanted,
 )
+from .routing import Network
 
 log = logging.getLogger(__name__)
 

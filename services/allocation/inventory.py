@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from .domain import Candidate, Lines, Network, Route, available_to_promise, count_reconciliation, describe, route
+from .routing import Candidate, Lines, Network, Route, available_to_promise, count_reconciliation, describe, route
 
 OrderStatus = Literal["new", "allocated", "backordered", "cancelled", "unfulfillable"]
 ReservationStatus = Literal["open", "shipped", "released"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from shared.backbone.settings import CommonSettings
 from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
-from .domain import DEFAULT_MAX_SHIPMENTS, Network
+from .routing import DEFAULT_MAX_SHIPMENTS, Network
 
 DEFAULT_ALLOCATION_FILE = DEFAULT_FILE.parent / "allocation.json"
 

@@ -5,7 +5,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.allocation.domain import Network
 from services.allocation.inventory import (
     Allocated,
     Backordered,
@@ -18,6 +17,7 @@ from services.allocation.inventory import (
     Unfulfillable,
     WithdrawalWanted,
 )
+from services.allocation.routing import Network
 from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
 NETWORK = Network(load_warehouses(DEFAULT_FILE), channel_max_shipments={"pos": 1})

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from services.allocation.domain import Network
 from services.allocation.inventory import Allocated, CancelRequest, Inventory, Order, Outcome
+from services.allocation.routing import Network
 from services.fulfillment import domain as fulfillment
 from shared.contracts.events import ItemQuantity
 from shared.reference.warehouses import DEFAULT_FILE, load_warehouses

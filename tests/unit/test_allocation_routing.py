@@ -5,8 +5,8 @@ from itertools import combinations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.allocation import domain, geography
-from services.allocation.domain import Candidate, Network
+from services.allocation import geography, routing
+from services.allocation.routing import Candidate, Network
 from services.allocation.settings import DEFAULT_ALLOCATION_FILE, load_network
 from shared.reference.warehouses import DEFAULT_FILE, Warehouse, load_warehouses
 
@@ -24,11 +24,11 @@ AMS_FRA_LYO = ranked("ams", "fra", "lyo")
 
 
 def test_available_to_promise_is_on_hand_less_reserved_less_safety_stock() -> None:
-    assert domain.available_to_promise(on_hand=10, reserved=3, safety_stock=2) == 5
+    assert routing.available_to_promise(on_hand=10, reserved=3, safety_stock=2) == 5
 
 
 def test_available_to_promise_is_never_negative() -> None:
-    assert domain.available_to_promise(on_hand=4, reserved=3, safety_stock=2) == 0
+    assert routing.available_to_promise(on_hand=4, reserved=3, safety_stock=2) == 0
 
 
 def test_safety_stock_the_most_specific_setting_wins() -> None:
@@ -40,8 +40,8 @@ def test_safety_stock_the_most_specific_setting_wins() -> None:
 
 
 def test_a_count_below_reserved_keeps_the_reserved_units_and_reports_the_shortfall() -> None:
-    assert domain.count_reconciliation(counted=10, reserved=4) == (10, 0)
-    assert domain.count_reconciliation(counted=3, reserved=5) == (5, 2)
+    assert routing.count_reconciliation(counted=10, reserved=4) == (10, 0)
+    assert routing.count_reconciliation(counted=3, reserved=5) == (5, 2)
 
 
 # ---- distance ----
@@ -88,7 +88,7 @@ def test_equal_distances_are_broken_by_configured_priority() -> None:
 
 def test_rule1_the_nearest_warehouse_that_holds_every_line_ships_the_whole_order() -> None:
     available = {("ams", "A"): 5, ("ams", "B"): 1, ("fra", "A"): 5, ("fra", "B"): 1}
-    decision = domain.route({"A": 2, "B": 1}, available, NETWORK.candidates("DE"), 3)
+    decision = routing.route({"A": 2, "B": 1}, available, NETWORK.candidates("DE"), 3)
     assert decision.shipments == (("fra", {"A": 2, "B": 1}),)
     assert decision.complete
     assert decision.reason.startswith("one shipment from fra: the nearest warehouse that holds every line")
@@ -96,7 +96,7 @@ def test_rule1_the_nearest_warehouse_that_holds_every_line_ships_the_whole_order
 
 def test_rule1_one_farther_warehouse_beats_a_split_between_nearer_ones() -> None:
     available = {("ams", "A"): 1, ("fra", "B"): 1, ("lyo", "A"): 1, ("lyo", "B"): 1}
-    decision = domain.route({"A": 1, "B": 1}, available, AMS_FRA_LYO, 3)
+    decision = routing.route({"A": 1, "B": 1}, available, AMS_FRA_LYO, 3)
     assert decision.shipments == (("lyo", {"A": 1, "B": 1}),)
 
 
@@ -105,27 +105,27 @@ def test_rule1_one_farther_warehouse_beats_a_split_between_nearer_ones() -> None
 
 def test_rule2_otherwise_the_order_splits_across_the_fewest_warehouses() -> None:
     available = {("ams", "A"): 1, ("fra", "B"): 1, ("lyo", "A"): 1, ("lyo", "C"): 1}
-    decision = domain.route({"A": 1, "B": 1, "C": 1}, available, AMS_FRA_LYO, 3)
+    decision = routing.route({"A": 1, "B": 1, "C": 1}, available, AMS_FRA_LYO, 3)
     assert decision.shipments == (("fra", {"B": 1}), ("lyo", {"A": 1, "C": 1}))
     assert decision.reason.startswith("split into 2 shipments from fra, lyo")
 
 
 def test_rule2_among_equally_few_warehouses_the_nearest_are_chosen() -> None:
     available = {("ams", "A"): 1, ("fra", "B"): 1, ("lyo", "B"): 1}
-    decision = domain.route({"A": 1, "B": 1}, available, AMS_FRA_LYO, 3)
+    decision = routing.route({"A": 1, "B": 1}, available, AMS_FRA_LYO, 3)
     assert decision.shipments == (("ams", {"A": 1}), ("fra", {"B": 1}))
 
 
 def test_rule2_a_line_one_warehouse_of_the_split_can_cover_is_not_split() -> None:
     # ams and fra both ship; A could come half from each, but fra holds all of it
     available = {("ams", "A"): 2, ("ams", "B"): 1, ("fra", "A"): 4, ("fra", "C"): 1}
-    decision = domain.route({"A": 4, "B": 1, "C": 1}, available, AMS_FRA_LYO, 3)
+    decision = routing.route({"A": 4, "B": 1, "C": 1}, available, AMS_FRA_LYO, 3)
     assert decision.shipments == (("ams", {"B": 1}), ("fra", {"A": 4, "C": 1}))
 
 
 def test_rule2_a_line_no_warehouse_covers_alone_is_split_in_the_fewest_pieces_nearest_first() -> None:
     available = {("ams", "A"): 3, ("fra", "A"): 8, ("lyo", "A"): 5}
-    decision = domain.route({"A": 10}, available, AMS_FRA_LYO, 3)
+    decision = routing.route({"A": 10}, available, AMS_FRA_LYO, 3)
     assert decision.shipments == (("ams", {"A": 3}), ("fra", {"A": 7}))
 
 
@@ -134,14 +134,14 @@ def test_rule2_a_line_no_warehouse_covers_alone_is_split_in_the_fewest_pieces_ne
 
 def test_rule3_what_is_in_stock_ships_and_the_rest_is_missing() -> None:
     available = {("ams", "A"): 3, ("fra", "A"): 1, ("ams", "B"): 9}
-    decision = domain.route({"A": 5, "B": 1}, available, AMS_FRA_LYO, 3)
+    decision = routing.route({"A": 5, "B": 1}, available, AMS_FRA_LYO, 3)
     assert decision.shipments == (("ams", {"A": 3, "B": 1}), ("fra", {"A": 1}))
     assert decision.missing == {"A": 1}
     assert decision.reason == "partial: ams, fra ship what is in stock now; waiting for A short by 1"
 
 
 def test_rule3_with_nothing_in_stock_nothing_ships_and_everything_is_missing() -> None:
-    decision = domain.route({"A": 2, "B": 1}, {}, AMS_FRA_LYO, 3)
+    decision = routing.route({"A": 2, "B": 1}, {}, AMS_FRA_LYO, 3)
     assert decision.shipments == ()
     assert decision.missing == {"A": 2, "B": 1}
     assert decision.reason == "waiting for stock: A short by 2, B short by 1"
@@ -149,7 +149,7 @@ def test_rule3_with_nothing_in_stock_nothing_ships_and_everything_is_missing() -
 
 def test_a_channel_cap_on_shipments_turns_a_split_into_a_partial_shipment() -> None:
     available = {("ams", "A"): 1, ("fra", "B"): 2}
-    decision = domain.route({"A": 1, "B": 2}, available, AMS_FRA_LYO, 1)
+    decision = routing.route({"A": 1, "B": 2}, available, AMS_FRA_LYO, 1)
     assert decision.shipments == (("fra", {"B": 2}),)  # the single warehouse that ships the most units
     assert decision.missing == {"A": 1}
     assert "at most 1 shipment per decision" in decision.reason
@@ -186,7 +186,7 @@ skus = st.sampled_from(["A", "B", "C", "D"])
 def test_a_routing_decision_obeys_every_rule(
     wanted: dict[str, int], available: dict[tuple[str, str], int], order: list[str], limit: int
 ) -> None:
-    decision = domain.route(wanted, available, ranked(*order), limit)
+    decision = routing.route(wanted, available, ranked(*order), limit)
     used = [w for w, _ in decision.shipments]
 
     # never more than a warehouse can promise, nothing shipped twice, every wanted unit shipped or missing
