@@ -24,13 +24,13 @@ from shared.contracts.envelope import Envelope, wrap
 from shared.reference import catalogue
 
 from . import metrics, repository
-from .inventory import (
+from .inventory import Inventory
+from .orders import (
     Allocated,
     Backordered,
     Cancelled,
     CancelRequest,
     CountShort,
-    Inventory,
     Order,
     Outcome,
     Unfulfillable,
@@ -85,7 +85,7 @@ class AllocationHandlers:
             raise AdjustmentConflict(adjustment, *earlier)
         inventory = await self._inventory(conn, {sku})
         await repository.load_queue(conn, inventory, {sku}, freeing={sku})
-        before = inventory.level(where, sku).on_hand
+        before = inventory.ledger.level(where, sku).on_hand
         if adjustment.kind == "receipt":
             outcomes = inventory.receive(where, sku, adjustment.quantity)
         else:
@@ -93,14 +93,14 @@ class AllocationHandlers:
         shortfall = sum(o.reserved - o.counted for o in outcomes if isinstance(o, CountShort))
         if shortfall:
             log.warning("count %s at %s is %d units short of reserved stock", adjustment.reference, where, shortfall)
-        await repository.record_effect(conn, adjustment, inventory.level(where, sku).on_hand - before, shortfall)
+        await repository.record_effect(conn, adjustment, inventory.ledger.level(where, sku).on_hand - before, shortfall)
         await self._apply(conn, inventory, outcomes, msg.envelope, reference=adjustment.reference)
 
     async def on_order_shipped(self, conn: Conn, msg: Inbound[ev.OrderShipped]) -> None:
         shipped = msg.payload
         inventory = Inventory(self.network)
         await repository.load_shipment(conn, inventory, shipped.pick_task_id)
-        if not inventory.reservations:
+        if not inventory.ledger.reservations:
             log.warning("shipment %s shipped with no open reservation", shipped.pick_task_id)
         inventory.ship(shipped.pick_task_id)
         await repository.save(conn, inventory)
@@ -131,7 +131,7 @@ class AllocationHandlers:
 
     async def _inventory(self, conn: Conn, skus: Iterable[str]) -> Inventory:
         inventory = Inventory(self.network)
-        inventory.add_stock(await repository.lock_stock(conn, self.network.warehouse_ids, skus))
+        inventory.ledger.add_stock(await repository.lock_stock(conn, self.network.warehouse_ids, skus))
         return inventory
 
     async def _apply(

@@ -8,7 +8,7 @@ from prometheus_client import Counter, Gauge
 
 from shared.backbone.metrics import count
 
-from .inventory import Allocated, Backordered, Cancelled, Outcome, Unfulfillable
+from .orders import Allocated, Backordered, Cancelled, Outcome, Unfulfillable
 
 ORDERS_ALLOCATED = Counter(
     "oms_orders_allocated_total",

@@ -22,7 +22,9 @@ import asyncpg
 from shared.backbone.db import Conn
 from shared.contracts.events import InventoryAdjusted
 
-from .inventory import CancelRequest, Inventory, Key, Order, Reservation, StockLevel
+from .inventory import Inventory
+from .ledger import Key, Reservation, StockLevel
+from .orders import CancelRequest, Order
 
 
 async def lock_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str]) -> dict[Key, StockLevel]:
@@ -98,7 +100,7 @@ async def load_queue(conn: Conn, inventory: Inventory, skus: Iterable[str], free
     pending = {*skus, *freeing}
     while pending:
         looked |= pending
-        await load_waiting(conn, inventory, inventory.skus_in_stock(pending))
+        await load_waiting(conn, inventory, inventory.ledger.skus_in_stock(pending))
         waiting = {sku for o in inventory.orders.values() if o.status == "backordered" for sku in o.backordered}
         pending = waiting - looked
 
@@ -113,8 +115,8 @@ async def load_waiting(conn: Conn, inventory: Inventory, skus: Iterable[str]) ->
         wanted,
     )
     orders = [_order(r) for r in rows]
-    missing = {sku for o in orders for sku in o.skus} - {sku for _, sku in inventory.stock}
-    inventory.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, missing))
+    missing = {sku for o in orders for sku in o.skus} - {sku for _, sku in inventory.ledger.stock}
+    inventory.ledger.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, missing))
     inventory.add_orders(orders)
 
 
@@ -128,9 +130,10 @@ async def load_orders(conn: Conn, inventory: Inventory, order_ids: Iterable[UUID
         " WHERE order_id = ANY($1::uuid[]) AND status = 'open'",
         ids,
     )
-    missing = {sku for o in orders for sku in o.skus} - {sku for _, sku in inventory.stock}
-    inventory.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, missing))
-    inventory.add_orders(orders, [_reservation(r) for r in reservations])
+    missing = {sku for o in orders for sku in o.skus} - {sku for _, sku in inventory.ledger.stock}
+    inventory.ledger.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, missing))
+    inventory.add_orders(orders)
+    inventory.ledger.add_reservations(_reservation(r) for r in reservations)
 
 
 async def load_shipment(conn: Conn, inventory: Inventory, shipment_id: UUID) -> None:
@@ -139,14 +142,14 @@ async def load_shipment(conn: Conn, inventory: Inventory, shipment_id: UUID) -> 
         " WHERE shipment_id = $1 AND status = 'open'",
         shipment_id,
     )
-    inventory.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, {r["sku"] for r in rows}))
-    inventory.add_orders((), [_reservation(r) for r in rows])
+    inventory.ledger.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, {r["sku"] for r in rows}))
+    inventory.ledger.add_reservations(_reservation(r) for r in rows)
 
 
 async def save(conn: Conn, inventory: Inventory) -> None:
     """Write what the operations touched: stock first (reservations refer to its rows), then orders,
     then reservations. The deferred check at commit compares them."""
-    stock = sorted((k, inventory.stock[k]) for k in inventory.touched_stock)
+    stock = sorted((k, inventory.ledger.stock[k]) for k in inventory.ledger.touched_stock)
     await conn.executemany(
         "INSERT INTO stock (warehouse_id, sku, on_hand, reserved) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (warehouse_id, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,"
@@ -179,7 +182,7 @@ async def save(conn: Conn, inventory: Inventory) -> None:
             for o in orders
         ],
     )
-    reservations = [inventory.reservations[k] for k in sorted(inventory.touched_reservations)]
+    reservations = [inventory.ledger.reservations[k] for k in sorted(inventory.ledger.touched_reservations)]
     await conn.executemany(
         "INSERT INTO reservations (shipment_id, sku, order_id, warehouse_id, quantity, short, status)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7)"

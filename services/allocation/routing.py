@@ -26,18 +26,6 @@ Availability = Mapping[tuple[str, str], int]
 DEFAULT_MAX_SHIPMENTS = 3
 
 
-def available_to_promise(on_hand: int, reserved: int, safety_stock: int) -> int:
-    """Units that may still be promised: on hand, less what is reserved, less the safety stock."""
-    return max(0, on_hand - reserved - safety_stock)
-
-
-def count_reconciliation(counted: int, reserved: int) -> tuple[int, int]:
-    """On hand after a stock count, and the units the count is short of what is already reserved.
-
-    On hand never drops below reserved (the database forbids it); a shortfall is reported, not hidden."""
-    return max(counted, reserved), max(0, reserved - counted)
-
-
 @dataclass(frozen=True)
 class Candidate:
     """A warehouse as one order sees it: how far it is from the destination (None when unknown)."""

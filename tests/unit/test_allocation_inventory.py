@@ -5,13 +5,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.allocation.inventory import (
+from services.allocation.inventory import Inventory
+from services.allocation.orders import (
     Allocated,
     Backordered,
     Cancelled,
     CancelRequest,
     CountShort,
-    Inventory,
     Order,
     Outcome,
     Unfulfillable,
@@ -51,7 +51,7 @@ def allocated(outcomes: list[Outcome]) -> list[Allocated]:
 
 def reserved(inventory: Inventory, order_id: uuid.UUID) -> dict[tuple[str, str], int]:
     held: dict[tuple[str, str], int] = {}
-    for r in inventory.open_reservations(order_id=order_id):
+    for r in inventory.ledger.open_reservations(order_id=order_id):
         held[(r.warehouse_id, r.sku)] = held.get((r.warehouse_id, r.sku), 0) + r.units
     return held
 
@@ -64,7 +64,7 @@ def test_an_order_in_stock_is_reserved_in_one_shipment_with_the_reason() -> None
     assert [(s.warehouse_id, s.lines) for s in outcome.shipments] == [("ams", {"A": 2})]
     assert outcome.backordered == {}
     assert "nearest warehouse that holds every line" in outcome.reason
-    assert inventory.level("ams", "A").reserved == 2
+    assert inventory.ledger.level("ams", "A").reserved == 2
     assert first.status == "allocated"
 
 
@@ -99,7 +99,7 @@ def test_an_order_that_may_not_wait_is_unfulfillable_and_reserves_nothing() -> N
     assert isinstance(outcome, Unfulfillable)
     assert "A short by 2" in outcome.reason
     assert refused.status == "unfulfillable"
-    assert inventory.level("ams", "A").reserved == inventory.level("ams", "B").reserved == 0
+    assert inventory.ledger.level("ams", "A").reserved == inventory.ledger.level("ams", "B").reserved == 0
 
 
 def test_a_receipt_releases_backorders_in_arrival_order() -> None:
@@ -137,7 +137,7 @@ def test_a_count_below_reserved_keeps_on_hand_at_reserved_and_reports_it() -> No
     inventory = stocked(("ams", "A", 5))
     inventory.place(order({"A": 4}))
     assert inventory.count("ams", "A", 1) == [CountShort("ams", "A", 1, 4)]
-    assert (inventory.level("ams", "A").on_hand, inventory.level("ams", "A").reserved) == (4, 4)
+    assert (inventory.ledger.level("ams", "A").on_hand, inventory.ledger.level("ams", "A").reserved) == (4, 4)
 
 
 def test_a_count_that_finds_more_releases_backorders() -> None:
@@ -179,7 +179,7 @@ def test_a_partial_cancellation_keeps_the_other_lines_of_a_withdrawn_shipment_re
     assert [(s.warehouse_id, s.lines) for s in kept.shipments] == [("fra", {"A": 1, "B": 1})]
     assert kept.shipments[0].shipment_id != shipment
     assert reserved(inventory, placed.order_id) == {("fra", "A"): 1, ("fra", "B"): 1}
-    assert inventory.level("fra", "A").reserved == 1
+    assert inventory.ledger.level("fra", "A").reserved == 1
     assert placed.status == "allocated"
 
 
@@ -220,7 +220,7 @@ def test_a_crossed_cancellation_takes_what_waits_at_once_and_asks_for_the_rest_t
     ]
     outcomes = inventory.cancel(placed.order_id, {"A": 1}, [shipment], "all of it")
     assert outcomes == [Cancelled(placed.order_id, None, "all of it")]
-    assert placed.status == "cancelled" and inventory.level("ams", "A").reserved == 0
+    assert placed.status == "cancelled" and inventory.ledger.level("ams", "A").reserved == 0
 
 
 def test_a_cancellation_of_waiting_units_takes_them_from_the_backorder_first() -> None:
@@ -238,7 +238,7 @@ def test_a_cancellation_that_overtook_its_order_is_applied_when_the_order_arrive
     early = order({"A": 2})
     outcomes = inventory.place(early, CancelRequest(None, "changed my mind"))
     assert outcomes == [Cancelled(early.order_id, None, "changed my mind")]
-    assert early.status == "cancelled" and inventory.level("ams", "A").reserved == 0
+    assert early.status == "cancelled" and inventory.ledger.level("ams", "A").reserved == 0
 
 
 def test_a_short_pick_corrects_on_hand_and_routes_the_missing_units_to_another_warehouse() -> None:
@@ -252,7 +252,7 @@ def test_a_short_pick_corrects_on_hand_and_routes_the_missing_units_to_another_w
     assert isinstance(outcome, Allocated)
     assert [(s.warehouse_id, s.lines) for s in outcome.shipments] == [("fra", {"A": 2})]
     assert outcome.reason.startswith("short pick at ams (A short by 2): one shipment from fra")
-    assert (inventory.level("ams", "A").on_hand, inventory.level("ams", "A").reserved) == (3, 1)
+    assert (inventory.ledger.level("ams", "A").on_hand, inventory.ledger.level("ams", "A").reserved) == (3, 1)
     assert reserved(inventory, placed.order_id) == {("ams", "A"): 1, ("fra", "A"): 2}
     # the same report again changes nothing
     assert inventory.short_pick(placed.order_id, shipment, "ams", {"A": 2}) == []
@@ -268,7 +268,7 @@ def test_a_shipment_short_of_every_unit_is_closed_so_a_cancelled_order_holds_not
     # when the order is cancelled
     inventory.cancel(placed.order_id, None, [], "no longer needed")
     # then it holds no reservation, not even an empty one
-    assert placed.status == "cancelled" and inventory.open_reservations(order_id=placed.order_id) == []
+    assert placed.status == "cancelled" and inventory.ledger.open_reservations(order_id=placed.order_id) == []
 
 
 def test_a_short_pick_no_other_warehouse_can_cover_is_backordered() -> None:
@@ -280,17 +280,17 @@ def test_a_short_pick_no_other_warehouse_can_cover_is_backordered() -> None:
     assert isinstance(outcome, Backordered) and outcome.missing == {"A": 2}
     assert placed.status == "backordered"
     # the shipment has nothing left: it holds no open reservation, so a cancellation finds nothing to release
-    assert inventory.open_reservations(order_id=placed.order_id) == []
+    assert inventory.ledger.open_reservations(order_id=placed.order_id) == []
     inventory.cancel(placed.order_id, {"A": 2}, [], "no longer needed")
     assert inventory.orders[placed.order_id].status == "cancelled"
-    assert inventory.open_reservations(order_id=placed.order_id) == []
+    assert inventory.ledger.open_reservations(order_id=placed.order_id) == []
 
 
 def test_shipping_takes_the_units_out_of_on_hand_and_reserved() -> None:
     inventory = stocked(("ams", "A", 5))
     [allocation] = allocated(inventory.place(order({"A": 2})))
     assert inventory.ship(allocation.shipments[0].shipment_id) == 2
-    assert (inventory.level("ams", "A").on_hand, inventory.level("ams", "A").reserved) == (3, 0)
+    assert (inventory.ledger.level("ams", "A").on_hand, inventory.ledger.level("ams", "A").reserved) == (3, 0)
     assert inventory.ship(allocation.shipments[0].shipment_id) == 0
 
 
@@ -326,7 +326,7 @@ def test_a_backorder_released_while_the_whole_order_is_cancelled_is_released_whe
     assert placed.status == "cancelled" and placed.cancelled == {"B": 1}
     # then the new shipment, born withdrawn at fulfillment, is released when that is reported
     assert inventory.cancel(placed.order_id, None, [released.shipments[0].shipment_id], "customer request") == []
-    assert inventory.level("fra", "A").reserved == 0
+    assert inventory.ledger.level("fra", "A").reserved == 0
     assert placed.cancelled == {"A": 2, "B": 1}
     # and a repeat of that report changes nothing
     assert inventory.cancel(placed.order_id, None, [released.shipments[0].shipment_id], "customer request") == []

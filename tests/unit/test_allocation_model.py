@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from services.allocation.inventory import Allocated, CancelRequest, Inventory, Order, Outcome
+from services.allocation.inventory import Inventory
+from services.allocation.orders import Allocated, CancelRequest, Order, Outcome
 from services.allocation.routing import Network
 from services.fulfillment import domain as fulfillment
 from shared.contracts.events import ItemQuantity
@@ -130,7 +131,7 @@ class AllocationModel(RuleBasedStateMachine):
 
     @rule(warehouse=warehouses, sku=skus, counted=st.integers(0, 12))
     def count(self, warehouse: str, sku: str, counted: int) -> None:
-        reserved = self.inventory.level(warehouse, sku).reserved
+        reserved = self.inventory.ledger.level(warehouse, sku).reserved
         self.ledger[(warehouse, sku)] = max(counted, reserved)
         self.announce(self.inventory.count(warehouse, sku, counted))
 
@@ -188,15 +189,17 @@ class AllocationModel(RuleBasedStateMachine):
             case CancellationAccepted(lines=lines, withdrawn=withdrawn):
                 self.announce(self.inventory.cancel(order_id, lines, withdrawn, "customer request"))
             case ShortPicked(shipment_id=shipment_id, warehouse_id=warehouse, missing=missing):
-                short_before = {r.key: r.short for r in self.inventory.open_reservations(shipment_id=shipment_id)}
+                short_before = {
+                    r.key: r.short for r in self.inventory.ledger.open_reservations(shipment_id=shipment_id)
+                }
                 outcomes = self.inventory.short_pick(order_id, shipment_id, warehouse, missing)
                 for key, short in short_before.items():
-                    r = self.inventory.reservations[key]
+                    r = self.inventory.ledger.reservations[key]
                     self.ledger[(r.warehouse_id, r.sku)] -= r.short - short
                 # the short-picked order declines that warehouse for this one decision; its units go to the next in line
                 self.announce(outcomes, declined=(order_id, warehouse))
             case Shipped(shipment_id=shipment_id):
-                for r in self.inventory.open_reservations(shipment_id=shipment_id):
+                for r in self.inventory.ledger.open_reservations(shipment_id=shipment_id):
                     self.ledger[(r.warehouse_id, r.sku)] -= r.units
                     shipped = self.shipped.setdefault(r.order_id, {})
                     shipped[r.sku] = shipped.get(r.sku, 0) + r.units
@@ -275,27 +278,27 @@ class AllocationModel(RuleBasedStateMachine):
 
     @invariant()
     def never_oversold_never_negative(self) -> None:
-        for key, level in self.inventory.stock.items():
+        for key, level in self.inventory.ledger.stock.items():
             assert 0 <= level.reserved <= level.on_hand, (key, level)
 
     @invariant()
     def reserved_equals_the_open_reservations(self) -> None:
         held: dict[tuple[str, str], int] = {}
-        for r in self.inventory.open_reservations():
+        for r in self.inventory.ledger.open_reservations():
             held[(r.warehouse_id, r.sku)] = held.get((r.warehouse_id, r.sku), 0) + r.units
-        for key, level in self.inventory.stock.items():
+        for key, level in self.inventory.ledger.stock.items():
             assert level.reserved == held.get(key, 0), key
 
     @invariant()
     def on_hand_is_explained_by_receipts_counts_shipments_and_short_picks(self) -> None:
-        for key, level in self.inventory.stock.items():
+        for key, level in self.inventory.ledger.stock.items():
             assert level.on_hand == self.ledger.get(key, 0), key
 
     @invariant()
     def every_ordered_unit_is_accounted_for(self) -> None:
         for order in self.inventory.orders.values():
             held: dict[str, int] = {}
-            for r in self.inventory.open_reservations(order_id=order.order_id):
+            for r in self.inventory.ledger.open_reservations(order_id=order.order_id):
                 held[r.sku] = held.get(r.sku, 0) + r.units
             if order.status == "unfulfillable":
                 assert not held and not order.backordered and order.order_id not in self.shipped
@@ -310,7 +313,7 @@ class AllocationModel(RuleBasedStateMachine):
     def a_cancelled_order_holds_nothing_once_fulfillment_has_answered_for_its_shipments(self) -> None:
         for order in self.inventory.orders.values():
             if order.status == "cancelled" and not self.topics.busy(order.order_id):
-                held = self.inventory.open_reservations(order_id=order.order_id)
+                held = self.inventory.ledger.open_reservations(order_id=order.order_id)
                 assert not held, f"cancelled {order.order_id} still holds {[(r.shipment_id, r.sku) for r in held]}"
 
     def check_first_come_first_served(
@@ -325,7 +328,7 @@ class AllocationModel(RuleBasedStateMachine):
                 for sku in shipment.lines:
                     passed = [
                         w
-                        for w in self.inventory.waiting_for([sku])
+                        for w in self.inventory.serving.waiting_for([sku])
                         if w.queue_position < got.queue_position
                         and uncapped(w.channel) >= len(WAREHOUSE_IDS)
                         and (w.order_id, shipment.warehouse_id) != declined

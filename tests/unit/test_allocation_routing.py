@@ -1,4 +1,4 @@
-"""The routing rules on their own: available to promise, distance ranking, one warehouse, split, partial."""
+"""The routing rules on their own: safety stock, distance ranking, one warehouse, split, partial."""
 
 from itertools import combinations
 
@@ -20,15 +20,7 @@ def ranked(*ids: str) -> list[Candidate]:
 
 AMS_FRA_LYO = ranked("ams", "fra", "lyo")
 
-# ---- available to promise and safety stock ----
-
-
-def test_available_to_promise_is_on_hand_less_reserved_less_safety_stock() -> None:
-    assert routing.available_to_promise(on_hand=10, reserved=3, safety_stock=2) == 5
-
-
-def test_available_to_promise_is_never_negative() -> None:
-    assert routing.available_to_promise(on_hand=4, reserved=3, safety_stock=2) == 0
+# ---- safety stock ----
 
 
 def test_safety_stock_the_most_specific_setting_wins() -> None:
@@ -37,11 +29,6 @@ def test_safety_stock_the_most_specific_setting_wins() -> None:
     assert network.safety_stock("ams", "Z") == 2  # the warehouse's default
     assert network.safety_stock("ams", "X") == 5  # the SKU's, everywhere
     assert network.safety_stock("ams", "Y") == 7  # the SKU's in that warehouse
-
-
-def test_a_count_below_reserved_keeps_the_reserved_units_and_reports_the_shortfall() -> None:
-    assert routing.count_reconciliation(counted=10, reserved=4) == (10, 0)
-    assert routing.count_reconciliation(counted=3, reserved=5) == (5, 2)
 
 
 # ---- distance ----

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.allocation import metrics as allocation
-from services.allocation.inventory import Allocated, Backordered, Cancelled, NewShipment
+from services.allocation.orders import Allocated, Backordered, Cancelled, NewShipment
 from services.capture import metrics as capture
 from services.capture.domain import Rejection
 from services.fulfillment import metrics as fulfillment
