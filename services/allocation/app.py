@@ -26,7 +26,6 @@ def create_app(settings: AllocationSettings) -> FastAPI:
     app = service_app(
         runtime,
         handlers.routes,
-        prepare=handlers.prepare,
         background={"stock-levels": report_stock_levels},
         title="OMS allocation",
     )

@@ -1,19 +1,20 @@
-"""Allocation's handlers: route validated orders, apply receipts and counts (releasing backorders in
-arrival order), release stock on cancellation, re-route short picks, and take shipped units out of stock.
+"""Allocation's handler: route validated orders, apply receipts and counts (releasing backorders in arrival
+order), release stock on cancellation, re-route short picks, and take shipped units out of stock.
 
-Each handler loads the locked part of the inventory it needs, applies one operation of the aggregate
-(services.allocation.inventory), saves what changed and writes the outcomes to the outbox, all in the
-transaction the consumer opened for the batch.
+It takes a whole batch at once: it locks and loads the part of the inventory the batch may touch once
+(services.allocation.repository), applies every record to the aggregate (services.allocation.inventory) in the
+order read, then saves what changed and writes the outcomes to the outbox once, all in the transaction the
+consumer opened for the batch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
-from shared.backbone.consumer import Routes, one_at_a_time
+from shared.backbone.consumer import Routes
 from shared.backbone.db import Conn
 from shared.backbone.kafka import Inbound
 from shared.backbone.outbox import enqueue
@@ -39,52 +40,101 @@ from .orders import (
 from .routing import Network
 
 log = logging.getLogger(__name__)
+# The events this handler takes, all in one call per batch so that they apply in the order read.
+HANDLED = (ev.OrderValidated, ev.InventoryAdjusted, ev.OrderShipped, ev.CancellationAccepted, ev.ShortPickReported)
+
+
+@dataclass
+class Named:
+    """What a batch's records name, and so what it may touch: SKUs, orders, shipments."""
+
+    skus: set[str] = field(default_factory=set)
+    orders: set[UUID] = field(default_factory=set)
+    shipments: set[UUID] = field(default_factory=set)
+
+    @classmethod
+    def by(cls, records: list[Inbound[Any]]) -> Named:
+        named = cls()
+        for record in records:
+            match record.payload:
+                case ev.OrderValidated(order_id=order_id, lines=lines):
+                    named.orders.add(order_id)
+                    named.skus |= {line.sku for line in lines}
+                case ev.InventoryAdjusted(sku=sku):
+                    named.skus.add(sku)
+                case ev.CancellationAccepted(order_id=order_id) | ev.ShortPickReported(order_id=order_id):
+                    named.orders.add(order_id)
+                case ev.OrderShipped(pick_task_id=shipment_id):
+                    named.shipments.add(shipment_id)
+        return named
 
 
 class AllocationHandlers:
     def __init__(self, network: Network) -> None:
         self.network = network
 
-    async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
-        """Lock, in one global order, the stock rows of every SKU this batch may touch."""
-        skus: set[str] = set()
-        orders: set[UUID] = set()
-        shipments: set[UUID] = set()
-        for item in batch:
-            match item.payload:
-                case ev.OrderValidated(lines=lines):
-                    skus |= {line.sku for line in lines}
-                case ev.InventoryAdjusted(sku=sku):
-                    skus.add(sku)
-                case ev.CancellationAccepted(order_id=order_id) | ev.ShortPickReported(order_id=order_id):
-                    orders.add(order_id)
-                case ev.OrderShipped(pick_task_id=shipment_id):
-                    shipments.add(shipment_id)
-        if skus or orders or shipments:
-            await repository.lock_for_batch(conn, self.network.warehouse_ids, skus, orders, shipments)
+    async def on_allocation_input(self, conn: Conn, records: list[Inbound[Any]]) -> None:
+        """A batch's records for allocation: locked and loaded once, applied in the order read, saved once."""
+        named = Named.by(records)
+        inventory = Inventory(self.network)
+        await repository.load_batch(conn, inventory, named.skus, named.orders, named.shipments)
+        early = await repository.take_early_cancellations(conn, named.orders - inventory.orders.keys())
+        announced: list[tuple[Outcome, Envelope, str]] = []
+        for record in records:
+            reference = record.payload.reference if isinstance(record.payload, ev.InventoryAdjusted) else ""
+            outcomes = await self._apply(conn, inventory, early, record.payload)
+            announced += [(outcome, record.envelope, reference) for outcome in outcomes]
+        await repository.save(conn, inventory)
+        await repository.keep_early_cancellations(conn, early)
+        metrics.count_outcomes([outcome for outcome, _, _ in announced])
+        events = [(_announcement(inventory, outcome, reference), cause) for outcome, cause, reference in announced]
+        await enqueue(
+            conn,
+            [
+                (topics.ALLOCATION_EVENTS, key, wrap(payload, order_id=order_id, cause=cause))
+                for (key, order_id, payload), cause in events
+            ],
+        )
 
-    async def on_order_validated(self, conn: Conn, msg: Inbound[ev.OrderValidated]) -> None:
-        validated = msg.payload
-        if await repository.order_known(conn, validated.order_id):
-            return
-        order = _order(validated)
-        inventory = await self._inventory(conn, order.skus)
-        await repository.load_queue(conn, inventory, order.skus)
-        early = await repository.take_early_cancellation(conn, order.order_id)
-        await self._apply(conn, inventory, inventory.place(order, early), msg.envelope)
+    async def _apply(
+        self, conn: Conn, inventory: Inventory, early: dict[UUID, CancelRequest], payload: Any
+    ) -> list[Outcome]:
+        match payload:
+            case ev.OrderValidated():
+                if payload.order_id in inventory.orders:
+                    return []  # announced before, and handled then
+                return inventory.place(_order(payload), early.pop(payload.order_id, None))
+            case ev.InventoryAdjusted():
+                return await self._adjust(conn, inventory, payload)
+            case ev.OrderShipped(pick_task_id=shipment_id):
+                if not inventory.ledger.open_reservations(shipment_id=shipment_id):
+                    log.warning("shipment %s shipped with no open reservation", shipment_id)
+                inventory.ship(shipment_id)
+                return []
+            case ev.ShortPickReported():
+                if payload.order_id not in inventory.orders:
+                    raise LookupError(f"short pick for order {payload.order_id} allocation does not know")
+                missing = quantities(payload.missing)
+                return inventory.short_pick(payload.order_id, payload.shipment_id, payload.warehouse_id, missing)
+            case ev.CancellationAccepted():
+                lines = None if payload.lines is None else quantities(payload.lines)
+                if payload.order_id not in inventory.orders:
+                    request = CancelRequest(lines, payload.reason)
+                    earlier = early.get(payload.order_id)
+                    early[payload.order_id] = request if earlier is None else earlier.and_then(request)
+                    return []
+                return inventory.cancel(payload.order_id, lines, payload.withdrawn_shipments, payload.reason)
+        raise TypeError(f"allocation takes no {type(payload).__name__}")
 
-    async def on_inventory_adjusted(self, conn: Conn, msg: Inbound[ev.InventoryAdjusted]) -> None:
-        adjustment = msg.payload
+    async def _adjust(self, conn: Conn, inventory: Inventory, adjustment: ev.InventoryAdjusted) -> list[Outcome]:
         where, sku = adjustment.warehouse_id, adjustment.sku
         if where not in self.network.warehouse_ids:
             raise ValueError(f"unknown warehouse {where}: stock there could never be promised")
         earlier = await repository.record_adjustment(conn, adjustment)
         if earlier == (adjustment.kind, adjustment.quantity):
-            return  # a replay of a line applied before
+            return []  # a replay of a line applied before
         if earlier is not None:
             raise AdjustmentConflict(adjustment, *earlier)
-        inventory = await self._inventory(conn, {sku})
-        await repository.load_queue(conn, inventory, {sku}, freeing={sku})
         before = inventory.ledger.level(where, sku).on_hand
         if adjustment.kind == "receipt":
             outcomes = inventory.receive(where, sku, adjustment.quantity)
@@ -93,69 +143,14 @@ class AllocationHandlers:
         shortfall = sum(o.reserved - o.counted for o in outcomes if isinstance(o, CountShort))
         if shortfall:
             log.warning("count %s at %s is %d units short of reserved stock", adjustment.reference, where, shortfall)
-        await repository.record_effect(conn, adjustment, inventory.ledger.level(where, sku).on_hand - before, shortfall)
-        await self._apply(conn, inventory, outcomes, msg.envelope, reference=adjustment.reference)
-
-    async def on_order_shipped(self, conn: Conn, msg: Inbound[ev.OrderShipped]) -> None:
-        shipped = msg.payload
-        inventory = Inventory(self.network)
-        await repository.load_shipment(conn, inventory, shipped.pick_task_id)
-        if not inventory.ledger.reservations:
-            log.warning("shipment %s shipped with no open reservation", shipped.pick_task_id)
-        inventory.ship(shipped.pick_task_id)
-        await repository.save(conn, inventory)
-
-    async def on_short_pick_reported(self, conn: Conn, msg: Inbound[ev.ShortPickReported]) -> None:
-        short = msg.payload
-        inventory = Inventory(self.network)
-        await repository.load_orders(conn, inventory, [short.order_id])
-        if short.order_id not in inventory.orders:
-            raise LookupError(f"short pick for order {short.order_id} allocation does not know")
-        await repository.load_queue(conn, inventory, inventory.orders[short.order_id].skus)
-        missing = quantities(short.missing)
-        outcomes = inventory.short_pick(short.order_id, short.shipment_id, short.warehouse_id, missing)
-        await self._apply(conn, inventory, outcomes, msg.envelope)
-
-    async def on_cancellation_accepted(self, conn: Conn, msg: Inbound[ev.CancellationAccepted]) -> None:
-        accepted = msg.payload
-        lines = None if accepted.lines is None else quantities(accepted.lines)
-        inventory = Inventory(self.network)
-        await repository.load_orders(conn, inventory, [accepted.order_id])
-        if accepted.order_id not in inventory.orders:
-            await repository.add_early_cancellation(conn, accepted.order_id, CancelRequest(lines, accepted.reason))
-            return
-        skus = inventory.orders[accepted.order_id].skus
-        await repository.load_queue(conn, inventory, skus, freeing=skus)
-        outcomes = inventory.cancel(accepted.order_id, lines, accepted.withdrawn_shipments, accepted.reason)
-        await self._apply(conn, inventory, outcomes, msg.envelope)
-
-    async def _inventory(self, conn: Conn, skus: Iterable[str]) -> Inventory:
-        inventory = Inventory(self.network)
-        inventory.ledger.add_stock(await repository.lock_stock(conn, self.network.warehouse_ids, skus))
-        return inventory
-
-    async def _apply(
-        self, conn: Conn, inventory: Inventory, outcomes: list[Outcome], cause: Envelope, reference: str = ""
-    ) -> None:
-        await repository.save(conn, inventory)
-        metrics.count_outcomes(outcomes)
-        events = [_announcement(inventory, outcome, reference) for outcome in outcomes]
-        await enqueue(
-            conn,
-            [
-                (topics.ALLOCATION_EVENTS, key, wrap(payload, order_id=order_id, cause=cause))
-                for key, order_id, payload in events
-            ],
-        )
+        on_hand_change = inventory.ledger.level(where, sku).on_hand - before
+        await repository.record_effect(conn, adjustment, on_hand_change, shortfall)
+        return outcomes
 
     def routes(self) -> Routes:
         return {
-            ev.OrderValidated: one_at_a_time(self.on_order_validated),
-            ev.InventoryAdjusted: one_at_a_time(self.on_inventory_adjusted),
+            **{event: self.on_allocation_input for event in HANDLED},
             ev.ProductUpserted: catalogue.on_product_upserted,
-            ev.OrderShipped: one_at_a_time(self.on_order_shipped),
-            ev.CancellationAccepted: one_at_a_time(self.on_cancellation_accepted),
-            ev.ShortPickReported: one_at_a_time(self.on_short_pick_reported),
         }
 
 

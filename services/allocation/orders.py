@@ -102,5 +102,12 @@ class CancelRequest:
     lines: dict[str, int] | None
     reason: str
 
+    def and_then(self, later: CancelRequest) -> CancelRequest:
+        """Two requests for an order not seen yet add up; a whole-order one wins; the later reason is kept."""
+        if self.lines is None or later.lines is None:
+            return CancelRequest(None, later.reason)
+        skus = {*self.lines, *later.lines}
+        return CancelRequest({s: self.lines.get(s, 0) + later.lines.get(s, 0) for s in skus}, later.reason)
+
 
 Outcome = Allocated | Backordered | Unfulfillable | Cancelled | WithdrawalWanted | CountShort

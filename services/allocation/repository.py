@@ -1,19 +1,20 @@
-"""Allocation's SQL: load the part of the inventory a message needs, locked, and save what changed.
+"""Allocation's SQL: lock and load the part of the inventory a batch may touch, once, and save what changed, once.
 
-Locking discipline (several instances share the work, each handling a batch of messages in one
+Locking discipline (several instances share the work, each handling a batch of records in one
 transaction):
 - stock rows are the locks: a transaction reads or changes an order only while it holds the stock rows
   of every warehouse for that order's SKUs (rows are created empty for every configured warehouse, so a
   SKU never received has rows to lock too);
-- at the start of each batch (`lock_for_batch`) every stock row the batch may need is locked in ONE
+- at the start of each batch (`load_batch`) every stock row the batch may need is locked in ONE
   statement, in (warehouse, sku) order, so two instances never wait on each other in a cycle. What a
   batch may need depends on which orders wait (read before the locks): if that grew while waiting for
-  the locks, they are given back (rollback to a savepoint) and taken again, the larger set in order.
+  the locks (the orders loaded under the locks name SKUs not locked), they are given back (rollback to a
+  savepoint) and taken again, the larger set in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -47,116 +48,83 @@ async def lock_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[st
     return {(r["warehouse_id"], r["sku"]): StockLevel(r["on_hand"], r["reserved"]) for r in rows}
 
 
-async def lock_for_batch(
-    conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str], order_ids: set[UUID], shipment_ids: set[UUID]
+async def load_batch(
+    conn: Conn, inventory: Inventory, skus: Iterable[str], order_ids: Iterable[UUID], shipment_ids: Iterable[UUID]
 ) -> None:
+    """Lock every stock row the batch may touch and load it, with the orders waiting for its SKUs, the orders
+    it names and their open reservations, and the open reservations of the shipments it names."""
+    order_ids, shipment_ids = sorted(set(order_ids)), sorted(set(shipment_ids))
     wanted = await skus_for_batch(conn, skus, order_ids, shipment_ids)
     while True:
         savepoint = conn.transaction()
         await savepoint.start()
-        await lock_stock(conn, warehouse_ids, wanted)
-        needed = await skus_for_batch(conn, wanted, order_ids, shipment_ids)
-        if needed <= wanted:
+        levels = await lock_stock(conn, inventory.network.warehouse_ids, wanted)
+        orders = [
+            _order(r)
+            for r in await conn.fetch(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY($1::uuid[])"
+                " OR (status = 'backordered' AND waiting_skus && $2::text[])",
+                order_ids,
+                sorted(wanted),
+            )
+        ]
+        reservations = [
+            _reservation(r)
+            for r in await conn.fetch(
+                "SELECT shipment_id, order_id, warehouse_id, sku, quantity, short, status FROM reservations"
+                " WHERE status = 'open' AND (order_id = ANY($1::uuid[]) OR shipment_id = ANY($2::uuid[]))",
+                order_ids,
+                shipment_ids,
+            )
+        ]
+        grown = {sku for o in orders for sku in o.skus} | {r.sku for r in reservations}
+        if grown <= wanted:
             await savepoint.commit()
-            return
+            break
         await savepoint.rollback()  # gives back the row locks taken since the savepoint
-        wanted = needed
+        wanted = await skus_for_batch(conn, wanted | grown, order_ids, shipment_ids)
+    inventory.ledger.add_stock(levels)
+    inventory.add_orders(orders)
+    inventory.ledger.add_reservations(reservations)
 
 
 async def skus_for_batch(
-    conn: Conn, skus: Iterable[str], order_ids: Iterable[UUID], shipment_ids: Iterable[UUID]
+    conn: Conn, skus: Iterable[str], order_ids: Sequence[UUID], shipment_ids: Sequence[UUID]
 ) -> set[str]:
-    """Every SKU a batch may touch: its own, those of the orders and shipments it names, and those of the
-    orders waiting for any of these, and so on (a release routes a waiting order's other lines too)."""
-    found = set(skus)
-    found |= {
-        r["sku"]
-        for r in await conn.fetch(
-            "SELECT unnest(skus) AS sku FROM orders WHERE order_id = ANY($1::uuid[])"
-            " UNION SELECT sku FROM reservations WHERE shipment_id = ANY($2::uuid[])",
-            list(set(order_ids)),
-            list(set(shipment_ids)),
-        )
-    }
-    while more := await waiting_skus(conn, found) - found:
-        found |= more
-    return found
-
-
-async def waiting_skus(conn: Conn, skus: Iterable[str]) -> set[str]:
+    """Every SKU a batch may touch, in one statement: its own, those of the orders and shipments it names, and
+    those of the orders waiting for any of these, and so on (a release routes a waiting order's other lines too)."""
     rows = await conn.fetch(
-        "SELECT DISTINCT unnest(skus) AS sku FROM orders WHERE status = 'backordered' AND waiting_skus && $1::text[]",
+        "WITH RECURSIVE named(sku) AS ("
+        "  SELECT unnest($1::text[])"
+        "  UNION SELECT unnest(skus) FROM orders WHERE order_id = ANY($2::uuid[])"
+        "  UNION SELECT sku FROM reservations WHERE shipment_id = ANY($3::uuid[])"
+        "), touched(sku) AS ("
+        "  SELECT sku FROM named"
+        "  UNION SELECT s.sku FROM touched t"
+        "  JOIN orders o ON o.status = 'backordered' AND o.waiting_skus && ARRAY[t.sku]"
+        "  CROSS JOIN LATERAL unnest(o.skus) AS s(sku)"
+        ") SELECT sku FROM touched",
         sorted(set(skus)),
+        list(order_ids),
+        list(shipment_ids),
     )
     return {r["sku"] for r in rows}
-
-
-async def load_queue(conn: Conn, inventory: Inventory, skus: Iterable[str], freeing: Iterable[str] = ()) -> None:
-    """Add the waiting orders an operation may serve: every one waiting for a SKU it is `freeing` stock of,
-    those waiting for `skus` the inventory can promise now, and, in turn, those waiting for the other
-    SKUs in stock that the added ones wait for (the aggregate serves exactly this queue)."""
-    await load_waiting(conn, inventory, freeing)
-    looked: set[str] = set()
-    pending = {*skus, *freeing}
-    while pending:
-        looked |= pending
-        await load_waiting(conn, inventory, inventory.ledger.skus_in_stock(pending))
-        waiting = {sku for o in inventory.orders.values() if o.status == "backordered" for sku in o.backordered}
-        pending = waiting - looked
-
-
-async def load_waiting(conn: Conn, inventory: Inventory, skus: Iterable[str]) -> None:
-    """Add the orders waiting for these SKUs, with the stock of all their SKUs (locked)."""
-    wanted = sorted(set(skus))
-    if not wanted:
-        return
-    rows = await conn.fetch(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'backordered' AND waiting_skus && $1::text[]",
-        wanted,
-    )
-    orders = [_order(r) for r in rows]
-    missing = {sku for o in orders for sku in o.skus} - {sku for _, sku in inventory.ledger.stock}
-    inventory.ledger.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, missing))
-    inventory.add_orders(orders)
-
-
-async def load_orders(conn: Conn, inventory: Inventory, order_ids: Iterable[UUID]) -> None:
-    """Add these orders with their open reservations, and the stock of their SKUs (locked)."""
-    ids = list(set(order_ids))
-    rows = await conn.fetch(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY($1::uuid[])", ids)
-    orders = [_order(r) for r in rows]
-    reservations = await conn.fetch(
-        "SELECT shipment_id, order_id, warehouse_id, sku, quantity, short, status FROM reservations"
-        " WHERE order_id = ANY($1::uuid[]) AND status = 'open'",
-        ids,
-    )
-    missing = {sku for o in orders for sku in o.skus} - {sku for _, sku in inventory.ledger.stock}
-    inventory.ledger.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, missing))
-    inventory.add_orders(orders)
-    inventory.ledger.add_reservations(_reservation(r) for r in reservations)
-
-
-async def load_shipment(conn: Conn, inventory: Inventory, shipment_id: UUID) -> None:
-    rows = await conn.fetch(
-        "SELECT shipment_id, order_id, warehouse_id, sku, quantity, short, status FROM reservations"
-        " WHERE shipment_id = $1 AND status = 'open'",
-        shipment_id,
-    )
-    inventory.ledger.add_stock(await lock_stock(conn, inventory.network.warehouse_ids, {r["sku"] for r in rows}))
-    inventory.ledger.add_reservations(_reservation(r) for r in rows)
 
 
 async def save(conn: Conn, inventory: Inventory) -> None:
     """Write what the operations touched: stock first (reservations refer to its rows), then orders,
     then reservations. The deferred check at commit compares them."""
     stock = sorted((k, inventory.ledger.stock[k]) for k in inventory.ledger.touched_stock)
+    orders = [inventory.orders[i] for i in sorted(inventory.touched_orders)]
+    reservations = [inventory.ledger.reservations[k] for k in sorted(inventory.ledger.touched_reservations)]
+    if not (stock or orders or reservations):
+        return
     await conn.executemany(
         "INSERT INTO stock (warehouse_id, sku, on_hand, reserved) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (warehouse_id, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,"
         " updated_at = now()",
         [(w, sku, level.on_hand, level.reserved) for (w, sku), level in stock],
     )
-    orders = [inventory.orders[i] for i in sorted(inventory.touched_orders)]
     await conn.executemany(
         "INSERT INTO orders (order_id, channel, backorder_policy, status, lines, backordered, cancelled, skus,"
         " waiting_skus, ship_to, service_level, arrived_at, reason)"
@@ -182,17 +150,12 @@ async def save(conn: Conn, inventory: Inventory) -> None:
             for o in orders
         ],
     )
-    reservations = [inventory.ledger.reservations[k] for k in sorted(inventory.ledger.touched_reservations)]
     await conn.executemany(
         "INSERT INTO reservations (shipment_id, sku, order_id, warehouse_id, quantity, short, status)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (shipment_id, sku) DO UPDATE SET short = excluded.short, status = excluded.status",
         [(r.shipment_id, r.sku, r.order_id, r.warehouse_id, r.quantity, r.short, r.status) for r in reservations],
     )
-
-
-async def order_known(conn: Conn, order_id: UUID) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM orders WHERE order_id = $1", order_id))
 
 
 async def record_adjustment(conn: Conn, adjustment: InventoryAdjusted) -> tuple[str, int] | None:
@@ -227,31 +190,26 @@ async def record_effect(conn: Conn, adjustment: InventoryAdjusted, on_hand_chang
     )
 
 
-async def take_early_cancellation(conn: Conn, order_id: UUID) -> CancelRequest | None:
-    row = await conn.fetchrow("DELETE FROM early_cancellations WHERE order_id = $1 RETURNING lines, reason", order_id)
-    if row is None:
-        return None
-    return CancelRequest(None if row["lines"] is None else _quantities(row["lines"]), row["reason"])
-
-
-async def add_early_cancellation(conn: Conn, order_id: UUID, request: CancelRequest) -> None:
-    """Remember a cancellation for an order not seen yet; several add up (a whole-order one wins)."""
-    known = await conn.fetchrow("SELECT lines, reason FROM early_cancellations WHERE order_id = $1", order_id)
-    lines = request.lines
-    if known is not None:
-        earlier = None if known["lines"] is None else _quantities(known["lines"])
-        lines = (
-            None
-            if earlier is None or lines is None
-            else {s: earlier.get(s, 0) + lines.get(s, 0) for s in {*earlier, *lines}}
-        )
-    await conn.execute(
-        "INSERT INTO early_cancellations (order_id, lines, reason) VALUES ($1, $2, $3)"
-        " ON CONFLICT (order_id) DO UPDATE SET lines = excluded.lines, reason = excluded.reason",
-        order_id,
-        lines,
-        request.reason,
+async def take_early_cancellations(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, CancelRequest]:
+    """The cancellations kept for these orders before allocation saw them, taken out (`keep_early_cancellations`
+    puts back those the batch did not use)."""
+    rows = await conn.fetch(
+        "DELETE FROM early_cancellations WHERE order_id = ANY($1::uuid[]) RETURNING order_id, lines, reason",
+        sorted(set(order_ids)),
     )
+    return {
+        r["order_id"]: CancelRequest(None if r["lines"] is None else _quantities(r["lines"]), r["reason"]) for r in rows
+    }
+
+
+async def keep_early_cancellations(conn: Conn, requests: Mapping[UUID, CancelRequest]) -> None:
+    """Remember cancellations for orders not seen yet, until they arrive."""
+    if requests:
+        await conn.executemany(
+            "INSERT INTO early_cancellations (order_id, lines, reason) VALUES ($1, $2, $3)"
+            " ON CONFLICT (order_id) DO UPDATE SET lines = excluded.lines, reason = excluded.reason",
+            [(order_id, r.lines, r.reason) for order_id, r in sorted(requests.items())],
+        )
 
 
 ORDER_COLUMNS = (

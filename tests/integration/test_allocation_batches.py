@@ -1,0 +1,187 @@
+"""Allocation's handlers over whole batches, against the real PostgreSQL schema, in one transaction per test that
+is rolled back (as the consumer hands them a batch: its records in steps, in the order read). A batch is
+locked, loaded and saved in a fixed number of statements whatever its size, and its records take effect in
+the order they were read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.allocation.handlers import AllocationHandlers
+from services.allocation.settings import AllocationSettings, load_network
+from shared.backbone.consumer import steps
+from shared.backbone.db import connect
+from shared.backbone.kafka import Inbound, Origin
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import wrap
+from tests.factories import validated_order
+from tests.scenario import new_skus
+
+QUERIES = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
+
+
+class Counted:
+    """A connection that notes every statement sent through it (savepoints are not counted)."""
+
+    def __init__(self, conn: asyncpg.Connection, seen: list[str]) -> None:
+        self._conn = conn
+        self._seen = seen
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._conn, name)
+        if name not in QUERIES:
+            return attribute
+
+        async def counted(query: str, *args: Any, **kwargs: Any) -> Any:
+            self._seen.append(query)
+            return await attribute(query, *args, **kwargs)
+
+        return counted
+
+
+@dataclass
+class Allocation:
+    conn: asyncpg.Connection
+    handlers: AllocationHandlers
+    outbox_from: int
+    statements: list[str] = field(default_factory=list)
+
+    async def batch(self, *records: tuple[topics.Topic, ev.Contract]) -> int:
+        """Hand the records to the handlers as the consumer does one batch; returns the statements it took."""
+        inbound = [
+            Inbound(
+                Origin(topic.name, 0, offset, None, None, ()),
+                wrap(payload, producer=topic.writer, order_id=getattr(payload, "order_id", None)),
+                payload,
+            )
+            for offset, (topic, payload) in enumerate(records)
+        ]
+        before = len(self.statements)
+        conn = Counted(self.conn, self.statements)
+        for step in steps(inbound, self.handlers.routes()):
+            for handler, taken in step:
+                await handler(conn, taken)  # type: ignore[arg-type]
+        return len(self.statements) - before
+
+    async def published(self, event_type: str, *order_ids: uuid.UUID) -> list[dict[str, Any]]:
+        """This test's events of the type, in the order written (the running service writes to the outbox too)."""
+        rows = await self.conn.fetch("SELECT body FROM outbox WHERE id > $1 ORDER BY id", self.outbox_from)
+        bodies = [json.loads(r["body"]) for r in rows]
+        ids = {str(order_id) for order_id in order_ids}
+        return [b["payload"] for b in bodies if b["type"] == event_type and b["payload"]["order_id"] in ids]
+
+    async def status(self, order_id: uuid.UUID) -> str | None:
+        return await self.conn.fetchval("SELECT status FROM orders WHERE order_id = $1", order_id)  # type: ignore[no-any-return]
+
+    async def reserved(self, warehouse: str, sku: str) -> int:
+        return int(
+            await self.conn.fetchval("SELECT reserved FROM stock WHERE warehouse_id = $1 AND sku = $2", warehouse, sku)
+        )
+
+
+@pytest.fixture
+async def allocation(stack: None) -> AsyncIterator[Allocation]:
+    settings = AllocationSettings()
+    conn = await connect(settings)
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        handlers = AllocationHandlers(load_network(settings.warehouses_file, settings.allocation_file))
+        yield Allocation(conn, handlers, await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox"))
+    finally:
+        await transaction.rollback()
+        await conn.close()
+
+
+def receipt(sku: str, quantity: int, warehouse: str = "ams") -> tuple[topics.Topic, ev.Contract]:
+    adjustment = ev.InventoryAdjusted(
+        warehouse_id=warehouse, sku=sku, kind="receipt", quantity=quantity, reference=f"r-{uuid.uuid4()}"
+    )
+    return topics.INVENTORY_ADJUSTMENTS, adjustment
+
+
+def order(order_id: uuid.UUID, sku: str, quantity: int = 1) -> tuple[topics.Topic, ev.Contract]:
+    return topics.ORDERS_VALIDATED, validated_order(order_id, sku, quantity)
+
+
+def cancellation(order_id: uuid.UUID) -> tuple[topics.Topic, ev.Contract]:
+    accepted = ev.CancellationAccepted(order_id=order_id, withdrawn_shipments=[], reason="changed my mind")
+    return topics.FULFILLMENT_EVENTS, accepted
+
+
+async def test_a_batch_of_twenty_orders_takes_as_many_statements_as_a_batch_of_one(allocation: Allocation) -> None:
+    # given plenty of stock of a new SKU
+    (sku,) = new_skus(1)
+    await allocation.batch(receipt(sku, 100))
+    # when one batch brings one order, and the next twenty
+    one = await allocation.batch(order(uuid.uuid4(), sku))
+    twenty_ids = [uuid.uuid4() for _ in range(20)]
+    twenty = await allocation.batch(*(order(order_id, sku) for order_id in twenty_ids))
+    # then the twenty took no more statements than the one, and every order holds its unit
+    assert twenty == one, allocation.statements[-twenty:]
+    assert [await allocation.status(order_id) for order_id in twenty_ids] == ["allocated"] * 20
+    assert await allocation.reserved("ams", sku) == 21
+    assert len(await allocation.published("OrderAllocated", *twenty_ids)) == 20
+
+
+async def test_the_records_of_one_batch_take_effect_in_the_order_read(allocation: Allocation) -> None:
+    # given a SKU nobody holds
+    (sku,) = new_skus(1)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    # when one batch brings an order for 2, a receipt of 3, then a later order for 2
+    await allocation.batch(order(first, sku, 2), receipt(sku, 3), order(second, sku, 2))
+    # then the first waited until the receipt and was served from it first; the second got what was left
+    assert await allocation.status(first) == "allocated"
+    assert await allocation.status(second) == "backordered"
+    assert await allocation.reserved("ams", sku) == 3
+    backordered = await allocation.published("OrderBackordered", first, second)
+    allocated = await allocation.published("OrderAllocated", first, second)
+    assert [b["order_id"] for b in backordered] == [str(first)]
+    assert [(a["order_id"], a["backordered"]) for a in allocated] == [
+        (str(first), []),
+        (str(second), [{"sku": sku, "quantity": 1}]),
+    ]
+
+
+async def test_a_cancellation_read_before_its_order_in_the_same_batch_cancels_it(allocation: Allocation) -> None:
+    # given stock, and a cancellation that overtook its order, both in one batch
+    (sku,) = new_skus(1)
+    order_id = uuid.uuid4()
+    await allocation.batch(receipt(sku, 5), cancellation(order_id), order(order_id, sku, 2))
+    # then the order is cancelled before anything is reserved, and the early cancellation is used up
+    assert await allocation.status(order_id) == "cancelled"
+    assert await allocation.reserved("ams", sku) == 0
+    assert [c["order_id"] for c in await allocation.published("OrderCancelled", order_id)] == [str(order_id)]
+    assert not await allocation.conn.fetchval("SELECT true FROM early_cancellations WHERE order_id = $1", order_id)
+
+
+async def test_a_cancellation_of_an_order_not_seen_yet_waits_for_it_across_batches(allocation: Allocation) -> None:
+    # given a cancellation for an order allocation has not seen, alone in its batch
+    (sku,) = new_skus(1)
+    order_id = uuid.uuid4()
+    await allocation.batch(receipt(sku, 5), cancellation(order_id))
+    # when the order arrives in a later batch
+    await allocation.batch(order(order_id, sku, 2))
+    # then it is cancelled and holds nothing
+    assert await allocation.status(order_id) == "cancelled"
+    assert await allocation.reserved("ams", sku) == 0
+
+
+async def test_an_order_read_again_in_a_later_batch_changes_nothing(allocation: Allocation) -> None:
+    # given an order allocated
+    (sku,) = new_skus(1)
+    order_id = uuid.uuid4()
+    await allocation.batch(receipt(sku, 5), order(order_id, sku, 2))
+    # when it comes again (a new event id: capture announced it twice)
+    await allocation.batch(order(order_id, sku, 2))
+    # then nothing more is reserved or announced
+    assert await allocation.reserved("ams", sku) == 2
+    assert len(await allocation.published("OrderAllocated", order_id)) == 1
