@@ -190,9 +190,11 @@ async def record_effect(conn: Conn, adjustment: InventoryAdjusted, on_hand_chang
     )
 
 
-async def take_early_cancellations(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, CancelRequest]:
+async def take_early_cancellations(conn: Conn, order_ids: set[UUID]) -> dict[UUID, CancelRequest]:
     """The cancellations kept for these orders before allocation saw them, taken out (`keep_early_cancellations`
     puts back those the batch did not use)."""
+    if not order_ids:
+        return {}
     rows = await conn.fetch(
         "DELETE FROM early_cancellations WHERE order_id = ANY($1::uuid[]) RETURNING order_id, lines, reason",
         sorted(set(order_ids)),

@@ -331,3 +331,14 @@ def test_a_backorder_released_while_the_whole_order_is_cancelled_is_released_whe
     # and a repeat of that report changes nothing
     assert inventory.cancel(placed.order_id, None, [released.shipments[0].shipment_id], "customer request") == []
     assert placed.cancelled == {"A": 2, "B": 1}
+
+
+def test_cancellations_of_an_order_not_seen_yet_add_up_and_a_whole_order_one_wins() -> None:
+    # given a partial cancellation that overtook its order
+    first = CancelRequest({"A": 1}, "damaged box")
+    # when another arrives before the order: a partial one adds up, a whole-order one wins, the later reason stays
+    assert first.and_then(CancelRequest({"A": 1, "B": 2}, "changed my mind")) == CancelRequest(
+        {"A": 2, "B": 2}, "changed my mind"
+    )
+    assert first.and_then(CancelRequest(None, "changed my mind")) == CancelRequest(None, "changed my mind")
+    assert CancelRequest(None, "damaged box").and_then(first) == CancelRequest(None, "damaged box")
