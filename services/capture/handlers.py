@@ -125,30 +125,35 @@ class CaptureHandlers:
             await self.intake(conn, msg.payload, msg.envelope)
 
     async def on_lifecycle_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
+        """Allocation and fulfillment report progress; each order keeps its status and timeline. The batch's
+        orders are loaded at once, their events applied in the order read (one order's progress carried from
+        one to the next), and every step and status written with one statement."""
+        progress = await repository.lock_progresses(conn, filter(None, (lifecycle.order_of(m.payload) for m in msgs)))
+        changed: dict[UUID, lifecycle.Progress] = {}
+        rejections: dict[UUID, list[str]] = {}
+        steps: list[repository.Recorded] = []
         for msg in msgs:
-            await self._lifecycle_event(conn, msg)
-
-    async def _lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
-        """Allocation and fulfillment report progress; the order keeps its status and timeline."""
-        order_id = lifecycle.order_of(msg.payload)
-        if order_id is None:
-            return  # stock counts are about a warehouse, not an order
-        progress = await repository.lock_progress(conn, order_id)
-        if progress is None:
-            raise LookupError(f"{msg.envelope.type} for an order capture does not know")
-        change = lifecycle.apply(progress, msg.payload)
-        if change is None:
-            return
-        rejected_now = change.status_changed and change.progress.status == "rejected"
-        rejection = change.step.detail if rejected_now else None
-        await repository.record(conn, order_id, change.progress, change.step, msg.envelope.occurred_at, rejection)
-        if isinstance(msg.payload, ev.CancellationAccepted | ev.CancellationRefused):
-            state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
-            cause = msg.envelope.causation_id
-            await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
-        latency.observe_step(progress, msg)
-        if change.status_changed:
-            count(metrics.ORDERS_STATUS.labels(change.progress.status))
+            order_id = lifecycle.order_of(msg.payload)
+            if order_id is None:
+                continue  # stock counts are about a warehouse, not an order
+            before = progress.get(order_id)
+            if before is None:
+                raise LookupError(f"{msg.envelope.type} for an order capture does not know")
+            change = lifecycle.apply(before, msg.payload)
+            if change is None:
+                continue
+            progress[order_id] = changed[order_id] = change.progress
+            steps.append(repository.Recorded(order_id, change.step, msg.envelope.occurred_at))
+            if change.status_changed and change.progress.status == "rejected" and change.step.detail is not None:
+                rejections.setdefault(order_id, []).append(change.step.detail)
+            if isinstance(msg.payload, ev.CancellationAccepted | ev.CancellationRefused):
+                state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
+                cause = msg.envelope.causation_id
+                await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
+            latency.observe_step(before, msg)
+            if change.status_changed:
+                count(metrics.ORDERS_STATUS.labels(change.progress.status))
+        await repository.record_all(conn, steps, changed, rejections)
 
     async def cancel(
         self,

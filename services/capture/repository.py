@@ -3,8 +3,9 @@ too), Shopify deliveries, the catalogue copy."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -56,19 +57,17 @@ async def catalogue(conn: Conn, skus: Iterable[str]) -> dict[str, bool]:
     return {r["sku"]: r["active"] for r in rows}
 
 
-async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
-    """The order's progress, locked until the transaction ends (events and cancel requests queue up)."""
-    row = await conn.fetchrow(
-        "SELECT status, ordered, backordered, cancelled, shipped, received_at,"
-        # The latest of the shipping steps tells whether every parcel shipped so far has arrived.
-        " coalesce((SELECT t.status = 'partially_delivered' FROM order_timeline t WHERE t.order_id = o.order_id"
-        "   AND t.status IN ('partially_shipped', 'shipped', 'partially_delivered') ORDER BY t.id DESC LIMIT 1),"
-        "   false) AS parcels_delivered"
-        " FROM orders o WHERE order_id = $1 FOR UPDATE",
-        order_id,
-    )
-    if row is None:
-        return None
+PROGRESS = (
+    "SELECT order_id, status, ordered, backordered, cancelled, shipped, received_at,"
+    # The latest of the shipping steps tells whether every parcel shipped so far has arrived.
+    " coalesce((SELECT t.status = 'partially_delivered' FROM order_timeline t WHERE t.order_id = o.order_id"
+    "   AND t.status IN ('partially_shipped', 'shipped', 'partially_delivered') ORDER BY t.id DESC LIMIT 1),"
+    "   false) AS parcels_delivered"
+    " FROM orders o"
+)
+
+
+def _progress(row: Any) -> Progress:
     return Progress(
         row["status"],
         row["ordered"],
@@ -78,6 +77,20 @@ async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
         row["received_at"],
         row["parcels_delivered"],
     )
+
+
+async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
+    """The order's progress, locked until the transaction ends (events and cancel requests queue up)."""
+    row = await conn.fetchrow(f"{PROGRESS} WHERE order_id = $1 FOR UPDATE", order_id)
+    return None if row is None else _progress(row)
+
+
+async def lock_progresses(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, Progress]:
+    """The progress of those of these orders capture knows, locked until the transaction ends (in order id
+    order, as `lock_orders`)."""
+    ids = sorted(set(order_ids))
+    rows = await conn.fetch(f"{PROGRESS} WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE", ids)
+    return {row["order_id"]: _progress(row) for row in rows}
 
 
 async def add_steps(conn: Conn, order_id: UUID, steps: list[tuple[str, datetime, str | None]]) -> None:
@@ -108,6 +121,47 @@ async def record(
         dict(progress.cancelled),
         dict(progress.shipped),
         rejection,
+    )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A step an event added to an order's timeline, and when it happened."""
+
+    order_id: UUID
+    step: Step
+    at: datetime
+
+
+async def record_all(
+    conn: Conn, steps: Sequence[Recorded], progress: Mapping[UUID, Progress], rejections: Mapping[UUID, list[str]]
+) -> None:
+    """`record` for many orders in one round trip: the steps added to the timelines in the order given, each
+    order's progress saved as it stands after its last step, `rejections` added to its rejection reasons."""
+    if not steps:
+        return
+    orders = sorted(progress)
+    await conn.execute(
+        "WITH step AS (INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status)"
+        " SELECT order_id, status, occurred_at, detail, order_status"
+        " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
+        " WITH ORDINALITY AS s(order_id, status, occurred_at, detail, order_status, n) ORDER BY n)"
+        " UPDATE orders o SET status = p.status, backordered = p.backordered::jsonb, cancelled = p.cancelled::jsonb,"
+        " shipped = p.shipped::jsonb, updated_at = now(), reasons = o.reasons || p.rejections::jsonb"
+        " FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])"
+        " AS p(order_id, status, backordered, cancelled, shipped, rejections)"
+        " WHERE o.order_id = p.order_id",
+        [s.order_id for s in steps],
+        [s.step.name for s in steps],
+        [s.at for s in steps],
+        [s.step.detail for s in steps],
+        [s.step.status for s in steps],
+        orders,
+        [progress[o].status for o in orders],
+        [json.dumps(dict(progress[o].backordered)) for o in orders],
+        [json.dumps(dict(progress[o].cancelled)) for o in orders],
+        [json.dumps(dict(progress[o].shipped)) for o in orders],
+        [json.dumps(rejections.get(o, [])) for o in orders],
     )
 
 
