@@ -22,9 +22,10 @@ def test_what_lives_from_the_start_is_left_out_of_the_scans_and_young_objects_ar
 ) -> None:
     # given a process that has started (its modules and objects loaded), nothing frozen yet
     gc.unfreeze()
+    gc.collect()  # garbage left by whatever ran before is not what lives from the start
     alive = len(gc.get_objects())
     # when the collector is settled
     settle_collector()
     # then what was alive is no longer scanned, and the youngest generation waits for more allocations
-    assert gc.get_freeze_count() >= alive * 0.9
+    assert gc.get_freeze_count() >= alive * 0.95
     assert gc.get_threshold()[0] == YOUNG_COLLECTION_EVERY > 700
