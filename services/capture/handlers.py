@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prometheus_client import Counter
 
@@ -29,6 +29,7 @@ from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.backorders import describe, quantities
 from shared.contracts.envelope import Envelope, now, wrap
+from shared.contracts.topics import Topic
 from shared.reference import catalogue
 
 from . import cancellation, domain, latency, lifecycle, metrics, repository
@@ -89,66 +90,105 @@ class CaptureHandlers:
     async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: Envelope | None) -> Accepted:
         """Store a new order already decided (validated or rejected) and announce the decision; a known
         (channel, external_id) returns the order as it stands. Cancel requests held for it are applied."""
-        await repository.lock_external_ids(conn, [(order.channel, order.external_id)])
-        known_skus = await repository.catalogue(conn, (line.sku for line in order.lines))
-        reasons = domain.rejection_reasons(order, known_skus, self.rules)
-        status = "rejected" if reasons else "validated"
-        received_at, total = now(), domain.order_total(order)
-        order_id = await repository.insert_order(conn, order, total, status, reasons, received_at)
-        if order_id is None:
-            known = await repository.find_by_external_id(conn, order.channel, order.external_id)
-            assert known is not None, "the insert met this order"
-            return Accepted(*known, duplicate=True)
-        logs.bind(order_id=order_id)
-        event = wrap(decision(order_id, order, total, reasons, received_at), order_id=order_id, cause=cause)
-        await repository.add_steps(
-            conn,
-            order_id,
-            [
-                ("received", received_at, f"via {order.channel}"),
-                (status, event.occurred_at, "; ".join(reasons) or None),
-            ],
-        )
-        await enqueue(conn, [(topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED, str(order_id), event)])
-        metrics.count_intake(order.channel, reasons)
-        for held in await repository.held_cancel_requests(conn, order.channel, order.external_id):
-            outcome = await self._channel_cancel(conn, order_id, held.lines, held.reason, order.channel, cause, now())
-            answer = "; ".join((outcome.verdict, *outcome.reasons))
-            await repository.apply_held_request(
-                conn, order.channel, order.external_id, held.fingerprint, order_id, answer
+        (accepted,) = await self.intake_all(conn, [(order, cause)])
+        return accepted
+
+    async def intake_all(
+        self, conn: Conn, orders: Sequence[tuple[ev.SubmittedOrder, Envelope | None]]
+    ) -> list[Accepted]:
+        """`intake` for many orders, in the order given, with one statement per table: their (channel,
+        external_id) locked, the catalogue read, the orders, their steps and their events written at once."""
+        await repository.lock_external_ids(conn, [(order.channel, order.external_id) for order, _ in orders])
+        known_skus = await repository.catalogue(conn, (line.sku for order, _ in orders for line in order.lines))
+        decided: dict[tuple[str, str], repository.NewOrder] = {}  # the first of a (channel, external_id) counts
+        for order, _ in orders:
+            key = (order.channel, order.external_id)
+            if key not in decided:
+                reasons = domain.rejection_reasons(order, known_skus, self.rules)
+                status = "rejected" if reasons else "validated"
+                total = domain.order_total(order)
+                decided[key] = repository.NewOrder(uuid4(), order, total, status, reasons, now())
+        inserted = await repository.insert_orders(conn, list(decided.values()))
+        steps: list[tuple[UUID, str, datetime, str | None]] = []
+        outgoing: list[tuple[Topic, str, Envelope]] = []
+        answers: list[Accepted | None] = []
+        for order, cause in orders:
+            new = decided[(order.channel, order.external_id)]
+            if new.order_id not in inserted:
+                answers.append(None)  # known already, or read twice here: answered as it stands, below
+                continue
+            inserted.discard(new.order_id)
+            reasons = list(new.reasons)
+            event = wrap(
+                decision(new.order_id, order, new.total, reasons, new.received_at), order_id=new.order_id, cause=cause
             )
-            count(EARLY_CANCEL_REQUESTS.labels(order.channel, "applied"))
-        return Accepted(order_id, status, duplicate=False)
+            steps += [
+                (new.order_id, "received", new.received_at, f"via {order.channel}"),
+                (new.order_id, new.status, event.occurred_at, "; ".join(reasons) or None),
+            ]
+            outgoing.append((topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED, str(new.order_id), event))
+            metrics.count_intake(order.channel, reasons)
+            answers.append(Accepted(new.order_id, new.status, duplicate=False))
+        if len(orders) == 1 and answers[0] is not None:
+            logs.bind(order_id=answers[0].order_id)
+        await repository.add_steps(conn, steps)
+        await enqueue(conn, outgoing)
+        held = await repository.held_cancel_requests(
+            conn,
+            [(order.channel, order.external_id) for (order, _), answer in zip(orders, answers, strict=True) if answer],
+        )
+        for (order, cause), answer in zip(orders, answers, strict=True):
+            if answer is None:
+                continue
+            for request in held.pop((order.channel, order.external_id), []):
+                outcome = await self._channel_cancel(
+                    conn, answer.order_id, request.lines, request.reason, order.channel, cause, now()
+                )
+                verdict = "; ".join((outcome.verdict, *outcome.reasons))
+                await repository.apply_held_request(
+                    conn, order.channel, order.external_id, request.fingerprint, answer.order_id, verdict
+                )
+                count(EARLY_CANCEL_REQUESTS.labels(order.channel, "applied"))
+        return [answer or await self._known(conn, order) for (order, _), answer in zip(orders, answers, strict=True)]
+
+    async def _known(self, conn: Conn, order: ev.SubmittedOrder) -> Accepted:
+        known = await repository.find_by_external_id(conn, order.channel, order.external_id)
+        assert known is not None, "the insert met this order"
+        return Accepted(*known, duplicate=True)
 
     async def on_order_submitted(self, conn: Conn, msgs: list[Inbound[ev.SubmittedOrder]]) -> None:
-        for msg in msgs:
-            await self.intake(conn, msg.payload, msg.envelope)
+        await self.intake_all(conn, [(msg.payload, msg.envelope) for msg in msgs])
 
     async def on_lifecycle_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
+        """Allocation and fulfillment report progress; each order keeps its status and timeline. The batch's
+        orders are loaded at once, their events applied in the order read (one order's progress carried from
+        one to the next), and every step and status written with one statement."""
+        progress = await repository.lock_progresses(conn, filter(None, (lifecycle.order_of(m.payload) for m in msgs)))
+        changed: dict[UUID, lifecycle.Progress] = {}
+        rejections: dict[UUID, list[str]] = {}
+        steps: list[repository.Recorded] = []
         for msg in msgs:
-            await self._lifecycle_event(conn, msg)
-
-    async def _lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
-        """Allocation and fulfillment report progress; the order keeps its status and timeline."""
-        order_id = lifecycle.order_of(msg.payload)
-        if order_id is None:
-            return  # stock counts are about a warehouse, not an order
-        progress = await repository.lock_progress(conn, order_id)
-        if progress is None:
-            raise LookupError(f"{msg.envelope.type} for an order capture does not know")
-        change = lifecycle.apply(progress, msg.payload)
-        if change is None:
-            return
-        rejected_now = change.status_changed and change.progress.status == "rejected"
-        rejection = change.step.detail if rejected_now else None
-        await repository.record(conn, order_id, change.progress, change.step, msg.envelope.occurred_at, rejection)
-        if isinstance(msg.payload, ev.CancellationAccepted | ev.CancellationRefused):
-            state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
-            cause = msg.envelope.causation_id
-            await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
-        latency.observe_step(progress, msg)
-        if change.status_changed:
-            count(metrics.ORDERS_STATUS.labels(change.progress.status))
+            order_id = lifecycle.order_of(msg.payload)
+            if order_id is None:
+                continue  # stock counts are about a warehouse, not an order
+            before = progress.get(order_id)
+            if before is None:
+                raise LookupError(f"{msg.envelope.type} for an order capture does not know")
+            change = lifecycle.apply(before, msg.payload)
+            if change is None:
+                continue
+            progress[order_id] = changed[order_id] = change.progress
+            steps.append(repository.Recorded(order_id, change.step, msg.envelope.occurred_at))
+            if change.status_changed and change.progress.status == "rejected" and change.step.detail is not None:
+                rejections.setdefault(order_id, []).append(change.step.detail)
+            if isinstance(msg.payload, ev.CancellationAccepted | ev.CancellationRefused):
+                state = "accepted" if isinstance(msg.payload, ev.CancellationAccepted) else "refused"
+                cause = msg.envelope.causation_id
+                await repository.resolve_request(conn, order_id, cause, state, msg.payload.reason)
+            latency.observe_step(before, msg)
+            if change.status_changed:
+                count(metrics.ORDERS_STATUS.labels(change.progress.status))
+        await repository.record_all(conn, steps, changed, rejections)
 
     async def cancel(
         self,

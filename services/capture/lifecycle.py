@@ -147,7 +147,12 @@ def _cancelled(p: Progress, cancelled: ev.OrderCancelled) -> Interpretation:
 
 def _shipped(p: Progress, shipped: ev.OrderShipped) -> Interpretation:
     lines = quantities(shipped.lines)
-    after = replace(p, shipped={sku: p.shipped.get(sku, 0) + lines.get(sku, 0) for sku in {*p.ordered, *lines}})
+    # A parcel just left: not every parcel shipped so far has arrived any more.
+    after = replace(
+        p,
+        shipped={sku: p.shipped.get(sku, 0) + lines.get(sku, 0) for sku in {*p.ordered, *lines}},
+        parcels_delivered=False,
+    )
     # Complete when nothing is left to come: counted from the shipments (read in order on this topic), not from
     # what allocation said waits, whose events travel on another topic and may not have been read yet.
     complete = shipped.order_complete and not after.open

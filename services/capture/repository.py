@@ -3,8 +3,9 @@ too), Shopify deliveries, the catalogue copy."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,29 +16,58 @@ from shared.backbone.db import Conn
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
 
+from .domain import Rejection
 from .lifecycle import Progress, Step
 
 
+@dataclass(frozen=True)
+class NewOrder:
+    """An order decided at intake, with the id it gets if its (channel, external_id) is new."""
+
+    order_id: UUID
+    order: SubmittedOrder
+    total: Decimal
+    status: str
+    reasons: Sequence[Rejection]
+    received_at: datetime
+
+
+async def insert_orders(conn: Conn, new: Sequence[NewOrder]) -> set[UUID]:
+    """Insert the orders (of distinct (channel, external_id)) in one statement; returns the ids of those
+    inserted, not of those whose (channel, external_id) is known already."""
+    if not new:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO orders (order_id, channel, external_id, status, reasons, received_at, placed_at, currency,"
+        " total, document, ordered)"
+        " SELECT order_id, channel, external_id, status, reasons::jsonb, received_at, placed_at, currency, total,"
+        " document::jsonb, ordered::jsonb"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
+        " $7::timestamptz[], $8::text[], $9::numeric[], $10::text[], $11::text[]) WITH ORDINALITY"
+        " AS o(order_id, channel, external_id, status, reasons, received_at, placed_at, currency, total, document,"
+        " ordered, n) ORDER BY n"
+        " ON CONFLICT (channel, external_id) DO NOTHING RETURNING order_id",
+        [n.order_id for n in new],
+        [n.order.channel for n in new],
+        [n.order.external_id for n in new],
+        [n.status for n in new],
+        [json.dumps([str(r) for r in n.reasons]) for n in new],
+        [n.received_at for n in new],
+        [n.order.placed_at for n in new],
+        [n.order.currency for n in new],
+        [n.total for n in new],
+        [n.order.model_dump_json() for n in new],
+        [json.dumps(quantities(n.order.lines)) for n in new],
+    )
+    return {r["order_id"] for r in rows}
+
+
 async def insert_order(
-    conn: Conn, order: SubmittedOrder, total: Decimal, status: str, reasons: Sequence[str], at: datetime
+    conn: Conn, order: SubmittedOrder, total: Decimal, status: str, reasons: Sequence[Rejection], at: datetime
 ) -> UUID | None:
     """The new order's id, or None when (channel, external_id) is known already."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        "INSERT INTO orders (order_id, channel, external_id, status, reasons, received_at, placed_at, currency,"
-        " total, document, ordered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        " ON CONFLICT (channel, external_id) DO NOTHING RETURNING order_id",
-        uuid.uuid4(),
-        order.channel,
-        order.external_id,
-        status,
-        reasons,
-        at,
-        order.placed_at,
-        order.currency,
-        total,
-        order.model_dump(mode="json"),
-        quantities(order.lines),
-    )
+    new = NewOrder(uuid.uuid4(), order, total, status, reasons, at)
+    return new.order_id if await insert_orders(conn, [new]) else None
 
 
 async def find_by_external_id(conn: Conn, channel: str, external_id: str) -> tuple[UUID, str] | None:
@@ -56,19 +86,17 @@ async def catalogue(conn: Conn, skus: Iterable[str]) -> dict[str, bool]:
     return {r["sku"]: r["active"] for r in rows}
 
 
-async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
-    """The order's progress, locked until the transaction ends (events and cancel requests queue up)."""
-    row = await conn.fetchrow(
-        "SELECT status, ordered, backordered, cancelled, shipped, received_at,"
-        # The latest of the shipping steps tells whether every parcel shipped so far has arrived.
-        " coalesce((SELECT t.status = 'partially_delivered' FROM order_timeline t WHERE t.order_id = o.order_id"
-        "   AND t.status IN ('partially_shipped', 'shipped', 'partially_delivered') ORDER BY t.id DESC LIMIT 1),"
-        "   false) AS parcels_delivered"
-        " FROM orders o WHERE order_id = $1 FOR UPDATE",
-        order_id,
-    )
-    if row is None:
-        return None
+PROGRESS = (
+    "SELECT order_id, status, ordered, backordered, cancelled, shipped, received_at,"
+    # The latest of the shipping steps tells whether every parcel shipped so far has arrived.
+    " coalesce((SELECT t.status = 'partially_delivered' FROM order_timeline t WHERE t.order_id = o.order_id"
+    "   AND t.status IN ('partially_shipped', 'shipped', 'partially_delivered') ORDER BY t.id DESC LIMIT 1),"
+    "   false) AS parcels_delivered"
+    " FROM orders o"
+)
+
+
+def _progress(row: Any) -> Progress:
     return Progress(
         row["status"],
         row["ordered"],
@@ -80,11 +108,32 @@ async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
     )
 
 
-async def add_steps(conn: Conn, order_id: UUID, steps: list[tuple[str, datetime, str | None]]) -> None:
-    """Intake's steps; each leaves the order in the status it names."""
-    await conn.executemany(
-        "INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status) VALUES ($1, $2, $3, $4, $2)",
-        [(order_id, *step) for step in steps],
+async def lock_progress(conn: Conn, order_id: UUID) -> Progress | None:
+    """The order's progress, locked until the transaction ends (events and cancel requests queue up)."""
+    row = await conn.fetchrow(f"{PROGRESS} WHERE order_id = $1 FOR UPDATE", order_id)
+    return None if row is None else _progress(row)
+
+
+async def lock_progresses(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, Progress]:
+    """The progress of those of these orders capture knows, locked until the transaction ends (in order id
+    order, as `lock_orders`)."""
+    ids = sorted(set(order_ids))
+    rows = await conn.fetch(f"{PROGRESS} WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE", ids)
+    return {row["order_id"]: _progress(row) for row in rows}
+
+
+async def add_steps(conn: Conn, steps: Sequence[tuple[UUID, str, datetime, str | None]]) -> None:
+    """Intake's steps (order, status, when, detail), in the order given; each leaves the order in the status it
+    names."""
+    await conn.execute(
+        "INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status)"
+        " SELECT order_id, status, occurred_at, detail, status"
+        " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY"
+        " AS s(order_id, status, occurred_at, detail, n) ORDER BY n",
+        [step[0] for step in steps],
+        [step[1] for step in steps],
+        [step[2] for step in steps],
+        [step[3] for step in steps],
     )
 
 
@@ -108,6 +157,47 @@ async def record(
         dict(progress.cancelled),
         dict(progress.shipped),
         rejection,
+    )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A step an event added to an order's timeline, and when it happened."""
+
+    order_id: UUID
+    step: Step
+    at: datetime
+
+
+async def record_all(
+    conn: Conn, steps: Sequence[Recorded], progress: Mapping[UUID, Progress], rejections: Mapping[UUID, list[str]]
+) -> None:
+    """`record` for many orders in one round trip: the steps added to the timelines in the order given, each
+    order's progress saved as it stands after its last step, `rejections` added to its rejection reasons."""
+    if not steps:
+        return
+    orders = sorted(progress)
+    await conn.execute(
+        "WITH step AS (INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status)"
+        " SELECT order_id, status, occurred_at, detail, order_status"
+        " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
+        " WITH ORDINALITY AS s(order_id, status, occurred_at, detail, order_status, n) ORDER BY n)"
+        " UPDATE orders o SET status = p.status, backordered = p.backordered::jsonb, cancelled = p.cancelled::jsonb,"
+        " shipped = p.shipped::jsonb, updated_at = now(), reasons = o.reasons || p.rejections::jsonb"
+        " FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])"
+        " AS p(order_id, status, backordered, cancelled, shipped, rejections)"
+        " WHERE o.order_id = p.order_id",
+        [s.order_id for s in steps],
+        [s.step.name for s in steps],
+        [s.at for s in steps],
+        [s.step.detail for s in steps],
+        [s.step.status for s in steps],
+        orders,
+        [progress[o].status for o in orders],
+        [json.dumps(dict(progress[o].backordered)) for o in orders],
+        [json.dumps(dict(progress[o].cancelled)) for o in orders],
+        [json.dumps(dict(progress[o].shipped)) for o in orders],
+        [json.dumps(rejections.get(o, [])) for o in orders],
     )
 
 
@@ -223,22 +313,24 @@ async def hold_cancel_request(
     )
 
 
-async def held_cancel_requests(conn: Conn, channel: str, external_id: str) -> list[HeldRequest]:
-    """The requests held for this order, oldest first, locked (an expiry running meanwhile waits, then skips them)."""
+async def held_cancel_requests(conn: Conn, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[HeldRequest]]:
+    """The requests held for these (channel, external_id), oldest first, locked (an expiry running meanwhile
+    waits, then skips them)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
     rows = await conn.fetch(
-        "SELECT fingerprint, lines, reason FROM early_cancel_requests"
-        " WHERE channel = $1 AND external_id = $2 AND state = 'held' ORDER BY held_since, event_id FOR UPDATE",
-        channel,
-        external_id,
+        "SELECT channel, external_id, fingerprint, lines, reason FROM early_cancel_requests"
+        " JOIN unnest($1::text[], $2::text[]) AS k(channel, external_id) USING (channel, external_id)"
+        " WHERE state = 'held' ORDER BY held_since, event_id FOR UPDATE OF early_cancel_requests",
+        [channel for channel, _ in wanted],
+        [external_id for _, external_id in wanted],
     )
-    return [
-        HeldRequest(
-            r["fingerprint"],
-            None if r["lines"] is None else [ItemQuantity(**line) for line in r["lines"]],
-            r["reason"],
-        )
-        for r in rows
-    ]
+    held: dict[tuple[str, str], list[HeldRequest]] = {}
+    for r in rows:
+        lines = None if r["lines"] is None else [ItemQuantity(**line) for line in r["lines"]]
+        held.setdefault((r["channel"], r["external_id"]), []).append(HeldRequest(r["fingerprint"], lines, r["reason"]))
+    return held
 
 
 async def apply_held_request(

@@ -77,38 +77,49 @@ class FulfillmentHandlers:
             orders |= await repository.orders_of_shipments(conn, parcels)
         await repository.lock_orders(conn, orders)
 
-    async def on_order_allocated(self, conn: Conn, msg: Inbound[ev.OrderAllocated]) -> None:
-        allocated = msg.payload
-        released_at = self.clock()
-        # A shipment allocated after the whole order was cancelled is withdrawn before any warehouse sees it. The
-        # order's lock makes a cancellation another instance is deciding either visible here or see this task.
-        await repository.lock_orders(conn, [allocated.order_id])
-        cancelled = await repository.whole_order_cancellation(conn, allocated.order_id)
+    async def on_order_allocated(self, conn: Conn, msgs: list[Inbound[ev.OrderAllocated]]) -> None:
+        """Release the batch's new shipments as pick tasks, written with one statement. A shipment allocated
+        after the whole order was cancelled is withdrawn before any warehouse sees it: the order's lock (taken
+        in `prepare`) makes a cancellation another instance is deciding either visible here or see this task."""
+        cancelled = await repository.whole_order_cancellations(conn, (m.payload.order_id for m in msgs))
+        new: dict[UUID, repository.NewTask] = {}  # by shipment: a shipment read twice is released once
+        for msg in msgs:
+            allocated = msg.payload
+            released_at = self.clock()
+            for shipment in allocated.shipments:
+                if shipment.shipment_id in new:
+                    continue
+                task = ev.PickTaskReleased(
+                    pick_task_id=shipment.shipment_id,
+                    order_id=allocated.order_id,
+                    warehouse_id=shipment.warehouse_id,
+                    lines=shipment.lines,
+                    ship_to=allocated.ship_to,
+                    service_level=allocated.service_level,
+                    created_at=released_at,
+                )
+                cutoff = self._warehouse(shipment.warehouse_id).cutoff
+                promise = domain.promised_delivery(allocated.service_level, released_at, cutoff, self.rules)
+                new[shipment.shipment_id] = repository.NewTask(task, promise, cancelled.get(allocated.order_id))
+        inserted = await repository.insert_pick_tasks(conn, list(new.values()))  # not those released before
         outgoing: Outgoing = []
-        withdrawn: list[UUID] = []
-        for shipment in allocated.shipments:
-            cutoff = self._warehouse(shipment.warehouse_id).cutoff
-            task = ev.PickTaskReleased(
-                pick_task_id=shipment.shipment_id,
-                order_id=allocated.order_id,
-                warehouse_id=shipment.warehouse_id,
-                lines=shipment.lines,
-                ship_to=allocated.ship_to,
-                service_level=allocated.service_level,
-                created_at=released_at,
-            )
-            promise = domain.promised_delivery(allocated.service_level, released_at, cutoff, self.rules)
-            if not await repository.insert_pick_task(conn, task, promise, cancelled):
-                continue
-            if cancelled is None:
-                outgoing.append((topics.PICK_TASKS, shipment.warehouse_id, self._event(task, task.order_id, msg)))
-            else:
-                withdrawn.append(shipment.shipment_id)
-        if withdrawn:
-            accepted = ev.CancellationAccepted(
-                order_id=allocated.order_id, withdrawn_shipments=withdrawn, reason=cancelled or ""
-            )
-            outgoing.append(self._order_event(accepted, allocated.order_id, msg))
+        for msg in msgs:
+            allocated = msg.payload
+            withdrawn: list[UUID] = []
+            for shipment in allocated.shipments:
+                if shipment.shipment_id not in inserted:
+                    continue
+                inserted.discard(shipment.shipment_id)  # announced once, by the first record that carries it
+                task = new[shipment.shipment_id].task
+                if allocated.order_id not in cancelled:
+                    outgoing.append((topics.PICK_TASKS, shipment.warehouse_id, self._event(task, task.order_id, msg)))
+                else:
+                    withdrawn.append(shipment.shipment_id)
+            if withdrawn:
+                accepted = ev.CancellationAccepted(
+                    order_id=allocated.order_id, withdrawn_shipments=withdrawn, reason=cancelled[allocated.order_id]
+                )
+                outgoing.append(self._order_event(accepted, allocated.order_id, msg))
         await enqueue(conn, outgoing)
 
     def _order_event(self, payload: ev.Contract, order_id: UUID, msg: Inbound[Any]) -> tuple[Topic, str, Envelope]:
@@ -288,7 +299,7 @@ class FulfillmentHandlers:
     def routes(self) -> Routes:
         # Backorders, cancellations and stock counts wait in allocation: only new shipments are picked.
         return {
-            ev.OrderAllocated: one_at_a_time(self.on_order_allocated),
+            ev.OrderAllocated: self.on_order_allocated,
             ev.WarehouseReported: one_at_a_time(self.on_warehouse_reported),
             ev.CarrierReported: one_at_a_time(self.on_carrier_reported),
             ev.OrderCancellationRequested: one_at_a_time(self.on_cancellation_requested),

@@ -3,6 +3,7 @@ per-order lock rows that serialise decisions about one order's pick tasks."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -62,27 +63,43 @@ async def orders_of_shipments(conn: Conn, tracking_numbers: Iterable[str]) -> se
     return {r["order_id"] for r in rows}
 
 
-async def insert_pick_task(
-    conn: Conn, task: PickTaskReleased, promised_delivery: date, cancel_reason: str | None = None
-) -> bool:
-    """False when this shipment already has its pick task. With a cancel reason it is born withdrawn."""
-    return bool(
-        await conn.fetchval(
-            "INSERT INTO pick_tasks (pick_task_id, order_id, warehouse_id, lines, ship_to, service_level, status,"
-            " created_at, promised_delivery, cancel_reason)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING true",
-            task.pick_task_id,
-            task.order_id,
-            task.warehouse_id,
-            _lines(task.lines),
-            task.ship_to.model_dump(mode="json"),
-            task.service_level,
-            "released" if cancel_reason is None else "cancelled",
-            task.created_at,
-            promised_delivery,
-            cancel_reason,
-        )
+@dataclass(frozen=True)
+class NewTask:
+    """A pick task to release: born withdrawn when its order's cancellation reason is given."""
+
+    task: PickTaskReleased
+    promised_delivery: date
+    cancel_reason: str | None = None
+
+
+async def insert_pick_tasks(conn: Conn, new: Sequence[NewTask]) -> set[UUID]:
+    """Insert the pick tasks (of distinct shipments) in one statement; returns the ids of those inserted, not
+    of those whose shipment already has its pick task."""
+    if not new:
+        return set()
+    tasks = [n.task for n in new]
+    rows = await conn.fetch(
+        "INSERT INTO pick_tasks (pick_task_id, order_id, warehouse_id, lines, ship_to, service_level, status,"
+        " created_at, promised_delivery, cancel_reason)"
+        " SELECT pick_task_id, order_id, warehouse_id, lines::jsonb, ship_to::jsonb, service_level, status,"
+        " created_at, promised_delivery, cancel_reason"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+        " $8::timestamptz[], $9::date[], $10::text[]) WITH ORDINALITY"
+        " AS t(pick_task_id, order_id, warehouse_id, lines, ship_to, service_level, status, created_at,"
+        " promised_delivery, cancel_reason, n) ORDER BY n"
+        " ON CONFLICT DO NOTHING RETURNING pick_task_id",
+        [t.pick_task_id for t in tasks],
+        [t.order_id for t in tasks],
+        [t.warehouse_id for t in tasks],
+        [json.dumps(_lines(t.lines)) for t in tasks],
+        [t.ship_to.model_dump_json() for t in tasks],
+        [t.service_level for t in tasks],
+        ["released" if n.cancel_reason is None else "cancelled" for n in new],
+        [t.created_at for t in tasks],
+        [n.promised_delivery for n in new],
+        [n.cancel_reason for n in new],
     )
+    return {r["pick_task_id"] for r in rows}
 
 
 async def pick_task(conn: Conn, pick_task_id: UUID) -> asyncpg.Record | None:
@@ -242,12 +259,14 @@ async def record_cancellation(
     )
 
 
-async def whole_order_cancellation(conn: Conn, order_id: UUID) -> str | None:
-    """The reason of an accepted cancellation of the whole order, if there was one."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        "SELECT reason FROM cancellations WHERE order_id = $1 AND outcome = 'accepted' AND lines IS NULL LIMIT 1",
-        order_id,
+async def whole_order_cancellations(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, str]:
+    """The reason of an accepted cancellation of the whole order, for those of these orders that have one."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (order_id) order_id, reason FROM cancellations"
+        " WHERE order_id = ANY($1::uuid[]) AND outcome = 'accepted' AND lines IS NULL ORDER BY order_id",
+        list(set(order_ids)),
     )
+    return {r["order_id"]: r["reason"] for r in rows}
 
 
 async def order_shipments(conn: Conn, order_id: UUID) -> list[dict[str, object]]:

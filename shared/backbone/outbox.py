@@ -41,9 +41,13 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 async def enqueue(conn: Conn, items: list[tuple[Topic, str, Envelope]]) -> None:
     """Write events to the outbox; call inside the transaction that makes the change they announce."""
     if items:
-        await conn.executemany(
-            "INSERT INTO outbox (topic, key, body) VALUES ($1, $2, $3)",
-            [(topic.name, key, encode(envelope)) for topic, key, envelope in items],
+        # One statement for all, ids given in the order written (the relay publishes in id order).
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, body) SELECT topic, key, body"
+            " FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(topic, key, body, n) ORDER BY n",
+            [topic.name for topic, _, _ in items],
+            [key for _, key, _ in items],
+            [encode(envelope) for _, _, envelope in items],
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -31,6 +32,8 @@ from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import check_reads
 
 log = logging.getLogger(__name__)
+# Allocations between two collections of the youngest objects (Python's default: 700).
+YOUNG_COLLECTION_EVERY = 10_000
 
 
 class Runtime:
@@ -160,8 +163,18 @@ def service_app(
     return app
 
 
+def settle_collector() -> None:
+    """Keep what the process made while starting (modules, settings, the app: it lives as long as the
+    process) out of the garbage collector's scans, and collect young objects less often: a batch makes and
+    drops many thousands of small objects, and the profiles showed 10-19% of a service's time collecting."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
+
+
 def serve(app: FastAPI, settings: CommonSettings) -> None:
     logs.configure(settings.service, settings.environment)
+    settle_collector()
     uvicorn.run(
         app,
         host=settings.http_host,

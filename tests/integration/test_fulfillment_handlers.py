@@ -39,6 +39,14 @@ class Fulfillment:
         if route is not None:  # as the consumer does: events fulfillment takes nothing from pass it by
             await route(self.conn, [Inbound(Origin(topic.name, 0, 0, None, None, ()), envelope, payload)])
 
+    async def handle_together(self, topic: Topic, payloads: list[ev.Contract]) -> None:
+        """The records handed over in one call, as the consumer hands over a batch's records of one handler."""
+        records = [
+            Inbound(Origin(topic.name, 0, n, None, None, ()), wrap(p, producer="test", order_id=p.order_id), p)  # type: ignore[attr-defined]
+            for n, p in enumerate(payloads)
+        ]
+        await self.handlers.routes()[type(payloads[0])](self.conn, records)
+
     async def published(self) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(topic, key, type, payload) of everything written to the outbox so far, in order."""
         rows = await self.conn.fetch("SELECT topic, key, body FROM outbox WHERE id > $1 ORDER BY id", self.outbox_from)
@@ -157,6 +165,38 @@ async def test_a_shipment_allocated_after_the_whole_order_was_cancelled_never_re
     assert second["withdrawn_shipments"] == [str(late.shipment_id)]
     assert await f.of_type("PickTaskReleased") == []
     assert await f.status(late.shipment_id) == "cancelled"
+
+
+async def test_allocations_read_together_release_each_new_shipment_once_and_withdraw_those_of_cancelled_orders(
+    fulfillment,
+) -> None:
+    f = fulfillment
+    # given an order cancelled as a whole before its shipment was allocated
+    cancelled_order = uuid.uuid4()
+    await cancel(f, cancelled_order)
+    # when one batch brings a split order's allocation, the cancelled order's, and the split order's again
+    first, second, late = shipment("ams", ("A", 1)), shipment("fra", ("B", 2)), shipment("ams", ("C", 1))
+    split_order = uuid.uuid4()
+    split = ev.OrderAllocated(
+        order_id=split_order, shipments=[first, second], ship_to=SHIP_TO, service_level="standard"
+    )
+    too_late = ev.OrderAllocated(order_id=cancelled_order, shipments=[late], ship_to=SHIP_TO, service_level="express")
+    await f.handle_together(topics.ALLOCATION_EVENTS, [split, too_late, split])
+
+    # then each shipment of the split order is released once, to its warehouse, in the order allocated
+    released = await f.published()
+    assert [
+        (topic, key, kind, p["pick_task_id"]) for topic, key, kind, p in released if kind == "PickTaskReleased"
+    ] == [
+        (topics.PICK_TASKS.name, "ams", "PickTaskReleased", str(first.shipment_id)),
+        (topics.PICK_TASKS.name, "fra", "PickTaskReleased", str(second.shipment_id)),
+    ]
+    assert [await f.status(s.shipment_id) for s in (first, second)] == ["released", "released"]
+    # and the cancelled order's shipment is born withdrawn, never announced to its warehouse
+    assert await f.status(late.shipment_id) == "cancelled"
+    _, withdrawn = await f.of_type("CancellationAccepted")
+    assert withdrawn["withdrawn_shipments"] == [str(late.shipment_id)]
+    assert withdrawn["order_id"] == str(cancelled_order)
 
 
 async def test_a_short_pick_of_nothing_closes_the_task_and_the_rest_of_the_order_completes_without_it(

@@ -5,7 +5,7 @@ import uuid
 
 from shared.backbone.db import create_pool
 from shared.backbone.kafka import encode
-from shared.backbone.outbox import lock_relay
+from shared.backbone.outbox import enqueue, lock_relay
 from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
@@ -63,3 +63,34 @@ async def test_a_service_session_cannot_run_wait_or_idle_in_a_transaction_withou
         await pool.close()
     # then the server ends a statement, a lock wait and an idle transaction (a hung relay's) on its own
     assert limits == {"statement_timeout": "30s", "lock_timeout": "10s", "idle_in_transaction_session_timeout": "1min"}
+
+
+async def test_events_written_together_keep_the_order_they_were_written_in(stack) -> None:
+    # given three events one handler writes together, of two topics and three orders
+    order_ids = [uuid.uuid4() for _ in range(3)]
+    items = [
+        (topic, str(order_id), wrap(validated_order(order_id, "SKU-1"), producer="capture", order_id=order_id))
+        for topic, order_id in zip(
+            (topics.ORDERS_VALIDATED, topics.ORDERS_REJECTED, topics.ORDERS_VALIDATED), order_ids, strict=True
+        )
+    ]
+    pool = await create_pool(CommonSettings(service="capture"))
+    try:
+        async with pool.acquire() as conn:
+            written = conn.transaction()
+            await written.start()
+            try:
+                # when they are enqueued in the transaction that makes their change
+                await enqueue(conn, items)
+                rows = await conn.fetch(
+                    "SELECT topic, key, body FROM outbox WHERE key = ANY($1::text[]) ORDER BY id",
+                    [str(o) for o in order_ids],
+                )
+            finally:
+                await written.rollback()  # nothing reaches the relay
+    finally:
+        await pool.close()
+    # then the outbox holds each as written, in the order written (the relay publishes in id order)
+    assert [(r["topic"], r["key"], bytes(r["body"])) for r in rows] == [
+        (topic.name, key, encode(envelope)) for topic, key, envelope in items
+    ]

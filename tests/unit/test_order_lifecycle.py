@@ -87,6 +87,20 @@ def test_the_status_never_moves_backwards(current: str, reported: str) -> None:
     assert after == current or after in domain.REACHABLE[current]
 
 
+def test_a_parcel_shipped_after_every_earlier_parcel_arrived_is_still_to_arrive() -> None:
+    # given an order whose first parcel arrived while a unit waited for stock (as its timeline says)
+    start = progress("partially_shipped", backordered={"B": 1}, shipped={"A": 2})
+    arrived = lifecycle.apply(start, ev.OrderDelivered(order_id=ORDER, delivered_at=NOW))
+    assert arrived is not None and arrived.progress.parcels_delivered
+    # when the rest is released and ships
+    released = lifecycle.apply(arrived.progress, allocated(B=1))
+    assert released is not None
+    sent = lifecycle.apply(released.progress, shipped(B=1))
+    # then not every parcel has arrived any more (capture carries the progress from one event to the next
+    # within a batch, as the timeline's latest shipping step would tell it)
+    assert sent is not None and not sent.progress.parcels_delivered
+
+
 # ---- events -> steps ----
 
 
