@@ -12,7 +12,10 @@ Deterministic triggers for tests and demos (everything else behaves as above):
 - any other SKU whose code contains `SHORT` is short-picked by one unit (nothing is packed when nothing was
   picked);
 - a ship-to postal code starting with `EXC` gets a carrier `exception` before it is delivered;
-- a ship-to postal code starting with `HOLD` is held at the warehouse for `--hold` seconds before picking.
+- a ship-to postal code starting with `HOLD` is held at the warehouse for `--hold` seconds before picking;
+- an authorised return (ReturnAuthorised) is played as the customer's parcel arriving at the receiving warehouse
+  after the carrier delay, every unit on the RMA in it: restocked, or quarantined when the reason code is under
+  `damaged`; unless a SKU of the RMA contains `KEEP` (the customer never sends it, so the RMA expires).
 
 Run: python -m deploy.local.simulator
 """
@@ -42,6 +45,7 @@ HOLD_SKU_PREFIX = "HOLD-"
 SHORT_SKU_MARK = "SHORT"
 EXCEPTION_POSTAL_PREFIX = "EXC"
 HOLD_POSTAL_PREFIX = "HOLD"
+KEEP_SKU_MARK = "KEEP"
 EXCEPTION_DETAIL = "recipient not at home; delivery will be attempted again"
 
 
@@ -69,6 +73,11 @@ def carrier_steps(postal_code: str | None) -> list[tuple[str, str | None]]:
     return [("in_transit", None), ("delivered", None)]
 
 
+def disposition(line: dict[str, Any]) -> str:
+    """Where the simulated warehouse puts a returned unit: damaged goods in quarantine, the rest back on the shelf."""
+    return "quarantine" if line["reason"].split(".")[0] == "damaged" else "restock"
+
+
 @dataclass(frozen=True)
 class Delays:
     """Seconds before each simulated step."""
@@ -82,10 +91,10 @@ class Delays:
 class Party:
     """One outside party's connection (its own Kafka principal): what it reads, and a producer for what it writes."""
 
-    def __init__(self, access: kafka_access.Access, reads: str) -> None:
+    def __init__(self, access: kafka_access.Access, *reads: str) -> None:
         self.producer = access.producer()
         self.consumer = access.consumer(
-            reads, group_id=f"{kafka_access.consumer_group(access.principal)}-simulator", auto_offset_reset="earliest"
+            *reads, group_id=f"{kafka_access.consumer_group(access.principal)}-simulator", auto_offset_reset="earliest"
         )
 
     async def start(self) -> None:
@@ -103,8 +112,9 @@ class Party:
 class Simulator:
     def __init__(self, local: LocalStack, delays: Delays) -> None:
         self.delays = delays
-        # The warehouses read pick tasks; the carriers learn of parcels from the shipments.
-        self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name)
+        # The warehouses read pick tasks and the returns they will receive; the carriers learn of parcels from the
+        # shipments.
+        self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name, topics.RETURN_EVENTS.name)
         self.carriers = Party(local.access("carriers"), topics.FULFILLMENT_EVENTS.name)
         self.pending: set[asyncio.Task[None]] = set()
         self.withdrawn: set[str] = set()
@@ -130,6 +140,8 @@ class Simulator:
                 self._later(self._warehouse(envelope.payload))
             elif envelope.type == "PickTaskCancelled":
                 self.withdrawn.add(envelope.payload["pick_task_id"])
+            elif envelope.type == "ReturnAuthorised":
+                self._later(self._return_parcel(envelope.payload))
             elif envelope.type == "OrderShipped":
                 postal_code = self.postal_codes.pop(envelope.payload["pick_task_id"], None)
                 self._later(self._carrier(envelope.payload, postal_code))
@@ -166,6 +178,24 @@ class Simulator:
             warehouse,
             {**base, "kind": "packed", "package": {"weight_grams": weight}, "occurred_at": _now()},
         )
+
+    async def _return_parcel(self, authorised: dict[str, Any]) -> None:
+        """The customer's parcel reaches the receiving warehouse, which reports what it found."""
+        lines = authorised["lines"]
+        if any(KEEP_SKU_MARK in line["sku"] for line in lines):
+            return
+        await asyncio.sleep(self.delays.carrier)
+        found = [{"sku": line["sku"], "quantity": line["quantity"], "disposition": disposition(line)} for line in lines]
+        warehouse = authorised["label"]["warehouse_id"]
+        report = {
+            "kind": "return_received",
+            "warehouse_id": warehouse,
+            "rma": authorised["rma"],
+            "receipt": f"R-{authorised['rma']}",
+            "lines": found,
+            "occurred_at": _now(),
+        }
+        await self.warehouses.publish(topics.WAREHOUSE_EVENTS.name, warehouse, report)
 
     def _forget(self, task_id: str) -> None:
         self.withdrawn.discard(task_id)

@@ -8,6 +8,7 @@ transaction the consumer opened for the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any, cast
@@ -56,6 +57,8 @@ class AllocationHandlers:
                     skus |= {line.sku for line in lines}
                 case ev.InventoryAdjusted(sku=sku):
                     skus.add(sku)
+                case ev.ReturnReceived(lines=lines):
+                    skus |= {line.sku for line in lines if line.disposition == "restock"}
                 case ev.CancellationAccepted(order_id=order_id) | ev.ShortPickReported(order_id=order_id):
                     orders.add(order_id)
                 case ev.OrderShipped(pick_task_id=shipment_id):
@@ -95,6 +98,25 @@ class AllocationHandlers:
             log.warning("count %s at %s is %d units short of reserved stock", adjustment.reference, where, shortfall)
         await repository.record_effect(conn, adjustment, inventory.level(where, sku).on_hand - before, shortfall)
         await self._apply(conn, inventory, outcomes, msg.envelope, reference=adjustment.reference)
+
+    async def on_return_received(self, conn: Conn, msg: Inbound[ev.ReturnReceived]) -> None:
+        """Returned units to restock are a receipt at the receiving warehouse (the other dispositions never become
+        sellable): the receipt path adds them to on hand and releases backorders first come first served. The
+        receipt reference names the return's receipt, so a replay is harmless."""
+        received = msg.payload
+        restocked: dict[str, int] = {}
+        for line in received.lines:
+            if line.disposition == "restock":
+                restocked[line.sku] = restocked.get(line.sku, 0) + line.quantity
+        for sku, quantity in sorted(restocked.items()):
+            receipt = ev.InventoryAdjusted(
+                warehouse_id=received.warehouse_id,
+                sku=sku,
+                kind="receipt",
+                quantity=quantity,
+                reference=f"return:{received.rma}:{received.receipt}",
+            )
+            await self.on_inventory_adjusted(conn, dataclasses.replace(msg, payload=receipt))  # type: ignore[arg-type]
 
     async def on_order_shipped(self, conn: Conn, msg: Inbound[ev.OrderShipped]) -> None:
         shipped = msg.payload
@@ -156,6 +178,7 @@ class AllocationHandlers:
             ev.OrderShipped: one_at_a_time(self.on_order_shipped),
             ev.CancellationAccepted: one_at_a_time(self.on_cancellation_accepted),
             ev.ShortPickReported: one_at_a_time(self.on_short_pick_reported),
+            ev.ReturnReceived: one_at_a_time(self.on_return_received),
         }
 
 

@@ -173,6 +173,9 @@ class ProductUpserted(Contract):
     name: str = Field(min_length=1, max_length=200)
     weight_grams: int = Field(ge=0, le=1_000_000)
     active: bool
+    category: str | None = Field(
+        default=None, max_length=64, description="the product's category (return windows may depend on it)"
+    )
 
 
 class InventoryAdjusted(Contract):
@@ -416,3 +419,118 @@ class OrderDelivered(Contract):
     event_type: ClassVar[str] = "OrderDelivered"
     order_id: UUID
     delivered_at: datetime
+
+
+# ---- returns (after delivery) ----
+
+# A leaf of the reason tree the returns service is configured with (deploy/config/returns.json), e.g.
+# `damaged.in_transit`; the service refuses codes its tree does not hold.
+ReasonCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+Resolution = Literal["refund", "exchange", "store_credit"]
+Disposition = Literal["restock", "quarantine", "refurbish", "scrap"]
+Rma = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9-]+$")]
+
+
+class ReturnLine(Contract):
+    sku: Sku
+    quantity: int = Field(ge=1, le=MAX_UNITS_PER_SKU)
+    reason: ReasonCode
+
+
+class ReturnRequested(Contract):
+    """A channel asks to take units of a delivered order back (bare JSON on oms.returns.requests, key
+    `<channel>:<external_id>`). `request_id` is the channel's own id of the request: a repeat is recognised."""
+
+    event_type: ClassVar[str] = "ReturnRequested"
+    channel: str = Field(min_length=1, max_length=32)
+    external_id: str = Field(min_length=1, max_length=128)
+    request_id: str = Field(min_length=1, max_length=128)
+    lines: list[ReturnLine] = Field(min_length=1, max_length=100)
+    note: str | None = Field(default=None, max_length=1000, description="the customer's words")
+    resolution: Resolution = "refund"
+
+
+class ReceivedLine(Contract):
+    sku: Sku
+    quantity: int = Field(ge=1, le=MAX_UNITS_PER_SKU)
+    disposition: Disposition
+
+
+class WarehouseReturnReceived(Contract):
+    """A warehouse opened a customer's return parcel (bare JSON on oms.warehouse.events, `kind` return_received):
+    what it found per SKU and where each unit goes. `receipt` names the receipt: a replay is harmless."""
+
+    event_type: ClassVar[str] = "WarehouseReturnReceived"
+    kind: Literal["return_received"]
+    warehouse_id: WarehouseId
+    rma: Rma
+    receipt: str = Field(min_length=1, max_length=64)
+    lines: list[ReceivedLine] = Field(min_length=1, max_length=100)
+    occurred_at: Moment
+
+
+class ReturnLabel(Contract):
+    """The prepaid label back to the receiving warehouse: the cheapest carrier service the rate table has."""
+
+    carrier: str
+    service: str
+    warehouse_id: WarehouseId
+    weight_grams: int
+    price: Decimal
+
+
+class ReturnAuthorised(Contract):
+    event_type: ClassVar[str] = "ReturnAuthorised"
+    order_id: UUID
+    return_id: UUID
+    rma: Rma
+    lines: list[ReturnLine]
+    label: ReturnLabel
+    expires_at: datetime
+    decided_by: Literal["policy", "operator"] = "policy"
+
+
+class ReturnUnderReview(Contract):
+    """The policy leaves the request to an operator (approve or reject)."""
+
+    event_type: ClassVar[str] = "ReturnUnderReview"
+    order_id: UUID
+    return_id: UUID
+    lines: list[ReturnLine]
+    reasons: list[str]
+
+
+class ReturnRejected(Contract):
+    event_type: ClassVar[str] = "ReturnRejected"
+    order_id: UUID
+    return_id: UUID
+    lines: list[ReturnLine]
+    reasons: list[str]
+    decided_by: Literal["policy", "operator"] = "policy"
+
+
+class ReturnReceived(Contract):
+    """Units of an RMA received at the warehouse, each with its disposition (restock goes back on hand);
+    `unexpected` were in the parcel but not on the RMA (set aside for review, never sellable); `complete`
+    says whether the RMA has now everything it authorised."""
+
+    event_type: ClassVar[str] = "ReturnReceived"
+    order_id: UUID
+    return_id: UUID
+    rma: Rma
+    warehouse_id: WarehouseId
+    receipt: str
+    lines: list[ReceivedLine]
+    unexpected: list[ReceivedLine] = Field(default_factory=list)
+    complete: bool
+
+
+class ReturnClosed(Contract):
+    """An RMA closed before everything it authorised came back (its parcel never arrived), with the reason."""
+
+    event_type: ClassVar[str] = "ReturnClosed"
+    order_id: UUID
+    return_id: UUID
+    rma: Rma
+    reason: str
+    received: list[ItemQuantity] = Field(default_factory=list)

@@ -1,0 +1,40 @@
+"""Returns' business metrics, counted once the transaction that decides them commits: requests by outcome and
+channel, units asked back by reason, units received by disposition, RMAs closed unfinished. Labels are bounded
+(channel, outcome, reason code from the configured tree, disposition); never an order id or an RMA."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import Counter
+
+from shared.backbone.metrics import count
+from shared.contracts import events as ev
+
+REQUESTS = Counter(
+    "oms_return_requests_total", "Return requests decided, by channel and outcome.", ["channel", "outcome"]
+)
+UNITS_REQUESTED = Counter("oms_return_units_requested_total", "Units asked back, by reason code.", ["reason"])
+UNITS_RECEIVED = Counter(
+    "oms_return_units_received_total",
+    "Returned units received, by disposition (`unexpected` for units not on their RMA).",
+    ["disposition"],
+)
+RMAS_CLOSED = Counter("oms_rmas_expired_total", "RMAs closed at their expiry before everything came back.")
+
+
+def count_request(channel: str, outcome: str, lines: Sequence[ev.ReturnLine]) -> None:
+    count(REQUESTS.labels(channel, outcome))
+    for line in lines:
+        count(UNITS_REQUESTED.labels(line.reason), line.quantity)
+
+
+def count_emitted(payload: ev.Contract) -> None:
+    match payload:
+        case ev.ReturnReceived(lines=lines, unexpected=unexpected):
+            for line in lines:
+                count(UNITS_RECEIVED.labels(line.disposition), line.quantity)
+            for line in unexpected:
+                count(UNITS_RECEIVED.labels("unexpected"), line.quantity)
+        case ev.ReturnClosed():
+            count(RMAS_CLOSED)

@@ -1,0 +1,57 @@
+"""Returns' settings: the returns policy, the rate table labels are priced from, the warehouses, the expiry sweep
+and the clock."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from shared.backbone.settings import CommonSettings
+from shared.contracts.envelope import now
+from shared.reference.rates import ShippingRules
+from shared.reference.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
+from shared.reference.warehouses import Warehouse, load_warehouses
+
+from .handlers import Clock
+from .policy import ReturnsPolicy
+
+CONFIG = WAREHOUSES_FILE.parent
+
+
+class ReturnsSettings(CommonSettings):
+    service: str = "returns"
+    returns_policy_file: Path = CONFIG / "returns.json"
+    carriers_file: Path = CONFIG / "carriers.json"
+    warehouses_file: Path = WAREHOUSES_FILE
+    # Open RMAs are checked for expiry this often.
+    rma_expiry_sweep_seconds: float = Field(default=60, gt=0)
+    # Tests only: the service's clock starts at this instant and runs on from there (OMS_CLOCK_START).
+    clock_start: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _real_clock_in_production(self) -> ReturnsSettings:
+        if self.environment == "production" and self.clock_start is not None:
+            raise ValueError("OMS_CLOCK_START is for tests only")
+        return self
+
+    def policy(self) -> ReturnsPolicy:
+        return ReturnsPolicy.model_validate_json(self.returns_policy_file.read_bytes())
+
+    def shipping_rules(self) -> ShippingRules:
+        return ShippingRules.model_validate_json(self.carriers_file.read_bytes())
+
+    def warehouses(self) -> dict[str, Warehouse]:
+        return {w.id: w for w in load_warehouses(self.warehouses_file)}
+
+    def clock(self) -> Clock:
+        if self.clock_start is None:
+            return now
+        start, started = self.clock_start, time.monotonic()
+
+        def clock() -> datetime:
+            return start + timedelta(seconds=time.monotonic() - started)
+
+        return clock

@@ -1,0 +1,60 @@
+"""After delivery, on the real stack: a line of a delivered order comes back through the returns service: RMA and
+label, the parcel received and restocked (a waiting backorder released), the customer told at each step."""
+
+import uuid
+
+from services.returns import domain
+from services.returns.settings import ReturnsSettings
+from tests.factories import order_document
+from tests.returns_steps import ask_return, delivered_order, on_hand, return_line, wait_return
+from tests.scenario import mail_for, new_skus, seed, wait_status
+from tests.waiting import eventually
+
+
+async def test_one_of_two_delivered_lines_returned_is_restocked_and_releases_a_waiting_backorder(http, db) -> None:
+    # given a delivered order of two lines, the last unit of each
+    kept, returned = new_skus(2, prefix="RET")
+    await seed([("ams", kept, 1), ("ams", returned, 1)])
+    order_id = await delivered_order(http, db, [(kept, 1), (returned, 1)])
+    # and another customer waiting for the returned SKU
+    response = await http.post("/v1/orders", json=order_document([(returned, 1)]))
+    waiting = response.json()["order_id"]
+    await wait_status(http, waiting, {"backordered"})
+
+    # when the customer returns one of the two lines
+    response = await ask_return(order_id, [return_line(returned)], request_id=f"req-{uuid.uuid4()}")
+
+    # then it is authorised with an RMA and a label for the cheapest service back to the shipping warehouse
+    assert response.status_code == 201, response.text
+    authorised = response.json()
+    assert authorised["status"] == "authorised" and authorised["rma"].startswith("RMA-")
+    settings = ReturnsSettings()
+    cheapest = domain.cheapest_label(settings.shipping_rules(), "ams", "NL", 450)
+    assert cheapest is not None
+    assert authorised["label"] == {**cheapest.model_dump(mode="json"), "weight_grams": 450}
+    assert authorised["lines"] == [{"sku": returned, "quantity": 1, "reason": "size.too_small", "received": 0}]
+
+    # and when the parcel reaches the warehouse (the simulator plays it), the unit is received as restock
+    received = await wait_return(authorised["return_id"], {"received"})
+    assert received["lines"][0]["received"] == 1
+    assert [(u["sku"], u["quantity"], u["disposition"], u["expected"]) for u in received["received_units"]] == [
+        (returned, 1, "restock", True)
+    ]
+
+    # then the unit is back in stock and the waiting order gets it, first come first served
+    await wait_status(http, waiting, {"delivered"})
+    # and the books balance: received 1 + returned 1 = shipped 2, nothing left on hand or reserved
+    assert await on_hand(db, "ams", returned) == (0, 0)
+    ledger = await db.fetch(
+        "SELECT reference, quantity FROM allocation.adjustments WHERE warehouse_id = 'ams' AND sku = $1"
+        " AND kind = 'receipt' ORDER BY applied_at",
+        returned,
+    )
+    assert [r["quantity"] for r in ledger] == [1, 1]
+    assert ledger[1]["reference"].startswith(f"return:{authorised['rma']}:")
+    # and the kept line stays sold
+    assert await on_hand(db, "ams", kept) == (0, 0)
+
+    # and the customer was told of the authorisation and of the receipt, once each
+    expected = ["confirmed", "delivered", "return_authorised", "return_received", "shipped"]
+    assert await eventually(lambda: mail_for(order_id), lambda kinds: len(kinds) >= 5) == expected
