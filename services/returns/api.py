@@ -44,7 +44,9 @@ class Decision(BaseModel):
 def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
     router = APIRouter()
 
-    async def answer(conn: Any, outcome: Outcome) -> JSONResponse:
+    async def answer(conn: Any, outcome: Outcome, decided: int | None = None) -> JSONResponse:
+        """The return as it stands; a request's outcome in the status code (DECIDED), or `decided` for an
+        operator's decision that was taken."""
         if outcome.verdict == "unknown":
             return JSONResponse({"detail": "no such order or return"}, status_code=404)
         if outcome.verdict in ("invalid", "refused"):
@@ -56,7 +58,8 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
         view = await repository.return_view(conn, outcome.return_id)
         assert view is not None
         body = {**view, "duplicate": outcome.verdict == "duplicate"}
-        return JSONResponse(body, status_code=200 if body["duplicate"] else DECIDED.get(view["status"], 200))
+        status = 200 if body["duplicate"] else decided or DECIDED.get(view["status"], 200)
+        return JSONResponse(body, status_code=status)
 
     @router.post("/v1/orders/{order_id}/returns", status_code=201)
     async def request_return(
@@ -107,7 +110,7 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
         reason = (body or Decision()).reason
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             outcome = await handlers.review(conn, return_id, approve, f"operator:{caller.key_id}", reason)
-            return await answer(conn, outcome)
+            return await answer(conn, outcome, decided=200)
 
     @router.post("/v1/returns/{return_id}/{verdict}")
     async def decide(
