@@ -1,4 +1,5 @@
-"""A stand-in for the warehouses and carriers, so the pipeline runs to delivered without real ones.
+"""A stand-in for the warehouses, the carriers and the payment provider, so the pipeline runs to delivered (and
+returns to refunded) without real ones.
 
 Not part of the services: it reads pick tasks and publishes what a warehouse would report (picked, then
 packed), and reads shipments and publishes what a carrier would report (in transit, then delivered),
@@ -15,7 +16,10 @@ Deterministic triggers for tests and demos (everything else behaves as above):
 - a ship-to postal code starting with `HOLD` is held at the warehouse for `--hold` seconds before picking;
 - an authorised return (ReturnAuthorised) is played as the customer's parcel arriving at the receiving warehouse
   after the carrier delay, every unit on the RMA in it: restocked, or quarantined when the reason code is under
-  `damaged`; unless a SKU of the RMA contains `KEEP` (the customer never sends it, so the RMA expires).
+  `damaged`; unless a SKU of the RMA contains `KEEP` (the customer never sends it, so the RMA expires);
+- the payment provider pays each refund's idempotency key once (a repeated key is answered with the same
+  payment), except for orders whose external id contains `REFUND-FAIL-TWICE` (the first two attempts of each key
+  fail as retriable) or `REFUND-REFUSED` (refused for good).
 
 Run: python -m deploy.local.simulator
 """
@@ -29,6 +33,7 @@ import json
 import logging
 import os
 import signal
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +51,8 @@ SHORT_SKU_MARK = "SHORT"
 EXCEPTION_POSTAL_PREFIX = "EXC"
 HOLD_POSTAL_PREFIX = "HOLD"
 KEEP_SKU_MARK = "KEEP"
+FAIL_TWICE_MARK = "REFUND-FAIL-TWICE"
+REFUSED_MARK = "REFUND-REFUSED"
 EXCEPTION_DETAIL = "recipient not at home; delivery will be attempted again"
 
 
@@ -116,6 +123,10 @@ class Simulator:
         # shipments.
         self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name, topics.RETURN_EVENTS.name)
         self.carriers = Party(local.access("carriers"), topics.FULFILLMENT_EVENTS.name)
+        self.provider = Party(local.access("payment-provider"), topics.REFUND_REQUESTS.name)
+        # Idempotency key -> the provider's reference of the refund paid under it (and the amount).
+        self.paid: dict[str, tuple[str, str]] = {}
+        self.attempts: dict[str, int] = {}
         self.pending: set[asyncio.Task[None]] = set()
         self.withdrawn: set[str] = set()
         # Postal codes of released tasks, until their parcel ships: a carrier event needs only this much.
@@ -123,13 +134,14 @@ class Simulator:
 
     async def run(self) -> None:
         guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
-        for party in (self.warehouses, self.carriers):
+        parties = (self.warehouses, self.carriers, self.provider)
+        for party in parties:
             await party.start()
-        log.info("simulating warehouses and carriers with steps of %s", self.delays)
+        log.info("simulating warehouses, carriers and the payment provider with steps of %s", self.delays)
         try:
-            await asyncio.gather(self._follow(self.warehouses), self._follow(self.carriers))
+            await asyncio.gather(*(self._follow(party) for party in parties))
         finally:
-            for party in (self.warehouses, self.carriers):
+            for party in parties:
                 await party.stop()
 
     async def _follow(self, party: Party) -> None:
@@ -140,6 +152,8 @@ class Simulator:
                 self._later(self._warehouse(envelope.payload))
             elif envelope.type == "PickTaskCancelled":
                 self.withdrawn.add(envelope.payload["pick_task_id"])
+            elif envelope.type == "RefundRequested":
+                await self._refund(envelope.payload)
             elif envelope.type == "ReturnAuthorised":
                 self._later(self._return_parcel(envelope.payload))
             elif envelope.type == "OrderShipped":
@@ -196,6 +210,23 @@ class Simulator:
             "occurred_at": _now(),
         }
         await self.warehouses.publish(topics.WAREHOUSE_EVENTS.name, warehouse, report)
+
+    async def _refund(self, request: dict[str, Any]) -> None:
+        """Pay a refund once per idempotency key; fail or refuse it for the marked orders."""
+        key = request["idempotency_key"]
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        base = {"refund_id": request["refund_id"], "idempotency_key": key, "occurred_at": _now()}
+        if key not in self.paid and REFUSED_MARK in request["order_reference"]:
+            answer = {**base, "outcome": "failed", "reason": "the card account is closed", "retriable": False}
+        elif key not in self.paid and FAIL_TWICE_MARK in request["order_reference"] and self.attempts[key] <= 2:
+            answer = {**base, "outcome": "failed", "reason": "provider timeout", "retriable": True}
+        else:
+            if key not in self.paid:
+                self.paid[key] = (f"re_{uuid.uuid4().hex[:16]}", request["amount"])
+                log.info("refund paid: %s under key %s", request["amount"], key)
+            reference, amount = self.paid[key]
+            answer = {**base, "outcome": "succeeded", "amount": amount, "provider_reference": reference}
+        await self.provider.publish(topics.REFUND_RESULTS.name, key, answer)
 
     def _forget(self, task_id: str) -> None:
         self.withdrawn.discard(task_id)

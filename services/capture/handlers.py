@@ -274,4 +274,9 @@ def decision(
         service_level=order.service_level,
         lines=domain.items_to_reserve(order),
         backorder_policy=order.backorder_policy,
+        prices=[
+            ev.PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in order.lines
+        ],
+        shipping_price=order.shipping_price,
+        paid=order.payment.amount,
     )

@@ -27,6 +27,7 @@ KINDS = (
     "return_rejected",
     "return_received",
     "return_closed",
+    "refunded",
 )
 
 
@@ -60,6 +61,7 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.ReturnRejected,
     ev.ReturnReceived,
     ev.ReturnClosed,
+    ev.ReturnRefunded,
 )
 
 
@@ -87,7 +89,9 @@ def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent |
             cancelled = quantities(lines)
             key = "lines:" + ",".join(f"{sku}={n}" for sku, n in sorted(cancelled.items()))
             return Intent(order_id, "cancelled", {"reason": reason, "items": _items_of(cancelled)}, key[:500])
-        case ev.ReturnAuthorised() | ev.ReturnRejected() | ev.ReturnReceived() | ev.ReturnClosed():
+        case (
+            ev.ReturnAuthorised() | ev.ReturnRejected() | ev.ReturnReceived() | ev.ReturnClosed() | ev.ReturnRefunded()
+        ):
             return _return_step(payload)
     return None
 
@@ -118,6 +122,9 @@ def _return_step(payload: ev.Contract) -> Intent | None:
             return Intent(order_id, "return_received", facts, f"{rma}:{payload.warehouse_id}:{receipt}"[:500])
         case ev.ReturnClosed(order_id=order_id, return_id=return_id, rma=rma, reason=reason):
             return Intent(order_id, "return_closed", {"rma": rma, "reason": reason}, str(return_id))
+        case ev.ReturnRefunded(order_id=order_id, refund_id=refund_id, amount=amount, currency=currency):
+            facts = {"amount": f"{amount:.2f} {currency}", "explanation": list(payload.explanation)}
+            return Intent(order_id, "refunded", facts, str(refund_id))
     return None
 
 

@@ -1,14 +1,17 @@
-"""Returns' wiring point: the return API, the consumer of the order facts, requests and receipts, and the sweep
-that closes RMAs whose parcel never came."""
+"""Returns' wiring point: the return API, the consumer of the order facts, requests, receipts and the payment
+provider's answers, the sweep that closes RMAs whose parcel never came, and the one that asks refunds again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from fastapi import FastAPI
 
 from shared.backbone import aftercommit
+from shared.backbone.db import Conn
 from shared.backbone.http import BodySizeLimit
 from shared.backbone.runtime import Runtime, serve, service_app
 
@@ -22,19 +25,30 @@ log = logging.getLogger(__name__)
 def create_app(settings: ReturnsSettings) -> FastAPI:
     runtime = Runtime(settings)
     clock = settings.clock()
-    handlers = ReturnsHandlers(settings.policy(), settings.shipping_rules(), settings.warehouses(), clock)
+    handlers = ReturnsHandlers(
+        settings.policy(), settings.shipping_rules(), settings.warehouses(), clock, settings.refund_retries()
+    )
 
-    async def close_expired_rmas() -> None:
-        # Every instance sweeps; an RMA is closed by one of them (its row is locked, others skip it).
-        while True:
-            await asyncio.sleep(settings.rma_expiry_sweep_seconds)
-            try:
-                async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
-                    await handlers.expire(conn, clock())
-            except Exception as exc:  # the database may be away for a while: the next sweep catches up
-                log.warning("expired RMAs not swept (%s)", exc.__class__.__name__)
+    def sweep(
+        what: str, every: float, step: Callable[[Conn, datetime], Awaitable[int]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def loop() -> None:
+            # Every instance sweeps; each row is taken by one of them (locked, the others skip it).
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+                        await step(conn, clock())
+                except Exception as exc:  # the database may be away for a while: the next sweep catches up
+                    log.warning("%s not swept (%s)", what, exc.__class__.__name__)
 
-    app = service_app(runtime, handlers.routes, background={"rma-expiry": close_expired_rmas}, title="OMS returns")
+        return loop
+
+    background = {
+        "rma-expiry": sweep("expired RMAs", settings.rma_expiry_sweep_seconds, handlers.expire),
+        "refund-retries": sweep("refunds due", settings.refund_sweep_seconds, handlers.retry_refunds),
+    }
+    app = service_app(runtime, handlers.routes, background=background, title="OMS returns")
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.include_router(returns_api(runtime, handlers))
     return app

@@ -5,6 +5,7 @@ lock, so two requests for the same units cannot both be authorised."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ from shared.contracts.envelope import Envelope, wrap
 from shared.reference.rates import ShippingRules
 from shared.reference.warehouses import Warehouse
 
-from . import domain, metrics, repository
+from . import domain, metrics, refunds, repository
 from .domain import Request
 from .policy import ReturnsPolicy
 
@@ -43,14 +44,33 @@ class Outcome:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class RefundRetries:
+    """How a refund is asked again: after a retriable failure (base x 2^n seconds), or when the provider has not
+    answered in `answer_timeout` seconds; abandoned after `max_attempts`."""
+
+    max_attempts: int = 5
+    base_seconds: float = 2.0
+    answer_timeout_seconds: float = 300.0
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=self.base_seconds * 2 ** max(0, attempts - 1))
+
+
 class ReturnsHandlers:
     def __init__(
-        self, policy: ReturnsPolicy, rules: ShippingRules, warehouses: Mapping[str, Warehouse], clock: Clock
+        self,
+        policy: ReturnsPolicy,
+        rules: ShippingRules,
+        warehouses: Mapping[str, Warehouse],
+        clock: Clock,
+        retries: RefundRetries | None = None,
     ) -> None:
         self.policy = policy
         self.rules = rules
         self.countries = {w.id: w.country for w in warehouses.values()}
         self.clock = clock
+        self.retries = retries or RefundRetries()
 
     # ---- the facts returns decides with ----
 
@@ -190,6 +210,9 @@ class ReturnsHandlers:
 
     async def on_return_received(self, conn: Conn, msg: Inbound[ev.WarehouseReturnReceived]) -> None:
         report = msg.payload
+        order_id = await repository.order_of_rma(conn, report.rma)
+        if order_id is not None:
+            await repository.lock_order(conn, order_id)  # the order first, as requests and decisions take it
         found = await repository.lock_return_by_rma(conn, report.rma)
         if found is None:
             raise LookupError(f"no return with RMA {report.rma}: the parcel is set aside at {report.warehouse_id}")
@@ -218,6 +241,146 @@ class ReturnsHandlers:
             complete=complete and still_open,
         )
         await self._emit(conn, received, found["order_id"], msg.envelope)
+        if found["resolution"] == "refund" and receipt.accepted:
+            key = f"refund:{report.rma}:{report.warehouse_id}:{report.receipt}"
+            await self._refund(conn, found, receipt.accepted, rows, key, msg.envelope)
+
+    # ---- refunds ----
+
+    async def _refund(
+        self,
+        conn: Conn,
+        found: asyncpg.Record,
+        accepted: Sequence[ev.ReceivedLine],
+        rows: Sequence[asyncpg.Record],
+        key: str,
+        cause: Envelope,
+    ) -> None:
+        """Ask the payment provider to refund the units of a receipt, as the calculator explains it."""
+        order = await repository.lock_order(conn, found["order_id"])  # held already: one refund decided at a time
+        assert order is not None  # a return references its order
+        paid = repository.paid_order(order)
+        if paid is None:
+            log.error("return %s: the order's payment is not known; the refund is for an operator", found["rma"])
+            return
+        reasons = {r["sku"]: r["reason"] for r in rows}
+        rules = self.policy.leaves()
+        units: dict[str, int] = {}
+        for line in accepted:
+            units[line.sku] = units.get(line.sku, 0) + line.quantity
+        returned = []
+        for sku, quantity in sorted(units.items()):
+            rule = rules.get(reasons[sku])
+            returned.append(
+                refunds.ReturnedUnits(
+                    sku,
+                    quantity,
+                    reasons[sku],
+                    refund_shipping=bool(rule and rule.refund_shipping),
+                    restocking_fee_percent=rule.restocking_fee_percent if rule else refunds.ZERO,
+                )
+            )
+        refund = refunds.calculate(
+            paid, returned, await repository.refunded(conn, order["order_id"]), order["currency"]
+        )
+        if not refund.total:
+            log.info("return %s: nothing to refund (%s)", found["rma"], refund.explanation[-2:])
+            return
+        now = self.clock()
+        request = ev.RefundRequested(
+            refund_id=uuid.uuid4(),
+            order_id=order["order_id"],
+            order_reference=f"{order['channel']}:{order['external_id']}",
+            idempotency_key=key,
+            amount=refund.total,
+            currency=order["currency"],
+            attempt=1,
+        )
+        answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
+        if await repository.insert_refund(conn, request, found["return_id"], refund, answer_by, now):
+            metrics.count_emitted(request)
+            await self._send(conn, request, cause)
+
+    async def _send(self, conn: Conn, request: ev.RefundRequested, cause: Envelope | None) -> None:
+        envelope = wrap(request, order_id=request.order_id, cause=cause, occurred_at=self.clock())
+        await enqueue(conn, [(topics.REFUND_REQUESTS, str(request.order_id), envelope)])
+
+    async def on_refund_succeeded(self, conn: Conn, msg: Inbound[ev.RefundSucceeded]) -> None:
+        answer = msg.payload
+        refund = await self._answered(conn, answer.refund_id, answer.idempotency_key)
+        if refund is None or refund["status"] == "succeeded":
+            return  # the provider answers a repeated key with the same payment: paid once
+        if answer.amount != refund["amount"]:
+            raise ValueError(f"refund {answer.refund_id}: the provider paid {answer.amount}, not {refund['amount']}")
+        now = self.clock()
+        await repository.settle_refund(conn, answer.refund_id, answer.provider_reference, now)
+        refunded = ev.ReturnRefunded(
+            order_id=refund["order_id"],
+            return_id=refund["return_id"],
+            refund_id=answer.refund_id,
+            amount=refunds.cents(refund["amount"]),
+            currency=refund["currency"],
+            explanation=json.loads(refund["explanation"]),
+            provider_reference=answer.provider_reference,
+            requested_to_refunded_seconds=(now - refund["return_requested_at"]).total_seconds(),
+        )
+        await self._emit(conn, refunded, refund["order_id"], msg.envelope)
+
+    async def on_refund_failed(self, conn: Conn, msg: Inbound[ev.RefundFailed]) -> None:
+        answer = msg.payload
+        refund = await self._answered(conn, answer.refund_id, answer.idempotency_key)
+        if refund is None or refund["status"] != "requested":
+            return
+        if answer.retriable and refund["attempts"] < self.retries.max_attempts:
+            later = self.clock() + self.retries.delay(refund["attempts"])
+            log.warning("refund %s failed (attempt %d), asked again at %s", answer.refund_id, refund["attempts"], later)
+            await repository.retry_refund_at(conn, answer.refund_id, later, answer.reason)
+            return
+        await self._abandon(conn, refund, answer.reason, msg.envelope)
+
+    async def _answered(self, conn: Conn, refund_id: UUID, key: str) -> asyncpg.Record | None:
+        refund = await repository.lock_refund(conn, refund_id)
+        if refund is None or refund["idempotency_key"] != key:
+            raise LookupError(f"no refund {refund_id} with idempotency key {key}")
+        return refund
+
+    async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
+        log.error("refund %s abandoned after %d attempts: %s", refund["refund_id"], refund["attempts"], reason)
+        await repository.abandon_refund(conn, refund["refund_id"], reason, self.clock())
+        abandoned = ev.RefundAbandoned(
+            order_id=refund["order_id"],
+            return_id=refund["return_id"],
+            refund_id=refund["refund_id"],
+            amount=refunds.cents(refund["amount"]),
+            currency=refund["currency"],
+            reason=reason,
+            attempts=refund["attempts"],
+        )
+        await self._emit(conn, abandoned, refund["order_id"], cause)
+
+    async def retry_refunds(self, conn: Conn, now: datetime) -> int:
+        """Ask again, under the same idempotency key, the refunds due (failed or unanswered); the last attempt
+        spent, abandon them with the reason."""
+        due = await repository.lock_due_refunds(conn, now)
+        for refund in due:
+            if refund["attempts"] >= self.retries.max_attempts:
+                reason = refund["last_error"] or "the payment provider did not answer"
+                await self._abandon(conn, refund, f"{reason} ({refund['attempts']} attempts)", None)
+                continue
+            answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
+            attempt = await repository.count_attempt(conn, refund["refund_id"], answer_by)
+            request = ev.RefundRequested(
+                refund_id=refund["refund_id"],
+                order_id=refund["order_id"],
+                order_reference=f"{refund['channel']}:{refund['external_id']}",
+                idempotency_key=refund["idempotency_key"],
+                amount=refunds.cents(refund["amount"]),
+                currency=refund["currency"],
+                attempt=attempt,
+            )
+            metrics.count_retry()
+            await self._send(conn, request, None)
+        return len(due)
 
     async def expire(self, conn: Conn, now: datetime) -> int:
         """Close the RMAs past their expiry with the reason; returns how many."""
@@ -250,4 +413,6 @@ class ReturnsHandlers:
             ev.ProductUpserted: self.on_product_upserted,
             ev.ReturnRequested: one_at_a_time(self.on_return_requested),
             ev.WarehouseReturnReceived: one_at_a_time(self.on_return_received),
+            ev.RefundSucceeded: one_at_a_time(self.on_refund_succeeded),
+            ev.RefundFailed: one_at_a_time(self.on_refund_failed),
         }

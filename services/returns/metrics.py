@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
-from shared.backbone.metrics import count
+from shared.backbone.metrics import count, observe
 from shared.contracts import events as ev
 
 REQUESTS = Counter(
@@ -19,6 +19,17 @@ UNITS_RECEIVED = Counter(
     "oms_return_units_received_total",
     "Returned units received, by disposition (`unexpected` for units not on their RMA).",
     ["disposition"],
+)
+REFUNDS = Counter(
+    "oms_refunds_total",
+    "Refunds by outcome: requested of the provider, retried, succeeded, abandoned.",
+    ["outcome"],
+)
+REFUNDED = Counter("oms_refunded_amount_total", "Money paid back to customers, by currency.", ["currency"])
+REQUEST_TO_REFUND = Histogram(
+    "oms_return_request_to_refund_seconds",
+    "Time from a return request to the provider's refund.",
+    buckets=(60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400),
 )
 RMAS_CLOSED = Counter("oms_rmas_expired_total", "RMAs closed at their expiry before everything came back.")
 
@@ -38,3 +49,15 @@ def count_emitted(payload: ev.Contract) -> None:
                 count(UNITS_RECEIVED.labels("unexpected"), line.quantity)
         case ev.ReturnClosed():
             count(RMAS_CLOSED)
+        case ev.RefundRequested():
+            count(REFUNDS.labels("requested"))
+        case ev.ReturnRefunded(amount=amount, currency=currency):
+            count(REFUNDS.labels("succeeded"))
+            count(REFUNDED.labels(currency), float(amount))
+            observe(REQUEST_TO_REFUND, payload.requested_to_refunded_seconds)
+        case ev.RefundAbandoned():
+            count(REFUNDS.labels("abandoned"))
+
+
+def count_retry() -> None:
+    count(REFUNDS.labels("retried"))

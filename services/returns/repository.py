@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -14,12 +15,13 @@ from shared.backbone.db import Conn
 from shared.contracts import events as ev
 
 from .domain import CLOSED, OPEN, OrderFacts, Product, Request
+from .refunds import PaidLine, PaidOrder, Refund, Refunded
 
 
 async def save_orders(conn: Conn, orders: Sequence[ev.OrderValidated]) -> None:
     await conn.executemany(
-        "INSERT INTO orders (order_id, channel, external_id, country, currency, skus, received_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        "INSERT INTO orders (order_id, channel, external_id, country, currency, skus, received_at, prices,"
+        " shipping_price, paid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         [
             (
                 o.order_id,
@@ -29,6 +31,9 @@ async def save_orders(conn: Conn, orders: Sequence[ev.OrderValidated]) -> None:
                 o.currency,
                 [line.sku for line in o.lines],
                 o.received_at,
+                None if o.prices is None else json.dumps([p.model_dump(mode="json") for p in o.prices]),
+                o.shipping_price,
+                o.paid,
             )
             for o in orders
         ],
@@ -188,6 +193,11 @@ async def lock_return(conn: Conn, return_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM returns WHERE return_id = $1 FOR UPDATE", return_id)
 
 
+async def order_of_rma(conn: Conn, rma: str) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT order_id FROM returns WHERE rma = $1", rma)
+    return found
+
+
 async def lock_return_by_rma(conn: Conn, rma: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM returns WHERE rma = $1 FOR UPDATE", rma)
 
@@ -285,6 +295,7 @@ async def return_view(conn: Conn, return_id: UUID) -> dict[str, Any] | None:
     if row is None:
         return None
     view = _view(row, await lines(conn, return_id))
+    view["refunds"] = await refunds_of_return(conn, return_id)
     view["received_units"] = [
         {k: (str(v) if isinstance(v, UUID) else v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
         for r in await conn.fetch(
@@ -311,3 +322,129 @@ async def list_returns(conn: Conn, status: str | None, order_id: UUID | None, li
     for line in found:
         by_return.setdefault(line["return_id"], []).append(line)
     return [_view(r, by_return.get(r["return_id"], [])) for r in rows]
+
+
+# ---- refunds ----
+
+
+def paid_order(order: asyncpg.Record) -> PaidOrder | None:
+    """What the customer paid for the order; None when capture did not announce it (older orders)."""
+    if order["prices"] is None or order["paid"] is None:
+        return None
+    lines = tuple(PaidLine(p["sku"], p["quantity"], Decimal(p["unit_price"])) for p in json.loads(order["prices"]))
+    return PaidOrder(lines, order["shipping_price"] or Decimal(0), order["paid"])
+
+
+async def refunded(conn: Conn, order_id: UUID) -> Refunded:
+    """What the order's refunds asked or paid cover (abandoned ones paid nothing)."""
+    units: dict[str, int] = {}
+    shipping, amount = False, Decimal(0)
+    for row in await conn.fetch(
+        "SELECT units, shipping, amount FROM refunds WHERE order_id = $1 AND status <> 'abandoned'", order_id
+    ):
+        for sku, n in json.loads(row["units"]).items():
+            units[sku] = units.get(sku, 0) + n
+        shipping = shipping or row["shipping"] > 0
+        amount += row["amount"]
+    return Refunded(units, shipping, amount)
+
+
+async def insert_refund(
+    conn: Conn, request: ev.RefundRequested, return_id: UUID, refund: Refund, next_try_at: datetime, at: datetime
+) -> bool:
+    """False when a refund of that idempotency key exists already."""
+    inserted = await conn.fetchval(
+        "INSERT INTO refunds (refund_id, return_id, order_id, idempotency_key, amount, currency, units, shipping,"
+        " explanation, status, next_try_at, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'requested',"
+        " $10, $11) ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
+        request.refund_id,
+        return_id,
+        request.order_id,
+        request.idempotency_key,
+        request.amount,
+        request.currency,
+        json.dumps(refund.units),
+        refund.shipping,
+        json.dumps(list(refund.explanation)),
+        next_try_at,
+        at,
+    )
+    return bool(inserted)
+
+
+async def lock_refund(conn: Conn, refund_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT f.*, o.channel, o.external_id, r.requested_at AS return_requested_at FROM refunds f"
+        " JOIN orders o USING (order_id) JOIN returns r USING (return_id) WHERE f.refund_id = $1 FOR UPDATE OF f",
+        refund_id,
+    )
+
+
+async def settle_refund(conn: Conn, refund_id: UUID, provider_reference: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE refunds SET status = 'succeeded', provider_reference = $2, settled_at = $3, next_try_at = NULL"
+        " WHERE refund_id = $1",
+        refund_id,
+        provider_reference,
+        at,
+    )
+
+
+async def retry_refund_at(conn: Conn, refund_id: UUID, at: datetime, error: str) -> None:
+    await conn.execute(
+        "UPDATE refunds SET next_try_at = $2, last_error = $3 WHERE refund_id = $1", refund_id, at, error
+    )
+
+
+async def abandon_refund(conn: Conn, refund_id: UUID, error: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE refunds SET status = 'abandoned', last_error = $2, settled_at = $3, next_try_at = NULL"
+        " WHERE refund_id = $1",
+        refund_id,
+        error,
+        at,
+    )
+
+
+async def lock_due_refunds(conn: Conn, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """Refunds waiting for another attempt (after a failure, or no answer in time); other instances skip them."""
+    return await conn.fetch(
+        "SELECT f.*, o.channel, o.external_id FROM refunds f JOIN orders o USING (order_id)"
+        " WHERE f.status = 'requested' AND f.next_try_at <= $1 ORDER BY f.next_try_at LIMIT $2"
+        " FOR UPDATE OF f SKIP LOCKED",
+        now,
+        limit,
+    )
+
+
+async def count_attempt(conn: Conn, refund_id: UUID, next_try_at: datetime) -> int:
+    attempts: int = await conn.fetchval(
+        "UPDATE refunds SET attempts = attempts + 1, next_try_at = $2 WHERE refund_id = $1 RETURNING attempts",
+        refund_id,
+        next_try_at,
+    )
+    return attempts
+
+
+async def refunds_of_return(conn: Conn, return_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT refund_id, idempotency_key, amount, currency, status, attempts, last_error, provider_reference,"
+        " explanation, requested_at, settled_at FROM refunds WHERE return_id = $1 ORDER BY requested_at",
+        return_id,
+    )
+    return [
+        {
+            "refund_id": str(r["refund_id"]),
+            "idempotency_key": r["idempotency_key"],
+            "amount": str(r["amount"].quantize(Decimal("0.01"))),
+            "currency": r["currency"],
+            "status": r["status"],
+            "attempts": r["attempts"],
+            "last_error": r["last_error"],
+            "provider_reference": r["provider_reference"],
+            "explanation": json.loads(r["explanation"]),
+            "requested_at": r["requested_at"].isoformat(),
+            "settled_at": r["settled_at"].isoformat() if r["settled_at"] else None,
+        }
+        for r in rows
+    ]

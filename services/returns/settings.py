@@ -15,7 +15,7 @@ from shared.reference.rates import ShippingRules
 from shared.reference.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
 from shared.reference.warehouses import Warehouse, load_warehouses
 
-from .handlers import Clock
+from .handlers import Clock, RefundRetries
 from .policy import ReturnsPolicy
 
 CONFIG = WAREHOUSES_FILE.parent
@@ -28,6 +28,12 @@ class ReturnsSettings(CommonSettings):
     warehouses_file: Path = WAREHOUSES_FILE
     # Open RMAs are checked for expiry this often.
     rma_expiry_sweep_seconds: float = Field(default=60, gt=0)
+    # Refunds: asked again after a retriable failure (base x 2^n seconds) or no answer in the timeout, at most
+    # this many times in all; due ones are looked for this often.
+    refund_max_attempts: int = Field(default=5, ge=1, le=50)
+    refund_retry_base_seconds: float = Field(default=30.0, gt=0)
+    refund_answer_timeout_seconds: float = Field(default=300.0, gt=0)
+    refund_sweep_seconds: float = Field(default=1.0, gt=0)
     # Tests only: the service's clock starts at this instant and runs on from there (OMS_CLOCK_START).
     clock_start: AwareDatetime | None = None
 
@@ -45,6 +51,11 @@ class ReturnsSettings(CommonSettings):
 
     def warehouses(self) -> dict[str, Warehouse]:
         return {w.id: w for w in load_warehouses(self.warehouses_file)}
+
+    def refund_retries(self) -> RefundRetries:
+        return RefundRetries(
+            self.refund_max_attempts, self.refund_retry_base_seconds, self.refund_answer_timeout_seconds
+        )
 
     def clock(self) -> Clock:
         if self.clock_start is None:

@@ -223,6 +223,14 @@ class CarrierReported(Contract):
 # ---- events the services publish ----
 
 
+class PricedLine(Contract):
+    """A line as the customer paid for it (the unit price after every discount the channel applied)."""
+
+    sku: Sku
+    quantity: int = Field(ge=0, le=MAX_SUBMITTED_QUANTITY)
+    unit_price: Money
+
+
 class OrderValidated(Contract):
     event_type: ClassVar[str] = "OrderValidated"
     order_id: UUID
@@ -236,6 +244,10 @@ class OrderValidated(Contract):
     service_level: ServiceLevel
     lines: list[ItemQuantity]
     backorder_policy: BackorderPolicy = "backorder"
+    # What was paid, for refunds (absent from events written before they were added).
+    prices: list[PricedLine] | None = None
+    shipping_price: Decimal | None = None
+    paid: Decimal | None = Field(default=None, description="the payment amount captured or authorised")
 
 
 class OrderRejected(Contract):
@@ -534,3 +546,71 @@ class ReturnClosed(Contract):
     rma: Rma
     reason: str
     received: list[ItemQuantity] = Field(default_factory=list)
+
+
+# ---- refunds (the payment provider) ----
+
+
+class RefundRequested(Contract):
+    """Returns asks the payment provider to pay money back on the order's payment. The provider pays an
+    `idempotency_key` once, however often it is asked (retries carry the same key)."""
+
+    event_type: ClassVar[str] = "RefundRequested"
+    refund_id: UUID
+    order_id: UUID
+    order_reference: str = Field(description="`<channel>:<external_id>`: the payment the refund goes back on")
+    idempotency_key: str
+    amount: Decimal
+    currency: str
+    attempt: int
+
+
+class RefundSucceeded(Contract):
+    """The provider paid the refund (bare JSON on oms.payments.refund-results, `outcome` succeeded)."""
+
+    event_type: ClassVar[str] = "RefundSucceeded"
+    outcome: Literal["succeeded"]
+    refund_id: UUID
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    amount: Money
+    provider_reference: str = Field(min_length=1, max_length=128)
+    occurred_at: Moment
+
+
+class RefundFailed(Contract):
+    """The provider did not pay; `retriable` says whether asking again may help."""
+
+    event_type: ClassVar[str] = "RefundFailed"
+    outcome: Literal["failed"]
+    refund_id: UUID
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=500)
+    retriable: bool
+    occurred_at: Moment
+
+
+class ReturnRefunded(Contract):
+    """Money went back to the customer for returned units, with the calculation line by line."""
+
+    event_type: ClassVar[str] = "ReturnRefunded"
+    order_id: UUID
+    return_id: UUID
+    refund_id: UUID
+    amount: Decimal
+    currency: str
+    explanation: list[str]
+    provider_reference: str
+    requested_to_refunded_seconds: float
+
+
+class RefundAbandoned(Contract):
+    """The provider refused a refund for good, or every attempt failed: an operator must settle it."""
+
+    event_type: ClassVar[str] = "RefundAbandoned"
+    order_id: UUID
+    return_id: UUID
+    refund_id: UUID
+    amount: Decimal
+    currency: str
+    reason: str
+    attempts: int

@@ -163,11 +163,28 @@ RETURN_EVENTS = Topic(
         ev.ReturnRejected,
         ev.ReturnReceived,
         ev.ReturnClosed,
+        ev.ReturnRefunded,
+        ev.RefundAbandoned,
     ),
     "returns",
-    "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions"
-    " and RMAs closed unfinished, key order id.",
+    "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions,"
+    " RMAs closed unfinished, refunds paid or abandoned, key order id.",
     readers=("allocation", "notifications", "channel adapters", "warehouses"),
+)
+REFUND_REQUESTS = Topic(
+    "oms.payments.refund-requests",
+    (ev.RefundRequested,),
+    "returns",
+    "Refunds asked of the payment provider, each with its idempotency key, key order id.",
+    readers=("payment provider",),
+)
+REFUND_RESULTS = Topic(
+    "oms.payments.refund-results",
+    (ev.RefundSucceeded, ev.RefundFailed),
+    "payment provider",
+    "The payment provider's answers to refund requests (`outcome` tells them apart), key idempotency key.",
+    readers=("returns",),
+    discriminator="outcome",
 )
 
 BUSINESS_TOPICS = (
@@ -185,6 +202,8 @@ BUSINESS_TOPICS = (
     PICK_TASKS,
     FULFILLMENT_EVENTS,
     RETURN_EVENTS,
+    REFUND_REQUESTS,
+    REFUND_RESULTS,
 )
 
 

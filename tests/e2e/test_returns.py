@@ -1,17 +1,19 @@
 """After delivery, on the real stack: a line of a delivered order comes back through the returns service: RMA and
-label, the parcel received and restocked (a waiting backorder released), the customer told at each step."""
+label, the parcel received and restocked (a waiting backorder released), the refund paid with its calculation, the
+customer told at each step, and the books balance."""
 
 import uuid
+from decimal import Decimal
 
 from services.returns import domain
 from services.returns.settings import ReturnsSettings
 from tests.factories import order_document
-from tests.returns_steps import ask_return, delivered_order, on_hand, return_line, wait_return
-from tests.scenario import mail_for, new_skus, seed, wait_status
+from tests.returns_steps import ask_return, delivered_order, on_hand, return_line, return_view, wait_return
+from tests.scenario import mail_for, mails, new_skus, parts, seed, wait_status
 from tests.waiting import eventually
 
 
-async def test_one_of_two_delivered_lines_returned_is_restocked_and_releases_a_waiting_backorder(http, db) -> None:
+async def test_one_of_two_delivered_lines_returned_is_restocked_releases_a_backorder_and_is_refunded(http, db) -> None:
     # given a delivered order of two lines, the last unit of each
     kept, returned = new_skus(2, prefix="RET")
     await seed([("ams", kept, 1), ("ams", returned, 1)])
@@ -55,6 +57,23 @@ async def test_one_of_two_delivered_lines_returned_is_restocked_and_releases_a_w
     # and the kept line stays sold
     assert await on_hand(db, "ams", kept) == (0, 0)
 
-    # and the customer was told of the authorisation and of the receipt, once each
-    expected = ["confirmed", "delivered", "return_authorised", "return_received", "shipped"]
-    assert await eventually(lambda: mail_for(order_id), lambda kinds: len(kinds) >= 5) == expected
+    # and the refund is the price paid for that unit (no fee for a size reason, shipping kept), explained
+    refunded = await eventually(
+        lambda: return_view(authorised["return_id"]), lambda v: [r["status"] for r in v["refunds"]] == ["succeeded"]
+    )
+    (refund,) = refunded["refunds"]
+    assert refund["amount"] == "10.00" and refund["currency"] == "EUR" and refund["attempts"] == 1
+    assert refund["explanation"] == [
+        f"{returned}: 1 of 1 units (size.too_small), paid 10.00 EUR = 10.00 EUR",
+        "refund: 10.00 EUR",
+    ]
+    # and the money balances: what was paid (two lines and shipping) less the refund is what the kept line and
+    # the shipping cost
+    paid = await db.fetchval("SELECT paid FROM returns.orders WHERE order_id = $1", uuid.UUID(order_id))
+    assert paid - Decimal(refund["amount"]) == Decimal("10.00") + Decimal("4.95")
+
+    # and the customer was told of the authorisation, the receipt and the refund, once each
+    expected = ["confirmed", "delivered", "refunded", "return_authorised", "return_received", "shipped"]
+    assert await eventually(lambda: mail_for(order_id), lambda kinds: len(kinds) >= 6) == expected
+    (refund_mail,) = mails(order_id, "refunded")
+    assert "refund: 10.00 EUR" in parts(refund_mail)["text/plain"]

@@ -58,8 +58,8 @@ async def test_a_partial_receipt_keeps_the_rma_open_sets_aside_what_is_not_on_it
         found = await events.bodies_for(order_id)
 
     # then the RMA stays open with one unit received, restocked; the stranger is set aside, never on hand
-    assert [b["type"] for b in found] == ["ReturnReceived"]
-    assert found[0]["payload"]["complete"] is False
+    receipts = [b for b in found if b["type"] == "ReturnReceived"]
+    assert len(receipts) == 1 and receipts[0]["payload"]["complete"] is False
     view = await wait_return(return_id, {"partially_received"})
     assert view["lines"][0]["received"] == 1
     units = sorted((u["sku"], u["quantity"], u["disposition"], u["expected"]) for u in view["received_units"])

@@ -135,6 +135,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "rma": "RMA-000000011", "items": [{"sku": HOSTILE, "quantity": 1}], "set_aside": [], "complete": True,
     },
     "return_closed": {"rma": "RMA-000000011", "reason": HOSTILE},
+    "refunded": {"amount": "13.50 EUR", "explanation": [HOSTILE, "refund: 13.50 EUR"]},
 }  # fmt: skip
 
 
