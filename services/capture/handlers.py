@@ -31,7 +31,7 @@ from shared.contracts.backorders import describe, quantities
 from shared.contracts.envelope import Envelope, now, wrap
 from shared.reference import catalogue
 
-from . import cancellation, domain, latency, lifecycle, metrics, repository
+from . import cancellation, domain, latency, lifecycle, metrics, repository, returns
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -150,6 +150,24 @@ class CaptureHandlers:
         if change.status_changed:
             count(metrics.ORDERS_STATUS.labels(change.progress.status))
 
+    async def on_return_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
+        """The order's returns (requested, authorised, received, refunded) in its timeline and per-line quantities."""
+        for msg in msgs:
+            payload = msg.payload
+            found = returns.news(payload)
+            order_id = lifecycle.order_of(payload)
+            if found is None or order_id is None:
+                continue
+            if await repository.lock_progress(conn, order_id) is None:
+                raise LookupError(f"{msg.envelope.type} for an order capture does not know")
+            await repository.add_return_steps(conn, order_id, found.steps, msg.envelope.occurred_at)
+            return_id = getattr(payload, "return_id")  # noqa: B009 - every return event names its return
+            await repository.record_return(
+                conn, order_id, return_id, found.state, found.asked, found.authorised, found.received
+            )
+            if isinstance(payload, ev.ReturnRefunded):
+                await repository.record_refund(conn, payload, msg.envelope.occurred_at)
+
     async def cancel(
         self,
         conn: Conn,
@@ -248,6 +266,7 @@ class CaptureHandlers:
             ev.CancelRequested: self.on_cancel_requested,
             ev.ProductUpserted: catalogue.on_product_upserted,
             **dict.fromkeys(lifecycle.STEPS, self.on_lifecycle_event),
+            **dict.fromkeys(returns.FOLLOWED, self.on_return_event),
         }
 
 

@@ -169,7 +169,7 @@ RETURN_EVENTS = Topic(
     "returns",
     "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions,"
     " RMAs closed unfinished, refunds paid or abandoned, key order id.",
-    readers=("allocation", "notifications", "channel adapters", "warehouses"),
+    readers=("capture", "allocation", "notifications", "channel adapters", "warehouses"),
 )
 REFUND_REQUESTS = Topic(
     "oms.payments.refund-requests",

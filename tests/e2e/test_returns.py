@@ -9,7 +9,7 @@ from services.returns import domain
 from services.returns.settings import ReturnsSettings
 from tests.factories import order_document
 from tests.returns_steps import ask_return, delivered_order, on_hand, return_line, return_view, wait_return
-from tests.scenario import mail_for, mails, new_skus, parts, seed, wait_status
+from tests.scenario import mail_for, mails, new_skus, order_view, parts, seed, wait_status
 from tests.waiting import eventually
 
 
@@ -77,3 +77,12 @@ async def test_one_of_two_delivered_lines_returned_is_restocked_releases_a_backo
     assert await eventually(lambda: mail_for(order_id), lambda kinds: len(kinds) >= 6) == expected
     (refund_mail,) = mails(order_id, "refunded")
     assert "refund: 10.00 EUR" in parts(refund_mail)["text/plain"]
+
+    # and the order view shows the return's steps and the returned units, the order still delivered
+    view = await eventually(lambda: order_view(http, order_id), lambda v: v["refunded"] is not None)
+    assert view["status"] == "delivered"
+    steps = [step["status"] for step in view["timeline"]]
+    after_delivery = steps[steps.index("delivered") + 1 :]
+    assert after_delivery == ["return_requested", "return_authorised", "return_received", "refunded"]
+    assert view["returned"] == {returned: {"asked": 1, "authorised": 1, "received": 1}}
+    assert view["refunded"] == "10.00"
