@@ -76,6 +76,15 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             outcome = await handlers.request(conn, order_id, request, key, "api", cause=None)
             return await answer(conn, outcome)
 
+    @router.get("/v1/returns/rates", dependencies=[OPERATORS_ONLY])
+    async def return_rates(
+        by: Annotated[Literal["channel", "sku"], Query()] = "channel",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Units returned per unit shipped, by channel or by SKU, the highest first (before /{return_id})."""
+        async with runtime.pool.acquire() as conn:
+            return {"by": by, "rates": await repository.return_rates(conn, by, limit)}
+
     @router.get("/v1/returns/{return_id}")
     async def show_return(caller: Authenticated, return_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:

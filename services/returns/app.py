@@ -15,6 +15,7 @@ from shared.backbone.db import Conn
 from shared.backbone.http import BodySizeLimit
 from shared.backbone.runtime import Runtime, serve, service_app
 
+from . import metrics, repository
 from .api import returns_api
 from .handlers import ReturnsHandlers
 from .settings import ReturnsSettings
@@ -44,7 +45,18 @@ def create_app(settings: ReturnsSettings) -> FastAPI:
 
         return loop
 
+    async def report_return_rate() -> None:
+        while True:
+            try:
+                async with runtime.pool.acquire() as conn:
+                    for rate in await repository.return_rates(conn, "channel"):
+                        metrics.RETURN_RATE.labels(rate["channel"]).set(rate["rate"])
+            except Exception as exc:  # the database may be away for a while: the next round catches up
+                log.warning("return rate not refreshed (%s)", exc.__class__.__name__)
+            await asyncio.sleep(settings.return_rate_seconds)
+
     background = {
+        "return-rate": report_return_rate,
         "rma-expiry": sweep("expired RMAs", settings.rma_expiry_sweep_seconds, handlers.expire),
         "refund-retries": sweep("refunds due", settings.refund_sweep_seconds, handlers.retry_refunds),
     }

@@ -1,12 +1,13 @@
 """Returns' business metrics, counted once the transaction that decides them commits: requests by outcome and
 channel, units asked back by reason, units received by disposition, RMAs closed unfinished. Labels are bounded
-(channel, outcome, reason code from the configured tree, disposition); never an order id or an RMA."""
+(channel, outcome, reason code from the configured tree, disposition); never an order id, an RMA or a SKU (the
+return rate by SKU is a view: GET /v1/returns/rates?by=sku)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from shared.backbone.metrics import count, observe
 from shared.contracts import events as ev
@@ -30,6 +31,9 @@ REQUEST_TO_REFUND = Histogram(
     "oms_return_request_to_refund_seconds",
     "Time from a return request to the provider's refund.",
     buckets=(60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400),
+)
+RETURN_RATE = Gauge(
+    "oms_return_rate_ratio", "Units returned (received on their RMA) per unit shipped, by channel.", ["channel"]
 )
 RMAS_CLOSED = Counter("oms_rmas_expired_total", "RMAs closed at their expiry before everything came back.")
 

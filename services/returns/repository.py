@@ -448,3 +448,27 @@ async def refunds_of_return(conn: Conn, return_id: UUID) -> list[dict[str, Any]]
         }
         for r in rows
     ]
+
+
+async def return_rates(conn: Conn, by: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Units returned (received on their RMA) per unit shipped, by channel or by SKU, the highest rate first."""
+    key = {"channel": "o.channel", "sku": "s.sku"}[by]
+    rows = await conn.fetch(
+        f"SELECT {key} AS key, sum(s.quantity)::int AS shipped,"
+        " coalesce(sum(r.returned), 0)::int AS returned"
+        " FROM (SELECT order_id, sku, sum(quantity) AS quantity FROM shipped_units GROUP BY order_id, sku) s"
+        " JOIN orders o USING (order_id)"
+        " LEFT JOIN (SELECT t.order_id, l.sku, sum(l.received) AS returned FROM returns t"
+        "            JOIN return_lines l USING (return_id) GROUP BY t.order_id, l.sku) r USING (order_id, sku)"
+        f" GROUP BY {key} ORDER BY coalesce(sum(r.returned), 0)::float / sum(s.quantity) DESC, 1 LIMIT $1",
+        limit,
+    )
+    return [
+        {
+            by: r["key"],
+            "shipped": r["shipped"],
+            "returned": r["returned"],
+            "rate": round(r["returned"] / r["shipped"], 4),
+        }
+        for r in rows
+    ]

@@ -28,6 +28,8 @@ class ReturnsSettings(CommonSettings):
     warehouses_file: Path = WAREHOUSES_FILE
     # Open RMAs are checked for expiry this often.
     rma_expiry_sweep_seconds: float = Field(default=60, gt=0)
+    # The return rate per channel (a gauge) is refreshed this often.
+    return_rate_seconds: float = Field(default=30, gt=0)
     # Refunds: asked again after a retriable failure (base x 2^n seconds) or no answer in the timeout, at most
     # this many times in all; due ones are looked for this often.
     refund_max_attempts: int = Field(default=5, ge=1, le=50)

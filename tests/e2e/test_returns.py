@@ -8,7 +8,16 @@ from decimal import Decimal
 from services.returns import domain
 from services.returns.settings import ReturnsSettings
 from tests.factories import order_document
-from tests.returns_steps import ask_return, delivered_order, on_hand, return_line, return_view, wait_return
+from tests.returns_steps import (
+    ask_return,
+    delivered_order,
+    on_hand,
+    operator_key,
+    return_line,
+    return_view,
+    returns_api,
+    wait_return,
+)
 from tests.scenario import mail_for, mails, new_skus, order_view, parts, seed, wait_status
 from tests.waiting import eventually
 
@@ -86,3 +95,11 @@ async def test_one_of_two_delivered_lines_returned_is_restocked_releases_a_backo
     assert after_delivery == ["return_requested", "return_authorised", "return_received", "refunded"]
     assert view["returned"] == {returned: {"asked": 1, "authorised": 1, "received": 1}}
     assert view["refunded"] == "10.00"
+
+    # and the return rate of the returned SKU is one unit back of the two shipped (one per customer)
+    async with returns_api(operator_key()) as api:
+        rates = await eventually(
+            lambda: api.get("/v1/returns/rates", params={"by": "sku", "limit": 1000}),
+            lambda r: any(rate["sku"] == returned and rate["shipped"] == 2 for rate in r.json()["rates"]),
+        )
+    assert {"sku": returned, "shipped": 2, "returned": 1, "rate": 0.5} in rates.json()["rates"]
