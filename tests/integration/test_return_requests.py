@@ -173,3 +173,27 @@ async def test_outside_the_window_a_request_is_rejected_with_the_reason(http, db
     assert response.json()["reasons"] == [
         f"{sku}: the return window of 30 days from delivery on {later[:10]} has passed"
     ]
+
+
+async def test_a_malformed_request_on_the_topic_is_dead_lettered_with_its_reasons(http, db) -> None:
+    (sku,) = new_skus(1, prefix="RT")
+    await seed([("ams", sku, 1)])
+    order_id = await delivered_order(http, db, [(sku, 1)])
+    channel, external_id = await db.fetchrow(
+        "SELECT channel, external_id FROM returns.orders WHERE order_id = $1", uuid.UUID(order_id)
+    )
+    request = {
+        "channel": channel,
+        "external_id": external_id,
+        "request_id": f"req-{uuid.uuid4()}",
+        "lines": [return_line(sku, reason="bored")],
+    }
+    async with TopicReader(topics.dead_letter_topic("returns")) as dead_letters:
+        await client.publish(topics.RETURN_REQUESTS.name, [(f"{channel}:{external_id}", request)])
+        records = await eventually(
+            dead_letters.read, lambda seen: any(request["request_id"].encode() in (r.value or b"") for r in seen)
+        )
+    record = next(r for r in records if request["request_id"].encode() in (r.value or b""))
+    reason = dict(record.headers)["dlq.reason"].decode()
+    assert reason.startswith("handler failed: ValueError: line 1: unknown reason code bored (known: ")
+    assert await db.fetchval("SELECT count(*) FROM returns.returns WHERE order_id = $1", uuid.UUID(order_id)) == 0
