@@ -93,6 +93,7 @@ class OrderView(BaseModel):
         default_factory=dict, description="per SKU: units asked back (returns not rejected), authorised, received"
     )
     refunded: str | None = Field(default=None, description="decimal string: refunds paid for returns, in all")
+    original_order_id: UUID | None = Field(default=None, description="an exchange order: the order it replaces")
 
 
 # Every answer the order endpoints give, declared so that clients (and the API's fuzz test) can rely on it.

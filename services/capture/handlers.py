@@ -122,6 +122,8 @@ class CaptureHandlers:
 
     async def on_order_submitted(self, conn: Conn, msgs: list[Inbound[ev.SubmittedOrder]]) -> None:
         for msg in msgs:
+            if msg.payload.original_order_id is not None:
+                raise ValueError("original_order_id: exchange orders are opened by the returns service, not submitted")
             await self.intake(conn, msg.payload, msg.envelope)
 
     async def on_lifecycle_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
@@ -167,6 +169,21 @@ class CaptureHandlers:
             )
             if isinstance(payload, ev.ReturnRefunded):
                 await repository.record_refund(conn, payload, msg.envelope.occurred_at)
+
+    async def on_exchange_requested(self, conn: Conn, msgs: list[Inbound[ev.ExchangeRequested]]) -> None:
+        """The exchange order, through the normal intake: the original order's customer and address, the new lines,
+        paid by the returned units' value (a difference to pay is left authorised). Its external id names the
+        exchange, so a redelivery finds it."""
+        for msg in msgs:
+            exchange = msg.payload
+            original = await repository.order_document(conn, exchange.order_id)
+            if original is None:
+                raise LookupError(f"exchange for an order capture does not know: {exchange.order_id}")
+            order = returns.exchange_order(original, exchange, now())
+            accepted = await self.intake(conn, order, cause=msg.envelope)
+            if not accepted.duplicate:
+                detail = f"exchange order {accepted.order_id} ({accepted.status})"
+                await repository.add_return_steps(conn, exchange.order_id, [("exchange_ordered", detail)], now())
 
     async def cancel(
         self,
@@ -267,6 +284,7 @@ class CaptureHandlers:
             ev.ProductUpserted: catalogue.on_product_upserted,
             **dict.fromkeys(lifecycle.STEPS, self.on_lifecycle_event),
             **dict.fromkeys(returns.FOLLOWED, self.on_return_event),
+            ev.ExchangeRequested: self.on_exchange_requested,
         }
 
 
@@ -293,6 +311,7 @@ def decision(
         service_level=order.service_level,
         lines=domain.items_to_reserve(order),
         backorder_policy=order.backorder_policy,
+        original_order_id=order.original_order_id,
         prices=[
             ev.PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in order.lines
         ],

@@ -314,6 +314,11 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
 # ---- returns (after delivery) ----
 
 
+async def order_document(conn: Conn, order_id: UUID) -> SubmittedOrder | None:
+    document = await conn.fetchval("SELECT document FROM orders WHERE order_id = $1", order_id)
+    return None if document is None else SubmittedOrder.model_validate(document)
+
+
 async def add_return_steps(conn: Conn, order_id: UUID, steps: Sequence[tuple[str, str]], at: datetime) -> None:
     """Timeline steps of the order's returns; the order keeps its status."""
     await conn.executemany(
@@ -370,4 +375,9 @@ async def returns_view(conn: Conn, order_id: UUID) -> dict[str, Any]:
     ):
         returned[row["sku"]] = {"asked": row["asked"], "authorised": row["authorised"], "received": row["received"]}
     refunded = await conn.fetchval("SELECT sum(amount) FROM refunds WHERE order_id = $1", order_id)
-    return {"returned": returned, "refunded": None if refunded is None else f"{refunded:.2f}"}
+    original = await conn.fetchval("SELECT document->>'original_order_id' FROM orders WHERE order_id = $1", order_id)
+    return {
+        "returned": returned,
+        "refunded": None if refunded is None else f"{refunded:.2f}",
+        "original_order_id": original,
+    }

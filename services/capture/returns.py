@@ -4,6 +4,8 @@ returned quantities. Pure: no I/O. Returns never change the order's status: it s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 from shared.contracts import events as ev
 from shared.contracts.backorders import describe, quantities
@@ -62,3 +64,20 @@ def news(payload: ev.Contract) -> ReturnNews | None:
         case ev.RefundAbandoned(amount=amount, currency=currency, reason=reason):
             return ReturnNews((("refund_failed", f"{amount:.2f} {currency}: {reason}"),))
     return None
+
+
+def exchange_order(original: ev.SubmittedOrder, exchange: ev.ExchangeRequested, at: datetime) -> ev.SubmittedOrder:
+    """The exchange order: the original's customer, address and service level, the new lines, no shipping; paid
+    when the returned value covers it, else authorised for the difference still to charge."""
+    lines = [ev.SubmittedLine(sku=p.sku, quantity=p.quantity, unit_price=p.unit_price) for p in exchange.lines]
+    total = sum((p.unit_price * p.quantity for p in exchange.lines), Decimal(0))
+    return original.model_copy(
+        update={
+            "external_id": f"exchange-{exchange.exchange_id}",
+            "placed_at": at,
+            "lines": lines,
+            "shipping_price": Decimal(0),
+            "payment": ev.Payment(status="paid" if exchange.difference <= 0 else "authorized", amount=total),
+            "original_order_id": exchange.order_id,
+        }
+    )

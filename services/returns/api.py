@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from shared.backbone import aftercommit
 from shared.backbone.auth import OPERATORS_ONLY, Authenticated, Caller, forbidden, operator
 from shared.backbone.runtime import Runtime
-from shared.contracts.events import Resolution, ReturnLine, storable
+from shared.contracts.events import PricedLine, Resolution, ReturnLine, storable
 
 from . import domain, repository
 from .handlers import Outcome, ReturnsHandlers
@@ -31,6 +31,7 @@ class ReturnBody(BaseModel):
     lines: list[ReturnLine] = Field(min_length=1, max_length=100)
     note: Annotated[str, AfterValidator(storable)] | None = Field(default=None, max_length=1000)
     resolution: Resolution = "refund"
+    exchange_for: list[PricedLine] | None = Field(default=None, min_length=1, max_length=100)
     request_id: Annotated[str, AfterValidator(storable)] | None = Field(default=None, min_length=1, max_length=128)
 
 
@@ -72,7 +73,7 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             if not caller.may_act_for(channel):
                 raise forbidden("this API key acts for another channel")
             key = None if body.request_id is None else f"{channel}:{body.request_id}"
-            request = domain.Request(tuple(body.lines), body.note, body.resolution)
+            request = domain.Request(tuple(body.lines), body.note, body.resolution, tuple(body.exchange_for or ()))
             outcome = await handlers.request(conn, order_id, request, key, "api", cause=None)
             return await answer(conn, outcome)
 

@@ -49,6 +49,7 @@ class Request:
     lines: tuple[ev.ReturnLine, ...]
     note: str | None = None
     resolution: ev.Resolution = "refund"
+    exchange_for: tuple[ev.PricedLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,16 @@ class Decision:
     reasons: tuple[str, ...] = ()
 
 
-def problems(lines: Sequence[ev.ReturnLine], facts: OrderFacts, policy: ReturnsPolicy) -> list[str]:
+def problems(request: Request, facts: OrderFacts, policy: ReturnsPolicy) -> list[str]:
     """What makes a request malformed for this order (422, nothing recorded): unknown reason codes, SKUs the
-    order does not hold, a SKU named twice."""
+    order does not hold, a SKU named twice, an exchange without what to exchange for (or the reverse)."""
+    lines = request.lines
     codes = policy.leaves()
     found: list[str] = []
+    if request.resolution == "exchange" and not any(line.quantity for line in request.exchange_for):
+        found.append("exchange_for: an exchange names what the customer gets instead")
+    if request.resolution != "exchange" and request.exchange_for:
+        found.append(f"exchange_for: only for an exchange, not a {request.resolution}")
     seen: set[str] = set()
     for n, line in enumerate(lines, 1):
         if line.reason not in codes:

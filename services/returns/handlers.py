@@ -5,7 +5,7 @@ lock, so two requests for the same units cannot both be authorised."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -94,7 +94,7 @@ class ReturnsHandlers:
         order_id = await repository.order_id_of(conn, asked.channel, asked.external_id)
         if order_id is None:
             raise LookupError(f"no order {asked.external_id} of channel {asked.channel} is known to returns")
-        request = Request(tuple(asked.lines), asked.note, asked.resolution)
+        request = Request(tuple(asked.lines), asked.note, asked.resolution, tuple(asked.exchange_for or ()))
         outcome = await self.request(
             conn, order_id, request, f"{asked.channel}:{asked.request_id}", "topic", cause=msg.envelope
         )
@@ -116,7 +116,7 @@ class ReturnsHandlers:
         if request_key is not None and (known := await repository.return_of_request(conn, request_key)):
             return Outcome("duplicate", known)
         facts = await repository.facts(conn, order)
-        if problems := domain.problems(request.lines, facts, self.policy):
+        if problems := domain.problems(request, facts, self.policy):
             return Outcome("invalid", reasons=tuple(problems))
         products = await repository.products(conn, [line.sku for line in request.lines])
         now = self.clock()
@@ -244,6 +244,66 @@ class ReturnsHandlers:
         if found["resolution"] == "refund" and receipt.accepted:
             key = f"refund:{report.rma}:{report.warehouse_id}:{report.receipt}"
             await self._refund(conn, found, receipt.accepted, rows, key, msg.envelope)
+        if found["resolution"] == "exchange" and complete and still_open:
+            await self._exchange(conn, found, rows, receipt.received, msg.envelope)
+
+    # ---- exchanges ----
+
+    async def _exchange(
+        self,
+        conn: Conn,
+        found: asyncpg.Record,
+        rows: Sequence[asyncpg.Record],
+        received: Mapping[str, int],
+        cause: Envelope,
+    ) -> None:
+        """Everything came back: capture opens the exchange order, paid by the returned units' value; a new order
+        that costs less has the difference refunded (one more refund, its own idempotency key)."""
+        order = await repository.lock_order(conn, found["order_id"])
+        assert order is not None
+        paid = repository.paid_order(order)
+        wanted = [ev.PricedLine.model_validate(line) for line in found["exchange_for"] or []]
+        if paid is None or not wanted:
+            log.error("return %s: no payment or nothing to exchange for; the exchange is for an operator", found["rma"])
+            return
+        returned = self._returned_units(received, {r["sku"]: r["reason"] for r in rows})
+        before = await repository.refunded(conn, order["order_id"])
+        value = refunds.calculate(paid, returned, before, order["currency"])
+        new_total = sum((line.unit_price * line.quantity for line in wanted), refunds.ZERO)
+        exchange = ev.ExchangeRequested(
+            order_id=order["order_id"],
+            return_id=found["return_id"],
+            exchange_id=uuid.uuid5(found["return_id"], "exchange"),
+            lines=wanted,
+            credit=value.total,
+            difference=refunds.cents(new_total) - value.total,
+            currency=order["currency"],
+        )
+        if not await repository.insert_exchange(conn, exchange, self.clock()):
+            return
+        await self._emit(conn, exchange, order["order_id"], cause)
+        if exchange.difference < 0:
+            settled = f"exchanged for {refunds.cents(new_total)}: {-exchange.difference} back"
+            back = dataclasses.replace(value, total=-exchange.difference, explanation=(*value.explanation, settled))
+            await self._ask_refund(conn, order, found["return_id"], back, f"exchange:{found['rma']}", cause)
+
+    def _returned_units(self, units: Mapping[str, int], reasons: Mapping[str, str]) -> list[refunds.ReturnedUnits]:
+        rules = self.policy.leaves()
+        returned = []
+        for sku, quantity in sorted(units.items()):
+            if not quantity:
+                continue
+            rule = rules.get(reasons[sku])
+            returned.append(
+                refunds.ReturnedUnits(
+                    sku,
+                    quantity,
+                    reasons[sku],
+                    refund_shipping=bool(rule and rule.refund_shipping),
+                    restocking_fee_percent=rule.restocking_fee_percent if rule else refunds.ZERO,
+                )
+            )
+        return returned
 
     # ---- refunds ----
 
@@ -263,29 +323,21 @@ class ReturnsHandlers:
         if paid is None:
             log.error("return %s: the order's payment is not known; the refund is for an operator", found["rma"])
             return
-        reasons = {r["sku"]: r["reason"] for r in rows}
-        rules = self.policy.leaves()
         units: dict[str, int] = {}
         for line in accepted:
             units[line.sku] = units.get(line.sku, 0) + line.quantity
-        returned = []
-        for sku, quantity in sorted(units.items()):
-            rule = rules.get(reasons[sku])
-            returned.append(
-                refunds.ReturnedUnits(
-                    sku,
-                    quantity,
-                    reasons[sku],
-                    refund_shipping=bool(rule and rule.refund_shipping),
-                    restocking_fee_percent=rule.restocking_fee_percent if rule else refunds.ZERO,
-                )
-            )
+        returned = self._returned_units(units, {r["sku"]: r["reason"] for r in rows})
         refund = refunds.calculate(
             paid, returned, await repository.refunded(conn, order["order_id"]), order["currency"]
         )
         if not refund.total:
             log.info("return %s: nothing to refund (%s)", found["rma"], refund.explanation[-2:])
             return
+        await self._ask_refund(conn, order, found["return_id"], refund, key, cause)
+
+    async def _ask_refund(
+        self, conn: Conn, order: asyncpg.Record, return_id: UUID, refund: refunds.Refund, key: str, cause: Envelope
+    ) -> None:
         now = self.clock()
         request = ev.RefundRequested(
             refund_id=uuid.uuid4(),
@@ -297,7 +349,7 @@ class ReturnsHandlers:
             attempt=1,
         )
         answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
-        if await repository.insert_refund(conn, request, found["return_id"], refund, answer_by, now):
+        if await repository.insert_refund(conn, request, return_id, refund, answer_by, now):
             metrics.count_emitted(request)
             await self._send(conn, request, cause)
 
@@ -320,7 +372,7 @@ class ReturnsHandlers:
             refund_id=answer.refund_id,
             amount=refunds.cents(refund["amount"]),
             currency=refund["currency"],
-            explanation=json.loads(refund["explanation"]),
+            explanation=list(refund["explanation"]),
             provider_reference=answer.provider_reference,
             requested_to_refunded_seconds=(now - refund["return_requested_at"]).total_seconds(),
         )

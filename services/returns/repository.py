@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +30,7 @@ async def save_orders(conn: Conn, orders: Sequence[ev.OrderValidated]) -> None:
                 o.currency,
                 [line.sku for line in o.lines],
                 o.received_at,
-                None if o.prices is None else json.dumps([p.model_dump(mode="json") for p in o.prices]),
+                None if o.prices is None else [p.model_dump(mode="json") for p in o.prices],
                 o.shipping_price,
                 o.paid,
             )
@@ -144,8 +143,8 @@ async def insert_return(
     requested_at: datetime,
 ) -> None:
     await conn.execute(
-        "INSERT INTO returns (return_id, order_id, request_key, source, status, resolution, note, requested_at)"
-        " VALUES ($1, $2, $3, $4, 'review', $5, $6, $7)",
+        "INSERT INTO returns (return_id, order_id, request_key, source, status, resolution, note, requested_at,"
+        " exchange_for) VALUES ($1, $2, $3, $4, 'review', $5, $6, $7, $8)",
         return_id,
         order_id,
         request_key,
@@ -153,6 +152,7 @@ async def insert_return(
         request.resolution,
         request.note,
         requested_at,
+        [line.model_dump(mode="json") for line in request.exchange_for] if request.exchange_for else None,
     )
     await conn.executemany(
         "INSERT INTO return_lines (return_id, sku, quantity, reason) VALUES ($1, $2, $3, $4)",
@@ -174,12 +174,12 @@ async def decide(
         " rma = $6, warehouse_id = $7, label = $8, expires_at = $9 WHERE return_id = $1",
         return_id,
         status,
-        json.dumps(list(reasons)),
+        list(reasons),
         decided_at,
         decided_by,
         authorised.rma if authorised else None,
         authorised.label.warehouse_id if authorised else None,
-        authorised.label.model_dump_json() if authorised else None,
+        authorised.label.model_dump(mode="json") if authorised else None,
         authorised.expires_at if authorised else None,
     )
 
@@ -274,10 +274,11 @@ def _view(row: asyncpg.Record, line_rows: Sequence[asyncpg.Record]) -> dict[str,
         "order_id": str(row["order_id"]),
         "status": row["status"],
         "resolution": row["resolution"],
-        "reasons": json.loads(row["reasons"]),
+        "exchange_for": row["exchange_for"],
+        "reasons": row["reasons"],
         "rma": row["rma"],
         "warehouse_id": row["warehouse_id"],
-        "label": json.loads(row["label"]) if row["label"] else None,
+        "label": row["label"],
         "requested_at": row["requested_at"].isoformat(),
         "decided_at": row["decided_at"].isoformat() if row["decided_at"] else None,
         "decided_by": row["decided_by"],
@@ -331,7 +332,7 @@ def paid_order(order: asyncpg.Record) -> PaidOrder | None:
     """What the customer paid for the order; None when capture did not announce it (older orders)."""
     if order["prices"] is None or order["paid"] is None:
         return None
-    lines = tuple(PaidLine(p["sku"], p["quantity"], Decimal(p["unit_price"])) for p in json.loads(order["prices"]))
+    lines = tuple(PaidLine(p["sku"], p["quantity"], Decimal(p["unit_price"])) for p in order["prices"])
     return PaidOrder(lines, order["shipping_price"] or Decimal(0), order["paid"])
 
 
@@ -342,7 +343,7 @@ async def refunded(conn: Conn, order_id: UUID) -> Refunded:
     for row in await conn.fetch(
         "SELECT units, shipping, amount FROM refunds WHERE order_id = $1 AND status <> 'abandoned'", order_id
     ):
-        for sku, n in json.loads(row["units"]).items():
+        for sku, n in row["units"].items():
             units[sku] = units.get(sku, 0) + n
         shipping = shipping or row["shipping"] > 0
         amount += row["amount"]
@@ -363,9 +364,9 @@ async def insert_refund(
         request.idempotency_key,
         request.amount,
         request.currency,
-        json.dumps(refund.units),
+        refund.units,
         refund.shipping,
-        json.dumps(list(refund.explanation)),
+        list(refund.explanation),
         next_try_at,
         at,
     )
@@ -442,7 +443,7 @@ async def refunds_of_return(conn: Conn, return_id: UUID) -> list[dict[str, Any]]
             "attempts": r["attempts"],
             "last_error": r["last_error"],
             "provider_reference": r["provider_reference"],
-            "explanation": json.loads(r["explanation"]),
+            "explanation": r["explanation"],
             "requested_at": r["requested_at"].isoformat(),
             "settled_at": r["settled_at"].isoformat() if r["settled_at"] else None,
         }
@@ -472,3 +473,18 @@ async def return_rates(conn: Conn, by: str, limit: int = 1000) -> list[dict[str,
         }
         for r in rows
     ]
+
+
+async def insert_exchange(conn: Conn, exchange: ev.ExchangeRequested, at: datetime) -> bool:
+    """False when the return's exchange was asked for already."""
+    inserted = await conn.fetchval(
+        "INSERT INTO exchanges (exchange_id, return_id, order_id, credit, difference, requested_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+        exchange.exchange_id,
+        exchange.return_id,
+        exchange.order_id,
+        exchange.credit,
+        exchange.difference,
+        at,
+    )
+    return bool(inserted)

@@ -162,6 +162,9 @@ class SubmittedOrder(Contract):
     backorder_policy: BackorderPolicy = Field(
         default="backorder", description="what to do with quantities no warehouse has: wait for stock, or reject"
     )
+    original_order_id: UUID | None = Field(
+        default=None, description="capture sets it on an exchange order: the order whose return pays for it"
+    )
 
 
 # ---- inbound reference data and confirmations ----
@@ -248,6 +251,7 @@ class OrderValidated(Contract):
     prices: list[PricedLine] | None = None
     shipping_price: Decimal | None = None
     paid: Decimal | None = Field(default=None, description="the payment amount captured or authorised")
+    original_order_id: UUID | None = Field(default=None, description="an exchange order: the order it replaces")
 
 
 class OrderRejected(Contract):
@@ -460,6 +464,9 @@ class ReturnRequested(Contract):
     lines: list[ReturnLine] = Field(min_length=1, max_length=100)
     note: str | None = Field(default=None, max_length=1000, description="the customer's words")
     resolution: Resolution = "refund"
+    exchange_for: list[PricedLine] | None = Field(
+        default=None, max_length=100, description="for an exchange: what the customer gets instead, at its price"
+    )
 
 
 class ReceivedLine(Contract):
@@ -535,6 +542,20 @@ class ReturnReceived(Contract):
     lines: list[ReceivedLine]
     unexpected: list[ReceivedLine] = Field(default_factory=list)
     complete: bool
+
+
+class ExchangeRequested(Contract):
+    """The returned units came back: capture opens the exchange order (linked by `original_order_id`), paid by
+    their value (`credit`); `difference` is what the new order costs above it (negative: refunded)."""
+
+    event_type: ClassVar[str] = "ExchangeRequested"
+    order_id: UUID
+    return_id: UUID
+    exchange_id: UUID
+    lines: list[PricedLine] = Field(min_length=1)
+    credit: Decimal
+    difference: Decimal
+    currency: str
 
 
 class ReturnClosed(Contract):

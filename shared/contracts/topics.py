@@ -165,6 +165,7 @@ RETURN_EVENTS = Topic(
         ev.ReturnClosed,
         ev.ReturnRefunded,
         ev.RefundAbandoned,
+        ev.ExchangeRequested,
     ),
     "returns",
     "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions,"

@@ -103,3 +103,41 @@ async def test_one_of_two_delivered_lines_returned_is_restocked_releases_a_backo
             lambda r: any(rate["sku"] == returned and rate["shipped"] == 2 for rate in r.json()["rates"]),
         )
     assert {"sku": returned, "shipped": 2, "returned": 1, "rate": 0.5} in rates.json()["rates"]
+
+
+async def test_an_exchange_for_another_size_flows_to_delivery_and_the_difference_is_refunded(http, db) -> None:
+    # given a delivered order of a size M at 10.00, and size L in stock
+    medium, large = new_skus(2, prefix="EXC")
+    await seed([("ams", medium, 1), ("ams", large, 1)])
+    order_id = await delivered_order(http, db, [(medium, 1)])
+
+    # when the customer exchanges it for a size L at 8.00
+    exchange_for = [{"sku": large, "quantity": 1, "unit_price": "8.00"}]
+    response = await ask_return(order_id, [return_line(medium)], resolution="exchange", exchange_for=exchange_for)
+    assert response.status_code == 201, response.text
+    return_id = response.json()["return_id"]
+
+    # then, once the parcel is back, capture opens the exchange order linked to the original
+    original = await eventually(
+        lambda: order_view(http, order_id), lambda v: "exchange_ordered" in [s["status"] for s in v["timeline"]]
+    )
+    detail = next(s["detail"] for s in original["timeline"] if s["status"] == "exchange_ordered")
+    exchange_order = detail.split()[2]
+    # and it goes through the normal pipeline to delivery, the size L picked and shipped
+    delivered = await wait_status(http, exchange_order, {"delivered"})
+    assert delivered["original_order_id"] == order_id
+    assert delivered["ordered"] == {large: 1} and delivered["shipped"] == {large: 1}
+    # and the difference (10.00 paid, 8.00 the new size) is refunded, once
+    view = await eventually(
+        lambda: return_view(return_id), lambda v: [r["status"] for r in v["refunds"]] == ["succeeded"]
+    )
+    (refund,) = view["refunds"]
+    assert refund["amount"] == "2.00" and refund["idempotency_key"].startswith("exchange:")
+    assert refund["explanation"][-1] == "exchanged for 8.00: 2.00 back"
+    exchange = await db.fetchrow("SELECT credit, difference FROM returns.exchanges WHERE return_id = $1",
+                                 uuid.UUID(return_id))  # fmt: skip
+    assert (exchange["credit"], exchange["difference"]) == (Decimal("10.00"), Decimal("-2.00"))
+
+    # and a channel cannot open an exchange order itself
+    forged = order_document([(large, 1)], original_order_id=order_id)
+    assert (await http.post("/v1/orders", json=forged)).status_code == 403

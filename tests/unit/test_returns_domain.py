@@ -93,7 +93,8 @@ def test_reasons_marked_for_review_and_large_requests_go_to_an_operator() -> Non
 
 
 def test_malformed_requests_are_named_line_by_line() -> None:
-    found = domain.problems([line("A", reason="bored"), line("Z"), line("A")], facts(), POLICY)
+    request = domain.Request((line("A", reason="bored"), line("Z"), line("A")))
+    found = domain.problems(request, facts(), POLICY)
     assert found[0].startswith("line 1: unknown reason code bored (known: damaged.defective, damaged.in_transit,")
     assert found[1:] == ["line 2: SKU Z is not in the order", "line 3: SKU A is named twice"]
 
@@ -157,3 +158,18 @@ def test_rma_numbers_carry_a_check_digit_that_catches_one_wrong_digit() -> None:
     assert number.startswith("RMA-00001234") and len(number) == 13
     assert domain.rma_number(1235) != number
     assert len({domain.rma_number(n)[-1] for n in range(10)}) == 10
+
+
+def test_an_exchange_names_what_the_customer_gets_instead() -> None:
+    exchange = domain.Request((line("A"),), resolution="exchange")
+    assert domain.problems(exchange, facts(), POLICY) == [
+        "exchange_for: an exchange names what the customer gets instead"
+    ]
+    other = ev.PricedLine(sku="A-L", quantity=1, unit_price=Decimal("10.00"))
+    assert (
+        domain.problems(domain.Request((line("A"),), resolution="exchange", exchange_for=(other,)), facts(), POLICY)
+        == []
+    )
+    assert domain.problems(domain.Request((line("A"),), exchange_for=(other,)), facts(), POLICY) == [
+        "exchange_for: only for an exchange, not a refund"
+    ]
