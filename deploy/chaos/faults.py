@@ -42,8 +42,9 @@ SMTP_DOWN = 30.0
 RELAYING = ("capture", "allocation", "fulfillment")
 INFRASTRUCTURE = ("kafka", "postgres", "smtp")
 WEIGHTS = {"kill": 30, "stop": 22, "kafka": 10, "postgres": 12, "smtp": 8, "relay": 10}
-# Looking for a relay in the middle of a batch: how long, and how often to look.
-RELAY_SEARCH_SECONDS = 45.0
+# Looking for a relay in the middle of a batch: how long, and how often to look. A relay is caught only while
+# its batch is on the way to the broker, which after a broker or database fault may not happen for a while.
+RELAY_SEARCH_SECONDS = 150.0
 RELAY_POLL_SECONDS = 0.005
 
 

@@ -399,7 +399,7 @@ class Outside:
         self.gate = asyncio.Semaphore(24)
 
     async def start(self) -> None:
-        for party in ("channel-adapters", "catalogue", "warehouses", "carriers"):
+        for party in kafka_access.OUTSIDE_PARTIES:
             producer = AIOKafkaProducer(
                 **self.local.access(party).client_options(),
                 enable_idempotence=True,

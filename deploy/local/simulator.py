@@ -1,4 +1,5 @@
-"""A stand-in for the warehouses and carriers, so the pipeline runs to delivered without real ones.
+"""A stand-in for the warehouses, the carriers and the payment provider, so the pipeline runs to delivered (and
+returns to refunded) without real ones.
 
 Not part of the services: it reads pick tasks and publishes what a warehouse would report (picked, then
 packed), and reads shipments and publishes what a carrier would report (in transit, then delivered),
@@ -12,7 +13,13 @@ Deterministic triggers for tests and demos (everything else behaves as above):
 - any other SKU whose code contains `SHORT` is short-picked by one unit (nothing is packed when nothing was
   picked);
 - a ship-to postal code starting with `EXC` gets a carrier `exception` before it is delivered;
-- a ship-to postal code starting with `HOLD` is held at the warehouse for `--hold` seconds before picking.
+- a ship-to postal code starting with `HOLD` is held at the warehouse for `--hold` seconds before picking;
+- an authorised return (ReturnAuthorised) is played as the customer's parcel arriving at the receiving warehouse
+  after the carrier delay, every unit on the RMA in it: restocked, or quarantined when the reason code is under
+  `damaged`; unless a SKU of the RMA contains `KEEP` (the customer never sends it, so the RMA expires);
+- the payment provider pays each refund's idempotency key once (a repeated key is answered with the same
+  payment), except for orders whose external id contains `REFUND-FAIL-TWICE` (the first two attempts of each key
+  fail as retriable) or `REFUND-REFUSED` (refused for good).
 
 Run: python -m deploy.local.simulator
 """
@@ -26,6 +33,7 @@ import json
 import logging
 import os
 import signal
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +50,9 @@ HOLD_SKU_PREFIX = "HOLD-"
 SHORT_SKU_MARK = "SHORT"
 EXCEPTION_POSTAL_PREFIX = "EXC"
 HOLD_POSTAL_PREFIX = "HOLD"
+KEEP_SKU_MARK = "KEEP"
+FAIL_TWICE_MARK = "REFUND-FAIL-TWICE"
+REFUSED_MARK = "REFUND-REFUSED"
 EXCEPTION_DETAIL = "recipient not at home; delivery will be attempted again"
 
 
@@ -69,6 +80,11 @@ def carrier_steps(postal_code: str | None) -> list[tuple[str, str | None]]:
     return [("in_transit", None), ("delivered", None)]
 
 
+def disposition(line: dict[str, Any]) -> str:
+    """Where the simulated warehouse puts a returned unit: damaged goods in quarantine, the rest back on the shelf."""
+    return "quarantine" if line["reason"].split(".")[0] == "damaged" else "restock"
+
+
 @dataclass(frozen=True)
 class Delays:
     """Seconds before each simulated step."""
@@ -82,10 +98,10 @@ class Delays:
 class Party:
     """One outside party's connection (its own Kafka principal): what it reads, and a producer for what it writes."""
 
-    def __init__(self, access: kafka_access.Access, reads: str) -> None:
+    def __init__(self, access: kafka_access.Access, *reads: str) -> None:
         self.producer = access.producer()
         self.consumer = access.consumer(
-            reads, group_id=f"{kafka_access.consumer_group(access.principal)}-simulator", auto_offset_reset="earliest"
+            *reads, group_id=f"{kafka_access.consumer_group(access.principal)}-simulator", auto_offset_reset="earliest"
         )
 
     async def start(self) -> None:
@@ -103,9 +119,14 @@ class Party:
 class Simulator:
     def __init__(self, local: LocalStack, delays: Delays) -> None:
         self.delays = delays
-        # The warehouses read pick tasks; the carriers learn of parcels from the shipments.
-        self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name)
+        # The warehouses read pick tasks and the returns they will receive; the carriers learn of parcels from the
+        # shipments.
+        self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name, topics.RETURN_EVENTS.name)
         self.carriers = Party(local.access("carriers"), topics.FULFILLMENT_EVENTS.name)
+        self.provider = Party(local.access("payment-provider"), topics.REFUND_REQUESTS.name)
+        # Idempotency key -> the provider's reference of the refund paid under it (and the amount).
+        self.paid: dict[str, tuple[str, str]] = {}
+        self.attempts: dict[str, int] = {}
         self.pending: set[asyncio.Task[None]] = set()
         self.withdrawn: set[str] = set()
         # Postal codes of released tasks, until their parcel ships: a carrier event needs only this much.
@@ -113,13 +134,14 @@ class Simulator:
 
     async def run(self) -> None:
         guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
-        for party in (self.warehouses, self.carriers):
+        parties = (self.warehouses, self.carriers, self.provider)
+        for party in parties:
             await party.start()
-        log.info("simulating warehouses and carriers with steps of %s", self.delays)
+        log.info("simulating warehouses, carriers and the payment provider with steps of %s", self.delays)
         try:
-            await asyncio.gather(self._follow(self.warehouses), self._follow(self.carriers))
+            await asyncio.gather(*(self._follow(party) for party in parties))
         finally:
-            for party in (self.warehouses, self.carriers):
+            for party in parties:
                 await party.stop()
 
     async def _follow(self, party: Party) -> None:
@@ -130,6 +152,10 @@ class Simulator:
                 self._later(self._warehouse(envelope.payload))
             elif envelope.type == "PickTaskCancelled":
                 self.withdrawn.add(envelope.payload["pick_task_id"])
+            elif envelope.type == "RefundRequested":
+                await self._refund(envelope.payload)
+            elif envelope.type == "ReturnAuthorised":
+                self._later(self._return_parcel(envelope.payload))
             elif envelope.type == "OrderShipped":
                 postal_code = self.postal_codes.pop(envelope.payload["pick_task_id"], None)
                 self._later(self._carrier(envelope.payload, postal_code))
@@ -166,6 +192,41 @@ class Simulator:
             warehouse,
             {**base, "kind": "packed", "package": {"weight_grams": weight}, "occurred_at": _now()},
         )
+
+    async def _return_parcel(self, authorised: dict[str, Any]) -> None:
+        """The customer's parcel reaches the receiving warehouse, which reports what it found."""
+        lines = authorised["lines"]
+        if any(KEEP_SKU_MARK in line["sku"] for line in lines):
+            return
+        await asyncio.sleep(self.delays.carrier)
+        found = [{"sku": line["sku"], "quantity": line["quantity"], "disposition": disposition(line)} for line in lines]
+        warehouse = authorised["label"]["warehouse_id"]
+        report = {
+            "kind": "return_received",
+            "warehouse_id": warehouse,
+            "rma": authorised["rma"],
+            "receipt": f"R-{authorised['rma']}",
+            "lines": found,
+            "occurred_at": _now(),
+        }
+        await self.warehouses.publish(topics.WAREHOUSE_EVENTS.name, warehouse, report)
+
+    async def _refund(self, request: dict[str, Any]) -> None:
+        """Pay a refund once per idempotency key; fail or refuse it for the marked orders."""
+        key = request["idempotency_key"]
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        base = {"refund_id": request["refund_id"], "idempotency_key": key, "occurred_at": _now()}
+        if key not in self.paid and REFUSED_MARK in request["order_reference"]:
+            answer = {**base, "outcome": "failed", "reason": "the card account is closed", "retriable": False}
+        elif key not in self.paid and FAIL_TWICE_MARK in request["order_reference"] and self.attempts[key] <= 2:
+            answer = {**base, "outcome": "failed", "reason": "provider timeout", "retriable": True}
+        else:
+            if key not in self.paid:
+                self.paid[key] = (f"re_{uuid.uuid4().hex[:16]}", request["amount"])
+                log.info("refund paid: %s under key %s", request["amount"], key)
+            reference, amount = self.paid[key]
+            answer = {**base, "outcome": "succeeded", "amount": amount, "provider_reference": reference}
+        await self.provider.publish(topics.REFUND_RESULTS.name, key, answer)
 
     def _forget(self, task_id: str) -> None:
         self.withdrawn.discard(task_id)

@@ -1,5 +1,5 @@
-"""Allocation's handler: route validated orders, apply receipts and counts (releasing backorders in arrival
-order), release stock on cancellation, re-route short picks, and take shipped units out of stock.
+"""Allocation's handler: route validated orders, apply receipts, counts and restocked returns (releasing
+backorders in arrival order), release stock on cancellation, re-route short picks, and take shipped units out of stock.
 
 It takes a whole batch at once: it locks and loads the part of the inventory the batch may touch once
 (services.allocation.repository), applies every record to the aggregate (services.allocation.inventory) in the
@@ -41,7 +41,14 @@ from .routing import Network
 
 log = logging.getLogger(__name__)
 # The events this handler takes, all in one call per batch so that they apply in the order read.
-HANDLED = (ev.OrderValidated, ev.InventoryAdjusted, ev.OrderShipped, ev.CancellationAccepted, ev.ShortPickReported)
+HANDLED = (
+    ev.OrderValidated,
+    ev.InventoryAdjusted,
+    ev.ReturnReceived,
+    ev.OrderShipped,
+    ev.CancellationAccepted,
+    ev.ShortPickReported,
+)
 
 
 @dataclass
@@ -62,6 +69,8 @@ class Named:
                     named.skus |= {line.sku for line in lines}
                 case ev.InventoryAdjusted(sku=sku):
                     named.skus.add(sku)
+                case ev.ReturnReceived():
+                    named.skus |= set(_restocked(record.payload))
                 case ev.CancellationAccepted(order_id=order_id) | ev.ShortPickReported(order_id=order_id):
                     named.orders.add(order_id)
                 case ev.OrderShipped(pick_task_id=shipment_id):
@@ -81,7 +90,7 @@ class AllocationHandlers:
         early = await repository.take_early_cancellations(conn, named.orders - inventory.orders.keys())
         announced: list[tuple[Outcome, Envelope, str]] = []
         for record in records:
-            reference = record.payload.reference if isinstance(record.payload, ev.InventoryAdjusted) else ""
+            reference = _reference(record.payload)
             outcomes = await self._apply(conn, inventory, early, record.payload)
             announced += [(outcome, record.envelope, reference) for outcome in outcomes]
         await repository.save(conn, inventory)
@@ -106,6 +115,21 @@ class AllocationHandlers:
                 return inventory.place(_order(payload), early.pop(payload.order_id, None))
             case ev.InventoryAdjusted():
                 return await self._adjust(conn, inventory, payload)
+            case ev.ReturnReceived():
+                # Returned units to restock are a receipt at the receiving warehouse (the other dispositions never
+                # become sellable): they add to on hand and release backorders first come first served. The
+                # receipt's reference names the return's receipt, so a replay is harmless.
+                outcomes: list[Outcome] = []
+                for sku, quantity in sorted(_restocked(payload).items()):
+                    receipt = ev.InventoryAdjusted(
+                        warehouse_id=payload.warehouse_id,
+                        sku=sku,
+                        kind="receipt",
+                        quantity=quantity,
+                        reference=_reference(payload),
+                    )
+                    outcomes += await self._adjust(conn, inventory, receipt)
+                return outcomes
             case ev.OrderShipped(pick_task_id=shipment_id):
                 if not inventory.ledger.open_reservations(shipment_id=shipment_id):
                     log.warning("shipment %s shipped with no open reservation", shipment_id)
@@ -163,6 +187,25 @@ class AdjustmentConflict(ValueError):
         super().__init__(
             f"{where} was applied as a {kind} of {quantity}; this one is a {adjustment.kind} of {adjustment.quantity}"
         )
+
+
+def _restocked(received: ev.ReturnReceived) -> dict[str, int]:
+    """Units a return parcel puts back on the shelf, per SKU."""
+    restocked: dict[str, int] = {}
+    for line in received.lines:
+        if line.disposition == "restock":
+            restocked[line.sku] = restocked.get(line.sku, 0) + line.quantity
+    return restocked
+
+
+def _reference(payload: Any) -> str:
+    """The warehouse's reference a stock change is announced under."""
+    match payload:
+        case ev.InventoryAdjusted(reference=reference):
+            return reference
+        case ev.ReturnReceived(rma=rma, receipt=receipt):
+            return f"return:{rma}:{receipt}"
+    return ""
 
 
 def _order(validated: ev.OrderValidated) -> Order:

@@ -65,6 +65,12 @@ class CancelRequestView(BaseModel):
     resolved_at: datetime | None
 
 
+class ReturnedUnits(BaseModel):
+    asked: int
+    authorised: int
+    received: int
+
+
 class OrderView(BaseModel):
     """The order as capture knows it: status, rejection reasons, units per SKU at each step, the timeline."""
 
@@ -83,6 +89,11 @@ class OrderView(BaseModel):
     shipped: dict[str, int]
     timeline: list[TimelineStep]
     cancellations: list[CancelRequestView]
+    returned: dict[str, ReturnedUnits] = Field(
+        default_factory=dict, description="per SKU: units asked back (returns not rejected), authorised, received"
+    )
+    refunded: str | None = Field(default=None, description="decimal string: refunds paid for returns, in all")
+    original_order_id: UUID | None = Field(default=None, description="an exchange order: the order it replaces")
 
 
 # Every answer the order endpoints give, declared so that clients (and the API's fuzz test) can rely on it.

@@ -67,6 +67,8 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
     async def submit_order(caller: Authenticated, order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
         if caller.channel != order.channel:
             raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
+        if order.original_order_id is not None:
+            raise forbidden("original_order_id: exchange orders are opened by the returns service, not submitted")
         async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
             return accepted(await handlers.intake(conn, order, cause=None))
 

@@ -32,7 +32,7 @@ from shared.contracts.envelope import Envelope, now, wrap
 from shared.contracts.topics import Topic
 from shared.reference import catalogue
 
-from . import cancellation, domain, latency, lifecycle, metrics, repository
+from . import cancellation, domain, latency, lifecycle, metrics, repository, returns
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -157,6 +157,9 @@ class CaptureHandlers:
         return Accepted(*known, duplicate=True)
 
     async def on_order_submitted(self, conn: Conn, msgs: list[Inbound[ev.SubmittedOrder]]) -> None:
+        for msg in msgs:  # a batch that fails is handled one by one: the record at fault is dead-lettered alone
+            if msg.payload.original_order_id is not None:
+                raise ValueError("original_order_id: exchange orders are opened by the returns service, not submitted")
         await self.intake_all(conn, [(msg.payload, msg.envelope) for msg in msgs])
 
     async def on_lifecycle_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
@@ -189,6 +192,39 @@ class CaptureHandlers:
             if change.status_changed:
                 count(metrics.ORDERS_STATUS.labels(change.progress.status))
         await repository.record_all(conn, steps, changed, rejections)
+
+    async def on_return_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
+        """The order's returns (requested, authorised, received, refunded) in its timeline and per-line quantities."""
+        for msg in msgs:
+            payload = msg.payload
+            found = returns.news(payload)
+            order_id = lifecycle.order_of(payload)
+            if found is None or order_id is None:
+                continue
+            if await repository.lock_progress(conn, order_id) is None:
+                raise LookupError(f"{msg.envelope.type} for an order capture does not know")
+            await repository.add_return_steps(conn, order_id, found.steps, msg.envelope.occurred_at)
+            return_id = getattr(payload, "return_id")  # noqa: B009 - every return event names its return
+            await repository.record_return(
+                conn, order_id, return_id, found.state, found.asked, found.authorised, found.received
+            )
+            if isinstance(payload, ev.ReturnRefunded):
+                await repository.record_refund(conn, payload, msg.envelope.occurred_at)
+
+    async def on_exchange_requested(self, conn: Conn, msgs: list[Inbound[ev.ExchangeRequested]]) -> None:
+        """The exchange order, through the normal intake: the original order's customer and address, the new lines,
+        paid by the returned units' value (a difference to pay is left authorised). Its external id names the
+        exchange, so a redelivery finds it."""
+        for msg in msgs:
+            exchange = msg.payload
+            original = await repository.order_document(conn, exchange.order_id)
+            if original is None:
+                raise LookupError(f"exchange for an order capture does not know: {exchange.order_id}")
+            order = returns.exchange_order(original, exchange, now())
+            accepted = await self.intake(conn, order, cause=msg.envelope)
+            if not accepted.duplicate:
+                detail = f"exchange order {accepted.order_id} ({accepted.status})"
+                await repository.add_return_steps(conn, exchange.order_id, [("exchange_ordered", detail)], now())
 
     async def cancel(
         self,
@@ -288,6 +324,8 @@ class CaptureHandlers:
             ev.CancelRequested: self.on_cancel_requested,
             ev.ProductUpserted: catalogue.on_product_upserted,
             **dict.fromkeys(lifecycle.STEPS, self.on_lifecycle_event),
+            **dict.fromkeys(returns.FOLLOWED, self.on_return_event),
+            ev.ExchangeRequested: self.on_exchange_requested,
         }
 
 
@@ -314,4 +352,10 @@ def decision(
         service_level=order.service_level,
         lines=domain.items_to_reserve(order),
         backorder_policy=order.backorder_policy,
+        original_order_id=order.original_order_id,
+        prices=[
+            ev.PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in order.lines
+        ],
+        shipping_price=order.shipping_price,
+        paid=order.payment.amount,
     )

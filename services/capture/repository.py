@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.backbone.db import Conn
+from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
 
@@ -398,4 +399,77 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
         "total": str(order["total"]),
         "timeline": [dict(s) for s in steps],
         "cancellations": [dict(c) for c in cancellations],
+        **await returns_view(conn, order_id),
+    }
+
+
+# ---- returns (after delivery) ----
+
+
+async def order_document(conn: Conn, order_id: UUID) -> SubmittedOrder | None:
+    document = await conn.fetchval("SELECT document FROM orders WHERE order_id = $1", order_id)
+    return None if document is None else SubmittedOrder.model_validate(document)
+
+
+async def add_return_steps(conn: Conn, order_id: UUID, steps: Sequence[tuple[str, str]], at: datetime) -> None:
+    """Timeline steps of the order's returns; the order keeps its status."""
+    await conn.executemany(
+        "INSERT INTO order_timeline (order_id, status, occurred_at, detail, order_status)"
+        " SELECT $1, $2, $3, $4, status FROM orders WHERE order_id = $1",
+        [(order_id, name, at, detail) for name, detail in steps],
+    )
+
+
+async def record_return(
+    conn: Conn,
+    order_id: UUID,
+    return_id: UUID,
+    state: str | None,
+    asked: Mapping[str, int] | None,
+    authorised: bool,
+    received: Mapping[str, int] | None,
+) -> None:
+    if asked is not None:
+        await conn.executemany(
+            "INSERT INTO return_lines (return_id, sku, order_id, asked, authorised, state)"
+            " VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (return_id, sku) DO UPDATE SET authorised = excluded.authorised, state = excluded.state",
+            [(return_id, sku, order_id, n, n if authorised else 0, state) for sku, n in asked.items()],
+        )
+    elif state is not None:
+        await conn.execute("UPDATE return_lines SET state = $2 WHERE return_id = $1", return_id, state)
+    if received:
+        await conn.executemany(
+            "UPDATE return_lines SET received = received + $3 WHERE return_id = $1 AND sku = $2",
+            [(return_id, sku, n) for sku, n in received.items()],
+        )
+
+
+async def record_refund(conn: Conn, refunded: ev.ReturnRefunded, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO refunds (refund_id, order_id, amount, currency, refunded_at) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING",
+        refunded.refund_id,
+        refunded.order_id,
+        refunded.amount,
+        refunded.currency,
+        at,
+    )
+
+
+async def returns_view(conn: Conn, order_id: UUID) -> dict[str, Any]:
+    """Per SKU the units asked back (by returns not rejected), authorised and received; the refunded total."""
+    returned: dict[str, dict[str, int]] = {}
+    for row in await conn.fetch(
+        "SELECT sku, sum(asked)::int AS asked, sum(authorised)::int AS authorised, sum(received)::int AS received"
+        " FROM return_lines WHERE order_id = $1 AND state <> 'rejected' GROUP BY sku ORDER BY sku",
+        order_id,
+    ):
+        returned[row["sku"]] = {"asked": row["asked"], "authorised": row["authorised"], "received": row["received"]}
+    refunded = await conn.fetchval("SELECT sum(amount) FROM refunds WHERE order_id = $1", order_id)
+    original = await conn.fetchval("SELECT document->>'original_order_id' FROM orders WHERE order_id = $1", order_id)
+    return {
+        "returned": returned,
+        "refunded": None if refunded is None else f"{refunded:.2f}",
+        "original_order_id": original,
     }

@@ -23,6 +23,11 @@ KINDS = (
     "cancelled",
     "delivery_exception",
     "rejected",
+    "return_authorised",
+    "return_rejected",
+    "return_received",
+    "return_closed",
+    "refunded",
 )
 
 
@@ -51,6 +56,12 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.OrderShipped,
     ev.DeliveryException,
     ev.OrderDelivered,
+    ev.ReturnAuthorised,
+    ev.ReturnUnderReview,
+    ev.ReturnRejected,
+    ev.ReturnReceived,
+    ev.ReturnClosed,
+    ev.ReturnRefunded,
 )
 
 
@@ -78,7 +89,47 @@ def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent |
             cancelled = quantities(lines)
             key = "lines:" + ",".join(f"{sku}={n}" for sku, n in sorted(cancelled.items()))
             return Intent(order_id, "cancelled", {"reason": reason, "items": _items_of(cancelled)}, key[:500])
+        case (
+            ev.ReturnAuthorised() | ev.ReturnRejected() | ev.ReturnReceived() | ev.ReturnClosed() | ev.ReturnRefunded()
+        ):
+            return _return_step(payload)
     return None
+
+
+def _return_step(payload: ev.Contract) -> Intent | None:
+    """One message per return decision (keyed by the return), and one per receipt of its parcel."""
+    match payload:
+        case ev.ReturnAuthorised(order_id=order_id, return_id=return_id, label=label):
+            facts: dict[str, Any] = {
+                "rma": payload.rma,
+                "items": _returned(payload.lines),
+                "carrier": label.carrier,
+                "service": label.service,
+                "warehouse_id": label.warehouse_id,
+                "expires_on": payload.expires_at.strftime("%A %d %B %Y"),
+            }
+            return Intent(order_id, "return_authorised", facts, str(return_id))
+        case ev.ReturnRejected(order_id=order_id, return_id=return_id, reasons=reasons):
+            facts = {"items": _returned(payload.lines), "reasons": list(reasons)}
+            return Intent(order_id, "return_rejected", facts, str(return_id))
+        case ev.ReturnReceived(order_id=order_id, rma=rma, receipt=receipt, lines=lines, unexpected=unexpected):
+            facts = {
+                "rma": rma,
+                "items": _items_of(quantities(lines)),
+                "set_aside": _items_of(quantities(unexpected)),
+                "complete": payload.complete,
+            }
+            return Intent(order_id, "return_received", facts, f"{rma}:{payload.warehouse_id}:{receipt}"[:500])
+        case ev.ReturnClosed(order_id=order_id, return_id=return_id, rma=rma, reason=reason):
+            return Intent(order_id, "return_closed", {"rma": rma, "reason": reason}, str(return_id))
+        case ev.ReturnRefunded(order_id=order_id, refund_id=refund_id, amount=amount, currency=currency):
+            facts = {"amount": f"{amount:.2f} {currency}", "explanation": list(payload.explanation)}
+            return Intent(order_id, "refunded", facts, str(refund_id))
+    return None
+
+
+def _returned(lines: list[ev.ReturnLine]) -> list[dict[str, Any]]:
+    return [{"sku": line.sku, "quantity": line.quantity} for line in lines]
 
 
 def _shipped(shipped: ev.OrderShipped, backordered: Mapping[str, int]) -> Intent:

@@ -169,7 +169,7 @@ def _decode(origin: Origin, max_bytes: int) -> Inbound[ev.Contract] | Undecodabl
         return bad(f"not JSON: {exc.__class__.__name__}: {_first_line(exc)}")
     try:
         if topic.external:
-            payload = topic.payloads[0].model_validate(document)
+            payload = topic.parse_bare(document)
             event_id = _event_id_header(origin) or origin.derived_event_id()
             envelope = from_external(payload, event_id=event_id, producer=origin.topic)
         else:

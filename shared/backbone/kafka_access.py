@@ -19,7 +19,7 @@ from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import SERVICES, TOPICS, Topic
 
 ADMIN = "admin"
-OUTSIDE_PARTIES = ("channel-adapters", "catalogue", "warehouses", "carriers")
+OUTSIDE_PARTIES = ("channel-adapters", "catalogue", "warehouses", "carriers", "payment-provider")
 PRINCIPALS = (*SERVICES, *OUTSIDE_PARTIES)
 MECHANISM = "SCRAM-SHA-256"
 

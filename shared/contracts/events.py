@@ -162,6 +162,9 @@ class SubmittedOrder(Contract):
     backorder_policy: BackorderPolicy = Field(
         default="backorder", description="what to do with quantities no warehouse has: wait for stock, or reject"
     )
+    original_order_id: UUID | None = Field(
+        default=None, description="capture sets it on an exchange order: the order whose return pays for it"
+    )
 
 
 # ---- inbound reference data and confirmations ----
@@ -173,6 +176,9 @@ class ProductUpserted(Contract):
     name: str = Field(min_length=1, max_length=200)
     weight_grams: int = Field(ge=0, le=1_000_000)
     active: bool
+    category: str | None = Field(
+        default=None, max_length=64, description="the product's category (return windows may depend on it)"
+    )
 
 
 class InventoryAdjusted(Contract):
@@ -220,6 +226,14 @@ class CarrierReported(Contract):
 # ---- events the services publish ----
 
 
+class PricedLine(Contract):
+    """A line as the customer paid for it (the unit price after every discount the channel applied)."""
+
+    sku: Sku
+    quantity: int = Field(ge=0, le=MAX_SUBMITTED_QUANTITY)
+    unit_price: Money
+
+
 class OrderValidated(Contract):
     event_type: ClassVar[str] = "OrderValidated"
     order_id: UUID
@@ -233,6 +247,11 @@ class OrderValidated(Contract):
     service_level: ServiceLevel
     lines: list[ItemQuantity]
     backorder_policy: BackorderPolicy = "backorder"
+    # What was paid, for refunds (absent from events written before they were added).
+    prices: list[PricedLine] | None = None
+    shipping_price: Decimal | None = None
+    paid: Decimal | None = Field(default=None, description="the payment amount captured or authorised")
+    original_order_id: UUID | None = Field(default=None, description="an exchange order: the order it replaces")
 
 
 class OrderRejected(Contract):
@@ -416,3 +435,203 @@ class OrderDelivered(Contract):
     event_type: ClassVar[str] = "OrderDelivered"
     order_id: UUID
     delivered_at: datetime
+
+
+# ---- returns (after delivery) ----
+
+# A leaf of the reason tree the returns service is configured with (deploy/config/returns.json), e.g.
+# `damaged.in_transit`; the service refuses codes its tree does not hold.
+ReasonCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+Resolution = Literal["refund", "exchange", "store_credit"]
+Disposition = Literal["restock", "quarantine", "refurbish", "scrap"]
+Rma = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9-]+$")]
+
+
+class ReturnLine(Contract):
+    sku: Sku
+    quantity: int = Field(ge=1, le=MAX_UNITS_PER_SKU)
+    reason: ReasonCode
+
+
+class ReturnRequested(Contract):
+    """A channel asks to take units of a delivered order back (bare JSON on oms.returns.requests, key
+    `<channel>:<external_id>`). `request_id` is the channel's own id of the request: a repeat is recognised."""
+
+    event_type: ClassVar[str] = "ReturnRequested"
+    channel: str = Field(min_length=1, max_length=32)
+    external_id: str = Field(min_length=1, max_length=128)
+    request_id: str = Field(min_length=1, max_length=128)
+    lines: list[ReturnLine] = Field(min_length=1, max_length=100)
+    note: str | None = Field(default=None, max_length=1000, description="the customer's words")
+    resolution: Resolution = "refund"
+    exchange_for: list[PricedLine] | None = Field(
+        default=None, max_length=100, description="for an exchange: what the customer gets instead, at its price"
+    )
+
+
+class ReceivedLine(Contract):
+    sku: Sku
+    quantity: int = Field(ge=1, le=MAX_UNITS_PER_SKU)
+    disposition: Disposition
+
+
+class WarehouseReturnReceived(Contract):
+    """A warehouse opened a customer's return parcel (bare JSON on oms.warehouse.events, `kind` return_received):
+    what it found per SKU and where each unit goes. `receipt` names the receipt: a replay is harmless."""
+
+    event_type: ClassVar[str] = "WarehouseReturnReceived"
+    kind: Literal["return_received"]
+    warehouse_id: WarehouseId
+    rma: Rma
+    receipt: str = Field(min_length=1, max_length=64)
+    lines: list[ReceivedLine] = Field(min_length=1, max_length=100)
+    occurred_at: Moment
+
+
+class ReturnLabel(Contract):
+    """The prepaid label back to the receiving warehouse: the cheapest carrier service the rate table has."""
+
+    carrier: str
+    service: str
+    warehouse_id: WarehouseId
+    weight_grams: int
+    price: Decimal
+
+
+class ReturnAuthorised(Contract):
+    event_type: ClassVar[str] = "ReturnAuthorised"
+    order_id: UUID
+    return_id: UUID
+    rma: Rma
+    lines: list[ReturnLine]
+    label: ReturnLabel
+    expires_at: datetime
+    decided_by: Literal["policy", "operator"] = "policy"
+
+
+class ReturnUnderReview(Contract):
+    """The policy leaves the request to an operator (approve or reject)."""
+
+    event_type: ClassVar[str] = "ReturnUnderReview"
+    order_id: UUID
+    return_id: UUID
+    lines: list[ReturnLine]
+    reasons: list[str]
+
+
+class ReturnRejected(Contract):
+    event_type: ClassVar[str] = "ReturnRejected"
+    order_id: UUID
+    return_id: UUID
+    lines: list[ReturnLine]
+    reasons: list[str]
+    decided_by: Literal["policy", "operator"] = "policy"
+
+
+class ReturnReceived(Contract):
+    """Units of an RMA received at the warehouse, each with its disposition (restock goes back on hand);
+    `unexpected` were in the parcel but not on the RMA (set aside for review, never sellable); `complete`
+    says whether the RMA has now everything it authorised."""
+
+    event_type: ClassVar[str] = "ReturnReceived"
+    order_id: UUID
+    return_id: UUID
+    rma: Rma
+    warehouse_id: WarehouseId
+    receipt: str
+    lines: list[ReceivedLine]
+    unexpected: list[ReceivedLine] = Field(default_factory=list)
+    complete: bool
+
+
+class ExchangeRequested(Contract):
+    """The returned units came back: capture opens the exchange order (linked by `original_order_id`), paid by
+    their value (`credit`); `difference` is what the new order costs above it (negative: refunded)."""
+
+    event_type: ClassVar[str] = "ExchangeRequested"
+    order_id: UUID
+    return_id: UUID
+    exchange_id: UUID
+    lines: list[PricedLine] = Field(min_length=1)
+    credit: Decimal
+    difference: Decimal
+    currency: str
+
+
+class ReturnClosed(Contract):
+    """An RMA closed before everything it authorised came back (its parcel never arrived), with the reason."""
+
+    event_type: ClassVar[str] = "ReturnClosed"
+    order_id: UUID
+    return_id: UUID
+    rma: Rma
+    reason: str
+    received: list[ItemQuantity] = Field(default_factory=list)
+
+
+# ---- refunds (the payment provider) ----
+
+
+class RefundRequested(Contract):
+    """Returns asks the payment provider to pay money back on the order's payment. The provider pays an
+    `idempotency_key` once, however often it is asked (retries carry the same key)."""
+
+    event_type: ClassVar[str] = "RefundRequested"
+    refund_id: UUID
+    order_id: UUID
+    order_reference: str = Field(description="`<channel>:<external_id>`: the payment the refund goes back on")
+    idempotency_key: str
+    amount: Decimal
+    currency: str
+    attempt: int
+
+
+class RefundSucceeded(Contract):
+    """The provider paid the refund (bare JSON on oms.payments.refund-results, `outcome` succeeded)."""
+
+    event_type: ClassVar[str] = "RefundSucceeded"
+    outcome: Literal["succeeded"]
+    refund_id: UUID
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    amount: Money
+    provider_reference: str = Field(min_length=1, max_length=128)
+    occurred_at: Moment
+
+
+class RefundFailed(Contract):
+    """The provider did not pay; `retriable` says whether asking again may help."""
+
+    event_type: ClassVar[str] = "RefundFailed"
+    outcome: Literal["failed"]
+    refund_id: UUID
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=500)
+    retriable: bool
+    occurred_at: Moment
+
+
+class ReturnRefunded(Contract):
+    """Money went back to the customer for returned units, with the calculation line by line."""
+
+    event_type: ClassVar[str] = "ReturnRefunded"
+    order_id: UUID
+    return_id: UUID
+    refund_id: UUID
+    amount: Decimal
+    currency: str
+    explanation: list[str]
+    provider_reference: str
+    requested_to_refunded_seconds: float
+
+
+class RefundAbandoned(Contract):
+    """The provider refused a refund for good, or every attempt failed: an operator must settle it."""
+
+    event_type: ClassVar[str] = "RefundAbandoned"
+    order_id: UUID
+    return_id: UUID
+    refund_id: UUID
+    amount: Decimal
+    currency: str
+    reason: str
+    attempts: int

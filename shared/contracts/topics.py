@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
 
 from shared.contracts import events as ev
 
 # The services of the pipeline; any other writer or reader named below is an outside party.
-SERVICES = ("capture", "allocation", "fulfillment", "notifications")
+SERVICES = ("capture", "allocation", "fulfillment", "notifications", "returns")
 
 
 @dataclass(frozen=True)
@@ -23,11 +27,25 @@ class Topic:
     description: str
     readers: tuple[str, ...] = ()
     partitions: int = 6
+    # An outside party's topic carrying several contracts: the field whose value says which one a record is.
+    discriminator: str | None = None
 
     @property
     def external(self) -> bool:
         """Written outside the services: bare contract JSON rather than an envelope."""
         return self.writer not in SERVICES
+
+    @cached_property
+    def _bare(self) -> TypeAdapter[Any]:
+        if len(self.payloads) == 1:
+            return TypeAdapter(self.payloads[0])
+        if self.discriminator is None:
+            raise ValueError(f"{self.name} carries several contracts: name the field that tells them apart")
+        return TypeAdapter(Annotated[Union[self.payloads], Field(discriminator=self.discriminator)])  # type: ignore[arg-type]  # noqa: UP007
+
+    def parse_bare(self, document: Any) -> ev.Contract:
+        """The contract a bare record of an outside party holds (raises ValidationError with the reasons)."""
+        return self._bare.validate_python(document)  # type: ignore[no-any-return]
 
 
 ORDERS_SUBMITTED = Topic(
@@ -49,7 +67,7 @@ CATALOG_PRODUCTS = Topic(
     (ev.ProductUpserted,),
     "catalogue",
     "Product upserts, key sku.",
-    readers=("capture", "allocation"),
+    readers=("capture", "allocation", "returns"),
 )
 INVENTORY_ADJUSTMENTS = Topic(
     "oms.inventory.adjustments",
@@ -60,10 +78,11 @@ INVENTORY_ADJUSTMENTS = Topic(
 )
 WAREHOUSE_EVENTS = Topic(
     "oms.warehouse.events",
-    (ev.WarehouseReported,),
+    (ev.WarehouseReported, ev.WarehouseReturnReceived),
     "warehouses",
-    "Picked, packed and short-picked reports.",
-    readers=("fulfillment",),
+    "Picked, packed and short-picked reports, and return parcels received (`kind` tells them apart).",
+    readers=("fulfillment", "returns"),
+    discriminator="kind",
 )
 CARRIER_EVENTS = Topic(
     "oms.carrier.events",
@@ -72,12 +91,19 @@ CARRIER_EVENTS = Topic(
     "Tracking updates, key tracking number.",
     readers=("fulfillment",),
 )
+RETURN_REQUESTS = Topic(
+    "oms.returns.requests",
+    (ev.ReturnRequested,),
+    "channel adapters",
+    "Return requests from channels, key `<channel>:<external_id>`.",
+    readers=("returns",),
+)
 ORDERS_VALIDATED = Topic(
     "oms.orders.validated",
     (ev.OrderValidated,),
     "capture",
     "Orders that passed validation, key order id.",
-    readers=("allocation", "notifications"),
+    readers=("allocation", "notifications", "returns"),
 )
 ORDERS_REJECTED = Topic(
     "oms.orders.rejected",
@@ -127,12 +153,45 @@ FULFILLMENT_EVENTS = Topic(
     ),
     "fulfillment",
     "Shipments, deliveries, delivery exceptions, short picks and cancellation outcomes, key order id.",
-    readers=("capture", "allocation", "notifications", "carriers"),
+    readers=("capture", "allocation", "notifications", "carriers", "returns"),
+)
+RETURN_EVENTS = Topic(
+    "oms.returns.events",
+    (
+        ev.ReturnAuthorised,
+        ev.ReturnUnderReview,
+        ev.ReturnRejected,
+        ev.ReturnReceived,
+        ev.ReturnClosed,
+        ev.ReturnRefunded,
+        ev.RefundAbandoned,
+        ev.ExchangeRequested,
+    ),
+    "returns",
+    "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions,"
+    " RMAs closed unfinished, refunds paid or abandoned, key order id.",
+    readers=("capture", "allocation", "notifications", "channel adapters", "warehouses"),
+)
+REFUND_REQUESTS = Topic(
+    "oms.payments.refund-requests",
+    (ev.RefundRequested,),
+    "returns",
+    "Refunds asked of the payment provider, each with its idempotency key, key order id.",
+    readers=("payment provider",),
+)
+REFUND_RESULTS = Topic(
+    "oms.payments.refund-results",
+    (ev.RefundSucceeded, ev.RefundFailed),
+    "payment provider",
+    "The payment provider's answers to refund requests (`outcome` tells them apart), key idempotency key.",
+    readers=("returns",),
+    discriminator="outcome",
 )
 
 BUSINESS_TOPICS = (
     ORDERS_SUBMITTED,
     CANCEL_REQUESTS,
+    RETURN_REQUESTS,
     CATALOG_PRODUCTS,
     INVENTORY_ADJUSTMENTS,
     WAREHOUSE_EVENTS,
@@ -143,6 +202,9 @@ BUSINESS_TOPICS = (
     ALLOCATION_EVENTS,
     PICK_TASKS,
     FULFILLMENT_EVENTS,
+    RETURN_EVENTS,
+    REFUND_REQUESTS,
+    REFUND_RESULTS,
 )
 
 

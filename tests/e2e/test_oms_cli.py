@@ -43,6 +43,11 @@ VERBS = [
     ["keys", "issue"],
     ["keys", "revoke"],
     ["keys", "list"],
+    ["returns"],
+    ["returns", "list"],
+    ["returns", "show"],
+    ["returns", "approve"],
+    ["returns", "reject"],
 ]
 
 

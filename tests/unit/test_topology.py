@@ -9,6 +9,8 @@ from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
 from services.notifications.handlers import NotificationHandlers
+from services.returns.handlers import ReturnsHandlers
+from services.returns.settings import ReturnsSettings
 from shared.backbone import kafka_access
 from shared.contracts import events as ev
 from shared.contracts import topics
@@ -18,6 +20,7 @@ from shared.contracts.topics import SERVICES
 def routes() -> dict[str, set[type[ev.Contract]]]:
     """The topics carrying the events each service's handlers take, as their wiring builds them."""
     capture, allocation, fulfillment = CaptureSettings(), AllocationSettings(), FulfillmentSettings()
+    returns = ReturnsSettings()
     return {
         "capture": set(CaptureHandlers(capture.intake_rules, capture.early_cancel_window).routes()),
         "allocation": set(
@@ -27,12 +30,15 @@ def routes() -> dict[str, set[type[ev.Contract]]]:
             FulfillmentHandlers(fulfillment.shipping_rules(), fulfillment.warehouses(), fulfillment.clock()).routes()
         ),
         "notifications": set(NotificationHandlers().routes()),
+        "returns": set(
+            ReturnsHandlers(returns.policy(), returns.shipping_rules(), returns.warehouses(), returns.clock()).routes()
+        ),
     }
 
 
 def test_every_service_consumes_exactly_the_topics_the_registry_lists_it_reading() -> None:
     consumed = routes()
-    assert set(consumed) <= set(SERVICES)  # a service added later is held to this at start-up (check_reads)
+    assert set(consumed) == set(SERVICES)  # a service added later is held to this at start-up (check_reads)
     for service, payloads in consumed.items():
         assert {topics.topic_of(p).name for p in payloads} == {t.name for t in topics.inputs(service)}, service
 
@@ -70,6 +76,7 @@ def test_each_principal_is_granted_exactly_its_registry_rights() -> None:
         ("TOPIC", "LITERAL", topics.INVENTORY_ADJUSTMENTS.name, "WRITE"),
         ("TOPIC", "LITERAL", topics.WAREHOUSE_EVENTS.name, "WRITE"),
         ("TOPIC", "LITERAL", topics.PICK_TASKS.name, "READ"),
+        ("TOPIC", "LITERAL", topics.RETURN_EVENTS.name, "READ"),
         ("GROUP", "PREFIXED", "warehouses", "READ"),
     }
     # every topic's writer may write it, and no one else

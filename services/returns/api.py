@@ -1,0 +1,134 @@
+"""Returns' HTTP API: a channel asks to return units of one of its orders (`POST /v1/orders/{id}/returns`), reads
+its returns; operators list them and approve or reject those under review. Thin: decode, one handler call in one
+transaction, the outcome mapped to a status code with every reason."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from shared.backbone import aftercommit
+from shared.backbone.auth import OPERATORS_ONLY, Authenticated, Caller, forbidden, operator
+from shared.backbone.runtime import Runtime
+from shared.contracts.events import PricedLine, Resolution, ReturnLine, storable
+
+from . import domain, repository
+from .handlers import Outcome, ReturnsHandlers
+
+# authorised 201, under review 202, rejected by the policy 409 (with its reasons, the return recorded).
+DECIDED = {domain.AUTHORISED: 201, domain.REVIEW: 202, domain.REJECTED: 409}
+
+
+class ReturnBody(BaseModel):
+    """The units to take back with a reason code each, the customer's note, the resolution wanted, and the
+    channel's own id of the request (a repeat with the same id gets the first answer)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lines: list[ReturnLine] = Field(min_length=1, max_length=100)
+    note: Annotated[str, AfterValidator(storable)] | None = Field(default=None, max_length=1000)
+    resolution: Resolution = "refund"
+    exchange_for: list[PricedLine] | None = Field(default=None, min_length=1, max_length=100)
+    request_id: Annotated[str, AfterValidator(storable)] | None = Field(default=None, min_length=1, max_length=128)
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, AfterValidator(storable)] = Field(
+        default="decided by an operator", min_length=1, max_length=500
+    )
+
+
+def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
+    router = APIRouter()
+
+    async def answer(conn: Any, outcome: Outcome, decided: int | None = None) -> JSONResponse:
+        """The return as it stands; a request's outcome in the status code (DECIDED), or `decided` for an
+        operator's decision that was taken."""
+        if outcome.verdict == "unknown":
+            return JSONResponse({"detail": "no such order or return"}, status_code=404)
+        if outcome.verdict in ("invalid", "refused"):
+            code = 422 if outcome.verdict == "invalid" else 409
+            return JSONResponse(
+                {"detail": "; ".join(outcome.reasons), "reasons": list(outcome.reasons)}, status_code=code
+            )
+        assert outcome.return_id is not None
+        view = await repository.return_view(conn, outcome.return_id)
+        assert view is not None
+        body = {**view, "duplicate": outcome.verdict == "duplicate"}
+        status = 200 if body["duplicate"] else decided or DECIDED.get(view["status"], 200)
+        return JSONResponse(body, status_code=status)
+
+    @router.post("/v1/orders/{order_id}/returns", status_code=201)
+    async def request_return(
+        caller: Authenticated, order_id: UUID, body: Annotated[ReturnBody, Body()]
+    ) -> JSONResponse:
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+            channel = await repository.channel_of(conn, order_id)
+            if channel is None:
+                raise HTTPException(404, "no such order (or not yet known to returns)")
+            if not caller.may_act_for(channel):
+                raise forbidden("this API key acts for another channel")
+            key = None if body.request_id is None else f"{channel}:{body.request_id}"
+            request = domain.Request(tuple(body.lines), body.note, body.resolution, tuple(body.exchange_for or ()))
+            outcome = await handlers.request(conn, order_id, request, key, "api", cause=None)
+            return await answer(conn, outcome)
+
+    @router.get("/v1/returns/rates", dependencies=[OPERATORS_ONLY])
+    async def return_rates(
+        by: Annotated[Literal["channel", "sku"], Query()] = "channel",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Units returned per unit shipped, by channel or by SKU, the highest first (before /{return_id})."""
+        async with runtime.pool.acquire() as conn:
+            return {"by": by, "rates": await repository.return_rates(conn, by, limit)}
+
+    @router.get("/v1/returns/{return_id}")
+    async def show_return(caller: Authenticated, return_id: UUID) -> dict[str, Any]:
+        async with runtime.pool.acquire() as conn:
+            view = await repository.return_view(conn, return_id)
+            channel = None if view is None else await repository.channel_of(conn, UUID(view["order_id"]))
+        if view is None:
+            raise HTTPException(404, "no such return")
+        if channel is not None and not caller.may_act_for(channel):
+            raise forbidden("this API key acts for another channel")
+        return view
+
+    @router.get("/v1/orders/{order_id}/returns")
+    async def returns_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
+        async with runtime.pool.acquire() as conn:
+            channel = await repository.channel_of(conn, order_id)
+            if channel is None:
+                raise HTTPException(404, "no such order (or not yet known to returns)")
+            if not caller.may_act_for(channel):
+                raise forbidden("this API key acts for another channel")
+            found = await repository.list_returns(conn, None, order_id, 1000)
+        return {"order_id": str(order_id), "returns": found}
+
+    @router.get("/v1/returns", dependencies=[OPERATORS_ONLY])
+    async def list_returns(
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        async with runtime.pool.acquire() as conn:
+            return {"returns": await repository.list_returns(conn, status, None, limit)}
+
+    async def review(caller: Caller, return_id: UUID, approve: bool, body: Decision | None) -> JSONResponse:
+        reason = (body or Decision()).reason
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+            outcome = await handlers.review(conn, return_id, approve, f"operator:{caller.key_id}", reason)
+            return await answer(conn, outcome, decided=200)
+
+    @router.post("/v1/returns/{return_id}/{verdict}")
+    async def decide(
+        caller: Annotated[Caller, Depends(operator)],
+        return_id: UUID,
+        verdict: Literal["approve", "reject"],
+        body: Annotated[Decision | None, Body()] = None,
+    ) -> JSONResponse:
+        return await review(caller, return_id, verdict == "approve", body)
+
+    return router

@@ -1,0 +1,470 @@
+"""Returns' handlers: keep the order facts returns decides with (validated, shipped, delivered, catalogue), decide
+return requests (from the API or a channel's topic) and operators' approvals, match warehouses' receipts against
+their RMA, and close RMAs whose parcel never came. Every decision about an order's returns holds the order's row
+lock, so two requests for the same units cannot both be authorised."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import asyncpg
+
+from shared.backbone.consumer import Routes, one_at_a_time
+from shared.backbone.db import Conn
+from shared.backbone.kafka import Inbound
+from shared.backbone.outbox import enqueue
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.envelope import Envelope, wrap
+from shared.reference.rates import ShippingRules
+from shared.reference.warehouses import Warehouse
+
+from . import domain, metrics, refunds, repository
+from .domain import Request
+from .policy import ReturnsPolicy
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a request or an operator's decision went: `decided` (see the return's status), `duplicate` (the same
+    request was decided before), `invalid` (malformed for this order: nothing recorded), `refused` (the return is
+    not waiting for a decision), `unknown` (no such order or return)."""
+
+    verdict: str
+    return_id: UUID | None = None
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RefundRetries:
+    """How a refund is asked again: after a retriable failure (base x 2^n seconds), or when the provider has not
+    answered in `answer_timeout` seconds; abandoned after `max_attempts`."""
+
+    max_attempts: int = 5
+    base_seconds: float = 2.0
+    answer_timeout_seconds: float = 300.0
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=self.base_seconds * 2 ** max(0, attempts - 1))
+
+
+class ReturnsHandlers:
+    def __init__(
+        self,
+        policy: ReturnsPolicy,
+        rules: ShippingRules,
+        warehouses: Mapping[str, Warehouse],
+        clock: Clock,
+        retries: RefundRetries | None = None,
+    ) -> None:
+        self.policy = policy
+        self.rules = rules
+        self.countries = {w.id: w.country for w in warehouses.values()}
+        self.clock = clock
+        self.retries = retries or RefundRetries()
+
+    # ---- the facts returns decides with ----
+
+    async def on_order_validated(self, conn: Conn, msgs: list[Inbound[ev.OrderValidated]]) -> None:
+        await repository.save_orders(conn, [m.payload for m in msgs])
+
+    async def on_order_shipped(self, conn: Conn, msg: Inbound[ev.OrderShipped]) -> None:
+        await repository.save_shipment(conn, msg.payload)
+
+    async def on_order_delivered(self, conn: Conn, msg: Inbound[ev.OrderDelivered]) -> None:
+        await repository.save_delivery(conn, msg.payload)
+
+    async def on_product_upserted(self, conn: Conn, msgs: list[Inbound[ev.ProductUpserted]]) -> None:
+        latest = {m.payload.sku: m.payload for m in msgs}
+        await repository.save_products(conn, [latest[sku] for sku in sorted(latest)])
+
+    # ---- requests and decisions ----
+
+    async def on_return_requested(self, conn: Conn, msg: Inbound[ev.ReturnRequested]) -> None:
+        asked = msg.payload
+        order_id = await repository.order_id_of(conn, asked.channel, asked.external_id)
+        if order_id is None:
+            raise LookupError(f"no order {asked.external_id} of channel {asked.channel} is known to returns")
+        request = Request(tuple(asked.lines), asked.note, asked.resolution, tuple(asked.exchange_for or ()))
+        outcome = await self.request(
+            conn, order_id, request, f"{asked.channel}:{asked.request_id}", "topic", cause=msg.envelope
+        )
+        if outcome.verdict == "invalid":
+            raise ValueError("; ".join(outcome.reasons))
+
+    async def request(
+        self,
+        conn: Conn,
+        order_id: UUID,
+        request: Request,
+        request_key: str | None,
+        source: str,
+        cause: Envelope | None,
+    ) -> Outcome:
+        order = await repository.lock_order(conn, order_id)
+        if order is None:
+            return Outcome("unknown")
+        if request_key is not None and (known := await repository.return_of_request(conn, request_key)):
+            return Outcome("duplicate", known)
+        facts = await repository.facts(conn, order)
+        if problems := domain.problems(request, facts, self.policy):
+            return Outcome("invalid", reasons=tuple(problems))
+        products = await repository.products(conn, [line.sku for line in request.lines])
+        now = self.clock()
+        decision = domain.decide(request.lines, facts, products, self.policy, now)
+        return_id = uuid.uuid4()
+        await repository.insert_return(conn, return_id, order_id, request, request_key, source, now)
+        metrics.count_request(facts.channel, decision.outcome, request.lines)
+        lines = list(request.lines)
+        if decision.outcome == domain.AUTHORISED:
+            await self._authorise(conn, order, return_id, lines, "policy", cause)
+        elif decision.outcome == domain.REVIEW:
+            await repository.decide(conn, return_id, domain.REVIEW, decision.reasons, now, "policy")
+            review = ev.ReturnUnderReview(
+                order_id=order_id, return_id=return_id, lines=lines, reasons=list(decision.reasons)
+            )
+            await self._emit(conn, review, order_id, cause)
+        else:
+            await self._reject(conn, order_id, return_id, lines, decision.reasons, "policy", cause)
+        return Outcome("decided", return_id, decision.reasons)
+
+    async def _authorise(
+        self,
+        conn: Conn,
+        order: asyncpg.Record,
+        return_id: UUID,
+        lines: list[ev.ReturnLine],
+        decided_by: str,
+        cause: Envelope | None,
+    ) -> None:
+        facts = await repository.facts(conn, order)
+        products = await repository.products(conn, [line.sku for line in lines])
+        warehouse = domain.receiving_warehouse(lines, facts, self.countries, self.policy)
+        weight = domain.parcel_weight(lines, products)
+        label = domain.cheapest_label(self.rules, warehouse, self.countries[warehouse], weight)
+        if label is None:
+            raise LookupError(f"no carrier service in the rate table takes {weight} g to warehouse {warehouse}")
+        now = self.clock()
+        authorised = ev.ReturnAuthorised(
+            order_id=order["order_id"],
+            return_id=return_id,
+            rma=domain.rma_number(await repository.next_rma_serial(conn)),
+            lines=lines,
+            label=label,
+            expires_at=now + timedelta(days=self.policy.rma_valid_days),
+            decided_by="operator" if decided_by != "policy" else "policy",
+        )
+        await repository.decide(conn, return_id, domain.AUTHORISED, [], now, decided_by, authorised)
+        await self._emit(conn, authorised, order["order_id"], cause)
+
+    async def _reject(
+        self,
+        conn: Conn,
+        order_id: UUID,
+        return_id: UUID,
+        lines: list[ev.ReturnLine],
+        reasons: Sequence[str],
+        decided_by: str,
+        cause: Envelope | None,
+    ) -> None:
+        await repository.decide(conn, return_id, domain.REJECTED, reasons, self.clock(), decided_by)
+        rejected = ev.ReturnRejected(
+            order_id=order_id,
+            return_id=return_id,
+            lines=lines,
+            reasons=list(reasons),
+            decided_by="operator" if decided_by != "policy" else "policy",
+        )
+        await self._emit(conn, rejected, order_id, cause)
+
+    async def review(self, conn: Conn, return_id: UUID, approve: bool, operator: str, reason: str) -> Outcome:
+        """An operator's decision on a return under review; 'refused' once it is decided."""
+        order_id = await repository.order_of_return(conn, return_id)
+        if order_id is None:
+            return Outcome("unknown")
+        order = await repository.lock_order(conn, order_id)  # the order first, as a request takes it
+        found = await repository.lock_return(conn, return_id)
+        if order is None or found is None or found["status"] != domain.REVIEW:
+            status = found["status"] if found else "unknown"
+            return Outcome("refused", return_id, (f"the return is {status}, not waiting for a decision",))
+        lines = [
+            ev.ReturnLine(sku=r["sku"], quantity=r["quantity"], reason=r["reason"])
+            for r in await repository.lines(conn, return_id)
+        ]
+        if approve:
+            await self._authorise(conn, order, return_id, lines, operator, cause=None)
+        else:
+            await self._reject(conn, order["order_id"], return_id, lines, [reason], operator, cause=None)
+        return Outcome("decided", return_id)
+
+    # ---- receipts and expiry ----
+
+    async def on_return_received(self, conn: Conn, msg: Inbound[ev.WarehouseReturnReceived]) -> None:
+        report = msg.payload
+        order_id = await repository.order_of_rma(conn, report.rma)
+        if order_id is not None:
+            await repository.lock_order(conn, order_id)  # the order first, as requests and decisions take it
+        found = await repository.lock_return_by_rma(conn, report.rma)
+        if found is None:
+            raise LookupError(f"no return with RMA {report.rma}: the parcel is set aside at {report.warehouse_id}")
+        if await repository.receipt_known(conn, report.warehouse_id, report.receipt):
+            log.info("receipt %s at %s was recorded before", report.receipt, report.warehouse_id)
+            return
+        rows = await repository.lines(conn, found["return_id"])
+        authorised = {r["sku"]: r["quantity"] for r in rows}
+        still_open = found["status"] in (domain.AUTHORISED, domain.PARTIALLY_RECEIVED)
+        receipt = domain.match_receipt(report.lines, authorised, {r["sku"]: r["received"] for r in rows}, still_open)
+        await repository.record_receipt(conn, found["return_id"], report, receipt.accepted, receipt.unexpected)
+        complete = receipt.complete(authorised)
+        if still_open:
+            status = domain.RECEIVED if complete else domain.PARTIALLY_RECEIVED
+            await repository.set_status(conn, found["return_id"], status)
+        if receipt.unexpected:
+            log.warning("receipt %s for %s: units not on the RMA set aside for review", report.receipt, report.rma)
+        received = ev.ReturnReceived(
+            order_id=found["order_id"],
+            return_id=found["return_id"],
+            rma=report.rma,
+            warehouse_id=report.warehouse_id,
+            receipt=report.receipt,
+            lines=list(receipt.accepted),
+            unexpected=list(receipt.unexpected),
+            complete=complete and still_open,
+        )
+        await self._emit(conn, received, found["order_id"], msg.envelope)
+        if found["resolution"] == "refund" and receipt.accepted:
+            key = f"refund:{report.rma}:{report.warehouse_id}:{report.receipt}"
+            await self._refund(conn, found, receipt.accepted, rows, key, msg.envelope)
+        if found["resolution"] == "exchange" and complete and still_open:
+            await self._exchange(conn, found, rows, receipt.received, msg.envelope)
+
+    # ---- exchanges ----
+
+    async def _exchange(
+        self,
+        conn: Conn,
+        found: asyncpg.Record,
+        rows: Sequence[asyncpg.Record],
+        received: Mapping[str, int],
+        cause: Envelope,
+    ) -> None:
+        """Everything came back: capture opens the exchange order, paid by the returned units' value; a new order
+        that costs less has the difference refunded (one more refund, its own idempotency key)."""
+        order = await repository.lock_order(conn, found["order_id"])
+        assert order is not None
+        paid = repository.paid_order(order)
+        wanted = [ev.PricedLine.model_validate(line) for line in found["exchange_for"] or []]
+        if paid is None or not wanted:
+            log.error("return %s: no payment or nothing to exchange for; the exchange is for an operator", found["rma"])
+            return
+        returned = self._returned_units(received, {r["sku"]: r["reason"] for r in rows})
+        before = await repository.refunded(conn, order["order_id"])
+        value = refunds.calculate(paid, returned, before, order["currency"])
+        new_total = sum((line.unit_price * line.quantity for line in wanted), refunds.ZERO)
+        exchange = ev.ExchangeRequested(
+            order_id=order["order_id"],
+            return_id=found["return_id"],
+            exchange_id=uuid.uuid5(found["return_id"], "exchange"),
+            lines=wanted,
+            credit=value.total,
+            difference=refunds.cents(new_total) - value.total,
+            currency=order["currency"],
+        )
+        if not await repository.insert_exchange(conn, exchange, self.clock()):
+            return
+        await self._emit(conn, exchange, order["order_id"], cause)
+        if exchange.difference < 0:
+            settled = f"exchanged for {refunds.cents(new_total)}: {-exchange.difference} back"
+            back = dataclasses.replace(value, total=-exchange.difference, explanation=(*value.explanation, settled))
+            await self._ask_refund(conn, order, found["return_id"], back, f"exchange:{found['rma']}", cause)
+
+    def _returned_units(self, units: Mapping[str, int], reasons: Mapping[str, str]) -> list[refunds.ReturnedUnits]:
+        rules = self.policy.leaves()
+        returned = []
+        for sku, quantity in sorted(units.items()):
+            if not quantity:
+                continue
+            rule = rules.get(reasons[sku])
+            returned.append(
+                refunds.ReturnedUnits(
+                    sku,
+                    quantity,
+                    reasons[sku],
+                    refund_shipping=bool(rule and rule.refund_shipping),
+                    restocking_fee_percent=rule.restocking_fee_percent if rule else refunds.ZERO,
+                )
+            )
+        return returned
+
+    # ---- refunds ----
+
+    async def _refund(
+        self,
+        conn: Conn,
+        found: asyncpg.Record,
+        accepted: Sequence[ev.ReceivedLine],
+        rows: Sequence[asyncpg.Record],
+        key: str,
+        cause: Envelope,
+    ) -> None:
+        """Ask the payment provider to refund the units of a receipt, as the calculator explains it."""
+        order = await repository.lock_order(conn, found["order_id"])  # held already: one refund decided at a time
+        assert order is not None  # a return references its order
+        paid = repository.paid_order(order)
+        if paid is None:
+            log.error("return %s: the order's payment is not known; the refund is for an operator", found["rma"])
+            return
+        units: dict[str, int] = {}
+        for line in accepted:
+            units[line.sku] = units.get(line.sku, 0) + line.quantity
+        returned = self._returned_units(units, {r["sku"]: r["reason"] for r in rows})
+        refund = refunds.calculate(
+            paid, returned, await repository.refunded(conn, order["order_id"]), order["currency"]
+        )
+        if not refund.total:
+            log.info("return %s: nothing to refund (%s)", found["rma"], refund.explanation[-2:])
+            return
+        await self._ask_refund(conn, order, found["return_id"], refund, key, cause)
+
+    async def _ask_refund(
+        self, conn: Conn, order: asyncpg.Record, return_id: UUID, refund: refunds.Refund, key: str, cause: Envelope
+    ) -> None:
+        now = self.clock()
+        request = ev.RefundRequested(
+            refund_id=uuid.uuid4(),
+            order_id=order["order_id"],
+            order_reference=f"{order['channel']}:{order['external_id']}",
+            idempotency_key=key,
+            amount=refund.total,
+            currency=order["currency"],
+            attempt=1,
+        )
+        answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
+        if await repository.insert_refund(conn, request, return_id, refund, answer_by, now):
+            metrics.count_emitted(request)
+            await self._send(conn, request, cause)
+
+    async def _send(self, conn: Conn, request: ev.RefundRequested, cause: Envelope | None) -> None:
+        envelope = wrap(request, order_id=request.order_id, cause=cause, occurred_at=self.clock())
+        await enqueue(conn, [(topics.REFUND_REQUESTS, str(request.order_id), envelope)])
+
+    async def on_refund_succeeded(self, conn: Conn, msg: Inbound[ev.RefundSucceeded]) -> None:
+        answer = msg.payload
+        refund = await self._answered(conn, answer.refund_id, answer.idempotency_key)
+        if refund is None or refund["status"] == "succeeded":
+            return  # the provider answers a repeated key with the same payment: paid once
+        if answer.amount != refund["amount"]:
+            raise ValueError(f"refund {answer.refund_id}: the provider paid {answer.amount}, not {refund['amount']}")
+        now = self.clock()
+        await repository.settle_refund(conn, answer.refund_id, answer.provider_reference, now)
+        refunded = ev.ReturnRefunded(
+            order_id=refund["order_id"],
+            return_id=refund["return_id"],
+            refund_id=answer.refund_id,
+            amount=refunds.cents(refund["amount"]),
+            currency=refund["currency"],
+            explanation=list(refund["explanation"]),
+            provider_reference=answer.provider_reference,
+            requested_to_refunded_seconds=(now - refund["return_requested_at"]).total_seconds(),
+        )
+        await self._emit(conn, refunded, refund["order_id"], msg.envelope)
+
+    async def on_refund_failed(self, conn: Conn, msg: Inbound[ev.RefundFailed]) -> None:
+        answer = msg.payload
+        refund = await self._answered(conn, answer.refund_id, answer.idempotency_key)
+        if refund is None or refund["status"] != "requested":
+            return
+        if answer.retriable and refund["attempts"] < self.retries.max_attempts:
+            later = self.clock() + self.retries.delay(refund["attempts"])
+            log.warning("refund %s failed (attempt %d), asked again at %s", answer.refund_id, refund["attempts"], later)
+            await repository.retry_refund_at(conn, answer.refund_id, later, answer.reason)
+            return
+        await self._abandon(conn, refund, answer.reason, msg.envelope)
+
+    async def _answered(self, conn: Conn, refund_id: UUID, key: str) -> asyncpg.Record | None:
+        refund = await repository.lock_refund(conn, refund_id)
+        if refund is None or refund["idempotency_key"] != key:
+            raise LookupError(f"no refund {refund_id} with idempotency key {key}")
+        return refund
+
+    async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
+        log.error("refund %s abandoned after %d attempts: %s", refund["refund_id"], refund["attempts"], reason)
+        await repository.abandon_refund(conn, refund["refund_id"], reason, self.clock())
+        abandoned = ev.RefundAbandoned(
+            order_id=refund["order_id"],
+            return_id=refund["return_id"],
+            refund_id=refund["refund_id"],
+            amount=refunds.cents(refund["amount"]),
+            currency=refund["currency"],
+            reason=reason,
+            attempts=refund["attempts"],
+        )
+        await self._emit(conn, abandoned, refund["order_id"], cause)
+
+    async def retry_refunds(self, conn: Conn, now: datetime) -> int:
+        """Ask again, under the same idempotency key, the refunds due (failed or unanswered); the last attempt
+        spent, abandon them with the reason."""
+        due = await repository.lock_due_refunds(conn, now)
+        for refund in due:
+            if refund["attempts"] >= self.retries.max_attempts:
+                reason = refund["last_error"] or "the payment provider did not answer"
+                await self._abandon(conn, refund, f"{reason} ({refund['attempts']} attempts)", None)
+                continue
+            answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
+            attempt = await repository.count_attempt(conn, refund["refund_id"], answer_by)
+            request = ev.RefundRequested(
+                refund_id=refund["refund_id"],
+                order_id=refund["order_id"],
+                order_reference=f"{refund['channel']}:{refund['external_id']}",
+                idempotency_key=refund["idempotency_key"],
+                amount=refunds.cents(refund["amount"]),
+                currency=refund["currency"],
+                attempt=attempt,
+            )
+            metrics.count_retry()
+            await self._send(conn, request, None)
+        return len(due)
+
+    async def expire(self, conn: Conn, now: datetime) -> int:
+        """Close the RMAs past their expiry with the reason; returns how many."""
+        expired = await repository.lock_expired(conn, now)
+        for found in expired:
+            rows = await repository.lines(conn, found["return_id"])
+            received = {r["sku"]: r["received"] for r in rows if r["received"]}
+            reason = domain.expiry_reason({r["sku"]: r["quantity"] for r in rows}, received, found["expires_at"])
+            await repository.set_status(conn, found["return_id"], domain.CLOSED, now)
+            closed = ev.ReturnClosed(
+                order_id=found["order_id"],
+                return_id=found["return_id"],
+                rma=found["rma"],
+                reason=reason,
+                received=[ev.ItemQuantity(sku=sku, quantity=n) for sku, n in sorted(received.items())],
+            )
+            await self._emit(conn, closed, found["order_id"], None)
+        return len(expired)
+
+    async def _emit(self, conn: Conn, payload: ev.Contract, order_id: UUID, cause: Envelope | None) -> None:
+        metrics.count_emitted(payload)
+        envelope = wrap(payload, order_id=order_id, cause=cause, occurred_at=self.clock())
+        await enqueue(conn, [(topics.RETURN_EVENTS, str(order_id), envelope)])
+
+    def routes(self) -> Routes:
+        return {
+            ev.OrderValidated: self.on_order_validated,
+            ev.OrderShipped: one_at_a_time(self.on_order_shipped),
+            ev.OrderDelivered: one_at_a_time(self.on_order_delivered),
+            ev.ProductUpserted: self.on_product_upserted,
+            ev.ReturnRequested: one_at_a_time(self.on_return_requested),
+            ev.WarehouseReturnReceived: one_at_a_time(self.on_return_received),
+            ev.RefundSucceeded: one_at_a_time(self.on_refund_succeeded),
+            ev.RefundFailed: one_at_a_time(self.on_refund_failed),
+        }

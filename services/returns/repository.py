@@ -1,0 +1,490 @@
+"""Returns' SQL over asyncpg: the order facts it keeps, the returns with their lines, and the receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.backbone.db import Conn
+from shared.contracts import events as ev
+
+from .domain import CLOSED, OPEN, OrderFacts, Product, Request
+from .refunds import PaidLine, PaidOrder, Refund, Refunded
+
+
+async def save_orders(conn: Conn, orders: Sequence[ev.OrderValidated]) -> None:
+    await conn.executemany(
+        "INSERT INTO orders (order_id, channel, external_id, country, currency, skus, received_at, prices,"
+        " shipping_price, paid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        [
+            (
+                o.order_id,
+                o.channel,
+                o.external_id,
+                o.ship_to.country,
+                o.currency,
+                [line.sku for line in o.lines],
+                o.received_at,
+                None if o.prices is None else [p.model_dump(mode="json") for p in o.prices],
+                o.shipping_price,
+                o.paid,
+            )
+            for o in orders
+        ],
+    )
+
+
+async def save_shipment(conn: Conn, shipped: ev.OrderShipped) -> None:
+    await conn.executemany(
+        "INSERT INTO shipped_units (order_id, shipment_id, warehouse_id, sku, quantity) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING",
+        [
+            (shipped.order_id, shipped.pick_task_id, shipped.warehouse_id, line.sku, line.quantity)
+            for line in shipped.lines
+        ],
+    )
+
+
+async def save_delivery(conn: Conn, delivered: ev.OrderDelivered) -> None:
+    await conn.execute(
+        "INSERT INTO deliveries (order_id, delivered_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        delivered.order_id,
+        delivered.delivered_at,
+    )
+
+
+async def save_products(conn: Conn, products: Sequence[ev.ProductUpserted]) -> None:
+    await conn.execute(
+        "INSERT INTO products (sku, category, weight_grams)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::int[])"
+        " ON CONFLICT (sku) DO UPDATE SET category = excluded.category, weight_grams = excluded.weight_grams,"
+        " updated_at = now()",
+        [p.sku for p in products],
+        [p.category for p in products],
+        [p.weight_grams for p in products],
+    )
+
+
+async def products(conn: Conn, skus: Iterable[str]) -> dict[str, Product]:
+    rows = await conn.fetch("SELECT sku, category, weight_grams FROM products WHERE sku = ANY($1)", list(skus))
+    return {r["sku"]: Product(r["category"], r["weight_grams"]) for r in rows}
+
+
+async def lock_order(conn: Conn, order_id: UUID) -> asyncpg.Record | None:
+    """The order's row, locked: requests and decisions about one order's returns are taken one at a time."""
+    return await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1 FOR UPDATE", order_id)
+
+
+async def order_id_of(conn: Conn, channel: str, external_id: str) -> UUID | None:
+    found: UUID | None = await conn.fetchval(
+        "SELECT order_id FROM orders WHERE channel = $1 AND external_id = $2", channel, external_id
+    )
+    return found
+
+
+async def channel_of(conn: Conn, order_id: UUID) -> str | None:
+    found: str | None = await conn.fetchval("SELECT channel FROM orders WHERE order_id = $1", order_id)
+    return found
+
+
+async def facts(conn: Conn, order: asyncpg.Record) -> OrderFacts:
+    order_id = order["order_id"]
+    shipped: dict[str, dict[str, int]] = {}
+    for row in await conn.fetch(
+        "SELECT sku, warehouse_id, sum(quantity)::int AS units FROM shipped_units WHERE order_id = $1"
+        " GROUP BY sku, warehouse_id",
+        order_id,
+    ):
+        shipped.setdefault(row["sku"], {})[row["warehouse_id"]] = row["units"]
+    requested = {
+        r["sku"]: r["units"]
+        for r in await conn.fetch(
+            "SELECT l.sku, sum(CASE WHEN r.status = $2 THEN l.received ELSE l.quantity END)::int AS units"
+            " FROM returns r JOIN return_lines l USING (return_id)"
+            " WHERE r.order_id = $1 AND r.status = ANY($3) GROUP BY l.sku",
+            order_id,
+            CLOSED,
+            [*OPEN, CLOSED],
+        )
+    }
+    delivered_at = await conn.fetchval("SELECT delivered_at FROM deliveries WHERE order_id = $1", order_id)
+    return OrderFacts(
+        channel=order["channel"],
+        country=order["country"],
+        delivered_at=delivered_at,
+        shipped=shipped,
+        requested=requested,
+        ordered=frozenset(order["skus"]),
+    )
+
+
+async def return_of_request(conn: Conn, request_key: str) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT return_id FROM returns WHERE request_key = $1", request_key)
+    return found
+
+
+async def next_rma_serial(conn: Conn) -> int:
+    serial: int = await conn.fetchval("SELECT nextval('rma_serial')")
+    return serial
+
+
+async def insert_return(
+    conn: Conn,
+    return_id: UUID,
+    order_id: UUID,
+    request: Request,
+    request_key: str | None,
+    source: str,
+    requested_at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO returns (return_id, order_id, request_key, source, status, resolution, note, requested_at,"
+        " exchange_for) VALUES ($1, $2, $3, $4, 'review', $5, $6, $7, $8)",
+        return_id,
+        order_id,
+        request_key,
+        source,
+        request.resolution,
+        request.note,
+        requested_at,
+        [line.model_dump(mode="json") for line in request.exchange_for] if request.exchange_for else None,
+    )
+    await conn.executemany(
+        "INSERT INTO return_lines (return_id, sku, quantity, reason) VALUES ($1, $2, $3, $4)",
+        [(return_id, line.sku, line.quantity, line.reason) for line in request.lines],
+    )
+
+
+async def decide(
+    conn: Conn,
+    return_id: UUID,
+    status: str,
+    reasons: Sequence[str],
+    decided_at: datetime,
+    decided_by: str,
+    authorised: ev.ReturnAuthorised | None = None,
+) -> None:
+    await conn.execute(
+        "UPDATE returns SET status = $2, reasons = $3, decided_at = $4, decided_by = $5,"
+        " rma = $6, warehouse_id = $7, label = $8, expires_at = $9 WHERE return_id = $1",
+        return_id,
+        status,
+        list(reasons),
+        decided_at,
+        decided_by,
+        authorised.rma if authorised else None,
+        authorised.label.warehouse_id if authorised else None,
+        authorised.label.model_dump(mode="json") if authorised else None,
+        authorised.expires_at if authorised else None,
+    )
+
+
+async def order_of_return(conn: Conn, return_id: UUID) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT order_id FROM returns WHERE return_id = $1", return_id)
+    return found
+
+
+async def lock_return(conn: Conn, return_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM returns WHERE return_id = $1 FOR UPDATE", return_id)
+
+
+async def order_of_rma(conn: Conn, rma: str) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT order_id FROM returns WHERE rma = $1", rma)
+    return found
+
+
+async def lock_return_by_rma(conn: Conn, rma: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM returns WHERE rma = $1 FOR UPDATE", rma)
+
+
+async def lines(conn: Conn, return_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM return_lines WHERE return_id = $1 ORDER BY sku", return_id)
+
+
+async def receipt_known(conn: Conn, warehouse_id: str, receipt: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM received_units WHERE warehouse_id = $1 AND receipt = $2)",
+            warehouse_id,
+            receipt,
+        )
+    )
+
+
+async def record_receipt(
+    conn: Conn,
+    return_id: UUID,
+    report: ev.WarehouseReturnReceived,
+    accepted: Sequence[ev.ReceivedLine],
+    unexpected: Sequence[ev.ReceivedLine],
+) -> None:
+    await conn.executemany(
+        "INSERT INTO received_units (warehouse_id, receipt, sku, disposition, expected, return_id, quantity,"
+        " received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (warehouse_id, receipt, sku, disposition, expected)"
+        " DO UPDATE SET quantity = received_units.quantity + excluded.quantity",
+        [
+            (
+                report.warehouse_id,
+                report.receipt,
+                line.sku,
+                line.disposition,
+                expected,
+                return_id,
+                line.quantity,
+                report.occurred_at,
+            )
+            for expected, found in ((True, accepted), (False, unexpected))
+            for line in found
+        ],
+    )
+    await conn.executemany(
+        "UPDATE return_lines SET received = received + $3 WHERE return_id = $1 AND sku = $2",
+        [(return_id, line.sku, line.quantity) for line in accepted],
+    )
+
+
+async def set_status(conn: Conn, return_id: UUID, status: str, closed_at: datetime | None = None) -> None:
+    await conn.execute(
+        "UPDATE returns SET status = $2, closed_at = coalesce($3, closed_at) WHERE return_id = $1",
+        return_id,
+        status,
+        closed_at,
+    )
+
+
+async def lock_expired(conn: Conn, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """Open RMAs past their expiry; another instance sweeping at the same moment takes the others."""
+    return await conn.fetch(
+        "SELECT * FROM returns WHERE status IN ('authorised', 'partially_received') AND expires_at < $1"
+        " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+
+
+def _view(row: asyncpg.Record, line_rows: Sequence[asyncpg.Record]) -> dict[str, Any]:
+    return {
+        "return_id": str(row["return_id"]),
+        "order_id": str(row["order_id"]),
+        "status": row["status"],
+        "resolution": row["resolution"],
+        "exchange_for": row["exchange_for"],
+        "reasons": row["reasons"],
+        "rma": row["rma"],
+        "warehouse_id": row["warehouse_id"],
+        "label": row["label"],
+        "requested_at": row["requested_at"].isoformat(),
+        "decided_at": row["decided_at"].isoformat() if row["decided_at"] else None,
+        "decided_by": row["decided_by"],
+        "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
+        "lines": [
+            {"sku": r["sku"], "quantity": r["quantity"], "reason": r["reason"], "received": r["received"]}
+            for r in line_rows
+        ],
+    }
+
+
+async def return_view(conn: Conn, return_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM returns WHERE return_id = $1", return_id)
+    if row is None:
+        return None
+    view = _view(row, await lines(conn, return_id))
+    view["refunds"] = await refunds_of_return(conn, return_id)
+    view["received_units"] = [
+        {k: (str(v) if isinstance(v, UUID) else v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+        for r in await conn.fetch(
+            "SELECT warehouse_id, receipt, sku, disposition, expected, quantity, received_at FROM received_units"
+            " WHERE return_id = $1 ORDER BY received_at, receipt, sku",
+            return_id,
+        )
+    ]
+    return view
+
+
+async def list_returns(conn: Conn, status: str | None, order_id: UUID | None, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM returns WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR order_id = $2)"
+        " ORDER BY requested_at DESC LIMIT $3",
+        status,
+        order_id,
+        limit,
+    )
+    found = await conn.fetch(
+        "SELECT * FROM return_lines WHERE return_id = ANY($1) ORDER BY sku", [r["return_id"] for r in rows]
+    )
+    by_return: dict[UUID, list[asyncpg.Record]] = {}
+    for line in found:
+        by_return.setdefault(line["return_id"], []).append(line)
+    return [_view(r, by_return.get(r["return_id"], [])) for r in rows]
+
+
+# ---- refunds ----
+
+
+def paid_order(order: asyncpg.Record) -> PaidOrder | None:
+    """What the customer paid for the order; None when capture did not announce it (older orders)."""
+    if order["prices"] is None or order["paid"] is None:
+        return None
+    lines = tuple(PaidLine(p["sku"], p["quantity"], Decimal(p["unit_price"])) for p in order["prices"])
+    return PaidOrder(lines, order["shipping_price"] or Decimal(0), order["paid"])
+
+
+async def refunded(conn: Conn, order_id: UUID) -> Refunded:
+    """What the order's refunds asked or paid cover (abandoned ones paid nothing)."""
+    units: dict[str, int] = {}
+    shipping, amount = False, Decimal(0)
+    for row in await conn.fetch(
+        "SELECT units, shipping, amount FROM refunds WHERE order_id = $1 AND status <> 'abandoned'", order_id
+    ):
+        for sku, n in row["units"].items():
+            units[sku] = units.get(sku, 0) + n
+        shipping = shipping or row["shipping"] > 0
+        amount += row["amount"]
+    return Refunded(units, shipping, amount)
+
+
+async def insert_refund(
+    conn: Conn, request: ev.RefundRequested, return_id: UUID, refund: Refund, next_try_at: datetime, at: datetime
+) -> bool:
+    """False when a refund of that idempotency key exists already."""
+    inserted = await conn.fetchval(
+        "INSERT INTO refunds (refund_id, return_id, order_id, idempotency_key, amount, currency, units, shipping,"
+        " explanation, status, next_try_at, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'requested',"
+        " $10, $11) ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
+        request.refund_id,
+        return_id,
+        request.order_id,
+        request.idempotency_key,
+        request.amount,
+        request.currency,
+        refund.units,
+        refund.shipping,
+        list(refund.explanation),
+        next_try_at,
+        at,
+    )
+    return bool(inserted)
+
+
+async def lock_refund(conn: Conn, refund_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT f.*, o.channel, o.external_id, r.requested_at AS return_requested_at FROM refunds f"
+        " JOIN orders o USING (order_id) JOIN returns r USING (return_id) WHERE f.refund_id = $1 FOR UPDATE OF f",
+        refund_id,
+    )
+
+
+async def settle_refund(conn: Conn, refund_id: UUID, provider_reference: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE refunds SET status = 'succeeded', provider_reference = $2, settled_at = $3, next_try_at = NULL"
+        " WHERE refund_id = $1",
+        refund_id,
+        provider_reference,
+        at,
+    )
+
+
+async def retry_refund_at(conn: Conn, refund_id: UUID, at: datetime, error: str) -> None:
+    await conn.execute(
+        "UPDATE refunds SET next_try_at = $2, last_error = $3 WHERE refund_id = $1", refund_id, at, error
+    )
+
+
+async def abandon_refund(conn: Conn, refund_id: UUID, error: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE refunds SET status = 'abandoned', last_error = $2, settled_at = $3, next_try_at = NULL"
+        " WHERE refund_id = $1",
+        refund_id,
+        error,
+        at,
+    )
+
+
+async def lock_due_refunds(conn: Conn, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """Refunds waiting for another attempt (after a failure, or no answer in time); other instances skip them."""
+    return await conn.fetch(
+        "SELECT f.*, o.channel, o.external_id FROM refunds f JOIN orders o USING (order_id)"
+        " WHERE f.status = 'requested' AND f.next_try_at <= $1 ORDER BY f.next_try_at LIMIT $2"
+        " FOR UPDATE OF f SKIP LOCKED",
+        now,
+        limit,
+    )
+
+
+async def count_attempt(conn: Conn, refund_id: UUID, next_try_at: datetime) -> int:
+    attempts: int = await conn.fetchval(
+        "UPDATE refunds SET attempts = attempts + 1, next_try_at = $2 WHERE refund_id = $1 RETURNING attempts",
+        refund_id,
+        next_try_at,
+    )
+    return attempts
+
+
+async def refunds_of_return(conn: Conn, return_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT refund_id, idempotency_key, amount, currency, status, attempts, last_error, provider_reference,"
+        " explanation, requested_at, settled_at FROM refunds WHERE return_id = $1 ORDER BY requested_at",
+        return_id,
+    )
+    return [
+        {
+            "refund_id": str(r["refund_id"]),
+            "idempotency_key": r["idempotency_key"],
+            "amount": str(r["amount"].quantize(Decimal("0.01"))),
+            "currency": r["currency"],
+            "status": r["status"],
+            "attempts": r["attempts"],
+            "last_error": r["last_error"],
+            "provider_reference": r["provider_reference"],
+            "explanation": r["explanation"],
+            "requested_at": r["requested_at"].isoformat(),
+            "settled_at": r["settled_at"].isoformat() if r["settled_at"] else None,
+        }
+        for r in rows
+    ]
+
+
+async def return_rates(conn: Conn, by: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Units returned (received on their RMA) per unit shipped, by channel or by SKU, the highest rate first."""
+    key = {"channel": "o.channel", "sku": "s.sku"}[by]
+    rows = await conn.fetch(
+        f"SELECT {key} AS key, sum(s.quantity)::int AS shipped,"
+        " coalesce(sum(r.returned), 0)::int AS returned"
+        " FROM (SELECT order_id, sku, sum(quantity) AS quantity FROM shipped_units GROUP BY order_id, sku) s"
+        " JOIN orders o USING (order_id)"
+        " LEFT JOIN (SELECT t.order_id, l.sku, sum(l.received) AS returned FROM returns t"
+        "            JOIN return_lines l USING (return_id) GROUP BY t.order_id, l.sku) r USING (order_id, sku)"
+        f" GROUP BY {key} ORDER BY coalesce(sum(r.returned), 0)::float / sum(s.quantity) DESC, 1 LIMIT $1",
+        limit,
+    )
+    return [
+        {
+            by: r["key"],
+            "shipped": r["shipped"],
+            "returned": r["returned"],
+            "rate": round(r["returned"] / r["shipped"], 4),
+        }
+        for r in rows
+    ]
+
+
+async def insert_exchange(conn: Conn, exchange: ev.ExchangeRequested, at: datetime) -> bool:
+    """False when the return's exchange was asked for already."""
+    inserted = await conn.fetchval(
+        "INSERT INTO exchanges (exchange_id, return_id, order_id, credit, difference, requested_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+        exchange.exchange_id,
+        exchange.return_id,
+        exchange.order_id,
+        exchange.credit,
+        exchange.difference,
+        at,
+    )
+    return bool(inserted)

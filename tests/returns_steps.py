@@ -1,0 +1,100 @@
+"""Steps the return scenarios share: a delivered order, the returns API as a channel or an operator, a return
+parcel reported as a warehouse does, and what the services' tables say about it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+
+from deploy.local.keys import Bearer
+from shared.contracts import topics
+from tests.factories import order_document
+from tests.local import LOCAL, client
+from tests.scenario import wait_status
+from tests.waiting import eventually
+
+
+def channel_key(channel: str = "webshop") -> Bearer:
+    """The local stack's development key of a channel."""
+    return Bearer(json.loads(LOCAL.keys_file.read_text())["channels"][channel])
+
+
+def operator_key() -> Bearer:
+    return Bearer(json.loads(LOCAL.keys_file.read_text())["operator"])
+
+
+@asynccontextmanager
+async def returns_api(auth: httpx.Auth | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The returns service's API, as the webshop channel unless told otherwise."""
+    async with httpx.AsyncClient(base_url=LOCAL.http_url("returns"), timeout=30, auth=auth or channel_key()) as api:
+        yield api
+
+
+async def delivered_order(
+    http: httpx.AsyncClient, db: asyncpg.Pool, lines: list[tuple[str, int]], **overrides: Any
+) -> str:
+    """An order posted, delivered by the simulator, and known as delivered to returns."""
+    await client.wait_caught_up("oms-returns", [topics.CATALOG_PRODUCTS.name])
+    response = await http.post("/v1/orders", json=order_document(lines, **overrides))
+    assert response.status_code == 202, response.text
+    order_id: str = response.json()["order_id"]
+    await wait_status(http, order_id, {"delivered"})
+    await eventually(
+        lambda: db.fetchval("SELECT count(*) FROM returns.deliveries WHERE order_id = $1", uuid.UUID(order_id)),
+        lambda n: n == 1,
+    )
+    return order_id
+
+
+def return_line(sku: str, quantity: int = 1, reason: str = "size.too_small") -> dict[str, Any]:
+    return {"sku": sku, "quantity": quantity, "reason": reason}
+
+
+async def ask_return(
+    order_id: str, lines: list[dict[str, Any]], auth: httpx.Auth | None = None, **body: Any
+) -> httpx.Response:
+    async with returns_api(auth) as api:
+        return await api.post(f"/v1/orders/{order_id}/returns", json={"lines": lines, **body})
+
+
+async def return_view(return_id: str) -> dict[str, Any]:
+    async with returns_api(operator_key()) as api:
+        response = await api.get(f"/v1/returns/{return_id}")
+    response.raise_for_status()
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def wait_return(return_id: str, statuses: set[str], timeout: float = 45) -> dict[str, Any]:
+    view: dict[str, Any] = await eventually(
+        lambda: return_view(return_id), lambda v: v["status"] in statuses, timeout=timeout
+    )
+    return view
+
+
+async def parcel_received(
+    warehouse: str, rma: str, lines: list[tuple[str, int, str]], receipt: str | None = None
+) -> str:
+    """The warehouse reports a return parcel opened: (sku, quantity, disposition) per line; returns the receipt."""
+    receipt = receipt or f"RR-{uuid.uuid4().hex[:10]}"
+    report = {
+        "kind": "return_received",
+        "warehouse_id": warehouse,
+        "rma": rma,
+        "receipt": receipt,
+        "lines": [{"sku": sku, "quantity": n, "disposition": d} for sku, n, d in lines],
+        "occurred_at": "2026-12-01T10:00:00+00:00",
+    }
+    await client.publish(topics.WAREHOUSE_EVENTS.name, [(warehouse, report)])
+    return receipt
+
+
+async def on_hand(db: asyncpg.Pool, warehouse: str, sku: str) -> tuple[int, int]:
+    row = await db.fetchrow("SELECT on_hand, reserved FROM allocation.stock WHERE warehouse_id = $1 AND sku = $2",
+                            warehouse, sku)  # fmt: skip
+    return (row["on_hand"], row["reserved"]) if row else (0, 0)
