@@ -213,8 +213,8 @@ class CaptureHandlers:
 
     async def on_exchange_requested(self, conn: Conn, msgs: list[Inbound[ev.ExchangeRequested]]) -> None:
         """The exchange order, through the normal intake: the original order's customer and address, the new lines,
-        paid by the returned units' value (a difference to pay is left authorised). Its external id names the
-        exchange, so a redelivery finds it."""
+        paid by the returned units' value and the difference charged. Its external id names the exchange, so a
+        redelivery finds it."""
         for msg in msgs:
             exchange = msg.payload
             original = await repository.order_document(conn, exchange.order_id)
@@ -223,7 +223,7 @@ class CaptureHandlers:
             order = returns.exchange_order(original, exchange, now())
             accepted = await self.intake(conn, order, cause=msg.envelope)
             if not accepted.duplicate:
-                detail = f"exchange order {accepted.order_id} ({accepted.status})"
+                detail = returns.exchange_ordered(accepted.order_id, accepted.status, exchange)
                 await repository.add_return_steps(conn, exchange.order_id, [("exchange_ordered", detail)], now())
 
     async def cancel(

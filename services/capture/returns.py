@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from shared.contracts import events as ev
 from shared.contracts.backorders import describe, quantities
@@ -19,6 +20,7 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.ReturnClosed,
     ev.ReturnRefunded,
     ev.RefundAbandoned,
+    ev.ExchangeChargeFailed,
 )
 
 
@@ -63,12 +65,18 @@ def news(payload: ev.Contract) -> ReturnNews | None:
             return ReturnNews((("refunded", f"{amount:.2f} {currency}"),))
         case ev.RefundAbandoned(amount=amount, currency=currency, reason=reason):
             return ReturnNews((("refund_failed", f"{amount:.2f} {currency}: {reason}"),))
+        case ev.ExchangeChargeFailed(amount=amount, currency=currency, reason=reason, refunded=refunded):
+            detail = (
+                f"{amount:.2f} {currency} could not be charged: {reason}; {refunded:.2f} {currency} refunded instead"
+            )
+            return ReturnNews((("exchange_failed", detail),), "exchange_failed")
     return None
 
 
 def exchange_order(original: ev.SubmittedOrder, exchange: ev.ExchangeRequested, at: datetime) -> ev.SubmittedOrder:
     """The exchange order: the original's customer, address and service level, the new lines, no shipping; paid
-    when the returned value covers it, else authorised for the difference still to charge."""
+    by the returned value and, for a dearer one, the difference charged (an exchange announced before charges
+    existed has it authorised only)."""
     lines = [ev.SubmittedLine(sku=p.sku, quantity=p.quantity, unit_price=p.unit_price) for p in exchange.lines]
     total = sum((p.unit_price * p.quantity for p in exchange.lines), Decimal(0))
     return original.model_copy(
@@ -77,7 +85,22 @@ def exchange_order(original: ev.SubmittedOrder, exchange: ev.ExchangeRequested, 
             "placed_at": at,
             "lines": lines,
             "shipping_price": Decimal(0),
-            "payment": ev.Payment(status="paid" if exchange.difference <= 0 else "authorized", amount=total),
+            "payment": ev.Payment(status="paid" if settled(exchange) else "authorized", amount=total),
             "original_order_id": exchange.order_id,
         }
     )
+
+
+def settled(exchange: ev.ExchangeRequested) -> bool:
+    """The exchange order is paid in full: by the returned value, or with the difference charged."""
+    return exchange.difference <= 0 or exchange.charge_reference is not None
+
+
+def exchange_ordered(order_id: UUID, status: str, exchange: ev.ExchangeRequested) -> str:
+    """The original order's timeline step detail: the exchange order and how its price was settled."""
+    detail = f"exchange order {order_id} ({status})"
+    if exchange.charge_reference is not None:
+        detail += f"; difference {exchange.difference:.2f} {exchange.currency} charged"
+    elif exchange.difference < 0:
+        detail += f"; difference {-exchange.difference:.2f} {exchange.currency} to refund"
+    return detail
