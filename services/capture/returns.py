@@ -1,5 +1,7 @@
-"""What the returns service's events add to an order's timeline (steps and their details) and to its per-line
-returned quantities. Pure: no I/O. Returns never change the order's status: it stays delivered."""
+"""What the returns service's events add to an order's timeline (steps and their details), to its per-line
+returned quantities and to its return status (the state of the return that moved last: review, authorised,
+rejected, partially_received, received, closed, refunded, exchanged, exchange_failed). Pure: no I/O. Returns never
+change the order's status: it stays delivered."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.RefundAbandoned,
     ev.ExchangeChargeFailed,
 )
+# An exchange order was opened for the return (its difference refunded, if any, leaves it exchanged).
+EXCHANGED = "exchanged"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class ReturnNews:
     asked: dict[str, int] | None = None  # units asked back per SKU (the lines of the return)
     authorised: bool = False  # the asked units are authorised
     received: dict[str, int] | None = None  # units received per SKU by this event
+    keeps: tuple[str, ...] = ()  # states of the return this event's state does not replace
 
 
 def _asked(lines: list[ev.ReturnLine]) -> dict[str, int]:
@@ -62,7 +67,7 @@ def news(payload: ev.Contract) -> ReturnNews | None:
         case ev.ReturnClosed(rma=rma, reason=reason):
             return ReturnNews((("return_closed", f"{rma}: {reason}"),), "closed")
         case ev.ReturnRefunded(amount=amount, currency=currency):
-            return ReturnNews((("refunded", f"{amount:.2f} {currency}"),))
+            return ReturnNews((("refunded", f"{amount:.2f} {currency}"),), "refunded", keeps=(EXCHANGED,))
         case ev.RefundAbandoned(amount=amount, currency=currency, reason=reason):
             return ReturnNews((("refund_failed", f"{amount:.2f} {currency}: {reason}"),))
         case ev.ExchangeChargeFailed(amount=amount, currency=currency, reason=reason, refunded=refunded):

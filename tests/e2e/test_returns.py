@@ -92,9 +92,9 @@ async def test_one_of_two_delivered_lines_returned_is_restocked_releases_a_backo
     (refund_mail,) = mails(order_id, "refunded")
     assert "refund: 10.00 EUR" in parts(refund_mail)["text/plain"]
 
-    # and the order view shows the return's steps and the returned units, the order still delivered
+    # and the order view shows the return's steps, its state and the returned units, the order still delivered
     view = await eventually(lambda: order_view(http, order_id), lambda v: v["refunded"] is not None)
-    assert view["status"] == "delivered"
+    assert view["status"] == "delivered" and view["return_status"] == "refunded"
     steps = [step["status"] for step in view["timeline"]]
     after_delivery = steps[steps.index("delivered") + 1 :]
     assert after_delivery == ["return_requested", "return_authorised", "return_received", "refunded"]
@@ -131,6 +131,9 @@ async def test_an_exchange_for_another_size_flows_to_delivery_and_the_difference
     assert refund["explanation"][-1] == "exchanged for 8.00: 2.00 back"
     assert view["charges"] == []
     assert view["exchange"] == {**view["exchange"], "credit": "10.00", "difference": "-2.00", "status": "ordered"}
+    # and the original order's return is exchanged, its difference refunded or not
+    original = await eventually(lambda: order_view(http, exchange.order_id), lambda v: v["refunded"] is not None)
+    assert original["status"] == "delivered" and original["return_status"] == "exchanged"
 
     # and a channel cannot open an exchange order itself
     forged = order_document([(exchange.new_sku, 1)], original_order_id=exchange.order_id)
@@ -165,8 +168,9 @@ async def test_a_dearer_exchange_is_charged_the_difference_once_and_only_then_op
     view = await return_view(exchange.return_id)
     assert view["refunds"] == [] and [c["status"] for c in view["charges"]] == ["succeeded"]
     assert view["exchange"] == {**view["exchange"], "credit": "10.00", "difference": "3.50", "status": "ordered"}
-    # and the original order is still delivered
-    assert (await order_view(http, exchange.order_id))["status"] == "delivered"
+    # and the original order shows its return exchanged, the order still delivered
+    original = await order_view(http, exchange.order_id)
+    assert original["status"] == "delivered" and original["return_status"] == "exchanged"
 
 
 async def test_a_dearer_exchange_whose_charge_is_refused_opens_no_order_and_is_refunded_instead(http, db) -> None:
@@ -212,7 +216,7 @@ async def test_a_dearer_exchange_whose_charge_is_refused_opens_no_order_and_is_r
     text = parts(message)["text/plain"]
     assert "3.50 EUR" in text and "the card was declined" in text and "10.00 EUR" in text
     # and the order view shows the exchange given up, then the refund
-    original = await eventually(lambda: order_view(http, exchange.order_id), lambda v: v["refunded"] is not None)
+    original = await eventually(lambda: order_view(http, exchange.order_id), lambda v: v["return_status"] == "refunded")
     steps = [step["status"] for step in original["timeline"]]
     assert steps[steps.index("return_received") + 1 :] == ["exchange_failed", "refunded"]
     assert original["status"] == "delivered" and original["refunded"] == "10.00"

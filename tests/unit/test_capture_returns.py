@@ -1,5 +1,5 @@
 """What the returns service's events add to the order view: timeline steps with their details, per-line
-returned quantities; the order's status is left as it is. How an exchange order is paid."""
+returned quantities, the return's state; the order's status is left as it is. How an exchange order is paid."""
 
 import uuid
 from datetime import UTC, datetime
@@ -49,7 +49,7 @@ def test_refunds_paid_and_abandoned_are_steps_of_their_own() -> None:
         order_id=ORDER, return_id=RETURN, refund_id=uuid.uuid4(), amount=Decimal("10.0000"), currency="EUR",
         explanation=[], provider_reference="re_1", requested_to_refunded_seconds=1.0,
     )  # fmt: skip
-    assert returns.news(refunded) == returns.ReturnNews((("refunded", "10.00 EUR"),))
+    assert returns.news(refunded) == returns.ReturnNews((("refunded", "10.00 EUR"),), "refunded", keeps=("exchanged",))
     abandoned = ev.RefundAbandoned(
         order_id=ORDER, return_id=RETURN, refund_id=uuid.uuid4(), amount=Decimal("10"), currency="EUR",
         reason="card closed", attempts=1,
