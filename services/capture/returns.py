@@ -24,8 +24,11 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.RefundAbandoned,
     ev.ExchangeChargeFailed,
 )
-# An exchange order was opened for the return (its difference refunded, if any, leaves it exchanged).
+# An exchange order was opened for the return.
 EXCHANGED = "exchanged"
+# A refund leaves these states as they are: an exchange's difference refunded is still an exchange, and the refund
+# of a partial receipt leaves the RMA waiting for the rest.
+REFUND_KEEPS = (EXCHANGED, "partially_received")
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def news(payload: ev.Contract) -> ReturnNews | None:
         case ev.ReturnClosed(rma=rma, reason=reason):
             return ReturnNews((("return_closed", f"{rma}: {reason}"),), "closed")
         case ev.ReturnRefunded(amount=amount, currency=currency):
-            return ReturnNews((("refunded", f"{amount:.2f} {currency}"),), "refunded", keeps=(EXCHANGED,))
+            return ReturnNews((("refunded", f"{amount:.2f} {currency}"),), "refunded", keeps=REFUND_KEEPS)
         case ev.RefundAbandoned(amount=amount, currency=currency, reason=reason):
             return ReturnNews((("refund_failed", f"{amount:.2f} {currency}: {reason}"),))
         case ev.ExchangeChargeFailed(amount=amount, currency=currency, reason=reason, refunded=refunded):

@@ -49,7 +49,9 @@ def test_refunds_paid_and_abandoned_are_steps_of_their_own() -> None:
         order_id=ORDER, return_id=RETURN, refund_id=uuid.uuid4(), amount=Decimal("10.0000"), currency="EUR",
         explanation=[], provider_reference="re_1", requested_to_refunded_seconds=1.0,
     )  # fmt: skip
-    assert returns.news(refunded) == returns.ReturnNews((("refunded", "10.00 EUR"),), "refunded", keeps=("exchanged",))
+    assert returns.news(refunded) == returns.ReturnNews(
+        (("refunded", "10.00 EUR"),), "refunded", keeps=("exchanged", "partially_received")
+    )
     abandoned = ev.RefundAbandoned(
         order_id=ORDER, return_id=RETURN, refund_id=uuid.uuid4(), amount=Decimal("10"), currency="EUR",
         reason="card closed", attempts=1,
