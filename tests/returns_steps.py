@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,7 @@ from deploy.local.keys import Bearer
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.local import LOCAL, client
-from tests.scenario import wait_status
+from tests.scenario import new_skus, order_view, seed, wait_status
 from tests.waiting import eventually
 
 
@@ -98,3 +99,32 @@ async def on_hand(db: asyncpg.Pool, warehouse: str, sku: str) -> tuple[int, int]
     row = await db.fetchrow("SELECT on_hand, reserved FROM allocation.stock WHERE warehouse_id = $1 AND sku = $2",
                             warehouse, sku)  # fmt: skip
     return (row["on_hand"], row["reserved"]) if row else (0, 0)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    order_id: str
+    return_id: str
+    rma: str
+    new_sku: str
+
+
+async def exchange_asked(http: httpx.AsyncClient, db: asyncpg.Pool, new_price: str, **overrides: Any) -> Exchange:
+    """A delivered size M bought at 10.00, which the customer exchanges for a size L at `new_price` (both in stock);
+    the simulator sends the parcel back."""
+    medium, large = new_skus(2, prefix="EXC")
+    await seed([("ams", medium, 1), ("ams", large, 1)])
+    order_id = await delivered_order(http, db, [(medium, 1)], **overrides)
+    exchange_for = [{"sku": large, "quantity": 1, "unit_price": new_price}]
+    response = await ask_return(order_id, [return_line(medium)], resolution="exchange", exchange_for=exchange_for)
+    assert response.status_code == 201, response.text
+    return Exchange(order_id, response.json()["return_id"], response.json()["rma"], large)
+
+
+async def exchange_ordered(http: httpx.AsyncClient, order_id: str) -> tuple[str, str]:
+    """The exchange order capture opened for an order: its id, and the detail of the original's step."""
+    original = await eventually(
+        lambda: order_view(http, order_id), lambda v: "exchange_ordered" in [s["status"] for s in v["timeline"]]
+    )
+    detail: str = next(s["detail"] for s in original["timeline"] if s["status"] == "exchange_ordered")
+    return detail.split()[2], detail

@@ -24,7 +24,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100, at most 1000)")
     listing.set_defaults(run=returns_list)
     show = verbs.add_parser(
-        "show", parents=[common], help="one return", description="A return: lines, RMA, label, receipts."
+        "show",
+        parents=[common],
+        help="one return",
+        description="A return: lines, RMA, label, receipts, exchange, refunds and charges.",
     )
     show.add_argument("return_id", metavar="ID")
     show.set_defaults(run=returns_show)
@@ -79,6 +82,16 @@ def returns_show(args: argparse.Namespace) -> int:
         for unit in found["received_units"]:
             kept = "" if unit["expected"] else " (not on the RMA: set aside)"
             console.print(f"received {unit['quantity']} x {unit['sku']} as {unit['disposition']}{kept}")
+        if exchange := found["exchange"]:
+            settled = f"credit {exchange['credit']}, difference {exchange['difference']}"
+            console.print(f"exchange: {settled}, {exchange['status']}")
+        for what in ("refunds", "charges"):
+            for payment in found[what]:
+                error = f": {payment['last_error']}" if payment["last_error"] else ""
+                console.print(
+                    f"{what[:-1]} {payment['amount']} {payment['currency']} ({payment['idempotency_key']}):"
+                    f" {payment['status']} after {payment['attempts']} attempt(s){error}"
+                )
     return 0
 
 

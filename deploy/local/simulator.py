@@ -19,7 +19,8 @@ Deterministic triggers for tests and demos (everything else behaves as above):
   `damaged`; unless a SKU of the RMA contains `KEEP` (the customer never sends it, so the RMA expires);
 - the payment provider pays each refund's idempotency key once (a repeated key is answered with the same
   payment), except for orders whose external id contains `REFUND-FAIL-TWICE` (the first two attempts of each key
-  fail as retriable) or `REFUND-REFUSED` (refused for good).
+  fail as retriable) or `REFUND-REFUSED` (refused for good); and takes each charge's key once the same way, except
+  for orders whose external id contains `CHARGE-FAIL-TWICE` or `CHARGE-REFUSED` (the card declined).
 
 Run: python -m deploy.local.simulator
 """
@@ -53,6 +54,8 @@ HOLD_POSTAL_PREFIX = "HOLD"
 KEEP_SKU_MARK = "KEEP"
 FAIL_TWICE_MARK = "REFUND-FAIL-TWICE"
 REFUSED_MARK = "REFUND-REFUSED"
+CHARGE_FAIL_TWICE_MARK = "CHARGE-FAIL-TWICE"
+CHARGE_REFUSED_MARK = "CHARGE-REFUSED"
 EXCEPTION_DETAIL = "recipient not at home; delivery will be attempted again"
 
 
@@ -116,6 +119,34 @@ class Party:
         await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
 
 
+class Payments:
+    """The payment provider's book of refunds or charges: each idempotency key paid once (a repeated key is
+    answered with the same payment); orders marked to fail twice or to be refused are answered so."""
+
+    def __init__(self, what: str, prefix: str, fail_twice_mark: str, refused_mark: str, refusal: str) -> None:
+        self.what, self.prefix, self.fail_twice_mark, self.refused_mark, self.refusal = (
+            what, prefix, fail_twice_mark, refused_mark, refusal,
+        )  # fmt: skip
+        # Idempotency key -> the provider's reference of the payment made under it (and the amount).
+        self.paid: dict[str, tuple[str, str]] = {}
+        self.attempts: dict[str, int] = {}
+
+    def answer(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The answer to a request (key, body) on the results topic."""
+        key = request["idempotency_key"]
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        base = {f"{self.what}_id": request[f"{self.what}_id"], "idempotency_key": key, "occurred_at": _now()}
+        if key not in self.paid and self.refused_mark in request["order_reference"]:
+            return key, {**base, "outcome": "failed", "reason": self.refusal, "retriable": False}
+        if key not in self.paid and self.fail_twice_mark in request["order_reference"] and self.attempts[key] <= 2:
+            return key, {**base, "outcome": "failed", "reason": "provider timeout", "retriable": True}
+        if key not in self.paid:
+            self.paid[key] = (f"{self.prefix}_{uuid.uuid4().hex[:16]}", request["amount"])
+            log.info("%s paid: %s under key %s", self.what, request["amount"], key)
+        reference, amount = self.paid[key]
+        return key, {**base, "outcome": "succeeded", "amount": amount, "provider_reference": reference}
+
+
 class Simulator:
     def __init__(self, local: LocalStack, delays: Delays) -> None:
         self.delays = delays
@@ -123,10 +154,11 @@ class Simulator:
         # shipments.
         self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name, topics.RETURN_EVENTS.name)
         self.carriers = Party(local.access("carriers"), topics.FULFILLMENT_EVENTS.name)
-        self.provider = Party(local.access("payment-provider"), topics.REFUND_REQUESTS.name)
-        # Idempotency key -> the provider's reference of the refund paid under it (and the amount).
-        self.paid: dict[str, tuple[str, str]] = {}
-        self.attempts: dict[str, int] = {}
+        self.provider = Party(
+            local.access("payment-provider"), topics.REFUND_REQUESTS.name, topics.CHARGE_REQUESTS.name
+        )
+        self.refunds = Payments("refund", "re", FAIL_TWICE_MARK, REFUSED_MARK, "the card account is closed")
+        self.charges = Payments("charge", "ch", CHARGE_FAIL_TWICE_MARK, CHARGE_REFUSED_MARK, "the card was declined")
         self.pending: set[asyncio.Task[None]] = set()
         self.withdrawn: set[str] = set()
         # Postal codes of released tasks, until their parcel ships: a carrier event needs only this much.
@@ -153,7 +185,9 @@ class Simulator:
             elif envelope.type == "PickTaskCancelled":
                 self.withdrawn.add(envelope.payload["pick_task_id"])
             elif envelope.type == "RefundRequested":
-                await self._refund(envelope.payload)
+                await self.provider.publish(topics.REFUND_RESULTS.name, *self.refunds.answer(envelope.payload))
+            elif envelope.type == "ChargeRequested":
+                await self.provider.publish(topics.CHARGE_RESULTS.name, *self.charges.answer(envelope.payload))
             elif envelope.type == "ReturnAuthorised":
                 self._later(self._return_parcel(envelope.payload))
             elif envelope.type == "OrderShipped":
@@ -210,23 +244,6 @@ class Simulator:
             "occurred_at": _now(),
         }
         await self.warehouses.publish(topics.WAREHOUSE_EVENTS.name, warehouse, report)
-
-    async def _refund(self, request: dict[str, Any]) -> None:
-        """Pay a refund once per idempotency key; fail or refuse it for the marked orders."""
-        key = request["idempotency_key"]
-        self.attempts[key] = self.attempts.get(key, 0) + 1
-        base = {"refund_id": request["refund_id"], "idempotency_key": key, "occurred_at": _now()}
-        if key not in self.paid and REFUSED_MARK in request["order_reference"]:
-            answer = {**base, "outcome": "failed", "reason": "the card account is closed", "retriable": False}
-        elif key not in self.paid and FAIL_TWICE_MARK in request["order_reference"] and self.attempts[key] <= 2:
-            answer = {**base, "outcome": "failed", "reason": "provider timeout", "retriable": True}
-        else:
-            if key not in self.paid:
-                self.paid[key] = (f"re_{uuid.uuid4().hex[:16]}", request["amount"])
-                log.info("refund paid: %s under key %s", request["amount"], key)
-            reference, amount = self.paid[key]
-            answer = {**base, "outcome": "succeeded", "amount": amount, "provider_reference": reference}
-        await self.provider.publish(topics.REFUND_RESULTS.name, key, answer)
 
     def _forget(self, task_id: str) -> None:
         self.withdrawn.discard(task_id)

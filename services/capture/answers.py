@@ -89,6 +89,11 @@ class OrderView(BaseModel):
     shipped: dict[str, int]
     timeline: list[TimelineStep]
     cancellations: list[CancelRequestView]
+    return_status: str | None = Field(
+        default=None,
+        description="the state of the order's return that moved last (review, authorised, rejected,"
+        " partially_received, received, closed, refunded, exchanged, exchange_failed); the order's status stays",
+    )
     returned: dict[str, ReturnedUnits] = Field(
         default_factory=dict, description="per SKU: units asked back (returns not rejected), authorised, received"
     )

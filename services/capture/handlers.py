@@ -206,15 +206,23 @@ class CaptureHandlers:
             await repository.add_return_steps(conn, order_id, found.steps, msg.envelope.occurred_at)
             return_id = getattr(payload, "return_id")  # noqa: B009 - every return event names its return
             await repository.record_return(
-                conn, order_id, return_id, found.state, found.asked, found.authorised, found.received
+                conn,
+                order_id,
+                return_id,
+                found.state,
+                found.asked,
+                found.authorised,
+                found.received,
+                msg.envelope.occurred_at,
+                found.keeps,
             )
             if isinstance(payload, ev.ReturnRefunded):
                 await repository.record_refund(conn, payload, msg.envelope.occurred_at)
 
     async def on_exchange_requested(self, conn: Conn, msgs: list[Inbound[ev.ExchangeRequested]]) -> None:
         """The exchange order, through the normal intake: the original order's customer and address, the new lines,
-        paid by the returned units' value (a difference to pay is left authorised). Its external id names the
-        exchange, so a redelivery finds it."""
+        paid by the returned units' value and the difference charged. Its external id names the exchange, so a
+        redelivery finds it; the original's return is then exchanged."""
         for msg in msgs:
             exchange = msg.payload
             original = await repository.order_document(conn, exchange.order_id)
@@ -223,8 +231,18 @@ class CaptureHandlers:
             order = returns.exchange_order(original, exchange, now())
             accepted = await self.intake(conn, order, cause=msg.envelope)
             if not accepted.duplicate:
-                detail = f"exchange order {accepted.order_id} ({accepted.status})"
+                detail = returns.exchange_ordered(accepted.order_id, accepted.status, exchange)
                 await repository.add_return_steps(conn, exchange.order_id, [("exchange_ordered", detail)], now())
+                await repository.record_return(
+                    conn,
+                    exchange.order_id,
+                    exchange.return_id,
+                    returns.EXCHANGED,
+                    None,
+                    False,
+                    None,
+                    msg.envelope.occurred_at,
+                )
 
     async def cancel(
         self,

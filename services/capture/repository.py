@@ -428,16 +428,26 @@ async def record_return(
     asked: Mapping[str, int] | None,
     authorised: bool,
     received: Mapping[str, int] | None,
+    at: datetime,
+    keeps: Sequence[str] = (),
 ) -> None:
+    """The return's units and state; `keeps`: states the new one does not replace."""
     if asked is not None:
         await conn.executemany(
-            "INSERT INTO return_lines (return_id, sku, order_id, asked, authorised, state)"
-            " VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT (return_id, sku) DO UPDATE SET authorised = excluded.authorised, state = excluded.state",
-            [(return_id, sku, order_id, n, n if authorised else 0, state) for sku, n in asked.items()],
+            "INSERT INTO return_lines (return_id, sku, order_id, asked, authorised, state, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (return_id, sku) DO UPDATE SET authorised = excluded.authorised, state = excluded.state,"
+            " updated_at = excluded.updated_at",
+            [(return_id, sku, order_id, n, n if authorised else 0, state, at) for sku, n in asked.items()],
         )
     elif state is not None:
-        await conn.execute("UPDATE return_lines SET state = $2 WHERE return_id = $1", return_id, state)
+        await conn.execute(
+            "UPDATE return_lines SET state = $2, updated_at = $3 WHERE return_id = $1 AND state <> ALL($4)",
+            return_id,
+            state,
+            at,
+            list(keeps),
+        )
     if received:
         await conn.executemany(
             "UPDATE return_lines SET received = received + $3 WHERE return_id = $1 AND sku = $2",
@@ -458,7 +468,8 @@ async def record_refund(conn: Conn, refunded: ev.ReturnRefunded, at: datetime) -
 
 
 async def returns_view(conn: Conn, order_id: UUID) -> dict[str, Any]:
-    """Per SKU the units asked back (by returns not rejected), authorised and received; the refunded total."""
+    """Per SKU the units asked back (by returns not rejected), authorised and received; the refunded total; the
+    state of the return that moved last."""
     returned: dict[str, dict[str, int]] = {}
     for row in await conn.fetch(
         "SELECT sku, sum(asked)::int AS asked, sum(authorised)::int AS authorised, sum(received)::int AS received"
@@ -468,7 +479,11 @@ async def returns_view(conn: Conn, order_id: UUID) -> dict[str, Any]:
         returned[row["sku"]] = {"asked": row["asked"], "authorised": row["authorised"], "received": row["received"]}
     refunded = await conn.fetchval("SELECT sum(amount) FROM refunds WHERE order_id = $1", order_id)
     original = await conn.fetchval("SELECT document->>'original_order_id' FROM orders WHERE order_id = $1", order_id)
+    status = await conn.fetchval(
+        "SELECT state FROM return_lines WHERE order_id = $1 ORDER BY updated_at DESC, return_id LIMIT 1", order_id
+    )
     return {
+        "return_status": status,
         "returned": returned,
         "refunded": None if refunded is None else f"{refunded:.2f}",
         "original_order_id": original,

@@ -1,11 +1,14 @@
-"""What the returns service's events add to an order's timeline (steps and their details) and to its per-line
-returned quantities. Pure: no I/O. Returns never change the order's status: it stays delivered."""
+"""What the returns service's events add to an order's timeline (steps and their details), to its per-line
+returned quantities and to its return status (the state of the return that moved last: review, authorised,
+rejected, partially_received, received, closed, refunded, exchanged, exchange_failed). Pure: no I/O. Returns never
+change the order's status: it stays delivered."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from shared.contracts import events as ev
 from shared.contracts.backorders import describe, quantities
@@ -19,7 +22,13 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.ReturnClosed,
     ev.ReturnRefunded,
     ev.RefundAbandoned,
+    ev.ExchangeChargeFailed,
 )
+# An exchange order was opened for the return.
+EXCHANGED = "exchanged"
+# A refund leaves these states as they are: an exchange's difference refunded is still an exchange, and the refund
+# of a partial receipt leaves the RMA waiting for the rest.
+REFUND_KEEPS = (EXCHANGED, "partially_received")
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class ReturnNews:
     asked: dict[str, int] | None = None  # units asked back per SKU (the lines of the return)
     authorised: bool = False  # the asked units are authorised
     received: dict[str, int] | None = None  # units received per SKU by this event
+    keeps: tuple[str, ...] = ()  # states of the return this event's state does not replace
 
 
 def _asked(lines: list[ev.ReturnLine]) -> dict[str, int]:
@@ -60,15 +70,21 @@ def news(payload: ev.Contract) -> ReturnNews | None:
         case ev.ReturnClosed(rma=rma, reason=reason):
             return ReturnNews((("return_closed", f"{rma}: {reason}"),), "closed")
         case ev.ReturnRefunded(amount=amount, currency=currency):
-            return ReturnNews((("refunded", f"{amount:.2f} {currency}"),))
+            return ReturnNews((("refunded", f"{amount:.2f} {currency}"),), "refunded", keeps=REFUND_KEEPS)
         case ev.RefundAbandoned(amount=amount, currency=currency, reason=reason):
             return ReturnNews((("refund_failed", f"{amount:.2f} {currency}: {reason}"),))
+        case ev.ExchangeChargeFailed(amount=amount, currency=currency, reason=reason, refunded=refunded):
+            detail = (
+                f"{amount:.2f} {currency} could not be charged: {reason}; {refunded:.2f} {currency} refunded instead"
+            )
+            return ReturnNews((("exchange_failed", detail),), "exchange_failed")
     return None
 
 
 def exchange_order(original: ev.SubmittedOrder, exchange: ev.ExchangeRequested, at: datetime) -> ev.SubmittedOrder:
     """The exchange order: the original's customer, address and service level, the new lines, no shipping; paid
-    when the returned value covers it, else authorised for the difference still to charge."""
+    by the returned value and, for a dearer one, the difference charged (an exchange announced before charges
+    existed has it authorised only)."""
     lines = [ev.SubmittedLine(sku=p.sku, quantity=p.quantity, unit_price=p.unit_price) for p in exchange.lines]
     total = sum((p.unit_price * p.quantity for p in exchange.lines), Decimal(0))
     return original.model_copy(
@@ -77,7 +93,22 @@ def exchange_order(original: ev.SubmittedOrder, exchange: ev.ExchangeRequested, 
             "placed_at": at,
             "lines": lines,
             "shipping_price": Decimal(0),
-            "payment": ev.Payment(status="paid" if exchange.difference <= 0 else "authorized", amount=total),
+            "payment": ev.Payment(status="paid" if settled(exchange) else "authorized", amount=total),
             "original_order_id": exchange.order_id,
         }
     )
+
+
+def settled(exchange: ev.ExchangeRequested) -> bool:
+    """The exchange order is paid in full: by the returned value, or with the difference charged."""
+    return exchange.difference <= 0 or exchange.charge_reference is not None
+
+
+def exchange_ordered(order_id: UUID, status: str, exchange: ev.ExchangeRequested) -> str:
+    """The original order's timeline step detail: the exchange order and how its price was settled."""
+    detail = f"exchange order {order_id} ({status})"
+    if exchange.charge_reference is not None:
+        detail += f"; difference {exchange.difference:.2f} {exchange.currency} charged"
+    elif exchange.difference < 0:
+        detail += f"; difference {-exchange.difference:.2f} {exchange.currency} to refund"
+    return detail

@@ -28,6 +28,7 @@ KINDS = (
     "return_received",
     "return_closed",
     "refunded",
+    "exchange_failed",
 )
 
 
@@ -62,6 +63,7 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.ReturnReceived,
     ev.ReturnClosed,
     ev.ReturnRefunded,
+    ev.ExchangeChargeFailed,
 )
 
 
@@ -90,14 +92,20 @@ def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent |
             key = "lines:" + ",".join(f"{sku}={n}" for sku, n in sorted(cancelled.items()))
             return Intent(order_id, "cancelled", {"reason": reason, "items": _items_of(cancelled)}, key[:500])
         case (
-            ev.ReturnAuthorised() | ev.ReturnRejected() | ev.ReturnReceived() | ev.ReturnClosed() | ev.ReturnRefunded()
+            ev.ReturnAuthorised()
+            | ev.ReturnRejected()
+            | ev.ReturnReceived()
+            | ev.ReturnClosed()
+            | ev.ReturnRefunded()
+            | ev.ExchangeChargeFailed()
         ):
             return _return_step(payload)
     return None
 
 
 def _return_step(payload: ev.Contract) -> Intent | None:
-    """One message per return decision (keyed by the return), and one per receipt of its parcel."""
+    """One message per return decision (keyed by the return), one per receipt of its parcel, one per refund and
+    one per exchange given up."""
     match payload:
         case ev.ReturnAuthorised(order_id=order_id, return_id=return_id, label=label):
             facts: dict[str, Any] = {
@@ -125,6 +133,13 @@ def _return_step(payload: ev.Contract) -> Intent | None:
         case ev.ReturnRefunded(order_id=order_id, refund_id=refund_id, amount=amount, currency=currency):
             facts = {"amount": f"{amount:.2f} {currency}", "explanation": list(payload.explanation)}
             return Intent(order_id, "refunded", facts, str(refund_id))
+        case ev.ExchangeChargeFailed(order_id=order_id, exchange_id=exchange_id, amount=amount, currency=currency):
+            facts = {
+                "amount": f"{amount:.2f} {currency}",
+                "reason": payload.reason,
+                "refunded": f"{payload.refunded:.2f} {currency}",
+            }
+            return Intent(order_id, "exchange_failed", facts, str(exchange_id))
     return None
 
 

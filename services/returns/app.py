@@ -1,5 +1,6 @@
 """Returns' wiring point: the return API, the consumer of the order facts, requests, receipts and the payment
-provider's answers, the sweep that closes RMAs whose parcel never came, and the one that asks refunds again."""
+provider's answers, the sweep that closes RMAs whose parcel never came, and the one that asks refunds and charges
+again."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def create_app(settings: ReturnsSettings) -> FastAPI:
     runtime = Runtime(settings)
     clock = settings.clock()
     handlers = ReturnsHandlers(
-        settings.policy(), settings.shipping_rules(), settings.warehouses(), clock, settings.refund_retries()
+        settings.policy(), settings.shipping_rules(), settings.warehouses(), clock, settings.payment_retries()
     )
 
     def sweep(
@@ -58,7 +59,7 @@ def create_app(settings: ReturnsSettings) -> FastAPI:
     background = {
         "return-rate": report_return_rate,
         "rma-expiry": sweep("expired RMAs", settings.rma_expiry_sweep_seconds, handlers.expire),
-        "refund-retries": sweep("refunds due", settings.refund_sweep_seconds, handlers.retry_refunds),
+        "payment-retries": sweep("refunds and charges due", settings.refund_sweep_seconds, handlers.retry_payments),
     }
     app = service_app(runtime, handlers.routes, background=background, title="OMS returns")
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -1,7 +1,8 @@
 """Returns' handlers: keep the order facts returns decides with (validated, shipped, delivered, catalogue), decide
 return requests (from the API or a channel's topic) and operators' approvals, match warehouses' receipts against
-their RMA, and close RMAs whose parcel never came. Every decision about an order's returns holds the order's row
-lock, so two requests for the same units cannot both be authorised."""
+their RMA, settle refunds and exchanges with the payment provider, and close RMAs whose parcel never came. Every
+decision about an order's returns holds the order's row lock, so two requests for the same units cannot both be
+authorised."""
 
 from __future__ import annotations
 
@@ -45,9 +46,9 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class RefundRetries:
-    """How a refund is asked again: after a retriable failure (base x 2^n seconds), or when the provider has not
-    answered in `answer_timeout` seconds; abandoned after `max_attempts`."""
+class PaymentRetries:
+    """How a refund or a charge is asked again: after a retriable failure (base x 2^n seconds), or when the provider
+    has not answered in `answer_timeout` seconds; abandoned after `max_attempts`."""
 
     max_attempts: int = 5
     base_seconds: float = 2.0
@@ -64,13 +65,13 @@ class ReturnsHandlers:
         rules: ShippingRules,
         warehouses: Mapping[str, Warehouse],
         clock: Clock,
-        retries: RefundRetries | None = None,
+        retries: PaymentRetries | None = None,
     ) -> None:
         self.policy = policy
         self.rules = rules
         self.countries = {w.id: w.country for w in warehouses.values()}
         self.clock = clock
-        self.retries = retries or RefundRetries()
+        self.retries = retries or PaymentRetries()
 
     # ---- the facts returns decides with ----
 
@@ -258,7 +259,8 @@ class ReturnsHandlers:
         cause: Envelope,
     ) -> None:
         """Everything came back: capture opens the exchange order, paid by the returned units' value; a new order
-        that costs less has the difference refunded (one more refund, its own idempotency key)."""
+        that costs less has the difference refunded (one more refund, its own idempotency key); one that costs more
+        has it charged first, and is opened once it is paid."""
         order = await repository.lock_order(conn, found["order_id"])
         assert order is not None
         paid = repository.paid_order(order)
@@ -279,13 +281,133 @@ class ReturnsHandlers:
             difference=refunds.cents(new_total) - value.total,
             currency=order["currency"],
         )
-        if not await repository.insert_exchange(conn, exchange, self.clock()):
+        dearer = exchange.difference > 0
+        if not await repository.insert_exchange(conn, exchange, "charging" if dearer else "ordered", self.clock()):
+            return
+        if dearer:
+            await self._ask_charge(conn, order, exchange, found["rma"], cause)
             return
         await self._emit(conn, exchange, order["order_id"], cause)
         if exchange.difference < 0:
             settled = f"exchanged for {refunds.cents(new_total)}: {-exchange.difference} back"
             back = dataclasses.replace(value, total=-exchange.difference, explanation=(*value.explanation, settled))
             await self._ask_refund(conn, order, found["return_id"], back, f"exchange:{found['rma']}", cause)
+
+    async def _ask_charge(
+        self, conn: Conn, order: asyncpg.Record, exchange: ev.ExchangeRequested, rma: str, cause: Envelope
+    ) -> None:
+        """The difference is taken on the order's payment before capture opens the exchange order: nothing ships
+        that is not paid, and a refused charge leaves no order (and no reserved stock) to undo."""
+        now = self.clock()
+        request = ev.ChargeRequested(
+            charge_id=uuid.uuid5(exchange.exchange_id, "charge"),
+            order_id=order["order_id"],
+            order_reference=f"{order['channel']}:{order['external_id']}",
+            idempotency_key=f"exchange-charge:{rma}",
+            amount=exchange.difference,
+            currency=exchange.currency,
+            attempt=1,
+        )
+        answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
+        if await repository.insert_charge(conn, request, exchange.exchange_id, exchange.return_id, answer_by, now):
+            metrics.count_emitted(request)
+            await self._send(conn, topics.CHARGE_REQUESTS, request, cause)
+
+    async def on_charge_succeeded(self, conn: Conn, msg: Inbound[ev.ChargeSucceeded]) -> None:
+        """The difference is paid: capture opens the exchange order, paid in full."""
+        answer = msg.payload
+        charge = await self._charge_answered(conn, answer.charge_id, answer.idempotency_key)
+        if charge["status"] == "succeeded":
+            return  # the provider answers a repeated key with the same charge: charged once
+        if answer.amount != charge["amount"]:
+            raise ValueError(f"charge {answer.charge_id}: the provider took {answer.amount}, not {charge['amount']}")
+        await repository.settle(conn, "charges", answer.charge_id, answer.provider_reference, self.clock())
+        metrics.count_charged(charge["currency"], charge["amount"])
+        exchange = await repository.exchange_of_charge(conn, answer.charge_id)
+        assert exchange is not None  # a charge is for an exchange
+        if charge["status"] == "abandoned":
+            await self._pay_back(conn, charge, exchange["rma"], msg.envelope)
+            return
+        await repository.set_exchange_status(conn, exchange["exchange_id"], "ordered")
+        ordered = ev.ExchangeRequested(
+            order_id=charge["order_id"],
+            return_id=charge["return_id"],
+            exchange_id=exchange["exchange_id"],
+            lines=[ev.PricedLine.model_validate(line) for line in exchange["exchange_for"]],
+            credit=refunds.cents(exchange["credit"]),
+            difference=refunds.cents(exchange["difference"]),
+            currency=charge["currency"],
+            charge_reference=answer.provider_reference,
+        )
+        await self._emit(conn, ordered, charge["order_id"], msg.envelope)
+
+    async def on_charge_failed(self, conn: Conn, msg: Inbound[ev.ChargeFailed]) -> None:
+        answer = msg.payload
+        charge = await self._charge_answered(conn, answer.charge_id, answer.idempotency_key)
+        if charge["status"] != "requested":
+            return
+        if answer.retriable and charge["attempts"] < self.retries.max_attempts:
+            later = self.clock() + self.retries.delay(charge["attempts"])
+            log.warning("charge %s failed (attempt %d), asked again at %s", answer.charge_id, charge["attempts"], later)
+            await repository.retry_at(conn, "charges", answer.charge_id, later, answer.reason)
+            return
+        await self._give_up_exchange(conn, charge, answer.reason, msg.envelope)
+
+    async def _charge_answered(self, conn: Conn, charge_id: UUID, key: str) -> asyncpg.Record:
+        # The charge first, then (giving up) the order: the order the retry sweep takes them in.
+        charge = await repository.lock_charge(conn, charge_id)
+        if charge is None or charge["idempotency_key"] != key:
+            raise LookupError(f"no charge {charge_id} with idempotency key {key}")
+        return charge
+
+    async def _give_up_exchange(self, conn: Conn, charge: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
+        """The difference cannot be charged (refused, or every attempt failed): no exchange order is opened, the
+        customer is told, and the returned units' value is refunded instead, as for a return for a refund (an
+        operator need not step in, and the customer is not left without the goods and without the money)."""
+        log.error("charge %s abandoned after %d attempts: %s", charge["charge_id"], charge["attempts"], reason)
+        await repository.abandon(conn, "charges", charge["charge_id"], reason, self.clock())
+        exchange = await repository.exchange_of_charge(conn, charge["charge_id"])
+        order = await repository.lock_order(conn, charge["order_id"])
+        assert exchange is not None and order is not None  # a charge is for an exchange of a known order
+        paid = repository.paid_order(order)
+        assert paid is not None  # the exchange was priced from it
+        await repository.set_exchange_status(conn, exchange["exchange_id"], "charge_failed")
+        rows = await repository.lines(conn, charge["return_id"])
+        returned = self._returned_units({r["sku"]: r["received"] for r in rows}, {r["sku"]: r["reason"] for r in rows})
+        value = refunds.calculate(paid, returned, await repository.refunded(conn, order["order_id"]), order["currency"])
+        amount = f"{refunds.cents(charge['amount'])} {charge['currency']}"
+        instead = f"exchange not made: the difference of {amount} could not be charged ({reason})"
+        value = dataclasses.replace(value, explanation=(instead, *value.explanation))
+        failed = ev.ExchangeChargeFailed(
+            order_id=order["order_id"],
+            return_id=charge["return_id"],
+            exchange_id=exchange["exchange_id"],
+            charge_id=charge["charge_id"],
+            amount=refunds.cents(charge["amount"]),
+            currency=charge["currency"],
+            reason=reason,
+            attempts=charge["attempts"],
+            refunded=value.total,
+        )
+        await self._emit(conn, failed, order["order_id"], cause)
+        if value.total:
+            await self._ask_refund(conn, order, charge["return_id"], value, f"exchange:{exchange['rma']}", cause)
+
+    async def _pay_back(self, conn: Conn, charge: asyncpg.Record, rma: str, cause: Envelope) -> None:
+        """The provider took the difference after the exchange was given up (its answer came after the last
+        attempt): the exchange stays given up, its value refunded, and the charge is paid back."""
+        log.error("charge %s succeeded after it was given up: paid back", charge["charge_id"])
+        order = await repository.lock_order(conn, charge["order_id"])
+        assert order is not None
+        amount = refunds.cents(charge["amount"])
+        unit = f"{amount} {charge['currency']}"
+        text = (
+            f"the exchange's difference, charged after the exchange was given up, paid back: {unit}",
+            f"refund: {unit}",
+        )
+        back = refunds.Refund((), refunds.ZERO, amount, amount, text)
+        key = f"charge-back:{rma}"
+        await self._ask_refund(conn, order, charge["return_id"], back, key, cause, charge_id=charge["charge_id"])
 
     def _returned_units(self, units: Mapping[str, int], reasons: Mapping[str, str]) -> list[refunds.ReturnedUnits]:
         rules = self.policy.leaves()
@@ -336,7 +458,14 @@ class ReturnsHandlers:
         await self._ask_refund(conn, order, found["return_id"], refund, key, cause)
 
     async def _ask_refund(
-        self, conn: Conn, order: asyncpg.Record, return_id: UUID, refund: refunds.Refund, key: str, cause: Envelope
+        self,
+        conn: Conn,
+        order: asyncpg.Record,
+        return_id: UUID,
+        refund: refunds.Refund,
+        key: str,
+        cause: Envelope | None,
+        charge_id: UUID | None = None,
     ) -> None:
         now = self.clock()
         request = ev.RefundRequested(
@@ -349,13 +478,15 @@ class ReturnsHandlers:
             attempt=1,
         )
         answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
-        if await repository.insert_refund(conn, request, return_id, refund, answer_by, now):
+        if await repository.insert_refund(conn, request, return_id, refund, answer_by, now, charge_id):
             metrics.count_emitted(request)
-            await self._send(conn, request, cause)
+            await self._send(conn, topics.REFUND_REQUESTS, request, cause)
 
-    async def _send(self, conn: Conn, request: ev.RefundRequested, cause: Envelope | None) -> None:
+    async def _send(
+        self, conn: Conn, topic: topics.Topic, request: ev.RefundRequested | ev.ChargeRequested, cause: Envelope | None
+    ) -> None:
         envelope = wrap(request, order_id=request.order_id, cause=cause, occurred_at=self.clock())
-        await enqueue(conn, [(topics.REFUND_REQUESTS, str(request.order_id), envelope)])
+        await enqueue(conn, [(topic, str(request.order_id), envelope)])
 
     async def on_refund_succeeded(self, conn: Conn, msg: Inbound[ev.RefundSucceeded]) -> None:
         answer = msg.payload
@@ -365,7 +496,7 @@ class ReturnsHandlers:
         if answer.amount != refund["amount"]:
             raise ValueError(f"refund {answer.refund_id}: the provider paid {answer.amount}, not {refund['amount']}")
         now = self.clock()
-        await repository.settle_refund(conn, answer.refund_id, answer.provider_reference, now)
+        await repository.settle(conn, "refunds", answer.refund_id, answer.provider_reference, now)
         refunded = ev.ReturnRefunded(
             order_id=refund["order_id"],
             return_id=refund["return_id"],
@@ -386,7 +517,7 @@ class ReturnsHandlers:
         if answer.retriable and refund["attempts"] < self.retries.max_attempts:
             later = self.clock() + self.retries.delay(refund["attempts"])
             log.warning("refund %s failed (attempt %d), asked again at %s", answer.refund_id, refund["attempts"], later)
-            await repository.retry_refund_at(conn, answer.refund_id, later, answer.reason)
+            await repository.retry_at(conn, "refunds", answer.refund_id, later, answer.reason)
             return
         await self._abandon(conn, refund, answer.reason, msg.envelope)
 
@@ -398,7 +529,7 @@ class ReturnsHandlers:
 
     async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
         log.error("refund %s abandoned after %d attempts: %s", refund["refund_id"], refund["attempts"], reason)
-        await repository.abandon_refund(conn, refund["refund_id"], reason, self.clock())
+        await repository.abandon(conn, "refunds", refund["refund_id"], reason, self.clock())
         abandoned = ev.RefundAbandoned(
             order_id=refund["order_id"],
             return_id=refund["return_id"],
@@ -410,29 +541,42 @@ class ReturnsHandlers:
         )
         await self._emit(conn, abandoned, refund["order_id"], cause)
 
-    async def retry_refunds(self, conn: Conn, now: datetime) -> int:
-        """Ask again, under the same idempotency key, the refunds due (failed or unanswered); the last attempt
-        spent, abandon them with the reason."""
-        due = await repository.lock_due_refunds(conn, now)
-        for refund in due:
-            if refund["attempts"] >= self.retries.max_attempts:
-                reason = refund["last_error"] or "the payment provider did not answer"
-                await self._abandon(conn, refund, f"{reason} ({refund['attempts']} attempts)", None)
-                continue
-            answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
-            attempt = await repository.count_attempt(conn, refund["refund_id"], answer_by)
-            request = ev.RefundRequested(
-                refund_id=refund["refund_id"],
-                order_id=refund["order_id"],
-                order_reference=f"{refund['channel']}:{refund['external_id']}",
-                idempotency_key=refund["idempotency_key"],
-                amount=refunds.cents(refund["amount"]),
-                currency=refund["currency"],
-                attempt=attempt,
-            )
-            metrics.count_retry()
-            await self._send(conn, request, None)
-        return len(due)
+    async def retry_payments(self, conn: Conn, now: datetime) -> int:
+        """Ask again, under the same idempotency key, the refunds and charges due (failed or unanswered); the last
+        attempt spent, give them up with the reason."""
+        due = 0
+        for table in ("refunds", "charges"):
+            for payment in await repository.lock_due(conn, table, now):
+                due += 1
+                if payment["attempts"] < self.retries.max_attempts:
+                    await self._ask_again(conn, table, payment, now)
+                    continue
+                reason = payment["last_error"] or "the payment provider did not answer"
+                reason = f"{reason} ({payment['attempts']} attempts)"
+                if table == "refunds":
+                    await self._abandon(conn, payment, reason, None)
+                else:
+                    await self._give_up_exchange(conn, payment, reason, None)
+        return due
+
+    async def _ask_again(self, conn: Conn, table: repository.Payments, payment: asyncpg.Record, now: datetime) -> None:
+        key = "refund_id" if table == "refunds" else "charge_id"
+        answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
+        asked = {
+            key: payment[key],
+            "order_id": payment["order_id"],
+            "order_reference": f"{payment['channel']}:{payment['external_id']}",
+            "idempotency_key": payment["idempotency_key"],
+            "amount": refunds.cents(payment["amount"]),
+            "currency": payment["currency"],
+            "attempt": await repository.count_attempt(conn, table, payment[key], answer_by),
+        }
+        if table == "refunds":
+            metrics.count_retry("refund")
+            await self._send(conn, topics.REFUND_REQUESTS, ev.RefundRequested.model_validate(asked), None)
+        else:
+            metrics.count_retry("charge")
+            await self._send(conn, topics.CHARGE_REQUESTS, ev.ChargeRequested.model_validate(asked), None)
 
     async def expire(self, conn: Conn, now: datetime) -> int:
         """Close the RMAs past their expiry with the reason; returns how many."""
@@ -467,4 +611,6 @@ class ReturnsHandlers:
             ev.WarehouseReturnReceived: one_at_a_time(self.on_return_received),
             ev.RefundSucceeded: one_at_a_time(self.on_refund_succeeded),
             ev.RefundFailed: one_at_a_time(self.on_refund_failed),
+            ev.ChargeSucceeded: one_at_a_time(self.on_charge_succeeded),
+            ev.ChargeFailed: one_at_a_time(self.on_charge_failed),
         }

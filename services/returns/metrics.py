@@ -1,11 +1,14 @@
 """Returns' business metrics, counted once the transaction that decides them commits: requests by outcome and
-channel, units asked back by reason, units received by disposition, RMAs closed unfinished. Labels are bounded
+channel, units asked back by reason, units received by disposition, RMAs closed unfinished, refunds and exchange
+charges by outcome and amount. Labels are bounded
 (channel, outcome, reason code from the configured tree, disposition); never an order id, an RMA or a SKU (the
 return rate by SKU is a view: GET /v1/returns/rates?by=sku)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
+from typing import Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -25,6 +28,14 @@ REFUNDS = Counter(
     "oms_refunds_total",
     "Refunds by outcome: requested of the provider, retried, succeeded, abandoned.",
     ["outcome"],
+)
+CHARGES = Counter(
+    "oms_charges_total",
+    "Charges of dearer exchanges' differences by outcome: requested of the provider, retried, succeeded, abandoned.",
+    ["outcome"],
+)
+CHARGED = Counter(
+    "oms_charged_amount_total", "Money taken from customers for dearer exchanges, by currency.", ["currency"]
 )
 REFUNDED = Counter("oms_refunded_amount_total", "Money paid back to customers, by currency.", ["currency"])
 REQUEST_TO_REFUND = Histogram(
@@ -61,7 +72,16 @@ def count_emitted(payload: ev.Contract) -> None:
             observe(REQUEST_TO_REFUND, payload.requested_to_refunded_seconds)
         case ev.RefundAbandoned():
             count(REFUNDS.labels("abandoned"))
+        case ev.ChargeRequested():
+            count(CHARGES.labels("requested"))
+        case ev.ExchangeChargeFailed():
+            count(CHARGES.labels("abandoned"))
 
 
-def count_retry() -> None:
-    count(REFUNDS.labels("retried"))
+def count_charged(currency: str, amount: Decimal) -> None:
+    count(CHARGES.labels("succeeded"))
+    count(CHARGED.labels(currency), float(amount))
+
+
+def count_retry(kind: Literal["refund", "charge"]) -> None:
+    count((REFUNDS if kind == "refund" else CHARGES).labels("retried"))

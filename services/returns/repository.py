@@ -1,11 +1,12 @@
-"""Returns' SQL over asyncpg: the order facts it keeps, the returns with their lines, and the receipts."""
+"""Returns' SQL over asyncpg: the order facts it keeps, the returns with their lines, the receipts, and the
+payments asked of the provider (refunds and exchange charges)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -297,6 +298,8 @@ async def return_view(conn: Conn, return_id: UUID) -> dict[str, Any] | None:
         return None
     view = _view(row, await lines(conn, return_id))
     view["refunds"] = await refunds_of_return(conn, return_id)
+    view["charges"] = await charges_of_return(conn, return_id)
+    view["exchange"] = await exchange_view(conn, return_id)
     view["received_units"] = [
         {k: (str(v) if isinstance(v, UUID) else v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
         for r in await conn.fetch(
@@ -341,7 +344,9 @@ async def refunded(conn: Conn, order_id: UUID) -> Refunded:
     units: dict[str, int] = {}
     shipping, amount = False, Decimal(0)
     for row in await conn.fetch(
-        "SELECT units, shipping, amount FROM refunds WHERE order_id = $1 AND status <> 'abandoned'", order_id
+        "SELECT units, shipping, amount FROM refunds WHERE order_id = $1 AND status <> 'abandoned'"
+        " AND charge_id IS NULL",
+        order_id,
     ):
         for sku, n in row["units"].items():
             units[sku] = units.get(sku, 0) + n
@@ -351,13 +356,19 @@ async def refunded(conn: Conn, order_id: UUID) -> Refunded:
 
 
 async def insert_refund(
-    conn: Conn, request: ev.RefundRequested, return_id: UUID, refund: Refund, next_try_at: datetime, at: datetime
+    conn: Conn,
+    request: ev.RefundRequested,
+    return_id: UUID,
+    refund: Refund,
+    next_try_at: datetime,
+    at: datetime,
+    charge_id: UUID | None = None,
 ) -> bool:
-    """False when a refund of that idempotency key exists already."""
+    """False when a refund of that idempotency key exists already. `charge_id`: the charge it pays back."""
     inserted = await conn.fetchval(
         "INSERT INTO refunds (refund_id, return_id, order_id, idempotency_key, amount, currency, units, shipping,"
-        " explanation, status, next_try_at, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'requested',"
-        " $10, $11) ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
+        " explanation, status, next_try_at, requested_at, charge_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+        " 'requested', $10, $11, $12) ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
         request.refund_id,
         return_id,
         request.order_id,
@@ -369,6 +380,7 @@ async def insert_refund(
         list(refund.explanation),
         next_try_at,
         at,
+        charge_id,
     )
     return bool(inserted)
 
@@ -381,36 +393,42 @@ async def lock_refund(conn: Conn, refund_id: UUID) -> asyncpg.Record | None:
     )
 
 
-async def settle_refund(conn: Conn, refund_id: UUID, provider_reference: str, at: datetime) -> None:
+# Refunds and charges are asked of the provider the same way: under an idempotency key, asked again when due,
+# settled or abandoned. Their tables share these columns.
+Payments = Literal["refunds", "charges"]
+_KEY = {"refunds": "refund_id", "charges": "charge_id"}
+
+
+async def settle(conn: Conn, table: Payments, payment_id: UUID, provider_reference: str, at: datetime) -> None:
     await conn.execute(
-        "UPDATE refunds SET status = 'succeeded', provider_reference = $2, settled_at = $3, next_try_at = NULL"
-        " WHERE refund_id = $1",
-        refund_id,
+        f"UPDATE {table} SET status = 'succeeded', provider_reference = $2, settled_at = $3, next_try_at = NULL"
+        f" WHERE {_KEY[table]} = $1",
+        payment_id,
         provider_reference,
         at,
     )
 
 
-async def retry_refund_at(conn: Conn, refund_id: UUID, at: datetime, error: str) -> None:
+async def retry_at(conn: Conn, table: Payments, payment_id: UUID, at: datetime, error: str) -> None:
     await conn.execute(
-        "UPDATE refunds SET next_try_at = $2, last_error = $3 WHERE refund_id = $1", refund_id, at, error
+        f"UPDATE {table} SET next_try_at = $2, last_error = $3 WHERE {_KEY[table]} = $1", payment_id, at, error
     )
 
 
-async def abandon_refund(conn: Conn, refund_id: UUID, error: str, at: datetime) -> None:
+async def abandon(conn: Conn, table: Payments, payment_id: UUID, error: str, at: datetime) -> None:
     await conn.execute(
-        "UPDATE refunds SET status = 'abandoned', last_error = $2, settled_at = $3, next_try_at = NULL"
-        " WHERE refund_id = $1",
-        refund_id,
+        f"UPDATE {table} SET status = 'abandoned', last_error = $2, settled_at = $3, next_try_at = NULL"
+        f" WHERE {_KEY[table]} = $1",
+        payment_id,
         error,
         at,
     )
 
 
-async def lock_due_refunds(conn: Conn, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
-    """Refunds waiting for another attempt (after a failure, or no answer in time); other instances skip them."""
+async def lock_due(conn: Conn, table: Payments, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """Payments waiting for another attempt (after a failure, or no answer in time); other instances skip them."""
     return await conn.fetch(
-        "SELECT f.*, o.channel, o.external_id FROM refunds f JOIN orders o USING (order_id)"
+        f"SELECT f.*, o.channel, o.external_id FROM {table} f JOIN orders o USING (order_id)"
         " WHERE f.status = 'requested' AND f.next_try_at <= $1 ORDER BY f.next_try_at LIMIT $2"
         " FOR UPDATE OF f SKIP LOCKED",
         now,
@@ -418,10 +436,10 @@ async def lock_due_refunds(conn: Conn, now: datetime, limit: int = 100) -> list[
     )
 
 
-async def count_attempt(conn: Conn, refund_id: UUID, next_try_at: datetime) -> int:
+async def count_attempt(conn: Conn, table: Payments, payment_id: UUID, next_try_at: datetime) -> int:
     attempts: int = await conn.fetchval(
-        "UPDATE refunds SET attempts = attempts + 1, next_try_at = $2 WHERE refund_id = $1 RETURNING attempts",
-        refund_id,
+        f"UPDATE {table} SET attempts = attempts + 1, next_try_at = $2 WHERE {_KEY[table]} = $1 RETURNING attempts",
+        payment_id,
         next_try_at,
     )
     return attempts
@@ -433,22 +451,22 @@ async def refunds_of_return(conn: Conn, return_id: UUID) -> list[dict[str, Any]]
         " explanation, requested_at, settled_at FROM refunds WHERE return_id = $1 ORDER BY requested_at",
         return_id,
     )
-    return [
-        {
-            "refund_id": str(r["refund_id"]),
-            "idempotency_key": r["idempotency_key"],
-            "amount": str(r["amount"].quantize(Decimal("0.01"))),
-            "currency": r["currency"],
-            "status": r["status"],
-            "attempts": r["attempts"],
-            "last_error": r["last_error"],
-            "provider_reference": r["provider_reference"],
-            "explanation": r["explanation"],
-            "requested_at": r["requested_at"].isoformat(),
-            "settled_at": r["settled_at"].isoformat() if r["settled_at"] else None,
-        }
-        for r in rows
-    ]
+    return [{**_payment_view(r, "refund_id"), "explanation": r["explanation"]} for r in rows]
+
+
+def _payment_view(r: asyncpg.Record, key: str) -> dict[str, Any]:
+    return {
+        key: str(r[key]),
+        "idempotency_key": r["idempotency_key"],
+        "amount": str(r["amount"].quantize(Decimal("0.01"))),
+        "currency": r["currency"],
+        "status": r["status"],
+        "attempts": r["attempts"],
+        "last_error": r["last_error"],
+        "provider_reference": r["provider_reference"],
+        "requested_at": r["requested_at"].isoformat(),
+        "settled_at": r["settled_at"].isoformat() if r["settled_at"] else None,
+    }
 
 
 async def return_rates(conn: Conn, by: str, limit: int = 1000) -> list[dict[str, Any]]:
@@ -475,16 +493,83 @@ async def return_rates(conn: Conn, by: str, limit: int = 1000) -> list[dict[str,
     ]
 
 
-async def insert_exchange(conn: Conn, exchange: ev.ExchangeRequested, at: datetime) -> bool:
+async def insert_exchange(conn: Conn, exchange: ev.ExchangeRequested, status: str, at: datetime) -> bool:
     """False when the return's exchange was asked for already."""
     inserted = await conn.fetchval(
-        "INSERT INTO exchanges (exchange_id, return_id, order_id, credit, difference, requested_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+        "INSERT INTO exchanges (exchange_id, return_id, order_id, credit, difference, requested_at, status)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
         exchange.exchange_id,
         exchange.return_id,
         exchange.order_id,
         exchange.credit,
         exchange.difference,
         at,
+        status,
     )
     return bool(inserted)
+
+
+async def exchange_of_charge(conn: Conn, charge_id: UUID) -> asyncpg.Record | None:
+    """The exchange a charge is for, with what the customer gets instead (from the return) and its RMA."""
+    return await conn.fetchrow(
+        "SELECT e.*, r.exchange_for, r.rma FROM charges c JOIN exchanges e USING (exchange_id)"
+        " JOIN returns r ON r.return_id = e.return_id WHERE c.charge_id = $1",
+        charge_id,
+    )
+
+
+async def set_exchange_status(conn: Conn, exchange_id: UUID, status: str) -> None:
+    await conn.execute("UPDATE exchanges SET status = $2 WHERE exchange_id = $1", exchange_id, status)
+
+
+async def insert_charge(
+    conn: Conn, request: ev.ChargeRequested, exchange_id: UUID, return_id: UUID, next_try_at: datetime, at: datetime
+) -> bool:
+    """False when a charge of that idempotency key exists already."""
+    inserted = await conn.fetchval(
+        "INSERT INTO charges (charge_id, exchange_id, return_id, order_id, idempotency_key, amount, currency, status,"
+        " next_try_at, requested_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested', $8, $9)"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
+        request.charge_id,
+        exchange_id,
+        return_id,
+        request.order_id,
+        request.idempotency_key,
+        request.amount,
+        request.currency,
+        next_try_at,
+        at,
+    )
+    return bool(inserted)
+
+
+async def order_of_charge(conn: Conn, charge_id: UUID) -> UUID | None:
+    found: UUID | None = await conn.fetchval("SELECT order_id FROM charges WHERE charge_id = $1", charge_id)
+    return found
+
+
+async def lock_charge(conn: Conn, charge_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM charges WHERE charge_id = $1 FOR UPDATE", charge_id)
+
+
+async def charges_of_return(conn: Conn, return_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT charge_id, idempotency_key, amount, currency, status, attempts, last_error, provider_reference,"
+        " requested_at, settled_at FROM charges WHERE return_id = $1 ORDER BY requested_at",
+        return_id,
+    )
+    return [_payment_view(r, "charge_id") for r in rows]
+
+
+async def exchange_view(conn: Conn, return_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT exchange_id, credit, difference, status FROM exchanges WHERE return_id = $1", return_id
+    )
+    if row is None:
+        return None
+    return {
+        "exchange_id": str(row["exchange_id"]),
+        "credit": str(row["credit"].quantize(Decimal("0.01"))),
+        "difference": str(row["difference"].quantize(Decimal("0.01"))),
+        "status": row["status"],
+    }

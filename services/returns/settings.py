@@ -15,7 +15,7 @@ from shared.reference.rates import ShippingRules
 from shared.reference.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
 from shared.reference.warehouses import Warehouse, load_warehouses
 
-from .handlers import Clock, RefundRetries
+from .handlers import Clock, PaymentRetries
 from .policy import ReturnsPolicy
 
 CONFIG = WAREHOUSES_FILE.parent
@@ -30,8 +30,8 @@ class ReturnsSettings(CommonSettings):
     rma_expiry_sweep_seconds: float = Field(default=60, gt=0)
     # The return rate per channel (a gauge) is refreshed this often.
     return_rate_seconds: float = Field(default=30, gt=0)
-    # Refunds: asked again after a retriable failure (base x 2^n seconds) or no answer in the timeout, at most
-    # this many times in all; due ones are looked for this often.
+    # Refunds and exchange charges: asked again after a retriable failure (base x 2^n seconds) or no answer in the
+    # timeout, at most this many times in all; due ones are looked for this often.
     refund_max_attempts: int = Field(default=5, ge=1, le=50)
     refund_retry_base_seconds: float = Field(default=30.0, gt=0)
     refund_answer_timeout_seconds: float = Field(default=300.0, gt=0)
@@ -54,8 +54,8 @@ class ReturnsSettings(CommonSettings):
     def warehouses(self) -> dict[str, Warehouse]:
         return {w.id: w for w in load_warehouses(self.warehouses_file)}
 
-    def refund_retries(self) -> RefundRetries:
-        return RefundRetries(
+    def payment_retries(self) -> PaymentRetries:
+        return PaymentRetries(
             self.refund_max_attempts, self.refund_retry_base_seconds, self.refund_answer_timeout_seconds
         )
 

@@ -556,6 +556,25 @@ class ExchangeRequested(Contract):
     credit: Decimal
     difference: Decimal
     currency: str
+    charge_reference: str | None = Field(
+        default=None, description="a dearer exchange: the provider's reference of the difference charged"
+    )
+
+
+class ExchangeChargeFailed(Contract):
+    """A dearer exchange's difference could not be charged (the provider refused it, or every attempt failed): no
+    exchange order is opened, and the returned units' value (`refunded`) is refunded instead."""
+
+    event_type: ClassVar[str] = "ExchangeChargeFailed"
+    order_id: UUID
+    return_id: UUID
+    exchange_id: UUID
+    charge_id: UUID
+    amount: Decimal
+    currency: str
+    reason: str
+    attempts: int
+    refunded: Decimal
 
 
 class ReturnClosed(Contract):
@@ -635,3 +654,45 @@ class RefundAbandoned(Contract):
     currency: str
     reason: str
     attempts: int
+
+
+# ---- charges (the payment provider): a dearer exchange's difference ----
+
+
+class ChargeRequested(Contract):
+    """Returns asks the payment provider to take money on the order's payment (the difference a dearer exchange
+    costs). The provider charges an `idempotency_key` once, however often it is asked (retries carry the same
+    key)."""
+
+    event_type: ClassVar[str] = "ChargeRequested"
+    charge_id: UUID
+    order_id: UUID
+    order_reference: str = Field(description="`<channel>:<external_id>`: the payment the charge is taken on")
+    idempotency_key: str
+    amount: Decimal
+    currency: str
+    attempt: int
+
+
+class ChargeSucceeded(Contract):
+    """The provider took the money (bare JSON on oms.payments.charge-results, `outcome` succeeded)."""
+
+    event_type: ClassVar[str] = "ChargeSucceeded"
+    outcome: Literal["succeeded"]
+    charge_id: UUID
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    amount: Money
+    provider_reference: str = Field(min_length=1, max_length=128)
+    occurred_at: Moment
+
+
+class ChargeFailed(Contract):
+    """The provider did not take the money; `retriable` says whether asking again may help."""
+
+    event_type: ClassVar[str] = "ChargeFailed"
+    outcome: Literal["failed"]
+    charge_id: UUID
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=500)
+    retriable: bool
+    occurred_at: Moment

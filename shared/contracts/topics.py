@@ -166,10 +166,12 @@ RETURN_EVENTS = Topic(
         ev.ReturnRefunded,
         ev.RefundAbandoned,
         ev.ExchangeRequested,
+        ev.ExchangeChargeFailed,
     ),
     "returns",
     "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions,"
-    " RMAs closed unfinished, refunds paid or abandoned, key order id.",
+    " RMAs closed unfinished, refunds paid or abandoned, exchange orders asked of capture or given up when their"
+    " difference could not be charged, key order id.",
     readers=("capture", "allocation", "notifications", "channel adapters", "warehouses"),
 )
 REFUND_REQUESTS = Topic(
@@ -184,6 +186,22 @@ REFUND_RESULTS = Topic(
     (ev.RefundSucceeded, ev.RefundFailed),
     "payment provider",
     "The payment provider's answers to refund requests (`outcome` tells them apart), key idempotency key.",
+    readers=("returns",),
+    discriminator="outcome",
+)
+CHARGE_REQUESTS = Topic(
+    "oms.payments.charge-requests",
+    (ev.ChargeRequested,),
+    "returns",
+    "Charges asked of the payment provider (a dearer exchange's difference), each with its idempotency key, key"
+    " order id.",
+    readers=("payment provider",),
+)
+CHARGE_RESULTS = Topic(
+    "oms.payments.charge-results",
+    (ev.ChargeSucceeded, ev.ChargeFailed),
+    "payment provider",
+    "The payment provider's answers to charge requests (`outcome` tells them apart), key idempotency key.",
     readers=("returns",),
     discriminator="outcome",
 )
@@ -205,6 +223,8 @@ BUSINESS_TOPICS = (
     RETURN_EVENTS,
     REFUND_REQUESTS,
     REFUND_RESULTS,
+    CHARGE_REQUESTS,
+    CHARGE_RESULTS,
 )
 
 

@@ -1,16 +1,21 @@
 """After delivery, on the real stack: a line of a delivered order comes back through the returns service: RMA and
 label, the parcel received and restocked (a waiting backorder released), the refund paid with its calculation, the
-customer told at each step, and the books balance."""
+customer told at each step, and the books balance. Exchanges: a cheaper one has the difference refunded, a dearer
+one is charged it before the new order opens, and one whose charge is refused opens nothing and is refunded."""
 
+import json
 import uuid
 from decimal import Decimal
 
 from services.returns import domain
 from services.returns.settings import ReturnsSettings
+from shared.contracts import topics
 from tests.factories import order_document
 from tests.returns_steps import (
     ask_return,
     delivered_order,
+    exchange_asked,
+    exchange_ordered,
     on_hand,
     operator_key,
     return_line,
@@ -18,7 +23,7 @@ from tests.returns_steps import (
     returns_api,
     wait_return,
 )
-from tests.scenario import mail_for, mails, new_skus, order_view, parts, seed, wait_status
+from tests.scenario import TopicReader, mail_for, mails, new_skus, order_view, parts, seed, wait_status
 from tests.waiting import eventually
 
 
@@ -87,9 +92,9 @@ async def test_one_of_two_delivered_lines_returned_is_restocked_releases_a_backo
     (refund_mail,) = mails(order_id, "refunded")
     assert "refund: 10.00 EUR" in parts(refund_mail)["text/plain"]
 
-    # and the order view shows the return's steps and the returned units, the order still delivered
+    # and the order view shows the return's steps, its state and the returned units, the order still delivered
     view = await eventually(lambda: order_view(http, order_id), lambda v: v["refunded"] is not None)
-    assert view["status"] == "delivered"
+    assert view["status"] == "delivered" and view["return_status"] == "refunded"
     steps = [step["status"] for step in view["timeline"]]
     after_delivery = steps[steps.index("delivered") + 1 :]
     assert after_delivery == ["return_requested", "return_authorised", "return_received", "refunded"]
@@ -107,37 +112,111 @@ async def test_one_of_two_delivered_lines_returned_is_restocked_releases_a_backo
 
 async def test_an_exchange_for_another_size_flows_to_delivery_and_the_difference_is_refunded(http, db) -> None:
     # given a delivered order of a size M at 10.00, and size L in stock
-    medium, large = new_skus(2, prefix="EXC")
-    await seed([("ams", medium, 1), ("ams", large, 1)])
-    order_id = await delivered_order(http, db, [(medium, 1)])
-
     # when the customer exchanges it for a size L at 8.00
-    exchange_for = [{"sku": large, "quantity": 1, "unit_price": "8.00"}]
-    response = await ask_return(order_id, [return_line(medium)], resolution="exchange", exchange_for=exchange_for)
-    assert response.status_code == 201, response.text
-    return_id = response.json()["return_id"]
+    exchange = await exchange_asked(http, db, "8.00")
 
     # then, once the parcel is back, capture opens the exchange order linked to the original
-    original = await eventually(
-        lambda: order_view(http, order_id), lambda v: "exchange_ordered" in [s["status"] for s in v["timeline"]]
-    )
-    detail = next(s["detail"] for s in original["timeline"] if s["status"] == "exchange_ordered")
-    exchange_order = detail.split()[2]
+    exchange_order, detail = await exchange_ordered(http, exchange.order_id)
+    assert detail.endswith("; difference 2.00 EUR to refund")
     # and it goes through the normal pipeline to delivery, the size L picked and shipped
     delivered = await wait_status(http, exchange_order, {"delivered"})
-    assert delivered["original_order_id"] == order_id
-    assert delivered["ordered"] == {large: 1} and delivered["shipped"] == {large: 1}
+    assert delivered["original_order_id"] == exchange.order_id
+    assert delivered["ordered"] == {exchange.new_sku: 1} and delivered["shipped"] == {exchange.new_sku: 1}
     # and the difference (10.00 paid, 8.00 the new size) is refunded, once
     view = await eventually(
-        lambda: return_view(return_id), lambda v: [r["status"] for r in v["refunds"]] == ["succeeded"]
+        lambda: return_view(exchange.return_id), lambda v: [r["status"] for r in v["refunds"]] == ["succeeded"]
     )
     (refund,) = view["refunds"]
-    assert refund["amount"] == "2.00" and refund["idempotency_key"].startswith("exchange:")
+    assert refund["amount"] == "2.00" and refund["idempotency_key"] == f"exchange:{exchange.rma}"
     assert refund["explanation"][-1] == "exchanged for 8.00: 2.00 back"
-    exchange = await db.fetchrow("SELECT credit, difference FROM returns.exchanges WHERE return_id = $1",
-                                 uuid.UUID(return_id))  # fmt: skip
-    assert (exchange["credit"], exchange["difference"]) == (Decimal("10.00"), Decimal("-2.00"))
+    assert view["charges"] == []
+    assert view["exchange"] == {**view["exchange"], "credit": "10.00", "difference": "-2.00", "status": "ordered"}
+    # and the original order's return is exchanged, its difference refunded or not
+    original = await eventually(lambda: order_view(http, exchange.order_id), lambda v: v["refunded"] is not None)
+    assert original["status"] == "delivered" and original["return_status"] == "exchanged"
 
     # and a channel cannot open an exchange order itself
-    forged = order_document([(large, 1)], original_order_id=order_id)
+    forged = order_document([(exchange.new_sku, 1)], original_order_id=exchange.order_id)
     assert (await http.post("/v1/orders", json=forged)).status_code == 403
+
+
+async def test_a_dearer_exchange_is_charged_the_difference_once_and_only_then_opened_and_delivered(http, db) -> None:
+    # given a delivered order of a size M at 10.00
+    # when the customer exchanges it for a size L at 13.50
+    exchange = await exchange_asked(http, db, "13.50")
+
+    # then, once the parcel is back, the difference is charged on the order's payment, once
+    view = await eventually(
+        lambda: return_view(exchange.return_id), lambda v: [c["status"] for c in v["charges"]] == ["succeeded"]
+    )
+    (charge,) = view["charges"]
+    assert (charge["amount"], charge["currency"], charge["attempts"]) == ("3.50", "EUR", 1)
+    assert charge["idempotency_key"] == f"exchange-charge:{exchange.rma}" and charge["provider_reference"]
+    # and capture opens the exchange order paid in full: the returned value and the difference charged
+    exchange_order, detail = await exchange_ordered(http, exchange.order_id)
+    assert detail.endswith("; difference 3.50 EUR charged")
+    payment = await db.fetchrow(
+        "SELECT document->'payment'->>'status' AS status, document->'payment'->>'amount' AS amount"
+        " FROM capture.orders WHERE order_id = $1",
+        uuid.UUID(exchange_order),
+    )
+    assert (payment["status"], payment["amount"]) == ("paid", "13.50")
+    # and it flows through the normal pipeline to delivery
+    delivered = await wait_status(http, exchange_order, {"delivered"})
+    assert delivered["original_order_id"] == exchange.order_id and delivered["shipped"] == {exchange.new_sku: 1}
+    # and nothing is refunded: the returned value paid for the rest
+    view = await return_view(exchange.return_id)
+    assert view["refunds"] == [] and [c["status"] for c in view["charges"]] == ["succeeded"]
+    assert view["exchange"] == {**view["exchange"], "credit": "10.00", "difference": "3.50", "status": "ordered"}
+    # and the original order shows its return exchanged, the order still delivered
+    original = await order_view(http, exchange.order_id)
+    assert original["status"] == "delivered" and original["return_status"] == "exchanged"
+
+
+async def test_a_dearer_exchange_whose_charge_is_refused_opens_no_order_and_is_refunded_instead(http, db) -> None:
+    async with TopicReader(topics.RETURN_EVENTS.name) as events, TopicReader(topics.CHARGE_RESULTS.name) as results:
+        # given a delivered order whose card the payment provider will decline
+        # when the customer exchanges it for a dearer size and the parcel comes back
+        exchange = await exchange_asked(http, db, "13.50", external_id=f"CHARGE-REFUSED-{uuid.uuid4()}")
+
+        # then the charge of the difference is refused, given up at once with the provider's reason, and the
+        # exchange with it
+        view = await eventually(
+            lambda: return_view(exchange.return_id),
+            lambda v: v["exchange"] is not None and v["exchange"]["status"] == "charge_failed"
+            and [r["status"] for r in v["refunds"]] == ["succeeded"],
+        )  # fmt: skip
+        found = await eventually(
+            lambda: events.bodies_for(exchange.order_id), lambda b: "ReturnRefunded" in [e["type"] for e in b]
+        )
+        answers = await eventually(results.read, lambda seen: any(exchange.rma.encode() in r.value for r in seen))
+    (charge,) = view["charges"]
+    assert (charge["status"], charge["attempts"], charge["last_error"]) == ("abandoned", 1, "the card was declined")
+    assert charge["provider_reference"] is None
+    # and no exchange order is asked for or opened
+    kinds = [e["type"] for e in found]
+    assert "ExchangeChargeFailed" in kinds and "ExchangeRequested" not in kinds
+    exchange_id = view["exchange"]["exchange_id"]
+    opened = await db.fetchval("SELECT count(*) FROM capture.orders WHERE external_id = $1", f"exchange-{exchange_id}")
+    assert opened == 0
+    # and the returned value is refunded instead, once, saying why
+    (refund,) = view["refunds"]
+    assert refund["amount"] == "10.00" and refund["idempotency_key"] == f"exchange:{exchange.rma}"
+    assert refund["explanation"][0] == (
+        "exchange not made: the difference of 3.50 EUR could not be charged (the card was declined)"
+    )
+    assert refund["explanation"][-1] == "refund: 10.00 EUR"
+    # and nothing was taken: the provider only ever refused the charge
+    mine = [json.loads(a.value) for a in answers if exchange.rma.encode() in a.value]
+    assert {a["outcome"] for a in mine} == {"failed"}
+    # and the customer is told, once, and of the refund
+    told = await eventually(lambda: mail_for(exchange.order_id), lambda k: "exchange_failed" in k and "refunded" in k)
+    assert told.count("exchange_failed") == 1 and told.count("refunded") == 1
+    (message,) = mails(exchange.order_id, "exchange_failed")
+    text = parts(message)["text/plain"]
+    assert "3.50 EUR" in text and "the card was declined" in text and "10.00 EUR" in text
+    # and the order view shows the exchange given up, then the refund
+    original = await eventually(lambda: order_view(http, exchange.order_id), lambda v: v["return_status"] == "refunded")
+    steps = [step["status"] for step in original["timeline"]]
+    assert steps[steps.index("return_received") + 1 :] == ["exchange_failed", "refunded"]
+    assert original["status"] == "delivered" and original["refunded"] == "10.00"

@@ -1,6 +1,7 @@
-"""Refunds with the payment provider (the simulator plays it) on the real stack: a failure is retried under the
-same idempotency key and paid once; a refusal is reported, never paid; a receipt sent twice and a request the
-provider gets twice pay once; partial receipts add up, never above what was paid."""
+"""Refunds and exchange charges with the payment provider (the simulator plays it) on the real stack: a failure is
+retried under the same idempotency key and paid once; a refusal is reported, never paid; a receipt sent twice and a
+request the provider gets twice pay once; partial receipts add up, never above what was paid; a charge the provider
+takes after the exchange was given up is paid back, once."""
 
 import json
 import uuid
@@ -12,7 +13,15 @@ from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from tests.local import client
-from tests.returns_steps import ask_return, delivered_order, parcel_received, return_line, return_view
+from tests.returns_steps import (
+    ask_return,
+    delivered_order,
+    exchange_asked,
+    exchange_ordered,
+    parcel_received,
+    return_line,
+    return_view,
+)
 from tests.scenario import TopicReader, mail_for, new_skus, restart, seed
 from tests.waiting import eventually
 
@@ -117,3 +126,67 @@ async def test_receipts_and_requests_repeated_pay_once_and_partial_refunds_add_u
         "SELECT paid FROM returns.orders WHERE order_id = $1", uuid.UUID(order_id)
     )
     assert await db.fetchval("SELECT count(*) FROM returns.refunds WHERE order_id = $1", uuid.UUID(order_id)) == 2
+
+
+async def test_a_charge_that_fails_at_the_provider_is_retried_under_one_key_and_taken_once(http, db, pipeline) -> None:
+    # given the returns service retrying fast, and an order the provider fails to charge twice
+    returns = pipeline["returns"]
+    await restart(returns, FAST_RETRIES)
+    try:
+        async with TopicReader(topics.CHARGE_RESULTS.name) as results:
+            # when its size M at 10.00 is exchanged for a size L at 13.50 and comes back
+            exchange = await exchange_asked(http, db, "13.50", external_id=f"CHARGE-FAIL-TWICE-{uuid.uuid4()}")
+            # then the difference is asked three times under one key, and taken on the third
+            view = await eventually(
+                lambda: return_view(exchange.return_id), lambda v: [c["status"] for c in v["charges"]] == ["succeeded"]
+            )
+            key = f"exchange-charge:{exchange.rma}"
+            answers = await eventually(lambda: answers_for(results, key), lambda found: len(found) >= 3)
+    finally:
+        await restart(returns, {})
+    (charge,) = view["charges"]
+    assert (charge["amount"], charge["attempts"], charge["idempotency_key"]) == ("3.50", 3, key)
+    assert [a["outcome"] for a in answers] == ["failed", "failed", "succeeded"]
+    assert {a["charge_id"] for a in answers} == {charge["charge_id"]}
+    # and the exchange order is opened once it is paid
+    _, detail = await exchange_ordered(http, exchange.order_id)
+    assert detail.endswith("; difference 3.50 EUR charged")
+
+
+async def test_a_charge_taken_after_the_exchange_was_given_up_is_paid_back_once(http, db) -> None:
+    # given a dearer exchange given up because the provider refused its difference (the returned value refunded)
+    exchange = await exchange_asked(http, db, "13.50", external_id=f"CHARGE-REFUSED-{uuid.uuid4()}")
+    view = await eventually(
+        lambda: return_view(exchange.return_id), lambda v: [r["status"] for r in v["refunds"]] == ["succeeded"]
+    )
+    (charge,) = view["charges"]
+    assert charge["status"] == "abandoned"
+
+    # when the provider reports, late and twice, that it took the difference after all
+    late = {
+        "outcome": "succeeded", "charge_id": charge["charge_id"], "idempotency_key": charge["idempotency_key"],
+        "amount": "3.50", "provider_reference": f"ch_late_{uuid.uuid4().hex[:8]}",
+        "occurred_at": "2026-12-01T10:00:00Z",
+    }  # fmt: skip
+    await client.publish(topics.CHARGE_RESULTS.name, [(charge["idempotency_key"], late)] * 2)
+
+    # then the charge is paid back, once, under its own key, and the exchange stays given up
+    view = await eventually(
+        lambda: return_view(exchange.return_id),
+        lambda v: len(v["refunds"]) == 2 and all(r["status"] == "succeeded" for r in v["refunds"]),
+    )
+    back = next(r for r in view["refunds"] if r["idempotency_key"] == f"charge-back:{exchange.rma}")
+    assert back["amount"] == "3.50"
+    assert [c["status"] for c in view["charges"]] == ["succeeded"] and view["exchange"]["status"] == "charge_failed"
+    # and it is not counted as money of the order: what the order may still have refunded is unchanged
+    covered = await db.fetchval(
+        "SELECT sum(amount) FROM returns.refunds WHERE order_id = $1 AND charge_id IS NULL",
+        uuid.UUID(exchange.order_id),
+    )
+    assert covered == Decimal("10.00")
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM capture.orders WHERE document->>'original_order_id' = $1", exchange.order_id
+        )
+        == 0
+    )

@@ -8,7 +8,7 @@ from shared.contracts import topics
 from tests.factories import order_document
 from tests.local import client
 from tests.returns_steps import ask_return, delivered_order, on_hand, parcel_received, return_line, wait_return
-from tests.scenario import TopicReader, mail_for, new_skus, restart, seed, wait_status
+from tests.scenario import TopicReader, mail_for, new_skus, order_view, restart, seed, wait_status
 from tests.waiting import eventually
 
 
@@ -66,6 +66,10 @@ async def test_a_partial_receipt_keeps_the_rma_open_sets_aside_what_is_not_on_it
     assert units == sorted([(sku, 1, "restock", True), (stranger, 1, "restock", False)])
     assert await on_hand(db, "ams", sku) == (1, 0)
     assert await on_hand(db, "ams", stranger) == (1, 0)  # its seed unit only
+    # and the order view says the return is partially received (its refund so far does not end it), the order still
+    # delivered
+    order = await eventually(lambda: order_view(http, order_id), lambda v: v["refunded"] is not None)
+    assert order["return_status"] == "partially_received" and order["status"] == "delivered"
 
     # when the RMA passes its expiry (the returns service living 31 days later, sweeping often)
     returns = pipeline["returns"]
@@ -85,6 +89,9 @@ async def test_a_partial_receipt_keeps_the_rma_open_sets_aside_what_is_not_on_it
         uuid.UUID(order_id),
     )
     assert closing == reason
+    # and the order view says the return is closed, the order still delivered
+    order = await eventually(lambda: order_view(http, order_id), lambda v: v["return_status"] == "closed")
+    assert order["status"] == "delivered"
 
     # and a parcel that comes after closing is recorded, but set aside, not restocked
     await parcel_received("ams", rma, [(sku, 1, "restock")])

@@ -104,6 +104,23 @@ def test_delivery_exceptions_are_per_shipment_and_cancellations_per_cancelled_li
     assert part is not None and part.shipment_key == "lines:A=1,B=1"
 
 
+def test_an_exchange_whose_difference_could_not_be_charged_is_told_once_per_exchange_with_the_refund() -> None:
+    exchange = uuid.uuid4()
+    failed = ev.ExchangeChargeFailed(
+        order_id=ORDER, return_id=uuid.uuid4(), exchange_id=exchange, charge_id=uuid.uuid4(), amount="3.5",
+        currency="EUR", reason="the card was declined", attempts=1, refunded="10",
+    )  # fmt: skip
+    assert domain.intent_for(failed, {}) == domain.Intent(
+        ORDER,
+        "exchange_failed",
+        {"amount": "3.50 EUR", "reason": "the card was declined", "refunded": "10.00 EUR"},
+        str(exchange),
+    )
+    rendered = messages.render("exchange_failed", ORDER, str(exchange), {"name": "Ada", "reference": "W-1"},
+                               domain.intent_for(failed, {}).facts)  # type: ignore[union-attr]  # fmt: skip
+    assert "3.50 EUR" in rendered.text and "the card was declined" in rendered.text and "10.00 EUR" in rendered.text
+
+
 def test_events_that_concern_no_customer_make_no_message() -> None:
     assert domain.intent_for(ev.CancellationRefused(order_id=ORDER, reason="packed"), {}) is None
     assert domain.intent_for(ev.OrderBackordered(order_id=ORDER, reason="r", missing=[]), {}) is None
@@ -136,6 +153,7 @@ FACTS: dict[str, dict[str, Any]] = {
     },
     "return_closed": {"rma": "RMA-000000011", "reason": HOSTILE},
     "refunded": {"amount": "13.50 EUR", "explanation": [HOSTILE, "refund: 13.50 EUR"]},
+    "exchange_failed": {"amount": "3.50 EUR", "reason": HOSTILE, "refunded": "10.00 EUR"},
 }  # fmt: skip
 
 

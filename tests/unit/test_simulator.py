@@ -1,8 +1,12 @@
 """The simulator's deterministic triggers: SHORT SKUs are short-picked (by one unit, or wholly at the warehouse
 a `SHORT-<warehouse>-` SKU names), EXC postal codes get a
-carrier exception before delivery; everything else goes as before."""
+carrier exception before delivery; the payment provider takes each key once, failing or refusing marked orders;
+everything else goes as before."""
 
-from deploy.local.simulator import EXCEPTION_DETAIL, carrier_steps, picked_lines
+import uuid
+from typing import Any
+
+from deploy.local.simulator import EXCEPTION_DETAIL, Payments, carrier_steps, picked_lines
 
 
 def test_a_sku_marked_short_is_picked_one_unit_short_and_others_in_full() -> None:
@@ -26,3 +30,27 @@ def test_a_postal_code_starting_with_exc_gets_an_exception_before_delivery() -> 
     ]
     assert dict(carrier_steps("exc-9"))["exception"] == EXCEPTION_DETAIL
     assert carrier_steps("1012 JS") == carrier_steps(None) == [("in_transit", None), ("delivered", None)]
+
+
+def charge(reference: str, key: str = "exchange-charge:RMA-1") -> dict[str, Any]:
+    return {"charge_id": str(uuid.uuid4()), "idempotency_key": key, "order_reference": reference, "amount": "3.50"}
+
+
+def test_the_provider_takes_a_charge_once_per_key_and_answers_a_repeat_with_the_same_charge() -> None:
+    charges = Payments("charge", "ch", "CHARGE-FAIL-TWICE", "CHARGE-REFUSED", "the card was declined")
+    key, first = charges.answer(charge("webshop:W-1"))
+    _, again = charges.answer(charge("webshop:W-1"))
+    assert key == "exchange-charge:RMA-1" and first["outcome"] == again["outcome"] == "succeeded"
+    assert first["provider_reference"] == again["provider_reference"] and first["provider_reference"].startswith("ch_")
+    assert first["amount"] == "3.50" and "charge_id" in first and "refund_id" not in first
+
+
+def test_the_provider_refuses_marked_charges_for_good_and_fails_others_twice_before_taking_them() -> None:
+    charges = Payments("charge", "ch", "CHARGE-FAIL-TWICE", "CHARGE-REFUSED", "the card was declined")
+    refused = [charges.answer(charge("webshop:CHARGE-REFUSED-1", "k1"))[1] for _ in range(3)]
+    assert [(a["outcome"], a["retriable"], a["reason"]) for a in refused] == [
+        ("failed", False, "the card was declined")
+    ] * 3
+    answers = [charges.answer(charge("webshop:CHARGE-FAIL-TWICE-1", "k2"))[1] for _ in range(3)]
+    assert [a["outcome"] for a in answers] == ["failed", "failed", "succeeded"]
+    assert answers[0]["retriable"] is True
