@@ -71,6 +71,24 @@ class ReturnedUnits(BaseModel):
     received: int
 
 
+class FiredRule(BaseModel):
+    rule: str
+    score: int
+    hold: str
+    reason: str
+    facts: dict[str, Any]
+
+
+class RiskView(BaseModel):
+    """The order's risk assessment at intake (none for a rejected or exchange order)."""
+
+    score: int
+    level: str
+    recommendation: str
+    rules: list[FiredRule]
+    assessed_at: datetime
+
+
 class OrderView(BaseModel):
     """The order as capture knows it: status, rejection reasons, units per SKU at each step, the timeline."""
 
@@ -94,6 +112,7 @@ class OrderView(BaseModel):
     )
     refunded: str | None = Field(default=None, description="decimal string: refunds paid for returns, in all")
     original_order_id: UUID | None = Field(default=None, description="an exchange order: the order it replaces")
+    risk: RiskView | None = None
 
 
 # Every answer the order endpoints give, declared so that clients (and the API's fuzz test) can rely on it.

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: CaptureSettings) -> FastAPI:
     runtime = Runtime(settings)
-    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+    handlers = CaptureHandlers(settings.intake_rules, settings.risk_rules(), settings.early_cancel_window)
 
     async def expire_held_cancel_requests() -> None:
         # Every instance sweeps; a request is expired by one of them (the update re-checks its state).

@@ -10,7 +10,7 @@ at the same moment handle them one after the other."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,7 +32,7 @@ from shared.contracts.envelope import Envelope, now, wrap
 from shared.contracts.topics import Topic
 from shared.reference import catalogue
 
-from . import cancellation, domain, latency, lifecycle, metrics, repository, returns
+from . import cancellation, domain, latency, lifecycle, metrics, repository, returns, risk
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -64,8 +64,9 @@ class CancelOutcome:
 
 
 class CaptureHandlers:
-    def __init__(self, rules: IntakeRules, early_cancel_window: timedelta) -> None:
+    def __init__(self, rules: IntakeRules, risk_rules: risk.RiskRules, early_cancel_window: timedelta) -> None:
         self.rules = rules
+        self.risk_rules = risk_rules
         self.early_cancel_window = early_cancel_window
 
     async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
@@ -99,22 +100,33 @@ class CaptureHandlers:
         """`intake` for many orders, in the order given, with one statement per table: their (channel,
         external_id) locked, the catalogue read, the orders, their steps and their events written at once."""
         await repository.lock_external_ids(conn, [(order.channel, order.external_id) for order, _ in orders])
+        known = await repository.known_external_ids(conn, [(order.channel, order.external_id) for order, _ in orders])
         known_skus = await repository.catalogue(conn, (line.sku for order, _ in orders for line in order.lines))
-        decided: dict[tuple[str, str], repository.NewOrder] = {}  # the first of a (channel, external_id) counts
+        fresh: dict[tuple[str, str], ev.SubmittedOrder] = {}  # the first of a (channel, external_id) counts
         for order, _ in orders:
-            key = (order.channel, order.external_id)
-            if key not in decided:
-                reasons = domain.rejection_reasons(order, known_skus, self.rules)
-                status = "rejected" if reasons else "validated"
-                total = domain.order_total(order)
-                decided[key] = repository.NewOrder(uuid4(), order, total, status, reasons, now())
+            if (key := (order.channel, order.external_id)) not in known:
+                fresh.setdefault(key, order)
+        rejections = {key: domain.rejection_reasons(order, known_skus, self.rules) for key, order in fresh.items()}
+        at = now()
+        counted_by, assessments = await self._assess(conn, fresh, rejections, at)
+        decided = {
+            key: repository.NewOrder(uuid4(), order, domain.order_total(order), status, rejections[key], now())
+            for key, order in fresh.items()
+            for status in ["rejected" if rejections[key] else "validated"]
+        }
         inserted = await repository.insert_orders(conn, list(decided.values()))
+        risks = [
+            repository.Assessed(new.order_id, counted_by[key], new.total, assessments[key])
+            for key, new in decided.items()
+            if new.order_id in inserted
+        ]
+        await repository.add_risk(conn, risks, at)
         steps: list[tuple[UUID, str, datetime, str | None]] = []
         outgoing: list[tuple[Topic, str, Envelope]] = []
         answers: list[Accepted | None] = []
         for order, cause in orders:
-            new = decided[(order.channel, order.external_id)]
-            if new.order_id not in inserted:
+            new = decided.get((order.channel, order.external_id))
+            if new is None or new.order_id not in inserted:
                 answers.append(None)  # known already, or read twice here: answered as it stands, below
                 continue
             inserted.discard(new.order_id)
@@ -150,6 +162,23 @@ class CaptureHandlers:
                 )
                 count(EARLY_CANCEL_REQUESTS.labels(order.channel, "applied"))
         return [answer or await self._known(conn, order) for (order, _), answer in zip(orders, answers, strict=True)]
+
+    async def _assess(
+        self,
+        conn: Conn,
+        fresh: Mapping[tuple[str, str], ev.SubmittedOrder],
+        reasons: Mapping[tuple[str, str], list[domain.Rejection]],
+        at: datetime,
+    ) -> tuple[dict[tuple[str, str], dict[risk.Dimension, str]], dict[tuple[str, str], risk.Assessment | None]]:
+        """Every new order's velocity keys, and the assessment of those that pass validation (an exchange order,
+        opened by returns for a customer whose parcel came back, is not assessed); what was seen before is read
+        with one statement, and each order counts for those after it."""
+        keys = {key: risk.keys(order) for key, order in fresh.items()}
+        assessed = {key: not reasons[key] and order.original_order_id is None for key, order in fresh.items()}
+        wanted = set().union(*(risk.lookups(keys[key], self.risk_rules, at) for key in fresh if assessed[key]))
+        history = await repository.risk_history(conn, wanted)
+        orders = ((order, domain.order_total(order), keys[key], assessed[key]) for key, order in fresh.items())
+        return keys, dict(zip(fresh, risk.assess_all(orders, history, self.risk_rules, at), strict=True))
 
     async def _known(self, conn: Conn, order: ev.SubmittedOrder) -> Accepted:
         known = await repository.find_by_external_id(conn, order.channel, order.external_id)

@@ -17,6 +17,7 @@ from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
 
+from . import risk
 from .domain import Rejection
 from .lifecycle import Progress, Step
 
@@ -69,6 +70,20 @@ async def insert_order(
     """The new order's id, or None when (channel, external_id) is known already."""
     new = NewOrder(uuid.uuid4(), order, total, status, reasons, at)
     return new.order_id if await insert_orders(conn, [new]) else None
+
+
+async def known_external_ids(conn: Conn, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of these (channel, external_id) that name an order already."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    rows = await conn.fetch(
+        "SELECT channel, external_id FROM orders JOIN unnest($1::text[], $2::text[]) AS k(channel, external_id)"
+        " USING (channel, external_id)",
+        [channel for channel, _ in wanted],
+        [external_id for _, external_id in wanted],
+    )
+    return {(r["channel"], r["external_id"]) for r in rows}
 
 
 async def find_by_external_id(conn: Conn, channel: str, external_id: str) -> tuple[UUID, str] | None:
@@ -399,8 +414,75 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
         "total": str(order["total"]),
         "timeline": [dict(s) for s in steps],
         "cancellations": [dict(c) for c in cancellations],
+        "risk": await risk_view(conn, order_id),
         **await returns_view(conn, order_id),
     }
+
+
+# ---- risk and holds ----
+
+
+async def risk_history(conn: Conn, lookups: Iterable[risk.Lookup]) -> dict[risk.Lookup, risk.Seen]:
+    """Per (dimension, key, since): the orders taken in since then with that key, and their amounts; one statement
+    for the whole batch."""
+    wanted = sorted(set(lookups))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT l.dimension, l.key, l.since, count(k.order_id)::int AS orders, coalesce(sum(k.amount), 0) AS amount"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS l(dimension, key, since)"
+        " LEFT JOIN order_risk_keys k ON k.dimension = l.dimension AND k.key = l.key AND k.received_at >= l.since"
+        " GROUP BY l.dimension, l.key, l.since",
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
+    )
+    return {(r["dimension"], r["key"], r["since"]): risk.Seen(r["orders"], r["amount"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class Assessed:
+    """A new order's risk: what it is counted by, and its assessment (None when it was not assessed)."""
+
+    order_id: UUID
+    keys: Mapping[risk.Dimension, str]
+    amount: Decimal
+    assessment: risk.Assessment | None
+
+
+async def add_risk(conn: Conn, assessed: Sequence[Assessed], at: datetime) -> None:
+    """The orders' velocity keys and their assessments, one statement each."""
+    counted = [(a.order_id, dimension, key, a.amount) for a in assessed for dimension, key in a.keys.items()]
+    await conn.execute(
+        "INSERT INTO order_risk_keys (order_id, dimension, key, amount, received_at)"
+        " SELECT order_id, dimension, key, amount, $5 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[])"
+        " AS k(order_id, dimension, key, amount) ON CONFLICT DO NOTHING",
+        [c[0] for c in counted],
+        [c[1] for c in counted],
+        [c[2] for c in counted],
+        [c[3] for c in counted],
+        at,
+    )
+    scored = [(a.order_id, a.assessment) for a in assessed if a.assessment is not None]
+    await conn.execute(
+        "INSERT INTO risk_assessments (order_id, score, level, recommendation, rules, assessed_at)"
+        " SELECT order_id, score, level, recommendation, rules::jsonb, $6"
+        " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[])"
+        " AS a(order_id, score, level, recommendation, rules) ON CONFLICT DO NOTHING",
+        [order_id for order_id, _ in scored],
+        [a.score for _, a in scored],
+        [a.level for _, a in scored],
+        [a.recommendation for _, a in scored],
+        [json.dumps(a.document()) for _, a in scored],
+        at,
+    )
+
+
+async def risk_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT score, level, recommendation, rules, assessed_at FROM risk_assessments WHERE order_id = $1", order_id
+    )
+    return None if row is None else dict(row)
 
 
 # ---- returns (after delivery) ----

@@ -143,6 +143,15 @@ class Payment(Contract):
     status: Literal["pending", "authorized", "paid", "declined", "voided", "refunded"]
     amount: Money
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the card fingerprint or payment reference the provider gives (never a card number)",
+    )
+
+
+ChannelRisk = Literal["accept", "investigate", "cancel"]
 
 
 class SubmittedOrder(Contract):
@@ -164,6 +173,13 @@ class SubmittedOrder(Contract):
     )
     original_order_id: UUID | None = Field(
         default=None, description="capture sets it on an exchange order: the order whose return pays for it"
+    )
+    billing_address: Address | None = Field(default=None, description="the payer's address, when the channel has it")
+    client_ip: str | None = Field(
+        default=None, max_length=45, pattern=r"^[0-9A-Fa-f:.]{2,45}$", description="the IP address the order came from"
+    )
+    channel_risk: ChannelRisk | None = Field(
+        default=None, description="the channel's own fraud recommendation (Shopify's order risk), when it has one"
     )
 
 
