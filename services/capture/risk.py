@@ -19,9 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts.events import Address, SubmittedOrder
+from shared.contracts.events import Address, HoldType, SubmittedOrder
 
-HoldType = Literal["fraud", "credit", "address", "payment"]
 HOLD_TYPES: tuple[HoldType, ...] = ("fraud", "credit", "address", "payment")
 Dimension = Literal["email", "address", "payment", "ip"]
 Level = Literal["low", "medium", "high"]

@@ -453,6 +453,56 @@ class OrderDelivered(Contract):
     delivered_at: datetime
 
 
+# ---- risk and holds (capture) ----
+
+HoldType = Literal["fraud", "credit", "address", "payment"]
+
+
+class HoldPlaced(Contract):
+    hold_type: HoldType
+    reason: str
+
+
+class OrderHeld(Contract):
+    """The risk assessment did not accept the order: it waits on these holds, not announced to allocation, until an
+    operator releases the last (then OrderValidated) or it is cancelled from hold."""
+
+    event_type: ClassVar[str] = "OrderHeld"
+    order_id: UUID
+    channel: str
+    external_id: str
+    holds: list[HoldPlaced] = Field(min_length=1)
+    score: int
+    level: str
+    recommendation: str
+
+
+class HoldReleased(Contract):
+    """An operator released one hold; `remaining` are still on the order (none: it goes on as validated)."""
+
+    event_type: ClassVar[str] = "HoldReleased"
+    order_id: UUID
+    hold_type: HoldType
+    released_by: str
+    note: str | None = None
+    remaining: list[HoldType] = Field(default_factory=list)
+
+
+class HeldOrderCancelled(Contract):
+    """An order cancelled while on hold (by an operator, its channel, or its time limit: `expired`). Nothing was
+    allocated for it, so nothing is released; the customer is told (whom to tell is here: the order was never
+    announced)."""
+
+    event_type: ClassVar[str] = "HeldOrderCancelled"
+    order_id: UUID
+    channel: str
+    external_id: str
+    customer: Customer
+    reason: str
+    expired: bool
+    holds: list[HoldType]
+
+
 # ---- returns (after delivery) ----
 
 # A leaf of the reason tree the returns service is configured with (deploy/config/returns.json), e.g.

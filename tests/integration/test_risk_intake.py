@@ -1,7 +1,9 @@
 """Capture's risk assessment at intake, against the real PostgreSQL schema in one transaction that is rolled back:
 velocity counts come from the orders taken in before (one statement per batch) and from the batch's own earlier
-orders; every order that passes validation has its assessment stored."""
+orders; every order that passes validation has its assessment stored; those not accepted go on hold, announced as
+held (for nobody to allocate), not as validated."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -74,6 +76,7 @@ async def test_a_burst_from_one_email_is_counted_within_the_batch_and_from_the_o
     assert [a[0] for a in await assessments(conn, earlier)] == ["accept"] * 3
 
     # when one batch brings three more from that e-mail, the first of them twice (sent twice by its channel)
+    outbox_from = await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
     burst = [from_the_burst() for _ in range(3)]
     order_ids = await take_in(conn, handlers, [burst[0], burst[1], burst[0], burst[2]])
 
@@ -92,3 +95,18 @@ async def test_a_burst_from_one_email_is_counted_within_the_batch_and_from_the_o
     assert counted == 8
     rejected_id = await conn.fetchval("SELECT order_id FROM orders WHERE external_id = $1", rejected["external_id"])
     assert await conn.fetchval("SELECT count(*) FROM risk_assessments WHERE order_id = $1", rejected_id) == 0
+
+    # and the fifth is announced as validated, the sixth and seventh as held, on a fraud hold each
+    rows = await conn.fetch("SELECT topic, body FROM outbox WHERE id > $1 ORDER BY id", outbox_from)
+    announced = [(r["topic"], json.loads(r["body"])["type"], json.loads(r["body"])["order_id"]) for r in rows]
+    assert announced == [
+        (topics.ORDERS_VALIDATED.name, "OrderValidated", order_ids[0]),
+        (topics.ORDER_HOLDS.name, "OrderHeld", order_ids[1]),
+        (topics.ORDER_HOLDS.name, "OrderHeld", order_ids[3]),
+    ]
+    for order_id in (order_ids[1], order_ids[3]):
+        assert await conn.fetchval("SELECT status FROM orders WHERE order_id = $1", uuid.UUID(order_id)) == "on_hold"
+        holds = await conn.fetch(
+            "SELECT hold_type, state, placed_by FROM holds WHERE order_id = $1", uuid.UUID(order_id)
+        )
+        assert [tuple(h) for h in holds] == [("fraud", "held", "risk assessment")]
