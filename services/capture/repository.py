@@ -458,6 +458,8 @@ class Assessed:
 async def add_risk(conn: Conn, assessed: Sequence[Assessed], at: datetime) -> None:
     """The orders' velocity keys and their assessments, one statement each."""
     counted = [(a.order_id, dimension, key, a.amount) for a in assessed for dimension, key in a.keys.items()]
+    if not counted:
+        return
     await conn.execute(
         "INSERT INTO order_risk_keys (order_id, dimension, key, amount, received_at)"
         " SELECT order_id, dimension, key, amount, $5 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[])"
@@ -469,6 +471,8 @@ async def add_risk(conn: Conn, assessed: Sequence[Assessed], at: datetime) -> No
         at,
     )
     scored = [(a.order_id, a.assessment) for a in assessed if a.assessment is not None]
+    if not scored:
+        return
     await conn.execute(
         "INSERT INTO risk_assessments (order_id, score, level, recommendation, rules, assessed_at)"
         " SELECT order_id, score, level, recommendation, rules::jsonb, $6"
@@ -485,6 +489,8 @@ async def add_risk(conn: Conn, assessed: Sequence[Assessed], at: datetime) -> No
 
 async def add_holds(conn: Conn, holds: Sequence[tuple[UUID, str, str]], placed_by: str, at: datetime) -> None:
     """Holds (order, type, reason) placed at once."""
+    if not holds:
+        return
     await conn.execute(
         "INSERT INTO holds (order_id, hold_type, reason, placed_by, placed_at)"
         " SELECT order_id, hold_type, reason, $4, $5 FROM unnest($1::uuid[], $2::text[], $3::text[])"
