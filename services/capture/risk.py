@@ -261,18 +261,19 @@ def lookups(order_keys: Mapping[Dimension, str], rules: RiskRules, at: datetime)
 @dataclass
 class Tally:
     """The history read from the database, plus the orders of the batch assessed so far (they count for the
-    next ones: a burst read in one batch is still a burst)."""
+    next ones: a burst read in one batch is still a burst), kept per (dimension, key)."""
 
     history: Mapping[Lookup, Seen]
-    batch: list[tuple[Mapping[Dimension, str], Decimal, datetime]] = field(default_factory=list)
+    batch: dict[tuple[Dimension, str], list[tuple[Decimal, datetime]]] = field(default_factory=dict)
 
     def seen(self, lookup: Lookup) -> Seen:
         dimension, key, since = lookup
-        earlier = [Seen(1, amount) for found, amount, at in self.batch if found.get(dimension) == key and at >= since]
+        earlier = [Seen(1, amount) for amount, at in self.batch.get((dimension, key), []) if at >= since]
         return sum(earlier, self.history.get(lookup, Seen()))
 
     def add(self, order_keys: Mapping[Dimension, str], amount: Decimal, at: datetime) -> None:
-        self.batch.append((order_keys, amount, at))
+        for dimension, key in order_keys.items():
+            self.batch.setdefault((dimension, key), []).append((amount, at))
 
 
 # ---- the assessment ----
