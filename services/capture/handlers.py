@@ -414,8 +414,10 @@ class CaptureHandlers:
             steps.append(repository.Recorded(order_id, Step("hold_released", detail, progress.status), at))
         after = progress
         if found.order_flows:
-            order, total, received_at = await repository.order_facts(conn, order_id)
-            validated = wrap(decision(order_id, order, total, [], received_at), order_id=order_id, occurred_at=at)
+            order, received_at = await repository.order_facts(conn, order_id)
+            # The total as intake computed it (the stored one carries the column's four decimals).
+            announced = decision(order_id, order, domain.order_total(order), [], received_at)
+            validated = wrap(announced, order_id=order_id, occurred_at=at)
             outgoing.append((topics.ORDERS_VALIDATED, str(order_id), validated))
             after = replace(progress, status="validated")
             steps.append(repository.Recorded(order_id, Step("validated", "every hold released", "validated"), at))
@@ -462,7 +464,7 @@ class CaptureHandlers:
         at = now()
         ended = await repository.held(conn, order_id)
         await repository.end_holds(conn, order_id, ended, "cancelled" if expired is None else "expired", by, None, at)
-        order, _, _ = await repository.order_facts(conn, order_id)
+        order, _ = await repository.order_facts(conn, order_id)
         cancelled = ev.HeldOrderCancelled(
             order_id=order_id,
             channel=order.channel,

@@ -556,11 +556,11 @@ async def overdue_holds(
     return {r["order_id"]: list(r["overdue"]) for r in rows}
 
 
-async def order_facts(conn: Conn, order_id: UUID) -> tuple[SubmittedOrder, Decimal, datetime]:
-    """The order as submitted, its total and when it was received: what its OrderValidated announces."""
-    row = await conn.fetchrow("SELECT document, total, received_at FROM orders WHERE order_id = $1", order_id)
+async def order_facts(conn: Conn, order_id: UUID) -> tuple[SubmittedOrder, datetime]:
+    """The order as submitted and when it was received: what its OrderValidated announces."""
+    row = await conn.fetchrow("SELECT document, received_at FROM orders WHERE order_id = $1", order_id)
     assert row is not None, "the caller locked this order"
-    return SubmittedOrder.model_validate(row["document"]), row["total"], row["received_at"]
+    return SubmittedOrder.model_validate(row["document"]), row["received_at"]
 
 
 HOLD_COLUMNS = "hold_type, reason, placed_by, placed_at, state, released_by, released_at, note"
