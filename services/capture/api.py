@@ -63,6 +63,14 @@ class HeldCancelBody(BaseModel):
     )
 
 
+class HoldsQuery(BaseModel):
+    """Which orders on hold to list: those with a hold of this type (any when omitted), at most `limit`."""
+
+    model_config = ConfigDict(extra="forbid")
+    hold_type: HoldType | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
 HOLD_STATUS = {"released": 200, "cancelled": 200, "refused": 409, "invalid": 422, "unknown": 404}
 
 
@@ -182,13 +190,11 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
         return JSONResponse(jsonable_encoder(body), status_code=HOLD_STATUS[outcome.verdict])
 
     @router.get("/v1/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_LIST_ANSWERS)
-    async def list_holds(
-        hold_type: Annotated[HoldType | None, Query()] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
-        """Orders on hold, the longest held first, with their holds and risk assessment."""
+    async def list_holds(query: Annotated[HoldsQuery, Query()]) -> dict[str, Any]:
+        """Orders on hold, the longest held first, with their holds and risk assessment; an unknown parameter is
+        refused (422) rather than ignored, so a misspelt filter cannot list everything."""
         async with runtime.pool.acquire() as conn:
-            return {"orders": await repository.orders_on_hold(conn, hold_type, limit)}
+            return {"orders": await repository.orders_on_hold(conn, query.hold_type, query.limit)}
 
     @router.get("/v1/orders/{order_id}/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_ANSWERS)
     async def order_holds(order_id: UUID) -> dict[str, Any]:
