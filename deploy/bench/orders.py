@@ -35,11 +35,12 @@ def order(run: str, phase: str, number: int, skus: list[str]) -> dict[str, Any]:
         "external_id": external_id(run, phase, number),
         "placed_at": datetime.now(UTC).isoformat(),
         "currency": "EUR",
-        "customer": {"email": f"bench-{number}@example.test", "name": name, "phone": "+31 20 555 0100"},
+        # A customer and an address of their own per run and phase: the risk rules' velocity is not what is measured.
+        "customer": {"email": f"bench-{run}-{phase}-{number}@example.test", "name": name, "phone": "+31 20 555 0100"},
         "shipping_address": {
             "name": name,
             "line1": f"Benchmarkstraat {number % 500 + 1}",
-            "line2": "Building B, third floor",
+            "line2": f"Building B, third floor, {run}-{phase}",
             "city": "Amsterdam",
             "region": "Noord-Holland",
             "postal_code": f"{1000 + number % 9000}",

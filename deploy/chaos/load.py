@@ -328,6 +328,7 @@ def order_document(spec: OrderSpec, run: str) -> dict[str, Any]:
         "shipping_address": {
             "name": f"Customer {spec.number}",
             "line1": f"Street {spec.number}",
+            "line2": f"Run {run}",  # another run the same day is not a burst to the risk rules
             "city": "City",
             "postal_code": f"{1000 + spec.number % 9000}",
             "country": spec.country,
@@ -355,6 +356,7 @@ def shopify_body(spec: OrderSpec, run: str, shopify_id: int) -> dict[str, Any]:
         "shipping_address": {
             **person,
             "address1": f"Street {spec.number}",
+            "address2": f"Run {run}",
             "city": "City",
             "zip": f"{1000 + spec.number % 9000}",
             "country_code": spec.country,

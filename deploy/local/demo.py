@@ -62,10 +62,12 @@ def demo_order(run: str, number: int, skus: list[str]) -> dict[str, Any]:
         "external_id": f"demo-{run}-{number}",
         "placed_at": datetime.now().astimezone().isoformat(),
         "currency": "EUR",
-        "customer": {"email": f"customer{number}@example.test", "name": f"Customer {number}"},
+        # Customers and addresses of this run: a demo run again the same day is not a burst to the risk rules.
+        "customer": {"email": f"customer{number}-{run}@example.test", "name": f"Customer {number}"},
         "shipping_address": {
             "name": f"Customer {number}",
             "line1": f"Street {number}",
+            "line2": f"Run {run}",
             "city": "City",
             "postal_code": f"{1000 + number}",
             "country": country,

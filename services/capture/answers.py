@@ -71,6 +71,35 @@ class ReturnedUnits(BaseModel):
     received: int
 
 
+class FiredRule(BaseModel):
+    rule: str
+    score: int
+    hold: str
+    reason: str
+    facts: dict[str, Any]
+
+
+class RiskView(BaseModel):
+    """The order's risk assessment at intake (none for a rejected or exchange order)."""
+
+    score: int
+    level: str
+    recommendation: str
+    rules: list[FiredRule]
+    assessed_at: datetime
+
+
+class HoldView(BaseModel):
+    hold_type: str
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    state: str = Field(description="held, released, cancelled (with its order) or expired (its time limit)")
+    released_by: str | None
+    released_at: datetime | None
+    note: str | None
+
+
 class OrderView(BaseModel):
     """The order as capture knows it: status, rejection reasons, units per SKU at each step, the timeline."""
 
@@ -99,6 +128,8 @@ class OrderView(BaseModel):
     )
     refunded: str | None = Field(default=None, description="decimal string: refunds paid for returns, in all")
     original_order_id: UUID | None = Field(default=None, description="an exchange order: the order it replaces")
+    risk: RiskView | None = None
+    holds: list[HoldView] = Field(default_factory=list)
 
 
 # Every answer the order endpoints give, declared so that clients (and the API's fuzz test) can rely on it.
@@ -137,4 +168,77 @@ CANCEL_ANSWERS: Answers = {
     **AUTHENTICATED,
     **NOT_PARSED,
     **TOO_LARGE,
+}
+
+
+class HeldOrder(BaseModel):
+    order_id: UUID
+    channel: str
+    external_id: str
+    received_at: datetime
+    currency: str
+    total: str
+    score: int | None
+    level: str | None
+    recommendation: str | None
+    holds: list[dict[str, Any]]
+    held_since: datetime
+
+
+class HeldOrders(BaseModel):
+    orders: list[HeldOrder]
+
+
+class OrderHolds(BaseModel):
+    order_id: UUID
+    status: str
+    risk: RiskView | None
+    holds: list[HoldView]
+
+
+class HoldAnswer(BaseModel):
+    """The order after the release or cancellation: its status, the holds released and those remaining."""
+
+    order_id: UUID
+    status: str
+    released: list[str]
+    remaining: list[str]
+    holds: list[HoldView]
+
+
+class HoldRefusal(BaseModel):
+    detail: str
+    reasons: list[str] = Field(default_factory=list)
+
+
+OPERATOR_ONLY: Answers = {
+    401: {"model": Problem, "description": "No API key, or an unknown, malformed or revoked one"},
+    403: {"model": Problem, "description": "Not an operator's key"},
+    429: {"model": Problem, "description": "The API key is over its rate; see Retry-After"},
+}
+HOLDS_LIST_ANSWERS: Answers = {200: {"model": HeldOrders}, **OPERATOR_ONLY}
+HOLDS_ANSWERS: Answers = {200: {"model": OrderHolds}, 404: {"model": Problem}, **OPERATOR_ONLY}
+HELD_CANCEL_ANSWERS: Answers = {
+    200: {"model": HoldAnswer},
+    404: {"model": Problem, "description": "No such order"},
+    409: {"model": HoldRefusal, "description": "The order is not on hold"},
+    **OPERATOR_ONLY,
+    **NOT_PARSED,
+    **TOO_LARGE,
+}
+RELEASE_ANSWERS: Answers = {
+    **HELD_CANCEL_ANSWERS,
+    422: {
+        "description": "A body that does not fit the schema, or a hold the order does not have",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/HTTPValidationError"},
+                        {"$ref": "#/components/schemas/HoldRefusal"},
+                    ]
+                }
+            }
+        },
+    },
 }

@@ -1,5 +1,6 @@
-"""Capture's HTTP API: the generic order intake, Shopify's orders/create webhook, cancel requests and the
-order view. Thin: decode, one handler call in one transaction, map the outcome to a status code."""
+"""Capture's HTTP API: the generic order intake, Shopify's orders/create webhook, cancel requests, the order view,
+and operators' work on orders on hold (list, show, release, cancel). Thin: decode, one handler call in one
+transaction, map the outcome to a status code."""
 
 from __future__ import annotations
 
@@ -8,19 +9,28 @@ import logging
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.backbone import aftercommit
-from shared.backbone.auth import Authenticated, Caller, forbidden
+from shared.backbone.auth import OPERATORS_ONLY, Authenticated, Caller, forbidden, operator
 from shared.backbone.runtime import Runtime
-from shared.contracts.events import ItemQuantity, SubmittedOrder, storable
+from shared.contracts.events import HoldType, ItemQuantity, SubmittedOrder, storable
 
 from . import repository, shopify
-from .answers import CANCEL_ANSWERS, SUBMIT_ANSWERS, VIEW_ANSWERS
-from .handlers import Accepted, CancelOutcome, CaptureHandlers
+from .answers import (
+    CANCEL_ANSWERS,
+    HELD_CANCEL_ANSWERS,
+    HOLDS_ANSWERS,
+    HOLDS_LIST_ANSWERS,
+    RELEASE_ANSWERS,
+    SUBMIT_ANSWERS,
+    VIEW_ANSWERS,
+)
+from .handlers import Accepted, CancelOutcome, CaptureHandlers, HoldOutcome
 from .settings import CaptureSettings
 
 log = logging.getLogger(__name__)
@@ -34,6 +44,34 @@ class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lines: list[ItemQuantity] | None = Field(default=None, min_length=1, max_length=1000)
     reason: Annotated[str, AfterValidator(storable)] = Field(default="customer request", min_length=1, max_length=500)
+
+
+class ReleaseBody(BaseModel):
+    """The holds to release (omit to release every one), and a note for the timeline."""
+
+    model_config = ConfigDict(extra="forbid")
+    hold_types: list[HoldType] | None = Field(default=None, min_length=1, max_length=4)
+    note: Annotated[str, AfterValidator(storable)] | None = Field(default=None, min_length=1, max_length=500)
+
+
+class HeldCancelBody(BaseModel):
+    """Why the order is cancelled: the customer is told these words."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, AfterValidator(storable)] = Field(
+        default="we could not confirm your order", min_length=1, max_length=500
+    )
+
+
+class HoldsQuery(BaseModel):
+    """Which orders on hold to list: those with a hold of this type (any when omitted), at most `limit`."""
+
+    model_config = ConfigDict(extra="forbid")
+    hold_type: HoldType | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+HOLD_STATUS = {"released": 200, "cancelled": 200, "refused": 409, "invalid": 422, "unknown": 404}
 
 
 def accepted(outcome: Accepted, status_code: int = 202) -> JSONResponse:
@@ -134,5 +172,66 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
                 await repository.record_webhook(conn, webhook_id, shop.strip().lower(), outcome.order_id)
         SHOPIFY_WEBHOOKS.labels("duplicate" if outcome.duplicate else "accepted").inc()
         return accepted(outcome)
+
+    async def hold_answer(conn: Any, outcome: HoldOutcome) -> JSONResponse:
+        if outcome.verdict == "unknown":
+            return JSONResponse({"detail": "no such order"}, status_code=404)
+        if outcome.verdict in ("refused", "invalid"):
+            refusal = {"detail": "; ".join(outcome.reasons), "reasons": list(outcome.reasons)}
+            return JSONResponse(refusal, status_code=HOLD_STATUS[outcome.verdict])
+        assert outcome.order_id is not None
+        body: dict[str, Any] = {
+            "order_id": str(outcome.order_id),
+            "status": outcome.status,
+            "released": list(outcome.released),
+            "remaining": list(outcome.remaining),
+            "holds": await repository.holds_view(conn, outcome.order_id),
+        }
+        return JSONResponse(jsonable_encoder(body), status_code=HOLD_STATUS[outcome.verdict])
+
+    @router.get("/v1/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_LIST_ANSWERS)
+    async def list_holds(query: Annotated[HoldsQuery, Query()]) -> dict[str, Any]:
+        """Orders on hold, the longest held first, with their holds and risk assessment; an unknown parameter is
+        refused (422) rather than ignored, so a misspelt filter cannot list everything."""
+        async with runtime.pool.acquire() as conn:
+            return {"orders": await repository.orders_on_hold(conn, query.hold_type, query.limit)}
+
+    @router.get("/v1/orders/{order_id}/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_ANSWERS)
+    async def order_holds(order_id: UUID) -> dict[str, Any]:
+        """The order's holds (those ended too, with who ended them and when) and its risk assessment."""
+        async with runtime.pool.acquire() as conn:
+            status = await repository.status_of(conn, order_id)
+            if status is None:
+                raise HTTPException(404, "no such order")
+            return {
+                "order_id": str(order_id),
+                "status": status,
+                "risk": await repository.risk_view(conn, order_id),
+                "holds": await repository.holds_view(conn, order_id),
+            }
+
+    @router.post("/v1/orders/{order_id}/holds/release", responses=RELEASE_ANSWERS)
+    async def release_holds(
+        caller: Annotated[Caller, Depends(operator)],
+        order_id: UUID,
+        body: Annotated[ReleaseBody | None, Body()] = None,
+    ) -> JSONResponse:
+        request = body or ReleaseBody()
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+            outcome = await handlers.release(
+                conn, order_id, request.hold_types, f"operator:{caller.key_id}", request.note
+            )
+            return await hold_answer(conn, outcome)
+
+    @router.post("/v1/orders/{order_id}/holds/cancel", responses=HELD_CANCEL_ANSWERS)
+    async def cancel_held_order(
+        caller: Annotated[Caller, Depends(operator)],
+        order_id: UUID,
+        body: Annotated[HeldCancelBody | None, Body()] = None,
+    ) -> JSONResponse:
+        request = body or HeldCancelBody()
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+            outcome = await handlers.cancel_held(conn, order_id, request.reason, f"operator:{caller.key_id}")
+            return await hold_answer(conn, outcome)
 
     return router

@@ -1,5 +1,6 @@
-"""Capture's wiring point: the order API (generic, Shopify, cancel requests), the consumers of the intake,
-cancel request and lifecycle topics, and the expiry of cancel requests no order has claimed."""
+"""Capture's wiring point: the order API (generic, Shopify, cancel requests, holds), the consumers of the intake,
+cancel request and lifecycle topics, the expiry of cancel requests no order has claimed, and of holds past their
+time limit. The risk rules are read here, once."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: CaptureSettings) -> FastAPI:
     runtime = Runtime(settings)
-    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+    handlers = CaptureHandlers(settings.intake_rules, settings.risk_rules(), settings.early_cancel_window)
 
     async def expire_held_cancel_requests() -> None:
         # Every instance sweeps; a request is expired by one of them (the update re-checks its state).
@@ -34,11 +35,21 @@ def create_app(settings: CaptureSettings) -> FastAPI:
             except Exception as exc:  # the database may be away for a while: the next sweep catches up
                 log.warning("held cancel requests not swept (%s)", exc.__class__.__name__)
 
+    async def expire_holds() -> None:
+        # Every instance sweeps; the orders are locked skipping those another holds, so each is cancelled once.
+        while True:
+            await asyncio.sleep(settings.hold_sweep_seconds)
+            try:
+                async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+                    await handlers.expire_holds(conn, now())
+            except Exception as exc:  # the database may be away for a while: the next sweep catches up
+                log.warning("holds not swept (%s)", exc.__class__.__name__)
+
     app = service_app(
         runtime,
         handlers.routes,
         prepare=handlers.prepare,
-        background={"early-cancel-expiry": expire_held_cancel_requests},
+        background={"early-cancel-expiry": expire_held_cancel_requests, "hold-expiry": expire_holds},
         title="OMS capture",
     )
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

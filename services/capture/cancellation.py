@@ -31,6 +31,8 @@ def review(progress: Progress, lines: list[ItemQuantity] | None) -> Review:
     """`refused`: the order's state forbids it (409); `invalid`: the request does not fit the order (422)."""
     if refusal := REFUSALS.get(progress.status):
         return Review("refused", (refusal,))
+    if progress.status == "on_hold" and lines is not None:
+        return Review("refused", ("the order is on hold: cancel it whole, or release it first",))
     if lines is None:
         if progress.shipped:
             return Review("refused", ("part of the order has shipped; name the lines still to cancel",))

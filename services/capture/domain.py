@@ -15,6 +15,7 @@ ACCEPTED_PAYMENT = ("authorized", "paid")
 
 STATUSES = (
     "received",
+    "on_hold",
     "validated",
     "rejected",
     "backordered",
@@ -27,9 +28,11 @@ STATUSES = (
 )
 # The only status changes an order may make. Allocation may still refuse an order nothing was reserved
 # for (validated, backordered), not one it has routed; an order that has shipped in part cannot be
-# cancelled as a whole nor go back to waiting; a delivery exception is cleared only by the delivery itself.
+# cancelled as a whole nor go back to waiting; a delivery exception is cleared only by the delivery itself. An order
+# on hold was never announced to allocation: it is validated when its last hold is released, or cancelled from hold.
 TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "received": frozenset({"validated", "rejected"}),
+    "received": frozenset({"validated", "rejected", "on_hold"}),
+    "on_hold": frozenset({"validated", "cancelled"}),
     "validated": frozenset({"allocated", "backordered", "rejected", "cancelled"}),
     "backordered": frozenset({"allocated", "partially_shipped", "rejected", "cancelled"}),
     "allocated": frozenset({"backordered", "partially_shipped", "shipped", "cancelled"}),

@@ -10,8 +10,8 @@ at the same moment handle them one after the other."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -32,7 +32,7 @@ from shared.contracts.envelope import Envelope, now, wrap
 from shared.contracts.topics import Topic
 from shared.reference import catalogue
 
-from . import cancellation, domain, latency, lifecycle, metrics, repository, returns
+from . import cancellation, domain, holds, latency, lifecycle, metrics, repository, returns, risk
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -63,9 +63,23 @@ class CancelOutcome:
     request_state: str | None = None
 
 
+@dataclass(frozen=True)
+class HoldOutcome:
+    """`released` (`remaining` still on the order), `cancelled`, `refused` (not on hold), `invalid` (a hold it
+    does not have), `unknown` (no such order)."""
+
+    verdict: Literal["released", "cancelled", "refused", "invalid", "unknown"]
+    order_id: UUID | None = None
+    status: str | None = None
+    reasons: tuple[str, ...] = ()
+    released: tuple[str, ...] = ()
+    remaining: tuple[str, ...] = ()
+
+
 class CaptureHandlers:
-    def __init__(self, rules: IntakeRules, early_cancel_window: timedelta) -> None:
+    def __init__(self, rules: IntakeRules, risk_rules: risk.RiskRules, early_cancel_window: timedelta) -> None:
         self.rules = rules
+        self.risk_rules = risk_rules
         self.early_cancel_window = early_cancel_window
 
     async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
@@ -99,35 +113,68 @@ class CaptureHandlers:
         """`intake` for many orders, in the order given, with one statement per table: their (channel,
         external_id) locked, the catalogue read, the orders, their steps and their events written at once."""
         await repository.lock_external_ids(conn, [(order.channel, order.external_id) for order, _ in orders])
+        known = await repository.known_external_ids(conn, [(order.channel, order.external_id) for order, _ in orders])
         known_skus = await repository.catalogue(conn, (line.sku for order, _ in orders for line in order.lines))
-        decided: dict[tuple[str, str], repository.NewOrder] = {}  # the first of a (channel, external_id) counts
+        fresh: dict[tuple[str, str], ev.SubmittedOrder] = {}  # the first of a (channel, external_id) counts
         for order, _ in orders:
-            key = (order.channel, order.external_id)
-            if key not in decided:
-                reasons = domain.rejection_reasons(order, known_skus, self.rules)
-                status = "rejected" if reasons else "validated"
-                total = domain.order_total(order)
-                decided[key] = repository.NewOrder(uuid4(), order, total, status, reasons, now())
+            if (key := (order.channel, order.external_id)) not in known:
+                fresh.setdefault(key, order)
+        rejections = {key: domain.rejection_reasons(order, known_skus, self.rules) for key, order in fresh.items()}
+        at = now()
+        counted_by, assessments = await self._assess(conn, fresh, rejections, at)
+        placed = {key: holds.placed(assessments[key]) for key in fresh}
+        decided = {
+            key: repository.NewOrder(uuid4(), order, domain.order_total(order), status, rejections[key], now())
+            for key, order in fresh.items()
+            for status in ["rejected" if rejections[key] else "on_hold" if placed[key] else "validated"]
+        }
         inserted = await repository.insert_orders(conn, list(decided.values()))
+        risks = [
+            repository.Assessed(new.order_id, counted_by[key], new.total, assessments[key])
+            for key, new in decided.items()
+            if new.order_id in inserted
+        ]
+        await repository.add_risk(conn, risks, at)
+        await repository.add_holds(
+            conn,
+            [
+                (new.order_id, hold, reason)
+                for key, new in decided.items()
+                if new.order_id in inserted
+                for hold, reason in placed[key].items()
+            ],
+            holds.PLACED_BY_RISK,
+            at,
+        )
         steps: list[tuple[UUID, str, datetime, str | None]] = []
         outgoing: list[tuple[Topic, str, Envelope]] = []
         answers: list[Accepted | None] = []
         for order, cause in orders:
-            new = decided[(order.channel, order.external_id)]
-            if new.order_id not in inserted:
+            new = decided.get((order.channel, order.external_id))
+            if new is None or new.order_id not in inserted:
                 answers.append(None)  # known already, or read twice here: answered as it stands, below
                 continue
             inserted.discard(new.order_id)
             reasons = list(new.reasons)
-            event = wrap(
-                decision(new.order_id, order, new.total, reasons, new.received_at), order_id=new.order_id, cause=cause
-            )
+            on_hold = placed[(order.channel, order.external_id)]
+            assessment = assessments[(order.channel, order.external_id)]
+            announced: ev.Contract
+            if on_hold and assessment is not None:
+                announced = held_order(new.order_id, order, on_hold, assessment)
+                detail: str | None = holds.describe(on_hold)
+                metrics.count_holds(on_hold, "placed")
+            else:
+                announced = decision(new.order_id, order, new.total, reasons, new.received_at)
+                detail = "; ".join(reasons) or None
+            if assessment is not None:
+                count(metrics.RISK_ASSESSMENTS.labels(assessment.level, assessment.recommendation))
+            event = wrap(announced, order_id=new.order_id, cause=cause)
             steps += [
                 (new.order_id, "received", new.received_at, f"via {order.channel}"),
-                (new.order_id, new.status, event.occurred_at, "; ".join(reasons) or None),
+                (new.order_id, new.status, event.occurred_at, detail),
             ]
-            outgoing.append((topics.ORDERS_REJECTED if reasons else topics.ORDERS_VALIDATED, str(new.order_id), event))
-            metrics.count_intake(order.channel, reasons)
+            outgoing.append((topics.topic_of(type(announced)), str(new.order_id), event))
+            metrics.count_intake(order.channel, reasons, new.status)
             answers.append(Accepted(new.order_id, new.status, duplicate=False))
         if len(orders) == 1 and answers[0] is not None:
             logs.bind(order_id=answers[0].order_id)
@@ -150,6 +197,23 @@ class CaptureHandlers:
                 )
                 count(EARLY_CANCEL_REQUESTS.labels(order.channel, "applied"))
         return [answer or await self._known(conn, order) for (order, _), answer in zip(orders, answers, strict=True)]
+
+    async def _assess(
+        self,
+        conn: Conn,
+        fresh: Mapping[tuple[str, str], ev.SubmittedOrder],
+        reasons: Mapping[tuple[str, str], list[domain.Rejection]],
+        at: datetime,
+    ) -> tuple[dict[tuple[str, str], dict[risk.Dimension, str]], dict[tuple[str, str], risk.Assessment | None]]:
+        """Every new order's velocity keys, and the assessment of those that pass validation (an exchange order,
+        opened by returns for a customer whose parcel came back, is not assessed); what was seen before is read
+        with one statement, and each order counts for those after it."""
+        keys = {key: risk.keys(order) for key, order in fresh.items()}
+        assessed = {key: not reasons[key] and order.original_order_id is None for key, order in fresh.items()}
+        wanted = set().union(*(risk.lookups(keys[key], self.risk_rules, at) for key in fresh if assessed[key]))
+        history = await repository.risk_history(conn, wanted)
+        orders = ((order, domain.order_total(order), keys[key], assessed[key]) for key, order in fresh.items())
+        return keys, dict(zip(fresh, risk.assess_all(orders, history, self.risk_rules, at), strict=True))
 
     async def _known(self, conn: Conn, order: ev.SubmittedOrder) -> Accepted:
         known = await repository.find_by_external_id(conn, order.channel, order.external_id)
@@ -265,6 +329,9 @@ class CaptureHandlers:
         review = cancellation.review(progress, lines)
         if review.verdict != "accepted":
             return CancelOutcome(review.verdict, order_id, progress.status, review.reasons)
+        if progress.status == "on_hold":
+            await self._cancel_from_hold(conn, order_id, progress, reason, source, cause, expired=None)
+            return CancelOutcome("accepted", order_id, "cancelled", request_state="accepted")
         requested_at = now()
         requested = ev.OrderCancellationRequested(
             order_id=order_id, lines=lines, reason=reason, requested_at=requested_at
@@ -336,6 +403,107 @@ class CaptureHandlers:
             count(EARLY_CANCEL_REQUESTS.labels(channel, "expired"))
         return len(expired)
 
+    # ---- holds ----
+
+    async def release(
+        self, conn: Conn, order_id: UUID, hold_types: Sequence[str] | None, by: str, note: str | None
+    ) -> HoldOutcome:
+        """Release these holds (None: every one); when none is left the order goes on as validated: announced to
+        allocation (OrderValidated) in this transaction."""
+        progress = await repository.lock_progress(conn, order_id)
+        if progress is None:
+            return HoldOutcome("unknown")
+        if progress.status != "on_hold":
+            return HoldOutcome("refused", order_id, progress.status, (f"the order is not on hold ({progress.status})",))
+        found = holds.release(await repository.held(conn, order_id), hold_types)
+        if found.not_held:
+            reasons = tuple(f"the order has no {hold} hold" for hold in found.not_held)
+            return HoldOutcome("invalid", order_id, progress.status, reasons)
+        at = now()
+        await repository.end_holds(conn, order_id, found.released, "released", by, note, at)
+        outgoing: list[tuple[Topic, str, Envelope]] = []
+        steps: list[repository.Recorded] = []
+        for hold in found.released:
+            released = ev.HoldReleased(
+                order_id=order_id, hold_type=hold, released_by=by, note=note, remaining=list(found.remaining)
+            )
+            outgoing.append((topics.ORDER_HOLDS, str(order_id), wrap(released, order_id=order_id, occurred_at=at)))
+            detail = "; ".join(filter(None, (f"{hold} hold released by {by}", note)))
+            steps.append(repository.Recorded(order_id, Step("hold_released", detail, progress.status), at))
+        after = progress
+        if found.order_flows:
+            order, received_at = await repository.order_facts(conn, order_id)
+            # The total as intake computed it (the stored one carries the column's four decimals).
+            announced = decision(order_id, order, domain.order_total(order), [], received_at)
+            validated = wrap(announced, order_id=order_id, occurred_at=at)
+            outgoing.append((topics.ORDERS_VALIDATED, str(order_id), validated))
+            after = replace(progress, status="validated")
+            steps.append(repository.Recorded(order_id, Step("validated", "every hold released", "validated"), at))
+            count(metrics.ORDERS_STATUS.labels("validated"))
+        await repository.record_all(conn, steps, {order_id: after}, {})
+        await enqueue(conn, outgoing)
+        metrics.count_holds(found.released, "released")
+        return HoldOutcome("released", order_id, after.status, released=found.released, remaining=found.remaining)
+
+    async def cancel_held(self, conn: Conn, order_id: UUID, reason: str, by: str) -> HoldOutcome:
+        """An operator cancels an order on hold (only one on hold: this is not the general cancel)."""
+        progress = await repository.lock_progress(conn, order_id)
+        if progress is None:
+            return HoldOutcome("unknown")
+        if progress.status != "on_hold":
+            return HoldOutcome("refused", order_id, progress.status, (f"the order is not on hold ({progress.status})",))
+        outcome = await self.cancel(conn, order_id, None, reason, by, cause=None)
+        return HoldOutcome("cancelled", order_id, outcome.status)
+
+    async def expire_holds(self, conn: Conn, at: datetime, limit: int = 200) -> int:
+        """Cancel the orders whose holds are past their time limit, telling their customers; returns how many."""
+        limits = {hold: self.risk_rules.time_limit(hold) for hold in risk.HOLD_TYPES}
+        overdue = await repository.overdue_holds(conn, holds.overdue_since(limits, at), limit)
+        for order_id, late in overdue.items():
+            progress = await repository.lock_progress(conn, order_id)
+            assert progress is not None and progress.status == "on_hold", "overdue_holds locked it on hold"
+            reason = holds.expiry_reason(limits, late)
+            await self._cancel_from_hold(conn, order_id, progress, reason, "time limit", None, expired=late)
+            log.info("order %s cancelled: its %s hold(s) passed their time limit", order_id, ", ".join(late))
+        return len(overdue)
+
+    async def _cancel_from_hold(
+        self,
+        conn: Conn,
+        order_id: UUID,
+        progress: lifecycle.Progress,
+        reason: str,
+        by: str,
+        cause: Envelope | None,
+        expired: Sequence[ev.HoldType] | None,
+    ) -> None:
+        """Cancelled while on hold: nothing was allocated, so nothing is asked of allocation or fulfillment; its holds
+        end, and the customer is told (HeldOrderCancelled names them: the order was never announced)."""
+        at = now()
+        ended = await repository.held(conn, order_id)
+        await repository.end_holds(conn, order_id, ended, "cancelled" if expired is None else "expired", by, None, at)
+        order, _ = await repository.order_facts(conn, order_id)
+        cancelled = ev.HeldOrderCancelled(
+            order_id=order_id,
+            channel=order.channel,
+            external_id=order.external_id,
+            customer=order.customer,
+            reason=reason,
+            expired=expired is not None,
+            holds=ended,
+        )
+        event = wrap(cancelled, order_id=order_id, cause=cause, occurred_at=at)
+        if expired is None:  # a request someone made: a repeat of it is recognised
+            fingerprint = cancellation.fingerprint(None)
+            await repository.add_cancel_request(conn, order_id, fingerprint, event.event_id, None, reason, by, at)
+            await repository.resolve_request(conn, order_id, event.event_id, "accepted", "cancelled while on hold")
+        detail = f"{reason} (on hold: {', '.join(ended)}; nothing was allocated, so nothing to release)"
+        after = replace(progress, status="cancelled", cancelled=dict(progress.ordered))
+        await repository.record(conn, order_id, after, Step("cancelled", detail, "cancelled"), at)
+        await enqueue(conn, [(topics.ORDER_HOLDS, str(order_id), event)])
+        count(metrics.ORDERS_STATUS.labels("cancelled"))
+        metrics.count_holds(ended, "cancelled" if expired is None else "expired")
+
     def routes(self) -> Routes:
         return {
             ev.SubmittedOrder: self.on_order_submitted,
@@ -345,6 +513,20 @@ class CaptureHandlers:
             **dict.fromkeys(returns.FOLLOWED, self.on_return_event),
             ev.ExchangeRequested: self.on_exchange_requested,
         }
+
+
+def held_order(
+    order_id: UUID, order: ev.SubmittedOrder, on_hold: Mapping[ev.HoldType, str], assessment: risk.Assessment
+) -> ev.OrderHeld:
+    return ev.OrderHeld(
+        order_id=order_id,
+        channel=order.channel,
+        external_id=order.external_id,
+        holds=[ev.HoldPlaced(hold_type=hold, reason=reason) for hold, reason in on_hold.items()],
+        score=assessment.score,
+        level=assessment.level,
+        recommendation=assessment.recommendation,
+    )
 
 
 def decision(

@@ -1,8 +1,11 @@
-"""Capture's business metrics: orders taken in, rejection reasons by kind, the status changes it records and
-the time from intake to a pick task and to delivery. Labels are bounded (channel, status, reason kind); never
-an order id, a customer or a SKU. Counted after the transaction that decided them commits."""
+"""Capture's business metrics: orders taken in, rejection reasons by kind, risk assessments and holds, the status
+changes it records and the time from intake to a pick task and to delivery. Labels are bounded (channel, status,
+reason kind, level, hold type); never an order id, a customer or a SKU. Counted after the transaction that decided
+them commits."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram
 
@@ -21,6 +24,14 @@ ORDERS_STATUS = Counter(
 )
 ORDERS_VALIDATED = Counter("oms_orders_validated_total", "Orders that passed validation, by channel.", ["channel"])
 ORDERS_REJECTED = Counter("oms_orders_rejected_total", "Orders refused at intake, by channel.", ["channel"])
+RISK_ASSESSMENTS = Counter(
+    "oms_risk_assessments_total", "Orders assessed at intake, by level and recommendation.", ["level", "recommendation"]
+)
+HOLDS = Counter(
+    "oms_holds_total",
+    "Holds by type and what became of them: placed, released, cancelled (with their order), expired.",
+    ["hold_type", "outcome"],
+)
 
 # Latency from intake (capture's received_at) to a lifecycle step, observed by capture when it records the
 # step. Buckets are fine-grained up to a few seconds (the pipeline itself), coarse beyond (backorders,
@@ -39,10 +50,15 @@ INTAKE_TO_DELIVERED = Histogram(
 )
 
 
-def count_intake(channel: str, reasons: list[Rejection]) -> None:
-    """A new order decided: received, then validated or rejected with the kind of each reason."""
+def count_intake(channel: str, reasons: list[Rejection], status: str) -> None:
+    """A new order decided: received, then validated (or on hold) or rejected with the kind of each reason."""
     count(ORDERS_RECEIVED.labels(channel))
     count((ORDERS_REJECTED if reasons else ORDERS_VALIDATED).labels(channel))
-    count(ORDERS_STATUS.labels("rejected" if reasons else "validated"))
+    count(ORDERS_STATUS.labels(status))
     for reason in reasons:
         count(REJECTION_REASONS.labels(reason.kind))
+
+
+def count_holds(hold_types: Iterable[str], outcome: str) -> None:
+    for hold_type in hold_types:
+        count(HOLDS.labels(hold_type, outcome))

@@ -17,6 +17,7 @@ from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
 
+from . import risk
 from .domain import Rejection
 from .lifecycle import Progress, Step
 
@@ -71,11 +72,29 @@ async def insert_order(
     return new.order_id if await insert_orders(conn, [new]) else None
 
 
+async def known_external_ids(conn: Conn, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of these (channel, external_id) that name an order already."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    rows = await conn.fetch(
+        "SELECT channel, external_id FROM orders JOIN unnest($1::text[], $2::text[]) AS k(channel, external_id)"
+        " USING (channel, external_id)",
+        [channel for channel, _ in wanted],
+        [external_id for _, external_id in wanted],
+    )
+    return {(r["channel"], r["external_id"]) for r in rows}
+
+
 async def find_by_external_id(conn: Conn, channel: str, external_id: str) -> tuple[UUID, str] | None:
     row = await conn.fetchrow(
         "SELECT order_id, status FROM orders WHERE channel = $1 AND external_id = $2", channel, external_id
     )
     return None if row is None else (row["order_id"], row["status"])
+
+
+async def status_of(conn: Conn, order_id: UUID) -> str | None:
+    return await conn.fetchval("SELECT status FROM orders WHERE order_id = $1", order_id)  # type: ignore[no-any-return]
 
 
 async def channel_of(conn: Conn, order_id: UUID) -> str | None:
@@ -399,8 +418,186 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
         "total": str(order["total"]),
         "timeline": [dict(s) for s in steps],
         "cancellations": [dict(c) for c in cancellations],
+        "risk": await risk_view(conn, order_id),
+        "holds": await holds_view(conn, order_id),
         **await returns_view(conn, order_id),
     }
+
+
+# ---- risk and holds ----
+
+
+async def risk_history(conn: Conn, lookups: Iterable[risk.Lookup]) -> dict[risk.Lookup, risk.Seen]:
+    """Per (dimension, key, since): the orders taken in since then with that key, and their amounts; one statement
+    for the whole batch."""
+    wanted = sorted(set(lookups))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT l.dimension, l.key, l.since, count(k.order_id)::int AS orders, coalesce(sum(k.amount), 0) AS amount"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS l(dimension, key, since)"
+        " LEFT JOIN order_risk_keys k ON k.dimension = l.dimension AND k.key = l.key AND k.received_at >= l.since"
+        " GROUP BY l.dimension, l.key, l.since",
+        [w[0] for w in wanted],
+        [w[1] for w in wanted],
+        [w[2] for w in wanted],
+    )
+    return {(r["dimension"], r["key"], r["since"]): risk.Seen(r["orders"], r["amount"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class Assessed:
+    """A new order's risk: what it is counted by, and its assessment (None when it was not assessed)."""
+
+    order_id: UUID
+    keys: Mapping[risk.Dimension, str]
+    amount: Decimal
+    assessment: risk.Assessment | None
+
+
+async def add_risk(conn: Conn, assessed: Sequence[Assessed], at: datetime) -> None:
+    """The orders' velocity keys and their assessments, one statement each."""
+    counted = [(a.order_id, dimension, key, a.amount) for a in assessed for dimension, key in a.keys.items()]
+    if not counted:
+        return
+    await conn.execute(
+        "INSERT INTO order_risk_keys (order_id, dimension, key, amount, received_at)"
+        " SELECT order_id, dimension, key, amount, $5 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[])"
+        " AS k(order_id, dimension, key, amount) ON CONFLICT DO NOTHING",
+        [c[0] for c in counted],
+        [c[1] for c in counted],
+        [c[2] for c in counted],
+        [c[3] for c in counted],
+        at,
+    )
+    scored = [(a.order_id, a.assessment) for a in assessed if a.assessment is not None]
+    if not scored:
+        return
+    await conn.execute(
+        "INSERT INTO risk_assessments (order_id, score, level, recommendation, rules, assessed_at)"
+        " SELECT order_id, score, level, recommendation, rules::jsonb, $6"
+        " FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[])"
+        " AS a(order_id, score, level, recommendation, rules) ON CONFLICT DO NOTHING",
+        [order_id for order_id, _ in scored],
+        [a.score for _, a in scored],
+        [a.level for _, a in scored],
+        [a.recommendation for _, a in scored],
+        [json.dumps(a.document()) for _, a in scored],
+        at,
+    )
+
+
+async def add_holds(conn: Conn, holds: Sequence[tuple[UUID, str, str]], placed_by: str, at: datetime) -> None:
+    """Holds (order, type, reason) placed at once."""
+    if not holds:
+        return
+    await conn.execute(
+        "INSERT INTO holds (order_id, hold_type, reason, placed_by, placed_at)"
+        " SELECT order_id, hold_type, reason, $4, $5 FROM unnest($1::uuid[], $2::text[], $3::text[])"
+        " AS h(order_id, hold_type, reason)",
+        [h[0] for h in holds],
+        [h[1] for h in holds],
+        [h[2] for h in holds],
+        placed_by,
+        at,
+    )
+
+
+async def held(conn: Conn, order_id: UUID) -> list[ev.HoldType]:
+    """The types of the holds still on the order (its row locked by the caller)."""
+    rows = await conn.fetch(
+        "SELECT hold_type FROM holds WHERE order_id = $1 AND state = 'held' ORDER BY hold_type", order_id
+    )
+    return [r["hold_type"] for r in rows]
+
+
+async def end_holds(
+    conn: Conn, order_id: UUID, hold_types: Sequence[str], state: str, by: str, note: str | None, at: datetime
+) -> None:
+    """Release these holds of the order, or end them as its cancellation does ('cancelled', 'expired')."""
+    await conn.execute(
+        "UPDATE holds SET state = $3, released_by = $4, note = $5, released_at = $6"
+        " WHERE order_id = $1 AND hold_type = ANY($2::text[]) AND state = 'held'",
+        order_id,
+        list(hold_types),
+        state,
+        by,
+        note,
+        at,
+    )
+
+
+async def overdue_holds(
+    conn: Conn, placed_before: Mapping[ev.HoldType, datetime], limit: int
+) -> dict[UUID, list[ev.HoldType]]:
+    """Orders on hold with a hold placed before its type's moment, and those holds. The orders are locked first, in
+    order id order, skipping any another transaction holds (it is releasing or cancelling it: the next sweep looks
+    again); their holds are read after, so a hold released meanwhile is not counted."""
+    overdue = (
+        "SELECT h.order_id, array_agg(h.hold_type ORDER BY h.hold_type) AS overdue FROM holds h"
+        " JOIN unnest($1::text[], $2::timestamptz[]) AS l(hold_type, placed_before) USING (hold_type)"
+        " WHERE h.state = 'held' AND h.placed_at < l.placed_before"
+    )
+    types, moments = list(placed_before), list(placed_before.values())
+    candidates = await conn.fetch(f"{overdue} GROUP BY h.order_id ORDER BY h.order_id LIMIT $3", types, moments, limit)
+    if not candidates:
+        return {}
+    locked = await conn.fetch(
+        "SELECT order_id FROM orders WHERE order_id = ANY($1::uuid[]) AND status = 'on_hold'"
+        " ORDER BY order_id FOR UPDATE SKIP LOCKED",
+        [r["order_id"] for r in candidates],
+    )
+    rows = await conn.fetch(
+        f"{overdue} AND h.order_id = ANY($3::uuid[]) GROUP BY h.order_id",
+        types,
+        moments,
+        [r["order_id"] for r in locked],
+    )
+    return {r["order_id"]: list(r["overdue"]) for r in rows}
+
+
+async def order_facts(conn: Conn, order_id: UUID) -> tuple[SubmittedOrder, datetime]:
+    """The order as submitted and when it was received: what its OrderValidated announces."""
+    row = await conn.fetchrow("SELECT document, received_at FROM orders WHERE order_id = $1", order_id)
+    assert row is not None, "the caller locked this order"
+    return SubmittedOrder.model_validate(row["document"]), row["received_at"]
+
+
+HOLD_COLUMNS = "hold_type, reason, placed_by, placed_at, state, released_by, released_at, note"
+
+
+async def holds_view(conn: Conn, order_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {HOLD_COLUMNS} FROM holds WHERE order_id = $1 ORDER BY placed_at, hold_type", order_id
+    )
+    return [dict(r) for r in rows]
+
+
+async def orders_on_hold(conn: Conn, hold_type: str | None, limit: int) -> list[dict[str, Any]]:
+    """Orders on hold, the oldest hold first, with their holds and risk assessment (no personal data)."""
+    rows = await conn.fetch(
+        "SELECT o.order_id, o.channel, o.external_id, o.received_at, o.currency, o.total::text AS total,"
+        " a.score, a.level, a.recommendation,"
+        " (SELECT jsonb_agg(jsonb_build_object('hold_type', h.hold_type, 'reason', h.reason, 'placed_by', h.placed_by,"
+        "   'placed_at', h.placed_at) ORDER BY h.hold_type) FROM holds h WHERE h.order_id = o.order_id"
+        "   AND h.state = 'held') AS holds,"
+        " (SELECT min(h.placed_at) FROM holds h WHERE h.order_id = o.order_id AND h.state = 'held') AS held_since"
+        " FROM orders o LEFT JOIN risk_assessments a USING (order_id)"
+        " WHERE o.status = 'on_hold'"
+        " AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM holds h WHERE h.order_id = o.order_id AND h.state = 'held'"
+        "   AND h.hold_type = $1))"
+        " ORDER BY held_since, o.order_id LIMIT $2",
+        hold_type,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def risk_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT score, level, recommendation, rules, assessed_at FROM risk_assessments WHERE order_id = $1", order_id
+    )
+    return None if row is None else dict(row)
 
 
 # ---- returns (after delivery) ----

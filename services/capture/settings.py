@@ -1,15 +1,19 @@
-"""Capture's settings: where it ships, which currencies it takes, and the Shopify shops it accepts orders from."""
+"""Capture's settings: where it ships, which currencies it takes, the Shopify shops it accepts orders from, the risk
+rules and how often holds are looked at."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
 from shared.backbone.settings import CommonSettings
 from shared.contracts.events import ServiceLevel
+from shared.reference.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
 
 from .domain import IntakeRules
+from .risk import RiskRules
 
 DEVELOPMENT_SHOP = "oms-dev.myshopify.com"
 DEVELOPMENT_SHOPIFY_SECRET = "dev-shopify-webhook-secret"  # noqa: S105 - refused in production, below
@@ -36,6 +40,10 @@ class CaptureSettings(CommonSettings):
     # as expired; held requests are looked at this often.
     early_cancel_window_seconds: float = Field(default=24 * 3600, gt=0)
     early_cancel_sweep_seconds: float = Field(default=60, gt=0)
+    # The risk rules every order is assessed by (velocity, blocklists, ...), and the holds' time limits.
+    risk_rules_file: Path = WAREHOUSES_FILE.parent / "risk.json"
+    # Holds past their time limit are looked for this often.
+    hold_sweep_seconds: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CaptureSettings:
@@ -48,6 +56,9 @@ class CaptureSettings(CommonSettings):
     @property
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(shippable_countries=self.shippable_countries, currencies=self.currencies)
+
+    def risk_rules(self) -> RiskRules:
+        return RiskRules.model_validate_json(self.risk_rules_file.read_bytes())
 
     @property
     def early_cancel_window(self) -> timedelta:

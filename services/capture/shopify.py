@@ -10,13 +10,18 @@ unit after every discount, whichever way the body's API version expresses them:
   order's totals (`total_discounts`, `subtotal_price`).
 So the lines are reconciled with the order's own subtotal (after all discounts, before shipping and tax):
 what the lines still come to above it is an order-level discount, spread over the shipped lines in
-proportion to what they cost. The payment is the amount charged: `current_total_price`, else `total_price`."""
+proportion to what they cost. The payment is the amount charged: `current_total_price`, else `total_price`.
+
+For the risk rules: the billing address (when complete), the browser's IP, and Shopify's own risk recommendation
+when the body carries it (`risk.recommendation` as the Admin API's order risk summary gives it, or the most severe
+of `risks[].recommendation`); an unusable one of these is left out, never a reason to refuse the order."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
@@ -81,6 +86,9 @@ def to_order(body: Any, service_levels: Mapping[str, ServiceLevel]) -> Submitted
         "lines": _lines(body, reasons),
         "shipping_price": _text(shipping_price),
         "payment": _payment(body, reasons),
+        "billing_address": _billing_address(body.get("billing_address")),
+        "client_ip": _ip(body.get("browser_ip") or _object(body.get("client_details")).get("browser_ip")),
+        "channel_risk": _risk(body),
     }
     if not document["external_id"]:
         reasons.append("id: missing")
@@ -234,6 +242,30 @@ def _address(address: Any, reasons: list[str]) -> dict[str, Any] | None:
         "postal_code": address.get("zip"),
         "country": address.get("country_code"),
     }
+
+
+def _billing_address(address: Any) -> dict[str, Any] | None:
+    ignored: list[str] = []
+    mapped = _address(address, ignored) if isinstance(address, dict) else None
+    return None if ignored or mapped is None or not mapped["name"] else mapped
+
+
+def _ip(value: Any) -> str | None:
+    try:
+        return str(ipaddress.ip_address(str(value).strip())) if value else None
+    except ValueError:
+        return None
+
+
+RISK_SEVERITY = ("accept", "investigate", "cancel")
+
+
+def _risk(body: dict[str, Any]) -> str | None:
+    """Shopify's recommendation for the order, the most severe when it gives several."""
+    said = [_object(body.get("risk")).get("recommendation")]
+    said += [_object(r).get("recommendation") for r in body.get("risks") or [] if isinstance(body.get("risks"), list)]
+    known = [str(r).lower() for r in said if isinstance(r, str) and r.lower() in RISK_SEVERITY]
+    return max(known, key=RISK_SEVERITY.index) if known else None
 
 
 def _customer(body: dict[str, Any], reasons: list[str]) -> dict[str, Any]:

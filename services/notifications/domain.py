@@ -29,6 +29,7 @@ KINDS = (
     "return_closed",
     "refunded",
     "exchange_failed",
+    "hold_cancelled",
 )
 
 
@@ -45,11 +46,12 @@ class Intent:
     shipment_key: str = ""
 
 
-# The events notifications follows: who the customer is (validated, rejected), what still waits for stock,
-# and every step the customer is told of.
+# The events notifications follows: who the customer is (validated, rejected, cancelled while on hold: never
+# announced), what still waits for stock, and every step the customer is told of.
 FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.OrderValidated,
     ev.OrderRejected,
+    ev.HeldOrderCancelled,
     ev.OrderAllocated,
     ev.OrderBackordered,
     ev.OrderUnfulfillable,
@@ -74,6 +76,9 @@ def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent |
             return Intent(order_id, "confirmed", {"total": f"{total} {currency}", "items": _items(lines)})
         case ev.OrderRejected(order_id=order_id, reasons=reasons):
             return Intent(order_id, "rejected", {"reasons": list(reasons)})
+        case ev.HeldOrderCancelled(order_id=order_id, reason=reason, expired=expired):
+            # Never which checks held it: the customer is told it is cancelled, and why in the words given.
+            return Intent(order_id, "hold_cancelled", {"reason": reason, "expired": expired})
         case ev.OrderUnfulfillable(order_id=order_id, reason=reason):
             return Intent(order_id, "rejected", {"reasons": [reason]})
         case ev.OrderBackordered(order_id=order_id) | ev.OrderAllocated(order_id=order_id) if backordered:

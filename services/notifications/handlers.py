@@ -19,7 +19,7 @@ class NotificationHandlers:
 
     async def _lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
         payload = msg.payload
-        if isinstance(payload, ev.OrderValidated | ev.OrderRejected):
+        if isinstance(payload, ev.OrderValidated | ev.OrderRejected | ev.HeldOrderCancelled):
             await repository.save_contact(conn, payload)
         order_id = getattr(payload, "order_id", None)
         if order_id is None:

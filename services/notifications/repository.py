@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.backbone.db import Conn
-from shared.contracts.events import OrderRejected, OrderValidated
+from shared.contracts.events import HeldOrderCancelled, OrderRejected, OrderValidated
 
 from .domain import Intent
 
@@ -17,7 +17,7 @@ BATCH = 50
 MessageKey = tuple[UUID, str, str]  # (order_id, kind, shipment_key)
 
 
-async def save_contact(conn: Conn, order: OrderValidated | OrderRejected) -> None:
+async def save_contact(conn: Conn, order: OrderValidated | OrderRejected | HeldOrderCancelled) -> None:
     await conn.execute(
         "INSERT INTO contacts (order_id, email, name, reference, sales_channel) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT DO NOTHING",

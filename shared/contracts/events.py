@@ -143,6 +143,15 @@ class Payment(Contract):
     status: Literal["pending", "authorized", "paid", "declined", "voided", "refunded"]
     amount: Money
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="the card fingerprint or payment reference the provider gives (never a card number)",
+    )
+
+
+ChannelRisk = Literal["accept", "investigate", "cancel"]
 
 
 class SubmittedOrder(Contract):
@@ -164,6 +173,13 @@ class SubmittedOrder(Contract):
     )
     original_order_id: UUID | None = Field(
         default=None, description="capture sets it on an exchange order: the order whose return pays for it"
+    )
+    billing_address: Address | None = Field(default=None, description="the payer's address, when the channel has it")
+    client_ip: str | None = Field(
+        default=None, max_length=45, pattern=r"^[0-9A-Fa-f:.]{2,45}$", description="the IP address the order came from"
+    )
+    channel_risk: ChannelRisk | None = Field(
+        default=None, description="the channel's own fraud recommendation (Shopify's order risk), when it has one"
     )
 
 
@@ -435,6 +451,56 @@ class OrderDelivered(Contract):
     event_type: ClassVar[str] = "OrderDelivered"
     order_id: UUID
     delivered_at: datetime
+
+
+# ---- risk and holds (capture) ----
+
+HoldType = Literal["fraud", "credit", "address", "payment"]
+
+
+class HoldPlaced(Contract):
+    hold_type: HoldType
+    reason: str
+
+
+class OrderHeld(Contract):
+    """The risk assessment did not accept the order: it waits on these holds, not announced to allocation, until an
+    operator releases the last (then OrderValidated) or it is cancelled from hold."""
+
+    event_type: ClassVar[str] = "OrderHeld"
+    order_id: UUID
+    channel: str
+    external_id: str
+    holds: list[HoldPlaced] = Field(min_length=1)
+    score: int
+    level: str
+    recommendation: str
+
+
+class HoldReleased(Contract):
+    """An operator released one hold; `remaining` are still on the order (none: it goes on as validated)."""
+
+    event_type: ClassVar[str] = "HoldReleased"
+    order_id: UUID
+    hold_type: HoldType
+    released_by: str
+    note: str | None = None
+    remaining: list[HoldType] = Field(default_factory=list)
+
+
+class HeldOrderCancelled(Contract):
+    """An order cancelled while on hold (by an operator, its channel, or its time limit: `expired`). Nothing was
+    allocated for it, so nothing is released; the customer is told (whom to tell is here: the order was never
+    announced)."""
+
+    event_type: ClassVar[str] = "HeldOrderCancelled"
+    order_id: UUID
+    channel: str
+    external_id: str
+    customer: Customer
+    reason: str
+    expired: bool
+    holds: list[HoldType]
 
 
 # ---- returns (after delivery) ----

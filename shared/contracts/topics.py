@@ -112,6 +112,13 @@ ORDERS_REJECTED = Topic(
     "Orders refused with their reasons, key order id.",
     readers=("notifications",),
 )
+ORDER_HOLDS = Topic(
+    "oms.orders.holds",
+    (ev.OrderHeld, ev.HoldReleased, ev.HeldOrderCancelled),
+    "capture",
+    "Orders the risk assessment put on hold, holds released, and orders cancelled while on hold, key order id.",
+    readers=("notifications", "channel adapters"),
+)
 ORDER_CANCELLATIONS = Topic(
     "oms.orders.cancellations",
     (ev.OrderCancellationRequested,),
@@ -216,6 +223,7 @@ BUSINESS_TOPICS = (
     CARRIER_EVENTS,
     ORDERS_VALIDATED,
     ORDERS_REJECTED,
+    ORDER_HOLDS,
     ORDER_CANCELLATIONS,
     ALLOCATION_EVENTS,
     PICK_TASKS,

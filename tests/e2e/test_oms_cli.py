@@ -48,6 +48,11 @@ VERBS = [
     ["returns", "show"],
     ["returns", "approve"],
     ["returns", "reject"],
+    ["holds"],
+    ["holds", "list"],
+    ["holds", "show"],
+    ["holds", "release"],
+    ["holds", "cancel"],
 ]
 
 

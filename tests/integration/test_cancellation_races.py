@@ -254,7 +254,7 @@ async def test_a_cancel_request_and_its_order_read_at_once_by_two_instances_end_
     instances, db, pipeline
 ) -> None:
     settings = CaptureSettings()
-    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+    handlers = CaptureHandlers(settings.intake_rules, settings.risk_rules(), settings.early_cancel_window)
     requester, taker = await instances(settings)
     (sku,) = new_skus(1)
     await seed([("ams", sku, 0)])
@@ -291,7 +291,7 @@ async def test_a_cancel_request_and_its_order_read_at_once_by_two_instances_end_
 
 async def test_a_held_cancel_request_no_order_claims_in_time_is_answered_as_expired(instances, caplog) -> None:
     settings = CaptureSettings(early_cancel_window_seconds=600)
-    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+    handlers = CaptureHandlers(settings.intake_rules, settings.risk_rules(), settings.early_cancel_window)
     instance, _ = await instances(settings)
     document = order_document([("SKU-1", 1)])
     request = ev.CancelRequested(channel=document["channel"], external_id=document["external_id"])

@@ -35,6 +35,10 @@ OPERATIONS = [
     ("/v1/orders", "POST"),
     ("/v1/orders/{order_id}/cancel", "POST"),
     ("/v1/orders/{order_id}", "GET"),
+    ("/v1/holds", "GET"),
+    ("/v1/orders/{order_id}/holds", "GET"),
+    ("/v1/orders/{order_id}/holds/release", "POST"),
+    ("/v1/orders/{order_id}/holds/cancel", "POST"),
 ]
 
 
@@ -45,8 +49,9 @@ def capture_schema(pipeline: Any) -> Any:
 
 @pytest.fixture(scope="module")
 async def known_orders(pipeline: Any) -> list[str]:
-    """An order waiting for stock (it can be cancelled) and a rejected one (it cannot), so that generated
-    requests reach real orders, not only unknown ids."""
+    """An order waiting for stock (it can be cancelled), a rejected one (it cannot) and one on hold (the channel
+    said investigate: it can be released or cancelled from hold), so that generated requests reach real orders, not
+    only unknown ids."""
     (sku,) = new_skus(1, prefix="FUZZ")
     await seed([("ams", sku, 0)])
     async with httpx.AsyncClient(
@@ -54,7 +59,9 @@ async def known_orders(pipeline: Any) -> list[str]:
     ) as http:
         waiting = await http.post("/v1/orders", json=order_document([(sku, 2)]))
         rejected = await http.post("/v1/orders", json=order_document([(f"UNKNOWN-{sku}", 1)]))
-    return [waiting.json()["order_id"], rejected.json()["order_id"]]
+        held = await http.post("/v1/orders", json=order_document([(sku, 1)], channel_risk="investigate"))
+    assert held.json()["status"] == "on_hold", held.text
+    return [waiting.json()["order_id"], rejected.json()["order_id"], held.json()["order_id"]]
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)

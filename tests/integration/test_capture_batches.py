@@ -30,7 +30,7 @@ async def test_orders_read_together_are_each_taken_in_once_and_a_held_cancel_req
     (sku,) = new_skus(1)
     await seed([("ams", sku, 5)])
     settings = CaptureSettings()
-    handlers = CaptureHandlers(settings.intake_rules, settings.early_cancel_window)
+    handlers = CaptureHandlers(settings.intake_rules, settings.risk_rules(), settings.early_cancel_window)
     first, second = order_document([(sku, 1)]), order_document([(sku, 2)])
     conn = await connect(settings)
     transaction = conn.transaction()

@@ -88,7 +88,7 @@ def test_intake_counts_the_order_and_each_rejection_by_its_kind_not_its_wording(
         value("oms_order_rejection_reasons_total", reason="payment"),
     )
     reasons = [Rejection("unknown_sku", "line 1: unknown SKU payment-plan"), Rejection("payment", "payment is pending")]
-    capture.count_intake("pos", reasons)
+    capture.count_intake("pos", reasons, "rejected")
     after = (
         value("oms_orders_received_total", channel="pos"),
         value("oms_orders_rejected_total", channel="pos"),

@@ -121,6 +121,18 @@ def test_an_exchange_whose_difference_could_not_be_charged_is_told_once_per_exch
     assert "3.50 EUR" in rendered.text and "the card was declined" in rendered.text and "10.00 EUR" in rendered.text
 
 
+def test_an_order_cancelled_on_hold_is_told_why_in_the_words_given_never_which_checks() -> None:
+    customer = ev.Customer(email="ada@example.test", name="Ada")
+    cancelled = ev.HeldOrderCancelled(
+        order_id=ORDER, channel="webshop", external_id="W-1", customer=customer,
+        reason="the checks your order needs could not be completed within 72 hours", expired=True, holds=["fraud"],
+    )  # fmt: skip
+    intent = domain.intent_for(cancelled, {})
+    assert intent == domain.Intent(ORDER, "hold_cancelled", {"reason": cancelled.reason, "expired": True}, "")
+    rendered = messages.render("hold_cancelled", ORDER, "", {"name": "Ada", "reference": "W-1"}, intent.facts)
+    assert "could not be completed within 72 hours" in rendered.text and "fraud" not in rendered.text
+
+
 def test_events_that_concern_no_customer_make_no_message() -> None:
     assert domain.intent_for(ev.CancellationRefused(order_id=ORDER, reason="packed"), {}) is None
     assert domain.intent_for(ev.OrderBackordered(order_id=ORDER, reason="r", missing=[]), {}) is None
@@ -154,6 +166,7 @@ FACTS: dict[str, dict[str, Any]] = {
     "return_closed": {"rma": "RMA-000000011", "reason": HOSTILE},
     "refunded": {"amount": "13.50 EUR", "explanation": [HOSTILE, "refund: 13.50 EUR"]},
     "exchange_failed": {"amount": "3.50 EUR", "reason": HOSTILE, "refunded": "10.00 EUR"},
+    "hold_cancelled": {"reason": HOSTILE, "expired": True},
 }  # fmt: skip
 
 

@@ -16,6 +16,9 @@ from shared.contracts import events as ev
 ALLOWED = {
     ("received", "validated"),
     ("received", "rejected"),
+    ("received", "on_hold"),
+    ("on_hold", "validated"),  # its last hold released
+    ("on_hold", "cancelled"),  # cancelled from hold
     ("validated", "allocated"),
     ("validated", "backordered"),
     ("validated", "rejected"),
@@ -62,6 +65,9 @@ def test_every_allowed_transition_is_taken(current: str, following: str) -> None
         ("delivered", "exception"),
         ("validated", "received"),
         ("allocated", "validated"),
+        ("on_hold", "allocated"),  # never announced to allocation: nothing it says moves it
+        ("on_hold", "backordered"),
+        ("validated", "on_hold"),
         *[(final, other) for final in ("delivered", "cancelled", "rejected") for other in domain.STATUSES],
     ],
 )

@@ -256,3 +256,27 @@ def test_absurd_amounts_and_quantities_are_mapping_problems_not_arithmetic_error
         "line_items[1].quantity: over 1,000,000",
         "current_total_price: not an amount",
     ]
+
+
+def test_billing_address_browser_ip_and_shopifys_risk_recommendation_feed_the_risk_rules() -> None:
+    order = shopify.to_order(sample(), LEVELS)
+    assert order.billing_address is not None and order.billing_address.country == "NL"
+    assert order.client_ip == "203.0.113.24"
+    assert order.channel_risk is None
+    risky = {**sample(), "risks": [{"recommendation": "investigate"}, {"recommendation": "cancel"}, {"x": 1}]}
+    assert shopify.to_order(risky, LEVELS).channel_risk == "cancel"
+    summary = {**sample(), "risk": {"recommendation": "INVESTIGATE"}}
+    assert shopify.to_order(summary, LEVELS).channel_risk == "investigate"
+
+
+def test_an_unusable_billing_address_ip_or_risk_is_left_out_not_a_reason_to_refuse() -> None:
+    body = {
+        **sample(),
+        "billing_address": {"country_code": "DE"},
+        "browser_ip": "not an ip",
+        "client_details": None,
+        "risks": "none",
+        "risk": {"recommendation": "NONE"},
+    }
+    order = shopify.to_order(body, LEVELS)
+    assert (order.billing_address, order.client_ip, order.channel_risk) == (None, None, None)

@@ -22,7 +22,9 @@ def routes() -> dict[str, set[type[ev.Contract]]]:
     capture, allocation, fulfillment = CaptureSettings(), AllocationSettings(), FulfillmentSettings()
     returns = ReturnsSettings()
     return {
-        "capture": set(CaptureHandlers(capture.intake_rules, capture.early_cancel_window).routes()),
+        "capture": set(
+            CaptureHandlers(capture.intake_rules, capture.risk_rules(), capture.early_cancel_window).routes()
+        ),
         "allocation": set(
             AllocationHandlers(load_network(allocation.warehouses_file, allocation.allocation_file)).routes()
         ),
