@@ -30,7 +30,7 @@ def create_app(settings: AllocationSettings) -> FastAPI:
         background={"stock-levels": report_stock_levels},
         title="OMS allocation",
     )
-    views.add_views(app, runtime)
+    views.add_views(app, runtime, replenishment)
     return app
 
 
