@@ -286,13 +286,13 @@ async def close_received_suggestions(
     conn: Conn, receipts: Sequence[tuple[UUID, str, str, str]]
 ) -> list[asyncpg.Record]:
     """Close the open suggestions these receipts name, (suggestion id, warehouse, sku, reference) each; a receipt
-    at another warehouse or of another SKU than its suggestion's closes nothing. Returns the suggestions closed."""
+    at another warehouse or of another SKU than its suggestion's closes nothing (of two deliveries naming one
+    suggestion in a batch, either reference is kept). Returns the suggestions closed."""
     if not receipts:
         return []
     return await conn.fetch(
         "UPDATE replenishment_suggestions s SET status = 'received', received_at = now(), received_by = r.reference"
-        " FROM (SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
-        "       AS r(id, warehouse_id, sku, reference) ORDER BY id) r"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r(id, warehouse_id, sku, reference)"
         " WHERE s.suggestion_id = r.id AND s.warehouse_id = r.warehouse_id AND s.sku = r.sku AND s.status = 'open'"
         " RETURNING s.suggestion_id, s.warehouse_id, s.sku, s.received_by",
         [r[0] for r in receipts],
