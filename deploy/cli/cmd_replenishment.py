@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from deploy.cli import api
-from deploy.cli.output import console, emit_json, table
+from deploy.cli.output import console, emit_json
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -31,41 +31,22 @@ def replenishment(args: argparse.Namespace) -> int:
         emit_json(found)
         return 0
     suggestions, points = found["suggestions"], found["reorder_points"]
-    console.print(
-        table(
-            f"{len(suggestions)} replenishment suggestions ({args.status})",
-            ["suggestion", "warehouse", "sku", "supplier", "quantity", "forecast / min / max", "expected by", "status"],
-            [
-                [
-                    s["suggestion_id"],
-                    s["warehouse_id"],
-                    s["sku"],
-                    s["supplier"],
-                    s["quantity"],
-                    f"{s['forecast']} / {s['minimum']} / {s['maximum']}",
-                    s["expected_by"],
-                    s["status"] if s["status"] == "open" else f"received ({s['received_by']})",
-                ]
-                for s in suggestions
-            ],
+    # One line each rather than a table: the suggestion id is what a receipt's reference names, so it stays whole.
+    console.print(f"{len(suggestions)} replenishment suggestions ({args.status}), newest first:")
+    for s in suggestions:
+        state = "open" if s["status"] == "open" else f"received under {s['received_by']}"
+        console.print(
+            f"  {s['suggestion_id']}  {s['warehouse_id']}  {s['sku']}: order {s['quantity']} from {s['supplier']},"
+            f" expected by {s['expected_by']} (forecast {s['forecast']}, minimum {s['minimum']}, maximum"
+            f" {s['maximum']}, packs of {s['pack_multiple']}); {state}",
+            soft_wrap=True,
         )
-    )
-    console.print(
-        table(
-            f"reorder points (demand over at most {found.get('demand_window_days')} days)",
-            ["warehouse", "sku", "minimum", "suggested", "average daily demand", "days", "lead time"],
-            [
-                [
-                    p["warehouse_id"],
-                    p["sku"],
-                    p["minimum"],
-                    p["suggested_reorder_point"],
-                    p["average_daily_demand"],
-                    p["days_of_history"],
-                    p["lead_time_days"],
-                ]
-                for p in points
-            ],
+    console.print(f"reorder points from demand over at most {found.get('demand_window_days')} days:")
+    for p in points:
+        days = f"{p['days_of_history']} day" + ("" if p["days_of_history"] == 1 else "s")
+        console.print(
+            f"  {p['warehouse_id']}  {p['sku']}: minimum {p['minimum']}, suggested {p['suggested_reorder_point']}"
+            f" ({p['average_daily_demand']} a day over {days}, lead time {p['lead_time_days']} days)",
+            soft_wrap=True,
         )
-    )
     return 0
