@@ -112,8 +112,11 @@ class TopicReader:
     `bodies_for` leaves out envelopes of events that happened before the reader opened: an outbox relay may
     publish an earlier event after the reader has pinned its position, and a test means what follows."""
 
-    def __init__(self, topic: str) -> None:
-        self.consumer = LOCAL.access().consumer(topic, group_id=f"test-{uuid.uuid4()}", auto_offset_reset="latest")
+    def __init__(self, topic: str, principal: str | None = None) -> None:
+        """Read as the stack's administrator, or as `principal` (an outside party: its groups start with its name)."""
+        access = LOCAL.access() if principal is None else LOCAL.access(principal)
+        group = f"{principal or 'test'}-{uuid.uuid4()}"
+        self.consumer = access.consumer(topic, group_id=group, auto_offset_reset="latest")
         self.seen: list[Any] = []
 
     async def __aenter__(self) -> TopicReader:

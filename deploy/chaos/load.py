@@ -401,7 +401,8 @@ class Outside:
         self.gate = asyncio.Semaphore(24)
 
     async def start(self) -> None:
-        for party in kafka_access.OUTSIDE_PARTIES:
+        # Only parties that write a topic: an idempotent producer needs a write grant (purchasing only reads).
+        for party in (p for p in kafka_access.OUTSIDE_PARTIES if kafka_access.writes(p)):
             producer = AIOKafkaProducer(
                 **self.local.access(party).client_options(),
                 enable_idempotence=True,

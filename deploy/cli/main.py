@@ -8,6 +8,7 @@
     oms keys issue | revoke | list    API keys of channels and operators
     oms returns list | show | approve | reject   returns after delivery, and decisions on those under review
     oms holds list | show | release | cancel     orders on hold (risk), and operators' decisions on them
+    oms replenishment                 what to order: open replenishment suggestions and reorder points
 
 Every verb has --help and --json (machine-readable output on stdout; progress and notes go to stderr).
 Addresses are the local stack's (OMS_PORT_OFFSET applies); OMS_<SERVICE>_URL and OMS_KAFKA_BOOTSTRAP point it
@@ -22,7 +23,17 @@ import sys
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from deploy.cli import cmd_dlq, cmd_holds, cmd_inventory, cmd_keys, cmd_order, cmd_returns, cmd_stack, cmd_topics
+from deploy.cli import (
+    cmd_dlq,
+    cmd_holds,
+    cmd_inventory,
+    cmd_keys,
+    cmd_order,
+    cmd_replenishment,
+    cmd_returns,
+    cmd_stack,
+    cmd_topics,
+)
 from deploy.cli.output import CommandError, errors
 from deploy.cli.settings import CliSettings
 
@@ -37,9 +48,21 @@ def parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     commands = root.add_subparsers(
-        dest="command", required=True, metavar="{stack,order,inventory,dlq,topics,keys,returns,holds}"
+        dest="command",
+        required=True,
+        metavar="{stack,order,inventory,dlq,topics,keys,returns,holds,replenishment}",
     )
-    for module in (cmd_stack, cmd_order, cmd_inventory, cmd_dlq, cmd_topics, cmd_keys, cmd_returns, cmd_holds):
+    for module in (
+        cmd_stack,
+        cmd_order,
+        cmd_inventory,
+        cmd_dlq,
+        cmd_topics,
+        cmd_keys,
+        cmd_returns,
+        cmd_holds,
+        cmd_replenishment,
+    ):
         module.register(commands, common)
     return root
 

@@ -8,13 +8,14 @@ from shared.backbone.runtime import Runtime, serve, service_app
 
 from . import views
 from .handlers import AllocationHandlers
-from .settings import AllocationSettings, load_network
+from .settings import AllocationSettings, load_network, load_replenishment
 from .stock_levels import StockLevels
 
 
 def create_app(settings: AllocationSettings) -> FastAPI:
     network = load_network(settings.warehouses_file, settings.allocation_file)
-    handlers = AllocationHandlers(network)
+    replenishment = load_replenishment(settings.allocation_file, network.warehouse_ids)
+    handlers = AllocationHandlers(network, replenishment)
     runtime = Runtime(settings)
 
     async def report_stock_levels() -> None:
@@ -29,7 +30,7 @@ def create_app(settings: AllocationSettings) -> FastAPI:
         background={"stock-levels": report_stock_levels},
         title="OMS allocation",
     )
-    views.add_views(app, runtime)
+    views.add_views(app, runtime, replenishment)
     return app
 
 

@@ -1,5 +1,7 @@
 """Allocation's handler: route validated orders, apply receipts, counts and restocked returns (releasing
-backorders in arrival order), release stock on cancellation, re-route short picks, and take shipped units out of stock.
+backorders in arrival order), release stock on cancellation, re-route short picks, and take shipped units out of stock;
+then, once per batch, record the demand it routed and suggest replenishment where the stock it changed fell below
+a reorder rule's minimum.
 
 It takes a whole batch at once: it locks and loads the part of the inventory the batch may touch once
 (services.allocation.repository), applies every record to the aggregate (services.allocation.inventory) in the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -37,6 +40,7 @@ from .orders import (
     Unfulfillable,
     WithdrawalWanted,
 )
+from .replenishment import Policy, Suggestion, review, suggestion_named
 from .routing import Network
 
 log = logging.getLogger(__name__)
@@ -79,8 +83,9 @@ class Named:
 
 
 class AllocationHandlers:
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, replenishment: Policy) -> None:
         self.network = network
+        self.replenishment = replenishment
 
     async def on_allocation_input(self, conn: Conn, records: list[Inbound[Any]]) -> None:
         """A batch's records for allocation: locked and loaded once, applied in the order read, saved once."""
@@ -95,6 +100,8 @@ class AllocationHandlers:
             announced += [(outcome, record.envelope, reference) for outcome in outcomes]
         await repository.save(conn, inventory)
         await repository.keep_early_cancellations(conn, early)
+        await repository.record_demand(conn, inventory.demanded)
+        suggested = await self._replenish(conn, inventory, records)
         metrics.count_outcomes([outcome for outcome, _, _ in announced])
         events = [(_announcement(inventory, outcome, reference), cause) for outcome, cause, reference in announced]
         await enqueue(
@@ -102,8 +109,39 @@ class AllocationHandlers:
             [
                 (topics.ALLOCATION_EVENTS, key, wrap(payload, order_id=order_id, cause=cause))
                 for (key, order_id, payload), cause in events
-            ],
+            ]
+            + [(topics.REPLENISHMENT_SUGGESTIONS, f"{s.warehouse_id}:{s.sku}", wrap(_draft(s))) for s in suggested],
         )
+
+    async def _replenish(self, conn: Conn, inventory: Inventory, records: list[Inbound[Any]]) -> list[Suggestion]:
+        """Once per batch, after its records: close the suggestions its receipts name, then review the stock it
+        changed against the reorder rules, so that a batch of orders raises one suggestion, not one per order."""
+        received = [
+            (named, p.warehouse_id, p.sku, p.reference)
+            for p in (record.payload for record in records)
+            if isinstance(p, ev.InventoryAdjusted) and p.kind == "receipt" and (named := suggestion_named(p.reference))
+        ]
+        closed = await repository.close_received_suggestions(conn, received)
+        metrics.count_suggestions("received", [r["warehouse_id"] for r in closed])
+        if unmatched := {r[0] for r in received} - {r["suggestion_id"] for r in closed}:
+            log.info("receipts name suggestions not open for their warehouse and SKU: %s", sorted(map(str, unmatched)))
+        watched = {
+            key: rule for key in inventory.ledger.touched_stock if (rule := self.replenishment.rules.for_stock(*key))
+        }
+        if not watched:
+            return []
+        on_order = await repository.open_suggestions(conn, watched)
+        today = datetime.now(UTC).date()
+        levels = inventory.ledger.stock
+        reviewed = [
+            review(rule, key[1], levels[key].on_hand, levels[key].reserved, on_order.get(key, []), today)
+            for key, rule in sorted(watched.items())
+        ]
+        suggestions = [s for s in reviewed if s is not None]
+        recorded = await repository.open_new_suggestions(conn, suggestions)
+        opened = [s for s in suggestions if s.suggestion_id in recorded]
+        metrics.count_suggestions("opened", [s.warehouse_id for s in opened])
+        return opened
 
     async def _apply(
         self, conn: Conn, inventory: Inventory, early: dict[UUID, CancelRequest], payload: Any
@@ -222,6 +260,27 @@ def _order(validated: ev.OrderValidated) -> Order:
 
 def _items(lines: dict[str, int]) -> list[ev.ItemQuantity]:
     return [ev.ItemQuantity(sku=sku, quantity=quantity) for sku, quantity in sorted(lines.items()) if quantity]
+
+
+def _draft(suggestion: Suggestion) -> ev.ReplenishmentSuggested:
+    rule = suggestion.rule
+    return ev.ReplenishmentSuggested(
+        suggestion_id=suggestion.suggestion_id,
+        warehouse_id=suggestion.warehouse_id,
+        sku=suggestion.sku,
+        supplier=rule.supplier,
+        quantity=suggestion.quantity,
+        forecast=suggestion.forecast,
+        on_hand=suggestion.on_hand,
+        reserved=suggestion.reserved,
+        on_order=suggestion.on_order,
+        minimum=rule.minimum,
+        maximum=rule.maximum,
+        pack_multiple=rule.pack_multiple,
+        lead_time_days=rule.lead_time_days,
+        expected_by=suggestion.expected_by,
+        reason=suggestion.reason,
+    )
 
 
 def _announcement(inventory: Inventory, outcome: Outcome, reference: str) -> tuple[str, UUID | None, ev.Contract]:

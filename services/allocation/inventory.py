@@ -27,7 +27,9 @@ class Inventory:
         self.orders: dict[UUID, Order] = {}
         # Orders the operations changed, for the repository to save (the ledger keeps its own).
         self.touched_orders: set[UUID] = set()
-        self.serving = Serving(network, self.ledger, self.orders, self.touched_orders, new_id)
+        # Units reserved by routing decisions per (warehouse, sku): the demand the history records.
+        self.demanded: dict[Key, int] = {}
+        self.serving = Serving(network, self.ledger, self.orders, self.touched_orders, self.demanded, new_id)
 
     def add_orders(self, orders: Iterable[Order]) -> None:
         for order in orders:

@@ -59,3 +59,15 @@ def count_outcomes(outcomes: list[Outcome]) -> None:
                 count(ORDERS_UNFULFILLABLE)
             case Cancelled(lines=lines):
                 count(ORDERS_CANCELLED.labels("whole" if lines is None else "partial"))
+
+
+REPLENISHMENT_SUGGESTIONS = Counter(
+    "oms_replenishment_suggestions_total",
+    "Replenishment suggestions (draft purchase orders) opened, and closed by a receipt naming them, by warehouse.",
+    ["warehouse", "event"],
+)
+
+
+def count_suggestions(event: str, warehouses: list[str]) -> None:
+    for warehouse in warehouses:
+        count(REPLENISHMENT_SUGGESTIONS.labels(warehouse, event))

@@ -15,6 +15,7 @@ transaction):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from shared.contracts.events import InventoryAdjusted
 from .inventory import Inventory
 from .ledger import Key, Reservation, StockLevel
 from .orders import CancelRequest, Order
+from .replenishment import OnOrder, Suggestion
 
 
 async def lock_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str]) -> dict[Key, StockLevel]:
@@ -214,6 +216,92 @@ async def keep_early_cancellations(conn: Conn, requests: Mapping[UUID, CancelReq
         )
 
 
+async def record_demand(conn: Conn, demanded: Mapping[Key, int]) -> None:
+    """Add the units a batch's routing decisions reserved to today's demand (UTC) per warehouse and SKU."""
+    if not demanded:
+        return
+    keys = sorted(demanded)
+    await conn.execute(
+        "INSERT INTO demand (warehouse_id, sku, day, units)"
+        " SELECT w, s, (now() AT TIME ZONE 'UTC')::date, u FROM unnest($1::text[], $2::text[], $3::int[]) AS d(w, s, u)"
+        " ON CONFLICT (warehouse_id, sku, day) DO UPDATE SET units = demand.units + excluded.units",
+        [w for w, _ in keys],
+        [sku for _, sku in keys],
+        [demanded[k] for k in keys],
+    )
+
+
+async def open_suggestions(conn: Conn, keys: Iterable[Key]) -> dict[Key, list[OnOrder]]:
+    """The suggestions open for these (warehouse, sku) pairs: what is on order there."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT suggestion_id, warehouse_id, sku, quantity, expected_by FROM replenishment_suggestions"
+        " WHERE status = 'open' AND (warehouse_id, sku) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [w for w, _ in keys],
+        [sku for _, sku in keys],
+    )
+    found: dict[Key, list[OnOrder]] = {}
+    for r in rows:
+        found.setdefault((r["warehouse_id"], r["sku"]), []).append(
+            OnOrder(r["suggestion_id"], r["quantity"], r["expected_by"])
+        )
+    return found
+
+
+async def open_new_suggestions(conn: Conn, suggestions: Sequence[Suggestion]) -> set[UUID]:
+    """Record the suggestions; one for a warehouse and SKU with an open one already is left out (the unique index
+    decides). Returns the ids recorded."""
+    if not suggestions:
+        return set()
+    columns = [
+        [s.suggestion_id for s in suggestions],
+        [s.warehouse_id for s in suggestions],
+        [s.sku for s in suggestions],
+        [s.rule.supplier for s in suggestions],
+        [s.quantity for s in suggestions],
+        [s.forecast for s in suggestions],
+        [s.on_hand for s in suggestions],
+        [s.reserved for s in suggestions],
+        [s.on_order for s in suggestions],
+        [s.rule.minimum for s in suggestions],
+        [s.rule.maximum for s in suggestions],
+        [s.rule.pack_multiple for s in suggestions],
+        [s.rule.lead_time_days for s in suggestions],
+        [s.expected_by for s in suggestions],
+    ]
+    rows = await conn.fetch(
+        "INSERT INTO replenishment_suggestions (suggestion_id, warehouse_id, sku, supplier, quantity, forecast,"
+        " on_hand, reserved, on_order, minimum, maximum, pack_multiple, lead_time_days, expected_by)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[],"
+        " $8::int[], $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $14::date[])"
+        " ON CONFLICT (warehouse_id, sku) WHERE status = 'open' DO NOTHING RETURNING suggestion_id",
+        *columns,
+    )
+    return {r["suggestion_id"] for r in rows}
+
+
+async def close_received_suggestions(
+    conn: Conn, receipts: Sequence[tuple[UUID, str, str, str]]
+) -> list[asyncpg.Record]:
+    """Close the open suggestions these receipts name, (suggestion id, warehouse, sku, reference) each; a receipt
+    at another warehouse or of another SKU than its suggestion's closes nothing (of two deliveries naming one
+    suggestion in a batch, either reference is kept). Returns the suggestions closed."""
+    if not receipts:
+        return []
+    return await conn.fetch(
+        "UPDATE replenishment_suggestions s SET status = 'received', received_at = now(), received_by = r.reference"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r(id, warehouse_id, sku, reference)"
+        " WHERE s.suggestion_id = r.id AND s.warehouse_id = r.warehouse_id AND s.sku = r.sku AND s.status = 'open'"
+        " RETURNING s.suggestion_id, s.warehouse_id, s.sku, s.received_by",
+        [r[0] for r in receipts],
+        [r[1] for r in receipts],
+        [r[2] for r in receipts],
+        [r[3] for r in receipts],
+    )
+
+
 ORDER_COLUMNS = (
     "order_id, channel, backorder_policy, status, lines, backordered, cancelled, ship_to, service_level,"
     " arrived_at, reason"
@@ -276,4 +364,27 @@ async def stock_levels(conn: Conn, low_threshold: int) -> list[asyncpg.Record]:
         " count(*) FILTER (WHERE on_hand - reserved <= 0) AS out, coalesce(sum(on_hand - reserved), 0) AS available"
         f" FROM stock s WHERE {STOCKED} GROUP BY warehouse_id",
         low_threshold,
+    )
+
+
+async def suggestion_rows(conn: Conn, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Replenishment suggestions, newest first (all of them when `status` is None)."""
+    rows = await conn.fetch(
+        "SELECT suggestion_id, warehouse_id, sku, supplier, quantity, forecast, on_hand, reserved, on_order, minimum,"
+        " maximum, pack_multiple, lead_time_days, expected_by, status, opened_at, received_at, received_by"
+        " FROM replenishment_suggestions WHERE ($1::text IS NULL OR status = $1) ORDER BY opened_at DESC, suggestion_id"
+        " LIMIT $2",
+        status,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def demand_since(conn: Conn, since: date) -> list[asyncpg.Record]:
+    """Units demanded per day since `since`, per (warehouse, sku), each with the first day it was ever demanded."""
+    return await conn.fetch(
+        "SELECT d.warehouse_id, d.sku, d.day, d.units,"
+        " (SELECT min(e.day) FROM demand e WHERE e.warehouse_id = d.warehouse_id AND e.sku = d.sku) AS first_day"
+        " FROM demand d WHERE d.day >= $1 ORDER BY d.warehouse_id, d.sku, d.day",
+        since,
     )

@@ -25,12 +25,14 @@ class Serving:
         ledger: Ledger,
         orders: dict[UUID, Order],
         touched_orders: set[UUID],
+        demanded: dict[Key, int],
         new_id: Callable[[], UUID],
     ) -> None:
         self.network = network
         self.ledger = ledger
         self.orders = orders
         self.touched_orders = touched_orders
+        self.demanded = demanded
         self.new_id = new_id
 
     def waiting_for(self, skus: Iterable[str]) -> list[Order]:
@@ -104,6 +106,11 @@ class Serving:
         return [Backordered(order.order_id, dict(order.backordered), order.reason)]
 
     def _reserve(self, order: Order, decision: Route) -> tuple[NewShipment, ...]:
+        """Hold what the decision routes, counted as demand at each warehouse (units kept after a partial
+        cancellation are held again in `keep`, but were counted when first routed)."""
+        for warehouse_id, lines in decision.shipments:
+            for sku, quantity in lines.items():
+                self.demanded[(warehouse_id, sku)] = self.demanded.get((warehouse_id, sku), 0) + quantity
         return tuple(self._hold(order, warehouse_id, dict(lines)) for warehouse_id, lines in decision.shipments)
 
     def _hold(self, order: Order, warehouse_id: str, lines: dict[str, int]) -> NewShipment:

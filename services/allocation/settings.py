@@ -3,17 +3,20 @@
 Safety stock: each warehouse's `safety_stock` in the warehouses file is its default for every SKU;
 `deploy/config/allocation.json` overrides it per SKU (`safety_stock.skus`, every warehouse) or per
 warehouse and SKU (`safety_stock.warehouses.<id>.<sku>`). `max_shipments` caps the shipments one
-routing decision may create, per channel, with a default.
+routing decision may create, per channel, with a default. `replenishment` holds the reorder rules per warehouse
+and SKU (or SKU pattern) and how demand history is read (services.allocation.replenishment).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from shared.backbone.settings import CommonSettings
 from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
+from .replenishment import Policy, ReorderRule, ReorderRules
 from .routing import DEFAULT_MAX_SHIPMENTS, Network
 
 DEFAULT_ALLOCATION_FILE = DEFAULT_FILE.parent / "allocation.json"
@@ -45,4 +48,27 @@ def load_network(warehouses_file: Path, allocation_file: Path) -> Network:
         },
         channel_max_shipments={c: int(n) for c, n in shipments.get("channels", {}).items()},
         default_max_shipments=int(shipments.get("default", DEFAULT_MAX_SHIPMENTS)),
+    )
+
+
+def load_replenishment(allocation_file: Path, warehouse_ids: Iterable[str]) -> Policy:
+    config = json.loads(allocation_file.read_text()).get("replenishment", {})
+    rules = [
+        ReorderRule(
+            warehouse_id=str(r["warehouse"]),
+            sku=str(r["sku"]),
+            minimum=int(r["minimum"]),
+            maximum=int(r["maximum"]),
+            pack_multiple=int(r.get("pack_multiple", 1)),
+            supplier=str(r["supplier"]),
+            lead_time_days=int(r["lead_time_days"]),
+        )
+        for r in config.get("rules", [])
+    ]
+    if unknown := {r.warehouse_id for r in rules} - set(warehouse_ids):
+        raise ValueError(f"reorder rules for unknown warehouses: {sorted(unknown)}")
+    return Policy(
+        ReorderRules(rules),
+        demand_window_days=int(config.get("demand_window_days", 28)),
+        service_factor=float(config.get("service_factor", 1.65)),
     )

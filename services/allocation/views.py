@@ -1,8 +1,10 @@
-"""Read-only views for operators (the `oms` command): stock per warehouse and SKU."""
+"""Read-only views for operators (the `oms` command): stock per warehouse and SKU, and replenishment suggestions
+with the reorder points demand history suggests."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query
 
@@ -11,9 +13,10 @@ from shared.backbone.runtime import Runtime
 from shared.contracts.events import Sku, WarehouseId
 
 from . import repository
+from .replenishment import Policy, reorder_points
 
 
-def add_views(app: FastAPI, runtime: Runtime) -> None:
+def add_views(app: FastAPI, runtime: Runtime, replenishment: Policy) -> None:
     @app.get("/v1/stock", dependencies=[OPERATORS_ONLY])
     async def stock(
         sku: Annotated[Sku | None, Query()] = None,
@@ -26,3 +29,42 @@ def add_views(app: FastAPI, runtime: Runtime) -> None:
         async with runtime.pool.acquire() as conn:
             rows = await repository.stock_rows(conn, sku, warehouse, max_available, limit)
         return {"stock": rows, "limit": limit}
+
+    @app.get("/v1/replenishment", dependencies=[OPERATORS_ONLY])
+    async def replenishment_view(
+        status: Annotated[Literal["open", "received", "all"], Query()] = "open",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Replenishment suggestions (open ones by default), newest first, and per (warehouse, SKU) with a reorder
+        rule and demand in the window or an open suggestion: the configured minimum beside the reorder point
+        demand history suggests (at most `limit` of each)."""
+        today = datetime.now(UTC).date()
+        since = today - timedelta(days=replenishment.demand_window_days - 1)
+        async with runtime.pool.acquire() as conn:
+            suggestions = await repository.suggestion_rows(conn, None if status == "all" else status, limit)
+            history = await repository.demand_since(conn, since)
+            still_open = await repository.suggestion_rows(conn, "open", 1000)
+        points = reorder_points(
+            replenishment,
+            [(r["warehouse_id"], r["sku"], r["day"], r["units"], r["first_day"]) for r in history],
+            [(r["warehouse_id"], r["sku"]) for r in still_open],
+            today,
+        )
+        return {
+            "suggestions": suggestions,
+            "reorder_points": [
+                {
+                    "warehouse_id": p.rule.warehouse_id,
+                    "sku": p.sku,
+                    "minimum": p.rule.minimum,
+                    "suggested_reorder_point": p.suggested,
+                    "average_daily_demand": p.average_daily_demand,
+                    "days_of_history": p.days,
+                    "lead_time_days": p.rule.lead_time_days,
+                    "supplier": p.rule.supplier,
+                }
+                for p in points[:limit]
+            ],
+            "demand_window_days": replenishment.demand_window_days,
+            "service_factor": replenishment.service_factor,
+        }

@@ -350,6 +350,30 @@ class StockCountShort(Contract):
     reference: str
 
 
+class ReplenishmentSuggested(Contract):
+    """A draft purchase order for purchasing: the forecast stock of a SKU at a warehouse (on hand - reserved + on
+    order within the lead time) fell below its reorder rule's minimum. One is open per warehouse and SKU at a time;
+    a receipt on oms.inventory.adjustments whose reference is the `suggestion_id` (alone or followed by `/...`)
+    closes it."""
+
+    event_type: ClassVar[str] = "ReplenishmentSuggested"
+    suggestion_id: UUID
+    warehouse_id: WarehouseId
+    sku: Sku
+    supplier: str
+    quantity: int = Field(ge=1, description="up to the maximum, rounded up to whole packs")
+    forecast: int = Field(description="on hand - reserved + on order within the lead time, when suggested")
+    on_hand: int
+    reserved: int
+    on_order: int
+    minimum: int
+    maximum: int
+    pack_multiple: int
+    lead_time_days: int
+    expected_by: date = Field(description="the day the supplier's lead time brings it, if ordered today")
+    reason: str
+
+
 class CancelRequested(Contract):
     """A channel asks to cancel an order (bare JSON on oms.orders.cancel-requests, key `<channel>:<external_id>`)."""
 

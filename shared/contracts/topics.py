@@ -141,6 +141,14 @@ ALLOCATION_EVENTS = Topic(
     " id (or warehouse:sku).",
     readers=("capture", "fulfillment", "notifications"),
 )
+REPLENISHMENT_SUGGESTIONS = Topic(
+    "oms.replenishment.suggestions",
+    (ev.ReplenishmentSuggested,),
+    "allocation",
+    "Draft purchase orders for purchasing when a SKU's forecast stock at a warehouse falls below its reorder rule's"
+    " minimum, one open per warehouse and SKU, key `<warehouse_id>:<sku>`.",
+    readers=("purchasing",),
+)
 PICK_TASKS = Topic(
     "oms.warehouse.pick-tasks",
     (ev.PickTaskReleased, ev.PickTaskCancelled),
@@ -226,6 +234,7 @@ BUSINESS_TOPICS = (
     ORDER_HOLDS,
     ORDER_CANCELLATIONS,
     ALLOCATION_EVENTS,
+    REPLENISHMENT_SUGGESTIONS,
     PICK_TASKS,
     FULFILLMENT_EVENTS,
     RETURN_EVENTS,

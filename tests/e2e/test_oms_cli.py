@@ -53,6 +53,7 @@ VERBS = [
     ["holds", "show"],
     ["holds", "release"],
     ["holds", "cancel"],
+    ["replenishment"],
 ]
 
 
@@ -79,7 +80,7 @@ def test_every_verb_explains_itself(verb) -> None:
         parser().parse_args([*verb, "--help"])
     assert exit_status.value.code == 0
     assert shown.getvalue().startswith(f"usage: oms {' '.join(verb)}".rstrip())
-    if len(verb) == 2 or verb == ["topics"]:
+    if len(verb) == 2 or verb in (["topics"], ["replenishment"]):
         assert "--json" in shown.getvalue()
 
 
@@ -155,6 +156,39 @@ def test_a_receipt_is_applied_once_per_reference_and_shows_in_stock(pipeline) ->
     assert oms_json("inventory", "show", "--sku", sku, "--low", "9") == []
     assert len(oms_json("inventory", "show", "--sku", sku, "--low", "10")) == 1
     assert "at least one unit" in oms("inventory", "receive", "fra", sku, "0", expect=1).stderr
+
+
+async def test_replenishment_lists_what_to_order_with_the_reorder_point_demand_suggests(http) -> None:
+    # given a SKU with a reorder rule (the local stack's: REPL-* in Amsterdam, minimum 10, 5 days' lead time),
+    # of which 5 units are received: below the minimum at once
+    sku = f"REPL-{uuid.uuid4().hex[:10]}"
+    await client.publish_products([sku])
+    await client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
+    oms("inventory", "receive", "ams", sku, "5")
+    # and 2 of them ordered today
+    order_id = (await http.post("/v1/orders", json=order_document([(sku, 2)]))).json()["order_id"]
+    await wait_status(http, order_id, {"allocated", "shipped", "delivered"})
+
+    # when operators ask what to order
+    def listing(*options: str) -> Any:
+        return oms_json("replenishment", "--limit", "1000", *options)
+
+    found = eventually_sync(
+        listing, lambda body: any(p["sku"] == sku and p["average_daily_demand"] for p in body["reorder_points"])
+    )
+
+    # then the open suggestion is listed, and beside the minimum, the reorder point of 2 units a day over 5 days
+    (suggestion,) = [s for s in found["suggestions"] if s["sku"] == sku]
+    assert (suggestion["warehouse_id"], suggestion["quantity"], suggestion["status"]) == ("ams", 30, "open")
+    (point,) = [p for p in found["reorder_points"] if p["sku"] == sku]
+    assert (point["minimum"], point["suggested_reorder_point"], point["average_daily_demand"]) == (10, 10, 2.0)
+    assert sku in oms("replenishment", "--limit", "1000").stdout
+
+    # and once a receipt names it, it is listed as received, no longer open
+    oms("inventory", "receive", "ams", sku, "30", "--reference", suggestion["suggestion_id"])
+    assert sku not in {s["sku"] for s in listing()["suggestions"]}
+    (received,) = [s for s in listing("--status", "received")["suggestions"] if s["sku"] == sku]
+    assert received["received_by"] == suggestion["suggestion_id"]
 
 
 async def test_topics_show_partitions_end_offsets_and_the_services_lag(pipeline) -> None:

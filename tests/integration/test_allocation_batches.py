@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from services.allocation.handlers import AllocationHandlers
-from services.allocation.settings import AllocationSettings, load_network
+from services.allocation.settings import AllocationSettings, load_network, load_replenishment
 from shared.backbone.consumer import steps
 from shared.backbone.db import connect
 from shared.backbone.kafka import Inbound, Origin
@@ -78,6 +78,20 @@ class Allocation:
         ids = {str(order_id) for order_id in order_ids}
         return [b["payload"] for b in bodies if b["type"] == event_type and b["payload"]["order_id"] in ids]
 
+    async def suggested(self, sku: str) -> list[dict[str, Any]]:
+        """This test's replenishment suggestions for the SKU, in the order written."""
+        rows = await self.conn.fetch("SELECT body FROM outbox WHERE id > $1 ORDER BY id", self.outbox_from)
+        bodies = [json.loads(r["body"]) for r in rows]
+        return [b["payload"] for b in bodies if b["type"] == "ReplenishmentSuggested" and b["payload"]["sku"] == sku]
+
+    async def suggestion_status(self, suggestion_id: str) -> tuple[str, str | None]:
+        row = await self.conn.fetchrow(
+            "SELECT status, received_by FROM replenishment_suggestions WHERE suggestion_id = $1",
+            uuid.UUID(suggestion_id),
+        )
+        assert row is not None, suggestion_id
+        return row["status"], row["received_by"]
+
     async def status(self, order_id: uuid.UUID) -> str | None:
         return await self.conn.fetchval("SELECT status FROM orders WHERE order_id = $1", order_id)  # type: ignore[no-any-return]
 
@@ -94,16 +108,19 @@ async def allocation(stack: None) -> AsyncIterator[Allocation]:
     transaction = conn.transaction()
     await transaction.start()
     try:
-        handlers = AllocationHandlers(load_network(settings.warehouses_file, settings.allocation_file))
+        network = load_network(settings.warehouses_file, settings.allocation_file)
+        handlers = AllocationHandlers(network, load_replenishment(settings.allocation_file, network.warehouse_ids))
         yield Allocation(conn, handlers, await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox"))
     finally:
         await transaction.rollback()
         await conn.close()
 
 
-def receipt(sku: str, quantity: int, warehouse: str = "ams") -> tuple[topics.Topic, ev.Contract]:
+def receipt(
+    sku: str, quantity: int, warehouse: str = "ams", reference: str | None = None
+) -> tuple[topics.Topic, ev.Contract]:
     adjustment = ev.InventoryAdjusted(
-        warehouse_id=warehouse, sku=sku, kind="receipt", quantity=quantity, reference=f"r-{uuid.uuid4()}"
+        warehouse_id=warehouse, sku=sku, kind="receipt", quantity=quantity, reference=reference or f"r-{uuid.uuid4()}"
     )
     return topics.INVENTORY_ADJUSTMENTS, adjustment
 
@@ -185,3 +202,83 @@ async def test_an_order_read_again_in_a_later_batch_changes_nothing(allocation: 
     # then nothing more is reserved or announced
     assert await allocation.reserved("ams", sku) == 2
     assert len(await allocation.published("OrderAllocated", order_id)) == 1
+
+
+# The local stack's allocation file has a reorder rule for REPL-* SKUs in Amsterdam: minimum 10, maximum 30, packs of 6.
+
+
+def replenished_sku() -> str:
+    return f"REPL-{uuid.uuid4().hex[:10]}"
+
+
+async def test_orders_of_one_batch_each_falling_below_the_minimum_raise_one_suggestion(allocation: Allocation) -> None:
+    # given 12 units of a SKU with a reorder rule
+    sku = replenished_sku()
+    await allocation.batch(receipt(sku, 12))
+    # when one batch brings four orders of 2 units: the stock falls to 10, 8, 6, 4
+    await allocation.batch(*(order(uuid.uuid4(), sku, 2) for _ in range(4)))
+    # then one suggestion, from the stock the batch left: 26 units to the maximum, 5 packs of 6
+    assert [(s["forecast"], s["quantity"], s["warehouse_id"]) for s in await allocation.suggested(sku)] == [
+        (4, 30, "ams")
+    ]
+    # and a later batch falling further raises none while it is open
+    await allocation.batch(order(uuid.uuid4(), sku, 2))
+    assert len(await allocation.suggested(sku)) == 1
+
+
+async def test_a_receipt_naming_the_suggestion_closes_it_before_the_batch_reviews_the_stock(
+    allocation: Allocation,
+) -> None:
+    # given a suggestion opened by a receipt of only 5 units
+    sku = replenished_sku()
+    await allocation.batch(receipt(sku, 5))
+    (first,) = await allocation.suggested(sku)
+    # when one batch brings a delivery of 6 under a reference naming it, then an order for 3
+    reference = f"{first['suggestion_id']}/1"
+    await allocation.batch(receipt(sku, 6, reference=reference), order(uuid.uuid4(), sku, 3))
+    # then the first is received, and the forecast of 8 the batch left opens a new one
+    assert await allocation.suggestion_status(first["suggestion_id"]) == ("received", reference)
+    (_, second) = await allocation.suggested(sku)
+    assert (second["forecast"], second["quantity"]) == (8, 24)
+    assert await allocation.suggestion_status(second["suggestion_id"]) == ("open", None)
+
+
+async def test_a_receipt_naming_a_suggestion_for_another_sku_closes_nothing(allocation: Allocation) -> None:
+    # given a suggestion open for one SKU
+    sku, other = replenished_sku(), replenished_sku()
+    await allocation.batch(receipt(sku, 5), receipt(other, 20))
+    (draft,) = await allocation.suggested(sku)
+    # when a receipt of another SKU names it
+    await allocation.batch(receipt(other, 1, reference=draft["suggestion_id"]))
+    # then it stays open
+    assert await allocation.suggestion_status(draft["suggestion_id"]) == ("open", None)
+
+
+async def test_the_database_refuses_a_second_open_suggestion_for_a_warehouse_and_sku(allocation: Allocation) -> None:
+    # given an open suggestion
+    sku = replenished_sku()
+    await allocation.batch(receipt(sku, 5))
+    # when another is written for the same warehouse and SKU, whatever the code says
+    with pytest.raises(asyncpg.UniqueViolationError, match="replenishment_one_open"):
+        async with allocation.conn.transaction():
+            await allocation.conn.execute(
+                "INSERT INTO replenishment_suggestions (suggestion_id, warehouse_id, sku, supplier, quantity, forecast,"
+                " on_hand, reserved, on_order, minimum, maximum, pack_multiple, lead_time_days, expected_by)"
+                " VALUES ($1, 'ams', $2, 's', 6, 0, 0, 0, 0, 10, 30, 6, 5, current_date)",
+                uuid.uuid4(),
+                sku,
+            )
+
+
+async def test_units_routed_are_recorded_as_demand_of_the_day(allocation: Allocation) -> None:
+    # given stock of a new SKU
+    (sku,) = new_skus(1)
+    await allocation.batch(receipt(sku, 10))
+    # when two batches reserve 3 and 4 units
+    await allocation.batch(order(uuid.uuid4(), sku, 3))
+    await allocation.batch(order(uuid.uuid4(), sku, 4))
+    # then today's demand in Amsterdam is 7 units
+    rows = await allocation.conn.fetch(
+        "SELECT warehouse_id, day = (now() AT TIME ZONE 'UTC')::date AS today, units FROM demand WHERE sku = $1", sku
+    )
+    assert [tuple(r) for r in rows] == [("ams", True, 7)]

@@ -342,3 +342,18 @@ def test_cancellations_of_an_order_not_seen_yet_add_up_and_a_whole_order_one_win
     )
     assert first.and_then(CancelRequest(None, "changed my mind")) == CancelRequest(None, "changed my mind")
     assert CancelRequest(None, "damaged box").and_then(first) == CancelRequest(None, "damaged box")
+
+
+def test_units_routed_count_as_demand_where_they_are_reserved_and_units_kept_after_a_cancellation_do_not_again() -> (
+    None
+):
+    # given an order for 3 units of which only 2 are in stock, in Frankfurt
+    inventory = stocked(("fra", "A", 2), ("fra", "B", 5))
+    placed = order({"A": 3, "B": 1}, country="DE")
+    [allocation] = allocated(inventory.place(placed))
+    # when B is cancelled from the withdrawn shipment (its 2 units of A are kept reserved as a new shipment), and a
+    # receipt releases the unit of A that waits
+    inventory.cancel(placed.order_id, {"B": 1}, [allocation.shipments[0].shipment_id], "one too many")
+    inventory.receive("fra", "A", 1)
+    # then the demand is what routing reserved: 2 + 1 of A, 1 of B, nothing counted twice
+    assert inventory.demanded == {("fra", "A"): 3, ("fra", "B"): 1}

@@ -3,7 +3,7 @@
 import pytest
 
 from services.allocation.handlers import AllocationHandlers
-from services.allocation.settings import AllocationSettings, load_network
+from services.allocation.settings import AllocationSettings, load_network, load_replenishment
 from services.capture.handlers import CaptureHandlers
 from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
@@ -21,12 +21,13 @@ def routes() -> dict[str, set[type[ev.Contract]]]:
     """The topics carrying the events each service's handlers take, as their wiring builds them."""
     capture, allocation, fulfillment = CaptureSettings(), AllocationSettings(), FulfillmentSettings()
     returns = ReturnsSettings()
+    network = load_network(allocation.warehouses_file, allocation.allocation_file)
     return {
         "capture": set(
             CaptureHandlers(capture.intake_rules, capture.risk_rules(), capture.early_cancel_window).routes()
         ),
         "allocation": set(
-            AllocationHandlers(load_network(allocation.warehouses_file, allocation.allocation_file)).routes()
+            AllocationHandlers(network, load_replenishment(allocation.allocation_file, network.warehouse_ids)).routes()
         ),
         "fulfillment": set(
             FulfillmentHandlers(fulfillment.shipping_rules(), fulfillment.warehouses(), fulfillment.clock()).routes()
@@ -69,6 +70,7 @@ def test_each_principal_is_granted_exactly_its_registry_rights() -> None:
     allocation = {(g.resource, g.pattern, g.name, g.operation) for g in kafka_access.grants("allocation")}
     assert allocation == {
         ("TOPIC", "LITERAL", topics.ALLOCATION_EVENTS.name, "WRITE"),
+        ("TOPIC", "LITERAL", topics.REPLENISHMENT_SUGGESTIONS.name, "WRITE"),
         ("TOPIC", "LITERAL", "oms.dead-letter.allocation", "WRITE"),
         *(("TOPIC", "LITERAL", t.name, "READ") for t in topics.inputs("allocation")),
         ("GROUP", "LITERAL", "oms-allocation", "READ"),
@@ -80,6 +82,11 @@ def test_each_principal_is_granted_exactly_its_registry_rights() -> None:
         ("TOPIC", "LITERAL", topics.PICK_TASKS.name, "READ"),
         ("TOPIC", "LITERAL", topics.RETURN_EVENTS.name, "READ"),
         ("GROUP", "PREFIXED", "warehouses", "READ"),
+    }
+    purchasing = {(g.resource, g.pattern, g.name, g.operation) for g in kafka_access.grants("purchasing")}
+    assert purchasing == {
+        ("TOPIC", "LITERAL", topics.REPLENISHMENT_SUGGESTIONS.name, "READ"),
+        ("GROUP", "PREFIXED", "purchasing", "READ"),
     }
     # every topic's writer may write it, and no one else
     for topic in topics.TOPICS:
