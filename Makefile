@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-bench demo bench up down status test test-unit test-integration chaos lint format asyncapi docs clean
+.PHONY: help install install-bench demo bench up down status test test-unit test-integration chaos lint format asyncapi docs clean \
+	container-engine container-api-start container-api-stop
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
@@ -15,6 +16,7 @@ help:
 	@echo "make bench  - measure the pipeline against this machine (~15 min; BENCH_OPTIONS=--quick for ~2 min)"
 	@echo "make chaos  - 2,000 orders through two instances of every service while 100 faults are injected, then"
 	@echo "              every invariant checked (SEED=n replays a run)"
+	@echo "make container-engine - podman (or an existing Docker) and the debian:bookworm base image, for the images"
 
 $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 	bash deploy/local/bootstrap.sh
@@ -73,6 +75,17 @@ test: lint test-unit test-integration
 # The full fault-injection run (the short one is tests/e2e/test_chaos.py, part of `make test`).
 chaos: install
 	$(PY) -m deploy.chaos $(if $(SEED),--seed $(SEED))
+
+# The container engine (deploy/containers/bootstrap.sh): Docker where its daemon answers, else podman from Debian
+# with a base image built from Debian's packages; and podman's Docker-compatible API for the tools that need it.
+container-engine:
+	bash deploy/containers/bootstrap.sh install
+
+container-api-start: container-engine
+	bash deploy/containers/bootstrap.sh api-start
+
+container-api-stop:
+	bash deploy/containers/bootstrap.sh api-stop
 
 asyncapi: docs
 
