@@ -147,20 +147,26 @@ def configure(local: LocalStack) -> None:
             admin_password=local.kafka_passwords[kafka_access.ADMIN],
         )
     )
-    for name in (kafka_access.ADMIN, *kafka_access.PRINCIPALS):
-        # For Kafka's own command-line tools: --command-config .stack/kafka/clients/<principal>.properties
-        client = local.kafka_dir / "clients" / f"{name}.properties"
-        client.parent.mkdir(mode=0o700, exist_ok=True)
-        client.touch(mode=0o600)
-        client.write_text(local.access(name).properties())
+    configure_clients(local)
     (local.kafka_dir / "log4j2.properties").write_text(
         _log4j2("File", "appender.out.fileName = ${sys:kafka.logs.dir}/server.log", "INFO")
     )
+    _format(local)
+
+
+def configure_clients(local: LocalStack) -> None:
+    """A client properties file per principal and the tools' logging: what Kafka's own tools (and KafkaAccess.java)
+    need to reach this stack's brokers, wherever those run."""
+    for name in (kafka_access.ADMIN, *kafka_access.PRINCIPALS):
+        # For Kafka's own command-line tools: --command-config .stack/kafka/clients/<principal>.properties
+        client = local.kafka_dir / "clients" / f"{name}.properties"
+        client.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        client.touch(mode=0o600)
+        client.write_text(local.access(name).properties())
     # The tools print the cluster id on stdout: their logging must go to stderr and stay quiet.
     (local.kafka_dir / "tools-log4j2.properties").write_text(
         _log4j2("Console", "appender.out.target = SYSTEM_ERR", "WARN")
     )
-    _format(local)
 
 
 def _storage_tool(local: LocalStack, *args: str) -> str:

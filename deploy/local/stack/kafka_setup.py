@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.admin import NewTopic
@@ -17,8 +18,11 @@ from shared.backbone import kafka_access
 from shared.contracts.topics import TOPICS
 
 
-async def create_topics(local: LocalStack) -> None:
-    """Every registered topic with its partitions; refuses a topic whose partitions differ from the registry's."""
+async def create_topics(local: LocalStack, replication: int = 1, alive: Callable[[], bool] | None = None) -> None:
+    """Every registered topic with its partitions (on `replication` brokers: a cluster's, e.g. the compose stack's,
+    gets 3); refuses a topic whose partitions differ from the registry's. `alive` tells whether the brokers still
+    run (the local broker's process unless given)."""
+    running = alive or (lambda: kafka.running(local))
     admin = local.access().admin(request_timeout_ms=30000)
     found: dict[str, list[dict[str, Any]]] = {}
 
@@ -39,14 +43,14 @@ async def create_topics(local: LocalStack) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t.name, t.partitions, 1) for t in TOPICS if t.name not in existing]
+        missing = [NewTopic(t.name, t.partitions, replication) for t in TOPICS if t.name not in existing]
         if missing:
             response = await admin.create_topics(missing, timeout_ms=30000)
             for topic, code, *rest in response.topic_errors:
                 if code and for_code(code) is not TopicAlreadyExistsError:
                     fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
         for check, what in ((leaders_elected, "topic leaders"), (coordinator_ready, "group coordinator")):
-            await wait_until(check, what, lambda: kafka.running(local), kafka.logs(local), 30)
+            await wait_until(check, what, running, kafka.logs(local), 30)
     finally:
         await admin.close()
     wrong = [
