@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install install-bench demo bench up down status test test-unit test-integration chaos lint format asyncapi docs clean \
-	container-engine container-api-start container-api-stop
+	container-engine container-api-start container-api-stop install-containers compose-up compose-down test-compose
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
@@ -16,7 +16,9 @@ help:
 	@echo "make bench  - measure the pipeline against this machine (~15 min; BENCH_OPTIONS=--quick for ~2 min)"
 	@echo "make chaos  - 2,000 orders through two instances of every service while 100 faults are injected, then"
 	@echo "              every invariant checked (SEED=n replays a run)"
-	@echo "make container-engine - podman (or an existing Docker) and the debian:bookworm base image, for the images"
+	@echo "make compose-up     - the pipeline in containers: 3 Kafka brokers, PostgreSQL, services, Prometheus"
+	@echo "                      (COMPOSE_OPTIONS='--scale allocation=3'); make compose-down stops it"
+	@echo "make test-compose   - compose up, orders delivered, allocation scaled to 3, down (~6 min, not in make test)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 	bash deploy/local/bootstrap.sh
@@ -86,6 +88,24 @@ container-api-start: container-engine
 
 container-api-stop:
 	bash deploy/containers/bootstrap.sh api-stop
+
+# podman-compose and testcontainers (the containers extra), on top of the project's tools.
+$(VENV)/.containers-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[dev,containers]'
+	touch $@
+
+install-containers: $(VENV)/.containers-installed
+
+COMPOSE_OPTIONS ?=
+compose-up: install-containers container-engine
+	$(PY) -m deploy.containers.compose up $(COMPOSE_OPTIONS)
+
+compose-down:
+	$(PY) -m deploy.containers.compose down $(COMPOSE_OPTIONS)
+
+# Not part of `make test`: it builds the images and runs the whole compose stack (minutes).
+test-compose: install-containers container-engine
+	OMS_TEST_COMPOSE=1 $(VENV)/bin/pytest -s tests/compose
 
 asyncapi: docs
 

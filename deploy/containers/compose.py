@@ -35,6 +35,7 @@ from shared.contracts.topics import SERVICES
 
 COMPOSE_FILE = REPO / "deploy" / "compose" / "compose.yaml"
 PROJECT = "oms"
+PROJECT_LABEL = f"com.docker.compose.project={PROJECT}"  # set by docker compose and podman-compose alike
 BROKERS = 3
 INFRASTRUCTURE = ("kafka-1", "kafka-2", "kafka-3", "postgres", "mailsink")
 RUNNING = ("simulator", "prometheus", *SERVICES)
@@ -94,10 +95,15 @@ class Compose:
             )
         return result.stdout or ""
 
+    def container_ids(self, every: bool = False) -> list[str]:
+        """The project's containers (with every: stopped ones too)."""
+        cmd = [self.engine, "ps", "-q", *(["-a"] if every else []), "--filter", f"label={PROJECT_LABEL}"]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+
     def containers(self) -> dict[str, list[str]]:
         """Running containers of the project by compose service."""
         out = subprocess.run(
-            [self.engine, "ps", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format", "json"],
+            [self.engine, "ps", "--filter", f"label={PROJECT_LABEL}", "--format", "json"],
             capture_output=True,
             text=True,
             check=True,
@@ -233,6 +239,9 @@ def down(compose: Compose, purge: bool = False) -> float:
     """Stop and remove the containers (with purge also the volumes and the tools' files); how long it took."""
     started = time.monotonic()
     compose.run("--profile", "grafana", "down", "-t", "0", *(["-v"] if purge else []))
+    # podman-compose removes only the instances the file declares, not those a --scale added.
+    if left := compose.container_ids(every=True):
+        subprocess.run([compose.engine, "rm", "-f", "-t", "0", *left], capture_output=True, check=True)
     if purge:
         shutil.rmtree(compose.local.state, ignore_errors=True)
     took = time.monotonic() - started

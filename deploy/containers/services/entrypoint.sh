@@ -1,6 +1,6 @@
 #!/bin/sh
 # What the OMS image runs, chosen by its first argument:
-#   capture | allocation | fulfillment | notifications | returns   a service (HTTP on OMS_HTTP_PORT, 0.0.0.0)
+#   capture | allocation | ...  a service, any under services/ (HTTP on OMS_HTTP_PORT, every interface)
 #   simulator                the warehouses, carriers and payment provider stand-in (deploy/local/simulator.py)
 #   mailsink                 the SMTP sink on port 1025, into the Maildir /var/mail/oms
 #   oms ARGS...              the operator's command line
@@ -10,12 +10,15 @@ what="${1:-oms}"
 # Each instance names its Kafka clients and database sessions after its container (one per replica when scaled).
 export OMS_INSTANCE="${OMS_INSTANCE:-$(hostname)}"
 [ $# -gt 0 ] && shift
+if [ -f "/opt/oms/services/$what/__main__.py" ]; then
+  exec python -m "services.$what" "$@"
+fi
 case "$what" in
-  capture | allocation | fulfillment | notifications | returns)
-    exec python -m "services.$what" "$@" ;;
   simulator)
     exec python -m deploy.local.simulator "$@" ;;
   mailsink)
+    # A Maildir's three folders: a fresh volume mounted there is an empty directory.
+    mkdir -p /var/mail/oms/cur /var/mail/oms/new /var/mail/oms/tmp
     exec python -m aiosmtpd -n -u -l 0.0.0.0:1025 -c deploy.local.mailsink.OnceMailbox /var/mail/oms ;;
   oms)
     exec python -m deploy.cli "$@" ;;
@@ -27,6 +30,6 @@ try:
 except OSError:
     sys.exit(1)" ;;
   *)
-    echo "usage: capture|allocation|fulfillment|notifications|returns|simulator|mailsink|oms ARGS|ready" >&2
+    echo "usage: SERVICE (one of services/)|simulator|mailsink|oms ARGS|ready" >&2
     exit 2 ;;
 esac
