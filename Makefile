@@ -18,7 +18,7 @@ help:
 	@echo "              every invariant checked (SEED=n replays a run)"
 	@echo "make compose-up     - the pipeline in containers: 3 Kafka brokers, PostgreSQL, services, Prometheus"
 	@echo "                      (COMPOSE_OPTIONS='--scale allocation=3'); make compose-down stops it"
-	@echo "make test-compose   - compose up, orders delivered, allocation scaled to 3, down (~2-3 min, not in make test)"
+	@echo "make test-compose   - compose up, orders delivered, allocation scaled to 3, down (1-3 min, not in make test)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 	bash deploy/local/bootstrap.sh

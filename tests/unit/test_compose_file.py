@@ -61,3 +61,8 @@ def test_the_tools_reach_the_three_brokers_at_the_shifted_kafka_port_plus_two_an
     assert broker_ports(local) == [19392, 19394, 19396]
     assert local.kafka_bootstrap == "127.0.0.1:19392,127.0.0.1:19394,127.0.0.1:19396"
     assert str(local.state) == "/tmp/oms-state/compose"
+
+
+def test_every_container_of_the_project_runs_on_a_read_only_root_filesystem() -> None:
+    ours = {name: s for name, s in _compose()["services"].items() if "grafana" not in s.get("profiles", [])}
+    assert {name for name, s in ours.items() if s.get("read_only") is not True} == set()

@@ -19,4 +19,4 @@ host    all  all  ::/0          scram-sha-256
 HBA
 fi
 exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${OMS_PG_MAX_CONNECTIONS:-200}" \
-  -c password_encryption=scram-sha-256 -c unix_socket_directories=/var/run/postgresql
+  -c password_encryption=scram-sha-256 -c unix_socket_directories=/tmp
