@@ -238,10 +238,15 @@ def scale(compose: Compose, service: str, instances: int) -> float:
 def down(compose: Compose, purge: bool = False) -> float:
     """Stop and remove the containers (with purge also the volumes and the tools' files); how long it took."""
     started = time.monotonic()
-    compose.run("--profile", "grafana", "down", "-t", "0", *(["-v"] if purge else []))
-    # podman-compose removes only the instances the file declares, not those a --scale added.
+    # podman-compose removes only the instances the file declares, and then fails to remove the network the ones a
+    # --scale added still use: remove every container of the project first, then the rest.
+    # A container others were started to depend on is removed only after them: a few rounds.
+    for _ in range(3):
+        if ours := compose.container_ids(every=True):
+            subprocess.run([compose.engine, "rm", "-f", "-t", "0", *ours], capture_output=True, check=False)
     if left := compose.container_ids(every=True):
-        subprocess.run([compose.engine, "rm", "-f", "-t", "0", *left], capture_output=True, check=True)
+        fail(f"could not remove containers {' '.join(left)}")
+    compose.run("--profile", "grafana", "down", "-t", "0", *(["-v"] if purge else []))
     if purge:
         shutil.rmtree(compose.local.state, ignore_errors=True)
     took = time.monotonic() - started
