@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from .priority import Priority
+
 OrderStatus = Literal["new", "allocated", "backordered", "cancelled", "unfulfillable"]
 
 
@@ -27,6 +29,8 @@ class Order:
     cancelled: dict[str, int] = field(default_factory=dict)
     status: OrderStatus = "new"
     reason: str | None = None
+    # Assessed once, when allocation first took the order (services.allocation.priority).
+    priority: Priority = field(default_factory=Priority)
 
     @property
     def queue_position(self) -> tuple[datetime, UUID]:
