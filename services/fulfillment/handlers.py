@@ -98,6 +98,7 @@ class FulfillmentHandlers:
                     ship_to=allocated.ship_to,
                     service_level=allocated.service_level,
                     created_at=released_at,
+                    priority=allocated.priority,
                 )
                 cutoff = self._warehouse(shipment.warehouse_id).cutoff
                 promise = promises.promised_delivery(allocated.service_level, released_at, cutoff, self.rules)

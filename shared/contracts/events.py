@@ -298,10 +298,13 @@ class OrderAllocated(Contract):
     service_level: ServiceLevel
     backordered: list[ItemQuantity] = Field(default_factory=list)
     reason: str = ""
+    priority: int = Field(
+        default=0, description="the order's priority score when these shipments were reserved (higher: more urgent)"
+    )
 
 
 class OrderBackordered(Contract):
-    """Nothing could be reserved yet; the order waits for stock, first come first served."""
+    """Nothing could be reserved yet; the order waits for stock, by priority band, then first come first served."""
 
     event_type: ClassVar[str] = "OrderBackordered"
     order_id: UUID
@@ -405,6 +408,11 @@ class PickTaskReleased(Contract):
     ship_to: Address
     service_level: ServiceLevel
     created_at: datetime
+    priority: int = Field(
+        default=0,
+        description="the order's priority score when allocation reserved the units; pick higher scores first, then"
+        " by created_at (absent from tasks released before priorities: 0)",
+    )
 
 
 class PickTaskCancelled(Contract):
