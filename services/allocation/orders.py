@@ -33,10 +33,6 @@ class Order:
     priority: Priority = field(default_factory=Priority)
 
     @property
-    def queue_position(self) -> tuple[datetime, UUID]:
-        return self.arrived_at, self.order_id
-
-    @property
     def skus(self) -> set[str]:
         return set(self.lines)
 

@@ -305,7 +305,7 @@ async def close_received_suggestions(
     )
 
 
-async def order_priority(conn: Conn, order_id: UUID) -> Order | None:
+async def find_order(conn: Conn, order_id: UUID) -> Order | None:
     row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1", order_id)
     return None if row is None else _order(row)
 

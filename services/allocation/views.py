@@ -25,7 +25,7 @@ def add_views(app: FastAPI, runtime: Runtime, replenishment: Policy, ranking: Ra
         customer tier, age earned so far), the score and its band; waiting orders are served by band, then first
         come first served. 404 for an order allocation has not taken."""
         async with runtime.pool.acquire() as conn:
-            order = await repository.order_priority(conn, order_id)
+            order = await repository.find_order(conn, order_id)
         if order is None:
             raise HTTPException(404, detail=f"allocation has not taken order {order_id}")
         explained = explain(order.priority, order.arrived_at, datetime.now(UTC), ranking)
