@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -170,3 +171,22 @@ def test_scarce_stock_goes_to_an_express_order_placed_before_the_cutoff_ahead_of
 
 def test_without_priorities_every_order_is_in_one_band_and_served_first_come_first_served() -> None:
     assert Ranking().turn(Priority(), WEDNESDAY, uuid.UUID(int=1), None)[0] == 0
+
+
+def test_priority_points_for_a_service_level_the_promises_do_not_know_are_refused(tmp_path) -> None:
+    config = tmp_path / "allocation.json"
+    config.write_text('{"priorities": {"service_levels": {"standard": 0, "same_day": 500}}}')
+
+    with pytest.raises(ValueError, match="unknown service levels: \\['same_day'\\]"):
+        load_priorities(config, DEFAULT_CARRIERS_FILE)
+
+
+def test_without_a_priorities_section_every_order_has_the_same_priority(tmp_path) -> None:
+    config = tmp_path / "allocation.json"
+    config.write_text("{}")
+    rules = load_priorities(config, DEFAULT_CARRIERS_FILE)
+
+    express = assess(arrival(WEDNESDAY.replace(hour=15, minute=50), "express"), rules)
+    standard = assess(arrival(WEDNESDAY.replace(hour=9)), rules)
+    assert express.base == standard.base == 0
+    assert rules.ranking.age_points(WEDNESDAY, WEDNESDAY + timedelta(days=3)) == 0
