@@ -400,7 +400,7 @@ async def record_webhook(conn: Conn, webhook_id: str, shop_domain: str, order_id
 async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
     order = await conn.fetchrow(
         "SELECT order_id, channel, external_id, status, reasons, received_at, placed_at, currency, total,"
-        " ordered, backordered, cancelled, shipped FROM orders WHERE order_id = $1",
+        " ordered, backordered, cancelled, shipped, account, paid FROM orders WHERE order_id = $1",
         order_id,
     )
     if order is None:
@@ -418,6 +418,7 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
     return {
         **dict(order),
         "total": str(order["total"]),
+        "paid": str(order["paid"]),
         "timeline": [dict(s) for s in steps],
         "cancellations": [dict(c) for c in cancellations],
         "risk": await risk_view(conn, order_id),
