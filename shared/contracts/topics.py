@@ -220,6 +220,14 @@ CHARGE_RESULTS = Topic(
     readers=("returns",),
     discriminator="outcome",
 )
+PAYMENTS_RECEIVED = Topic(
+    "oms.payments.received",
+    (ev.PaymentReceived,),
+    "payment provider",
+    "Payments received for orders after they were placed (invoices paid on a business account), key"
+    " `<channel>:<external_id>`.",
+    readers=("capture",),
+)
 
 BUSINESS_TOPICS = (
     ORDERS_SUBMITTED,
@@ -242,6 +250,7 @@ BUSINESS_TOPICS = (
     REFUND_RESULTS,
     CHARGE_REQUESTS,
     CHARGE_RESULTS,
+    PAYMENTS_RECEIVED,
 )
 
 
