@@ -225,6 +225,7 @@ class AllocationHandlers:
             validated.received_at,
             warehouse.id,
             warehouse.cutoff,
+            validated.customer.account,
         )
         return Order(
             order_id=validated.order_id,

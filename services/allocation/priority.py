@@ -7,8 +7,8 @@ Components (points from `deploy/config/allocation.json`, `priorities`):
   warehouse nearest to its destination gets up to the cut-off points, the more the closer it came;
 - promise: the delivery date promised if it leaves by that warehouse's next cut-off; points per day it comes
   sooner than the horizon (shared.reference.promises: business days, holidays, the cut-off);
-- customer tier: the points of the highest tier the order belongs to (VIP, B2B contract: by channel or e-mail
-  domain or address; the explanation names the tier, never the address);
+- customer tier: the points of the highest tier the order belongs to (VIP, B2B contract: by channel, e-mail
+  domain or address, or business account; the explanation names the tier, never the address);
 - age: points per hour since it arrived, capped; earned while waiting, so counted when the queue is served.
 
 Serving (the rule in docs/decisions/0003-priorities.md): the score at the moment of serving falls in a band of
@@ -79,18 +79,26 @@ FIRST_COME_FIRST_SERVED = Ranking()  # every order in one band while none has a 
 
 @dataclass(frozen=True)
 class Tier:
-    """Customers served ahead of others: by the channel they order through, or their e-mail domain or address
-    (compared in lower case)."""
+    """Customers served ahead of others: by the channel they order through, their e-mail domain or address
+    (compared in lower case), or the business account they buy on (listed, or any account at all)."""
 
     name: str
     points: int
     channels: frozenset[str] = frozenset()
     domains: frozenset[str] = frozenset()
     emails: frozenset[str] = frozenset()
+    accounts: frozenset[str] = frozenset()
+    any_account: bool = False
 
-    def includes(self, channel: str, email: str) -> bool:
+    def includes(self, channel: str, email: str, account: str | None = None) -> bool:
         address = email.strip().lower()
-        return channel in self.channels or address in self.emails or address.rpartition("@")[2] in self.domains
+        on_account = account is not None and (self.any_account or account in self.accounts)
+        return (
+            channel in self.channels
+            or address in self.emails
+            or address.rpartition("@")[2] in self.domains
+            or on_account
+        )
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,7 @@ class Arrival:
     arrived_at: datetime
     warehouse_id: str
     cutoff: time
+    account: str | None = None  # the business account it is bought on
 
 
 def assess(arrival: Arrival, rules: PriorityRules) -> Priority:
@@ -157,7 +166,7 @@ def _promise(arrival: Arrival, rules: PriorityRules) -> Component | None:
 
 
 def _tier(arrival: Arrival, rules: PriorityRules) -> Component | None:
-    tiers = [t for t in rules.tiers if t.includes(arrival.channel, arrival.email)]
+    tiers = [t for t in rules.tiers if t.includes(arrival.channel, arrival.email, arrival.account)]
     if not tiers:
         return None
     best = max(tiers, key=lambda t: (t.points, t.name))

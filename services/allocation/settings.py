@@ -104,6 +104,8 @@ def load_priorities(allocation_file: Path, carriers_file: Path) -> PriorityRules
                 channels=frozenset(t.get("channels", [])),
                 domains=frozenset(d.lower() for d in t.get("domains", [])),
                 emails=frozenset(e.strip().lower() for e in t.get("emails", [])),
+                accounts=frozenset(t.get("accounts", [])),
+                any_account=bool(t.get("any_account", False)),
             )
             for t in config.get("tiers", [])
         ),

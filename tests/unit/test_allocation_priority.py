@@ -3,6 +3,7 @@ warehouse's cut-off, the promise, customer tier, age), how waiting orders are ra
 come first served), and scarce stock going to the order ahead."""
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -75,6 +76,13 @@ def test_customer_tiers_come_from_configuration_by_domain_or_channel_and_the_hig
     assert "tier" not in points(nobody)
     # the explanation names the tier, never the customer's address
     assert not any("@" in c.detail for p in (vip, contract, both) for c in p.components)
+
+
+def test_a_customer_buying_on_a_business_account_is_in_the_b2b_contract_tier() -> None:
+    at = WEDNESDAY.replace(hour=9)
+    on_account = assess(replace(arrival(at), account="ACME-TRADING"), RULES)
+    assert ("b2b_contract", 100) in {(c.detail, c.points) for c in on_account.components}
+    assert "tier" not in points(assess(arrival(at), RULES))
 
 
 def test_age_points_grow_while_the_order_waits_up_to_the_cap_and_raise_its_band() -> None:
