@@ -46,6 +46,8 @@ DOCS = REPO / "docs" / "benchmarks"
 # The API's per-key rate limit is not what is measured: services the bench starts get one far above any step.
 API_RATE_PER_SECOND = "1000000"
 PROGRESS_EVERY = 5.0
+# The Python processes py-spy samples: the services, the simulator and the SMTP sink (it spends CPU per message too).
+PROFILED = (*SERVICES, "simulator", "smtp")
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ class Bench:
     async def profile(self, directory: Path) -> list[profiles.Recorder]:
         recorders = []
         for name, pid in self.pipeline.pids.items():
-            if name in (*SERVICES, "simulator"):
+            if name in PROFILED:
                 recorder = profiles.Recorder(name, pid, directory / f"{name}.speedscope.json")
                 await recorder.start()
                 recorders.append(recorder)
