@@ -71,11 +71,13 @@ class CountingConnection:
         self.statements: list[str] = []
 
     async def execute(self, sql: str, *args: Any) -> str:
-        self.statements.append(sql.split()[0] + " " + sql.split()[2 if sql.startswith("INSERT") else 1])
+        verb, *words = sql.split(maxsplit=3)
+        self.statements.append(f"{verb} {words[1] if verb == 'INSERT' else words[0]}")
         return ""
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        self.statements.append("SELECT " + sql.split(" FROM ")[1].split()[0])
+        table = sql.partition(" FROM ")[2].split(maxsplit=1)[0]
+        self.statements.append(f"SELECT {table}")
         return []
 
 
