@@ -82,6 +82,14 @@ class OnceMailbox:
             parser.error("the Maildir is the handler's one argument")
         return cls(args[0])
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """aiosmtpd's answer to EHLO, offering PIPELINING too (RFC 2920): its sessions read the commands a client
+        sends at once one after the other, as they would read them one at a time."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         envelope_headers = (
             f"X-Peer: {session.peer}\nX-MailFrom: {envelope.mail_from}\nX-RcptTo: {', '.join(envelope.rcpt_tos)}\n"
@@ -118,7 +126,22 @@ PLAIN_PATH = re.compile(r"\s*<([^<>()\[\]\\,;:\s\"@]+@[^<>()\[\]\\,;:\s\"@]+)>(.
 
 class Sink(SMTP):
     """aiosmtpd's SMTP session, reading a plain `<local@domain>` path in MAIL and RCPT without the e-mail header
-    parser (aiosmtpd also defines a class on each call); anything else is read as aiosmtpd reads it."""
+    parser (aiosmtpd also defines a class on each call); anything else is read as aiosmtpd reads it. Replies to
+    pipelined commands go out together, once the commands the client sent at once are answered."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._replies: list[bytes] = []
+
+    async def push(self, status: str | bytes) -> None:
+        reply = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") if isinstance(status, str) else status
+        self._replies.append(reply + b"\r\n")
+        # More of the client's commands already here: it is not waiting for this reply yet.
+        if self._reader is not None and getattr(self._reader, "_buffer", None):
+            return
+        self._writer.write(b"".join(self._replies))
+        self._replies.clear()
+        await self._writer.drain()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = PLAIN_PATH.fullmatch(arg)
