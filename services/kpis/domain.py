@@ -97,8 +97,8 @@ def _hours(spans: Iterable[timedelta]) -> dict[str, Any]:
     return {"orders": len(seconds), "p50_seconds": p50, "p90_seconds": p90}
 
 
-def report(orders: Iterable[OrderFacts], rules: Rules) -> dict[str, Any]:
-    """Every KPI over these orders (those placed in the period asked about)."""
+def report(orders: Iterable[OrderFacts], rules: Rules, rejected: int = 0) -> dict[str, Any]:
+    """Every KPI over these orders (those placed in the period asked about), and how many were refused at intake."""
     orders = list(orders)
     delivered = [o for o in orders if o.delivered_at is not None]
     checks = [perfect(o, rules) for o in delivered]
@@ -120,6 +120,7 @@ def report(orders: Iterable[OrderFacts], rules: Rules) -> dict[str, Any]:
     return {
         "orders": {
             "placed": len(orders),
+            "rejected": rejected,
             "delivered": len(delivered),
             "cancelled": sum(o.cancelled for o in orders),
             "open": sum(o.delivered_at is None and not o.cancelled for o in orders),
@@ -174,16 +175,19 @@ def report(orders: Iterable[OrderFacts], rules: Rules) -> dict[str, Any]:
 
 
 def grouped(
-    orders: Iterable[OrderFacts], rules: Rules, key: Callable[[OrderFacts], str] | None = None
+    orders: Iterable[OrderFacts],
+    rules: Rules,
+    key: Callable[[OrderFacts], str] | None = None,
+    rejected: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """One report for all the orders, or one per group (channel), in the group's order."""
-    orders = list(orders)
+    """One report for all the orders, or one per group (channel: `rejected` counts refused orders per channel)."""
+    orders, rejected = list(orders), rejected or {}
     if key is None:
-        return [{"group": "all", **report(orders, rules)}]
-    groups: dict[str, list[OrderFacts]] = {}
+        return [{"group": "all", **report(orders, rules, sum(rejected.values()))}]
+    groups: dict[str, list[OrderFacts]] = {name: [] for name in rejected}
     for o in orders:
         groups.setdefault(key(o), []).append(o)
-    return [{"group": name, **report(groups[name], rules)} for name in sorted(groups)]
+    return [{"group": name, **report(groups[name], rules, rejected.get(name, 0))} for name in sorted(groups)]
 
 
 def shipment_cost(carrier_price: Decimal | None, picks: int, per_pick: Decimal) -> Decimal | None:

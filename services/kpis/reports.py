@@ -53,11 +53,12 @@ class Reporting:
 
     async def report(self, conn: Conn, since: datetime, until: datetime, by: str | None) -> dict[str, Any]:
         orders = await self.facts(conn, since, until)
+        rejected = await repository.rejections(conn, since, until)
         key = (lambda o: o.channel) if by == "channel" else None
         return {
             "since": since.isoformat(),
             "until": until.isoformat(),
             "by": by,
             "currency": self.cost.currency,
-            "groups": domain.grouped(orders, self.rules, key),
+            "groups": domain.grouped(orders, self.rules, key, rejected),
         }

@@ -149,7 +149,7 @@ WITH placed AS (
       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = h.order_id)
 )
 SELECT p.*, a.outcome, a.reserved, h.held_at, h.ended_at AS hold_ended_at, d.delivered_at,
-       c.order_id IS NOT NULL AS cancelled,
+       c.order_id IS NOT NULL OR coalesce(h.cancelled, false) AS cancelled,
        coalesce((SELECT jsonb_agg(jsonb_build_object('carrier', s.carrier, 'service', s.service,
                    'shipped_at', s.shipped_at, 'promised', s.promised_delivery, 'lines', s.lines))
                  FROM shipments s WHERE s.order_id = p.order_id), '[]'::jsonb) AS shipments,
@@ -166,6 +166,17 @@ LEFT JOIN cancellations c USING (order_id)
 
 async def facts(conn: Conn, since: datetime, until: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(FACTS, since, until)
+
+
+async def rejections(conn: Conn, since: datetime, until: datetime) -> dict[str, int]:
+    """Orders refused at intake in [since, until), per channel."""
+    rows = await conn.fetch(
+        "SELECT channel, count(*) AS orders FROM rejections WHERE rejected_at >= $1 AND rejected_at < $2"
+        " GROUP BY channel",
+        since,
+        until,
+    )
+    return {r["channel"]: r["orders"] for r in rows}
 
 
 async def weights(conn: Conn, skus: Sequence[str]) -> dict[str, int]:

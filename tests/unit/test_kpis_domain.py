@@ -97,7 +97,7 @@ def test_cycle_times_and_hold_times_count_what_has_happened() -> None:
         "on_hold": 1,
         "hold_time": {"orders": 1, "p50_seconds": 3 * 3600.0, "p90_seconds": 3 * 3600.0},
     }
-    assert report["orders"] == {"placed": 3, "delivered": 2, "cancelled": 0, "open": 1}
+    assert report["orders"] == {"placed": 3, "rejected": 0, "delivered": 2, "cancelled": 0, "open": 1}
 
 
 def test_a_shipment_costs_its_carrier_rate_and_a_pick_per_line() -> None:
