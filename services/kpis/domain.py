@@ -52,6 +52,7 @@ class OrderFacts:
     delivered_at: datetime | None = None
     promised: date | None = None  # the latest delivery date its shipments promised
     units_shipped: int = 0
+    units_cancelled: int = 0  # lines the customer cancelled while the order went on: no longer owed
     document_exception: bool = False
     returned: bool = False
     damaged: bool = False
@@ -79,7 +80,7 @@ def on_time(order: OrderFacts, rules: Rules) -> bool:
 
 
 def in_full(order: OrderFacts) -> bool:
-    return bool(order.ordered) and order.units_shipped >= sum(order.ordered.values())
+    return bool(order.ordered) and order.units_shipped >= sum(order.ordered.values()) - order.units_cancelled
 
 
 def perfect(order: OrderFacts, rules: Rules) -> dict[str, bool]:

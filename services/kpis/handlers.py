@@ -84,6 +84,8 @@ class KpiHandlers:
     async def on_order_cancelled(self, conn: Conn, msgs: list[Inbound[ev.OrderCancelled]]) -> None:
         whole = [(m.payload.order_id, m.envelope.occurred_at) for m in msgs if m.payload.lines is None]
         await repository.save_cancellations(conn, list({o: (o, at) for o, at in reversed(whole)}.values()))
+        partly = [(m.envelope.event_id, m.payload.order_id, units(m.payload.lines)) for m in msgs if m.payload.lines]
+        await repository.save_cancelled_lines(conn, partly)
 
     async def on_order_shipped(self, conn: Conn, msgs: list[Inbound[ev.OrderShipped]]) -> None:
         shipped = {

@@ -44,6 +44,7 @@ class Reporting:
             delivered_at=row["delivered_at"],
             promised=max(promises, default=None),
             units_shipped=sum(n for s in shipments for n in s["lines"].values()),
+            units_cancelled=row["units_cancelled"],
             document_exception=row["document_exception"],
             returned=row["returned"],
             damaged=row["damaged"],

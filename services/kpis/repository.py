@@ -90,6 +90,16 @@ async def save_cancellations(conn: Conn, rows: Sequence[tuple[UUID, datetime]]) 
     )
 
 
+async def save_cancelled_lines(conn: Conn, rows: Sequence[tuple[UUID, UUID, dict[str, int]]]) -> None:
+    await conn.execute(
+        "INSERT INTO cancelled_lines (event_id, order_id, lines)"
+        " SELECT e, o, l::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(e, o, l) ON CONFLICT DO NOTHING",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        _json([r[2] for r in rows]),
+    )
+
+
 async def save_shipments(
     conn: Conn, rows: Sequence[tuple[UUID, UUID, str, str, str | None, datetime, date | None, dict[str, int]]]
 ) -> None:
@@ -153,6 +163,8 @@ SELECT p.*, a.outcome, a.reserved, h.held_at, h.ended_at AS hold_ended_at, d.del
        coalesce((SELECT jsonb_agg(jsonb_build_object('carrier', s.carrier, 'service', s.service,
                    'shipped_at', s.shipped_at, 'promised', s.promised_delivery, 'lines', s.lines))
                  FROM shipments s WHERE s.order_id = p.order_id), '[]'::jsonb) AS shipments,
+       coalesce((SELECT sum(v::int) FROM cancelled_lines x, jsonb_each_text(x.lines) AS l(k, v)
+                 WHERE x.order_id = p.order_id), 0) AS units_cancelled,
        EXISTS (SELECT 1 FROM delivery_exceptions e WHERE e.order_id = p.order_id AND e.documents) AS document_exception,
        EXISTS (SELECT 1 FROM returns r WHERE r.order_id = p.order_id) AS returned,
        EXISTS (SELECT 1 FROM returns r WHERE r.order_id = p.order_id AND r.damaged) AS damaged

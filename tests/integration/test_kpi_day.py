@@ -17,8 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from deploy.local.keys import DevelopmentKeys
 from services.kpis.handlers import KpiHandlers
 from services.kpis.settings import KpiSettings
 from shared.backbone import inbox
@@ -28,6 +30,7 @@ from shared.backbone.kafka import Inbound, Origin
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
+from tests.local import LOCAL
 
 OMS = Path(sys.executable).parent / "oms"
 DAY = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -189,12 +192,15 @@ def scripted_day(channel: str) -> Day:
         holds=["fraud"],
     )
     day.event(gone, held_cancelled, at(0, 18))
-    # 8. held at 07:00, released at 09:00, then on time and in full: packed 15:00, delivered the 3rd at 13:00
+    # 8. held at 07:00, released at 09:00; 2 A ordered, 1 cancelled by the customer before the pick; then on time
+    #    and in full (what is still owed): packed 15:00, delivered the 3rd at 13:00
     day.event(held.model_copy(update={"order_id": released, "external_id": "held-2"}), released, at(0, 7))
     release = ev.HoldReleased(order_id=released, hold_type="fraud", released_by="operator")
     day.event(release, released, at(0, 9))
-    day.validated(released, at(0, 7), {a: 1})
-    day.allocated(released, {a: 1}, at(0, 9))
+    day.validated(released, at(0, 7), {a: 2})
+    day.allocated(released, {a: 2}, at(0, 9))
+    one = [ev.ItemQuantity(sku=a, quantity=1)]
+    day.event(ev.OrderCancelled(order_id=released, lines=one, reason="customer request"), released, at(0, 10))
     day.shipped(released, {a: 1}, at(0, 15), date(2026, 11, 4))
     day.delivered(released, at(1, 13))
     # 9. allocated in full, then cancelled whole before it was picked
@@ -215,7 +221,8 @@ def scripted_day(channel: str) -> Day:
 # Placed: orders 1-10 (the held ones by when they were held) = 10; delivered 1, 2, 3, 4, 5, 8 = 6;
 # cancelled 7 (from hold) and 9 = 2; open 6 and 10 = 2; rejected 1.
 # Perfect order over the 6 delivered:
-#   on time 5/6 (2 was delivered the 5th, promised the 4th); in full 5/6 (3 shipped 2 of 4 units);
+#   on time 5/6 (2 was delivered the 5th, promised the 4th); in full 5/6 (3 shipped 2 of 4 units; 8 shipped the 1
+#   unit still owed after the customer cancelled 1);
 #   damage-free 5/6 (4); correct documents 5/6 (5, an address exception)
 #   APQC: (5/6)^4 = 625/1296 = 0.48225 -> 0.4823;  SCOR: only 1 and 8 meet all four = 2/6 -> 0.3333
 # Internal cycle (placed -> packed), hours: 1: 6, 2: 24, 3: 6, 4: 4, 5: 6, 8: 8 -> sorted 4 6 6 6 8 24;
@@ -223,7 +230,7 @@ def scripted_day(channel: str) -> Day:
 # Total cycle (placed -> delivered), hours: 1: 50, 2: 75, 3: 54, 4: 24, 5: 48, 8: 30 -> sorted 24 30 48 50 54 75;
 #   p50 = 3rd = 48 h; p90 = 6th = 75 h
 # First-time fill over the 8 orders allocated (1-6, 8, 9): lines 9 (3 has two), filled 7 (not 3's B, not 6's B)
-#   = 0.7778; units ordered 2+1+4+1+1+2+1+1 = 13, reserved 2+1+2+1+1+0+1+1 = 9 -> 0.6923; orders filled 6/8 = 0.75
+#   = 0.7778; units ordered 2+1+4+1+1+2+2+1 = 14, reserved 2+1+2+1+1+0+2+1 = 10 -> 0.7143; orders filled 6/8 = 0.75
 # Backorder rate: backordered lines 2 (3's B, 6's B) / 9 lines = 0.2222
 # Return rate: 1 of 6 delivered (4) = 0.1667
 # Holds: held 7, 8, 10 = 3; on hold 10 = 1; hold times 7: 4 h, 8: 2 h -> p50 = 1st = 2 h, p90 = 2nd = 4 h
@@ -243,7 +250,7 @@ EXPECTED = {
         "internal": {"orders": 6, "p50_seconds": 6 * H, "p90_seconds": 24 * H},
         "total": {"orders": 6, "p50_seconds": 48 * H, "p90_seconds": 75 * H},
     },
-    "fill_rate": {"orders": 8, "line": 0.7778, "unit": 0.6923, "order": 0.75},
+    "fill_rate": {"orders": 8, "line": 0.7778, "unit": 0.7143, "order": 0.75},
     "on_time_delivery": {"orders": 6, "rate": 0.8333, "tolerance_days": 0},
     "backorder_rate": {"lines": 9, "backordered": 2, "rate": 0.2222},
     "return_rate": {"delivered": 6, "returned": 1, "rate": 0.1667},
@@ -306,3 +313,19 @@ async def test_the_days_events_delivered_again_change_no_figure() -> None:
     await handle(day, through_inbox=False)
     # then no figure moved
     assert oms_kpi(channel) == EXPECTED
+
+
+@pytest.mark.usefixtures("pipeline")
+async def test_the_report_refuses_a_misspelt_parameter_an_empty_period_and_an_unknown_grouping() -> None:
+    async with httpx.AsyncClient(
+        base_url=LOCAL.http_url("kpis"), timeout=30, auth=DevelopmentKeys(LOCAL.keys_file)
+    ) as http:
+        day = {"since": "2026-11-02T00:00:00Z", "until": "2026-11-03T00:00:00Z"}
+        assert (await http.get("/v1/kpis", params=day)).status_code == 200
+        misspelt = await http.get("/v1/kpis", params={**day, "by_channel": "yes"})
+        assert (misspelt.status_code, misspelt.json()["detail"]) == (422, "unknown query parameters: by_channel")
+        empty = await http.get("/v1/kpis", params={"since": day["until"], "until": day["until"]})
+        assert empty.status_code == 422
+        assert (await http.get("/v1/kpis", params={**day, "by": "warehouse"})).status_code == 422
+        naive = await http.get("/v1/kpis", params={"since": "2026-11-02T00:00:00"})
+        assert naive.status_code == 422  # a moment without its offset could be any of 27 hours

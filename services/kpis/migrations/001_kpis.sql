@@ -46,6 +46,15 @@ CREATE TABLE cancellations (
     cancelled_at timestamptz NOT NULL
 );
 
+-- Lines cancelled from an order that goes on (OrderCancelled with lines), one row per event: no longer owed, so
+-- an order is in full without them.
+CREATE TABLE cancelled_lines (
+    event_id uuid PRIMARY KEY,
+    order_id uuid NOT NULL,
+    lines    jsonb NOT NULL
+);
+CREATE INDEX cancelled_lines_order ON cancelled_lines (order_id);
+
 -- Shipments (OrderShipped): when packed and handed over, the promise, carrier and service, units per SKU.
 CREATE TABLE shipments (
     pick_task_id      uuid PRIMARY KEY,
