@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from deploy.cli import api
-from deploy.cli.output import CommandError, console, emit_json, table
+from deploy.cli.output import CommandError, console, emit_json
 
 
 def moment(text: str) -> datetime:
@@ -51,9 +51,10 @@ def kpi(args: argparse.Namespace) -> int:
         emit_json(found)
         return 0
     console.print(f"orders placed from {found['since']} until {found['until']}:")
-    columns = [_row(g, found["currency"]) for g in found["groups"]]
-    rows = [[label, *(column[n] for column in columns)] for n, label in enumerate(LABELS)]
-    console.print(table(None, ["KPI", *(g["group"] for g in found["groups"])], rows))
+    for group in found["groups"]:
+        console.print(f"{group['group']}:")
+        for label, value in _lines(group, found["currency"]):
+            console.print(f"  {label}: {value}", soft_wrap=True)
     return 0
 
 
@@ -65,39 +66,50 @@ def _hours(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 3600:.1f} h"
 
 
-def _row(g: dict[str, Any], currency: str) -> list[str]:
-    """One group's figures, in the order of LABELS."""
-    orders, perfect, cycle, holds = g["orders"], g["perfect_order"], g["cycle_time"], g["holds"]
-    cost = g["cost_per_order"]["amount"]
+def _lines(g: dict[str, Any], currency: str) -> list[tuple[str, str]]:
+    """One group's figures, a line each (a table of many channels would not fit a terminal)."""
+    orders, perfect, cycle, holds, fill = g["orders"], g["perfect_order"], g["cycle_time"], g["holds"], g["fill_rate"]
+    parts = perfect["components"]
+    cost = g["cost_per_order"]
     return [
-        str(orders["placed"]),
-        f"{orders['delivered']} / {orders['cancelled']} / {orders['open']} / {orders['rejected']}",
-        _pct(perfect["rate_all_four"]),
-        _pct(perfect["rate_product_of_components"]),
-        " / ".join(_pct(v) for v in perfect["components"].values()),
-        f"{_hours(cycle['internal']['p50_seconds'])} / {_hours(cycle['internal']['p90_seconds'])}",
-        f"{_hours(cycle['total']['p50_seconds'])} / {_hours(cycle['total']['p90_seconds'])}",
-        " / ".join(_pct(g["fill_rate"][level]) for level in ("line", "unit", "order")),
-        _pct(g["on_time_delivery"]["rate"]),
-        _pct(g["backorder_rate"]["rate"]),
-        _pct(g["return_rate"]["rate"]),
-        f"{holds['held']} / {holds['on_hold']} / {_hours(holds['hold_time']['p50_seconds'])}",
-        "-" if cost is None else f"{cost} {currency}",
+        (
+            "orders",
+            f"{orders['placed']} placed: {orders['delivered']} delivered, {orders['cancelled']} cancelled,"
+            f" {orders['open']} open; {orders['rejected']} refused",
+        ),
+        (
+            "perfect order",
+            f"{_pct(perfect['rate_all_four'])} meet all four (SCOR), {_pct(perfect['rate_product_of_components'])}"
+            f" as the product (APQC) of {_pct(parts['on_time'])} on time, {_pct(parts['in_full'])} in full,"
+            f" {_pct(parts['damage_free'])} damage-free, {_pct(parts['correct_documents'])} correct documents"
+            f" ({perfect['orders']} delivered)",
+        ),
+        (
+            "cycle time internal",
+            f"p50 {_hours(cycle['internal']['p50_seconds'])}, p90 {_hours(cycle['internal']['p90_seconds'])}",
+        ),
+        (
+            "cycle time total",
+            f"p50 {_hours(cycle['total']['p50_seconds'])}, p90 {_hours(cycle['total']['p90_seconds'])}",
+        ),
+        (
+            "fill rate (first time)",
+            f"{_pct(fill['line'])} of lines, {_pct(fill['unit'])} of units, {_pct(fill['order'])} of orders",
+        ),
+        (
+            "on-time delivery",
+            f"{_pct(g['on_time_delivery']['rate'])} (tolerance {g['on_time_delivery']['tolerance_days']} days)",
+        ),
+        ("backorder rate", f"{_pct(g['backorder_rate']['rate'])} of lines"),
+        ("return rate", f"{_pct(g['return_rate']['rate'])} of delivered orders"),
+        (
+            "holds",
+            f"{holds['held']} held, {holds['on_hold']} still on hold; hold time p50"
+            f" {_hours(holds['hold_time']['p50_seconds'])}, p90 {_hours(holds['hold_time']['p90_seconds'])}",
+        ),
+        (
+            "cost per order",
+            ("-" if cost["amount"] is None else f"{cost['amount']} {currency}")
+            + f" ({cost['orders']} priced, {cost['unpriced']} not)",
+        ),
     ]
-
-
-LABELS = [
-    "orders placed",
-    "delivered / cancelled / open / rejected",
-    "perfect order (all four, SCOR)",
-    "perfect order (product, APQC)",
-    "on time / in full / damage-free / documents",
-    "internal cycle p50 / p90",
-    "total cycle p50 / p90",
-    "fill rate line / unit / order",
-    "on-time delivery",
-    "backorder rate",
-    "return rate",
-    "held / on hold / hold time p50",
-    "cost per order",
-]

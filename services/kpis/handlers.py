@@ -64,14 +64,10 @@ class KpiHandlers:
             if isinstance(p, ev.HoldReleased) and p.remaining:
                 continue  # other holds still keep it
             cancelled = isinstance(p, ev.HeldOrderCancelled)
-            channel = p.channel if isinstance(p, ev.HeldOrderCancelled) else None
-            seen = latest.get(p.order_id)
-            latest[p.order_id] = (
-                p.order_id,
-                channel or (seen and seen[1]),
-                m.envelope.occurred_at,
-                cancelled or bool(seen and seen[3]),
-            )
+            _, channel, _, was_cancelled = latest.get(p.order_id, (p.order_id, None, m.envelope.occurred_at, False))
+            if isinstance(p, ev.HeldOrderCancelled):
+                channel = p.channel
+            latest[p.order_id] = (p.order_id, channel, m.envelope.occurred_at, cancelled or was_cancelled)
         await repository.save_holds_ended(conn, list(latest.values()))
 
     async def on_allocation_decided(self, conn: Conn, msgs: list[Inbound[Any]]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.test_holds import BLOCKED_ADDRESS
-from tests.e2e.test_oms_cli import oms_json
+from tests.e2e.test_oms_cli import oms, oms_json
 from tests.factories import order_document
 from tests.local import LOCAL
 from tests.scenario import channel_key, new_skus, seed, wait_status
@@ -70,6 +70,9 @@ async def test_a_channels_orders_through_the_pipeline_show_in_oms_kpi_and_its_ga
     assert report["cycle_time"]["internal"]["orders"] == report["cycle_time"]["total"]["orders"] == 1
     assert 0 < report["cycle_time"]["internal"]["p50_seconds"] <= report["cycle_time"]["total"]["p50_seconds"]
     assert report["cost_per_order"]["orders"] == 1 and report["cost_per_order"]["unpriced"] == 0
+    shown_to_people = oms("kpi", "--by", "channel").stdout
+    assert f"{channel}:\n  orders: 3 placed: 1 delivered, 0 cancelled, 2 open; 1 refused\n" in shown_to_people
+    assert "fill rate (first time): 50.0% of lines, 66.7% of units, 50.0% of orders" in shown_to_people
 
     # and the gauges carry the same figures, labelled by channel only
     shown = await eventually(
