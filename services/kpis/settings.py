@@ -31,7 +31,7 @@ class KpiSettings(CommonSettings):
     carriers_file: Path = CONFIG / "carriers.json"
     # The gauges cover the orders placed in this many last hours, worked out again this often.
     metrics_window_hours: float = Field(default=24, gt=0, le=24 * 31)
-    metrics_refresh_seconds: float = Field(default=10, gt=0)
+    metrics_refresh_seconds: float = Field(default=30, gt=0)
 
     def config(self) -> KpiConfig:
         return KpiConfig.model_validate_json(self.kpis_file.read_bytes())

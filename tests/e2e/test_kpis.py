@@ -76,7 +76,7 @@ async def test_a_channels_orders_through_the_pipeline_show_in_oms_kpi_and_its_ga
 
     # and the gauges carry the same figures, labelled by channel only
     shown = await eventually(
-        lambda: gauges(channel), lambda g: 'oms_kpi_fill_rate_ratio{level="order"}' in g, timeout=60
+        lambda: gauges(channel), lambda g: 'oms_kpi_fill_rate_ratio{level="order"}' in g, timeout=75
     )
     assert shown['oms_kpi_fill_rate_ratio{level="order"}'] == 0.5
     assert shown["oms_kpi_backorder_ratio"] == 0.5
