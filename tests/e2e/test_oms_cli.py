@@ -54,6 +54,7 @@ VERBS = [
     ["holds", "release"],
     ["holds", "cancel"],
     ["replenishment"],
+    ["kpi"],
 ]
 
 
@@ -80,7 +81,7 @@ def test_every_verb_explains_itself(verb) -> None:
         parser().parse_args([*verb, "--help"])
     assert exit_status.value.code == 0
     assert shown.getvalue().startswith(f"usage: oms {' '.join(verb)}".rstrip())
-    if len(verb) == 2 or verb in (["topics"], ["replenishment"]):
+    if len(verb) == 2 or verb in (["topics"], ["replenishment"], ["kpi"]):
         assert "--json" in shown.getvalue()
 
 

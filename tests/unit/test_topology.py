@@ -8,6 +8,8 @@ from services.capture.handlers import CaptureHandlers
 from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
+from services.kpis.handlers import KpiHandlers
+from services.kpis.settings import KpiSettings
 from services.notifications.handlers import NotificationHandlers
 from services.returns.handlers import ReturnsHandlers
 from services.returns.settings import ReturnsSettings
@@ -40,6 +42,7 @@ def routes() -> dict[str, set[type[ev.Contract]]]:
         "returns": set(
             ReturnsHandlers(returns.policy(), returns.shipping_rules(), returns.warehouses(), returns.clock()).routes()
         ),
+        "kpis": set(KpiHandlers(KpiSettings().rules()).routes()),
     }
 
 
