@@ -40,8 +40,9 @@ class Pipeline:
     postmaster: int
 
     @classmethod
-    def find(cls, local: LocalStack) -> Pipeline:
-        pids = {p.name: p.pid() for p in processes.everything(local)}
+    def find(cls, local: LocalStack, more: list[processes.Process] | None = None) -> Pipeline:
+        """`more`: further instances of the services (named `<service>-<n>`), counted with their service."""
+        pids = {p.name: p.pid() for p in [*processes.everything(local), *(more or [])]}
         pids.update({name: pid for name, pid, _ in stack.components(local)})
         missing = sorted(name for name, pid in pids.items() if pid is None)
         if missing:
@@ -55,7 +56,8 @@ class Pipeline:
         seconds: dict[str, float] = {}
         for name, pid in self.pids.items():
             found = times(pid)
-            seconds[name] = found.own if found else 0.0
+            component = name.rpartition("-")[0] if name.rpartition("-")[2].isdigit() else name
+            seconds[component] = seconds.get(component, 0.0) + (found.own if found else 0.0)
         # A backend that exits is reaped by the postmaster, which then counts its time as its children's:
         # live backends plus the postmaster's own and reaped children's time cover every backend.
         postmaster = times(self.postmaster)

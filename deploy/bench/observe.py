@@ -105,8 +105,12 @@ async def commits(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = 'oms'"))
 
 
-async def messages_sent(local: LocalStack) -> int:
-    """Customer messages handed to the mail server so far, from the notifications service's metrics."""
+async def messages_sent(urls: list[str]) -> int:
+    """Customer messages handed to the mail server so far, from the metrics of every notifications instance
+    (at these base URLs)."""
+    total = 0
     async with httpx.AsyncClient(timeout=10) as http:
-        page = await http.get(f"{local.http_url('notifications')}/metrics")
-    return int(scrape.total(scrape.parse(page.text), "oms_notifications_sent_total"))
+        for url in urls:
+            page = await http.get(f"{url}/metrics")
+            total += int(scrape.total(scrape.parse(page.text), "oms_notifications_sent_total"))
+    return total

@@ -202,6 +202,8 @@ def index(runs: list[dict[str, Any]]) -> str:
     out.append(
         "Written by `make bench` (`python -m deploy.bench`; `--quick` for a short trial, `--help` for the"
         " options). Each run's report says what was measured and how; `latest.png` is the latest full run's chart."
+        " `--instances N` runs N instances of every service: [scaling.md](scaling.md) has 1, 2 and 4 on this"
+        " machine and what saturates first as machines are added."
     )
     out += [
         "",

@@ -46,6 +46,10 @@ DOCS = REPO / "docs" / "benchmarks"
 # The API's per-key rate limit is not what is measured: services the bench starts get one far above any step.
 API_RATE_PER_SECOND = "1000000"
 PROGRESS_EVERY = 5.0
+# The Python processes py-spy samples: the services, the simulator and the SMTP sink (it spends CPU per message too).
+PROFILED = (*SERVICES, "simulator", "smtp")
+# Instance n (from 2) of a service listens on its service's port + 10 (n - 1): inside this stack's block of ports.
+INSTANCE_PORT_SHIFT = 10
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Settings:
     producer_records: int = 300_000
     drain_timeout: float = 240.0
     catalogue: int = 100
+    instances: int = 1  # of every service, in one consumer group per service
     limits: Limits = field(default_factory=Limits)
 
 
@@ -102,7 +107,11 @@ class Bench:
         self.run = run
         self.pool = pool
         self.observer = observer
-        self.pipeline = Pipeline.find(local)
+        self.more = more_instances(local, settings.instances)
+        self.pipeline = Pipeline.find(local, self.more)
+        self.notifications = [local.http_url("notifications")] + [
+            f"http://{p.local.host}:{p.http_port}" for p in self.more if p.module == "services.notifications"
+        ]
         self.output = Path(run.settings["output"])
         self.tag = uuid.uuid4().hex[:6]  # keeps SKUs and external ids apart from other runs on the same stack
         self.skus = orders.catalogue(self.tag, settings.catalogue)
@@ -161,7 +170,7 @@ class Bench:
         cpu_before = self.pipeline.snapshot()
         dead_before = await self.observer.dead_letters()
         commits_before = await observe.commits(self.pool)
-        messages_before = await observe.messages_sent(self.local)
+        messages_before = await observe.messages_sent(self.notifications)
         recorders = await self.profile(profile_to) if profile_to else []
         due = Due()
         await send(due)
@@ -177,7 +186,7 @@ class Bench:
         phase.machine_busy = cpu_after["machine"] - cpu_before["machine"]
         phase.dead_letters = await self.observer.dead_letters() - dead_before
         phase.pg_transactions = await observe.commits(self.pool) - commits_before
-        phase.messages_sent = await observe.messages_sent(self.local) - messages_before
+        phase.messages_sent = await observe.messages_sent(self.notifications) - messages_before
         self.conclude(phase, due)
         print(report.phase_line(phase, self.run), flush=True)
         return phase
@@ -185,7 +194,7 @@ class Bench:
     async def profile(self, directory: Path) -> list[profiles.Recorder]:
         recorders = []
         for name, pid in self.pipeline.pids.items():
-            if name in (*SERVICES, "simulator"):
+            if name in PROFILED:
                 recorder = profiles.Recorder(name, pid, directory / f"{name}.speedscope.json")
                 await recorder.start()
                 recorders.append(recorder)
@@ -204,7 +213,7 @@ class Bench:
             expected = observe.MESSAGES_PER_ORDER * len(due.by_order)
             sent = -1
             if not due.by_external_id and delivered == len(due.by_order):
-                sent = await observe.messages_sent(self.local) - messages_before
+                sent = await observe.messages_sent(self.notifications) - messages_before
                 if sent >= expected:
                     return
             if time.monotonic() > deadline:
@@ -235,6 +244,21 @@ class Bench:
             phase.saturated = saturation(
                 phase.offered_rate, phase.throughput, p99, phase.errors, phase.orders, self.settings.limits
             )
+
+
+def more_instances(local: LocalStack, count: int) -> list[processes.Process]:
+    """Instances 2 to `count` of every service, each in its service's consumer group (the partitions are shared)."""
+    return [
+        processes.Process(
+            local,
+            f"{service}-{n}",
+            f"services.{service}",
+            local.ports.http[service] + INSTANCE_PORT_SHIFT * (n - 1),
+            env={"OMS_INSTANCE": str(n), "OMS_API_RATE_PER_SECOND": API_RATE_PER_SECOND},
+        )
+        for n in range(2, count + 1)
+        for service in SERVICES
+    ]
 
 
 def slug(name: str) -> str:
@@ -322,6 +346,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--anchor-seconds", type=float, help="seconds of each pgbench run (15; 5)")
     parser.add_argument("--producer-records", type=int, help="records ProducerPerformance sends (300000; 50000)")
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for a phase to settle (240; 90)")
+    parser.add_argument("--instances", type=int, choices=range(1, 7), help="instances of every service (1; at most 6)")
     parser.add_argument("--p99-limit", type=float, help="a step with a p99 to pick task above this is saturated (5)")
     parser.add_argument("--output", type=Path, help="where results go (docs/benchmarks; quick: $OMS_STATE_DIR/bench)")
     args = parser.parse_args(argv)
@@ -337,6 +362,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
             "anchor_seconds",
             "producer_records",
             "drain_timeout",
+            "instances",
         )
         if getattr(args, name) is not None
     }
@@ -374,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     started_stack = not stack.running(local)
     if started_stack:
         asyncio.run(stack.up(local))
-    pipeline = processes.everything(local)
+    pipeline = processes.everything(local) + more_instances(local, settings.instances)
     started = [p for p in pipeline if p.pid() is None]
     if started:
         os.environ.setdefault("OMS_API_RATE_PER_SECOND", API_RATE_PER_SECOND)

@@ -26,7 +26,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="status, timeline, shipments and messages of an order",
         description="An order as the services see it: capture's status and timeline, fulfillment's pick tasks "
-        "and shipments, notifications' messages (kinds and delivery state; no addresses).",
+        "and shipments, notifications' messages (kinds and delivery state; no addresses), allocation's priority "
+        "(its components, score and band).",
     )
     show.add_argument("order_id", metavar="ID", help="the order id capture gave (a UUID)")
     show.set_defaults(run=order_show)
@@ -59,11 +60,14 @@ def order_show(args: argparse.Namespace) -> int:
         raise CommandError(f"capture knows no order {order_id}")
     shipments, shipments_error = _best_effort(args.settings, "fulfillment", f"/v1/orders/{order_id}/shipments")
     messages, messages_error = _best_effort(args.settings, "notifications", f"/v1/orders/{order_id}/messages")
+    # None while allocation has not taken the order (on hold, rejected, or not there yet)
+    priority, priority_error = _best_effort(args.settings, "allocation", f"/v1/orders/{order_id}/priority")
     view = {
         **order,
+        "priority": priority,
         "shipments": shipments["shipments"] if shipments else None,
         "messages": messages["messages"] if messages else None,
-        "unavailable": [e for e in (shipments_error, messages_error) if e],
+        "unavailable": [e for e in (shipments_error, messages_error, priority_error) if e],
     }
     if args.json:
         emit_json(view)
@@ -74,6 +78,10 @@ def order_show(args: argparse.Namespace) -> int:
     )
     for reason in view.get("reasons") or []:
         console.print(f"  rejected: {reason}")
+    if view["priority"] is not None:
+        p = view["priority"]
+        parts = ", ".join(f"{c['name']} {c['points']} ({c['detail']})" for c in p["components"])
+        console.print(f"  priority {p['score']} (band {p['band']}): {parts}")
     console.print(
         table(
             "timeline",

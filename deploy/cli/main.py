@@ -9,6 +9,7 @@
     oms returns list | show | approve | reject   returns after delivery, and decisions on those under review
     oms holds list | show | release | cancel     orders on hold (risk), and operators' decisions on them
     oms replenishment                 what to order: open replenishment suggestions and reorder points
+    oms kpi [--since] [--by channel]  the KPIs operations live by, for the orders placed in a period
 
 Every verb has --help and --json (machine-readable output on stdout; progress and notes go to stderr).
 Addresses are the local stack's (OMS_PORT_OFFSET applies); OMS_<SERVICE>_URL and OMS_KAFKA_BOOTSTRAP point it
@@ -28,6 +29,7 @@ from deploy.cli import (
     cmd_holds,
     cmd_inventory,
     cmd_keys,
+    cmd_kpi,
     cmd_order,
     cmd_replenishment,
     cmd_returns,
@@ -50,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(
         dest="command",
         required=True,
-        metavar="{stack,order,inventory,dlq,topics,keys,returns,holds,replenishment}",
+        metavar="{stack,order,inventory,dlq,topics,keys,returns,holds,replenishment,kpi}",
     )
     for module in (
         cmd_stack,
@@ -62,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
         cmd_returns,
         cmd_holds,
         cmd_replenishment,
+        cmd_kpi,
     ):
         module.register(commands, common)
     return root

@@ -3,8 +3,9 @@ returns to refunded) without real ones.
 
 Not part of the services: it reads pick tasks and publishes what a warehouse would report (picked, then
 packed), and reads shipments and publishes what a carrier would report (in transit, then delivered),
-each after a small configurable delay. A withdrawn pick task (PickTaskCancelled) is not picked or packed
-if the warehouse has not got to it yet.
+each after a small configurable delay. Each warehouse picks in waves: every pick delay, the tasks waiting are
+picked highest priority first (the task's `priority`), then in release order. A withdrawn pick task
+(PickTaskCancelled) is not picked or packed if the warehouse has not got to it yet.
 
 Deterministic triggers for tests and demos (everything else behaves as above):
 - a SKU `HOLD-...`: a task with such a line is never picked (the warehouse sits on it; its stock stays reserved);
@@ -30,6 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -88,6 +91,25 @@ def disposition(line: dict[str, Any]) -> str:
     return "quarantine" if line["reason"].split(".")[0] == "damaged" else "restock"
 
 
+class PickQueue:
+    """The pick tasks waiting at one warehouse; a wave takes them all, highest priority first, then in the order
+    they were released (a task from before priorities has none: 0)."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, str, int, dict[str, Any]]] = []
+        self._arrivals = itertools.count()
+
+    def add(self, task: dict[str, Any]) -> None:
+        turn = (-int(task.get("priority", 0)), str(task["created_at"]), next(self._arrivals), task)
+        heapq.heappush(self._waiting, turn)
+
+    def wave(self) -> list[dict[str, Any]]:
+        return [heapq.heappop(self._waiting)[-1] for _ in range(len(self._waiting))]
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+
 @dataclass(frozen=True)
 class Delays:
     """Seconds before each simulated step."""
@@ -117,6 +139,11 @@ class Party:
 
     async def publish(self, topic: str, key: str, body: dict[str, Any]) -> None:
         await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
+
+    async def send(self, topic: str, key: str, body: dict[str, Any]) -> asyncio.Future[Any]:
+        """Queue a record behind those sent before it (same key: same order on the topic); await the result."""
+        delivery: asyncio.Future[Any] = await self.producer.send(topic, json.dumps(body).encode(), key=key.encode())
+        return delivery
 
 
 class Payments:
@@ -160,6 +187,8 @@ class Simulator:
         self.refunds = Payments("refund", "re", FAIL_TWICE_MARK, REFUSED_MARK, "the card account is closed")
         self.charges = Payments("charge", "ch", CHARGE_FAIL_TWICE_MARK, CHARGE_REFUSED_MARK, "the card was declined")
         self.pending: set[asyncio.Task[None]] = set()
+        self.queues: dict[str, PickQueue] = {}
+        self.pickers: set[str] = set()  # warehouses with a wave under way
         self.withdrawn: set[str] = set()
         # Postal codes of released tasks, until their parcel ships: a carrier event needs only this much.
         self.postal_codes: dict[str, str] = {}
@@ -181,7 +210,7 @@ class Simulator:
             envelope = Envelope.model_validate_json(record.value)
             if envelope.type == "PickTaskReleased":
                 self.postal_codes[envelope.payload["pick_task_id"]] = envelope.payload["ship_to"]["postal_code"]
-                self._later(self._warehouse(envelope.payload))
+                self._release(envelope.payload)
             elif envelope.type == "PickTaskCancelled":
                 self.withdrawn.add(envelope.payload["pick_task_id"])
             elif envelope.type == "RefundRequested":
@@ -199,23 +228,56 @@ class Simulator:
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
-    async def _warehouse(self, task: dict[str, Any]) -> None:
-        task_id, warehouse = task["pick_task_id"], task["warehouse_id"]
+    def _release(self, task: dict[str, Any]) -> None:
+        """A task reaches its warehouse: held ones wait their time alone, the others join the next wave."""
         if any(line["sku"].startswith(HOLD_SKU_PREFIX) for line in task["lines"]):
             return
-        base = {"pick_task_id": task_id, "warehouse_id": warehouse}
-        held = task["ship_to"]["postal_code"].upper().startswith(HOLD_POSTAL_PREFIX)
-        await asyncio.sleep(self.delays.hold if held else self.delays.pick)
+        if task["ship_to"]["postal_code"].upper().startswith(HOLD_POSTAL_PREFIX):
+            self._later(self._held(task))
+            return
+        warehouse = task["warehouse_id"]
+        self.queues.setdefault(warehouse, PickQueue()).add(task)
+        if warehouse not in self.pickers:
+            self.pickers.add(warehouse)
+            self._later(self._waves(warehouse))
+
+    async def _waves(self, warehouse: str) -> None:
+        """While tasks wait at the warehouse: after the pick delay, pick every one of them in priority order (their
+        reports are queued in that order on the warehouse's partition), then pack each after the pack delay."""
+        queue = self.queues[warehouse]
+        try:
+            while queue:
+                await asyncio.sleep(self.delays.pick)
+                picked = [(task, sent) for task in queue.wave() if (sent := await self._pick(task)) is not None]
+                for task, (delivery, found) in picked:
+                    await delivery
+                    self._later(self._pack(task, found))
+        finally:
+            self.pickers.discard(warehouse)
+
+    async def _held(self, task: dict[str, Any]) -> None:
+        await asyncio.sleep(self.delays.hold)
+        if (sent := await self._pick(task)) is not None:
+            delivery, found = sent
+            await delivery
+            await self._pack(task, found)
+
+    async def _pick(self, task: dict[str, Any]) -> tuple[asyncio.Future[Any], list[dict[str, Any]]] | None:
+        """Report what was found on the shelf: the report's delivery (queued, not awaited) and the lines found;
+        None for a task withdrawn meanwhile."""
+        task_id, warehouse = task["pick_task_id"], task["warehouse_id"]
         if task_id in self.withdrawn:
             log.info("pick task %s withdrawn before picking", task_id)
             self._forget(task_id)
-            return
+            return None
         found = picked_lines(task["lines"], warehouse)
-        short = found != task["lines"]
-        kind = "short_picked" if short else "picked"
-        await self.warehouses.publish(
-            topics.WAREHOUSE_EVENTS.name, warehouse, {**base, "kind": kind, "lines": found, "occurred_at": _now()}
-        )
+        kind = "short_picked" if found != task["lines"] else "picked"
+        base = {"pick_task_id": task_id, "warehouse_id": warehouse}
+        report = {**base, "kind": kind, "lines": found, "occurred_at": _now()}
+        return await self.warehouses.send(topics.WAREHOUSE_EVENTS.name, warehouse, report), found
+
+    async def _pack(self, task: dict[str, Any], found: list[dict[str, Any]]) -> None:
+        task_id, warehouse = task["pick_task_id"], task["warehouse_id"]
         await asyncio.sleep(self.delays.pack)
         if not found or task_id in self.withdrawn:
             self._forget(task_id)
@@ -224,7 +286,13 @@ class Simulator:
         await self.warehouses.publish(
             topics.WAREHOUSE_EVENTS.name,
             warehouse,
-            {**base, "kind": "packed", "package": {"weight_grams": weight}, "occurred_at": _now()},
+            {
+                "pick_task_id": task_id,
+                "warehouse_id": warehouse,
+                "kind": "packed",
+                "package": {"weight_grams": weight},
+                "occurred_at": _now(),
+            },
         )
 
     async def _return_parcel(self, authorised: dict[str, Any]) -> None:

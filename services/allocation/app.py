@@ -8,14 +8,15 @@ from shared.backbone.runtime import Runtime, serve, service_app
 
 from . import views
 from .handlers import AllocationHandlers
-from .settings import AllocationSettings, load_network, load_replenishment
+from .settings import AllocationSettings, load_network, load_priorities, load_replenishment
 from .stock_levels import StockLevels
 
 
 def create_app(settings: AllocationSettings) -> FastAPI:
     network = load_network(settings.warehouses_file, settings.allocation_file)
     replenishment = load_replenishment(settings.allocation_file, network.warehouse_ids)
-    handlers = AllocationHandlers(network, replenishment)
+    priorities = load_priorities(settings.allocation_file, settings.carriers_file)
+    handlers = AllocationHandlers(network, replenishment, priorities)
     runtime = Runtime(settings)
 
     async def report_stock_levels() -> None:
@@ -30,7 +31,7 @@ def create_app(settings: AllocationSettings) -> FastAPI:
         background={"stock-levels": report_stock_levels},
         title="OMS allocation",
     )
-    views.add_views(app, runtime, replenishment)
+    views.add_views(app, runtime, replenishment, priorities.ranking)
     return app
 
 

@@ -1,7 +1,7 @@
-"""Allocation's handler: route validated orders, apply receipts, counts and restocked returns (releasing
-backorders in arrival order), release stock on cancellation, re-route short picks, and take shipped units out of stock;
-then, once per batch, record the demand it routed and suggest replenishment where the stock it changed fell below
-a reorder rule's minimum.
+"""Allocation's handler: route validated orders (each assessed for its priority once, when first taken), apply
+receipts, counts and restocked returns (releasing backorders by priority band, then in arrival order), release
+stock on cancellation, re-route short picks, and take shipped units out of stock; then, once per batch, record the
+demand it routed and suggest replenishment where the stock it changed fell below a reorder rule's minimum.
 
 It takes a whole batch at once: it locks and loads the part of the inventory the batch may touch once
 (services.allocation.repository), applies every record to the aggregate (services.allocation.inventory) in the
@@ -40,6 +40,7 @@ from .orders import (
     Unfulfillable,
     WithdrawalWanted,
 )
+from .priority import Arrival, PriorityRules, assess
 from .replenishment import Policy, Suggestion, review, suggestion_named
 from .routing import Network
 
@@ -83,14 +84,16 @@ class Named:
 
 
 class AllocationHandlers:
-    def __init__(self, network: Network, replenishment: Policy) -> None:
+    def __init__(self, network: Network, replenishment: Policy, priorities: PriorityRules) -> None:
         self.network = network
         self.replenishment = replenishment
+        self.priorities = priorities
 
     async def on_allocation_input(self, conn: Conn, records: list[Inbound[Any]]) -> None:
         """A batch's records for allocation: locked and loaded once, applied in the order read, saved once."""
         named = Named.by(records)
-        inventory = Inventory(self.network)
+        now = datetime.now(UTC)  # one instant per batch: waiting orders are ranked with their age at it
+        inventory = Inventory(self.network, ranking=self.priorities.ranking, clock=lambda: now)
         await repository.load_batch(conn, inventory, named.skus, named.orders, named.shipments)
         early = await repository.take_early_cancellations(conn, named.orders - inventory.orders.keys())
         announced: list[tuple[Outcome, Envelope, str]] = []
@@ -150,7 +153,7 @@ class AllocationHandlers:
             case ev.OrderValidated():
                 if payload.order_id in inventory.orders:
                     return []  # announced before, and handled then
-                return inventory.place(_order(payload), early.pop(payload.order_id, None))
+                return inventory.place(self._order(payload), early.pop(payload.order_id, None))
             case ev.InventoryAdjusted():
                 return await self._adjust(conn, inventory, payload)
             case ev.ReturnReceived():
@@ -209,6 +212,32 @@ class AllocationHandlers:
         await repository.record_effect(conn, adjustment, on_hand_change, shortfall)
         return outcomes
 
+    def _order(self, validated: ev.OrderValidated) -> Order:
+        """The order as allocation keeps it, with its priority assessed from how it arrived: the cut-off and
+        promise are those of the warehouse nearest its destination."""
+        ship_to = validated.ship_to
+        nearest = self.network.candidates(ship_to.country, ship_to.postal_code)[0].warehouse_id
+        warehouse = next(w for w in self.network.warehouses if w.id == nearest)
+        arrival = Arrival(
+            validated.service_level,
+            validated.channel,
+            validated.customer.email,
+            validated.received_at,
+            warehouse.id,
+            warehouse.cutoff,
+            validated.customer.account,
+        )
+        return Order(
+            order_id=validated.order_id,
+            arrived_at=validated.received_at,
+            channel=validated.channel,
+            policy=validated.backorder_policy,
+            ship_to=ship_to.model_dump(mode="json"),
+            service_level=validated.service_level,
+            lines=quantities(validated.lines),
+            priority=assess(arrival, self.priorities),
+        )
+
     def routes(self) -> Routes:
         return {
             **{event: self.on_allocation_input for event in HANDLED},
@@ -244,18 +273,6 @@ def _reference(payload: Any) -> str:
         case ev.ReturnReceived(rma=rma, receipt=receipt):
             return f"return:{rma}:{receipt}"
     return ""
-
-
-def _order(validated: ev.OrderValidated) -> Order:
-    return Order(
-        order_id=validated.order_id,
-        arrived_at=validated.received_at,
-        channel=validated.channel,
-        policy=validated.backorder_policy,
-        ship_to=validated.ship_to.model_dump(mode="json"),
-        service_level=validated.service_level,
-        lines=quantities(validated.lines),
-    )
 
 
 def _items(lines: dict[str, int]) -> list[ev.ItemQuantity]:
@@ -299,6 +316,7 @@ def _announcement(inventory: Inventory, outcome: Outcome, reference: str) -> tup
                 service_level=cast(ev.ServiceLevel, order.service_level),
                 backordered=_items(outcome.backordered),
                 reason=outcome.reason,
+                priority=inventory.serving.score(order),
             )
         case Backordered():
             payload = ev.OrderBackordered(

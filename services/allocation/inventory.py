@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from uuid import UUID
 
 from .ledger import Key, Ledger, Reservation
 from .orders import Allocated, Cancelled, CancelRequest, CountShort, Order, Outcome, WithdrawalWanted
+from .priority import FIRST_COME_FIRST_SERVED, Ranking
 from .routing import Lines, Network, describe
 from .serving import Serving
 
 
 class Inventory:
-    def __init__(self, network: Network, new_id: Callable[[], UUID] = uuid.uuid4) -> None:
+    def __init__(
+        self,
+        network: Network,
+        new_id: Callable[[], UUID] = uuid.uuid4,
+        ranking: Ranking = FIRST_COME_FIRST_SERVED,
+        clock: Callable[[], datetime | None] = lambda: None,
+    ) -> None:
         self.network = network
         self.ledger = Ledger(network.warehouse_ids, network.safety_stock)
         self.orders: dict[UUID, Order] = {}
@@ -29,7 +37,10 @@ class Inventory:
         self.touched_orders: set[UUID] = set()
         # Units reserved by routing decisions per (warehouse, sku): the demand the history records.
         self.demanded: dict[Key, int] = {}
-        self.serving = Serving(network, self.ledger, self.orders, self.touched_orders, self.demanded, new_id)
+        # The ranking of waiting orders at the clock's instant (a batch reads it once; no clock: no age points).
+        self.serving = Serving(
+            network, self.ledger, self.orders, self.touched_orders, self.demanded, new_id, ranking, clock
+        )
 
     def add_orders(self, orders: Iterable[Order]) -> None:
         for order in orders:
@@ -38,7 +49,8 @@ class Inventory:
     # ---- operations ----
 
     def place(self, order: Order, cancelled_first: CancelRequest | None = None) -> list[Outcome]:
-        """A validated order arrives: it joins the queue behind any earlier order waiting for its SKUs.
+        """A validated order arrives: it joins the queue behind any order waiting for its SKUs that is ahead of
+        it (a higher priority band, or the same band and arrived earlier).
 
         `cancelled_first` is a cancellation that overtook the order (they travel on different topics)."""
         self.orders[order.order_id] = order

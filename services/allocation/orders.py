@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from .priority import Priority
+
 OrderStatus = Literal["new", "allocated", "backordered", "cancelled", "unfulfillable"]
 
 
@@ -27,10 +29,8 @@ class Order:
     cancelled: dict[str, int] = field(default_factory=dict)
     status: OrderStatus = "new"
     reason: str | None = None
-
-    @property
-    def queue_position(self) -> tuple[datetime, UUID]:
-        return self.arrived_at, self.order_id
+    # Assessed once, when allocation first took the order (services.allocation.priority).
+    priority: Priority = field(default_factory=Priority)
 
     @property
     def skus(self) -> set[str]:

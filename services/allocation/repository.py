@@ -27,6 +27,7 @@ from shared.contracts.events import InventoryAdjusted
 from .inventory import Inventory
 from .ledger import Key, Reservation, StockLevel
 from .orders import CancelRequest, Order
+from .priority import Component, Priority
 from .replenishment import OnOrder, Suggestion
 
 
@@ -129,8 +130,8 @@ async def save(conn: Conn, inventory: Inventory) -> None:
     )
     await conn.executemany(
         "INSERT INTO orders (order_id, channel, backorder_policy, status, lines, backordered, cancelled, skus,"
-        " waiting_skus, ship_to, service_level, arrived_at, reason)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " waiting_skus, ship_to, service_level, arrived_at, reason, priority, priority_components)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, backordered = excluded.backordered,"
         " cancelled = excluded.cancelled, waiting_skus = excluded.waiting_skus, reason = excluded.reason",
         [
@@ -148,6 +149,8 @@ async def save(conn: Conn, inventory: Inventory) -> None:
                 o.service_level,
                 o.arrived_at,
                 o.reason,
+                o.priority.base,
+                [{"name": c.name, "points": c.points, "detail": c.detail} for c in o.priority.components],
             )
             for o in orders
         ],
@@ -302,9 +305,14 @@ async def close_received_suggestions(
     )
 
 
+async def find_order(conn: Conn, order_id: UUID) -> Order | None:
+    row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1", order_id)
+    return None if row is None else _order(row)
+
+
 ORDER_COLUMNS = (
     "order_id, channel, backorder_policy, status, lines, backordered, cancelled, ship_to, service_level,"
-    " arrived_at, reason"
+    " arrived_at, reason, priority_components"
 )
 
 
@@ -321,6 +329,7 @@ def _order(r: asyncpg.Record) -> Order:
         cancelled=_quantities(r["cancelled"]),
         status=r["status"],
         reason=r["reason"],
+        priority=Priority(tuple(Component(**c) for c in r["priority_components"])),
     )
 
 

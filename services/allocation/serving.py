@@ -1,20 +1,23 @@
-"""The serving policy: first come, first served.
+"""The serving policy: by priority band, then first come, first served.
 
 Whenever stock may be promised (a receipt, a count that found more, a cancellation, a new order, a re-route
-after a short pick), every order waiting for a SKU that can be promised now is served in arrival order, the
-new or re-routed one taking its turn by its own arrival, so an order that waits is never passed by a later
-one for the same SKU. Two deliberate exceptions: a channel's cap on shipments per decision can leave stock
-the waiting order may not take, and an order re-routed after a short pick does not go back to that
-warehouse in that decision. Pure and in memory, over the ledger and the orders the aggregate holds.
+after a short pick), every order waiting for a SKU that can be promised now is served by its turn: the highest
+priority band first (services.allocation.priority: the score at this instant, age included), then in arrival
+order; the new or re-routed one takes its turn like the others. So an order that waits is never passed by a
+later one of the same or a lower band for the same SKU. Two deliberate exceptions: a channel's cap on shipments
+per decision can leave stock the waiting order may not take, and an order re-routed after a short pick does not
+go back to that warehouse in that decision. Pure and in memory, over the ledger and the orders the aggregate holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from uuid import UUID
 
 from .ledger import Key, Ledger, Reservation
 from .orders import Allocated, Backordered, NewShipment, Order, Outcome, Unfulfillable
+from .priority import Ranking, Turn, summary
 from .routing import Candidate, Network, Route, describe, route
 
 
@@ -27,6 +30,8 @@ class Serving:
         touched_orders: set[UUID],
         demanded: dict[Key, int],
         new_id: Callable[[], UUID],
+        ranking: Ranking,
+        clock: Callable[[], datetime | None],
     ) -> None:
         self.network = network
         self.ledger = ledger
@@ -34,14 +39,23 @@ class Serving:
         self.touched_orders = touched_orders
         self.demanded = demanded
         self.new_id = new_id
+        self.ranking = ranking
+        self.clock = clock
+
+    def turn(self, order: Order) -> Turn:
+        return self.ranking.turn(order.priority, order.arrived_at, order.order_id, self.clock())
+
+    def score(self, order: Order) -> int:
+        """The order's priority score now, age included: what its pick tasks carry."""
+        return self.ranking.score(order.priority, order.arrived_at, self.clock())
 
     def waiting_for(self, skus: Iterable[str]) -> list[Order]:
         wanted = set(skus)
         waiting = [o for o in self.orders.values() if o.status == "backordered" and wanted & o.backordered.keys()]
-        return sorted(waiting, key=lambda o: o.queue_position)
+        return sorted(waiting, key=self.turn)
 
     def queue(self, skus: set[str]) -> list[Order]:
-        """The waiting orders stock can be promised to now, in arrival order: those waiting for these SKUs,
+        """The waiting orders stock can be promised to now, in turn: those waiting for these SKUs,
         and, since each is routed for all it waits for, those waiting for their other SKUs in stock."""
         queue: dict[UUID, Order] = {}
         looked: set[str] = set()
@@ -51,22 +65,22 @@ class Serving:
             for order in self.waiting_for(self.ledger.skus_in_stock(pending)):
                 queue.setdefault(order.order_id, order)
             pending = {sku for order in queue.values() for sku in order.backordered} - looked
-        return sorted(queue.values(), key=lambda o: o.queue_position)
+        return sorted(queue.values(), key=self.turn)
 
     def serve(
         self, skus: set[str], focus: Order | None = None, avoid: str | None = None, context: str = ""
     ) -> list[Outcome]:
-        """Route the queue in arrival order. The focus (a new order, or one re-routed after a short pick)
-        takes its turn by its arrival like the others, and is always announced."""
+        """Route the queue in turn. The focus (a new order, or one re-routed after a short pick) takes its turn
+        like the others, and is always announced."""
         queue = self.queue(skus | set(focus.backordered if focus else ()))
         if focus is not None and focus not in queue:
-            queue = sorted([*queue, focus], key=lambda o: o.queue_position)
+            queue = sorted([*queue, focus], key=self.turn)
         outcomes: list[Outcome] = []
         for order in queue:
             if order is focus:
                 outcomes += self._route(order, announce=True, avoid=avoid, context=context)
             else:
-                outcomes += self._route(order, announce=False, context="released from backorder: ")
+                outcomes += self._route(order, announce=False, context="released from backorder: ", served=True)
         return outcomes
 
     def keep(self, order: Order, released: list[Reservation], to_keep: dict[Key, int]) -> list[NewShipment]:
@@ -84,7 +98,9 @@ class Serving:
                 kept.append(self._hold(order, parts[0].warehouse_id, lines))
         return kept
 
-    def _route(self, order: Order, announce: bool, avoid: str | None = None, context: str = "") -> list[Outcome]:
+    def _route(
+        self, order: Order, announce: bool, avoid: str | None = None, context: str = "", served: bool = False
+    ) -> list[Outcome]:
         wanted = dict(order.backordered)
         candidates = [c for c in self._candidates(order) if c.warehouse_id != avoid]
         decision = route(
@@ -100,6 +116,8 @@ class Serving:
         order.backordered = dict(decision.missing)
         order.status = "backordered" if order.backordered else "allocated"
         order.reason = context + decision.reason
+        if served:  # a release from backorder says which turn it took
+            order.reason += f"; {summary(order.priority, order.arrived_at, self.clock(), self.ranking)}"
         self.touched_orders.add(order.order_id)
         if shipments:
             return [Allocated(order.order_id, shipments, dict(order.backordered), order.reason)]

@@ -4,7 +4,9 @@ Safety stock: each warehouse's `safety_stock` in the warehouses file is its defa
 `deploy/config/allocation.json` overrides it per SKU (`safety_stock.skus`, every warehouse) or per
 warehouse and SKU (`safety_stock.warehouses.<id>.<sku>`). `max_shipments` caps the shipments one
 routing decision may create, per channel, with a default. `replenishment` holds the reorder rules per warehouse
-and SKU (or SKU pattern) and how demand history is read (services.allocation.replenishment).
+and SKU (or SKU pattern) and how demand history is read (services.allocation.replenishment). `priorities` holds
+the points of an order's priority and how waiting orders are ranked (services.allocation.priority); the promise it
+weighs comes from the shipping rules' calendar (`carriers.json`, as fulfillment reads it).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from shared.backbone.settings import CommonSettings
+from shared.reference.rates import ShippingRules
 from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
+from .priority import PriorityRules, Ranking, Tier
 from .replenishment import Policy, ReorderRule, ReorderRules
 from .routing import DEFAULT_MAX_SHIPMENTS, Network
 
 DEFAULT_ALLOCATION_FILE = DEFAULT_FILE.parent / "allocation.json"
+DEFAULT_CARRIERS_FILE = DEFAULT_FILE.parent / "carriers.json"
 
 
 class AllocationSettings(CommonSettings):
@@ -29,6 +34,7 @@ class AllocationSettings(CommonSettings):
     low_stock_threshold: int = 5
     stock_levels_seconds: float = 10.0
     allocation_file: Path = DEFAULT_ALLOCATION_FILE
+    carriers_file: Path = DEFAULT_CARRIERS_FILE
 
 
 def load_network(warehouses_file: Path, allocation_file: Path) -> Network:
@@ -71,4 +77,41 @@ def load_replenishment(allocation_file: Path, warehouse_ids: Iterable[str]) -> P
         ReorderRules(rules),
         demand_window_days=int(config.get("demand_window_days", 28)),
         service_factor=float(config.get("service_factor", 1.65)),
+    )
+
+
+def load_priorities(allocation_file: Path, carriers_file: Path) -> PriorityRules:
+    """The priority rules; without a `priorities` section every order has the same priority (first come first
+    served)."""
+    shipping = ShippingRules.model_validate_json(carriers_file.read_bytes())
+    config = json.loads(allocation_file.read_text()).get("priorities", {})
+    cutoff, promise, age = config.get("cutoff", {}), config.get("promise", {}), config.get("age", {})
+    levels = {str(level): int(points) for level, points in config.get("service_levels", {}).items()}
+    if unknown := set(levels) - set(shipping.promise_business_days):
+        raise ValueError(f"priority points for unknown service levels: {sorted(unknown)}")
+    return PriorityRules(
+        shipping=shipping,
+        service_levels=levels,
+        cutoff_points=int(cutoff.get("points", 0)),
+        cutoff_window_minutes=int(cutoff.get("window_minutes", 120)),
+        cutoff_service_levels=frozenset(cutoff.get("service_levels", [])),
+        promise_points_per_day=int(promise.get("points_per_day", 0)),
+        promise_horizon_days=int(promise.get("horizon_days", 0)),
+        tiers=tuple(
+            Tier(
+                name=str(t["name"]),
+                points=int(t["points"]),
+                channels=frozenset(t.get("channels", [])),
+                domains=frozenset(d.lower() for d in t.get("domains", [])),
+                emails=frozenset(e.strip().lower() for e in t.get("emails", [])),
+                accounts=frozenset(t.get("accounts", [])),
+                any_account=bool(t.get("any_account", False)),
+            )
+            for t in config.get("tiers", [])
+        ),
+        ranking=Ranking(
+            band_width=max(1, int(config.get("band_width", 100))),
+            age_points_per_hour=int(age.get("points_per_hour", 0)),
+            age_max_points=int(age.get("max_points", 0)),
+        ),
     )

@@ -1,22 +1,36 @@
-"""Read-only views for operators (the `oms` command): stock per warehouse and SKU, and replenishment suggestions
-with the reorder points demand history suggests."""
+"""Read-only views for operators (the `oms` command): stock per warehouse and SKU, replenishment suggestions
+with the reorder points demand history suggests, and an order's priority explained."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, HTTPException, Query
 
 from shared.backbone.auth import OPERATORS_ONLY
 from shared.backbone.runtime import Runtime
 from shared.contracts.events import Sku, WarehouseId
 
 from . import repository
+from .priority import Ranking, explain
 from .replenishment import Policy, reorder_points
 
 
-def add_views(app: FastAPI, runtime: Runtime, replenishment: Policy) -> None:
+def add_views(app: FastAPI, runtime: Runtime, replenishment: Policy, ranking: Ranking) -> None:
+    @app.get("/v1/orders/{order_id}/priority", dependencies=[OPERATORS_ONLY])
+    async def priority(order_id: UUID) -> dict[str, Any]:
+        """The order's priority now: each component with its points and why (service level, cut-off, promise,
+        customer tier, age earned so far), the score and its band; waiting orders are served by band, then first
+        come first served. 404 for an order allocation has not taken."""
+        async with runtime.pool.acquire() as conn:
+            order = await repository.find_order(conn, order_id)
+        if order is None:
+            raise HTTPException(404, detail=f"allocation has not taken order {order_id}")
+        explained = explain(order.priority, order.arrived_at, datetime.now(UTC), ranking)
+        return {"order_id": str(order_id), "status": order.status, "arrived_at": order.arrived_at, **explained}
+
     @app.get("/v1/stock", dependencies=[OPERATORS_ONLY])
     async def stock(
         sku: Annotated[Sku | None, Query()] = None,

@@ -14,6 +14,7 @@ from shared.backbone.http import BodySizeLimit
 from shared.backbone.runtime import Runtime, serve, service_app
 from shared.contracts.envelope import now
 
+from . import repository
 from .api import order_api
 from .handlers import CaptureHandlers
 from .settings import CaptureSettings
@@ -37,11 +38,14 @@ def create_app(settings: CaptureSettings) -> FastAPI:
 
     async def expire_holds() -> None:
         # Every instance sweeps; the orders are locked skipping those another holds, so each is cancelled once.
+        # Credit holds are looked at again too: one skipped while another transaction held it is not forgotten.
         while True:
             await asyncio.sleep(settings.hold_sweep_seconds)
             try:
                 async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
                     await handlers.expire_holds(conn, now())
+                async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+                    await handlers.review_credit(conn, await repository.accounts_on_credit_hold(conn))
             except Exception as exc:  # the database may be away for a while: the next sweep catches up
                 log.warning("holds not swept (%s)", exc.__class__.__name__)
 

@@ -110,7 +110,9 @@ def rejection_reasons(order: SubmittedOrder, catalogue: Mapping[str, bool], rule
     if order.payment.currency is not None and order.payment.currency != order.currency:
         text = f"payment currency {order.payment.currency} differs from order currency {order.currency}"
         reasons.append(Rejection("currency", text))
-    if order.payment.status not in ACCEPTED_PAYMENT:
+    # An order bought on a business account may come unpaid: it is invoiced, and weighed against the account's credit.
+    on_terms = order.customer.account is not None and order.payment.status == "pending"
+    if order.payment.status not in ACCEPTED_PAYMENT and not on_terms:
         reasons.append(Rejection("payment", f"payment is {order.payment.status}, must be authorized or paid"))
     total = order_total(order)
     if order.payment.amount < total:

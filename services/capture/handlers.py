@@ -10,7 +10,7 @@ at the same moment handle them one after the other."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,7 +32,7 @@ from shared.contracts.envelope import Envelope, now, wrap
 from shared.contracts.topics import Topic
 from shared.reference import catalogue
 
-from . import cancellation, domain, holds, latency, lifecycle, metrics, repository, returns, risk
+from . import cancellation, credit, domain, holds, latency, lifecycle, metrics, repository, returns, risk
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -122,7 +122,9 @@ class CaptureHandlers:
         rejections = {key: domain.rejection_reasons(order, known_skus, self.rules) for key, order in fresh.items()}
         at = now()
         counted_by, assessments = await self._assess(conn, fresh, rejections, at)
-        placed = {key: holds.placed(assessments[key]) for key in fresh}
+        placed = {key: dict(holds.placed(assessments[key])) for key in fresh}
+        for key, reason in (await self._credit_check(conn, fresh, assessments)).items():
+            placed[key]["credit"] = reason
         decided = {
             key: repository.NewOrder(uuid4(), order, domain.order_total(order), status, rejections[key], now())
             for key, order in fresh.items()
@@ -138,12 +140,11 @@ class CaptureHandlers:
         await repository.add_holds(
             conn,
             [
-                (new.order_id, hold, reason)
+                (new.order_id, hold, reason, holds.placed_by(hold))
                 for key, new in decided.items()
                 if new.order_id in inserted
                 for hold, reason in placed[key].items()
             ],
-            holds.PLACED_BY_RISK,
             at,
         )
         steps: list[tuple[UUID, str, datetime, str | None]] = []
@@ -215,6 +216,80 @@ class CaptureHandlers:
         orders = ((order, domain.order_total(order), keys[key], assessed[key]) for key, order in fresh.items())
         return keys, dict(zip(fresh, risk.assess_all(orders, history, self.risk_rules, at), strict=True))
 
+    async def _credit_check(
+        self,
+        conn: Conn,
+        fresh: Mapping[tuple[str, str], ev.SubmittedOrder],
+        assessments: Mapping[tuple[str, str], risk.Assessment | None],
+    ) -> dict[tuple[str, str], str]:
+        """The credit holds of the new orders bought on an account (those assessed: not rejected, not exchanges),
+        weighed in the order given against their account's exposure, each that fits counting for those after it."""
+        on_account = {
+            key: order.customer.account
+            for key, order in fresh.items()
+            if order.customer.account is not None and assessments[key] is not None
+        }
+        limits = self.risk_rules.credit
+        weighed = {key: account for key, account in on_account.items() if limits.limit_of(account) is not None}
+        if not weighed:
+            return {}
+        await repository.lock_accounts(conn, weighed.values())
+        exposure = {a: credit.exposure(o) for a, o in (await repository.exposures(conn, weighed.values())).items()}
+        held: dict[tuple[str, str], str] = {}
+        for key, account in weighed.items():
+            order = fresh[key]
+            amount = credit.unpaid(order, {}, credit.paid_at_intake(order))
+            reason = credit.over_limit(limits, account, order, amount, exposure.get(account, Decimal(0)))
+            if reason is None:
+                exposure[account] = exposure.get(account, Decimal(0)) + amount
+            else:
+                held[key] = reason
+        return held
+
+    async def review_credit(self, conn: Conn, accounts: Iterable[str]) -> int:
+        """Look again at the accounts' orders on credit hold, their exposure having fallen: each that now fits is
+        released (and flows when no other hold is left). Returns how many were released."""
+        limits = self.risk_rules.credit
+        weighed = sorted({a for a in accounts if limits.limit_of(a) is not None})
+        if not weighed:
+            return 0
+        await repository.lock_accounts(conn, weighed)
+        open_orders = await repository.exposures(conn, weighed)
+        released = 0
+        for account in weighed:
+            waiting = await repository.lock_credit_held(conn, account)
+            if not waiting:
+                continue
+            found = credit.review(limits, account, waiting, credit.exposure(open_orders.get(account, [])))
+            for order_id in found.released:
+                await self.release(conn, order_id, ["credit"], holds.PLACED_BY_CREDIT, "it fits the account's credit")
+            released += len(found.released)
+        return released
+
+    async def on_payment_received(self, conn: Conn, msgs: list[Inbound[ev.PaymentReceived]]) -> None:
+        """A payment counts towards its order's paid amount once; the account's orders on credit hold are then looked
+        at again. A payment for an order capture does not know is a dead letter (replayable once it has come)."""
+        accounts: set[str] = set()
+        for msg in msgs:
+            payment = msg.payload
+            found = await repository.find_by_external_id(conn, payment.channel, payment.external_id)
+            if found is None:
+                raise LookupError(f"payment {payment.payment_id} for an order capture does not know")
+            order_id, _ = found
+            progress = await repository.lock_progress(conn, order_id)
+            assert progress is not None
+            order, _ = await repository.order_facts(conn, order_id)
+            if payment.currency != order.currency:
+                raise ValueError(f"payment in {payment.currency} for an order in {order.currency}")
+            if not await repository.record_payment(conn, payment, order_id):
+                continue  # counted before
+            detail = f"{payment.amount} {payment.currency} received"
+            step = Step("payment_received", detail, progress.status)
+            await repository.record(conn, order_id, progress, step, payment.received_at)
+            if order.customer.account is not None:
+                accounts.add(order.customer.account)
+        await self.review_credit(conn, accounts)
+
     async def _known(self, conn: Conn, order: ev.SubmittedOrder) -> Accepted:
         known = await repository.find_by_external_id(conn, order.channel, order.external_id)
         assert known is not None, "the insert met this order"
@@ -232,6 +307,7 @@ class CaptureHandlers:
         one to the next), and every step and status written with one statement."""
         progress = await repository.lock_progresses(conn, filter(None, (lifecycle.order_of(m.payload) for m in msgs)))
         changed: dict[UUID, lifecycle.Progress] = {}
+        less_owed: set[UUID] = set()  # orders with units cancelled: their account's exposure fell
         rejections: dict[UUID, list[str]] = {}
         steps: list[repository.Recorded] = []
         for msg in msgs:
@@ -245,6 +321,8 @@ class CaptureHandlers:
             if change is None:
                 continue
             progress[order_id] = changed[order_id] = change.progress
+            if change.progress.cancelled != before.cancelled:
+                less_owed.add(order_id)
             steps.append(repository.Recorded(order_id, change.step, msg.envelope.occurred_at))
             if change.status_changed and change.progress.status == "rejected" and change.step.detail is not None:
                 rejections.setdefault(order_id, []).append(change.step.detail)
@@ -256,6 +334,8 @@ class CaptureHandlers:
             if change.status_changed:
                 count(metrics.ORDERS_STATUS.labels(change.progress.status))
         await repository.record_all(conn, steps, changed, rejections)
+        if less_owed and self.risk_rules.credit.limited:
+            await self.review_credit(conn, await repository.accounts_of(conn, less_owed))
 
     async def on_return_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
         """The order's returns (requested, authorised, received, refunded) in its timeline and per-line quantities."""
@@ -501,6 +581,8 @@ class CaptureHandlers:
         after = replace(progress, status="cancelled", cancelled=dict(progress.ordered))
         await repository.record(conn, order_id, after, Step("cancelled", detail, "cancelled"), at)
         await enqueue(conn, [(topics.ORDER_HOLDS, str(order_id), event)])
+        if order.customer.account is not None and "credit" not in ended:  # it counted in its account's exposure
+            await self.review_credit(conn, [order.customer.account])
         count(metrics.ORDERS_STATUS.labels("cancelled"))
         metrics.count_holds(ended, "cancelled" if expired is None else "expired")
 
@@ -512,6 +594,7 @@ class CaptureHandlers:
             **dict.fromkeys(lifecycle.STEPS, self.on_lifecycle_event),
             **dict.fromkeys(returns.FOLLOWED, self.on_return_event),
             ev.ExchangeRequested: self.on_exchange_requested,
+            ev.PaymentReceived: self.on_payment_received,
         }
 
 

@@ -13,6 +13,11 @@ from shared.contracts.events import HoldType
 from .risk import Assessment
 
 PLACED_BY_RISK = "risk assessment"
+PLACED_BY_CREDIT = "credit check"
+
+
+def placed_by(hold: HoldType) -> str:
+    return PLACED_BY_CREDIT if hold == "credit" else PLACED_BY_RISK
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
 
-from . import risk
+from . import credit, risk
 from .domain import Rejection
 from .lifecycle import Progress, Step
 
@@ -41,13 +41,13 @@ async def insert_orders(conn: Conn, new: Sequence[NewOrder]) -> set[UUID]:
         return set()
     rows = await conn.fetch(
         "INSERT INTO orders (order_id, channel, external_id, status, reasons, received_at, placed_at, currency,"
-        " total, document, ordered)"
+        " total, document, ordered, account, paid)"
         " SELECT order_id, channel, external_id, status, reasons::jsonb, received_at, placed_at, currency, total,"
-        " document::jsonb, ordered::jsonb"
+        " document::jsonb, ordered::jsonb, account, paid"
         " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
-        " $7::timestamptz[], $8::text[], $9::numeric[], $10::text[], $11::text[]) WITH ORDINALITY"
-        " AS o(order_id, channel, external_id, status, reasons, received_at, placed_at, currency, total, document,"
-        " ordered, n) ORDER BY n"
+        " $7::timestamptz[], $8::text[], $9::numeric[], $10::text[], $11::text[], $12::text[], $13::numeric[])"
+        " WITH ORDINALITY AS o(order_id, channel, external_id, status, reasons, received_at, placed_at, currency,"
+        " total, document, ordered, account, paid, n) ORDER BY n"
         " ON CONFLICT (channel, external_id) DO NOTHING RETURNING order_id",
         [n.order_id for n in new],
         [n.order.channel for n in new],
@@ -60,6 +60,8 @@ async def insert_orders(conn: Conn, new: Sequence[NewOrder]) -> set[UUID]:
         [n.total for n in new],
         [n.order.model_dump_json() for n in new],
         [json.dumps(quantities(n.order.lines)) for n in new],
+        [n.order.customer.account for n in new],
+        [credit.paid_at_intake(n.order) for n in new],
     )
     return {r["order_id"] for r in rows}
 
@@ -398,7 +400,7 @@ async def record_webhook(conn: Conn, webhook_id: str, shop_domain: str, order_id
 async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
     order = await conn.fetchrow(
         "SELECT order_id, channel, external_id, status, reasons, received_at, placed_at, currency, total,"
-        " ordered, backordered, cancelled, shipped FROM orders WHERE order_id = $1",
+        " ordered, backordered, cancelled, shipped, account, paid FROM orders WHERE order_id = $1",
         order_id,
     )
     if order is None:
@@ -416,6 +418,7 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
     return {
         **dict(order),
         "total": str(order["total"]),
+        "paid": str(order["paid"]),
         "timeline": [dict(s) for s in steps],
         "cancellations": [dict(c) for c in cancellations],
         "risk": await risk_view(conn, order_id),
@@ -487,18 +490,18 @@ async def add_risk(conn: Conn, assessed: Sequence[Assessed], at: datetime) -> No
     )
 
 
-async def add_holds(conn: Conn, holds: Sequence[tuple[UUID, str, str]], placed_by: str, at: datetime) -> None:
-    """Holds (order, type, reason) placed at once."""
+async def add_holds(conn: Conn, holds: Sequence[tuple[UUID, str, str, str]], at: datetime) -> None:
+    """Holds (order, type, reason, placed by) placed at once."""
     if not holds:
         return
     await conn.execute(
         "INSERT INTO holds (order_id, hold_type, reason, placed_by, placed_at)"
-        " SELECT order_id, hold_type, reason, $4, $5 FROM unnest($1::uuid[], $2::text[], $3::text[])"
-        " AS h(order_id, hold_type, reason)",
+        " SELECT order_id, hold_type, reason, placed_by, $5"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS h(order_id, hold_type, reason, placed_by)",
         [h[0] for h in holds],
         [h[1] for h in holds],
         [h[2] for h in holds],
-        placed_by,
+        [h[3] for h in holds],
         at,
     )
 
@@ -685,3 +688,86 @@ async def returns_view(conn: Conn, order_id: UUID) -> dict[str, Any]:
         "refunded": None if refunded is None else f"{refunded:.2f}",
         "original_order_id": original,
     }
+
+
+# ---- credit of business accounts ----
+
+
+async def lock_accounts(conn: Conn, accounts: Iterable[str]) -> None:
+    """Lock these accounts' credit until the transaction ends, in one global order (after any order's row: a
+    payment, a cancellation and an intake on one account are weighed one after the other)."""
+    if names := sorted(set(accounts)):
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended('capture-account:' || name, 0)"
+            " AS key FROM unnest($1::text[]) AS name ORDER BY key) AS keys",
+            names,
+        )
+
+
+def _open_order(row: Any) -> credit.OpenOrder:
+    return credit.OpenOrder(
+        row["order_id"], SubmittedOrder.model_validate(row["document"]), row["cancelled"], row["paid"]
+    )
+
+
+CREDIT_HELD = (
+    "EXISTS (SELECT 1 FROM holds h WHERE h.order_id = o.order_id AND h.hold_type = 'credit' AND h.state = 'held')"
+)
+
+
+async def exposures(conn: Conn, accounts: Iterable[str]) -> dict[str, list[credit.OpenOrder]]:
+    """Per account, the orders its exposure is made of: open or shipped, not fully paid, not on a credit hold."""
+    rows = await conn.fetch(
+        "SELECT o.account, o.order_id, o.document, o.cancelled, o.paid FROM orders o"
+        " WHERE o.account = ANY($1::text[]) AND o.status NOT IN ('rejected', 'cancelled') AND o.paid < o.total"
+        f" AND NOT {CREDIT_HELD}",
+        sorted(set(accounts)),
+    )
+    found: dict[str, list[credit.OpenOrder]] = {}
+    for row in rows:
+        found.setdefault(row["account"], []).append(_open_order(row))
+    return found
+
+
+async def lock_credit_held(conn: Conn, account: str) -> list[credit.OpenOrder]:
+    """The account's orders on credit hold, oldest first, locked; one another transaction holds is skipped (it is
+    being released or cancelled there, and that transaction looks at the account's credit itself)."""
+    rows = await conn.fetch(
+        "SELECT o.order_id, o.document, o.cancelled, o.paid FROM orders o"
+        f" WHERE o.account = $1 AND o.status = 'on_hold' AND {CREDIT_HELD}"
+        " ORDER BY o.received_at, o.order_id FOR UPDATE SKIP LOCKED",
+        account,
+    )
+    return [_open_order(row) for row in rows]
+
+
+async def accounts_on_credit_hold(conn: Conn) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT o.account FROM holds h JOIN orders o USING (order_id)"
+        " WHERE h.state = 'held' AND h.hold_type = 'credit' AND o.account IS NOT NULL"
+    )
+    return {r["account"] for r in rows}
+
+
+async def accounts_of(conn: Conn, order_ids: Iterable[UUID]) -> set[str]:
+    """The accounts these orders are bought on."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT account FROM orders WHERE order_id = ANY($1::uuid[]) AND account IS NOT NULL",
+        list(set(order_ids)),
+    )
+    return {r["account"] for r in rows}
+
+
+async def record_payment(conn: Conn, payment: ev.PaymentReceived, order_id: UUID) -> bool:
+    """Count a payment towards its order's paid amount; False when this payment id was counted before."""
+    counted = await conn.fetchval(
+        "WITH p AS (INSERT INTO payments (payment_id, order_id, amount, currency, received_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING RETURNING order_id, amount)"
+        " UPDATE orders o SET paid = o.paid + p.amount FROM p WHERE o.order_id = p.order_id RETURNING true",
+        payment.payment_id,
+        order_id,
+        payment.amount,
+        payment.currency,
+        payment.received_at,
+    )
+    return bool(counted)

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.events import Address, HoldType, SubmittedOrder
 
+from .credit import CreditLimits
+
 HOLD_TYPES: tuple[HoldType, ...] = ("fraud", "credit", "address", "payment")
 Dimension = Literal["email", "address", "payment", "ip"]
 Level = Literal["low", "medium", "high"]
@@ -133,6 +135,8 @@ class RiskRules(_Rule):
     high_at: int = Field(default=50, ge=1, le=100)
     investigate_at: int = Field(default=50, ge=1, le=100)
     cancel_at: int = Field(default=90, ge=1, le=100)
+    # Credit limits of business accounts (an order over its account's limit goes on a credit hold).
+    credit: CreditLimits = CreditLimits()
     # A hold older than this is cancelled, and the customer told.
     time_limits_hours: dict[HoldType, float] = Field(default_factory=lambda: dict(DEFAULT_TIME_LIMITS))
 

@@ -1,57 +1,21 @@
-"""Fulfillment rules: business days and the promised delivery date, the carrier service that keeps the
-promise at the lowest price, the life of a pick task (picks, short picks, packing, withdrawal) and when an
-order counts as shipped or delivered. Pure: the caller passes the clock's `now` and the rules in."""
+"""Fulfillment rules: the carrier service that keeps the promise at the lowest price, the life of a pick task
+(picks, short picks, packing, withdrawal) and when an order counts as shipped or delivered. Business days and the
+promise itself are in shared.reference.promises (allocation weighs them too). Pure: the caller passes the clock's
+`now` and the rules in."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
 from shared.contracts.backorders import quantities
-from shared.contracts.events import ItemQuantity, ServiceLevel
+from shared.contracts.events import ItemQuantity
+from shared.reference.promises import add_business_days
 
-from .rates import Calendar, Carrier, ShippingRules
-
-# ---- business days and the promise ----
-
-SATURDAY = 5
-
-
-def is_business_day(day: date, calendar: Calendar) -> bool:
-    return day.weekday() < SATURDAY and day not in calendar.holidays
-
-
-def next_business_day(day: date, calendar: Calendar) -> date:
-    """The first business day strictly after `day`."""
-    day += timedelta(days=1)
-    while not is_business_day(day, calendar):
-        day += timedelta(days=1)
-    return day
-
-
-def add_business_days(day: date, count: int, calendar: Calendar) -> date:
-    for _ in range(count):
-        day = next_business_day(day, calendar)
-    return day
-
-
-def ship_date(at: datetime, cutoff: time, calendar: Calendar) -> date:
-    """The day a parcel handed to the warehouse at `at` leaves it: that day if it is a business day and the
-    warehouse's cut-off (local time of the calendar) has not passed yet, else the next business day."""
-    local = at.astimezone(calendar.zone)
-    if is_business_day(local.date(), calendar) and local.time() < cutoff:
-        return local.date()
-    return next_business_day(local.date(), calendar)
-
-
-def promised_delivery(service_level: ServiceLevel, released_at: datetime, cutoff: time, rules: ShippingRules) -> date:
-    """What the customer is promised when the warehouse gets the pick task at `released_at`."""
-    leaves = ship_date(released_at, cutoff, rules.calendar)
-    return add_business_days(leaves, rules.promise_business_days[service_level], rules.calendar)
-
+from .rates import Carrier, ShippingRules
 
 # ---- carrier choice ----
 

@@ -24,6 +24,7 @@ from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import Envelope, wrap
 from shared.contracts.topics import Topic
+from shared.reference import promises
 from shared.reference.warehouses import Warehouse
 
 from . import domain, metrics, repository, tracking
@@ -97,9 +98,10 @@ class FulfillmentHandlers:
                     ship_to=allocated.ship_to,
                     service_level=allocated.service_level,
                     created_at=released_at,
+                    priority=allocated.priority,
                 )
                 cutoff = self._warehouse(shipment.warehouse_id).cutoff
-                promise = domain.promised_delivery(allocated.service_level, released_at, cutoff, self.rules)
+                promise = promises.promised_delivery(allocated.service_level, released_at, cutoff, self.rules)
                 new[shipment.shipment_id] = repository.NewTask(task, promise, cancelled.get(allocated.order_id))
         inserted = await repository.insert_pick_tasks(conn, list(new.values()))  # not those released before
         outgoing: Outgoing = []
@@ -162,8 +164,8 @@ class FulfillmentHandlers:
         shipped_at = self.clock()
         state = repository.task_state(task)
         cutoff = self._warehouse(state.warehouse_id).cutoff
-        leaves = domain.ship_date(shipped_at, cutoff, self.rules.calendar)
-        promise = task["promised_delivery"] or domain.promised_delivery(
+        leaves = promises.ship_date(shipped_at, cutoff, self.rules.calendar)
+        promise = task["promised_delivery"] or promises.promised_delivery(
             task["service_level"], task["created_at"], cutoff, self.rules
         )
         country = task["ship_to"]["country"]

@@ -80,13 +80,13 @@ async def insert_pick_tasks(conn: Conn, new: Sequence[NewTask]) -> set[UUID]:
     tasks = [n.task for n in new]
     rows = await conn.fetch(
         "INSERT INTO pick_tasks (pick_task_id, order_id, warehouse_id, lines, ship_to, service_level, status,"
-        " created_at, promised_delivery, cancel_reason)"
+        " created_at, promised_delivery, cancel_reason, priority)"
         " SELECT pick_task_id, order_id, warehouse_id, lines::jsonb, ship_to::jsonb, service_level, status,"
-        " created_at, promised_delivery, cancel_reason"
+        " created_at, promised_delivery, cancel_reason, priority"
         " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-        " $8::timestamptz[], $9::date[], $10::text[]) WITH ORDINALITY"
+        " $8::timestamptz[], $9::date[], $10::text[], $11::int[]) WITH ORDINALITY"
         " AS t(pick_task_id, order_id, warehouse_id, lines, ship_to, service_level, status, created_at,"
-        " promised_delivery, cancel_reason, n) ORDER BY n"
+        " promised_delivery, cancel_reason, priority, n) ORDER BY n"
         " ON CONFLICT DO NOTHING RETURNING pick_task_id",
         [t.pick_task_id for t in tasks],
         [t.order_id for t in tasks],
@@ -98,6 +98,7 @@ async def insert_pick_tasks(conn: Conn, new: Sequence[NewTask]) -> set[UUID]:
         [t.created_at for t in tasks],
         [n.promised_delivery for n in new],
         [n.cancel_reason for n in new],
+        [t.priority for t in tasks],
     )
     return {r["pick_task_id"] for r in rows}
 
@@ -272,7 +273,7 @@ async def whole_order_cancellations(conn: Conn, order_ids: Iterable[UUID]) -> di
 async def order_shipments(conn: Conn, order_id: UUID) -> list[dict[str, object]]:
     """Pick tasks of an order with their shipment (carrier, tracking, dates) once there is one."""
     rows = await conn.fetch(
-        "SELECT p.pick_task_id, p.warehouse_id, p.status, p.service_level, p.lines, p.created_at,"
+        "SELECT p.pick_task_id, p.warehouse_id, p.status, p.service_level, p.priority, p.lines, p.created_at,"
         " s.carrier, s.tracking_number, s.shipped_at, s.delivered_at, s.last_carrier_status"
         " FROM pick_tasks p LEFT JOIN shipments s ON s.pick_task_id = p.pick_task_id"
         " WHERE p.order_id = $1 ORDER BY p.created_at, p.pick_task_id",

@@ -4,18 +4,19 @@ returns per delivery the error (None when accepted) and how long it took; retryi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import smtplib
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 
 import asyncpg
 import httpx
 
 from shared.contracts.envelope import now
 
-from . import domain, messages
+from . import domain, messages, mime
 from .settings import NotificationSettings, WebhookEndpoint
 
 
@@ -79,18 +80,20 @@ class EmailChannel:
             return []
         return await asyncio.to_thread(self._deliver, rows)
 
-    def _compose(self, row: asyncpg.Record, recipient: Recipient) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = recipient.address
-        message["Subject"] = row["subject"]
-        message["Message-ID"] = messages.message_id(row["order_id"], row["kind"], row["shipment_key"])
-        message["X-OMS-Order-Id"] = str(row["order_id"])
-        message["X-OMS-Message-Kind"] = row["kind"]
-        message["X-OMS-Shipment-Key"] = row["shipment_key"]
-        message.set_content(row["text_body"])
-        message.add_alternative(row["html_body"], subtype="html")
-        return message
+    def _compose(self, row: asyncpg.Record, recipient: Recipient) -> bytes:
+        return mime.compose(
+            mime.Mail(
+                sender=self.sender,
+                to=recipient.address,
+                subject=row["subject"],
+                message_id=messages.message_id(row["order_id"], row["kind"], row["shipment_key"]),
+                order_id=str(row["order_id"]),
+                kind=row["kind"],
+                shipment_key=row["shipment_key"],
+                text=row["text_body"],
+                html=row["html_body"],
+            )
+        )
 
     def _deliver(self, rows: list[asyncpg.Record]) -> list[Outcome]:
         """One SMTP session for the batch, each message on its own: one that fails, even one that breaks the
@@ -125,9 +128,11 @@ class EmailChannel:
         recipient = Recipient.of(row["email"])
         if recipient.needs_smtputf8 and not smtp.has_extn("smtputf8"):
             return Outcome.of(NEEDS_SMTPUTF8, started_at, started, undeliverable=True), False
+        # Only the recipient's mailbox can be other than ASCII (the headers are encoded otherwise); the server
+        # offers SMTPUTF8 when it needs to, checked above.
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if recipient.needs_smtputf8 else []
         try:
-            # send_message asks for SMTPUTF8 itself when an address is not ASCII
-            smtp.send_message(self._compose(row, recipient))
+            transmit(smtp, self.sender, recipient.address, self._compose(row, recipient), options)
         except REFUSED as exc:
             return Outcome.of(exc.__class__.__name__, started_at, started), False
         except ValueError as exc:
@@ -135,6 +140,43 @@ class EmailChannel:
         except (OSError, smtplib.SMTPException) as exc:
             return Outcome.of(exc.__class__.__name__, started_at, started), True
         return Outcome.of(None, started_at, started), False
+
+
+# An address that goes into a command as it is: nothing smtplib's quoting would have to deal with.
+PLAIN_ADDRESS = re.compile(r"[^<>()\[\]\\,;:\s\"@]+@[^<>()\[\]\\,;:\s\"@]+")
+LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def transmit(smtp: smtplib.SMTP, sender: str, to: str, message: bytes, options: list[str]) -> None:
+    """Hand one message over as smtplib.sendmail does (raising what it raises), but with MAIL, RCPT and DATA
+    sent together when the server offers PIPELINING (RFC 2920): two round trips per message instead of four, and
+    each round trip costs a write and a read on both sides."""
+    if not (smtp.has_extn("pipelining") and PLAIN_ADDRESS.fullmatch(sender) and PLAIN_ADDRESS.fullmatch(to)):
+        smtp.sendmail(sender, [to], message, options)
+        return
+    if smtp.has_extn("size"):
+        options = [f"SIZE={len(message)}", *options]
+    mail_from = " ".join([f"MAIL FROM:<{sender}>", *options])
+    smtp.send(f"{mail_from}\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode("utf-8" if "SMTPUTF8" in options else "ascii"))
+    mail, rcpt, data = smtp.getreply(), smtp.getreply(), smtp.getreply()
+    accepted = mail[0] == 250 and rcpt[0] in (250, 251)
+    if data[0] == 354:
+        # The message when MAIL and RCPT were taken; else an empty one, only to end the DATA the server began.
+        content = LEADING_DOT.sub(b"..", message) if accepted else b""
+        smtp.send(content + (b"" if content.endswith(b"\r\n") or not content else b"\r\n") + b".\r\n")
+        data = smtp.getreply()
+    if 421 in (mail[0], rcpt[0], data[0]):  # the server is closing the session
+        smtp.close()
+        raise smtplib.SMTPServerDisconnected("the server closed the session (421)")
+    if accepted and data[0] == 250:
+        return
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        smtp.rset()
+    if mail[0] != 250:
+        raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+    if not accepted:
+        raise smtplib.SMTPRecipientsRefused({to: rcpt})
+    raise smtplib.SMTPDataError(*data)
 
 
 def _close(smtp: smtplib.SMTP) -> None:

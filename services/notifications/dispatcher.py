@@ -21,7 +21,6 @@ import httpx
 
 from shared.backbone import aftercommit
 from shared.backbone.consumer import backoff
-from shared.backbone.db import Conn
 from shared.backbone.dispatch import run_dispatch
 from shared.backbone.failures import Failure, classify, describe
 from shared.backbone.metrics import count
@@ -57,6 +56,7 @@ class Dispatcher:
     async def plan_due(self) -> int:
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             rows = await repository.claim_unplanned(conn)
+            planned: list[repository.Planned] = []
             for row in rows:
                 key = (row["order_id"], row["kind"], row["shipment_key"])
                 try:
@@ -68,7 +68,8 @@ class Dispatcher:
                     await repository.unrenderable(conn, key, repr(exc)[:1000])
                     continue
                 deliveries = [("email", None), *self._webhook_deliveries(row, key, rendered)]
-                await repository.plan(conn, key, rendered.subject, rendered.text, rendered.html, deliveries)
+                planned.append(repository.Planned(key, rendered.subject, rendered.text, rendered.html, deliveries))
+            await repository.plan(conn, planned)
             return len(rows)
 
     def _webhook_deliveries(
@@ -109,8 +110,7 @@ class Dispatcher:
         while True:
             try:
                 async with self.pool.acquire() as conn, aftercommit.transaction(conn):
-                    for row, outcome in outcomes:
-                        await self._record(conn, row, outcome)
+                    await repository.record_attempts(conn, [self._attempt(row, outcome) for row, outcome in outcomes])
                 return
             except Exception as exc:
                 attempt += 1
@@ -127,7 +127,8 @@ class Dispatcher:
             return Outcome(UNCONFIGURED, now(), 0)
         return await self.webhooks.send(endpoint, row, row["attempts"] + 1)
 
-    async def _record(self, conn: Conn, row: asyncpg.Record, outcome: Outcome) -> None:
+    def _attempt(self, row: asyncpg.Record, outcome: Outcome) -> repository.Attempt:
+        """What the attempt did and what follows (its metrics and log line once the transaction commits)."""
         attempt = row["attempts"] + 1
         key = (row["order_id"], row["kind"], row["shipment_key"])
         retry_in = None
@@ -153,8 +154,7 @@ class Dispatcher:
                 f"retry in {retry_in:.1f}s" if retry_in is not None else AFTER_FAILURE[result],
                 outcome.error,
             )
-        await repository.record_attempt(
-            conn,
+        return repository.Attempt(
             key,
             row["channel"],
             attempt,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from shared.contracts import events as ev
-from shared.contracts.backorders import quantities
+from shared.contracts.backorders import Quantities, backordered_after, quantities
 
 KINDS = (
     "confirmed",
@@ -67,6 +67,33 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.ReturnRefunded,
     ev.ExchangeChargeFailed,
 )
+
+
+def orders_of(payloads: Iterable[ev.Contract]) -> set[UUID]:
+    """The orders the events are about (stock counts and the like concern no customer)."""
+    return {order_id for payload in payloads if (order_id := getattr(payload, "order_id", None)) is not None}
+
+
+def messages_for(
+    payloads: Iterable[ev.Contract], backordered: Mapping[UUID, Quantities]
+) -> tuple[dict[UUID, Quantities], list[Intent]]:
+    """The events in the order read, each order's backordered units carried from one to the next: what waits for
+    stock afterwards, for the orders where that changed, and the messages to send. `backordered`: what waited
+    before (orders with nothing waiting may be left out)."""
+    waiting = dict(backordered)
+    changed: dict[UUID, Quantities] = {}
+    intents: list[Intent] = []
+    for payload in payloads:
+        order_id = getattr(payload, "order_id", None)
+        if order_id is None:
+            continue
+        after = backordered_after(waiting.get(order_id, {}), payload)
+        if after is not None:
+            waiting[order_id] = changed[order_id] = after
+        intent = intent_for(payload, waiting.get(order_id, {}))
+        if intent is not None:
+            intents.append(intent)
+    return changed, intents
 
 
 def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent | None:

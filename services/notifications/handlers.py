@@ -7,31 +7,21 @@ from shared.backbone.consumer import Routes
 from shared.backbone.db import Conn
 from shared.backbone.kafka import Inbound
 from shared.contracts import events as ev
-from shared.contracts.backorders import backordered_after
 
 from . import domain, repository
 
 
 class NotificationHandlers:
     async def on_lifecycle_event(self, conn: Conn, msgs: list[Inbound[ev.Contract]]) -> None:
-        for msg in msgs:
-            await self._lifecycle_event(conn, msg)
-
-    async def _lifecycle_event(self, conn: Conn, msg: Inbound[ev.Contract]) -> None:
-        payload = msg.payload
-        if isinstance(payload, ev.OrderValidated | ev.OrderRejected | ev.HeldOrderCancelled):
-            await repository.save_contact(conn, payload)
-        order_id = getattr(payload, "order_id", None)
-        if order_id is None:
-            return  # stock counts and the like concern no customer
-        backordered = await repository.backordered(conn, order_id)
-        changed = backordered_after(backordered, payload)
-        if changed is not None:
-            backordered = changed
-            await repository.save_backordered(conn, order_id, backordered)
-        intent = domain.intent_for(payload, backordered)
-        if intent is not None:
-            await repository.add_message(conn, intent)
+        """The whole batch with one statement per table."""
+        payloads = [msg.payload for msg in msgs]
+        await repository.save_contacts(
+            conn, [p for p in payloads if isinstance(p, ev.OrderValidated | ev.OrderRejected | ev.HeldOrderCancelled)]
+        )
+        backordered = await repository.backordered(conn, domain.orders_of(payloads))
+        changed, intents = domain.messages_for(payloads, backordered)
+        await repository.save_backordered(conn, changed)
+        await repository.add_messages(conn, intents)
 
     def routes(self) -> Routes:
         return dict.fromkeys(domain.FOLLOWED, self.on_lifecycle_event)

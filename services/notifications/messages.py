@@ -27,6 +27,8 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    # The templates ship with the service and never change while it runs: no file is looked at again per message.
+    auto_reload=False,
 )
 
 

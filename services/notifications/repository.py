@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -13,48 +14,59 @@ from shared.contracts.events import HeldOrderCancelled, OrderRejected, OrderVali
 
 from .domain import Intent
 
-BATCH = 50
+# Messages rendered, and deliveries handed over (one SMTP session), per step: each step's statements and
+# commits are shared by the batch.
+BATCH = 200
 MessageKey = tuple[UUID, str, str]  # (order_id, kind, shipment_key)
 
 
-async def save_contact(conn: Conn, order: OrderValidated | OrderRejected | HeldOrderCancelled) -> None:
+async def save_contacts(conn: Conn, orders: list[OrderValidated | OrderRejected | HeldOrderCancelled]) -> None:
+    """Whom to tell about each order; the first word on an order stands."""
+    if not orders:
+        return
     await conn.execute(
-        "INSERT INTO contacts (order_id, email, name, reference, sales_channel) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT DO NOTHING",
-        order.order_id,
-        order.customer.email,
-        order.customer.name,
-        order.external_id,
-        order.channel,
+        "INSERT INTO contacts (order_id, email, name, reference, sales_channel)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) ON CONFLICT DO NOTHING",
+        [order.order_id for order in orders],
+        [order.customer.email for order in orders],
+        [order.customer.name for order in orders],
+        [order.external_id for order in orders],
+        [order.channel for order in orders],
     )
 
 
-async def backordered(conn: Conn, order_id: UUID) -> dict[str, int]:
-    """What of the order waits for stock, locked until the transaction ends."""
-    items = await conn.fetchval("SELECT items FROM backorders WHERE order_id = $1 FOR UPDATE", order_id)
-    return dict(items or {})
+async def backordered(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, dict[str, int]]:
+    """What of each order waits for stock (orders with nothing waiting left out), locked until the transaction
+    ends, in the orders' id order (so two transactions over the same orders cannot deadlock)."""
+    rows = await conn.fetch(
+        "SELECT order_id, items FROM backorders WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE",
+        sorted(set(order_ids)),
+    )
+    return {row["order_id"]: dict(row["items"] or {}) for row in rows}
 
 
-async def save_backordered(conn: Conn, order_id: UUID, items: Mapping[str, int]) -> None:
+async def save_backordered(conn: Conn, items: Mapping[UUID, Mapping[str, int]]) -> None:
+    if not items:
+        return
     await conn.execute(
-        "INSERT INTO backorders (order_id, items) VALUES ($1, $2)"
+        "INSERT INTO backorders (order_id, items) SELECT * FROM unnest($1::uuid[], $2::jsonb[])"
         " ON CONFLICT (order_id) DO UPDATE SET items = excluded.items, updated_at = now()",
-        order_id,
-        dict(items),
+        list(items),
+        [dict(waiting) for waiting in items.values()],
     )
 
 
-async def add_message(conn: Conn, intent: Intent) -> bool:
-    """False when this (order, kind, shipment) message exists already."""
-    return bool(
-        await conn.fetchval(
-            "INSERT INTO messages (order_id, kind, shipment_key, facts) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT DO NOTHING RETURNING true",
-            intent.order_id,
-            intent.kind,
-            intent.shipment_key,
-            intent.facts,
-        )
+async def add_messages(conn: Conn, intents: list[Intent]) -> None:
+    """One message per (order, kind, shipment): one that exists already is left as it is."""
+    if not intents:
+        return
+    await conn.execute(
+        "INSERT INTO messages (order_id, kind, shipment_key, facts)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) ON CONFLICT DO NOTHING",
+        [intent.order_id for intent in intents],
+        [intent.kind for intent in intents],
+        [intent.shipment_key for intent in intents],
+        [intent.facts for intent in intents],
     )
 
 
@@ -68,23 +80,44 @@ async def claim_unplanned(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-async def plan(
-    conn: Conn, key: MessageKey, subject: str, text: str, html: str, deliveries: list[tuple[str, bytes | None]]
-) -> None:
-    """Keep what was rendered and create one pending delivery per channel: (channel, webhook body or None)."""
+@dataclass(frozen=True)
+class Planned:
+    """A message as rendered, and its deliveries: (channel, webhook body or None)."""
+
+    key: MessageKey
+    subject: str
+    text: str
+    html: str
+    deliveries: list[tuple[str, bytes | None]]
+
+
+async def plan(conn: Conn, planned: list[Planned]) -> None:
+    """Keep what was rendered and create one pending delivery per channel."""
+    if not planned:
+        return
     await conn.execute(
-        "UPDATE messages SET planned_at = now(), subject = $4, text_body = $5, html_body = $6"
-        " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3",
-        *key,
-        subject,
-        text,
-        html,
+        "UPDATE messages m SET planned_at = now(), subject = p.subject, text_body = p.text_body,"
+        " html_body = p.html_body"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+        " AS p(order_id, kind, shipment_key, subject, text_body, html_body)"
+        " WHERE (m.order_id, m.kind, m.shipment_key) = (p.order_id, p.kind, p.shipment_key)",
+        *_columns([p.key for p in planned]),
+        [p.subject for p in planned],
+        [p.text for p in planned],
+        [p.html for p in planned],
     )
-    await conn.executemany(
-        "INSERT INTO deliveries (order_id, kind, shipment_key, channel, body) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT DO NOTHING",
-        [(*key, channel, body) for channel, body in deliveries],
+    deliveries = [(p.key, channel, body) for p in planned for channel, body in p.deliveries]
+    await conn.execute(
+        "INSERT INTO deliveries (order_id, kind, shipment_key, channel, body)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[]) ON CONFLICT DO NOTHING",
+        *_columns([key for key, _, _ in deliveries]),
+        [channel for _, channel, _ in deliveries],
+        [body for _, _, body in deliveries],
     )
+
+
+def _columns(keys: list[MessageKey]) -> tuple[list[UUID], list[str], list[str]]:
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
 
 
 async def unrenderable(conn: Conn, key: MessageKey, error: str) -> None:
@@ -114,45 +147,64 @@ async def lease_due(conn: Conn, lease_seconds: float) -> list[asyncpg.Record]:
     )
 
 
-async def record_attempt(
-    conn: Conn,
-    key: MessageKey,
-    channel: str,
-    attempt: int,
-    at: datetime,
-    error: str | None,
-    duration_ms: int,
-    retry_in: float | None,
-    *,
-    undeliverable: bool = False,
-) -> None:
-    """Log the attempt; then the delivery is sent (no error), set aside as undeliverable, retried in `retry_in`
-    s, or failed for good (None)."""
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt: then the delivery is sent (no error), set aside as undeliverable, retried in
+    `retry_in` s, or failed for good (None)."""
+
+    key: MessageKey
+    channel: str
+    attempt: int
+    at: datetime
+    error: str | None
+    duration_ms: int
+    retry_in: float | None
+    undeliverable: bool = False
+
+
+async def record_attempts(conn: Conn, attempts: list[Attempt]) -> None:
+    """Log the attempts and move their deliveries on."""
+    if not attempts:
+        return
+    order_ids, kinds, shipment_keys = _columns([a.key for a in attempts])
+    channels = [a.channel for a in attempts]
+    numbers = [a.attempt for a in attempts]
+    ats = [a.at for a in attempts]
+    errors = [a.error for a in attempts]
     await conn.execute(
         "INSERT INTO delivery_attempts (order_id, kind, shipment_key, channel, attempt, attempted_at, succeeded,"
-        " detail, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        *key,
-        channel,
-        attempt,
-        at,
-        error is None,
-        error,
-        duration_ms,
+        " detail, duration_ms) SELECT order_id, kind, shipment_key, channel, attempt, at, error IS NULL, error,"
+        " duration_ms FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],"
+        " $7::text[], $8::int[]) AS a(order_id, kind, shipment_key, channel, attempt, at, error, duration_ms)",
+        order_ids,
+        kinds,
+        shipment_keys,
+        channels,
+        numbers,
+        ats,
+        errors,
+        [a.duration_ms for a in attempts],
     )
     await conn.execute(
-        "UPDATE deliveries SET attempts = $5, last_error = $6,"
-        " status = CASE WHEN $6::text IS NULL THEN 'sent' WHEN $9 THEN 'undeliverable'"
-        " WHEN $7::float8 IS NULL THEN 'failed' ELSE 'pending' END,"
-        " sent_at = CASE WHEN $6::text IS NULL THEN $8 ELSE sent_at END,"
-        " next_try_at = CASE WHEN $7::float8 IS NULL THEN next_try_at ELSE $8 + make_interval(secs => $7) END"
-        " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3 AND channel = $4",
-        *key,
-        channel,
-        attempt,
-        error,
-        retry_in,
-        at,
-        undeliverable,
+        "UPDATE deliveries d SET attempts = a.attempt, last_error = a.error,"
+        " status = CASE WHEN a.error IS NULL THEN 'sent' WHEN a.undeliverable THEN 'undeliverable'"
+        " WHEN a.retry_in IS NULL THEN 'failed' ELSE 'pending' END,"
+        " sent_at = CASE WHEN a.error IS NULL THEN a.at ELSE d.sent_at END,"
+        " next_try_at = CASE WHEN a.retry_in IS NULL THEN d.next_try_at ELSE a.at + make_interval(secs => a.retry_in)"
+        " END"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::text[],"
+        " $8::float8[], $9::bool[]) AS a(order_id, kind, shipment_key, channel, attempt, at, error, retry_in,"
+        " undeliverable)"
+        " WHERE (d.order_id, d.kind, d.shipment_key, d.channel) = (a.order_id, a.kind, a.shipment_key, a.channel)",
+        order_ids,
+        kinds,
+        shipment_keys,
+        channels,
+        numbers,
+        ats,
+        errors,
+        [a.retry_in for a in attempts],
+        [a.undeliverable for a in attempts],
     )
 
 

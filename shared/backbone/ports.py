@@ -17,7 +17,14 @@ POSTGRES_BASE = 15432
 SMTP_BASE = 11025
 PROMETHEUS_BASE = 9090
 # Before the offset: deploy/prometheus/prometheus.yml names these, and its local copy shifts them.
-HTTP_BASE = {"capture": 8080, "allocation": 8081, "fulfillment": 8082, "notifications": 8083, "returns": 8084}
+HTTP_BASE = {
+    "capture": 8080,
+    "allocation": 8081,
+    "fulfillment": 8082,
+    "notifications": 8083,
+    "returns": 8084,
+    "kpis": 8085,
+}
 
 
 @dataclass(frozen=True)

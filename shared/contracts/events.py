@@ -117,6 +117,13 @@ class Customer(Contract):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     name: str = Field(min_length=1, max_length=200)
     phone: str | None = Field(default=None, max_length=40)
+    account: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="the business customer's account the order is bought on (credit limit and exposure)",
+    )
 
 
 class Address(Contract):
@@ -298,10 +305,13 @@ class OrderAllocated(Contract):
     service_level: ServiceLevel
     backordered: list[ItemQuantity] = Field(default_factory=list)
     reason: str = ""
+    priority: int = Field(
+        default=0, description="the order's priority score when these shipments were reserved (higher: more urgent)"
+    )
 
 
 class OrderBackordered(Contract):
-    """Nothing could be reserved yet; the order waits for stock, first come first served."""
+    """Nothing could be reserved yet; the order waits for stock, by priority band, then first come first served."""
 
     event_type: ClassVar[str] = "OrderBackordered"
     order_id: UUID
@@ -405,6 +415,11 @@ class PickTaskReleased(Contract):
     ship_to: Address
     service_level: ServiceLevel
     created_at: datetime
+    priority: int = Field(
+        default=0,
+        description="the order's priority score when allocation reserved the units; pick higher scores first, then"
+        " by created_at (absent from tasks released before priorities: 0)",
+    )
 
 
 class PickTaskCancelled(Contract):
@@ -762,6 +777,19 @@ class ChargeRequested(Contract):
     amount: Decimal
     currency: str
     attempt: int
+
+
+class PaymentReceived(Contract):
+    """Money received for an order after it was placed (an invoice paid on an account), bare JSON on
+    oms.payments.received; the same payment id reported twice counts once."""
+
+    event_type: ClassVar[str] = "PaymentReceived"
+    channel: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    external_id: str = Field(min_length=1, max_length=128)
+    payment_id: str = Field(min_length=1, max_length=128)
+    amount: Money = Field(gt=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    received_at: Moment
 
 
 class ChargeSucceeded(Contract):

@@ -16,7 +16,7 @@ from pydantic import Field, TypeAdapter
 from shared.contracts import events as ev
 
 # The services of the pipeline; any other writer or reader named below is an outside party.
-SERVICES = ("capture", "allocation", "fulfillment", "notifications", "returns")
+SERVICES = ("capture", "allocation", "fulfillment", "notifications", "returns", "kpis")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ CATALOG_PRODUCTS = Topic(
     (ev.ProductUpserted,),
     "catalogue",
     "Product upserts, key sku.",
-    readers=("capture", "allocation", "returns"),
+    readers=("capture", "allocation", "returns", "kpis"),
 )
 INVENTORY_ADJUSTMENTS = Topic(
     "oms.inventory.adjustments",
@@ -103,21 +103,21 @@ ORDERS_VALIDATED = Topic(
     (ev.OrderValidated,),
     "capture",
     "Orders that passed validation, key order id.",
-    readers=("allocation", "notifications", "returns"),
+    readers=("allocation", "notifications", "returns", "kpis"),
 )
 ORDERS_REJECTED = Topic(
     "oms.orders.rejected",
     (ev.OrderRejected,),
     "capture",
     "Orders refused with their reasons, key order id.",
-    readers=("notifications",),
+    readers=("notifications", "kpis"),
 )
 ORDER_HOLDS = Topic(
     "oms.orders.holds",
     (ev.OrderHeld, ev.HoldReleased, ev.HeldOrderCancelled),
     "capture",
     "Orders the risk assessment put on hold, holds released, and orders cancelled while on hold, key order id.",
-    readers=("notifications", "channel adapters"),
+    readers=("notifications", "channel adapters", "kpis"),
 )
 ORDER_CANCELLATIONS = Topic(
     "oms.orders.cancellations",
@@ -139,7 +139,7 @@ ALLOCATION_EVENTS = Topic(
     "allocation",
     "Reservations, backorders, releases, withdrawals asked of fulfillment and stock count discrepancies, key order"
     " id (or warehouse:sku).",
-    readers=("capture", "fulfillment", "notifications"),
+    readers=("capture", "fulfillment", "notifications", "kpis"),
 )
 REPLENISHMENT_SUGGESTIONS = Topic(
     "oms.replenishment.suggestions",
@@ -168,7 +168,7 @@ FULFILLMENT_EVENTS = Topic(
     ),
     "fulfillment",
     "Shipments, deliveries, delivery exceptions, short picks and cancellation outcomes, key order id.",
-    readers=("capture", "allocation", "notifications", "carriers", "returns"),
+    readers=("capture", "allocation", "notifications", "carriers", "returns", "kpis"),
 )
 RETURN_EVENTS = Topic(
     "oms.returns.events",
@@ -187,7 +187,7 @@ RETURN_EVENTS = Topic(
     "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions,"
     " RMAs closed unfinished, refunds paid or abandoned, exchange orders asked of capture or given up when their"
     " difference could not be charged, key order id.",
-    readers=("capture", "allocation", "notifications", "channel adapters", "warehouses"),
+    readers=("capture", "allocation", "notifications", "channel adapters", "warehouses", "kpis"),
 )
 REFUND_REQUESTS = Topic(
     "oms.payments.refund-requests",
@@ -220,6 +220,14 @@ CHARGE_RESULTS = Topic(
     readers=("returns",),
     discriminator="outcome",
 )
+PAYMENTS_RECEIVED = Topic(
+    "oms.payments.received",
+    (ev.PaymentReceived,),
+    "payment provider",
+    "Payments received for orders after they were placed (invoices paid on a business account), key"
+    " `<channel>:<external_id>`.",
+    readers=("capture",),
+)
 
 BUSINESS_TOPICS = (
     ORDERS_SUBMITTED,
@@ -242,6 +250,7 @@ BUSINESS_TOPICS = (
     REFUND_RESULTS,
     CHARGE_REQUESTS,
     CHARGE_RESULTS,
+    PAYMENTS_RECEIVED,
 )
 
 

@@ -54,6 +54,7 @@ VERBS = [
     ["holds", "release"],
     ["holds", "cancel"],
     ["replenishment"],
+    ["kpi"],
 ]
 
 
@@ -80,7 +81,7 @@ def test_every_verb_explains_itself(verb) -> None:
         parser().parse_args([*verb, "--help"])
     assert exit_status.value.code == 0
     assert shown.getvalue().startswith(f"usage: oms {' '.join(verb)}".rstrip())
-    if len(verb) == 2 or verb in (["topics"], ["replenishment"]):
+    if len(verb) == 2 or verb in (["topics"], ["replenishment"], ["kpi"]):
         assert "--json" in shown.getvalue()
 
 
@@ -128,11 +129,15 @@ async def test_orders_submitted_from_a_file_can_be_followed_to_their_shipment_an
     (shipment,) = shown["shipments"]
     assert shipment["warehouse_id"] == "ams" and shipment["tracking_number"] and shipment["delivered_at"]
     assert shipment["lines"] == [{"sku": sku, "quantity": 2}]
+    # and allocation's priority, explained: a standard order with no tier, its age earned
+    assert shown["priority"]["band"] == 0
+    assert [c["name"] for c in shown["priority"]["components"]] == ["service_level", "promise", "age"]
     assert sorted(m["kind"] for m in shown["messages"]) == ["confirmed", "delivered", "shipped"]
     # an operator's view, not the customer's data
     text = oms("order", "show", order_id).stdout
     assert good["customer"]["email"] not in text and good["customer"]["email"] not in json.dumps(shown)
     assert "delivered" in text and shipment["tracking_number"] in text
+    assert "priority 0 (band 0): service_level 0 (standard)" in text
 
     unknown = oms("order", "show", str(uuid.uuid4()), expect=1)
     assert "capture knows no order" in unknown.stderr

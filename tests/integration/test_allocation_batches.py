@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from services.allocation.handlers import AllocationHandlers
-from services.allocation.settings import AllocationSettings, load_network, load_replenishment
+from services.allocation.settings import AllocationSettings, load_network, load_priorities, load_replenishment
 from shared.backbone.consumer import steps
 from shared.backbone.db import connect
 from shared.backbone.kafka import Inbound, Origin
@@ -109,7 +109,11 @@ async def allocation(stack: None) -> AsyncIterator[Allocation]:
     await transaction.start()
     try:
         network = load_network(settings.warehouses_file, settings.allocation_file)
-        handlers = AllocationHandlers(network, load_replenishment(settings.allocation_file, network.warehouse_ids))
+        handlers = AllocationHandlers(
+            network,
+            load_replenishment(settings.allocation_file, network.warehouse_ids),
+            load_priorities(settings.allocation_file, settings.carriers_file),
+        )
         yield Allocation(conn, handlers, await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox"))
     finally:
         await transaction.rollback()

@@ -108,6 +108,7 @@ async def test_the_services_views_are_for_operators_keys_only(db, pipeline) -> N
         ("allocation", "/v1/stock"),
         ("fulfillment", f"/v1/orders/{uuid.uuid4()}/shipments"),
         ("notifications", f"/v1/orders/{uuid.uuid4()}/messages"),
+        ("kpis", "/v1/kpis"),
     ]
     async with httpx.AsyncClient(timeout=30) as client:
         for service, path in views:

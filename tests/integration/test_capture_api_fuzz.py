@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -94,8 +94,20 @@ def test_generated_requests_never_get_a_server_error_and_responses_match_the_sch
     )
     def requests_to_capture(case: Any) -> None:
         positive = case.meta is not None and case.meta.generation.mode == schemathesis.GenerationMode.POSITIVE
+        # A query value made only of empty lists and objects is not sent at all, so what reaches the server is a
+        # valid request: no negative case (seen: hold_type=[{}, [], []] sent as `?limit=1`, then "accepted").
+        assume(positive or all(_on_the_wire(value) for value in (case.query or {}).values()))
         if positive and isinstance(case.body, dict) and "channel" in case.body:
             case.body["channel"] = "webshop"  # the key's own channel: the order reaches the business rules
         case.call_and_validate(checks=CHECKS, timeout=30, headers=keys)
 
     requests_to_capture()
+
+
+def _on_the_wire(value: Any) -> bool:
+    """Whether a query parameter's value puts anything in the URL (a scalar somewhere inside it)."""
+    if isinstance(value, dict):
+        return any(_on_the_wire(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_on_the_wire(v) for v in value)
+    return True

@@ -144,15 +144,20 @@ def test_the_dashboard_is_importable_as_is() -> None:
             assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
             assert panel["targets"] and set(panel["gridPos"]) == {"h", "w", "x", "y"}, panel["title"]
     titles = " ".join(p["title"].lower() for p in panels)
-    for subject in ("funnel", "per second", "latency", "lag", "outbox", "dead letters", "stock"):
+    for subject in ("funnel", "per second", "latency", "lag", "outbox", "dead letters", "stock", "perfect order"):
         assert subject in titles, subject
 
 
 def test_every_metric_an_alert_rule_names_is_exported(prometheus) -> None:
     named = set(re.findall(r"\boms_[a-z0-9_]+\b", ALERTS.read_text()))
     assert named <= exported_metrics(), named - exported_metrics()
-    rules = prometheus.api("rules")["groups"][0]["rules"]
+    rules = [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
     assert {r["name"] for r in rules} >= {"OmsServiceDown", "OmsDeadLetters", "OmsNoOrdersDuringBusinessHours"}
+    assert {r["name"] for r in rules} >= {
+        "OmsPerfectOrderRateDropping",
+        "OmsOnTimeDeliveryBelowTarget",
+        "OmsHoldsAgeing",
+    }
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
 
 

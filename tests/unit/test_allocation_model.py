@@ -6,9 +6,11 @@ invariants checked after every step:
 - on hand equals receipts and count corrections minus shipped and short-picked units (an independent ledger);
 - every unit of every order is accounted for: cancelled, waiting, reserved in an open shipment, or shipped;
 - a cancelled order holds no open reservation once fulfillment has answered for all its shipments;
-- first come first served: no order gets new units of a SKU while an earlier order (whose channel may use
-  every warehouse, and which did not just decline that warehouse after a short pick there) still waits
-  for that SKU.
+- priority, then first come first served: no order gets new units of a SKU while an order ahead of it (a
+  higher priority band at that instant, age points included, or the same band and arrived earlier; whose
+  channel may use every warehouse, and which did not just decline that warehouse after a short pick there)
+  still waits for that SKU. Orders come with random service levels and tiers, and age as the clock runs, so
+  bands cross: a later express order overtakes, an old standard one climbs back ahead.
 
 Allocation and fulfillment talk over topics, so they learn of each other's decisions late and in any order
 across orders (in order per order: both topics are keyed by order id). The model keeps the two topics as
@@ -29,6 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from services.allocation.inventory import Inventory
 from services.allocation.orders import Allocated, CancelRequest, Order, Outcome
+from services.allocation.priority import Component, Priority, Ranking
 from services.allocation.routing import Network
 from services.fulfillment import domain as fulfillment
 from shared.contracts.events import ItemQuantity
@@ -39,6 +42,9 @@ WAREHOUSE_IDS = [w.id for w in WAREHOUSES]
 SKUS = ["A", "B", "C"]
 CHANNELS = {"webshop": 3, "pos": 1, "marketplace": 2}
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+# Ten points a minute, so that an order waiting a few steps climbs a band of 100 (the service's own rate is slower).
+RANKING = Ranking(band_width=100, age_points_per_hour=600, age_max_points=250)
+SERVICE_LEVELS = {"standard": 0, "express": 300, "overnight": 400}
 
 warehouses = st.sampled_from(WAREHOUSE_IDS)
 skus = st.sampled_from(SKUS)
@@ -115,7 +121,10 @@ class AllocationModel(RuleBasedStateMachine):
             warehouse_sku_safety_stock={(w, "B"): n for w, n in safety.items()},
             channel_max_shipments=CHANNELS,
         )
-        self.inventory = Inventory(network, new_id=self.next_id)
+        self.inventory = Inventory(network, new_id=self.next_id, ranking=RANKING, clock=self.now)
+
+    def now(self) -> datetime:
+        return T0 + timedelta(minutes=self.clock)
 
     def next_id(self) -> uuid.UUID:
         # Ids in creation order keep the generated steps reproducible.
@@ -124,8 +133,9 @@ class AllocationModel(RuleBasedStateMachine):
 
     # ---- allocation's operations ----
 
-    @rule(warehouse=warehouses, sku=skus, quantity=st.integers(1, 8))
-    def receive(self, warehouse: str, sku: str, quantity: int) -> None:
+    @rule(warehouse=warehouses, sku=skus, quantity=st.integers(1, 8), later_by=st.integers(0, 15))
+    def receive(self, warehouse: str, sku: str, quantity: int, later_by: int) -> None:
+        self.clock += later_by  # while the waiting orders age
         self.ledger[(warehouse, sku)] = self.ledger.get((warehouse, sku), 0) + quantity
         self.announce(self.inventory.receive(warehouse, sku, quantity))
 
@@ -142,6 +152,8 @@ class AllocationModel(RuleBasedStateMachine):
         country=st.sampled_from(["NL", "DE", "FR", "ES", "US"]),
         arrived_earlier_by=st.integers(0, 3),
         overtaken_by=st.sampled_from([None, None, None, "whole", "some"]),
+        service_level=st.sampled_from(["standard", "standard", "express", "overnight"]),
+        tier=st.sampled_from([0, 0, 0, 150]),
     )
     def place(
         self,
@@ -151,6 +163,8 @@ class AllocationModel(RuleBasedStateMachine):
         country: str,
         arrived_earlier_by: int,
         overtaken_by: str | None,
+        service_level: str,
+        tier: int,
     ) -> None:
         # Orders may reach allocation in a different order from the one they arrived in, and after fulfillment
         # accepted their cancellation (with nothing to withdraw: it has seen no shipment of theirs).
@@ -161,8 +175,14 @@ class AllocationModel(RuleBasedStateMachine):
             channel=channel,
             policy=policy,  # type: ignore[arg-type]
             ship_to={"country": country},
-            service_level="standard",
+            service_level=service_level,
             lines=lines,
+            priority=Priority(
+                (
+                    Component("service_level", SERVICE_LEVELS[service_level], service_level),
+                    Component("tier", tier, "vip"),
+                )
+            ),
         )
         early = None
         if overtaken_by is not None:
@@ -172,7 +192,7 @@ class AllocationModel(RuleBasedStateMachine):
         self.announce(self.inventory.place(order, early))
 
     def announce(self, outcomes: list[Outcome], declined: tuple[uuid.UUID, str] | None = None) -> None:
-        self.check_first_come_first_served(outcomes, declined)
+        self.check_priority_then_first_come_first_served(outcomes, declined)
         for outcome in outcomes:
             if isinstance(outcome, Allocated) and outcome.shipments:
                 self.topics.to_fulfillment.setdefault(outcome.order_id, []).append(outcome)
@@ -316,10 +336,11 @@ class AllocationModel(RuleBasedStateMachine):
                 held = self.inventory.ledger.open_reservations(order_id=order.order_id)
                 assert not held, f"cancelled {order.order_id} still holds {[(r.shipment_id, r.sku) for r in held]}"
 
-    def check_first_come_first_served(
+    def check_priority_then_first_come_first_served(
         self, outcomes: list[Outcome], declined: tuple[uuid.UUID, str] | None = None
     ) -> None:
         uncapped = self.inventory.network.max_shipments
+        turn = self.inventory.serving.turn
         for outcome in outcomes:
             if not isinstance(outcome, Allocated) or outcome.reason == "lines not cancelled stay reserved":
                 continue
@@ -329,11 +350,11 @@ class AllocationModel(RuleBasedStateMachine):
                     passed = [
                         w
                         for w in self.inventory.serving.waiting_for([sku])
-                        if w.queue_position < got.queue_position
+                        if turn(w) < turn(got)
                         and uncapped(w.channel) >= len(WAREHOUSE_IDS)
                         and (w.order_id, shipment.warehouse_id) != declined
                     ]
-                    assert not passed, f"{got.order_id} got {sku} while earlier {passed[0].order_id} waits"
+                    assert not passed, f"{got.order_id} got {sku} while {passed[0].order_id}, ahead of it, waits"
 
 
 TestAllocationModel = AllocationModel.TestCase

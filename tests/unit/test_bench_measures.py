@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from deploy.bench import load, measures, profiles, report
+from deploy.bench.cpu import Pipeline, times
 from deploy.bench.results import ORDER_TRANSACTION, Anchor, Phase, Run
+from deploy.bench.run import INSTANCE_PORT_SHIFT, more_instances
+from deploy.local.settings import LocalStack
 
 
 def test_open_loop_schedule_keeps_due_times_whatever_the_pipeline_does() -> None:
@@ -130,3 +134,22 @@ def test_report_shows_each_phase_as_a_share_of_the_same_runs_order_transaction()
     assert "Caveat: the machine was busy" in text  # load average 100 before the run
     index = report.index([json.loads(json.dumps(run.to_json()))])
     assert "| 2,000 | 60.0/s | 3.0% | none | none |" in index
+
+
+def test_more_instances_of_every_service_share_their_groups_and_count_as_their_service() -> None:
+    # given a stack, and four instances of every service asked for
+    local = LocalStack.from_env()
+    more = more_instances(local, 4)
+    # then instances 2 to 4 of each service run its module on ports of their own, in the same consumer group
+    capture = [p for p in more if p.module == "services.capture"]
+    assert [p.name for p in capture] == ["capture-2", "capture-3", "capture-4"]
+    assert [p.http_port for p in capture] == [local.ports.http["capture"] + INSTANCE_PORT_SHIFT * n for n in (1, 2, 3)]
+    ports = [p.http_port for p in more] + list(local.ports.http.values())
+    assert len(set(ports)) == len(ports)
+    assert {p.env["OMS_INSTANCE"] for p in capture} == {"2", "3", "4"}
+    # and the CPU of a service's instances is counted as that service's
+    own = times(os.getpid())
+    assert own is not None
+    seconds = Pipeline({"capture": os.getpid(), "capture-2": os.getpid()}, os.getpid()).snapshot()
+    assert "capture-2" not in seconds
+    assert seconds["capture"] >= 2 * own.own

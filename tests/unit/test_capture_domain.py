@@ -37,6 +37,20 @@ def test_each_broken_rule_gives_its_own_reason() -> None:
     assert "we do not ship to ZZ" in reasons
 
 
+def test_an_unpaid_order_is_accepted_only_when_bought_on_a_business_account_to_be_invoiced() -> None:
+    document = order_document([("SKU-1", 1)], payment_status="pending")
+    assert "payment is pending, must be authorized or paid" in domain.rejection_reasons(
+        SubmittedOrder.model_validate(document), CATALOGUE, RULES
+    )
+    document["customer"]["account"] = "ACME"
+    assert domain.rejection_reasons(SubmittedOrder.model_validate(document), CATALOGUE, RULES) == []
+    # a declined payment is refused on an account too
+    document["payment"]["status"] = "declined"
+    assert "payment is declined, must be authorized or paid" in domain.rejection_reasons(
+        SubmittedOrder.model_validate(document), CATALOGUE, RULES
+    )
+
+
 def test_line_count_and_currency_limits() -> None:
     many = order(lines=[("SKU-1", 1)] * 101)
     assert "too many lines: 101, at most 100" in domain.rejection_reasons(many, CATALOGUE, RULES)

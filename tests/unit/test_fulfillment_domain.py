@@ -11,6 +11,7 @@ from services.fulfillment import domain
 from services.fulfillment.rates import ShippingRules
 from services.fulfillment.settings import FulfillmentSettings
 from shared.contracts.events import ItemQuantity
+from shared.reference import promises
 
 CUTOFF = time(16, 0)
 CHRISTMAS = ["2026-12-25", "2026-12-26"]
@@ -86,40 +87,40 @@ def at(moment: str) -> datetime:
 
 def test_an_express_order_before_the_cutoff_leaves_today_and_after_it_gets_the_next_business_days_promise() -> None:
     # Wednesday 10 February 2027; the warehouse's cut-off is 16:00 Amsterdam time
-    assert domain.promised_delivery("express", at("2027-02-10T15:59+01:00"), CUTOFF, RULES) == date(2027, 2, 12)
-    assert domain.promised_delivery("express", at("2027-02-10T16:00+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
-    assert domain.promised_delivery("express", at("2027-02-10T17:30+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
+    assert promises.promised_delivery("express", at("2027-02-10T15:59+01:00"), CUTOFF, RULES) == date(2027, 2, 12)
+    assert promises.promised_delivery("express", at("2027-02-10T16:00+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
+    assert promises.promised_delivery("express", at("2027-02-10T17:30+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
 
 
 def test_the_cutoff_is_the_warehouses_local_time_whatever_the_clocks_zone_and_the_season() -> None:
-    assert domain.ship_date(at("2027-02-10T14:59Z"), CUTOFF, RULES.calendar) == date(2027, 2, 10)  # 15:59 CET
-    assert domain.ship_date(at("2027-02-10T15:01Z"), CUTOFF, RULES.calendar) == date(2027, 2, 11)  # 16:01 CET
-    assert domain.ship_date(at("2027-07-07T13:59Z"), CUTOFF, RULES.calendar) == date(2027, 7, 7)  # 15:59 CEST
-    assert domain.ship_date(at("2027-07-07T14:01Z"), CUTOFF, RULES.calendar) == date(2027, 7, 8)  # 16:01 CEST
+    assert promises.ship_date(at("2027-02-10T14:59Z"), CUTOFF, RULES.calendar) == date(2027, 2, 10)  # 15:59 CET
+    assert promises.ship_date(at("2027-02-10T15:01Z"), CUTOFF, RULES.calendar) == date(2027, 2, 11)  # 16:01 CET
+    assert promises.ship_date(at("2027-07-07T13:59Z"), CUTOFF, RULES.calendar) == date(2027, 7, 7)  # 15:59 CEST
+    assert promises.ship_date(at("2027-07-07T14:01Z"), CUTOFF, RULES.calendar) == date(2027, 7, 8)  # 16:01 CEST
 
 
 def test_weekends_are_skipped_when_leaving_and_when_counting_days_to_delivery() -> None:
     friday_evening, saturday = at("2027-02-12T18:00+01:00"), at("2027-02-13T09:00+01:00")
-    assert domain.ship_date(friday_evening, CUTOFF, RULES.calendar) == date(2027, 2, 15)  # Monday
-    assert domain.ship_date(saturday, CUTOFF, RULES.calendar) == date(2027, 2, 15)
+    assert promises.ship_date(friday_evening, CUTOFF, RULES.calendar) == date(2027, 2, 15)  # Monday
+    assert promises.ship_date(saturday, CUTOFF, RULES.calendar) == date(2027, 2, 15)
     # Thursday morning, express (2 business days): Friday, then Monday
-    assert domain.promised_delivery("express", at("2027-02-11T09:00+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
+    assert promises.promised_delivery("express", at("2027-02-11T09:00+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
     # Friday evening, overnight: leaves Monday, arrives Tuesday
-    assert domain.promised_delivery("overnight", friday_evening, CUTOFF, RULES) == date(2027, 2, 16)
+    assert promises.promised_delivery("overnight", friday_evening, CUTOFF, RULES) == date(2027, 2, 16)
     # standard (4 business days) from Tuesday: Wednesday, Thursday, Friday, Monday
-    assert domain.promised_delivery("standard", at("2027-02-09T09:00+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
+    assert promises.promised_delivery("standard", at("2027-02-09T09:00+01:00"), CUTOFF, RULES) == date(2027, 2, 15)
 
 
 def test_configured_holidays_are_no_business_days() -> None:
     # Christmas Eve (Thursday) after the cut-off: Friday 25 is a holiday, then the weekend; it leaves Monday 28
     christmas_eve = at("2026-12-24T16:30+01:00")
-    assert domain.ship_date(christmas_eve, CUTOFF, RULES.calendar) == date(2026, 12, 28)
-    assert domain.promised_delivery("overnight", christmas_eve, CUTOFF, RULES) == date(2026, 12, 29)
+    assert promises.ship_date(christmas_eve, CUTOFF, RULES.calendar) == date(2026, 12, 28)
+    assert promises.promised_delivery("overnight", christmas_eve, CUTOFF, RULES) == date(2026, 12, 29)
     # Wednesday 23 in the morning, express: Thursday 24, then (25 holiday, weekend) Monday 28
-    assert domain.promised_delivery("express", at("2026-12-23T10:00+01:00"), CUTOFF, RULES) == date(2026, 12, 28)
+    assert promises.promised_delivery("express", at("2026-12-23T10:00+01:00"), CUTOFF, RULES) == date(2026, 12, 28)
     # without the holiday list, the same order is promised for Friday 25
     workaholic = rules(calendar={"timezone": "Europe/Amsterdam", "holidays": []})
-    assert domain.promised_delivery("express", at("2026-12-23T10:00+01:00"), CUTOFF, workaholic) == date(2026, 12, 25)
+    assert promises.promised_delivery("express", at("2026-12-23T10:00+01:00"), CUTOFF, workaholic) == date(2026, 12, 25)
 
 
 # ---- carrier choice: the cheapest service that keeps the promise ----
@@ -128,7 +129,7 @@ MONDAY = date(2027, 2, 15)
 
 
 def choose(level: str, country: str = "NL", grams: int = 800, leaves: date = MONDAY) -> domain.ServiceChoice:
-    promise = domain.add_business_days(leaves, RULES.promise_business_days[level], RULES.calendar)  # type: ignore[index]
+    promise = promises.add_business_days(leaves, RULES.promise_business_days[level], RULES.calendar)  # type: ignore[index]
     choice = domain.choose_service(RULES, country, grams, leaves, promise)
     assert choice is not None
     return choice
@@ -161,8 +162,8 @@ def test_the_destination_zone_decides_which_carriers_and_transit_times_apply() -
 
 def test_a_parcel_packed_after_the_cutoff_needs_a_faster_service_to_keep_the_promise_made_at_release() -> None:
     # released Monday morning with an express promise for Wednesday, packed Monday evening: it leaves Tuesday
-    promise = domain.promised_delivery("express", at("2027-02-15T09:00+01:00"), CUTOFF, RULES)
-    leaves = domain.ship_date(at("2027-02-15T17:00+01:00"), CUTOFF, RULES.calendar)
+    promise = promises.promised_delivery("express", at("2027-02-15T09:00+01:00"), CUTOFF, RULES)
+    leaves = promises.ship_date(at("2027-02-15T17:00+01:00"), CUTOFF, RULES.calendar)
     choice = domain.choose_service(RULES, "NL", 800, leaves, promise)
     assert choice is not None
     assert (promise, leaves) == (date(2027, 2, 17), date(2027, 2, 16))
@@ -170,7 +171,7 @@ def test_a_parcel_packed_after_the_cutoff_needs_a_faster_service_to_keep_the_pro
 
 
 def test_when_no_service_can_keep_the_promise_the_fastest_is_chosen_and_the_promise_moves_to_its_delivery() -> None:
-    promise = domain.add_business_days(MONDAY, 1, RULES.calendar)
+    promise = promises.add_business_days(MONDAY, 1, RULES.calendar)
     choice = domain.choose_service(RULES, "US", 800, MONDAY, promise)
     assert choice is not None
     assert (choice.carrier.code, choice.delivery) == ("dawn", date(2027, 2, 18))
@@ -190,7 +191,7 @@ def test_the_shipped_rate_table_serves_every_shippable_country_at_every_service_
     monday = date(2027, 2, 15)
     for country in CaptureSettings().shippable_countries:
         for level, days in configured.promise_business_days.items():
-            promise = domain.add_business_days(monday, days, configured.calendar)
+            promise = promises.add_business_days(monday, days, configured.calendar)
             choice = domain.choose_service(configured, country, 2500, monday, promise)
             assert choice is not None, (country, level)
     nearby = domain.choose_service(configured, "NL", 900, monday, date(2027, 2, 22))

@@ -7,10 +7,10 @@ import mailbox
 from email.message import EmailMessage
 from pathlib import Path
 
-from deploy.local.mailsink import REPEATS_FILE, OnceMailbox
+from deploy.local.mailsink import REPEATS_FILE, OnceMailbox, header_fields
 
 
-def message(message_id: str) -> EmailMessage:
+def message(message_id: str) -> bytes:
     mail = EmailMessage()
     mail["To"] = "someone@example.test"
     mail["Message-ID"] = message_id
@@ -18,16 +18,16 @@ def message(message_id: str) -> EmailMessage:
     mail["X-OMS-Message-Kind"] = "shipped"
     mail["X-OMS-Shipment-Key"] = "s1"
     mail.set_content("on its way")
-    return mail
+    return mail.as_bytes()
 
 
 def test_a_message_handed_over_again_is_kept_once_and_the_repeat_noted(tmp_path: Path) -> None:
     # given a sink that received a message
     sink = OnceMailbox(str(tmp_path / "mail"))
-    sink.handle_message(message("<a@oms.local>"))
+    sink.keep(message("<a@oms.local>"))
     # when the same message comes again, and another one
-    sink.handle_message(message("<a@oms.local>"))
-    sink.handle_message(message("<b@oms.local>"))
+    sink.keep(message("<a@oms.local>"))
+    sink.keep(message("<b@oms.local>"))
     # then the mailbox holds each once
     assert sorted(m["Message-ID"] for m in mailbox.Maildir(tmp_path / "mail")) == ["<a@oms.local>", "<b@oms.local>"]
     # and the repeat is noted with what it was about, without the address
@@ -37,7 +37,17 @@ def test_a_message_handed_over_again_is_kept_once_and_the_repeat_noted(tmp_path:
 
 
 def test_a_restarted_sink_knows_what_its_mailbox_holds(tmp_path: Path) -> None:
-    OnceMailbox(str(tmp_path / "mail")).handle_message(message("<a@oms.local>"))
+    OnceMailbox(str(tmp_path / "mail")).keep(message("<a@oms.local>"))
     restarted = OnceMailbox(str(tmp_path / "mail"))
-    restarted.handle_message(message("<a@oms.local>"))
+    restarted.keep(message("<a@oms.local>"))
     assert len(mailbox.Maildir(tmp_path / "mail")) == 1
+
+
+def test_the_headers_the_sink_reads_are_found_however_they_are_written() -> None:
+    # given a header block with folded, repeated, differently cased headers and a body that looks like headers
+    message = (
+        b"Received: from x\r\n  by y\r\nmessage-id:\r\n <a@oms.local>\r\nX-OMS-Message-Kind: shipped\r\n"
+        b"X-OMS-Message-Kind: delivered\r\nSubject: Message-ID: <b@oms.local>\r\n\r\nMessage-ID: <c@oms.local>\r\n"
+    )
+    # then each is read from the header block only, unfolded, the first of each counting
+    assert header_fields(message) == {"message-id": "<a@oms.local>", "x-oms-message-kind": "shipped"}

@@ -228,3 +228,19 @@ def test_the_webhook_body_is_stable_json_and_the_signature_is_the_hex_hmac_of_th
 
 def test_retries_back_off_exponentially_up_to_a_cap() -> None:
     assert [domain.retry_delay(n, 2.0, 30.0) for n in range(1, 7)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_rendering_a_message_looks_at_no_file_once_its_templates_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the templates of a kind, loaded by a first message
+    facts = {"total": "24.95 EUR", "items": [{"sku": "A", "quantity": 2}]}
+    first = messages.render("confirmed", ORDER, "", {"name": "Ada", "reference": "W-1"}, facts)
+
+    # when another message of that kind is rendered while the file system cannot be asked
+    def no_files(*_: object, **__: object) -> float:
+        raise AssertionError("a template file was looked at again")
+
+    monkeypatch.setattr("os.path.getmtime", no_files)
+    monkeypatch.setattr("os.stat", no_files)
+    again = messages.render("confirmed", ORDER, "", {"name": "Ada", "reference": "W-1"}, facts)
+    # then it renders as the first did
+    assert again == first

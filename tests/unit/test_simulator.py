@@ -6,7 +6,7 @@ everything else goes as before."""
 import uuid
 from typing import Any
 
-from deploy.local.simulator import EXCEPTION_DETAIL, Payments, carrier_steps, picked_lines
+from deploy.local.simulator import EXCEPTION_DETAIL, Payments, PickQueue, carrier_steps, picked_lines
 
 
 def test_a_sku_marked_short_is_picked_one_unit_short_and_others_in_full() -> None:
@@ -19,6 +19,27 @@ def test_a_sku_short_at_one_warehouse_is_missing_there_and_whole_elsewhere() -> 
     lines = [{"sku": "SHORT-ams-1", "quantity": 3}, {"sku": "T-2", "quantity": 2}]
     assert picked_lines(lines, "ams") == [{"sku": "T-2", "quantity": 2}]
     assert picked_lines(lines, "fra") == lines
+
+
+def task(name: str, created_at: str, priority: int | None = None) -> dict[str, Any]:
+    return {"pick_task_id": name, "created_at": created_at, **({} if priority is None else {"priority": priority})}
+
+
+def test_the_warehouse_picks_each_wave_highest_priority_first_then_in_release_order() -> None:
+    # given tasks released in this order, two of them before priorities existed (no field: 0)
+    queue = PickQueue()
+    for released in (
+        task("standard-1", "2027-02-10T09:00:00+00:00", 0),
+        task("old", "2027-02-10T08:00:00+00:00"),
+        task("express", "2027-02-10T09:02:00+00:00", 421),
+        task("standard-2", "2027-02-10T09:01:00+00:00", 0),
+        task("vip", "2027-02-10T09:03:00+00:00", 150),
+    ):
+        queue.add(released)
+
+    # when the pickers start a wave, they take every task waiting, the most urgent first
+    assert [t["pick_task_id"] for t in queue.wave()] == ["express", "vip", "old", "standard-1", "standard-2"]
+    assert not queue and queue.wave() == []
 
 
 def test_a_postal_code_starting_with_exc_gets_an_exception_before_delivery() -> None:

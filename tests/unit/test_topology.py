@@ -3,11 +3,13 @@
 import pytest
 
 from services.allocation.handlers import AllocationHandlers
-from services.allocation.settings import AllocationSettings, load_network, load_replenishment
+from services.allocation.settings import AllocationSettings, load_network, load_priorities, load_replenishment
 from services.capture.handlers import CaptureHandlers
 from services.capture.settings import CaptureSettings
 from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
+from services.kpis.handlers import KpiHandlers
+from services.kpis.settings import KpiSettings
 from services.notifications.handlers import NotificationHandlers
 from services.returns.handlers import ReturnsHandlers
 from services.returns.settings import ReturnsSettings
@@ -27,7 +29,11 @@ def routes() -> dict[str, set[type[ev.Contract]]]:
             CaptureHandlers(capture.intake_rules, capture.risk_rules(), capture.early_cancel_window).routes()
         ),
         "allocation": set(
-            AllocationHandlers(network, load_replenishment(allocation.allocation_file, network.warehouse_ids)).routes()
+            AllocationHandlers(
+                network,
+                load_replenishment(allocation.allocation_file, network.warehouse_ids),
+                load_priorities(allocation.allocation_file, allocation.carriers_file),
+            ).routes()
         ),
         "fulfillment": set(
             FulfillmentHandlers(fulfillment.shipping_rules(), fulfillment.warehouses(), fulfillment.clock()).routes()
@@ -36,6 +42,7 @@ def routes() -> dict[str, set[type[ev.Contract]]]:
         "returns": set(
             ReturnsHandlers(returns.policy(), returns.shipping_rules(), returns.warehouses(), returns.clock()).routes()
         ),
+        "kpis": set(KpiHandlers(KpiSettings().rules()).routes()),
     }
 
 

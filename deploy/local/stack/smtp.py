@@ -13,7 +13,7 @@ from deploy.local.supervisor import Supervised, fail, port_taken, say, wait_unti
 
 
 def process(local: LocalStack) -> Supervised:
-    return Supervised("smtp", local.state / "smtp.pid", local.state / "smtp.log", "aiosmtpd")
+    return Supervised("smtp", local.state / "smtp.pid", local.state / "smtp.log", "deploy.local.mailsink")
 
 
 def pid(local: LocalStack) -> int | None:
@@ -44,10 +44,10 @@ async def start(local: LocalStack) -> None:
         if port_taken(local.host, local.ports.smtp):
             fail(f"port {local.ports.smtp} is taken by another process; set OMS_SMTP_PORT")
         mailbox.Maildir(local.maildir, create=True)
-        # A Maildir keeping one copy per Message-ID, as mail systems do (deploy/local/mailsink.py).
-        handler = ("-c", "deploy.local.mailsink.OnceMailbox", str(local.maildir))
-        # -u: offer SMTPUTF8, so mail to internationalised mailboxes (jörg@…) can be delivered.
-        cmd = [sys.executable, "-m", "aiosmtpd", "-n", "-u", "-l", f"{local.host}:{local.ports.smtp}", *handler]
+        # aiosmtpd keeping one copy per Message-ID in a Maildir, as mail systems do, and offering SMTPUTF8, so
+        # mail to internationalised mailboxes (jörg@…) can be delivered (deploy/local/mailsink.py).
+        listen = f"{local.host}:{local.ports.smtp}"
+        cmd = [sys.executable, "-m", "deploy.local.mailsink", "--listen", listen, str(local.maildir)]
         started = process(local).spawn(cmd, local.state)
     await wait_until(lambda: ready(local), "smtp sink", lambda: running(local), (process(local).log_file,), 30)
     say(f"smtp: ready on {local.host}:{local.ports.smtp} (pid {started}), maildir {local.maildir}")

@@ -1,0 +1,51 @@
+"""The KPI service's wiring point: the consumer that keeps each order's facts from the lifecycle events, the report
+API, and the loop that works the KPIs out for Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from shared.backbone.runtime import Runtime, serve, service_app
+from shared.contracts.envelope import now
+
+from . import metrics, repository
+from .api import kpis_api
+from .handlers import KpiHandlers
+from .reports import Reporting
+from .settings import KpiSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: KpiSettings) -> FastAPI:
+    runtime = Runtime(settings)
+    rules = settings.rules()
+    reporting = Reporting(rules, settings.shipping_rules(), settings.config().cost)
+    handlers = KpiHandlers(rules)
+    window = timedelta(hours=settings.metrics_window_hours)
+
+    async def refresh_gauges() -> None:
+        while True:
+            try:
+                async with runtime.pool.acquire() as conn:
+                    until = now()
+                    report = await reporting.report(conn, until - window, until, "channel")
+                    held = await repository.on_hold(conn)
+                metrics.publish(report["groups"], reporting.cost.currency)
+                metrics.publish_holds(held, now())
+            except Exception as exc:  # the database may be away for a while: the next round catches up
+                log.warning("KPI gauges not refreshed (%s)", exc.__class__.__name__)
+            await asyncio.sleep(settings.metrics_refresh_seconds)
+
+    app = service_app(runtime, handlers.routes, background={"kpi-gauges": refresh_gauges}, title="OMS KPIs")
+    app.include_router(kpis_api(runtime, reporting))
+    return app
+
+
+def main() -> None:
+    settings = KpiSettings()
+    serve(create_app(settings), settings)

@@ -1,0 +1,204 @@
+"""The KPI facts in SQL: one statement per table for a batch's events (first or latest by the events' own times, so
+redelivery and any reading order give the same rows), and the facts of the orders placed in a period."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.backbone.db import Conn
+
+
+def _json(values: Sequence[Any]) -> list[str]:
+    return [json.dumps(v, sort_keys=True) for v in values]
+
+
+async def save_orders(conn: Conn, rows: Sequence[tuple[UUID, str, datetime, str, dict[str, int]]]) -> None:
+    await conn.execute(
+        "INSERT INTO orders (order_id, channel, placed_at, ship_country, ordered)"
+        " SELECT o, c, p, s, d::jsonb FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
+        " AS t(o, c, p, s, d) ON CONFLICT (order_id) DO NOTHING",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        _json([r[4] for r in rows]),
+    )
+
+
+async def save_rejections(conn: Conn, rows: Sequence[tuple[UUID, str, datetime]]) -> None:
+    await conn.execute(
+        "INSERT INTO rejections (order_id, channel, rejected_at)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) ON CONFLICT (order_id) DO NOTHING",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+    )
+
+
+async def save_holds_placed(conn: Conn, rows: Sequence[tuple[UUID, str, datetime]]) -> None:
+    await conn.execute(
+        "INSERT INTO holds (order_id, channel, held_at)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS t(o, c, h)"
+        " ON CONFLICT (order_id) DO UPDATE SET channel = excluded.channel,"
+        " held_at = least(holds.held_at, excluded.held_at)",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+    )
+
+
+async def save_holds_ended(conn: Conn, rows: Sequence[tuple[UUID, str | None, datetime, bool]]) -> None:
+    """The order left hold (released, or cancelled: `cancelled`); the channel when the event names it."""
+    await conn.execute(
+        "INSERT INTO holds (order_id, channel, ended_at, cancelled)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::boolean[])"
+        " ON CONFLICT (order_id) DO UPDATE SET channel = coalesce(holds.channel, excluded.channel),"
+        " ended_at = greatest(holds.ended_at, excluded.ended_at), cancelled = holds.cancelled OR excluded.cancelled",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
+
+
+async def save_first_allocations(conn: Conn, rows: Sequence[tuple[UUID, str, dict[str, int], datetime]]) -> None:
+    """One row per order (the caller keeps a batch's earliest); an earlier decision read later replaces it."""
+    await conn.execute(
+        "INSERT INTO first_allocations (order_id, outcome, reserved, allocated_at)"
+        " SELECT o, c, r::jsonb, a FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS t(o, c, r, a)"
+        " ON CONFLICT (order_id) DO UPDATE SET outcome = excluded.outcome, reserved = excluded.reserved,"
+        " allocated_at = excluded.allocated_at WHERE excluded.allocated_at < first_allocations.allocated_at",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        _json([r[2] for r in rows]),
+        [r[3] for r in rows],
+    )
+
+
+async def save_cancellations(conn: Conn, rows: Sequence[tuple[UUID, datetime]]) -> None:
+    await conn.execute(
+        "INSERT INTO cancellations (order_id, cancelled_at) SELECT * FROM unnest($1::uuid[], $2::timestamptz[])"
+        " ON CONFLICT (order_id) DO NOTHING",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+    )
+
+
+async def save_cancelled_lines(conn: Conn, rows: Sequence[tuple[UUID, UUID, dict[str, int]]]) -> None:
+    await conn.execute(
+        "INSERT INTO cancelled_lines (event_id, order_id, lines)"
+        " SELECT e, o, l::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(e, o, l) ON CONFLICT DO NOTHING",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        _json([r[2] for r in rows]),
+    )
+
+
+async def save_shipments(
+    conn: Conn, rows: Sequence[tuple[UUID, UUID, str, str, str | None, datetime, date | None, dict[str, int]]]
+) -> None:
+    await conn.execute(
+        "INSERT INTO shipments (pick_task_id, order_id, warehouse_id, carrier, service, shipped_at,"
+        " promised_delivery, lines)"
+        " SELECT p, o, w, c, s, a, d, l::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
+        " $6::timestamptz[], $7::date[], $8::text[]) AS t(p, o, w, c, s, a, d, l)"
+        " ON CONFLICT (pick_task_id) DO NOTHING",
+        *([r[i] for r in rows] for i in range(7)),
+        _json([r[7] for r in rows]),
+    )
+
+
+async def save_deliveries(conn: Conn, rows: Sequence[tuple[UUID, datetime]]) -> None:
+    await conn.execute(
+        "INSERT INTO deliveries (order_id, delivered_at) SELECT * FROM unnest($1::uuid[], $2::timestamptz[])"
+        " ON CONFLICT (order_id) DO UPDATE SET delivered_at = greatest(deliveries.delivered_at, excluded.delivered_at)",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+    )
+
+
+async def save_exceptions(conn: Conn, rows: Sequence[tuple[UUID, datetime, UUID, bool]]) -> None:
+    await conn.execute(
+        "INSERT INTO delivery_exceptions (pick_task_id, occurred_at, order_id, documents)"
+        " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::boolean[]) ON CONFLICT DO NOTHING",
+        *([r[i] for r in rows] for i in range(4)),
+    )
+
+
+async def save_returns(conn: Conn, rows: Sequence[tuple[UUID, UUID, bool, datetime]]) -> None:
+    await conn.execute(
+        "INSERT INTO returns (return_id, order_id, damaged, authorised_at)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::boolean[], $4::timestamptz[]) ON CONFLICT DO NOTHING",
+        *([r[i] for r in rows] for i in range(4)),
+    )
+
+
+async def save_products(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
+    await conn.execute(
+        "INSERT INTO products (sku, weight_grams) SELECT * FROM unnest($1::text[], $2::int[])"
+        " ON CONFLICT (sku) DO UPDATE SET weight_grams = excluded.weight_grams",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+    )
+
+
+# The orders placed in [since, until): validated ones by when they were placed, and those held at intake and never
+# validated by when they were held; each with everything the other tables know of it.
+FACTS = """
+WITH placed AS (
+    SELECT order_id, channel, placed_at, ship_country, ordered FROM orders WHERE placed_at >= $1 AND placed_at < $2
+    UNION ALL
+    SELECT h.order_id, h.channel, h.held_at, NULL, '{}'::jsonb FROM holds h
+    WHERE h.held_at >= $1 AND h.held_at < $2 AND h.channel IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = h.order_id)
+)
+SELECT p.*, a.outcome, a.reserved, h.held_at, h.ended_at AS hold_ended_at, d.delivered_at,
+       c.order_id IS NOT NULL OR coalesce(h.cancelled, false) AS cancelled,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('carrier', s.carrier, 'service', s.service,
+                   'shipped_at', s.shipped_at, 'promised', s.promised_delivery, 'lines', s.lines))
+                 FROM shipments s WHERE s.order_id = p.order_id), '[]'::jsonb) AS shipments,
+       coalesce((SELECT sum(v::int) FROM cancelled_lines x, jsonb_each_text(x.lines) AS l(k, v)
+                 WHERE x.order_id = p.order_id), 0) AS units_cancelled,
+       EXISTS (SELECT 1 FROM delivery_exceptions e WHERE e.order_id = p.order_id AND e.documents) AS document_exception,
+       EXISTS (SELECT 1 FROM returns r WHERE r.order_id = p.order_id) AS returned,
+       EXISTS (SELECT 1 FROM returns r WHERE r.order_id = p.order_id AND r.damaged) AS damaged
+FROM placed p
+LEFT JOIN first_allocations a USING (order_id)
+LEFT JOIN holds h USING (order_id)
+LEFT JOIN deliveries d USING (order_id)
+LEFT JOIN cancellations c USING (order_id)
+"""
+
+
+async def facts(conn: Conn, since: datetime, until: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(FACTS, since, until)
+
+
+async def rejections(conn: Conn, since: datetime, until: datetime) -> dict[str, int]:
+    """Orders refused at intake in [since, until), per channel."""
+    rows = await conn.fetch(
+        "SELECT channel, count(*) AS orders FROM rejections WHERE rejected_at >= $1 AND rejected_at < $2"
+        " GROUP BY channel",
+        since,
+        until,
+    )
+    return {r["channel"]: r["orders"] for r in rows}
+
+
+async def weights(conn: Conn, skus: Sequence[str]) -> dict[str, int]:
+    rows = await conn.fetch("SELECT sku, weight_grams FROM products WHERE sku = ANY($1::text[])", list(skus))
+    return {r["sku"]: r["weight_grams"] for r in rows}
+
+
+async def on_hold(conn: Conn) -> list[asyncpg.Record]:
+    """Per channel, the orders on hold now and when the oldest of them was held."""
+    return await conn.fetch(
+        "SELECT channel, count(*) AS orders, min(held_at) AS oldest FROM holds"
+        " WHERE ended_at IS NULL AND held_at IS NOT NULL AND channel IS NOT NULL GROUP BY channel ORDER BY channel"
+    )
