@@ -19,7 +19,7 @@ case "$what" in
   mailsink)
     # A Maildir's three folders: a fresh volume mounted there is an empty directory.
     mkdir -p /var/mail/oms/cur /var/mail/oms/new /var/mail/oms/tmp
-    exec python -m aiosmtpd -n -u -l 0.0.0.0:1025 -c deploy.local.mailsink.OnceMailbox /var/mail/oms ;;
+    exec python -m deploy.local.mailsink --listen 0.0.0.0:1025 /var/mail/oms ;;
   oms)
     exec python -m deploy.cli "$@" ;;
   ready)
