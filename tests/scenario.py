@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.message import Message
+from email.parser import BytesHeaderParser
 from typing import Any
 from uuid import UUID
 
@@ -64,16 +65,33 @@ async def wait_status(
     return view
 
 
+# Each stored message's order and kind, by its Maildir key: a message is stored once and never changes, so its
+# headers are read once per test session, not on every look (the stack's Maildir keeps every earlier run's mail).
+_HEADERS: dict[str, tuple[str | None, str | None]] = {}
+
+
+def _mail_of(order_id: str, kind: str | None = None) -> tuple[mailbox.Maildir, list[str]]:
+    box = mailbox.Maildir(LOCAL.state / "mail", create=False)
+    keys = list(box.iterkeys())
+    for key in keys:
+        if key not in _HEADERS:
+            with box.get_file(key) as stored:
+                headers = BytesHeaderParser().parse(stored)  # type: ignore[arg-type]
+            _HEADERS[key] = (headers["X-OMS-Order-Id"], headers["X-OMS-Message-Kind"])
+    found = [key for key in keys if _HEADERS[key][0] == order_id and kind in (None, _HEADERS[key][1])]
+    return box, found
+
+
 def mail_for(order_id: str) -> list[str]:
     """Kinds of the messages the SMTP server received for this order."""
-    box = mailbox.Maildir(LOCAL.state / "mail", create=False)
-    return sorted(m["X-OMS-Message-Kind"] for m in box if m["X-OMS-Order-Id"] == order_id)
+    _, keys = _mail_of(order_id)
+    return sorted(str(_HEADERS[key][1]) for key in keys)
 
 
 def mails(order_id: str, kind: str | None = None) -> list[Message]:
     """The messages the SMTP server received for this order (of one kind, if given)."""
-    box = mailbox.Maildir(LOCAL.state / "mail", create=False)
-    return [m for m in box if m["X-OMS-Order-Id"] == order_id and (kind is None or m["X-OMS-Message-Kind"] == kind)]
+    box, keys = _mail_of(order_id, kind)
+    return [box[key] for key in keys]
 
 
 def parts(message: Message) -> dict[str, str]:
