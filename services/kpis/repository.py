@@ -4,7 +4,7 @@ redelivery and any reading order give the same rows), and the facts of the order
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -18,16 +18,18 @@ def _json(values: Sequence[Any]) -> list[str]:
     return [json.dumps(v, sort_keys=True) for v in values]
 
 
+def _columns(rows: Sequence[Sequence[Any]], width: int, json_at: Collection[int] = ()) -> list[list[Any]]:
+    """The rows' values column by column, for one `unnest($1::t[], $2::t[], ...)` statement; the columns at `json_at`
+    as JSON text (cast to jsonb in the statement)."""
+    return [_json(c) if i in json_at else c for i, c in enumerate([row[i] for row in rows] for i in range(width))]
+
+
 async def save_orders(conn: Conn, rows: Sequence[tuple[UUID, str, datetime, str, dict[str, int]]]) -> None:
     await conn.execute(
         "INSERT INTO orders (order_id, channel, placed_at, ship_country, ordered)"
         " SELECT o, c, p, s, d::jsonb FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
         " AS t(o, c, p, s, d) ON CONFLICT (order_id) DO NOTHING",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        _json([r[4] for r in rows]),
+        *_columns(rows, 5, json_at={4}),
     )
 
 
@@ -35,9 +37,7 @@ async def save_rejections(conn: Conn, rows: Sequence[tuple[UUID, str, datetime]]
     await conn.execute(
         "INSERT INTO rejections (order_id, channel, rejected_at)"
         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) ON CONFLICT (order_id) DO NOTHING",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
+        *_columns(rows, 3),
     )
 
 
@@ -47,9 +47,7 @@ async def save_holds_placed(conn: Conn, rows: Sequence[tuple[UUID, str, datetime
         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS t(o, c, h)"
         " ON CONFLICT (order_id) DO UPDATE SET channel = excluded.channel,"
         " held_at = least(holds.held_at, excluded.held_at)",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
+        *_columns(rows, 3),
     )
 
 
@@ -60,10 +58,7 @@ async def save_holds_ended(conn: Conn, rows: Sequence[tuple[UUID, str | None, da
         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::boolean[])"
         " ON CONFLICT (order_id) DO UPDATE SET channel = coalesce(holds.channel, excluded.channel),"
         " ended_at = greatest(holds.ended_at, excluded.ended_at), cancelled = holds.cancelled OR excluded.cancelled",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
+        *_columns(rows, 4),
     )
 
 
@@ -74,10 +69,7 @@ async def save_first_allocations(conn: Conn, rows: Sequence[tuple[UUID, str, dic
         " SELECT o, c, r::jsonb, a FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS t(o, c, r, a)"
         " ON CONFLICT (order_id) DO UPDATE SET outcome = excluded.outcome, reserved = excluded.reserved,"
         " allocated_at = excluded.allocated_at WHERE excluded.allocated_at < first_allocations.allocated_at",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        _json([r[2] for r in rows]),
-        [r[3] for r in rows],
+        *_columns(rows, 4, json_at={2}),
     )
 
 
@@ -85,8 +77,7 @@ async def save_cancellations(conn: Conn, rows: Sequence[tuple[UUID, datetime]]) 
     await conn.execute(
         "INSERT INTO cancellations (order_id, cancelled_at) SELECT * FROM unnest($1::uuid[], $2::timestamptz[])"
         " ON CONFLICT (order_id) DO NOTHING",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
+        *_columns(rows, 2),
     )
 
 
@@ -94,9 +85,7 @@ async def save_cancelled_lines(conn: Conn, rows: Sequence[tuple[UUID, UUID, dict
     await conn.execute(
         "INSERT INTO cancelled_lines (event_id, order_id, lines)"
         " SELECT e, o, l::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(e, o, l) ON CONFLICT DO NOTHING",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        _json([r[2] for r in rows]),
+        *_columns(rows, 3, json_at={2}),
     )
 
 
@@ -109,8 +98,7 @@ async def save_shipments(
         " SELECT p, o, w, c, s, a, d, l::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
         " $6::timestamptz[], $7::date[], $8::text[]) AS t(p, o, w, c, s, a, d, l)"
         " ON CONFLICT (pick_task_id) DO NOTHING",
-        *([r[i] for r in rows] for i in range(7)),
-        _json([r[7] for r in rows]),
+        *_columns(rows, 8, json_at={7}),
     )
 
 
@@ -118,8 +106,7 @@ async def save_deliveries(conn: Conn, rows: Sequence[tuple[UUID, datetime]]) -> 
     await conn.execute(
         "INSERT INTO deliveries (order_id, delivered_at) SELECT * FROM unnest($1::uuid[], $2::timestamptz[])"
         " ON CONFLICT (order_id) DO UPDATE SET delivered_at = greatest(deliveries.delivered_at, excluded.delivered_at)",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
+        *_columns(rows, 2),
     )
 
 
@@ -127,7 +114,7 @@ async def save_exceptions(conn: Conn, rows: Sequence[tuple[UUID, datetime, UUID,
     await conn.execute(
         "INSERT INTO delivery_exceptions (pick_task_id, occurred_at, order_id, documents)"
         " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::boolean[]) ON CONFLICT DO NOTHING",
-        *([r[i] for r in rows] for i in range(4)),
+        *_columns(rows, 4),
     )
 
 
@@ -135,7 +122,7 @@ async def save_returns(conn: Conn, rows: Sequence[tuple[UUID, UUID, bool, dateti
     await conn.execute(
         "INSERT INTO returns (return_id, order_id, damaged, authorised_at)"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::boolean[], $4::timestamptz[]) ON CONFLICT DO NOTHING",
-        *([r[i] for r in rows] for i in range(4)),
+        *_columns(rows, 4),
     )
 
 
@@ -143,8 +130,7 @@ async def save_products(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
     await conn.execute(
         "INSERT INTO products (sku, weight_grams) SELECT * FROM unnest($1::text[], $2::int[])"
         " ON CONFLICT (sku) DO UPDATE SET weight_grams = excluded.weight_grams",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
+        *_columns(rows, 2),
     )
 
 
