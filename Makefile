@@ -112,6 +112,7 @@ asyncapi: docs
 docs: install
 	$(PY) -m shared.contracts.asyncapi > docs/asyncapi.json
 	$(PY) -m shared.contracts.topology docs/architecture.md
+	$(PY) -m oms_kit.asyncapi > docs/kit-asyncapi.json
 
 clean: down
 	$(PY) -m deploy.local.stack down --purge
