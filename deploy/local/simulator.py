@@ -1,10 +1,12 @@
 """A stand-in for the warehouses, the carriers and the payment provider, so the pipeline runs to delivered (and
 returns to refunded) without real ones.
 
-Not part of the services: it reads pick tasks and publishes what a warehouse would report (picked, then
-packed), and reads shipments and publishes what a carrier would report (in transit, then delivered),
-each after a small configurable delay. Each warehouse picks in waves: every pick delay, the tasks waiting are
-picked highest priority first (the task's `priority`), then in release order. A withdrawn pick task
+Not part of the services: its warehouses are built on the integrators' kit (oms_kit.WarehouseWorker), as a
+real warehouse's adapter would be: they read pick tasks and report what a warehouse would (picked, then packed);
+the carriers and the payment provider are plain Kafka clients. The carriers read shipments and publish what a
+carrier would report (in transit, then delivered). Each step comes after a small configurable delay. Each
+warehouse picks in waves: every pick delay, the tasks waiting are picked highest priority first (the task's
+`priority`), then in release order. A withdrawn pick task
 (PickTaskCancelled) is not picked or packed if the warehouse has not got to it yet.
 
 Deterministic triggers for tests and demos (everything else behaves as above):
@@ -43,6 +45,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deploy.local.settings import LocalStack
+from oms_kit import (
+    Connection,
+    DeadLetterFile,
+    ItemQuantity,
+    PickTaskCancelled,
+    PickTaskReleased,
+    ReturnAuthorised,
+    WarehouseReturnReceived,
+    WarehouseWorker,
+)
 from shared.backbone import kafka_access
 from shared.backbone.offsets import guard_offset_fetch
 from shared.contracts import topics
@@ -140,11 +152,6 @@ class Party:
     async def publish(self, topic: str, key: str, body: dict[str, Any]) -> None:
         await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
 
-    async def send(self, topic: str, key: str, body: dict[str, Any]) -> asyncio.Future[Any]:
-        """Queue a record behind those sent before it (same key: same order on the topic); await the result."""
-        delivery: asyncio.Future[Any] = await self.producer.send(topic, json.dumps(body).encode(), key=key.encode())
-        return delivery
-
 
 class Payments:
     """The payment provider's book of refunds or charges: each idempotency key paid once (a repeated key is
@@ -177,9 +184,18 @@ class Payments:
 class Simulator:
     def __init__(self, local: LocalStack, delays: Delays) -> None:
         self.delays = delays
-        # The warehouses read pick tasks and the returns they will receive; the carriers learn of parcels from the
-        # shipments.
-        self.warehouses = Party(local.access("warehouses"), topics.PICK_TASKS.name, topics.RETURN_EVENTS.name)
+        # The warehouses read pick tasks and the returns they will receive (through the kit, in the group the
+        # simulator has always used); the carriers learn of parcels from the shipments.
+        access = local.access("warehouses")
+        self.warehouses = WarehouseWorker(
+            Connection(access.bootstrap, access.principal, access.password),
+            group=f"{kafka_access.consumer_group(access.principal)}-simulator",
+            returns=True,
+            dead_letters=DeadLetterFile(local.state / "simulator" / "dead-letters.jsonl"),
+        )
+        self.warehouses.on_pick_task(self._on_pick_task)
+        self.warehouses.on_withdrawal(self._on_withdrawal)
+        self.warehouses.on_return_authorised(self._on_return_authorised)
         self.carriers = Party(local.access("carriers"), topics.FULFILLMENT_EVENTS.name)
         self.provider = Party(
             local.access("payment-provider"), topics.REFUND_REQUESTS.name, topics.CHARGE_REQUESTS.name
@@ -195,7 +211,8 @@ class Simulator:
 
     async def run(self) -> None:
         guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
-        parties = (self.warehouses, self.carriers, self.provider)
+        parties = (self.carriers, self.provider)
+        await self.warehouses.start()
         for party in parties:
             await party.start()
         log.info("simulating warehouses, carriers and the payment provider with steps of %s", self.delays)
@@ -204,21 +221,25 @@ class Simulator:
         finally:
             for party in parties:
                 await party.stop()
+            await self.warehouses.stop()
+
+    async def _on_pick_task(self, task: PickTaskReleased) -> None:
+        self.postal_codes[str(task.pick_task_id)] = task.ship_to.postal_code
+        self._release(task.model_dump(mode="json"))
+
+    async def _on_withdrawal(self, cancelled: PickTaskCancelled) -> None:
+        self.withdrawn.add(str(cancelled.pick_task_id))
+
+    async def _on_return_authorised(self, authorised: ReturnAuthorised) -> None:
+        self._later(self._return_parcel(authorised.model_dump(mode="json")))
 
     async def _follow(self, party: Party) -> None:
         async for record in party.consumer:
             envelope = Envelope.model_validate_json(record.value)
-            if envelope.type == "PickTaskReleased":
-                self.postal_codes[envelope.payload["pick_task_id"]] = envelope.payload["ship_to"]["postal_code"]
-                self._release(envelope.payload)
-            elif envelope.type == "PickTaskCancelled":
-                self.withdrawn.add(envelope.payload["pick_task_id"])
-            elif envelope.type == "RefundRequested":
+            if envelope.type == "RefundRequested":
                 await self.provider.publish(topics.REFUND_RESULTS.name, *self.refunds.answer(envelope.payload))
             elif envelope.type == "ChargeRequested":
                 await self.provider.publish(topics.CHARGE_RESULTS.name, *self.charges.answer(envelope.payload))
-            elif envelope.type == "ReturnAuthorised":
-                self._later(self._return_parcel(envelope.payload))
             elif envelope.type == "OrderShipped":
                 postal_code = self.postal_codes.pop(envelope.payload["pick_task_id"], None)
                 self._later(self._carrier(envelope.payload, postal_code))
@@ -271,29 +292,23 @@ class Simulator:
             self._forget(task_id)
             return None
         found = picked_lines(task["lines"], warehouse)
-        kind = "short_picked" if found != task["lines"] else "picked"
-        base = {"pick_task_id": task_id, "warehouse_id": warehouse}
-        report = {**base, "kind": kind, "lines": found, "occurred_at": _now()}
-        return await self.warehouses.send(topics.WAREHOUSE_EVENTS.name, warehouse, report), found
+        released = PickTaskReleased.model_validate(task)
+        if found == task["lines"]:
+            delivery = await self.warehouses.picked(released, confirm=False)
+        else:
+            lines = [ItemQuantity.model_validate(line) for line in found]
+            delivery = await self.warehouses.short_picked(released, lines, confirm=False)
+        assert delivery is not None
+        return delivery, found
 
     async def _pack(self, task: dict[str, Any], found: list[dict[str, Any]]) -> None:
-        task_id, warehouse = task["pick_task_id"], task["warehouse_id"]
+        task_id = task["pick_task_id"]
         await asyncio.sleep(self.delays.pack)
         if not found or task_id in self.withdrawn:
             self._forget(task_id)
             return
         weight = sum(line["quantity"] for line in found) * GRAMS_PER_UNIT
-        await self.warehouses.publish(
-            topics.WAREHOUSE_EVENTS.name,
-            warehouse,
-            {
-                "pick_task_id": task_id,
-                "warehouse_id": warehouse,
-                "kind": "packed",
-                "package": {"weight_grams": weight},
-                "occurred_at": _now(),
-            },
-        )
+        await self.warehouses.packed(PickTaskReleased.model_validate(task), weight)
 
     async def _return_parcel(self, authorised: dict[str, Any]) -> None:
         """The customer's parcel reaches the receiving warehouse, which reports what it found."""
@@ -311,7 +326,7 @@ class Simulator:
             "lines": found,
             "occurred_at": _now(),
         }
-        await self.warehouses.publish(topics.WAREHOUSE_EVENTS.name, warehouse, report)
+        await self.warehouses.return_received(WarehouseReturnReceived.model_validate(report))
 
     def _forget(self, task_id: str) -> None:
         self.withdrawn.discard(task_id)
