@@ -34,18 +34,24 @@ class Receiver:
         self.backoff_seconds = backoff_seconds
 
     async def receive(self, message: KafkaMessage, handlers: Mapping[type[Contract], Handler]) -> None:
-        record = message.raw_message
+        """Each record of the message (one, or a batch) handled or set aside, in order; then one commit."""
+        raw = message.raw_message
+        for record in raw if isinstance(raw, tuple | list) else (raw,):
+            letter = await self._take(record, handlers)
+            if letter is not None:
+                await self._set_aside(message, letter)
+        await message.ack()
+
+    async def _take(self, record: Any, handlers: Mapping[type[Contract], Handler]) -> DeadLetter | None:
+        """None once the record was handled (or is an event this party does not act on); else the dead letter."""
         decoded = decode(record, MAX_RECORD_BYTES)
         if isinstance(decoded, Undecodable):
-            await self._set_aside(message, DeadLetter.of(record, decoded.reason))
-            return
+            return DeadLetter.of(record, decoded.reason)
         handler = handlers.get(type(decoded.payload))
-        if handler is not None:
-            failure = await self._handle(handler, decoded.payload)
-            if failure is not None:
-                await self._set_aside(message, DeadLetter.of(record, failure))
-                return
-        await message.ack()  # handled, or an event on the topic this party does not act on
+        if handler is None:
+            return None
+        failure = await self._handle(handler, decoded.payload)
+        return None if failure is None else DeadLetter.of(record, failure)
 
     async def _handle(self, handler: Handler, payload: Contract) -> str | None:
         """None once the handler succeeded; why not after the last attempt."""
@@ -66,8 +72,8 @@ class Receiver:
         try:
             await self.dead_letters.put(letter)
         except Exception:
-            # Not kept: read the record again rather than commit past it.
+            # Not kept: read the records again (from the first of the message) rather than commit past this one;
+            # those before it are handled again, which the reports' stable event ids make harmless.
             log.exception("could not keep a dead letter for %s[%d]@%d", letter.topic, letter.partition, letter.offset)
             await message.nack()
             raise
-        await message.ack()

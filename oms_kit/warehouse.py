@@ -46,6 +46,7 @@ from shared.contracts.topics import PICK_TASKS, RETURN_EVENTS, WAREHOUSE_EVENTS
 
 # Event ids of reports: the same report of the same task is the same event, however often it is sent.
 REPORT_NAMESPACE = uuid.UUID("0f6c1c0e-4a8e-4c55-b7d6-5a4e0d8c2f31")
+BATCH = 500
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 
 
@@ -94,9 +95,12 @@ class WarehouseWorker:
         async def on_record(message: KafkaMessage) -> None:
             await self.receiver.receive(message, handlers)
 
+        # In batches (what has arrived, up to BATCH records): one commit per batch, not one round trip per record.
         self.broker.subscriber(
             *names,
             group_id=self.group,
+            batch=True,
+            max_records=BATCH,
             ack_policy=AckPolicy.MANUAL,
             title="warehouse",
             description="What a warehouse receives: pick tasks and their withdrawals (key warehouse id), and return"

@@ -26,7 +26,7 @@ from .fleet import Fleet
 
 # The simulator's groups (deploy/local/simulator.py): what the warehouses and the carriers read.
 SIMULATOR_GROUPS = {
-    "warehouses-simulator": [topics.PICK_TASKS.name],
+    "warehouses-simulator": [topics.PICK_TASKS.name, topics.RETURN_EVENTS.name],
     "carriers-simulator": [topics.FULFILLMENT_EVENTS.name],
 }
 QUIET_LOOKS = 4

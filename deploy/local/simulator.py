@@ -40,6 +40,7 @@ import logging
 import os
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,19 @@ EXCEPTION_DETAIL = "recipient not at home; delivery will be attempted again"
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+async def until_delivered(what: str, send: Callable[[], Awaitable[Any]]) -> None:
+    """Send until the broker takes it: a broker outage delays a warehouse or a carrier, it never makes one forget a
+    task or a parcel (the kit's reports carry stable event ids, so a report sent twice is applied once; a repeated
+    carrier update or payment answer changes nothing)."""
+    for attempt in itertools.count(1):
+        try:
+            await send()
+            return
+        except Exception as exc:  # the broker unavailable or too slow to answer: wait, send again
+            log.warning("%s not delivered (%s), attempt %d; sending again", what, exc.__class__.__name__, attempt)
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
 
 def picked_lines(lines: list[dict[str, Any]], warehouse: str) -> list[dict[str, Any]]:
@@ -150,7 +164,10 @@ class Party:
         await self.producer.stop()
 
     async def publish(self, topic: str, key: str, body: dict[str, Any]) -> None:
-        await self.producer.send_and_wait(topic, json.dumps(body).encode(), key=key.encode())
+        value = json.dumps(body).encode()
+        await until_delivered(
+            f"a record for {topic}", lambda: self.producer.send_and_wait(topic, value, key=key.encode())
+        )
 
 
 class Payments:
@@ -271,7 +288,7 @@ class Simulator:
                 await asyncio.sleep(self.delays.pick)
                 picked = [(task, sent) for task in queue.wave() if (sent := await self._pick(task)) is not None]
                 for task, (delivery, found) in picked:
-                    await delivery
+                    await self._delivered(delivery, task, found)
                     self._later(self._pack(task, found))
         finally:
             self.pickers.discard(warehouse)
@@ -280,7 +297,7 @@ class Simulator:
         await asyncio.sleep(self.delays.hold)
         if (sent := await self._pick(task)) is not None:
             delivery, found = sent
-            await delivery
+            await self._delivered(delivery, task, found)
             await self._pack(task, found)
 
     async def _pick(self, task: dict[str, Any]) -> tuple[asyncio.Future[Any], list[dict[str, Any]]] | None:
@@ -292,14 +309,28 @@ class Simulator:
             self._forget(task_id)
             return None
         found = picked_lines(task["lines"], warehouse)
-        released = PickTaskReleased.model_validate(task)
-        if found == task["lines"]:
-            delivery = await self.warehouses.picked(released, confirm=False)
-        else:
-            lines = [ItemQuantity.model_validate(line) for line in found]
-            delivery = await self.warehouses.short_picked(released, lines, confirm=False)
+        delivery = await self._report_pick(task, found, confirm=False)
         assert delivery is not None
         return delivery, found
+
+    async def _report_pick(
+        self, task: dict[str, Any], found: list[dict[str, Any]], *, confirm: bool
+    ) -> asyncio.Future[Any] | None:
+        released = PickTaskReleased.model_validate(task)
+        if found == task["lines"]:
+            return await self.warehouses.picked(released, confirm=confirm)
+        lines = [ItemQuantity.model_validate(line) for line in found]
+        return await self.warehouses.short_picked(released, lines, confirm=confirm)
+
+    async def _delivered(
+        self, delivery: asyncio.Future[Any], task: dict[str, Any], found: list[dict[str, Any]]
+    ) -> None:
+        """Wait for a queued pick report; if the broker did not take it, send it again until it does."""
+        try:
+            await delivery
+        except Exception as exc:  # the broker unavailable or too slow to answer
+            log.warning("pick report not delivered (%s); sending again", exc.__class__.__name__)
+            await until_delivered("a pick report", lambda: self._report_pick(task, found, confirm=True))
 
     async def _pack(self, task: dict[str, Any], found: list[dict[str, Any]]) -> None:
         task_id = task["pick_task_id"]
@@ -308,7 +339,8 @@ class Simulator:
             self._forget(task_id)
             return
         weight = sum(line["quantity"] for line in found) * GRAMS_PER_UNIT
-        await self.warehouses.packed(PickTaskReleased.model_validate(task), weight)
+        released = PickTaskReleased.model_validate(task)
+        await until_delivered("a packed report", lambda: self.warehouses.packed(released, weight))
 
     async def _return_parcel(self, authorised: dict[str, Any]) -> None:
         """The customer's parcel reaches the receiving warehouse, which reports what it found."""
@@ -326,7 +358,8 @@ class Simulator:
             "lines": found,
             "occurred_at": _now(),
         }
-        await self.warehouses.return_received(WarehouseReturnReceived.model_validate(report))
+        received = WarehouseReturnReceived.model_validate(report)
+        await until_delivered("a return receipt", lambda: self.warehouses.return_received(received))
 
     def _forget(self, task_id: str) -> None:
         self.withdrawn.discard(task_id)

@@ -102,15 +102,19 @@ async def test_tasks_for_other_warehouses_are_passed_over(tmp_path: Path) -> Non
 
 
 class Message:
-    """What the receiver needs of a FastStream message: the record, ack and nack (counted)."""
+    """What the receiver needs of a FastStream message: its records (one, or a batch), ack and nack (counted)."""
 
-    def __init__(self, value: bytes) -> None:
-        self.raw_message = type(
-            "Record",
-            (),
-            {"topic": PICK_TASKS.name, "partition": 0, "offset": 7, "timestamp": 0, "key": b"ams", "value": value,
-             "headers": ()},
-        )()  # fmt: skip
+    def __init__(self, *values: bytes) -> None:
+        records = tuple(
+            type(
+                "Record",
+                (),
+                {"topic": PICK_TASKS.name, "partition": 0, "offset": 7 + n, "timestamp": 0, "key": b"ams",
+                 "value": value, "headers": ()},
+            )()
+            for n, value in enumerate(values)
+        )  # fmt: skip
+        self.raw_message = records[0] if len(records) == 1 else records
         self.acks = self.nacks = 0
 
     async def ack(self) -> None:
@@ -118,6 +122,21 @@ class Message:
 
     async def nack(self) -> None:
         self.nacks += 1
+
+
+async def test_a_batch_is_handled_record_by_record_in_order_and_committed_once(tmp_path: Path) -> None:
+    letters = DeadLetterFile(tmp_path / "dead.jsonl")
+    first, second = released(), released()
+    got: list[ev.PickTaskReleased] = []
+
+    async def take(task: ev.PickTaskReleased) -> None:
+        got.append(task)
+
+    message = Message(record_of(first), b"{}", record_of(second))
+    await Receiver(letters).receive(message, {ev.PickTaskReleased: take})  # type: ignore[arg-type]
+    assert got == [first, second]
+    assert [(letter["offset"], letter["reason"][:7]) for letter in letters.read()] == [(8, "schema:")]
+    assert (message.acks, message.nacks) == (1, 0)
 
 
 async def test_a_handler_that_fails_twice_is_tried_again_and_its_record_committed_once(tmp_path: Path) -> None:

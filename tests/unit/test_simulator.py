@@ -3,10 +3,11 @@ a `SHORT-<warehouse>-` SKU names), EXC postal codes get a
 carrier exception before delivery; the payment provider takes each key once, failing or refusing marked orders;
 everything else goes as before."""
 
+import asyncio
 import uuid
 from typing import Any
 
-from deploy.local.simulator import EXCEPTION_DETAIL, Payments, PickQueue, carrier_steps, picked_lines
+from deploy.local.simulator import EXCEPTION_DETAIL, Payments, PickQueue, carrier_steps, picked_lines, until_delivered
 
 
 def test_a_sku_marked_short_is_picked_one_unit_short_and_others_in_full() -> None:
@@ -75,3 +76,22 @@ def test_the_provider_refuses_marked_charges_for_good_and_fails_others_twice_bef
     answers = [charges.answer(charge("webshop:CHARGE-FAIL-TWICE-1", "k2"))[1] for _ in range(3)]
     assert [a["outcome"] for a in answers] == ["failed", "failed", "succeeded"]
     assert answers[0]["retriable"] is True
+
+
+async def test_a_report_the_broker_does_not_take_is_sent_again_until_it_does(monkeypatch: Any) -> None:
+    # given a broker that times out twice (as while a killed broker comes back)
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", no_wait)
+    attempts = 0
+
+    async def send() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:
+            raise TimeoutError("no answer from the broker")
+
+    # when the simulator sends a report, then it is sent until taken, not dropped with its task
+    await until_delivered("a pick report", send)
+    assert attempts == 3
