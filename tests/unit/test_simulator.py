@@ -6,7 +6,14 @@ everything else goes as before."""
 import uuid
 from typing import Any
 
-from deploy.local.simulator import EXCEPTION_DETAIL, Payments, PickQueue, carrier_steps, picked_lines
+from deploy.local.simulator import (
+    EXCEPTION_DETAIL,
+    Payments,
+    PickQueue,
+    carrier_steps,
+    picked_lines,
+    supplier_answer,
+)
 
 
 def test_a_sku_marked_short_is_picked_one_unit_short_and_others_in_full() -> None:
@@ -75,3 +82,21 @@ def test_the_provider_refuses_marked_charges_for_good_and_fails_others_twice_bef
     answers = [charges.answer(charge("webshop:CHARGE-FAIL-TWICE-1", "k2"))[1] for _ in range(3)]
     assert [a["outcome"] for a in answers] == ["failed", "failed", "succeeded"]
     assert answers[0]["retriable"] is True
+
+
+def test_the_supplier_acknowledges_plain_purchase_orders() -> None:
+    assert supplier_answer({"lines": [{"sku": "DS-ACME-1", "quantity": 2}]}) == ("acknowledged", None)
+
+
+def test_the_supplier_rejects_a_purchase_order_with_a_line_marked_reject() -> None:
+    lines = [{"sku": "DS-ACME-1", "quantity": 2}, {"sku": "DS-ACME-REJECT-2", "quantity": 1}]
+    assert supplier_answer({"lines": lines}) == ("rejected", None)
+
+
+def test_the_supplier_accepts_one_unit_less_of_a_line_marked_partial_and_rejects_when_nothing_is_left() -> None:
+    lines = [{"sku": "DS-ACME-1", "quantity": 2}, {"sku": "DS-ACME-PARTIAL-2", "quantity": 3}]
+    assert supplier_answer({"lines": lines}) == (
+        "partially_accepted",
+        [{"sku": "DS-ACME-1", "quantity": 2}, {"sku": "DS-ACME-PARTIAL-2", "quantity": 2}],
+    )
+    assert supplier_answer({"lines": [{"sku": "DS-ACME-PARTIAL-2", "quantity": 1}]}) == ("rejected", None)
