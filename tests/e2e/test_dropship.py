@@ -196,3 +196,25 @@ async def test_a_mixed_order_is_delivered_in_two_shipments_one_from_the_warehous
     # and the books balance: Amsterdam's unit left its stock, the sofa stayed with the supplier
     assert await stock(db, mug) == {"ams": (4, 0)}
     assert await stock(db, sofa) == {}
+
+
+async def test_the_remainder_of_a_partial_acceptance_is_routed_to_a_warehouse_and_both_parcels_delivered(
+    http, db
+) -> None:
+    # given a SKU acme-direct accepts one unit less of, of which Amsterdam has 5
+    sku = dropship_sku("ACME", "PARTIAL-")
+    await seed([("ams", sku, 5)])
+    # when a customer orders 3
+    response = await http.post("/v1/orders", json=order_document([(sku, 3)]))
+    order_id = response.json()["order_id"]
+    # then the supplier ships the 2 it accepted, Amsterdam the third, and the order is delivered
+    view = await wait_status(http, order_id, {"delivered"})
+    assert view["shipped"] == {sku: 3}
+    (po,) = await purchase_orders(db, order_id)
+    assert po["status"] == "shipped" and json.loads(po["held"]) == [{"sku": sku, "quantity": 2}]
+    assert await reports(db, po["purchase_order_id"]) == [
+        ("partially_accepted", "applied: partially_accepted"),
+        ("shipped", "applied: shipped"),
+    ]
+    assert await stock(db, sku) == {"ams": (4, 0)}
+    assert (await allocation_order(db, order_id))["dropship"] == {"acme-direct": {sku: 2}}
