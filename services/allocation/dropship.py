@@ -97,3 +97,16 @@ def decline(serving: Serving, order: Order, supplier_id: str, lines: Mapping[str
     for sku, n in back.items():
         order.backordered[sku] = order.backordered.get(sku, 0) + n
     return serving.serve(set(back), focus=order, context=context)
+
+
+def withdrawn(order: Order, lines: Mapping[str, int] | None) -> dict[str, int]:
+    """A cancellation fulfillment accepted withdrew every open purchase order holding a cancelled SKU (all of them
+    for the whole order), as it withdraws pick tasks: their units leave the suppliers and wait again, for the
+    cancellation to take what it asks and the rest to be routed anew. Returns those units."""
+    back: dict[str, int] = {}
+    for supplier, held in sorted(order.dropship.items()):
+        if lines is None or held.keys() & {sku for sku, n in lines.items() if n > 0}:
+            for sku, n in held.items():
+                back[sku] = back.get(sku, 0) + n
+            del order.dropship[supplier]
+    return back

@@ -106,6 +106,9 @@ class Inventory:
         released = [r for r in self.ledger.open_reservations(order_id=order_id) if r.shipment_id in withdrawn_ids]
         if order.status in ("cancelled", "unfulfillable"):
             return self._release_withdrawn(order, released)
+        from_suppliers = dropship.withdrawn(order, lines)
+        for sku, n in from_suppliers.items():
+            order.backordered[sku] = order.backordered.get(sku, 0) + n
         to_keep: dict[Key, int] = {}
         for r in released:
             self.ledger.release(r)
@@ -147,7 +150,7 @@ class Inventory:
             outcomes.append(
                 Allocated(order_id, tuple(kept), dict(order.backordered), "lines not cancelled stay reserved")
             )
-        return outcomes + self.serving.serve(freed)
+        return outcomes + self.serving.serve(freed | set(from_suppliers))
 
     def _still_to_withdraw(
         self, order_id: UUID, units: Lines, withdrawn: set[UUID], reason: str

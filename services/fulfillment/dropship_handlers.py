@@ -1,7 +1,8 @@
 """Fulfillment's dropship handlers: issue a purchase order for each supplier's lines allocation routed, follow the
 supplier's answers (acknowledged, rejected, partially accepted, shipped), hand declined lines back to allocation,
-time out purchase orders left unanswered, and turn a supplier's shipment notice into the order's shipment, with its
-tracking number, like a warehouse's parcel (the carrier's updates then deliver it the same way).
+time out purchase orders left unanswered, withdraw them for a cancellation as pick tasks are, and turn a supplier's
+shipment notice into the order's shipment, with its tracking number, like a warehouse's parcel (the carrier's updates
+then deliver it the same way).
 
 Every decision about a purchase order holds its order's lock row (taken for the batch in FulfillmentHandlers.prepare,
 or by the timeout sweep), so whether the order is complete or delivered is decided over all its shipments at once."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
@@ -152,6 +154,37 @@ class DropshipHandlers:
             reason=reason,
         )
         return topics.FULFILLMENT_EVENTS, str(po["order_id"]), self._event(declined, po["order_id"], envelope)
+
+    async def lock_as_tasks(self, conn: Conn, order_id: UUID) -> list[domain.TaskState]:
+        """The order's purchase orders as the pick tasks they stand in for, locked, for a cancellation to decide
+        on: an open one is withdrawn like a task not yet packed, a shipped one refuses it like a packed one."""
+        return [
+            domain.TaskState(
+                po["purchase_order_id"],
+                po["supplier_id"],
+                dropship.as_task_status(po["status"]),
+                tuple(
+                    ev.ItemQuantity(sku=sku, quantity=n) for sku, n in purchase_orders.quantities(po["held"]).items()
+                ),
+            )
+            for po in await purchase_orders.lock_of_order(conn, order_id)
+        ]
+
+    async def withdraw(self, conn: Conn, tasks: Sequence[domain.TaskState], reason: str, cause: Envelope) -> Outgoing:
+        """Cancel, with their suppliers, the purchase orders among the tasks a cancellation withdraws."""
+        ours = [t for t in tasks if t.warehouse_id in self.suppliers.by_id]
+        outgoing: Outgoing = []
+        for t in ours:
+            order_id = await purchase_orders.cancel(conn, t.pick_task_id, self.clock())
+            cancelled = ev.PurchaseOrderCancelled(
+                purchase_order_id=t.pick_task_id,
+                order_id=order_id,
+                supplier_id=t.warehouse_id,
+                reason=reason,
+                cancelled_at=self.clock(),
+            )
+            outgoing.append((topics.PURCHASE_ORDERS, t.warehouse_id, self._event(cancelled, order_id, cause)))
+        return outgoing
 
     async def time_out(self, conn: Conn) -> int:
         """Purchase orders unanswered by their deadline: cancelled with the supplier, their lines handed back to

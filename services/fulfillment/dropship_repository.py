@@ -74,6 +74,23 @@ async def lock(conn: Conn, purchase_order_id: UUID) -> asyncpg.Record | None:
     )
 
 
+async def lock_of_order(conn: Conn, order_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {COLUMNS} FROM purchase_orders WHERE order_id = $1 ORDER BY purchase_order_id FOR UPDATE", order_id
+    )
+
+
+async def cancel(conn: Conn, purchase_order_id: UUID, at: datetime) -> UUID:
+    """Withdraw the purchase order (a cancellation of the order); returns its order id."""
+    order_id: UUID = await conn.fetchval(
+        "UPDATE purchase_orders SET status = 'cancelled', held = '[]', updated_at = $2"
+        " WHERE purchase_order_id = $1 RETURNING order_id",
+        purchase_order_id,
+        at,
+    )
+    return order_id
+
+
 async def set_status(conn: Conn, purchase_order_id: UUID, status: str, held: Mapping[str, int], at: datetime) -> None:
     await conn.execute(
         "UPDATE purchase_orders SET status = $2, held = $3, answered_at = coalesce(answered_at, $4), updated_at = now()"

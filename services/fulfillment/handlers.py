@@ -256,6 +256,7 @@ class FulfillmentHandlers:
         request = msg.payload
         await repository.lock_orders(conn, [request.order_id])  # no pick task of the order is released meanwhile
         tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, request.order_id)]
+        tasks += await self.dropship.lock_as_tasks(conn, request.order_id)  # a purchase order is withdrawn alike
         await self._decide_cancellation(conn, msg, request.order_id, tasks, request.lines, request.reason)
 
     async def on_withdrawal_requested(self, conn: Conn, msg: Inbound[ev.WithdrawalRequested]) -> None:
@@ -295,7 +296,8 @@ class FulfillmentHandlers:
         withdrawn = [t.pick_task_id for t in decision.tasks]
         await repository.withdraw(conn, withdrawn, reason)
         await repository.record_cancellation(conn, msg.event_id, order_id, lines, reason, withdrawn, None, decided_at)
-        outgoing: Outgoing = [
+        outgoing = await self.dropship.withdraw(conn, decision.tasks, reason, msg.envelope)
+        outgoing += [
             (
                 topics.PICK_TASKS,
                 t.warehouse_id,
@@ -312,6 +314,7 @@ class FulfillmentHandlers:
                 ),
             )
             for t in decision.tasks
+            if t.warehouse_id in self.warehouses
         ]
         accepted = ev.CancellationAccepted(order_id=order_id, lines=lines, withdrawn_shipments=withdrawn, reason=reason)
         outgoing.append(self._order_event(accepted, order_id, msg))

@@ -218,3 +218,29 @@ async def test_the_remainder_of_a_partial_acceptance_is_routed_to_a_warehouse_an
     ]
     assert await stock(db, sku) == {"ams": (4, 0)}
     assert (await allocation_order(db, order_id))["dropship"] == {"acme-direct": {sku: 2}}
+
+
+async def test_cancelling_an_order_withdraws_its_open_purchase_order_and_the_suppliers_late_answer_changes_nothing(
+    http, db
+) -> None:
+    # given an order whose purchase order acme-direct has not answered yet (it answers after 15 s)
+    sku = dropship_sku("ACME", "SLOW-")
+    await catalogue(sku)
+    async with TopicReader(topics.PURCHASE_ORDERS.name, principal="suppliers") as supplier:
+        response = await http.post("/v1/orders", json=order_document([(sku, 1)]))
+        order_id = response.json()["order_id"]
+        await wait_status(http, order_id, {"allocated"})
+        # when the customer cancels it
+        cancel = await http.post(f"/v1/orders/{order_id}/cancel", json={"reason": "changed my mind"})
+        assert cancel.status_code == 202
+        # then the order is cancelled and the supplier told the purchase order is off
+        await wait_status(http, order_id, {"cancelled"})
+        found = await eventually(lambda: supplier.bodies_for(order_id), lambda found: len(found) >= 2)
+    assert [body["type"] for body in found] == ["PurchaseOrderIssued", "PurchaseOrderCancelled"]
+    (row,) = await purchase_orders(db, order_id)
+    assert row["status"] == "cancelled"
+    assert (await allocation_order(db, order_id)) == {"status": "cancelled", "dropship": {}}
+    # and the supplier's late acknowledgement is recorded and changes nothing
+    late = await eventually(lambda: reports(db, row["purchase_order_id"]), bool, timeout=30)
+    assert late == [("acknowledged", "ignored: purchase order cancelled")]
+    assert (await http.get(f"/v1/orders/{order_id}")).json()["status"] == "cancelled"

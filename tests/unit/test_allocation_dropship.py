@@ -134,3 +134,38 @@ def test_declined_lines_of_a_cancelled_order_count_as_cancelled_and_reserve_noth
     new.status = "cancelled"
     assert inventory.decline(new.order_id, "acme", {"DS-ACME-SOFA": 2}, "") == []
     assert new.cancelled == {"DS-ACME-SOFA": 2} and reserved(inventory, new.order_id) == {}
+
+
+def test_a_whole_order_cancelled_withdraws_its_purchase_orders_and_their_units_count_as_cancelled() -> None:
+    inventory = stocked(("ams", "MUG", 5))
+    new = dropship_order({"MUG": 1, "DS-ACME-SOFA": 2, "DS-NORDIC-LAMP": 1})
+    [allocated] = inventory.place(new)
+    assert isinstance(allocated, Allocated)
+    outcomes = inventory.cancel(new.order_id, None, [allocated.shipments[0].shipment_id], "customer request")
+    assert [type(o) for o in outcomes] == [Cancelled]
+    assert new.status == "cancelled" and new.dropship == {} and new.backordered == {}
+    assert new.cancelled == {"MUG": 1, "DS-ACME-SOFA": 2, "DS-NORDIC-LAMP": 1}
+
+
+def test_cancelling_one_line_of_a_purchase_order_routes_its_other_lines_anew() -> None:
+    # given a purchase order of two SKUs with acme, and the table also in Frankfurt
+    inventory = stocked(("fra", "DS-ACME-TABLE", 3))
+    new = dropship_order({"DS-ACME-SOFA": 2, "DS-ACME-TABLE": 1})
+    inventory.place(new)
+    # when the sofa is cancelled (fulfillment withdrew the whole purchase order)
+    outcomes = inventory.cancel(new.order_id, {"DS-ACME-SOFA": 2}, [], "customer request")
+    # then the sofa is cancelled and the table, no longer with the supplier, is reserved in Frankfurt
+    cancelled, allocated = outcomes
+    assert isinstance(cancelled, Cancelled) and cancelled.lines == {"DS-ACME-SOFA": 2}
+    assert isinstance(allocated, Allocated)
+    assert reserved(inventory, new.order_id) == {("fra", "DS-ACME-TABLE"): 1}
+    assert new.dropship == {} and new.status == "allocated"
+
+
+def test_cancelling_a_warehouse_line_leaves_the_purchase_orders_alone() -> None:
+    inventory = stocked(("ams", "MUG", 5))
+    new = dropship_order({"MUG": 1, "DS-ACME-SOFA": 2})
+    [allocated] = inventory.place(new)
+    assert isinstance(allocated, Allocated)
+    inventory.cancel(new.order_id, {"MUG": 1}, [allocated.shipments[0].shipment_id], "customer request")
+    assert new.dropship == {"acme": {"DS-ACME-SOFA": 2}} and new.cancelled == {"MUG": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from services.fulfillment import domain
 from services.fulfillment.dropship import answer, as_task_status, ship_by, timed_out
 from services.fulfillment.settings import FulfillmentSettings
+from shared.contracts.events import ItemQuantity
 from shared.reference.suppliers import Supplier
 
 HELD = {"DS-A": 3, "DS-B": 1}
@@ -69,3 +71,14 @@ def test_the_ship_by_date_counts_the_suppliers_lead_time_in_business_days() -> N
 def test_purchase_orders_count_as_shipments_when_an_order_is_complete() -> None:
     assert domain.order_complete([domain.SHIPPED, as_task_status("shipped"), as_task_status("timed_out")])
     assert not domain.order_complete([domain.SHIPPED, as_task_status("acknowledged")])
+
+
+def test_a_cancellation_withdraws_an_open_purchase_order_and_is_refused_once_the_supplier_shipped() -> None:
+    sofa = (ItemQuantity(sku="DS-A", quantity=1),)
+    open_po = domain.TaskState(uuid.uuid4(), "acme", as_task_status("acknowledged"), sofa)
+    withdrawn = domain.decide_cancellation([open_po], None)
+    assert isinstance(withdrawn, domain.Withdraw) and withdrawn.tasks == (open_po,)
+    shipped_po = domain.TaskState(uuid.uuid4(), "acme", as_task_status("shipped"), sofa)
+    assert isinstance(domain.decide_cancellation([shipped_po], None), domain.Refuse)
+    declined_po = domain.TaskState(uuid.uuid4(), "acme", as_task_status("rejected"), sofa)
+    assert domain.decide_cancellation([declined_po], None) == domain.Withdraw(())
