@@ -309,13 +309,12 @@ async def test_dropship_list_shows_the_purchase_orders_still_with_their_supplier
     await client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
     order_id = (await http.post("/v1/orders", json=order_document([(sku, 2)]))).json()["order_id"]
     await wait_status(http, order_id, {"allocated"})
-    # when operators list the open purchase orders
-    found = eventually_sync(
-        lambda: oms_json("dropship", "list", "--limit", "1000"), lambda pos: any(p["order_id"] == order_id for p in pos)
-    )
+    # when operators list the open purchase orders (while the supplier has not shipped: about 15 s)
+    shown = eventually_sync(lambda: oms("dropship", "list", "--limit", "1000").stdout, lambda out: order_id in out)
+    found = oms_json("dropship", "list", "--limit", "1000")
     # then it is there, with its supplier, lines and dates
+    assert f"order {order_id}: {sku} x2" in shown
     (po,) = [p for p in found if p["order_id"] == order_id]
     assert (po["supplier_id"], po["lines"]) == ("acme-direct", [{"sku": sku, "quantity": 2}])
     assert po["status"] in ("issued", "acknowledged")
     assert po["ship_by"] and po["answer_by"]
-    assert order_id in oms("dropship", "list", "--limit", "1000").stdout
