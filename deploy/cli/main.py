@@ -9,6 +9,7 @@
     oms returns list | show | approve | reject   returns after delivery, and decisions on those under review
     oms holds list | show | release | cancel     orders on hold (risk), and operators' decisions on them
     oms replenishment                 what to order: open replenishment suggestions and reorder points
+    oms dropship list                 dropship purchase orders still with their suppliers
     oms kpi [--since] [--by channel]  the KPIs operations live by, for the orders placed in a period
 
 Every verb has --help and --json (machine-readable output on stdout; progress and notes go to stderr).
@@ -26,6 +27,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.cli import (
     cmd_dlq,
+    cmd_dropship,
     cmd_holds,
     cmd_inventory,
     cmd_keys,
@@ -52,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(
         dest="command",
         required=True,
-        metavar="{stack,order,inventory,dlq,topics,keys,returns,holds,replenishment,kpi}",
+        metavar="{stack,order,inventory,dlq,topics,keys,returns,holds,replenishment,dropship,kpi}",
     )
     for module in (
         cmd_stack,
@@ -64,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
         cmd_returns,
         cmd_holds,
         cmd_replenishment,
+        cmd_dropship,
         cmd_kpi,
     ):
         module.register(commands, common)

@@ -1,5 +1,5 @@
-"""A stand-in for the warehouses, the carriers and the payment provider, so the pipeline runs to delivered (and
-returns to refunded) without real ones.
+"""A stand-in for the warehouses, the carriers, the dropship suppliers and the payment provider, so the pipeline runs
+to delivered (and returns to refunded) without real ones.
 
 Not part of the services: its warehouses are built on the integrators' kit (oms_kit.WarehouseWorker), as a
 real warehouse's adapter would be: they read pick tasks and report what a warehouse would (picked, then packed);
@@ -20,6 +20,11 @@ Deterministic triggers for tests and demos (everything else behaves as above):
 - an authorised return (ReturnAuthorised) is played as the customer's parcel arriving at the receiving warehouse
   after the carrier delay, every unit on the RMA in it: restocked, or quarantined when the reason code is under
   `damaged`; unless a SKU of the RMA contains `KEEP` (the customer never sends it, so the RMA expires);
+- a dropship supplier acknowledges each purchase order after the pick delay and ships it after the pack delay, with
+  its own tracking number (carrier `parcelnet`), except: a line whose SKU contains `REJECT` makes it reject the whole
+  purchase order; one whose SKU contains `PARTIAL` makes it accept one unit less of that line (the rest declined);
+  one whose SKU contains `SLOW` makes it answer only after `--supplier-slow` seconds (a purchase order it has
+  meanwhile been told is cancelled is acknowledged late, as slow suppliers do, but never shipped);
 - the payment provider pays each refund's idempotency key once (a repeated key is answered with the same
   payment), except for orders whose external id contains `REFUND-FAIL-TWICE` (the first two attempts of each key
   fail as retriable) or `REFUND-REFUSED` (refused for good); and takes each charge's key once the same way, except
@@ -73,6 +78,10 @@ REFUSED_MARK = "REFUND-REFUSED"
 CHARGE_FAIL_TWICE_MARK = "CHARGE-FAIL-TWICE"
 CHARGE_REFUSED_MARK = "CHARGE-REFUSED"
 EXCEPTION_DETAIL = "recipient not at home; delivery will be attempted again"
+SUPPLIER_REJECT_MARK = "REJECT"
+SUPPLIER_PARTIAL_MARK = "PARTIAL"
+SUPPLIER_SLOW_MARK = "SLOW"
+SUPPLIER_CARRIER = "parcelnet"
 
 
 def _now() -> str:
@@ -103,6 +112,21 @@ def picked_lines(lines: list[dict[str, Any]], warehouse: str) -> list[dict[str, 
 
     found = [{**line, "quantity": on_shelf(line["sku"], line["quantity"])} for line in lines]
     return [line for line in found if line["quantity"] > 0]
+
+
+def supplier_answer(purchase_order: dict[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
+    """How the simulated supplier answers a purchase order: (kind, accepted lines for a partial acceptance)."""
+    lines = purchase_order["lines"]
+    if any(SUPPLIER_REJECT_MARK in line["sku"] for line in lines):
+        return "rejected", None
+    accepted = [
+        {**line, "quantity": line["quantity"] - (SUPPLIER_PARTIAL_MARK in line["sku"])}
+        for line in lines
+        if line["quantity"] - (SUPPLIER_PARTIAL_MARK in line["sku"]) > 0
+    ]
+    if accepted == lines:
+        return "acknowledged", None
+    return ("partially_accepted", accepted) if accepted else ("rejected", None)
 
 
 def carrier_steps(postal_code: str | None) -> list[tuple[str, str | None]]:
@@ -144,6 +168,7 @@ class Delays:
     pack: float
     carrier: float
     hold: float
+    supplier_slow: float = 15.0
 
 
 class Party:
@@ -214,6 +239,8 @@ class Simulator:
         self.warehouses.on_withdrawal(self._on_withdrawal)
         self.warehouses.on_return_authorised(self._on_return_authorised)
         self.carriers = Party(local.access("carriers"), topics.FULFILLMENT_EVENTS.name)
+        self.suppliers = Party(local.access("suppliers"), topics.PURCHASE_ORDERS.name)
+        self.cancelled_purchase_orders: set[str] = set()
         self.provider = Party(
             local.access("payment-provider"), topics.REFUND_REQUESTS.name, topics.CHARGE_REQUESTS.name
         )
@@ -228,7 +255,7 @@ class Simulator:
 
     async def run(self) -> None:
         guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
-        parties = (self.carriers, self.provider)
+        parties = (self.carriers, self.suppliers, self.provider)
         await self.warehouses.start()
         for party in parties:
             await party.start()
@@ -253,7 +280,11 @@ class Simulator:
     async def _follow(self, party: Party) -> None:
         async for record in party.consumer:
             envelope = Envelope.model_validate_json(record.value)
-            if envelope.type == "RefundRequested":
+            if envelope.type == "PurchaseOrderIssued":
+                self._later(self._supply(envelope.payload))
+            elif envelope.type == "PurchaseOrderCancelled":
+                self.cancelled_purchase_orders.add(envelope.payload["purchase_order_id"])
+            elif envelope.type == "RefundRequested":
                 await self.provider.publish(topics.REFUND_RESULTS.name, *self.refunds.answer(envelope.payload))
             elif envelope.type == "ChargeRequested":
                 await self.provider.publish(topics.CHARGE_RESULTS.name, *self.charges.answer(envelope.payload))
@@ -342,6 +373,34 @@ class Simulator:
         released = PickTaskReleased.model_validate(task)
         await until_delivered("a packed report", lambda: self.warehouses.packed(released, weight))
 
+    async def _supply(self, purchase_order: dict[str, Any]) -> None:
+        """A supplier answers a purchase order, then ships what it accepted straight to the customer."""
+        po_id, supplier = purchase_order["purchase_order_id"], purchase_order["supplier_id"]
+        slow = any(SUPPLIER_SLOW_MARK in line["sku"] for line in purchase_order["lines"])
+        await asyncio.sleep(self.delays.supplier_slow if slow else self.delays.pick)
+        kind, accepted = supplier_answer(purchase_order)
+        base = {"purchase_order_id": po_id, "supplier_id": supplier}
+        answer = {**base, "kind": kind, "occurred_at": _now()}
+        if accepted is not None:
+            answer["lines"] = accepted
+        if kind == "rejected":
+            answer["reason"] = "out of stock at the supplier"
+        await self.suppliers.publish(topics.SUPPLIER_REPORTS.name, po_id, answer)
+        if kind == "rejected":
+            return
+        await asyncio.sleep(self.delays.pack)
+        if po_id in self.cancelled_purchase_orders:
+            self.cancelled_purchase_orders.discard(po_id)
+            return
+        notice = {
+            **base,
+            "kind": "shipped",
+            "carrier": SUPPLIER_CARRIER,
+            "tracking_number": f"{supplier[:20].upper()}-{uuid.uuid4().hex[:16].upper()}",
+            "occurred_at": _now(),
+        }
+        await self.suppliers.publish(topics.SUPPLIER_REPORTS.name, po_id, notice)
+
     async def _return_parcel(self, authorised: dict[str, Any]) -> None:
         """The customer's parcel reaches the receiving warehouse, which reports what it found."""
         lines = authorised["lines"]
@@ -395,12 +454,19 @@ def main() -> None:
         default=float(os.environ.get("OMS_SIMULATOR_HOLD", "30")),
         help=f"seconds a task for a postal code starting with {HOLD_POSTAL_PREFIX} waits before picking",
     )
+    parser.add_argument(
+        "--supplier-slow",
+        type=float,
+        default=float(os.environ.get("OMS_SIMULATOR_SUPPLIER_SLOW", "15")),
+        help=f"seconds a supplier takes to answer a purchase order with a {SUPPLIER_SLOW_MARK} SKU",
+    )
     args = parser.parse_args()
     delays = Delays(
         pick=args.delay if args.pick_delay is None else args.pick_delay,
         pack=args.delay if args.pack_delay is None else args.pack_delay,
         carrier=args.delay if args.carrier_delay is None else args.carrier_delay,
         hold=args.hold,
+        supplier_slow=args.supplier_slow,
     )
     logging.basicConfig(level="INFO", format="%(asctime)s simulator %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

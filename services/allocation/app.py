@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from shared.backbone.runtime import Runtime, serve, service_app
+from shared.reference.suppliers import load_suppliers
 
 from . import views
 from .handlers import AllocationHandlers
@@ -16,7 +17,7 @@ def create_app(settings: AllocationSettings) -> FastAPI:
     network = load_network(settings.warehouses_file, settings.allocation_file)
     replenishment = load_replenishment(settings.allocation_file, network.warehouse_ids)
     priorities = load_priorities(settings.allocation_file, settings.carriers_file)
-    handlers = AllocationHandlers(network, replenishment, priorities)
+    handlers = AllocationHandlers(network, replenishment, priorities, load_suppliers(settings.dropship_file))
     runtime = Runtime(settings)
 
     async def report_stock_levels() -> None:

@@ -26,8 +26,10 @@ from shared.contracts import topics
 from shared.contracts.backorders import quantities
 from shared.contracts.envelope import Envelope, wrap
 from shared.reference import catalogue
+from shared.reference.suppliers import Suppliers
 
 from . import metrics, repository
+from .dropship import split
 from .inventory import Inventory
 from .orders import (
     Allocated,
@@ -53,6 +55,7 @@ HANDLED = (
     ev.OrderShipped,
     ev.CancellationAccepted,
     ev.ShortPickReported,
+    ev.DropshipDeclined,
 )
 
 
@@ -78,16 +81,22 @@ class Named:
                     named.skus |= set(_restocked(record.payload))
                 case ev.CancellationAccepted(order_id=order_id) | ev.ShortPickReported(order_id=order_id):
                     named.orders.add(order_id)
+                case ev.DropshipDeclined(order_id=order_id, lines=lines):
+                    named.orders.add(order_id)
+                    named.skus |= {line.sku for line in lines}
                 case ev.OrderShipped(pick_task_id=shipment_id):
                     named.shipments.add(shipment_id)
         return named
 
 
 class AllocationHandlers:
-    def __init__(self, network: Network, replenishment: Policy, priorities: PriorityRules) -> None:
+    def __init__(
+        self, network: Network, replenishment: Policy, priorities: PriorityRules, suppliers: Suppliers | None = None
+    ) -> None:
         self.network = network
         self.replenishment = replenishment
         self.priorities = priorities
+        self.suppliers = suppliers or Suppliers()
 
     async def on_allocation_input(self, conn: Conn, records: list[Inbound[Any]]) -> None:
         """A batch's records for allocation: locked and loaded once, applied in the order read, saved once."""
@@ -171,6 +180,8 @@ class AllocationHandlers:
                     )
                     outcomes += await self._adjust(conn, inventory, receipt)
                 return outcomes
+            case ev.OrderShipped(warehouse_id=supplier_id) if supplier_id in self.suppliers.by_id:
+                return []  # a dropship supplier's parcel: none of our stock left with it
             case ev.OrderShipped(pick_task_id=shipment_id):
                 if not inventory.ledger.open_reservations(shipment_id=shipment_id):
                     log.warning("shipment %s shipped with no open reservation", shipment_id)
@@ -181,6 +192,11 @@ class AllocationHandlers:
                     raise LookupError(f"short pick for order {payload.order_id} allocation does not know")
                 missing = quantities(payload.missing)
                 return inventory.short_pick(payload.order_id, payload.shipment_id, payload.warehouse_id, missing)
+            case ev.DropshipDeclined():
+                if payload.order_id not in inventory.orders:
+                    raise LookupError(f"dropship lines declined for order {payload.order_id} allocation does not know")
+                context = f"{payload.supplier_id} {payload.cause.replace('_', ' ')} ({payload.reason}): "
+                return inventory.decline(payload.order_id, payload.supplier_id, quantities(payload.lines), context)
             case ev.CancellationAccepted():
                 lines = None if payload.lines is None else quantities(payload.lines)
                 if payload.order_id not in inventory.orders:
@@ -236,6 +252,7 @@ class AllocationHandlers:
             service_level=validated.service_level,
             lines=quantities(validated.lines),
             priority=assess(arrival, self.priorities),
+            dropship=split(quantities(validated.lines), self.suppliers).dropship,
         )
 
     def routes(self) -> Routes:
@@ -317,6 +334,12 @@ def _announcement(inventory: Inventory, outcome: Outcome, reference: str) -> tup
                 backordered=_items(outcome.backordered),
                 reason=outcome.reason,
                 priority=inventory.serving.score(order),
+                dropship=[
+                    ev.PurchaseOrderPart(
+                        purchase_order_id=p.purchase_order_id, supplier_id=p.supplier_id, lines=_items(p.lines)
+                    )
+                    for p in outcome.purchase_orders
+                ],
             )
         case Backordered():
             payload = ev.OrderBackordered(

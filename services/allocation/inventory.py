@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from uuid import UUID
 
+from . import dropship
 from .ledger import Key, Ledger, Reservation
 from .orders import Allocated, Cancelled, CancelRequest, CountShort, Order, Outcome, WithdrawalWanted
 from .priority import FIRST_COME_FIRST_SERVED, Ranking
@@ -65,9 +66,15 @@ class Inventory:
             whole = not order.backordered
             outcomes.append(Cancelled(order.order_id, None if whole else order.cancelled, cancelled_first.reason))
             if whole:
-                order.status, order.reason = "cancelled", cancelled_first.reason
+                order.status, order.reason, order.dropship = "cancelled", cancelled_first.reason, {}
                 return outcomes
+        if order.dropship:
+            return outcomes + dropship.place(self.serving, order)
         return outcomes + self.serving.serve(set(order.backordered), focus=order)
+
+    def decline(self, order_id: UUID, supplier_id: str, lines: Lines, context: str) -> list[Outcome]:
+        """A supplier will not ship these units: routed to a warehouse that has them, or backordered."""
+        return dropship.decline(self.serving, self.orders[order_id], supplier_id, lines, context)
 
     def receive(self, warehouse_id: str, sku: str, quantity: int) -> list[Outcome]:
         self.ledger.receive(warehouse_id, sku, quantity)
@@ -99,6 +106,9 @@ class Inventory:
         released = [r for r in self.ledger.open_reservations(order_id=order_id) if r.shipment_id in withdrawn_ids]
         if order.status in ("cancelled", "unfulfillable"):
             return self._release_withdrawn(order, released)
+        from_suppliers = dropship.withdrawn(order, lines)
+        for sku, n in from_suppliers.items():
+            order.backordered[sku] = order.backordered.get(sku, 0) + n
         to_keep: dict[Key, int] = {}
         for r in released:
             self.ledger.release(r)
@@ -140,7 +150,7 @@ class Inventory:
             outcomes.append(
                 Allocated(order_id, tuple(kept), dict(order.backordered), "lines not cancelled stay reserved")
             )
-        return outcomes + self.serving.serve(freed)
+        return outcomes + self.serving.serve(freed | set(from_suppliers))
 
     def _still_to_withdraw(
         self, order_id: UUID, units: Lines, withdrawn: set[UUID], reason: str

@@ -31,6 +31,8 @@ class Order:
     reason: str | None = None
     # Assessed once, when allocation first took the order (services.allocation.priority).
     priority: Priority = field(default_factory=Priority)
+    # Units with dropship suppliers, per supplier id (services.allocation.dropship): neither waiting nor reserved.
+    dropship: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def skus(self) -> set[str]:
@@ -48,11 +50,20 @@ class NewShipment:
 
 
 @dataclass(frozen=True)
+class PurchaseOrder:
+    purchase_order_id: UUID
+    supplier_id: str
+    lines: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Allocated:
     order_id: UUID
     shipments: tuple[NewShipment, ...]
     backordered: dict[str, int]
     reason: str
+    # Lines routed to dropship suppliers, one purchase order per supplier (services.allocation.dropship).
+    purchase_orders: tuple[PurchaseOrder, ...] = ()
 
 
 @dataclass(frozen=True)

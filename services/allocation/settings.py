@@ -17,6 +17,7 @@ from pathlib import Path
 
 from shared.backbone.settings import CommonSettings
 from shared.reference.rates import ShippingRules
+from shared.reference.suppliers import DEFAULT_FILE as DROPSHIP_FILE
 from shared.reference.warehouses import DEFAULT_FILE, load_warehouses
 
 from .priority import PriorityRules, Ranking, Tier
@@ -35,6 +36,7 @@ class AllocationSettings(CommonSettings):
     stock_levels_seconds: float = 10.0
     allocation_file: Path = DEFAULT_ALLOCATION_FILE
     carriers_file: Path = DEFAULT_CARRIERS_FILE
+    dropship_file: Path = DROPSHIP_FILE
 
 
 def load_network(warehouses_file: Path, allocation_file: Path) -> Network:

@@ -63,6 +63,7 @@ STEPS: tuple[type[ev.Contract], ...] = (
     ev.OrderShipped,
     ev.DeliveryException,
     ev.OrderDelivered,
+    ev.DropshipDeclined,
 )
 
 
@@ -90,11 +91,12 @@ Interpretation = tuple[str, str, str | None, Progress]
 
 def _interpret(p: Progress, payload: ev.Contract) -> Interpretation | None:
     match payload:
-        case ev.OrderAllocated(shipments=shipments, reason=reason):
-            origins = ", ".join(f"{s.warehouse_id} ({describe(quantities(s.lines))})" for s in shipments)
+        case ev.OrderAllocated(shipments=shipments, dropship=dropship, reason=reason):
+            parts = [(s.warehouse_id, s.lines) for s in shipments] + [(d.supplier_id, d.lines) for d in dropship]
+            origins = ", ".join(f"{where} ({describe(quantities(lines))})" for where, lines in parts)
             waiting = f"waiting for stock: {describe(p.backordered)}" if p.backordered else ""
             detail = _join(reason, f"ships from {origins}" if origins else "", waiting)
-            if shipments:
+            if shipments or dropship:
                 return "allocated", detail, "allocated", p
             return "backordered", detail, "backordered" if p.backordered else None, p
         case ev.OrderBackordered(reason=reason):
@@ -109,6 +111,9 @@ def _interpret(p: Progress, payload: ev.Contract) -> Interpretation | None:
             return "short_picked", f"{warehouse} could not pick {describe(quantities(missing))}", None, p
         case ev.CancellationAccepted(withdrawn_shipments=withdrawn, reason=reason):
             return "cancellation_accepted", _join(reason, f"{len(withdrawn)} pick task(s) withdrawn"), None, p
+        case ev.DropshipDeclined(supplier_id=supplier, lines=lines, cause=cause, reason=reason):
+            what = f"{supplier} {cause.replace('_', ' ')}: {describe(quantities(lines))} to be routed again"
+            return "dropship_declined", _join(what, reason), None, p
         case ev.CancellationRefused(reason=reason):
             return "cancellation_refused", reason, None, p
         case ev.OrderCancelled():

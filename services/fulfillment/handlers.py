@@ -25,9 +25,11 @@ from shared.contracts import topics
 from shared.contracts.envelope import Envelope, wrap
 from shared.contracts.topics import Topic
 from shared.reference import promises
+from shared.reference.suppliers import Suppliers
 from shared.reference.warehouses import Warehouse
 
-from . import domain, metrics, repository, tracking
+from . import domain, dropship, dropship_repository, metrics, repository, tracking
+from .dropship_handlers import DropshipHandlers
 from .rates import ShippingRules
 from .settings import Clock
 
@@ -36,10 +38,17 @@ Outgoing = list[tuple[Topic, str, Envelope]]
 
 
 class FulfillmentHandlers:
-    def __init__(self, rules: ShippingRules, warehouses: Mapping[str, Warehouse], clock: Clock) -> None:
+    def __init__(
+        self,
+        rules: ShippingRules,
+        warehouses: Mapping[str, Warehouse],
+        clock: Clock,
+        suppliers: Suppliers | None = None,
+    ) -> None:
         self.rules = rules
         self.warehouses = dict(warehouses)
         self.clock = clock
+        self.dropship = DropshipHandlers(rules, suppliers or Suppliers(), clock)
 
     def _warehouse(self, warehouse_id: str) -> Warehouse:
         warehouse = self.warehouses.get(warehouse_id)
@@ -58,6 +67,7 @@ class FulfillmentHandlers:
         orders: set[UUID] = set()
         tasks: set[UUID] = set()
         parcels: set[str] = set()
+        purchase_orders: set[UUID] = set()
         for item in batch:
             match item.payload:
                 case (
@@ -72,6 +82,10 @@ class FulfillmentHandlers:
                     # Whether the order is delivered depends on its other parcels, whose reports another
                     # instance may be recording at this moment (carrier events are keyed by parcel).
                     parcels.add(tracking_number)
+                case ev.SupplierReported(purchase_order_id=purchase_order_id):
+                    purchase_orders.add(purchase_order_id)
+        if purchase_orders:
+            orders |= await dropship_repository.orders_of(conn, purchase_orders)
         if tasks:
             orders |= await repository.orders_of_tasks(conn, tasks)
         if parcels:
@@ -123,6 +137,7 @@ class FulfillmentHandlers:
                 )
                 outgoing.append(self._order_event(accepted, allocated.order_id, msg))
         await enqueue(conn, outgoing)
+        await self.dropship.on_order_allocated(conn, msgs, cancelled)
 
     def _order_event(self, payload: ev.Contract, order_id: UUID, msg: Inbound[Any]) -> tuple[Topic, str, Envelope]:
         return topics.FULFILLMENT_EVENTS, str(order_id), self._event(payload, order_id, msg)
@@ -163,6 +178,9 @@ class FulfillmentHandlers:
             raise ValueError("a packed report must carry the package weight: the carrier service depends on it")
         shipped_at = self.clock()
         state = repository.task_state(task)
+        others = others + [
+            dropship.as_task_status(s) for s in await dropship_repository.statuses_of_order(conn, task["order_id"])
+        ]
         cutoff = self._warehouse(state.warehouse_id).cutoff
         leaves = promises.ship_date(shipped_at, cutoff, self.rules.calendar)
         promise = task["promised_delivery"] or promises.promised_delivery(
@@ -229,6 +247,7 @@ class FulfillmentHandlers:
             await enqueue(conn, [self._order_event(exception, order_id, msg)])
         elif report.kind == "delivered" and domain.order_delivered(
             await repository.shipments_delivered(conn, order_id)
+            + await dropship_repository.parcels_delivered(conn, order_id)
         ):
             delivered = ev.OrderDelivered(order_id=order_id, delivered_at=report.occurred_at)
             await enqueue(conn, [self._order_event(delivered, order_id, msg)])
@@ -237,6 +256,7 @@ class FulfillmentHandlers:
         request = msg.payload
         await repository.lock_orders(conn, [request.order_id])  # no pick task of the order is released meanwhile
         tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, request.order_id)]
+        tasks += await self.dropship.lock_as_tasks(conn, request.order_id)  # a purchase order is withdrawn alike
         await self._decide_cancellation(conn, msg, request.order_id, tasks, request.lines, request.reason)
 
     async def on_withdrawal_requested(self, conn: Conn, msg: Inbound[ev.WithdrawalRequested]) -> None:
@@ -276,7 +296,8 @@ class FulfillmentHandlers:
         withdrawn = [t.pick_task_id for t in decision.tasks]
         await repository.withdraw(conn, withdrawn, reason)
         await repository.record_cancellation(conn, msg.event_id, order_id, lines, reason, withdrawn, None, decided_at)
-        outgoing: Outgoing = [
+        outgoing = await self.dropship.withdraw(conn, decision.tasks, reason, msg.envelope)
+        outgoing += [
             (
                 topics.PICK_TASKS,
                 t.warehouse_id,
@@ -293,6 +314,7 @@ class FulfillmentHandlers:
                 ),
             )
             for t in decision.tasks
+            if t.warehouse_id in self.warehouses
         ]
         accepted = ev.CancellationAccepted(order_id=order_id, lines=lines, withdrawn_shipments=withdrawn, reason=reason)
         outgoing.append(self._order_event(accepted, order_id, msg))
@@ -306,4 +328,5 @@ class FulfillmentHandlers:
             ev.CarrierReported: one_at_a_time(self.on_carrier_reported),
             ev.OrderCancellationRequested: one_at_a_time(self.on_cancellation_requested),
             ev.WithdrawalRequested: one_at_a_time(self.on_withdrawal_requested),
+            ev.SupplierReported: one_at_a_time(self.dropship.on_supplier_reported),
         }

@@ -1,16 +1,17 @@
-"""Read-only views for operators (the `oms` command): an order's pick tasks and shipments. No addresses."""
+"""Read-only views for operators (the `oms` command): an order's pick tasks and shipments, and the purchase orders
+still with dropship suppliers. No addresses."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 
 from shared.backbone.auth import OPERATORS_ONLY
 from shared.backbone.runtime import Runtime
 
-from . import repository
+from . import dropship_repository, repository
 
 
 def add_views(app: FastAPI, runtime: Runtime) -> None:
@@ -20,3 +21,10 @@ def add_views(app: FastAPI, runtime: Runtime) -> None:
         async with runtime.pool.acquire() as conn:
             shipments = await repository.order_shipments(conn, order_id)
         return {"order_id": str(order_id), "shipments": shipments}
+
+    @app.get("/v1/purchase-orders", dependencies=[OPERATORS_ONLY])
+    async def open_purchase_orders(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        """Purchase orders still with their suppliers (not yet shipped, declined or cancelled), oldest first."""
+        async with runtime.pool.acquire() as conn:
+            found = await dropship_repository.open_purchase_orders(conn, limit)
+        return {"purchase_orders": found}

@@ -27,7 +27,11 @@ def units(lines: Any) -> dict[str, int]:
 def first_decision(msg: Inbound[Any]) -> tuple[UUID, str, dict[str, int], datetime]:
     payload, at = msg.payload, msg.envelope.occurred_at
     if isinstance(payload, ev.OrderAllocated):
-        return payload.order_id, domain.ALLOCATED, units(line for s in payload.shipments for line in s.lines), at
+        # A supplier's lines count as filled as much as a warehouse's.
+        lines = [line for s in payload.shipments for line in s.lines] + [
+            line for d in payload.dropship for line in d.lines
+        ]
+        return payload.order_id, domain.ALLOCATED, units(lines), at
     if isinstance(payload, ev.OrderBackordered):
         return payload.order_id, domain.BACKORDERED, {}, at
     return payload.order_id, domain.UNFULFILLABLE, {}, at

@@ -1,7 +1,7 @@
 """Who may do what on Kafka: one SCRAM principal per service and per outside party (channel adapters, the
-catalogue, warehouses, carriers, the payment provider, purchasing), each allowed exactly what the topic registry
-says: write the topics it is the writer of, read the topics it is a reader of, in its own consumer group(s).
-Nothing else is allowed (the broker denies what no ACL grants); the stack's `admin` is the only super user.
+catalogue, warehouses, carriers, the payment provider, purchasing, dropship suppliers), each allowed exactly what the
+topic registry says: write the topics it is the writer of, read the topics it is a reader of, in its own consumer
+group(s). Nothing else is allowed (the broker denies what no ACL grants); the stack's `admin` is the only super user.
 
 The grants are data, derived here and applied to the broker by deploy/local/stack/kafka_setup.py; every Kafka
 client of the project connects through `Access.client_options` (the tools' clients are built by `Access`).
@@ -19,7 +19,15 @@ from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import SERVICES, TOPICS, Topic
 
 ADMIN = "admin"
-OUTSIDE_PARTIES = ("channel-adapters", "catalogue", "warehouses", "carriers", "payment-provider", "purchasing")
+OUTSIDE_PARTIES = (
+    "channel-adapters",
+    "catalogue",
+    "warehouses",
+    "carriers",
+    "payment-provider",
+    "purchasing",
+    "suppliers",
+)
 PRINCIPALS = (*SERVICES, *OUTSIDE_PARTIES)
 MECHANISM = "SCRAM-SHA-256"
 

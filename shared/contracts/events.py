@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 # A decimal string from 0 to 10**9 with at most 4 decimal places: what a JSON client must send for money.
@@ -80,6 +81,7 @@ def _in_range(value: datetime) -> datetime:
 Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 WarehouseId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+SupplierId = WarehouseId  # a dropship supplier ships in its own name where a warehouse would
 ServiceLevel = Literal["standard", "express", "overnight"]
 BackorderPolicy = Literal["backorder", "reject"]
 # Units of one SKU an order may ask for (its lines added up): the business rule, and the bound of every
@@ -294,6 +296,14 @@ class Shipment(Contract):
     lines: list[ItemQuantity]
 
 
+class PurchaseOrderPart(Contract):
+    """Units of one order routed to one dropship supplier: fulfillment issues them as one purchase order of this id."""
+
+    purchase_order_id: UUID
+    supplier_id: SupplierId
+    lines: list[ItemQuantity] = Field(min_length=1)
+
+
 class OrderAllocated(Contract):
     """New shipments reserved for an order (at first, when a backorder is released, or after a re-route);
     `backordered` lists what still waits for stock, `reason` explains the routing decision."""
@@ -307,6 +317,10 @@ class OrderAllocated(Contract):
     reason: str = ""
     priority: int = Field(
         default=0, description="the order's priority score when these shipments were reserved (higher: more urgent)"
+    )
+    dropship: list[PurchaseOrderPart] = Field(
+        default_factory=list,
+        description="lines routed to dropship suppliers, one purchase order per supplier (fulfillment issues them)",
     )
 
 
@@ -814,3 +828,80 @@ class ChargeFailed(Contract):
     reason: str = Field(min_length=1, max_length=500)
     retriable: bool
     occurred_at: Moment
+
+
+# ---- dropship (allocation routes, fulfillment issues purchase orders and follows the suppliers) ----
+
+
+class PackingSlip(Contract):
+    """What the supplier puts in the parcel for the end customer: the order and its units, never a price."""
+
+    order_id: UUID
+    recipient: str = Field(min_length=1, max_length=200)
+    lines: list[ItemQuantity] = Field(min_length=1)
+    note: str = Field(default="", max_length=500)
+
+
+class PurchaseOrderIssued(Contract):
+    """A purchase order for a dropship supplier: one per (order, supplier), never merged across customers, shipped
+    straight to the end customer by `ship_by`; the supplier answers by `answer_by` or the lines go elsewhere."""
+
+    event_type: ClassVar[str] = "PurchaseOrderIssued"
+    purchase_order_id: UUID
+    order_id: UUID
+    supplier_id: SupplierId
+    lines: list[ItemQuantity] = Field(min_length=1)
+    ship_to: Address
+    service_level: ServiceLevel
+    ship_by: date
+    answer_by: datetime
+    packing_slip: PackingSlip
+    issued_at: datetime
+
+
+class PurchaseOrderCancelled(Contract):
+    """The supplier did not answer in time: the purchase order is off (its lines were routed elsewhere), and a late
+    answer changes nothing."""
+
+    event_type: ClassVar[str] = "PurchaseOrderCancelled"
+    purchase_order_id: UUID
+    order_id: UUID
+    supplier_id: SupplierId
+    reason: str
+    cancelled_at: datetime
+
+
+class SupplierReported(Contract):
+    """A supplier's answer to a purchase order (bare JSON on oms.dropship.supplier-reports): acknowledged, rejected,
+    partially accepted (`lines`: the units it accepts), or shipped (with `carrier` and `tracking_number`)."""
+
+    event_type: ClassVar[str] = "SupplierReported"
+    purchase_order_id: UUID
+    supplier_id: SupplierId
+    kind: Literal["acknowledged", "rejected", "partially_accepted", "shipped"]
+    lines: list[ItemQuantity] | None = Field(default=None, description="partially_accepted: the units accepted")
+    carrier: str | None = Field(default=None, min_length=1, max_length=32)
+    tracking_number: str | None = Field(default=None, min_length=1, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    occurred_at: Moment
+
+    @model_validator(mode="after")
+    def _complete(self) -> SupplierReported:
+        if self.kind == "partially_accepted" and not self.lines:
+            raise ValueError("a partial acceptance names the lines accepted")
+        if self.kind == "shipped" and (self.carrier is None or self.tracking_number is None):
+            raise ValueError("a shipment notice carries the carrier and the tracking number")
+        return self
+
+
+class DropshipDeclined(Contract):
+    """Units a supplier will not ship (rejected, the remainder of a partial acceptance, or no answer in time):
+    allocation routes them to a warehouse that has them, or backorders them."""
+
+    event_type: ClassVar[str] = "DropshipDeclined"
+    order_id: UUID
+    purchase_order_id: UUID
+    supplier_id: SupplierId
+    lines: list[ItemQuantity] = Field(min_length=1)
+    cause: Literal["rejected", "partially_accepted", "timed_out"]
+    reason: str

@@ -165,10 +165,28 @@ FULFILLMENT_EVENTS = Topic(
         ev.ShortPickReported,
         ev.CancellationAccepted,
         ev.CancellationRefused,
+        ev.DropshipDeclined,
     ),
     "fulfillment",
-    "Shipments, deliveries, delivery exceptions, short picks and cancellation outcomes, key order id.",
+    "Shipments, deliveries, delivery exceptions, short picks, cancellation outcomes and dropship lines a supplier"
+    " will not ship, key order id.",
     readers=("capture", "allocation", "notifications", "carriers", "returns", "kpis"),
+)
+PURCHASE_ORDERS = Topic(
+    "oms.dropship.purchase-orders",
+    (ev.PurchaseOrderIssued, ev.PurchaseOrderCancelled),
+    "fulfillment",
+    "Purchase orders for dropship suppliers (one per order and supplier, with the end customer's address, a ship-by"
+    " date and a packing slip without prices) and their cancellation after no answer in time, key supplier id.",
+    readers=("suppliers",),
+)
+SUPPLIER_REPORTS = Topic(
+    "oms.dropship.supplier-reports",
+    (ev.SupplierReported,),
+    "suppliers",
+    "Dropship suppliers' answers to purchase orders: acknowledged, rejected, partially accepted, shipped with carrier"
+    " and tracking number, key purchase order id.",
+    readers=("fulfillment",),
 )
 RETURN_EVENTS = Topic(
     "oms.returns.events",
@@ -245,6 +263,8 @@ BUSINESS_TOPICS = (
     REPLENISHMENT_SUGGESTIONS,
     PICK_TASKS,
     FULFILLMENT_EVENTS,
+    PURCHASE_ORDERS,
+    SUPPLIER_REPORTS,
     RETURN_EVENTS,
     REFUND_REQUESTS,
     REFUND_RESULTS,

@@ -54,6 +54,8 @@ VERBS = [
     ["holds", "release"],
     ["holds", "cancel"],
     ["replenishment"],
+    ["dropship"],
+    ["dropship", "list"],
     ["kpi"],
 ]
 
@@ -298,3 +300,21 @@ def test_keys_issue_list_and_revoke_a_channels_key_which_then_submits_no_more(pi
 
     assert eventually_sync(submit, lambda status: status == 401, timeout=15) == 401
     oms("keys", "revoke", issued["key_id"], expect=1)  # revoked already
+
+
+async def test_dropship_list_shows_the_purchase_orders_still_with_their_suppliers(http) -> None:
+    # given an order of a SKU acme-direct ships, answered only after 15 s
+    sku = f"DS-ACME-SLOW-{uuid.uuid4().hex[:10]}"
+    await client.publish_products([sku])
+    await client.wait_caught_up("oms-capture", [topics.CATALOG_PRODUCTS.name])
+    order_id = (await http.post("/v1/orders", json=order_document([(sku, 2)]))).json()["order_id"]
+    await wait_status(http, order_id, {"allocated"})
+    # when operators list the open purchase orders (while the supplier has not shipped: about 15 s)
+    shown = eventually_sync(lambda: oms("dropship", "list", "--limit", "1000").stdout, lambda out: order_id in out)
+    found = oms_json("dropship", "list", "--limit", "1000")
+    # then it is there, with its supplier, lines and dates
+    assert f"order {order_id}: {sku} x2" in shown
+    (po,) = [p for p in found if p["order_id"] == order_id]
+    assert (po["supplier_id"], po["lines"]) == ("acme-direct", [{"sku": sku, "quantity": 2}])
+    assert po["status"] in ("issued", "acknowledged")
+    assert po["ship_by"] and po["answer_by"]

@@ -7,7 +7,15 @@ import asyncio
 import uuid
 from typing import Any
 
-from deploy.local.simulator import EXCEPTION_DETAIL, Payments, PickQueue, carrier_steps, picked_lines, until_delivered
+from deploy.local.simulator import (
+    EXCEPTION_DETAIL,
+    Payments,
+    PickQueue,
+    carrier_steps,
+    picked_lines,
+    supplier_answer,
+    until_delivered,
+)
 
 
 def test_a_sku_marked_short_is_picked_one_unit_short_and_others_in_full() -> None:
@@ -95,3 +103,21 @@ async def test_a_report_the_broker_does_not_take_is_sent_again_until_it_does(mon
     # when the simulator sends a report, then it is sent until taken, not dropped with its task
     await until_delivered("a pick report", send)
     assert attempts == 3
+
+
+def test_the_supplier_acknowledges_plain_purchase_orders() -> None:
+    assert supplier_answer({"lines": [{"sku": "DS-ACME-1", "quantity": 2}]}) == ("acknowledged", None)
+
+
+def test_the_supplier_rejects_a_purchase_order_with_a_line_marked_reject() -> None:
+    lines = [{"sku": "DS-ACME-1", "quantity": 2}, {"sku": "DS-ACME-REJECT-2", "quantity": 1}]
+    assert supplier_answer({"lines": lines}) == ("rejected", None)
+
+
+def test_the_supplier_accepts_one_unit_less_of_a_line_marked_partial_and_rejects_when_nothing_is_left() -> None:
+    lines = [{"sku": "DS-ACME-1", "quantity": 2}, {"sku": "DS-ACME-PARTIAL-2", "quantity": 3}]
+    assert supplier_answer({"lines": lines}) == (
+        "partially_accepted",
+        [{"sku": "DS-ACME-1", "quantity": 2}, {"sku": "DS-ACME-PARTIAL-2", "quantity": 2}],
+    )
+    assert supplier_answer({"lines": [{"sku": "DS-ACME-PARTIAL-2", "quantity": 1}]}) == ("rejected", None)
