@@ -59,12 +59,8 @@ def down(local: LocalStack, purge: bool = False) -> None:
 
 def components(local: LocalStack) -> list[tuple[str, int | None, str]]:
     """(name, pid when running, address) of each piece of the stack."""
-    nodes = kafka.nodes(local)
     return [
-        *(
-            (node.name if len(nodes) > 1 else "kafka", node.process.pid(), f"{local.host}:{node.port}")
-            for node in nodes
-        ),
+        *((node.name, node.process.pid(), f"{local.host}:{node.port}") for node in kafka.listed(local)),
         ("postgres", postgres.pid(local), f"{local.host}:{local.ports.postgres}"),
         ("smtp", smtp.pid(local), f"{local.host}:{local.ports.smtp}"),
     ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local.settings import REPO, LocalStack
-from deploy.local.supervisor import StackError, Supervised, fail, port_taken, say, wait_until
+from deploy.local.supervisor import READY_TIMEOUT, StackError, Supervised, fail, port_taken, say, wait_until
 from shared.backbone import kafka_access
 
 VERSION = "4.1.2"
@@ -105,7 +105,8 @@ class Node:
 
     @property
     def name(self) -> str:
-        return f"kafka-{self.id}"
+        # The one broker is "kafka", as it always was; the cluster's nodes are kafka-1, kafka-2 and kafka-3.
+        return f"kafka-{self.id}" if self.home.name.startswith("node-") else "kafka"
 
     @property
     def data(self) -> Path:
@@ -263,7 +264,7 @@ def _format(local: LocalStack, each: Node) -> None:
     properties = str(each.properties)
     _storage_tool(local, "format", "-t", cluster, "-c", properties, "--ignore-formatted", "--add-scram", admin)
     (each.data / SCRAM_MARKER).touch()
-    say(f"{_label(local, each)}: storage formatted")
+    say(f"{each.name}: storage formatted")
 
 
 def _chosen(local: LocalStack, only: Collection[int] | None) -> list[Node]:
@@ -296,9 +297,19 @@ async def ready(local: LocalStack, only: Collection[int] | None = None) -> bool:
         await admin.close()
 
 
+def _other_shape(local: LocalStack) -> list[Node]:
+    return nodes(local, 3 if local.ports.kafka_brokers == 1 else 1)
+
+
+def listed(local: LocalStack) -> list[Node]:
+    """The nodes configured, and those of the other shape while they run (started with another OMS_KAFKA_BROKERS):
+    what `status` shows."""
+    return [*nodes(local), *(n for n in _other_shape(local) if n.process.pid() is not None)]
+
+
 def _refuse_the_other_shape(local: LocalStack) -> None:
     """One broker and a cluster share ports: only one of them runs at a time."""
-    others = nodes(local, 3 if local.ports.kafka_brokers == 1 else 1)
+    others = _other_shape(local)
     if any(n.process.pid() is not None for n in others):
         fail(
             f"this stack's Kafka runs with {len(others)} broker(s), not OMS_KAFKA_BROKERS={local.ports.kafka_brokers}:"
@@ -328,27 +339,26 @@ async def start(local: LocalStack, only: Collection[int] | None = None) -> None:
             jvm=("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", f"-Dkafka.logs.dir={each.home / 'logs'}"),
         )
         started = each.process.spawn(cmd, each.home)
-        say(f"{_label(local, each)}: started pid {started}, waiting for {local.host}:{each.port}")
+        say(f"{each.name}: started pid {started}, waiting for {local.host}:{each.port}")
     ids = {n.id for n in chosen}
     await wait_until(
         lambda: ready(local, ids),
         "kafka",
         lambda: all(n.process.pid() is not None for n in chosen),
         tuple(path for n in chosen for path in n.logs),
+        # Three JVMs starting on the same cores, or a node recovering its logs and catching up after a crash, take
+        # longer than one broker on a busy machine (seen: 55 s for the three, 38 s for one node, at load 30).
+        READY_TIMEOUT if len(nodes(local)) == 1 else 2 * READY_TIMEOUT,
     )
     for each in chosen:
         was = "ready" if each in stopped else "already running"
-        say(f"{_label(local, each)}: {was} on {local.host}:{each.port} (pid {each.process.pid()})")
-
-
-def _label(local: LocalStack, each: Node) -> str:
-    return each.name if local.ports.kafka_brokers > 1 else "kafka"
+        say(f"{each.name}: {was} on {local.host}:{each.port} (pid {each.process.pid()})")
 
 
 def stop(local: LocalStack) -> int | None:
     """SIGTERM (a controlled shutdown) to every node of either shape at once, SIGKILL after 30 s; the pid of the
     first node stopped, if one ran."""
-    running_nodes = [n for n in [*nodes(local, 1), *nodes(local, 3)] if n.process.pid() is not None]
+    running_nodes = [n for n in [*nodes(local), *_other_shape(local)] if n.process.pid() is not None]
     for each in running_nodes:  # together: a node left alone without a quorum cannot finish its shutdown
         each.process.signal(signal.SIGTERM)
     pids = [each.process.stop(30) for each in running_nodes]

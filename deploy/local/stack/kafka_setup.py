@@ -18,6 +18,10 @@ from deploy.local.supervisor import StackError, fail, say, wait_until
 from shared.backbone import kafka_access
 from shared.contracts.topics import TOPICS
 
+# Leaders elected and the group coordinator's 50 partitions created: seconds on one idle broker, up to a minute for
+# three replicas each on a busy machine.
+SETTLE_TIMEOUT = 90.0
+
 
 async def create_topics(
     local: LocalStack, replication: int | None = None, alive: Callable[[], bool] | None = None
@@ -55,7 +59,7 @@ async def create_topics(
                 if code and for_code(code) is not TopicAlreadyExistsError:
                     fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
         for check, what in ((leaders_elected, "topic leaders"), (coordinator_ready, "group coordinator")):
-            await wait_until(check, what, running, kafka.logs(local), 30)
+            await wait_until(check, what, running, kafka.logs(local), SETTLE_TIMEOUT)
     finally:
         await admin.close()
     wrong = [
