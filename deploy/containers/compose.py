@@ -43,7 +43,7 @@ READY_TIMEOUT = 180.0
 
 
 def broker_ports(local: LocalStack) -> list[int]:
-    return [local.ports.kafka + 2 * n for n in range(BROKERS)]
+    return [local.ports.kafka_node_ports(n)[0] for n in range(1, BROKERS + 1)]
 
 
 def compose_stack(env: Mapping[str, str] | None = None) -> LocalStack:
@@ -183,9 +183,10 @@ def _apply_access(local: LocalStack) -> None:
     # KafkaAccess.java runs on the host with the jars the native stack caches, through the published brokers.
     kafka.ensure_jars(local)
     kafka.configure_clients(local)
-    (local.kafka_dir / "data").mkdir(parents=True, exist_ok=True)
+    applied = kafka_setup.applied_access(local)
+    applied.parent.mkdir(parents=True, exist_ok=True)
     # The volumes may be new while this directory is not: apply every time rather than trust its digest.
-    (local.kafka_dir / "data" / "access.sha256").unlink(missing_ok=True)
+    applied.unlink(missing_ok=True)
     kafka_setup.apply_access(local)
 
 

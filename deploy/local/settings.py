@@ -3,6 +3,7 @@ it gives out. Each tool (the stack and processes scripts, `oms`, the demo, the b
 tests) reads them once at its entry point, `LocalStack.from_env()`, and passes them down.
 
     OMS_PORT_OFFSET, OMS_<COMPONENT>_PORT, OMS_KAFKA_BOOTSTRAP   ports and the Kafka address (shared/backbone/ports.py)
+    OMS_KAFKA_BROKERS (1)               3: Kafka as a cluster of three KRaft nodes (deploy/local/stack/kafka.py)
     OMS_STATE_DIR (<repo>/.stack), OMS_CACHE_DIR (~/.cache/oms), OMS_PG_BIN (Debian's, else pg_config's)
     OMS_PG_ADMIN_PASSWORD               the cluster's administrator (role oms)
     OMS_<SERVICE>_DB_PASSWORD           each service's database role
@@ -122,6 +123,7 @@ class LocalStack:
             "OMS_PORT_OFFSET": str(ports.offset),
             "OMS_KAFKA_PORT": str(ports.kafka),
             "OMS_KAFKA_CONTROLLER_PORT": str(ports.kafka_controller),
+            "OMS_KAFKA_BROKERS": str(ports.kafka_brokers),
             "OMS_KAFKA_BOOTSTRAP": ports.kafka_bootstrap,
             "OMS_PG_PORT": str(ports.postgres),
             "OMS_SMTP_PORT": str(ports.smtp),

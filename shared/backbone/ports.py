@@ -1,6 +1,10 @@
 """Where the local stack listens: fixed base ports shifted by OMS_PORT_OFFSET, so that two stacks (two
 checkouts, or a developer's and a test run's) can run side by side; each port can also be set alone.
 
+OMS_KAFKA_BROKERS=3 makes Kafka a cluster of three KRaft nodes: node n listens at the Kafka port + 2(n-1) and its
+controller at the controller port + 2(n-1) (19092/19093, 19094/19095, 19096/19097 before the offset, the ports the
+compose stack publishes its brokers on), so it stays inside the stack's offset window.
+
 Read from the environment when `StackPorts.from_env` is called, never at import: the services' settings take
 their defaults from it, the local tools read it once (deploy/local/settings.py) and pass it down."""
 
@@ -13,6 +17,10 @@ from dataclasses import dataclass
 HOST = "127.0.0.1"
 KAFKA_BASE = 19092
 KAFKA_CONTROLLER_BASE = 19093
+# A cluster's next node listens this many ports above the previous one (its client and controller ports).
+KAFKA_NODE_STEP = 2
+# One node (the default: quickest to start), or a cluster that survives the loss of one.
+KAFKA_BROKER_COUNTS = (1, 3)
 POSTGRES_BASE = 15432
 SMTP_BASE = 11025
 PROMETHEUS_BASE = 9090
@@ -32,11 +40,12 @@ class StackPorts:
     offset: int
     kafka: int
     kafka_controller: int
+    kafka_brokers: int  # KRaft nodes (broker and controller each): 1, or 3 for a cluster
     postgres: int
     smtp: int
     prometheus: int
     http: Mapping[str, int]  # service -> port of its HTTP surface
-    # What every Kafka client connects to: OMS_KAFKA_BOOTSTRAP, else the local broker's listener.
+    # What every Kafka client connects to: OMS_KAFKA_BOOTSTRAP, else every local broker's listener.
     kafka_bootstrap: str
 
     @classmethod
@@ -48,13 +57,23 @@ class StackPorts:
             return int(env.get(variable) or base + offset)
 
         kafka = port("OMS_KAFKA_PORT", KAFKA_BASE)
+        brokers = int(env.get("OMS_KAFKA_BROKERS") or 1)
+        if brokers not in KAFKA_BROKER_COUNTS:
+            raise ValueError(f"OMS_KAFKA_BROKERS={brokers}: the local stack runs 1 Kafka broker or a cluster of 3")
         return cls(
             offset=offset,
             kafka=kafka,
             kafka_controller=port("OMS_KAFKA_CONTROLLER_PORT", KAFKA_CONTROLLER_BASE),
+            kafka_brokers=brokers,
             postgres=port("OMS_PG_PORT", POSTGRES_BASE),
             smtp=port("OMS_SMTP_PORT", SMTP_BASE),
             prometheus=port("OMS_PROMETHEUS_PORT", PROMETHEUS_BASE),
             http={name: port(f"OMS_{name.upper()}_HTTP_PORT", base) for name, base in HTTP_BASE.items()},
-            kafka_bootstrap=env.get("OMS_KAFKA_BOOTSTRAP") or f"{HOST}:{kafka}",
+            kafka_bootstrap=env.get("OMS_KAFKA_BOOTSTRAP")
+            or ",".join(f"{HOST}:{kafka + KAFKA_NODE_STEP * n}" for n in range(brokers)),
         )
+
+    def kafka_node_ports(self, node_id: int) -> tuple[int, int]:
+        """The client and controller ports of KRaft node `node_id` (1, 2, 3)."""
+        step = KAFKA_NODE_STEP * (node_id - 1)
+        return self.kafka + step, self.kafka_controller + step

@@ -1,7 +1,8 @@
-"""The real local infrastructure: Kafka (KRaft, one node), PostgreSQL and an SMTP sink, as plain processes on
-127.0.0.1 (no Docker), one module per component (kafka, postgres, smtp: configure, start, ready, stop, kill),
-what `up` brings in line with the registry (kafka_setup: topics, principals and ACLs; postgres_setup: database,
-roles, schemas, API keys, migrations), all under the one supervisor (deploy/local/supervisor.py).
+"""The real local infrastructure: Kafka (KRaft, one node, or a cluster of three with OMS_KAFKA_BROKERS=3),
+PostgreSQL and an SMTP sink, as plain processes on 127.0.0.1 (no Docker), one module per component (kafka,
+postgres, smtp: configure, start, ready, stop, kill), what `up` brings in line with the registry (kafka_setup:
+topics, principals and ACLs; postgres_setup: database, roles, schemas, API keys, migrations), all under the one
+supervisor (deploy/local/supervisor.py).
 
     python -m deploy.local.stack up|down [--purge]|status
 
@@ -59,7 +60,7 @@ def down(local: LocalStack, purge: bool = False) -> None:
 def components(local: LocalStack) -> list[tuple[str, int | None, str]]:
     """(name, pid when running, address) of each piece of the stack."""
     return [
-        ("kafka", kafka.pid(local), local.kafka_bootstrap),
+        *((node.name, node.process.pid(), f"{local.host}:{node.port}") for node in kafka.listed(local)),
         ("postgres", postgres.pid(local), f"{local.host}:{local.ports.postgres}"),
         ("smtp", smtp.pid(local), f"{local.host}:{local.ports.smtp}"),
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import NewTopic
@@ -17,12 +18,20 @@ from deploy.local.supervisor import StackError, fail, say, wait_until
 from shared.backbone import kafka_access
 from shared.contracts.topics import TOPICS
 
+# Leaders elected and the group coordinator's 50 partitions created: seconds on one idle broker, up to a minute for
+# three replicas each on a busy machine.
+SETTLE_TIMEOUT = 90.0
 
-async def create_topics(local: LocalStack, replication: int = 1, alive: Callable[[], bool] | None = None) -> None:
-    """Every registered topic with its partitions (on `replication` brokers: a cluster's, e.g. the compose stack's,
-    gets 3); refuses a topic whose partitions differ from the registry's. `alive` tells whether the brokers still
-    run (the local broker's process unless given)."""
+
+async def create_topics(
+    local: LocalStack, replication: int | None = None, alive: Callable[[], bool] | None = None
+) -> None:
+    """Every registered topic with its partitions, on `replication` brokers (by default one per local node: the
+    local cluster's, like the compose stack's, gets 3, and min.insync.replicas 2 from the brokers' configuration);
+    refuses a topic whose partitions differ from the registry's. `alive` tells whether the brokers still run (the
+    local nodes' processes unless given)."""
     running = alive or (lambda: kafka.running(local))
+    copies = kafka.replication(local) if replication is None else replication
     admin = local.access().admin(request_timeout_ms=30000)
     found: dict[str, list[dict[str, Any]]] = {}
 
@@ -43,14 +52,14 @@ async def create_topics(local: LocalStack, replication: int = 1, alive: Callable
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t.name, t.partitions, replication) for t in TOPICS if t.name not in existing]
+        missing = [NewTopic(t.name, t.partitions, copies) for t in TOPICS if t.name not in existing]
         if missing:
             response = await admin.create_topics(missing, timeout_ms=30000)
             for topic, code, *rest in response.topic_errors:
                 if code and for_code(code) is not TopicAlreadyExistsError:
                     fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
         for check, what in ((leaders_elected, "topic leaders"), (coordinator_ready, "group coordinator")):
-            await wait_until(check, what, running, kafka.logs(local), 30)
+            await wait_until(check, what, running, kafka.logs(local), SETTLE_TIMEOUT)
     finally:
         await admin.close()
     wrong = [
@@ -69,11 +78,16 @@ def _access_spec(local: LocalStack) -> str:
     return "\n".join([*users, *(grant.spec() for grant in kafka_access.all_grants())]) + "\n"
 
 
+def applied_access(local: LocalStack) -> Path:
+    """Where the digest of the access last applied is kept: beside the first node's data, which holds it."""
+    return kafka.nodes(local)[0].data / "access.sha256"
+
+
 def apply_access(local: LocalStack) -> None:
     """Principals and ACLs, applied when they differ from what was applied last (a JVM start costs seconds)."""
     spec = _access_spec(local)
     digest = hashlib.sha256(spec.encode()).hexdigest()
-    applied = local.kafka_dir / "data" / "access.sha256"
+    applied = applied_access(local)
     if applied.exists() and applied.read_text() == digest:
         return
     tool = REPO / "deploy" / "local" / "kafka" / "KafkaAccess.java"
