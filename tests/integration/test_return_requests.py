@@ -127,7 +127,9 @@ async def test_a_reason_an_operator_checks_waits_for_review_and_is_decided_throu
 
 
 async def test_a_request_on_the_channels_topic_is_decided_and_announced(http, db) -> None:
-    (sku,) = new_skus(1, prefix="RT")
+    # A KEEP SKU: the simulated customer never sends the parcel, so the return stays authorised while we look
+    # (otherwise the parcel can arrive, and the return move on to received, before the assertions run).
+    (sku,) = new_skus(1, prefix="RT-KEEP")
     await seed([("ams", sku, 1)])
     order_id = await delivered_order(http, db, [(sku, 1)])
     channel, external_id = await db.fetchrow(
