@@ -31,6 +31,8 @@ class Order:
     reason: str | None = None
     # Assessed once, when allocation first took the order (services.allocation.priority).
     priority: Priority = field(default_factory=Priority)
+    # One more for every change applied (services.allocation.changes); its events carry it.
+    version: int = 0
 
     @property
     def skus(self) -> set[str]:

@@ -130,10 +130,13 @@ async def save(conn: Conn, inventory: Inventory) -> None:
     )
     await conn.executemany(
         "INSERT INTO orders (order_id, channel, backorder_policy, status, lines, backordered, cancelled, skus,"
-        " waiting_skus, ship_to, service_level, arrived_at, reason, priority, priority_components)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        " waiting_skus, ship_to, service_level, arrived_at, reason, priority, priority_components, version)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, backordered = excluded.backordered,"
-        " cancelled = excluded.cancelled, waiting_skus = excluded.waiting_skus, reason = excluded.reason",
+        " cancelled = excluded.cancelled, waiting_skus = excluded.waiting_skus, reason = excluded.reason,"
+        # an order change moves these (and the version with them); otherwise they are as taken in
+        " lines = excluded.lines, skus = excluded.skus, ship_to = excluded.ship_to,"
+        " service_level = excluded.service_level, version = excluded.version",
         [
             (
                 o.order_id,
@@ -151,6 +154,7 @@ async def save(conn: Conn, inventory: Inventory) -> None:
                 o.reason,
                 o.priority.base,
                 [{"name": c.name, "points": c.points, "detail": c.detail} for c in o.priority.components],
+                o.version,
             )
             for o in orders
         ],
@@ -312,7 +316,7 @@ async def find_order(conn: Conn, order_id: UUID) -> Order | None:
 
 ORDER_COLUMNS = (
     "order_id, channel, backorder_policy, status, lines, backordered, cancelled, ship_to, service_level,"
-    " arrived_at, reason, priority_components"
+    " arrived_at, reason, priority_components, version"
 )
 
 
@@ -330,6 +334,7 @@ def _order(r: asyncpg.Record) -> Order:
         status=r["status"],
         reason=r["reason"],
         priority=Priority(tuple(Component(**c) for c in r["priority_components"])),
+        version=r["version"],
     )
 
 

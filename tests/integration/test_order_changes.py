@@ -1,0 +1,121 @@
+"""Order changes before pick, end to end on the real stack: capture decides and prices the change, fulfillment
+withdraws the pick tasks it touches (or refuses, once the warehouse has started), allocation releases and re-routes
+in one step, and a new pick task goes out with the new ship-to. The simulated warehouse sits on HOLD- SKUs, so
+their pick tasks stay released until the test says otherwise."""
+
+import uuid
+from typing import Any
+
+import httpx
+
+from shared.contracts import topics
+from tests.factories import order_document
+from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
+from tests.scenario import TopicReader, order_view, seed
+from tests.waiting import eventually
+
+ROTTERDAM = {
+    "name": "Test Customer",
+    "line1": "Coolsingel 40",
+    "city": "Rotterdam",
+    "postal_code": "3011 AD",
+    "country": "NL",
+}
+LYON = {"name": "Test Customer", "line1": "Place Bellecour 1", "city": "Lyon", "postal_code": "69002", "country": "FR"}
+
+
+def hold_sku() -> str:
+    return f"HOLD-{uuid.uuid4().hex[:12]}"
+
+
+async def released_order(http: httpx.AsyncClient, db: Any, lines: list[tuple[str, int]], **document: Any) -> str:
+    """An order whose pick task is with the Amsterdam warehouse."""
+    order_id: str = (await http.post("/v1/orders", json=order_document(lines, **document))).json()["order_id"]
+    shipment = await open_shipment(db, order_id, "ams")
+    await eventually(lambda: task_status(db, shipment), lambda status: status == "released")
+    return order_id
+
+
+async def task_status(db: Any, pick_task_id: uuid.UUID) -> str | None:
+    return await db.fetchval("SELECT status FROM fulfillment.pick_tasks WHERE pick_task_id = $1", pick_task_id)  # type: ignore[no-any-return]
+
+
+async def change(http: httpx.AsyncClient, order_id: str, **fields: Any) -> httpx.Response:
+    return await http.post(f"/v1/orders/{order_id}/changes", json={"change_id": f"chg-{uuid.uuid4()}", **fields})
+
+
+async def change_state(http: httpx.AsyncClient, order_id: str, states: set[str]) -> dict[str, Any]:
+    view = await eventually(
+        lambda: order_view(http, order_id), lambda v: bool(v["changes"]) and v["changes"][-1]["state"] in states
+    )
+    return view  # type: ignore[no-any-return]
+
+
+async def pick_tasks_for(reader: TopicReader, order_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(b["type"], b["payload"]) for b in await reader.bodies_for(order_id)]
+
+
+async def test_an_address_change_before_pick_reissues_the_task_with_the_new_ship_to_from_the_same_warehouse(
+    http, db
+) -> None:
+    # given an order whose pick task is with the Amsterdam warehouse
+    sku = hold_sku()
+    await seed([("ams", sku, 2)])
+    order_id = await released_order(http, db, [(sku, 2)])
+    [old_task] = [
+        s
+        for s in await db.fetch(
+            "SELECT shipment_id FROM allocation.reservations WHERE order_id = $1", uuid.UUID(order_id)
+        )
+    ]
+
+    async with TopicReader(topics.PICK_TASKS.name) as tasks:
+        # when the customer moves the delivery to Rotterdam
+        answer = await change(http, order_id, shipping_address=ROTTERDAM, reason="moving")
+
+        # then the change is taken at once, as version 1, nothing more to pay
+        assert answer.status_code == 202, answer.text
+        assert (answer.json()["state"], answer.json()["version"], answer.json()["to_pay"]) == ("requested", 1, "0.0000")
+        # and the warehouse is told to stop the old task and gets a new one for Rotterdam, still from Amsterdam
+        published = await eventually(lambda: pick_tasks_for(tasks, order_id), lambda found: len(found) >= 2)
+    [(withdrawn, stop), (released, task)] = published
+    assert (withdrawn, stop["pick_task_id"], stop["order_version"]) == ("PickTaskCancelled", str(old_task[0]), 1)
+    assert (released, task["warehouse_id"], task["ship_to"]["city"], task["order_version"]) == (
+        "PickTaskReleased",
+        "ams",
+        "Rotterdam",
+        1,
+    )
+    # and the order shows the change, before and after, applied
+    view = await change_state(http, order_id, {"applied"})
+    assert view["version"] == 1
+    [applied] = view["changes"]
+    assert (applied["before"]["shipping_address"]["city"], applied["after"]["shipping_address"]["city"]) == (
+        "Amsterdam",
+        "Rotterdam",
+    )
+    steps = [s["status"] for s in view["timeline"]]
+    assert steps.index("change_requested") < steps.index("change_accepted") < steps.index("changed")
+    assert await stock(db, "ams", sku) == (2, 2)
+    await assert_books_balance(db, [sku])
+
+
+async def test_an_address_change_to_another_country_reroutes_to_the_nearer_warehouse_and_books_balance(
+    http, db
+) -> None:
+    # given an order for the Netherlands held in Amsterdam, and the same SKU in Lyon
+    sku = hold_sku()
+    await seed([("ams", sku, 1), ("lyo", sku, 1)])
+    order_id = await released_order(http, db, [(sku, 1)])
+
+    # when the customer moves the delivery to Lyon
+    answer = await change(http, order_id, shipping_address=LYON)
+    assert answer.status_code == 202, answer.text
+
+    # then the units are released in Amsterdam and reserved in Lyon, in one step, and a task goes to Lyon
+    await change_state(http, order_id, {"applied"})
+    lyon = await open_shipment(db, order_id, "lyo")
+    await eventually(lambda: task_status(db, lyon), lambda status: status == "released")
+    assert await shipments(db, order_id) == [("ams", sku, 1, 0, "released"), ("lyo", sku, 1, 0, "open")]
+    assert (await stock(db, "ams", sku), await stock(db, "lyo", sku)) == ((1, 0), (1, 1))
+    await assert_books_balance(db, [sku])
