@@ -22,7 +22,7 @@ from shared.contracts.backorders import describe, quantities
 from shared.contracts.envelope import Envelope, now, wrap
 
 from . import change_repository as store
-from . import changes, repository
+from . import changes, domain, repository
 from .domain import IntakeRules
 from .lifecycle import Progress, Step
 
@@ -202,6 +202,8 @@ class ChangeHandlers:
                 if found["state"] == "applied":
                     return
                 await store.set_state(conn, order_id, change_id, "applied", outcome.reason)
+                if outcome.refused:
+                    progress = await self._without_refused(conn, order_id, found, outcome, progress)
                 progress = Progress(
                     progress.status,
                     progress.ordered,
@@ -215,6 +217,24 @@ class ChangeHandlers:
             case _:
                 raise TypeError(f"not a change outcome: {type(outcome).__name__}")
         await repository.record(conn, order_id, progress, step, envelope.occurred_at)
+
+    async def _without_refused(
+        self, conn: Conn, order_id: UUID, found: dict[str, Any], changed: ev.OrderChanged, progress: Progress
+    ) -> Progress:
+        """Units the change added that allocation refused (the order does not wait for stock) leave the order again:
+        its lines and total are as without them, and what was paid for them is due back."""
+        after = ev.SubmittedOrder.model_validate(found["after"])
+        refused = quantities(changed.refused)
+        lines = [
+            line.model_copy(update={"quantity": line.quantity - refused.get(line.sku, 0)})
+            for line in after.lines
+            if line.quantity > refused.get(line.sku, 0)
+        ]
+        kept = after.model_copy(update={"lines": lines})
+        total = domain.order_total(kept)
+        await store.apply(conn, order_id, found["version"], kept, total)
+        await store.settle(conn, order_id, found["change_id"], kept, total)
+        return _reordered(progress, kept)
 
 
 def _reordered(progress: Progress, after: ev.SubmittedOrder) -> Progress:

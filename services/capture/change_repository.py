@@ -120,6 +120,21 @@ async def apply(conn: Conn, order_id: UUID, version: int, after: SubmittedOrder,
     )
 
 
+async def settle(conn: Conn, order_id: UUID, change_id: str, after: SubmittedOrder, total: Decimal) -> None:
+    """The change as applied, less what allocation refused: its order after it and total, and what is due back
+    (what was paid before beyond the new total, and what was paid for the change for units it no longer adds)."""
+    await conn.execute(
+        "UPDATE order_changes SET after = $3, total_after = $4,"
+        # (every expression reads the row as it was: total_after is the total the change was priced at)
+        " due_back = greatest(0, least(paid_before, total_before) - $4) + least(to_pay, greatest(0, total_after - $4))"
+        " WHERE order_id = $1 AND change_id = $2",
+        order_id,
+        change_id,
+        json.loads(after.model_dump_json()),
+        total,
+    )
+
+
 async def changes_view(conn: Conn, order_id: UUID) -> list[dict[str, Any]]:
     """The order's changes, oldest first, with before and after (addresses are the order's own: served to its
     channel and operators only, never logged)."""

@@ -11,6 +11,7 @@ import httpx
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
+from tests.local import client
 from tests.scenario import TopicReader, order_view, seed
 from tests.waiting import eventually
 
@@ -119,3 +120,132 @@ async def test_an_address_change_to_another_country_reroutes_to_the_nearer_wareh
     assert await shipments(db, order_id) == [("ams", sku, 1, 0, "released"), ("lyo", sku, 1, 0, "open")]
     assert (await stock(db, "ams", sku), await stock(db, "lyo", sku)) == ((1, 0), (1, 1))
     await assert_books_balance(db, [sku])
+
+
+async def test_a_quantity_increase_with_stock_is_reserved(http, db) -> None:
+    # given an order of two units held in Amsterdam, which has two more
+    sku = hold_sku()
+    await seed([("ams", sku, 4)])
+    order_id = await released_order(http, db, [(sku, 2)], amount="100.00")  # paid enough for more
+
+    # when the customer wants three
+    answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 3}])
+    assert answer.status_code == 202, answer.text
+    assert (answer.json()["state"], answer.json()["to_pay"]) == ("requested", "0.0000")
+
+    # then the third unit is reserved too, the first two stay where they are, and the order holds three
+    view = await change_state(http, order_id, {"applied"})
+    assert (view["ordered"], view["backordered"], view["total"]) == ({sku: 3}, {}, "34.9500")
+    reserved = await shipments(db, order_id)
+    assert sorted(reserved) == [("ams", sku, 1, 0, "open"), ("ams", sku, 2, 0, "open")]
+    assert await stock(db, "ams", sku) == (4, 3)
+    await assert_books_balance(db, [sku])
+
+
+async def test_a_quantity_increase_without_stock_waits_for_the_missing_part(http, db) -> None:
+    # given an order of the only two units there are
+    sku = hold_sku()
+    await seed([("ams", sku, 2)])
+    order_id = await released_order(http, db, [(sku, 2)], amount="100.00")
+
+    # when the customer wants five
+    assert (await change(http, order_id, lines=[{"sku": sku, "quantity": 5}])).status_code == 202
+
+    # then the two stay reserved and three wait for stock
+    view = await change_state(http, order_id, {"applied"})
+    assert (view["ordered"], view["backordered"]) == ({sku: 5}, {sku: 3})
+    assert "waiting for stock" in view["timeline"][-1]["detail"] or view["status"] == "backordered"
+    assert await stock(db, "ams", sku) == (2, 2)
+    await assert_books_balance(db, [sku])
+
+
+async def test_a_quantity_increase_without_stock_is_refused_for_an_order_that_does_not_wait(http, db) -> None:
+    # given an order that does not wait for stock, holding the only two units there are
+    sku = hold_sku()
+    await seed([("ams", sku, 2)])
+    order_id = await released_order(http, db, [(sku, 2)], amount="100.00", backorder_policy="reject")
+
+    # when the customer wants five
+    assert (await change(http, order_id, lines=[{"sku": sku, "quantity": 5}])).status_code == 202
+
+    # then the three added are refused with the reason, the two stay, and the order and its total are as before
+    view = await change_state(http, order_id, {"applied"})
+    changed = next(s for s in view["timeline"] if s["status"] == "changed")
+    assert f"not added (the order does not wait for stock): {sku} x3" in changed["detail"]
+    assert (view["ordered"], view["backordered"], view["total"]) == ({sku: 2}, {}, "24.9500")
+    assert view["changes"][0]["due_back"] == "0.0000"
+    assert await stock(db, "ams", sku) == (2, 2)
+    await assert_books_balance(db, [sku])
+
+
+async def test_a_higher_total_waits_for_the_payment_and_goes_on_when_it_comes(http, db) -> None:
+    # given an order paid exactly (2 x 10.00 + 4.95)
+    sku = hold_sku()
+    await seed([("ams", sku, 3)])
+    document = order_document([(sku, 2)])
+    order_id: str = (await http.post("/v1/orders", json=document)).json()["order_id"]
+    await open_shipment(db, order_id, "ams")
+
+    # when the customer wants three: 10.00 more to pay
+    answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 3}])
+    assert (answer.status_code, answer.json()["state"], answer.json()["to_pay"]) == (202, "awaiting_payment", "10.0000")
+
+    # then nothing is re-allocated while it waits
+    view = await order_view(http, order_id)
+    assert (view["changes"][0]["state"], view["version"], view["ordered"]) == ("awaiting_payment", 0, {sku: 2})
+    # and another change is refused meanwhile
+    busy = await change(http, order_id, service_level="express")
+    assert busy.status_code == 409 and "still under way (awaiting_payment)" in busy.json()["detail"]
+
+    # when the channel reports the payment
+    payment = {
+        "channel": document["channel"],
+        "external_id": document["external_id"],
+        "payment_id": f"pay-{uuid.uuid4()}",
+        "amount": "10.00",
+        "currency": "EUR",
+        "received_at": "2026-01-01T12:00:00+00:00",
+    }
+    await client.publish(topics.PAYMENTS_RECEIVED.name, [(f"{document['channel']}:{document['external_id']}", payment)])
+
+    # then the change goes on and is applied: three units reserved
+    view = await change_state(http, order_id, {"applied"})
+    assert (view["version"], view["ordered"], view["paid"]) == (1, {sku: 3}, "34.9500")
+    assert "change_paid" in [s["status"] for s in view["timeline"]]
+    assert await stock(db, "ams", sku) == (3, 3)
+    await assert_books_balance(db, [sku])
+
+
+async def test_a_lower_total_records_the_amount_due_back(http, db) -> None:
+    sku = hold_sku()
+    await seed([("ams", sku, 3)])
+    order_id = await released_order(http, db, [(sku, 3)])
+
+    answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 1}])
+
+    assert (answer.status_code, answer.json()["due_back"]) == (202, "20.0000")
+    view = await change_state(http, order_id, {"applied"})
+    assert (view["ordered"], view["total"]) == ({sku: 1}, "14.9500")
+    assert await stock(db, "ams", sku) == (3, 1)
+    await assert_books_balance(db, [sku])
+
+
+async def test_a_change_is_idempotent_by_its_id_and_bounded_to_the_channels_own_orders(http, db) -> None:
+    sku = hold_sku()
+    await seed([("ams", sku, 1)])
+    order_id = await released_order(http, db, [(sku, 1)])
+    body = {"change_id": f"chg-{uuid.uuid4()}", "service_level": "express"}
+
+    first = await http.post(f"/v1/orders/{order_id}/changes", json=body)
+    again = await http.post(f"/v1/orders/{order_id}/changes", json=body)
+    other = await http.post(f"/v1/orders/{order_id}/changes", json={**body, "service_level": "overnight"})
+
+    assert (first.status_code, first.json()["duplicate"]) == (202, False)
+    assert (again.status_code, again.json()["duplicate"], again.json()["version"]) == (202, True, 1)
+    assert other.status_code == 409 and "was used for another change" in other.json()["detail"]
+    oversized = await http.post(
+        f"/v1/orders/{order_id}/changes", json={**body, "lines": [{"sku": sku, "quantity": 1}] * 101}
+    )
+    assert oversized.status_code == 422
+    view = await change_state(http, order_id, {"applied"})
+    assert len(view["changes"]) == 1
