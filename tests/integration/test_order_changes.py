@@ -3,16 +3,21 @@ withdraws the pick tasks it touches (or refuses, once the warehouse has started)
 in one step, and a new pick task goes out with the new ship-to. The simulated warehouse sits on HOLD- SKUs, so
 their pick tasks stay released until the test says otherwise."""
 
+import asyncio
+import json
+import time
 import uuid
 from typing import Any
 
 import httpx
 
+from deploy.chaos import evidence, invariants
+from shared.contracts import events as ev
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
-from tests.local import client
-from tests.scenario import TopicReader, order_view, seed
+from tests.local import LOCAL, client
+from tests.scenario import TopicReader, order_view, publish_event, seed
 from tests.waiting import eventually
 
 ROTTERDAM = {
@@ -249,3 +254,144 @@ async def test_a_change_is_idempotent_by_its_id_and_bounded_to_the_channels_own_
     assert oversized.status_code == 422
     view = await change_state(http, order_id, {"applied"})
     assert len(view["changes"]) == 1
+
+
+# ---- a change racing the warehouse's `picked` report ----
+
+
+async def warehouse_reports(db: Any, pick_task_id: uuid.UUID) -> list[str]:
+    rows = await db.fetch("SELECT outcome FROM fulfillment.warehouse_reports WHERE pick_task_id = $1", pick_task_id)
+    return [r["outcome"] for r in rows]
+
+
+async def race_settled(http: httpx.AsyncClient, db: Any, order_id: str, task: uuid.UUID) -> tuple[str, list[str]]:
+    """The change's final state and what became of the `picked` report, once both are decided."""
+    view = await change_state(http, order_id, {"applied", "refused"})
+    reports = await eventually(lambda: warehouse_reports(db, task), bool)
+    return view["changes"][0]["state"], reports
+
+
+async def test_a_change_racing_the_picked_report_exactly_one_wins_and_no_stock_leaks(http, db) -> None:
+    run = uuid.uuid4().hex[:10]
+    orders: list[tuple[str, uuid.UUID, str]] = []
+    topic_start = await evidence.end_offsets(LOCAL.access(), evidence.watched_topics())
+    started = time.time()
+    # given orders released to Amsterdam, the same SKUs in Lyon too
+    for i in range(4):
+        sku = f"HOLD-{run}-{i}"
+        await seed([("ams", sku, 1), ("lyo", sku, 1)])
+        customer = {"email": f"chaos-{run}-{i}@example.test", "name": "Test Customer"}
+        order_id = await released_order(http, db, [(sku, 1)], customer=customer)
+        orders.append((order_id, await open_shipment(db, order_id, "ams"), sku))
+
+    # when, for each, the warehouse reports it picked while the customer moves the delivery to Lyon
+    async def race(order_id: str, task: uuid.UUID) -> None:
+        picked = {
+            "pick_task_id": str(task),
+            "warehouse_id": "ams",
+            "kind": "picked",
+            "occurred_at": "2026-01-01T12:00:00+00:00",
+        }
+        await asyncio.gather(
+            client.publish(topics.WAREHOUSE_EVENTS.name, [("ams", picked)]),
+            change(http, order_id, shipping_address=LYON),
+        )
+
+    await asyncio.gather(*(race(order_id, task) for order_id, task, _ in orders))
+
+    # then exactly one of them wins each race, and the loser is answered with its reason
+    for order_id, task, sku in orders:
+        state, reports = await race_settled(http, db, order_id, task)
+        view = await order_view(http, order_id)
+        if state == "applied":  # the change won: the task was withdrawn first, the pick report changes nothing
+            assert reports == ["ignored: task cancelled"], (order_id, reports)
+            assert await task_status(db, task) == "cancelled"
+            await eventually(lambda o=order_id: shipments(db, o), lambda rows, s=sku: ("lyo", s, 1, 0, "open") in rows)
+        else:  # the pick won: the change is refused with the reason, the task picks on in Amsterdam
+            assert (state, reports) == ("refused", ["applied: picked"]), (order_id, reports)
+            assert view["changes"][0]["outcome"].startswith("the warehouse has started on it: shipment")
+            assert await task_status(db, task) == "picked"
+            assert await shipments(db, order_id) == [("ams", sku, 1, 0, "open")]
+    # and no stock is leaked: the fault-injection suite's invariant checker agrees
+    async with db.acquire() as conn:
+        found = await evidence.gather(
+            conn, LOCAL.access(), run, topic_start, LOCAL.state / "mail", LOCAL.state / "mail-repeats.jsonl", started
+        )
+    received = {(w, sku): 1 for _, _, sku in orders for w in ("ams", "lyo")}
+    checks = [
+        invariants.stock_balances(
+            found.stock, received, found.reservations, found.shipped_by_fulfillment, found.capture, found.allocation
+        ),
+        invariants.pick_tasks_seen(found.pick_tasks, found.pick_task_records),
+    ]
+    assert [(c.name, c.violations) for c in checks] == [("stock", []), ("pick tasks", [])]
+    assert (checks[0].counts["units received"], checks[0].counts["units reserved"]) == (8, 4)  # one unit per order
+    await assert_books_balance(db, [sku for _, _, sku in orders])
+
+
+# ---- late events of an older version ----
+
+
+async def test_late_events_of_an_older_version_change_nothing(http, db) -> None:
+    # given an order moved to Rotterdam (version 1), its task re-issued
+    sku = hold_sku()
+    await seed([("ams", sku, 1)])
+    order_id = await released_order(http, db, [(sku, 1)])
+    assert (await change(http, order_id, shipping_address=ROTTERDAM)).status_code == 202
+    before = await change_state(http, order_id, {"applied"})
+    reserved = await shipments(db, order_id)
+    order = uuid.UUID(order_id)
+    old_address = ev.Address.model_validate(before["changes"][0]["before"]["shipping_address"])
+
+    async with (
+        TopicReader(topics.PICK_TASKS.name) as tasks,
+        TopicReader(topics.ALLOCATION_EVENTS.name) as decisions,
+        TopicReader(topics.FULFILLMENT_EVENTS.name) as outcomes,
+    ):
+        # when fulfillment's acceptance of version 1 is delivered to allocation once more
+        applied = await db.fetchrow(
+            "SELECT change_id, ship_to, service_level, lines FROM fulfillment.order_changes WHERE order_id = $1", order
+        )
+        again = ev.OrderChangeAccepted(
+            order_id=order,
+            change_id=applied["change_id"],
+            order_version=1,
+            ship_to=ev.Address.model_validate(json.loads(applied["ship_to"])),
+            service_level=applied["service_level"],
+            lines=[ev.ItemQuantity(**line) for line in json.loads(applied["lines"])],
+            withdrawn_shipments=[],
+            reason="late",
+        )
+        await publish_event(topics.FULFILLMENT_EVENTS, again, order)
+        # and a shipment reserved under version 0 (to the old address) reaches fulfillment only now
+        late = ev.Shipment(shipment_id=uuid.uuid4(), warehouse_id="ams", lines=[ev.ItemQuantity(sku=sku, quantity=1)])
+        stale = ev.OrderAllocated(
+            order_id=order, shipments=[late], ship_to=old_address, service_level="standard", order_version=0
+        )
+        await publish_event(topics.ALLOCATION_EVENTS, stale, order)
+
+        # then the old version's shipment is born withdrawn: no task goes to the warehouse with the old address,
+        # and allocation is told it was withdrawn under the change
+        found = await eventually(
+            lambda: outcomes.bodies_for(order_id),
+            lambda bodies: any(b["payload"].get("withdrawn_shipments") for b in bodies),
+        )
+        [withdrawn] = [b for b in found if b["payload"].get("withdrawn_shipments")]
+        assert withdrawn["type"] == "OrderChangeAccepted"
+        assert withdrawn["payload"]["withdrawn_shipments"] == [str(late.shipment_id)]
+        assert await task_status(db, late.shipment_id) == "cancelled"
+        reason = await db.fetchval(
+            "SELECT cancel_reason FROM fulfillment.pick_tasks WHERE pick_task_id = $1", late.shipment_id
+        )
+        assert reason == f"superseded by change {applied['change_id']} (version 1)"
+        await client.wait_caught_up("oms-allocation", [topics.FULFILLMENT_EVENTS.name])
+        assert await pick_tasks_for(tasks, order_id) == []
+        # (the only allocation event is the late one published here: allocation decided nothing new)
+        assert [(b["type"], b["payload"]["order_version"]) for b in await decisions.bodies_for(order_id)] == [
+            ("OrderAllocated", 0)
+        ]
+    # and allocation and capture stand as they were
+    assert await shipments(db, order_id) == reserved
+    after = await order_view(http, order_id)
+    assert (after["version"], after["changes"][0]["state"], after["ordered"]) == (1, "applied", {sku: 1})
+    await assert_books_balance(db, [sku])
