@@ -17,7 +17,7 @@ from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
 from tests.local import LOCAL, client
-from tests.scenario import TopicReader, order_view, publish_event, seed
+from tests.scenario import TopicReader, mails, order_view, parts, publish_event, seed
 from tests.waiting import eventually
 
 ROTTERDAM = {
@@ -104,6 +104,27 @@ async def test_an_address_change_before_pick_reissues_the_task_with_the_new_ship
     assert steps.index("change_requested") < steps.index("change_accepted") < steps.index("changed")
     assert await stock(db, "ams", sku) == (2, 2)
     await assert_books_balance(db, [sku])
+
+    # and the customer is told once, however often allocation's report of the change is delivered
+    [mail] = await eventually(lambda: mails(order_id, "changed"), bool)
+    assert "It ships to Rotterdam, NL (standard delivery)." in parts(mail)["text/plain"]
+    changed = ev.OrderChanged(
+        order_id=uuid.UUID(order_id),
+        change_id=applied["change_id"],
+        order_version=1,
+        ship_to=ev.Address.model_validate(ROTTERDAM),
+        service_level="standard",
+        lines=[ev.ItemQuantity(sku=sku, quantity=2)],
+        reason="moving",
+    )
+    await publish_event(topics.ALLOCATION_EVENTS, changed, uuid.UUID(order_id))
+    await client.wait_caught_up("oms-notifications", [topics.ALLOCATION_EVENTS.name])
+    messages = await db.fetchval(
+        "SELECT count(*) FROM notifications.messages WHERE order_id = $1 AND kind = 'changed'", uuid.UUID(order_id)
+    )
+    assert (messages, len(mails(order_id, "changed"))) == (1, 1)
+    await client.wait_caught_up("oms-capture", [topics.ALLOCATION_EVENTS.name])
+    assert [s["status"] for s in (await order_view(http, order_id))["timeline"]].count("changed") == 1
 
 
 async def test_an_address_change_to_another_country_reroutes_to_the_nearer_warehouse_and_books_balance(
