@@ -8,13 +8,17 @@ handled one after the other."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
+from prometheus_client import Counter
+
 from shared.backbone.db import Conn
 from shared.backbone.kafka import Inbound
+from shared.backbone.metrics import count
 from shared.backbone.outbox import enqueue
 from shared.contracts import events as ev
 from shared.contracts import topics
@@ -27,6 +31,12 @@ from .domain import IntakeRules
 from .lifecycle import Progress, Step
 
 log = logging.getLogger(__name__)
+ORDER_CHANGES = Counter(
+    "oms_order_changes_total",
+    "Order changes by what became of them: awaiting_payment, requested, refused or invalid at capture; accepted, "
+    "refused (the warehouse had started) or applied after.",
+    ["outcome"],
+)
 # The outcomes of a change that other services report, each followed here.
 FOLLOWED = (ev.OrderChangeAccepted, ev.OrderChangeRefused, ev.OrderChanged)
 
@@ -41,6 +51,19 @@ class ChangeOutcome:
     status: str | None = None
     reasons: tuple[str, ...] = ()
     change: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A change as it goes to fulfillment: the order after it, the units still to come and those fewer than before."""
+
+    change_id: str
+    version: int
+    after: ev.SubmittedOrder
+    lines: Mapping[str, int]
+    reduced: Mapping[str, int]
+    reroute: bool
+    reason: str
 
 
 class ChangeHandlers:
@@ -67,7 +90,8 @@ class ChangeHandlers:
         standing = await store.standing(conn, order_id)
         catalogue = await repository.catalogue(conn, (line.sku for line in change.lines or []))
         plan = changes.plan(progress, order, change, catalogue, self.rules, standing.paid)
-        if not plan.goes_on:
+        if not plan.goes_on or plan.after is None:
+            count(ORDER_CHANGES.labels(plan.verdict))
             return ChangeOutcome(plan.verdict, order_id, progress.status, plan.reasons)  # type: ignore[arg-type]
         at = now()
         version = standing.version + 1
@@ -87,44 +111,32 @@ class ChangeHandlers:
             at,
         )
         detail = _summary(change.change_id, version, order, plan, source)
+        count(ORDER_CHANGES.labels(state))
         if state == "awaiting_payment":
             detail += f"; waits for a payment of {plan.to_pay} {order.currency}"
         else:
-            await self._pass_on(conn, order_id, change.change_id, version, plan.after, plan, change.reason, cause)
+            passed = Passed(
+                change.change_id, version, plan.after, plan.lines, plan.reduced, plan.reroute, change.reason
+            )
+            await self._pass_on(conn, order_id, passed, cause)
         await repository.record(conn, order_id, progress, Step("change_requested", detail, progress.status), at)
         return ChangeOutcome(
             "accepted", order_id, progress.status, plan.reasons, await store.find(conn, order_id, change.change_id)
         )
 
-    async def _pass_on(
-        self,
-        conn: Conn,
-        order_id: UUID,
-        change_id: str,
-        version: int,
-        after: ev.SubmittedOrder | None,
-        plan: changes.Plan | dict[str, Any],
-        reason: str,
-        cause: Envelope | None,
-    ) -> None:
+    async def _pass_on(self, conn: Conn, order_id: UUID, passed: Passed, cause: Envelope | None) -> None:
         """The change goes to fulfillment, which decides whether the pick tasks it touches may still be withdrawn."""
-        assert after is not None
-        lines, reduced, reroute = (
-            (plan.lines, plan.reduced, plan.reroute)
-            if isinstance(plan, changes.Plan)
-            else (plan["lines"], plan["reduced"], plan["reroute"])
-        )
         at = now()
         requested = ev.OrderChangeRequested(
             order_id=order_id,
-            change_id=change_id,
-            order_version=version,
-            ship_to=after.shipping_address,
-            service_level=after.service_level,
-            lines=_items(lines),
-            reduced=_items(reduced),
-            reroute=reroute,
-            reason=reason,
+            change_id=passed.change_id,
+            order_version=passed.version,
+            ship_to=passed.after.shipping_address,
+            service_level=passed.after.service_level,
+            lines=_items(passed.lines),
+            reduced=_items(passed.reduced),
+            reroute=passed.reroute,
+            reason=passed.reason,
             requested_at=at,
         )
         event = wrap(requested, order_id=order_id, cause=cause, occurred_at=at)
@@ -159,8 +171,17 @@ class ChangeHandlers:
             return
         after = ev.SubmittedOrder.model_validate(waiting["after"])
         await store.set_state(conn, order_id, waiting["change_id"], "requested", None)
-        version = waiting["version"]
-        await self._pass_on(conn, order_id, waiting["change_id"], version, after, waiting, waiting["reason"], cause)
+        passed = Passed(
+            waiting["change_id"],
+            waiting["version"],
+            after,
+            waiting["lines"],
+            waiting["reduced"],
+            waiting["reroute"],
+            waiting["reason"],
+        )
+        await self._pass_on(conn, order_id, passed, cause)
+        count(ORDER_CHANGES.labels("requested"))
         progress = await repository.lock_progress(conn, order_id)
         assert progress is not None
         detail = f"change {waiting['change_id']}: paid ({standing.paid} {after.currency}), passed on"
@@ -188,12 +209,14 @@ class ChangeHandlers:
                 if found["state"] != "requested":
                     return  # answered before
                 await store.set_state(conn, order_id, change_id, "refused", reason)
+                count(ORDER_CHANGES.labels("refused"))
                 step = Step("change_refused", f"change {change_id}: {reason}", progress.status)
             case ev.OrderChangeAccepted(withdrawn_shipments=withdrawn):
                 if found["state"] != "requested":
                     return  # accepted before: a later withdrawal of an older version's shipment
                 after = ev.SubmittedOrder.model_validate(found["after"])
                 await store.set_state(conn, order_id, change_id, "accepted", None)
+                count(ORDER_CHANGES.labels("accepted"))
                 await store.apply(conn, order_id, found["version"], after, Decimal(found["total_after"]))
                 progress = _reordered(progress, after)
                 detail = f"change {change_id}: accepted, {len(withdrawn)} pick task(s) withdrawn to be re-issued"
@@ -202,6 +225,7 @@ class ChangeHandlers:
                 if found["state"] == "applied":
                     return
                 await store.set_state(conn, order_id, change_id, "applied", outcome.reason)
+                count(ORDER_CHANGES.labels("applied"))
                 if outcome.refused:
                     progress = await self._without_refused(conn, order_id, found, outcome, progress)
                 progress = Progress(
@@ -249,7 +273,7 @@ def _reordered(progress: Progress, after: ev.SubmittedOrder) -> Progress:
     )
 
 
-def _items(lines: dict[str, int]) -> list[ev.ItemQuantity]:
+def _items(lines: Mapping[str, int]) -> list[ev.ItemQuantity]:
     return [ev.ItemQuantity(sku=sku, quantity=n) for sku, n in sorted(lines.items()) if n > 0]
 
 

@@ -135,9 +135,21 @@ async def settle(conn: Conn, order_id: UUID, change_id: str, after: SubmittedOrd
     )
 
 
+# What a change can change, shown before and after it; the rest of the order's document (the customer, the payer, the
+# payment reference) is not repeated in the view.
+SHOWN = ("shipping_address", "service_level", "lines", "shipping_price", "currency")
+
+
 async def changes_view(conn: Conn, order_id: UUID) -> list[dict[str, Any]]:
-    """The order's changes, oldest first, with before and after (addresses are the order's own: served to its
-    channel and operators only, never logged)."""
+    """The order's changes, oldest first, with what they changed before and after (the ship-to is the order's own:
+    served to its channel and operators only, never logged)."""
     rows = await conn.fetch(f"SELECT {COLUMNS} FROM order_changes WHERE order_id = $1 ORDER BY requested_at", order_id)
     money = ("total_before", "total_after", "paid_before", "to_pay", "due_back")
-    return [{**dict(r), **{k: str(r[k]) for k in money}} for r in rows]
+    return [
+        {
+            **dict(r),
+            **{k: str(r[k]) for k in money},
+            **{side: {k: r[side].get(k) for k in SHOWN} for side in ("before", "after")},
+        }
+        for r in rows
+    ]

@@ -20,6 +20,8 @@ from .domain import IntakeRules, Rejection, order_total, rejection_reasons
 from .lifecycle import Progress
 
 REFUSALS = {
+    # Until allocation has answered, it may not have the order yet: a change must not overtake it.
+    "validated": "the order is still being allocated: try again in a moment",
     "on_hold": "the order is on hold: release it first",
     "shipped": "the order has shipped and can no longer be changed",
     "exception": "the order has shipped (it is with the carrier) and can no longer be changed",

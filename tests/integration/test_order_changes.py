@@ -17,7 +17,7 @@ from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
 from tests.local import LOCAL, client
-from tests.scenario import TopicReader, mails, order_view, parts, publish_event, seed
+from tests.scenario import TopicReader, mails, order_view, parts, publish_event, seed, wait_status
 from tests.waiting import eventually
 
 ROTTERDAM = {
@@ -35,10 +35,11 @@ def hold_sku() -> str:
 
 
 async def released_order(http: httpx.AsyncClient, db: Any, lines: list[tuple[str, int]], **document: Any) -> str:
-    """An order whose pick task is with the Amsterdam warehouse."""
+    """An order whose pick task is with the Amsterdam warehouse, allocated as capture knows it."""
     order_id: str = (await http.post("/v1/orders", json=order_document(lines, **document))).json()["order_id"]
     shipment = await open_shipment(db, order_id, "ams")
     await eventually(lambda: task_status(db, shipment), lambda status: status == "released")
+    await wait_status(http, order_id, {"allocated"})  # capture has heard from allocation: it may be changed
     return order_id
 
 
@@ -135,8 +136,10 @@ async def test_an_address_change_to_another_country_reroutes_to_the_nearer_wareh
     await seed([("ams", sku, 1), ("lyo", sku, 1)])
     order_id = await released_order(http, db, [(sku, 1)])
 
-    # when the customer moves the delivery to Lyon
-    answer = await change(http, order_id, shipping_address=LYON)
+    amsterdam = await open_shipment(db, order_id, "ams")
+
+    # when the customer moves the delivery to Lyon, by express
+    answer = await change(http, order_id, shipping_address=LYON, service_level="express")
     assert answer.status_code == 202, answer.text
 
     # then the units are released in Amsterdam and reserved in Lyon, in one step, and a task goes to Lyon
@@ -146,6 +149,15 @@ async def test_an_address_change_to_another_country_reroutes_to_the_nearer_wareh
     assert await shipments(db, order_id) == [("ams", sku, 1, 0, "released"), ("lyo", sku, 1, 0, "open")]
     assert (await stock(db, "ams", sku), await stock(db, "lyo", sku)) == ((1, 0), (1, 1))
     await assert_books_balance(db, [sku])
+    # re-promised for the new service level (express: 2 business days, standard: 5)
+    tasks = await db.fetch(
+        "SELECT pick_task_id, status, service_level, promised_delivery FROM fulfillment.pick_tasks"
+        " WHERE pick_task_id = ANY($1::uuid[])",
+        [amsterdam, lyon],
+    )
+    before, after = sorted(tasks, key=lambda t: t["pick_task_id"] != amsterdam)
+    assert (before["status"], before["service_level"], after["service_level"]) == ("cancelled", "standard", "express")
+    assert after["promised_delivery"] < before["promised_delivery"]
 
 
 async def test_a_quantity_increase_with_stock_is_reserved(http, db) -> None:
@@ -210,7 +222,7 @@ async def test_a_higher_total_waits_for_the_payment_and_goes_on_when_it_comes(ht
     await seed([("ams", sku, 3)])
     document = order_document([(sku, 2)])
     order_id: str = (await http.post("/v1/orders", json=document)).json()["order_id"]
-    await open_shipment(db, order_id, "ams")
+    await wait_status(http, order_id, {"allocated"})
 
     # when the customer wants three: 10.00 more to pay
     answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 3}])

@@ -42,6 +42,11 @@ BERLIN = {
 }
 
 
+@pytest.mark.parametrize("status", ["allocated", "backordered", "partially_shipped"])
+def test_an_order_allocation_has_answered_for_may_change(status: str) -> None:
+    assert decide(change(service_level="express"), progress(status)).goes_on
+
+
 def test_a_new_address_before_shipping_is_allowed_and_reroutes_what_is_still_to_come() -> None:
     plan = decide(change(shipping_address=BERLIN))
     assert plan.verdict == "allowed"
@@ -89,6 +94,7 @@ def test_after_a_parcel_left_an_address_change_applies_to_the_rest_only() -> Non
         ("delivered", "the order was delivered and can no longer be changed"),
         ("cancelled", "the order is cancelled"),
         ("on_hold", "the order is on hold: release it first"),
+        ("validated", "the order is still being allocated: try again in a moment"),
     ],
 )
 def test_past_changing_it_is_refused_with_the_reason(status: str, reason: str) -> None:
