@@ -1,4 +1,4 @@
-"""`oms order show ID` and `oms order submit FILE`."""
+"""`oms order show ID`, `oms order submit FILE` and `oms order change ID ...`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "order", help="show or submit orders", description="Orders: look one up, or submit some."
     )
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{show,submit}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{show,submit,change}")
     show = verbs.add_parser(
         "show",
         parents=[common],
@@ -40,6 +40,27 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     submit.add_argument("file", metavar="FILE", help="JSON file with an order or a list of orders, or -")
     submit.set_defaults(run=order_submit)
+    change = verbs.add_parser(
+        "change",
+        parents=[common],
+        help="change an order before it is picked",
+        description="POST a change to capture's /v1/orders/ID/changes: a new shipping address, service level or line "
+        "quantities (the units still to come; 0 removes a line). A higher total waits for the channel's payment; a "
+        "lower one is recorded as due back. Exit status 1 if the change is refused.",
+    )
+    change.add_argument("order_id", metavar="ID", help="the order id capture gave (a UUID)")
+    change.add_argument("--ship-to", metavar="JSON", help="the new shipping address, a JSON object (as in an order)")
+    change.add_argument("--service-level", choices=["standard", "express", "overnight"])
+    change.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="SKU=QTY[@PRICE]",
+        help="a line's new quantity; a SKU the order does not have needs its unit price (repeatable)",
+    )
+    change.add_argument("--change-id", help="the change's id (default: a new one); repeating it changes nothing")
+    change.add_argument("--reason", default="customer request")
+    change.set_defaults(run=order_change)
 
 
 def _best_effort(settings: CliSettings, service: str, path: str) -> tuple[Any | None, str | None]:
@@ -187,3 +208,52 @@ def order_submit(args: argparse.Namespace) -> int:
             )
         )
     return 1 if refused else 0
+
+
+def _changed_line(text: str) -> dict[str, Any]:
+    sku, _, rest = text.partition("=")
+    quantity, _, price = rest.partition("@")
+    if not sku or not quantity.isdigit():
+        raise CommandError(f"--line {text!r}: write SKU=QTY or SKU=QTY@PRICE")
+    return {"sku": sku, "quantity": int(quantity), **({"unit_price": price} if price else {})}
+
+
+def order_change(args: argparse.Namespace) -> int:
+    try:
+        order_id = uuid.UUID(args.order_id)
+        ship_to = json.loads(args.ship_to) if args.ship_to else None
+    except ValueError as exc:
+        raise CommandError(f"{args.order_id!r} is not an order id, or --ship-to is not JSON ({exc})") from exc
+    body: dict[str, Any] = {"change_id": args.change_id or f"oms-{uuid.uuid4()}", "reason": args.reason}
+    if ship_to is not None:
+        body["shipping_address"] = ship_to
+    if args.service_level:
+        body["service_level"] = args.service_level
+    if args.line:
+        body["lines"] = [_changed_line(line) for line in args.line]
+    try:
+        with api.client(args.settings, "capture") as http:
+            response = http.post(f"/v1/orders/{order_id}/changes", json=body)
+    except httpx.HTTPError as exc:
+        raise CommandError(f"capture did not answer ({exc.__class__.__name__})") from exc
+    answer = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code != 202:
+        detail = answer.get("detail", response.text[:500])
+        if isinstance(detail, list):  # pydantic's errors: where and what
+            detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail)
+        if args.json:
+            emit_json({"error": response.status_code, "detail": detail})
+        else:
+            errors.print(f"[red]change refused ({response.status_code}):[/] {detail}")
+        return 1
+    if args.json:
+        emit_json(answer)
+        return 0
+    console.print(
+        f"[bold]change {answer['change_id']}[/] of order {answer['order_id']}: {answer['state']}"
+        f"{' (repeat)' if answer['duplicate'] else ''}, version {answer['version']}, total {answer['total_before']}"
+        f" -> {answer['total_after']}, to pay {answer['to_pay']}, due back {answer['due_back']}"
+    )
+    for note in answer["notes"]:
+        console.print(f"  {note}")
+    return 0

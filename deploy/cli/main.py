@@ -2,6 +2,7 @@
 
     oms stack up|down|status          the local stack, services, simulator and Prometheus
     oms order show ID | submit FILE   an order's status, timeline, shipments and messages; submit orders
+    oms order change ID [--ship-to JSON] [--service-level L] [--line SKU=QTY[@PRICE]]...   change an order
     oms inventory show | receive      stock per warehouse and SKU; receive units at a warehouse
     oms dlq list | replay             dead letters, and replaying them after a fix
     oms topics                        topics, partitions, end offsets and consumer lag

@@ -12,6 +12,7 @@ consumer opened for the batch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -29,6 +30,7 @@ from shared.reference import catalogue
 from shared.reference.suppliers import Suppliers
 
 from . import metrics, repository
+from .changes import Change, Changed, apply_change
 from .dropship import split
 from .inventory import Inventory
 from .orders import (
@@ -56,6 +58,7 @@ HANDLED = (
     ev.CancellationAccepted,
     ev.ShortPickReported,
     ev.DropshipDeclined,
+    ev.OrderChangeAccepted,
 )
 
 
@@ -86,6 +89,9 @@ class Named:
                     named.skus |= {line.sku for line in lines}
                 case ev.OrderShipped(pick_task_id=shipment_id):
                     named.shipments.add(shipment_id)
+                case ev.OrderChangeAccepted(order_id=order_id, lines=lines):
+                    named.orders.add(order_id)
+                    named.skus |= {line.sku for line in lines}  # lines added: their stock is locked too
         return named
 
 
@@ -105,17 +111,21 @@ class AllocationHandlers:
         inventory = Inventory(self.network, ranking=self.priorities.ranking, clock=lambda: now)
         await repository.load_batch(conn, inventory, named.skus, named.orders, named.shipments)
         early = await repository.take_early_cancellations(conn, named.orders - inventory.orders.keys())
-        announced: list[tuple[Outcome, Envelope, str]] = []
+        announced: list[tuple[Outcome | Changed, Envelope, str, Version]] = []
         for record in records:
             reference = _reference(record.payload)
             outcomes = await self._apply(conn, inventory, early, record.payload)
-            announced += [(outcome, record.envelope, reference) for outcome in outcomes]
+            # The order's version, ship-to and service level as they stood when the outcome was decided.
+            announced += [(outcome, record.envelope, reference, _version(inventory, outcome)) for outcome in outcomes]
         await repository.save(conn, inventory)
         await repository.keep_early_cancellations(conn, early)
         await repository.record_demand(conn, inventory.demanded)
         suggested = await self._replenish(conn, inventory, records)
-        metrics.count_outcomes([outcome for outcome, _, _ in announced])
-        events = [(_announcement(inventory, outcome, reference), cause) for outcome, cause, reference in announced]
+        metrics.count_outcomes([outcome for outcome, _, _, _ in announced if not isinstance(outcome, Changed)])
+        events = [
+            (_announcement(inventory, outcome, reference, version), cause)
+            for outcome, cause, reference, version in announced
+        ]
         await enqueue(
             conn,
             [
@@ -157,8 +167,14 @@ class AllocationHandlers:
 
     async def _apply(
         self, conn: Conn, inventory: Inventory, early: dict[UUID, CancelRequest], payload: Any
-    ) -> list[Outcome]:
+    ) -> Sequence[Outcome | Changed]:
         match payload:
+            case ev.OrderChangeAccepted():
+                if payload.order_id not in inventory.orders:
+                    raise LookupError(
+                        f"change {payload.change_id} for order {payload.order_id} allocation does not know"
+                    )
+                return apply_change(inventory, _change(payload))
             case ev.OrderValidated():
                 if payload.order_id in inventory.orders:
                     return []  # announced before, and handled then
@@ -317,20 +333,63 @@ def _draft(suggestion: Suggestion) -> ev.ReplenishmentSuggested:
     )
 
 
-def _announcement(inventory: Inventory, outcome: Outcome, reference: str) -> tuple[str, UUID | None, ev.Contract]:
-    """The contract event for an outcome, with its key and order id."""
+@dataclass(frozen=True)
+class Version:
+    """An order's version, ship-to and service level when an outcome about it was decided."""
+
+    number: int
+    ship_to: Any
+    service_level: str
+
+
+def _version(inventory: Inventory, outcome: Outcome | Changed) -> Version:
+    order = inventory.orders.get(getattr(outcome, "order_id", None))  # type: ignore[arg-type]
+    if order is None:
+        return Version(0, None, "standard")
+    return Version(order.version, dict(order.ship_to), order.service_level)
+
+
+def _change(accepted: ev.OrderChangeAccepted) -> Change:
+    return Change(
+        accepted.order_id,
+        accepted.change_id,
+        accepted.order_version,
+        accepted.ship_to.model_dump(mode="json"),
+        accepted.service_level,
+        quantities(accepted.lines),
+        frozenset(accepted.withdrawn_shipments),
+        accepted.reason,
+    )
+
+
+def _announcement(
+    inventory: Inventory, outcome: Outcome | Changed, reference: str, version: Version
+) -> tuple[str, UUID | None, ev.Contract]:
+    """The contract event for an outcome, with its key and order id, carrying the order's version at the time."""
     match outcome:
+        case Changed():
+            payload: ev.Contract = ev.OrderChanged(
+                order_id=outcome.order_id,
+                change_id=outcome.change_id,
+                order_version=outcome.version,
+                ship_to=ev.Address.model_validate(version.ship_to),
+                service_level=cast(ev.ServiceLevel, version.service_level),
+                lines=_items(outcome.lines),
+                backordered=_items(outcome.backordered),
+                refused=_items(outcome.refused),
+                reason=outcome.reason,
+            )
         case Allocated():
             order = inventory.orders[outcome.order_id]
             shipments = [
                 ev.Shipment(shipment_id=s.shipment_id, warehouse_id=s.warehouse_id, lines=_items(s.lines))
                 for s in outcome.shipments
             ]
-            payload: ev.Contract = ev.OrderAllocated(
+            payload = ev.OrderAllocated(
                 order_id=outcome.order_id,
                 shipments=shipments,
-                ship_to=ev.Address.model_validate(order.ship_to),
-                service_level=cast(ev.ServiceLevel, order.service_level),
+                ship_to=ev.Address.model_validate(version.ship_to),
+                service_level=cast(ev.ServiceLevel, version.service_level),
                 backordered=_items(outcome.backordered),
                 reason=outcome.reason,
                 priority=inventory.serving.score(order),
@@ -340,10 +399,14 @@ def _announcement(inventory: Inventory, outcome: Outcome, reference: str) -> tup
                     )
                     for p in outcome.purchase_orders
                 ],
+                order_version=version.number,
             )
         case Backordered():
             payload = ev.OrderBackordered(
-                order_id=outcome.order_id, reason=outcome.reason, missing=_items(outcome.missing)
+                order_id=outcome.order_id,
+                reason=outcome.reason,
+                missing=_items(outcome.missing),
+                order_version=version.number,
             )
         case Unfulfillable():
             payload = ev.OrderUnfulfillable(order_id=outcome.order_id, reason=outcome.reason)

@@ -33,6 +33,8 @@ class Order:
     priority: Priority = field(default_factory=Priority)
     # Units with dropship suppliers, per supplier id (services.allocation.dropship): neither waiting nor reserved.
     dropship: dict[str, dict[str, int]] = field(default_factory=dict)
+    # One more for every change applied (services.allocation.changes); its events carry it.
+    version: int = 0
 
     @property
     def skus(self) -> set[str]:

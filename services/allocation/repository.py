@@ -130,11 +130,14 @@ async def save(conn: Conn, inventory: Inventory) -> None:
     )
     await conn.executemany(
         "INSERT INTO orders (order_id, channel, backorder_policy, status, lines, backordered, cancelled, skus,"
-        " waiting_skus, ship_to, service_level, arrived_at, reason, priority, priority_components, dropship)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        " waiting_skus, ship_to, service_level, arrived_at, reason, priority, priority_components, dropship, version)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, backordered = excluded.backordered,"
         " cancelled = excluded.cancelled, waiting_skus = excluded.waiting_skus, reason = excluded.reason,"
-        " dropship = excluded.dropship",
+        " dropship = excluded.dropship,"
+        # an order change moves these (and the version with them); otherwise they are as taken in
+        " lines = excluded.lines, skus = excluded.skus, ship_to = excluded.ship_to,"
+        " service_level = excluded.service_level, version = excluded.version",
         [
             (
                 o.order_id,
@@ -153,6 +156,7 @@ async def save(conn: Conn, inventory: Inventory) -> None:
                 o.priority.base,
                 [{"name": c.name, "points": c.points, "detail": c.detail} for c in o.priority.components],
                 o.dropship,
+                o.version,
             )
             for o in orders
         ],
@@ -314,7 +318,7 @@ async def find_order(conn: Conn, order_id: UUID) -> Order | None:
 
 ORDER_COLUMNS = (
     "order_id, channel, backorder_policy, status, lines, backordered, cancelled, ship_to, service_level,"
-    " arrived_at, reason, priority_components, dropship"
+    " arrived_at, reason, priority_components, dropship, version"
 )
 
 
@@ -333,6 +337,7 @@ def _order(r: asyncpg.Record) -> Order:
         reason=r["reason"],
         priority=Priority(tuple(Component(**c) for c in r["priority_components"])),
         dropship={supplier: _quantities(lines) for supplier, lines in r["dropship"].items()},
+        version=r["version"],
     )
 
 

@@ -48,6 +48,50 @@ class CancelRefusal(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+class ChangeAnswer(BaseModel):
+    """202: the change was taken (`state` awaiting_payment: it waits for `to_pay`; requested: passed on to
+    fulfillment), or was made before (`duplicate`, with its state now). `verdict` partly: `notes` say what it leaves."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: UUID
+    status: str
+    change_id: str
+    version: int = Field(description="the order's version once the change is applied")
+    state: str
+    verdict: str
+    notes: list[str]
+    total_before: str = Field(description="decimal string")
+    total_after: str = Field(description="decimal string")
+    to_pay: str = Field(description="decimal string: to be paid before the change goes on")
+    due_back: str = Field(description="decimal string: owed back to the customer")
+    duplicate: bool
+
+
+class ChangeView(BaseModel):
+    """A change of the order, with the order's document before and after it."""
+
+    change_id: str
+    version: int
+    state: str = Field(description="awaiting_payment, requested, accepted, applied or refused")
+    verdict: str
+    source: str
+    reason: str
+    notes: list[str]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    lines: dict[str, int]
+    reduced: dict[str, int]
+    reroute: bool
+    total_before: str
+    total_after: str
+    paid_before: str
+    to_pay: str
+    due_back: str
+    outcome: str | None
+    requested_at: datetime
+    resolved_at: datetime | None
+
+
 class TimelineStep(BaseModel):
     status: str
     order_status: str | None
@@ -130,6 +174,8 @@ class OrderView(BaseModel):
     original_order_id: UUID | None = Field(default=None, description="an exchange order: the order it replaces")
     risk: RiskView | None = None
     holds: list[HoldView] = Field(default_factory=list)
+    version: int = Field(default=0, description="0 as taken in; one more for every change accepted")
+    changes: list[ChangeView] = Field(default_factory=list)
 
 
 # Every answer the order endpoints give, declared so that clients (and the API's fuzz test) can rely on it.
@@ -154,6 +200,28 @@ CANCEL_ANSWERS: Answers = {
     409: {"model": CancelRefusal, "description": "The order is past cancelling"},
     422: {
         "description": "A body that does not fit the schema, or lines that do not fit the order",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/HTTPValidationError"},
+                        {"$ref": "#/components/schemas/CancelRefusal"},
+                    ]
+                }
+            }
+        },
+    },
+    **AUTHENTICATED,
+    **NOT_PARSED,
+    **TOO_LARGE,
+}
+CHANGE_ANSWERS: Answers = {
+    202: {"model": ChangeAnswer},
+    404: {"model": CancelRefusal, "description": "No such order"},
+    409: {"model": CancelRefusal, "description": "The order is past changing, or another change is under way"},
+    422: {
+        "description": "A body that does not fit the schema, or a change that does not fit the order or would not"
+        " pass intake",
         "content": {
             "application/json": {
                 "schema": {

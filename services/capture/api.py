@@ -18,11 +18,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from shared.backbone import aftercommit
 from shared.backbone.auth import OPERATORS_ONLY, Authenticated, Caller, forbidden, operator
 from shared.backbone.runtime import Runtime
-from shared.contracts.events import HoldType, ItemQuantity, SubmittedOrder, storable
+from shared.contracts.events import HoldType, ItemQuantity, OrderChange, SubmittedOrder, storable
 
 from . import repository, shopify
 from .answers import (
     CANCEL_ANSWERS,
+    CHANGE_ANSWERS,
     HELD_CANCEL_ANSWERS,
     HOLDS_ANSWERS,
     HOLDS_LIST_ANSWERS,
@@ -30,6 +31,7 @@ from .answers import (
     SUBMIT_ANSWERS,
     VIEW_ANSWERS,
 )
+from .change_handlers import ChangeOutcome
 from .handlers import Accepted, CancelOutcome, CaptureHandlers, HoldOutcome
 from .settings import CaptureSettings
 
@@ -92,6 +94,30 @@ def cancel_response(outcome: CancelOutcome) -> JSONResponse:
     return JSONResponse(body, status_code=CANCEL_STATUS[outcome.verdict])
 
 
+CHANGE_STATUS = {**CANCEL_STATUS}
+
+
+def change_response(outcome: ChangeOutcome) -> JSONResponse:
+    body: dict[str, Any] = {"order_id": str(outcome.order_id) if outcome.order_id else None, "status": outcome.status}
+    if outcome.verdict == "unknown":
+        body["detail"] = "no such order"
+    elif outcome.verdict in ("refused", "invalid"):
+        body["detail"] = "; ".join(outcome.reasons)
+        body["reasons"] = list(outcome.reasons)
+    else:
+        change = outcome.change or {}
+        body |= {
+            "change_id": change["change_id"],
+            "version": change["version"],
+            "state": change["state"],
+            "verdict": change["verdict"],
+            "notes": list(change["notes"]),
+            **{k: str(change[k]) for k in ("total_before", "total_after", "to_pay", "due_back")},
+            "duplicate": outcome.verdict == "duplicate",
+        }
+    return JSONResponse(body, status_code=CHANGE_STATUS[outcome.verdict])
+
+
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
 
@@ -128,6 +154,16 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             await refuse_other_channels(conn, order_id, caller)
             outcome = await handlers.cancel(conn, order_id, request.lines, request.reason, "api", cause=None)
         return cancel_response(outcome)
+
+    @router.post("/v1/orders/{order_id}/changes", status_code=202, responses=CHANGE_ANSWERS)
+    async def change_order(
+        caller: Authenticated, order_id: UUID, change: Annotated[OrderChange, Body()]
+    ) -> JSONResponse:
+        """A new shipping address, service level or line quantities; idempotent by `change_id`."""
+        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
+            await refuse_other_channels(conn, order_id, caller)
+            outcome = await handlers.changes.change(conn, order_id, change, "api", cause=None)
+        return change_response(outcome)
 
     @router.post("/v1/channels/shopify/orders", status_code=202)
     async def shopify_order(request: Request) -> JSONResponse:

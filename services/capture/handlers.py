@@ -32,7 +32,19 @@ from shared.contracts.envelope import Envelope, now, wrap
 from shared.contracts.topics import Topic
 from shared.reference import catalogue
 
-from . import cancellation, credit, domain, holds, latency, lifecycle, metrics, repository, returns, risk
+from . import (
+    cancellation,
+    change_handlers,
+    credit,
+    domain,
+    holds,
+    latency,
+    lifecycle,
+    metrics,
+    repository,
+    returns,
+    risk,
+)
 from .domain import IntakeRules
 from .lifecycle import Step
 
@@ -81,6 +93,7 @@ class CaptureHandlers:
         self.rules = rules
         self.risk_rules = risk_rules
         self.early_cancel_window = early_cancel_window
+        self.changes = change_handlers.ChangeHandlers(rules)
 
     async def prepare(self, conn: Conn, batch: list[Inbound[Any]]) -> None:
         """Lock, in one global order, the (channel, external_id) of every order and cancel request in the batch,
@@ -92,7 +105,11 @@ class CaptureHandlers:
             match item.payload:
                 case ev.SubmittedOrder(channel=channel, external_id=external_id):
                     keys.add((channel, external_id))
-                case ev.CancelRequested(channel=channel, external_id=external_id):
+                case (
+                    ev.CancelRequested(channel=channel, external_id=external_id)
+                    | ev.ChangeRequested(channel=channel, external_id=external_id)
+                    | ev.PaymentReceived(channel=channel, external_id=external_id)
+                ):
                     keys.add((channel, external_id))
                     cancelled.add((channel, external_id))
                 case payload if (order_id := lifecycle.order_of(payload)) is not None:
@@ -288,6 +305,7 @@ class CaptureHandlers:
             await repository.record(conn, order_id, progress, step, payment.received_at)
             if order.customer.account is not None:
                 accounts.add(order.customer.account)
+            await self.changes.on_payment(conn, order_id, msg.envelope)
         await self.review_credit(conn, accounts)
 
     async def _known(self, conn: Conn, order: ev.SubmittedOrder) -> Accepted:
@@ -595,6 +613,8 @@ class CaptureHandlers:
             **dict.fromkeys(returns.FOLLOWED, self.on_return_event),
             ev.ExchangeRequested: self.on_exchange_requested,
             ev.PaymentReceived: self.on_payment_received,
+            ev.ChangeRequested: self.changes.on_change_requested,
+            **dict.fromkeys(change_handlers.FOLLOWED, self.changes.on_change_decided),
         }
 
 

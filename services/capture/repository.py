@@ -17,7 +17,7 @@ from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
 
-from . import credit, risk
+from . import change_repository, credit, risk
 from .domain import Rejection
 from .lifecycle import Progress, Step
 
@@ -400,7 +400,7 @@ async def record_webhook(conn: Conn, webhook_id: str, shop_domain: str, order_id
 async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
     order = await conn.fetchrow(
         "SELECT order_id, channel, external_id, status, reasons, received_at, placed_at, currency, total,"
-        " ordered, backordered, cancelled, shipped, account, paid FROM orders WHERE order_id = $1",
+        " ordered, backordered, cancelled, shipped, account, paid, version FROM orders WHERE order_id = $1",
         order_id,
     )
     if order is None:
@@ -424,6 +424,7 @@ async def order_view(conn: Conn, order_id: UUID) -> dict[str, Any] | None:
         "risk": await risk_view(conn, order_id),
         "holds": await holds_view(conn, order_id),
         **await returns_view(conn, order_id),
+        "changes": await change_repository.changes_view(conn, order_id),
     }
 
 

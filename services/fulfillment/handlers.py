@@ -28,7 +28,7 @@ from shared.reference import promises
 from shared.reference.suppliers import Suppliers
 from shared.reference.warehouses import Warehouse
 
-from . import domain, dropship, dropship_repository, metrics, repository, tracking
+from . import change_repository, changes, domain, dropship, dropship_repository, metrics, repository, tracking
 from .dropship_handlers import DropshipHandlers
 from .rates import ShippingRules
 from .settings import Clock
@@ -74,6 +74,7 @@ class FulfillmentHandlers:
                     ev.OrderAllocated(order_id=order_id)
                     | ev.OrderCancellationRequested(order_id=order_id)
                     | ev.WithdrawalRequested(order_id=order_id)
+                    | ev.OrderChangeRequested(order_id=order_id)
                 ):
                     orders.add(order_id)
                 case ev.WarehouseReported(pick_task_id=pick_task_id):
@@ -97,6 +98,7 @@ class FulfillmentHandlers:
         after the whole order was cancelled is withdrawn before any warehouse sees it: the order's lock (taken
         in `prepare`) makes a cancellation another instance is deciding either visible here or see this task."""
         cancelled = await repository.whole_order_cancellations(conn, (m.payload.order_id for m in msgs))
+        changed = await change_repository.latest(conn, (m.payload.order_id for m in msgs))
         new: dict[UUID, repository.NewTask] = {}  # by shipment: a shipment read twice is released once
         for msg in msgs:
             allocated = msg.payload
@@ -113,11 +115,14 @@ class FulfillmentHandlers:
                     service_level=allocated.service_level,
                     created_at=released_at,
                     priority=allocated.priority,
+                    order_version=allocated.order_version,
                 )
                 cutoff = self._warehouse(shipment.warehouse_id).cutoff
                 promise = promises.promised_delivery(allocated.service_level, released_at, cutoff, self.rules)
-                new[shipment.shipment_id] = repository.NewTask(task, promise, cancelled.get(allocated.order_id))
+                withdrawn_by = cancelled.get(allocated.order_id) or superseded(changed, allocated)
+                new[shipment.shipment_id] = repository.NewTask(task, promise, withdrawn_by)
         inserted = await repository.insert_pick_tasks(conn, list(new.values()))  # not those released before
+        await change_repository.stamp_version(conn, {i: new[i].task.order_version for i in inserted})
         outgoing: Outgoing = []
         for msg in msgs:
             allocated = msg.payload
@@ -127,11 +132,16 @@ class FulfillmentHandlers:
                     continue
                 inserted.discard(shipment.shipment_id)  # announced once, by the first record that carries it
                 task = new[shipment.shipment_id].task
-                if allocated.order_id not in cancelled:
+                if new[shipment.shipment_id].cancel_reason is None:
                     outgoing.append((topics.PICK_TASKS, shipment.warehouse_id, self._event(task, task.order_id, msg)))
                 else:
                     withdrawn.append(shipment.shipment_id)
-            if withdrawn:
+            if withdrawn and allocated.order_id not in cancelled:
+                # Reserved under an older version of the order: allocation re-allocates it under the change.
+                outgoing.append(
+                    self._order_event(accepted_again(changed[allocated.order_id], withdrawn), allocated.order_id, msg)
+                )
+            elif withdrawn:
                 accepted = ev.CancellationAccepted(
                     order_id=allocated.order_id, withdrawn_shipments=withdrawn, reason=cancelled[allocated.order_id]
                 )
@@ -320,9 +330,75 @@ class FulfillmentHandlers:
         outgoing.append(self._order_event(accepted, order_id, msg))
         await enqueue(conn, outgoing)
 
+    async def on_change_requested(self, conn: Conn, msg: Inbound[ev.OrderChangeRequested]) -> None:
+        """An order change withdraws the pick tasks it touches, all or none: refused when the warehouse has started
+        on one of them. The order's lock (taken in `prepare`) orders it with the warehouse's `picked` report: the
+        report that comes second finds the task withdrawn (and is only recorded), or the change finds it picked."""
+        request = msg.payload
+        known = (await change_repository.latest(conn, [request.order_id])).get(request.order_id)
+        if known is not None and known["order_version"] >= request.order_version:
+            log.warning(
+                "change %s of order %s: version %d decided before",
+                request.change_id,
+                request.order_id,
+                request.order_version,
+            )
+            return
+        tasks = [repository.task_state(row) for row in await repository.lock_order_tasks(conn, request.order_id)]
+        reduced = {line.sku: line.quantity for line in request.reduced}
+        purchase_orders = await dropship_repository.statuses_of_order(conn, request.order_id)
+        decision = changes.decide_change(tasks, request.reroute, reduced, purchase_orders)
+        decided_at = self.clock()
+        if isinstance(decision, domain.Refuse):
+            await change_repository.record(conn, msg.event_id, request, decision.reason, [], decided_at)
+            refused = ev.OrderChangeRefused(
+                order_id=request.order_id,
+                change_id=request.change_id,
+                order_version=request.order_version,
+                reason=decision.reason,
+            )
+            await enqueue(conn, [self._order_event(refused, request.order_id, msg)])
+            return
+        withdrawn = [t.pick_task_id for t in decision.tasks]
+        reason = f"order changed ({request.change_id}): {request.reason}"
+        await repository.withdraw(conn, withdrawn, reason)
+        await change_repository.record(conn, msg.event_id, request, None, withdrawn, decided_at)
+        outgoing: Outgoing = [
+            (
+                topics.PICK_TASKS,
+                t.warehouse_id,
+                self._event(
+                    ev.PickTaskCancelled(
+                        pick_task_id=t.pick_task_id,
+                        order_id=request.order_id,
+                        warehouse_id=t.warehouse_id,
+                        reason=reason,
+                        cancelled_at=decided_at,
+                        order_version=request.order_version,
+                    ),
+                    request.order_id,
+                    msg,
+                ),
+            )
+            for t in decision.tasks
+        ]
+        accepted = ev.OrderChangeAccepted(
+            order_id=request.order_id,
+            change_id=request.change_id,
+            order_version=request.order_version,
+            ship_to=request.ship_to,
+            service_level=request.service_level,
+            lines=request.lines,
+            withdrawn_shipments=withdrawn,
+            reason=request.reason,
+        )
+        outgoing.append(self._order_event(accepted, request.order_id, msg))
+        await enqueue(conn, outgoing)
+
     def routes(self) -> Routes:
         # Backorders, cancellations and stock counts wait in allocation: only new shipments are picked.
         return {
+            ev.OrderChangeRequested: one_at_a_time(self.on_change_requested),
             ev.OrderAllocated: self.on_order_allocated,
             ev.WarehouseReported: one_at_a_time(self.on_warehouse_reported),
             ev.CarrierReported: one_at_a_time(self.on_carrier_reported),
@@ -330,3 +406,25 @@ class FulfillmentHandlers:
             ev.WithdrawalRequested: one_at_a_time(self.on_withdrawal_requested),
             ev.SupplierReported: one_at_a_time(self.dropship.on_supplier_reported),
         }
+
+
+def superseded(changed: Mapping[UUID, asyncpg.Record], allocated: ev.OrderAllocated) -> str | None:
+    """Why a shipment reserved under an older version of the order than its latest accepted change is withdrawn."""
+    latest = changed.get(allocated.order_id)
+    if latest is None or allocated.order_version >= latest["order_version"]:
+        return None
+    return f"superseded by change {latest['change_id']} (version {latest['order_version']})"
+
+
+def accepted_again(latest: asyncpg.Record, withdrawn: list[UUID]) -> ev.OrderChangeAccepted:
+    """The latest change, told again with the older version's shipments withdrawn since."""
+    return ev.OrderChangeAccepted(
+        order_id=latest["order_id"],
+        change_id=latest["change_id"],
+        order_version=latest["order_version"],
+        ship_to=ev.Address.model_validate(latest["ship_to"]),
+        service_level=latest["service_level"],
+        lines=[ev.ItemQuantity(**line) for line in latest["lines"]],
+        withdrawn_shipments=withdrawn,
+        reason=latest["reason"],
+    )

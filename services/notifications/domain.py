@@ -30,6 +30,7 @@ KINDS = (
     "refunded",
     "exchange_failed",
     "hold_cancelled",
+    "changed",
 )
 
 
@@ -66,6 +67,7 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.ReturnClosed,
     ev.ReturnRefunded,
     ev.ExchangeChargeFailed,
+    ev.OrderChanged,
 )
 
 
@@ -112,6 +114,8 @@ def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent |
             return Intent(order_id, "backordered", {"items": _items_of(backordered)})
         case ev.OrderShipped():
             return _shipped(payload, backordered)
+        case ev.OrderChanged():
+            return _changed(payload)
         case ev.DeliveryException(order_id=order_id, pick_task_id=shipment, carrier=carrier, detail=detail):
             facts = {"carrier": carrier, "tracking_number": payload.tracking_number, "detail": detail}
             return Intent(order_id, "delivery_exception", facts, str(shipment))
@@ -173,6 +177,20 @@ def _return_step(payload: ev.Contract) -> Intent | None:
             }
             return Intent(order_id, "exchange_failed", facts, str(exchange_id))
     return None
+
+
+def _changed(changed: ev.OrderChanged) -> Intent:
+    """One message per change applied (keyed by the order's version): what the order holds now, what waits, what
+    could not be added, and where it goes (the town only: the message's facts hold no contact details)."""
+    facts = {
+        "version": changed.order_version,
+        "items": _items(changed.lines),
+        "waiting": _items(changed.backordered),
+        "not_added": _items(changed.refused),
+        "service_level": changed.service_level,
+        "ships_to": f"{changed.ship_to.city}, {changed.ship_to.country}",
+    }
+    return Intent(changed.order_id, "changed", facts, f"version:{changed.order_version}")
 
 
 def _returned(lines: list[ev.ReturnLine]) -> list[dict[str, Any]]:

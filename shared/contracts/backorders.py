@@ -38,10 +38,14 @@ def without(current: Mapping[str, int], taken: Mapping[str, int]) -> Quantities:
 def backordered_after(current: Mapping[str, int], payload: ev.Contract) -> Quantities | None:
     """The backordered units after an allocation event; None when the event says nothing about them.
 
-    The last OrderAllocated / OrderBackordered lists everything still waiting; a cancellation releases
+    The last OrderAllocated / OrderBackordered / OrderChanged lists everything still waiting; a cancellation releases
     the backordered units of the lines it cancels (all of them when it cancels the whole order)."""
     match payload:
-        case ev.OrderAllocated(backordered=waiting) | ev.OrderBackordered(missing=waiting):
+        case (
+            ev.OrderAllocated(backordered=waiting)
+            | ev.OrderBackordered(missing=waiting)
+            | ev.OrderChanged(backordered=waiting)
+        ):
             return quantities(waiting)
         case ev.OrderCancelled(lines=None):
             return {}

@@ -322,6 +322,7 @@ class OrderAllocated(Contract):
         default_factory=list,
         description="lines routed to dropship suppliers, one purchase order per supplier (fulfillment issues them)",
     )
+    order_version: int = Field(default=0, ge=0, description="the order's version: 0 until a change is applied")
 
 
 class OrderBackordered(Contract):
@@ -331,6 +332,7 @@ class OrderBackordered(Contract):
     order_id: UUID
     reason: str
     missing: list[ItemQuantity]
+    order_version: int = Field(default=0, ge=0, description="the order's version: 0 until a change is applied")
 
 
 class OrderUnfulfillable(Contract):
@@ -418,6 +420,97 @@ class OrderCancellationRequested(Contract):
     requested_at: datetime
 
 
+# ---- order changes (issue 14): requested by the channel, decided by capture, fulfillment and allocation ----
+
+ChangeId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+
+
+class ChangedLine(Contract):
+    """A line's new quantity (0 removes it); `unit_price` is needed for a SKU the order does not have yet."""
+
+    sku: Sku
+    quantity: int = Field(ge=0, le=MAX_UNITS_PER_SKU, description="the units wanted from now on (0: remove)")
+    unit_price: Money | None = None
+
+
+class OrderChange(Contract):
+    """What a change asks for: any of a new shipping address, a new service level, new line quantities."""
+
+    change_id: ChangeId = Field(description="the channel's id of the change: a repeat is recognised")
+    shipping_address: Address | None = None
+    service_level: ServiceLevel | None = None
+    lines: list[ChangedLine] | None = Field(default=None, min_length=1, max_length=100)
+    reason: str = Field(default="customer request", min_length=1, max_length=500)
+
+
+class ChangeRequested(OrderChange):
+    """A channel asks to change an order (bare JSON on oms.orders.change-requests, key `<channel>:<external_id>`)."""
+
+    event_type: ClassVar[str] = "ChangeRequested"
+    channel: str = Field(min_length=1, max_length=32)
+    external_id: str = Field(min_length=1, max_length=128)
+
+
+class OrderChangeRequested(Contract):
+    """Capture accepted a change (and its payment); fulfillment decides whether the pick tasks it touches may still
+    be withdrawn. `lines` are the units wanted from now on per SKU (neither cancelled nor shipped); `reduced` the
+    units fewer than before (the pick tasks holding them are withdrawn)."""
+
+    event_type: ClassVar[str] = "OrderChangeRequested"
+    order_id: UUID
+    change_id: str
+    order_version: int = Field(ge=1, description="the order's version once the change is applied")
+    ship_to: Address
+    service_level: ServiceLevel
+    lines: list[ItemQuantity]
+    reduced: list[ItemQuantity] = Field(default_factory=list)
+    reroute: bool = Field(description="the ship-to or service level changes: every open pick task is re-issued")
+    reason: str
+    requested_at: datetime
+
+
+class OrderChangeAccepted(Contract):
+    """Fulfillment withdrew the pick tasks the change touches; allocation re-allocates in one step. Sent again with
+    more `withdrawn_shipments` when a shipment of an older version reached fulfillment after the change."""
+
+    event_type: ClassVar[str] = "OrderChangeAccepted"
+    order_id: UUID
+    change_id: str
+    order_version: int
+    ship_to: Address
+    service_level: ServiceLevel
+    lines: list[ItemQuantity]
+    withdrawn_shipments: list[UUID]
+    reason: str
+
+
+class OrderChangeRefused(Contract):
+    """Fulfillment refused the change: a pick task it touches was picked (or packed) first."""
+
+    event_type: ClassVar[str] = "OrderChangeRefused"
+    order_id: UUID
+    change_id: str
+    order_version: int
+    reason: str
+
+
+class OrderChanged(Contract):
+    """Allocation applied the change: the order's version, what it holds now, and what waits for stock."""
+
+    event_type: ClassVar[str] = "OrderChanged"
+    order_id: UUID
+    change_id: str
+    order_version: int
+    ship_to: Address
+    service_level: ServiceLevel
+    lines: list[ItemQuantity]
+    backordered: list[ItemQuantity] = Field(default_factory=list)
+    refused: list[ItemQuantity] = Field(
+        default_factory=list, description="units added that the order's policy does not let wait for stock"
+    )
+    reason: str
+
+
 class PickTaskReleased(Contract):
     """A pick task for one warehouse: the contract on oms.warehouse.pick-tasks."""
 
@@ -434,6 +527,7 @@ class PickTaskReleased(Contract):
         description="the order's priority score when allocation reserved the units; pick higher scores first, then"
         " by created_at (absent from tasks released before priorities: 0)",
     )
+    order_version: int = Field(default=0, ge=0, description="the order's version: 0 until a change is applied")
 
 
 class PickTaskCancelled(Contract):
@@ -445,6 +539,7 @@ class PickTaskCancelled(Contract):
     warehouse_id: WarehouseId
     reason: str
     cancelled_at: datetime
+    order_version: int = Field(default=0, ge=0, description="the order's version: 0 until a change is applied")
 
 
 class CancellationAccepted(Contract):

@@ -62,6 +62,13 @@ CANCEL_REQUESTS = Topic(
     "Cancel requests from channels, key `<channel>:<external_id>`.",
     readers=("capture",),
 )
+CHANGE_REQUESTS = Topic(
+    "oms.orders.change-requests",
+    (ev.ChangeRequested,),
+    "channel adapters",
+    "Order changes from channels (address, service level, lines), key `<channel>:<external_id>`.",
+    readers=("capture",),
+)
 CATALOG_PRODUCTS = Topic(
     "oms.catalog.products",
     (ev.ProductUpserted,),
@@ -126,6 +133,13 @@ ORDER_CANCELLATIONS = Topic(
     "Cancellations capture accepted for orders not yet shipped, key order id.",
     readers=("fulfillment",),
 )
+ORDER_CHANGES = Topic(
+    "oms.orders.changes",
+    (ev.OrderChangeRequested,),
+    "capture",
+    "Order changes capture accepted (and whose payment covers them), key order id.",
+    readers=("fulfillment",),
+)
 ALLOCATION_EVENTS = Topic(
     "oms.allocation.events",
     (
@@ -135,10 +149,11 @@ ALLOCATION_EVENTS = Topic(
         ev.OrderCancelled,
         ev.WithdrawalRequested,
         ev.StockCountShort,
+        ev.OrderChanged,
     ),
     "allocation",
-    "Reservations, backorders, releases, withdrawals asked of fulfillment and stock count discrepancies, key order"
-    " id (or warehouse:sku).",
+    "Reservations, backorders, releases, withdrawals asked of fulfillment, stock count discrepancies and order"
+    " changes applied, key order id (or warehouse:sku).",
     readers=("capture", "fulfillment", "notifications", "kpis"),
 )
 REPLENISHMENT_SUGGESTIONS = Topic(
@@ -166,10 +181,12 @@ FULFILLMENT_EVENTS = Topic(
         ev.CancellationAccepted,
         ev.CancellationRefused,
         ev.DropshipDeclined,
+        ev.OrderChangeAccepted,
+        ev.OrderChangeRefused,
     ),
     "fulfillment",
-    "Shipments, deliveries, delivery exceptions, short picks, cancellation outcomes and dropship lines a supplier"
-    " will not ship, key order id.",
+    "Shipments, deliveries, delivery exceptions, short picks, cancellation and order change outcomes, and dropship"
+    " lines a supplier will not ship, key order id.",
     readers=("capture", "allocation", "notifications", "carriers", "returns", "kpis"),
 )
 PURCHASE_ORDERS = Topic(
@@ -250,6 +267,7 @@ PAYMENTS_RECEIVED = Topic(
 BUSINESS_TOPICS = (
     ORDERS_SUBMITTED,
     CANCEL_REQUESTS,
+    CHANGE_REQUESTS,
     RETURN_REQUESTS,
     CATALOG_PRODUCTS,
     INVENTORY_ADJUSTMENTS,
@@ -259,6 +277,7 @@ BUSINESS_TOPICS = (
     ORDERS_REJECTED,
     ORDER_HOLDS,
     ORDER_CANCELLATIONS,
+    ORDER_CHANGES,
     ALLOCATION_EVENTS,
     REPLENISHMENT_SUGGESTIONS,
     PICK_TASKS,

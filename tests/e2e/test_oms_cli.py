@@ -32,6 +32,7 @@ VERBS = [
     ["order"],
     ["order", "show"],
     ["order", "submit"],
+    ["order", "change"],
     ["inventory"],
     ["inventory", "show"],
     ["inventory", "receive"],
@@ -163,6 +164,37 @@ def test_a_receipt_is_applied_once_per_reference_and_shows_in_stock(pipeline) ->
     assert oms_json("inventory", "show", "--sku", sku, "--low", "9") == []
     assert len(oms_json("inventory", "show", "--sku", sku, "--low", "10")) == 1
     assert "at least one unit" in oms("inventory", "receive", "fra", sku, "0", expect=1).stderr
+
+
+async def test_an_order_is_changed_from_the_command_line(http) -> None:
+    # given an order released to Amsterdam (the simulated warehouse sits on HOLD- SKUs), the SKU in Lyon too
+    sku = f"HOLD-{uuid.uuid4().hex[:12]}"
+    await seed([("ams", sku, 2), ("lyo", sku, 2)])
+    order_id = (await http.post("/v1/orders", json=order_document([(sku, 1)], amount="50.00"))).json()["order_id"]
+    await wait_status(http, order_id, {"allocated"})
+    lyon = {
+        "name": "Test Customer",
+        "line1": "Place Bellecour 1",
+        "city": "Lyon",
+        "postal_code": "69002",
+        "country": "FR",
+    }
+
+    # when an operator moves it to Lyon and asks for two units, by express
+    answer = oms_json(
+        "order", "change", order_id, "--ship-to", json.dumps(lyon), "--service-level", "express", "--line", f"{sku}=2"
+    )
+
+    # then the change is taken, and applied: both units now in Lyon
+    assert (answer["state"], answer["version"], answer["to_pay"]) == ("requested", 1, "0.0000")
+    shown = await eventually(
+        lambda: oms_json("order", "show", order_id), lambda view: view["changes"][0]["state"] == "applied"
+    )
+    assert (shown["version"], shown["ordered"]) == (1, {sku: 2})
+    assert "changed" in [step["status"] for step in shown["timeline"]]
+    # and a change that does not fit the order is refused with its reason and exit status 1
+    refused = oms_json("order", "change", order_id, "--line", "NOT-IN-IT=1", expect=1)
+    assert refused == {"error": 422, "detail": "NOT-IN-IT: a line added needs its unit_price"}
 
 
 async def test_replenishment_lists_what_to_order_with_the_reorder_point_demand_suggests(http) -> None:

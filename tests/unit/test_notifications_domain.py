@@ -167,6 +167,10 @@ FACTS: dict[str, dict[str, Any]] = {
     "refunded": {"amount": "13.50 EUR", "explanation": [HOSTILE, "refund: 13.50 EUR"]},
     "exchange_failed": {"amount": "3.50 EUR", "reason": HOSTILE, "refunded": "10.00 EUR"},
     "hold_cancelled": {"reason": HOSTILE, "expired": True},
+    "changed": {
+        "version": 1, "items": [{"sku": HOSTILE, "quantity": 3}], "waiting": [{"sku": "A", "quantity": 1}],
+        "not_added": [], "service_level": "express", "ships_to": "Lyon, FR",
+    },
 }  # fmt: skip
 
 
