@@ -16,6 +16,7 @@ from deploy.kubernetes import generate, tools
 from deploy.kubernetes import validate as manifests
 from shared.backbone import kafka_access
 from shared.backbone.ports import HTTP_BASE
+from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import SERVICES, TOPICS
 
 Obj = dict[str, Any]
@@ -291,3 +292,23 @@ def test_each_service_reaches_only_dns_kafka_its_database_and_notifications_also
         # Only capture's API is open to callers; the other services' HTTP only to Prometheus.
         assert ("from" not in ingress) == (service == "capture")
     assert set(of_kind(rendered, "NetworkPolicy")) == set(SERVICES)
+
+
+def test_each_service_reads_its_deployment_environment_and_speaks_the_listeners_sasl_mechanism(
+    rendered: list[Obj], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the environment a Deployment gives its service (secrets stand in for what the operators generate)
+    (kafka,) = of_kind(rendered, "Kafka").values()
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    for service, deployment in of_kind(rendered, "Deployment").items():
+        for name, variable in env_of(deployment).items():
+            monkeypatch.setenv(name, variable.get("value", f"generated-{name.lower()}"))
+        # When the service reads its settings
+        settings = CommonSettings(service=service)
+        # Then it reaches the cluster's bootstrap and database as its own principal with the listener's mechanism
+        options = kafka_access.of_service(settings).client_options()
+        assert options["sasl_mechanism"] == listener["authentication"]["type"].upper()
+        assert options["bootstrap_servers"] == generate.KAFKA_BOOTSTRAP
+        assert options["sasl_plain_username"] == service
+        assert settings.db_dsn == f"postgresql://{service}@oms-db-rw:5432/oms"
+        assert settings.http_port == HTTP_BASE[service]
