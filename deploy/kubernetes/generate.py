@@ -117,7 +117,7 @@ def kafka_users() -> list[dict[str, Any]]:
 def schema_statements() -> list[str]:
     """What the local stack's postgres_setup does once per database, for CloudNativePG to run after initdb: each
     service's schema owned by its role (created here without login; the managed role below gives it its login and
-    password), the `auth` schema the services may only read, nothing for PUBLIC."""
+    password), the `auth` schema the services may only read and the owner administers, nothing for PUBLIC."""
     statements = [
         "REVOKE ALL ON SCHEMA public FROM PUBLIC",
         f"REVOKE CONNECT, TEMPORARY ON DATABASE {DATABASE} FROM PUBLIC",
@@ -131,6 +131,11 @@ def schema_statements() -> list[str]:
     statements += _sql_statements(auth.SCHEMA_FILE.read_text())
     for service in SERVICES:
         statements += [f'GRANT USAGE ON SCHEMA auth TO "{service}"', f'GRANT SELECT ON auth.api_keys TO "{service}"']
+    # The database's owner (CloudNativePG's app user) administers the keys (`oms keys`): issue, revoke, list.
+    statements += [
+        f"GRANT USAGE ON SCHEMA auth TO {DATABASE}",
+        f"GRANT SELECT, INSERT, UPDATE ON auth.api_keys TO {DATABASE}",
+    ]
     return statements
 
 
