@@ -12,6 +12,7 @@ registries into the cache (OMS_CACHE_DIR, where the local stack keeps Kafka's ja
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -94,7 +95,12 @@ def ensure(found: Tools | None = None) -> Tools:
         with tempfile.TemporaryDirectory(dir=found.root) as scratch:
             staged = Path(scratch) / target.name
             fetch(found, Path(scratch), staged)
-            staged.rename(target)  # whole or not at all: an interrupted fetch leaves nothing behind
+            # Whole or not at all: an interrupted fetch leaves nothing behind, and of two concurrent fetches (two
+            # checkouts sharing the cache) the first to finish is kept.
+            with contextlib.suppress(OSError):
+                staged.rename(target)
+            if not target.exists():
+                raise StackError(f"could not move {staged} to {target}")
     return found
 
 
