@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from deploy.local.stack import postgres_setup
 from shared.backbone import auth, kafka_access
 from shared.backbone.ports import HTTP_BASE
 from shared.contracts.topics import SERVICES, TOPICS, inputs
@@ -118,19 +119,12 @@ def schema_statements() -> list[str]:
     """What the local stack's postgres_setup does once per database, for CloudNativePG to run after initdb: each
     service's schema owned by its role (created here without login; the managed role below gives it its login and
     password), the `auth` schema the services may only read and the owner administers, nothing for PUBLIC."""
-    statements = [
-        "REVOKE ALL ON SCHEMA public FROM PUBLIC",
-        f"REVOKE CONNECT, TEMPORARY ON DATABASE {DATABASE} FROM PUBLIC",
-    ]
+    statements = postgres_setup.private_database(DATABASE)
     for service in SERVICES:
-        statements += [
-            f'CREATE ROLE "{service}" NOLOGIN',
-            f'GRANT CONNECT ON DATABASE {DATABASE} TO "{service}"',
-            f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{service}"',
-        ]
+        statements += [f'CREATE ROLE "{service}" NOLOGIN', *postgres_setup.service_schema(service, DATABASE)]
     statements += _sql_statements(auth.SCHEMA_FILE.read_text())
     for service in SERVICES:
-        statements += [f'GRANT USAGE ON SCHEMA auth TO "{service}"', f'GRANT SELECT ON auth.api_keys TO "{service}"']
+        statements += postgres_setup.auth_reader(service)
     # The database's owner (CloudNativePG's app user) administers the keys (`oms keys`): issue, revoke, list.
     statements += [
         f"GRANT USAGE ON SCHEMA auth TO {DATABASE}",
@@ -207,7 +201,7 @@ def service_env(service: str) -> list[dict[str, Any]]:
         {"name": "OMS_HTTP_HOST", "value": "0.0.0.0"},  # noqa: S104 - the pod's address, reached through its Service
         {"name": "OMS_HTTP_PORT", "value": str(HTTP_BASE[service])},
         {"name": "OMS_KAFKA_BOOTSTRAP", "value": KAFKA_BOOTSTRAP},
-        {"name": "OMS_KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
+        {"name": "OMS_KAFKA_SCRAM_MECHANISM", "value": "SCRAM-SHA-512"},
         secret_env("OMS_KAFKA_PASSWORD", kafka_secret(service), "password"),
         *database_env(service),
     ]

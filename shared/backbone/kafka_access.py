@@ -111,5 +111,5 @@ class Access:
 
 
 def of_service(settings: CommonSettings) -> Access:
-    """A service's own principal: its name, with OMS_KAFKA_PASSWORD (and OMS_KAFKA_SASL_MECHANISM)."""
-    return Access(settings.kafka_bootstrap, settings.service, settings.kafka_password, settings.kafka_sasl_mechanism)
+    """A service's own principal: its name, with OMS_KAFKA_PASSWORD (and OMS_KAFKA_SCRAM_MECHANISM)."""
+    return Access(settings.kafka_bootstrap, settings.service, settings.kafka_password, settings.kafka_scram_mechanism)
