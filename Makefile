@@ -6,7 +6,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install install-bench demo bench up down status test test-unit test-integration chaos lint format asyncapi docs clean \
 	container-engine container-api-start container-api-stop install-containers compose-up compose-down test-compose \
-	test-cluster
+	test-cluster \
+	k8s-manifests k8s-validate
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
@@ -23,6 +24,8 @@ help:
 	@echo "make test-compose   - compose up, orders delivered, allocation scaled to 3, down (1-3 min, not in make test)"
 	@echo "make test-cluster   - three brokers, orders flowing, the leading broker killed and back; nothing lost or"
 	@echo "                      doubled, the pause measured (~2.5 min, not in make test)"
+	@echo "make k8s-manifests  - write deploy/kubernetes/base/generated/ from the topic registry and the services"
+	@echo "make k8s-validate   - render the Kubernetes overlay and check every object against the API and CRD schemas"
 
 $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 	bash deploy/local/bootstrap.sh
@@ -115,6 +118,15 @@ compose-down:
 # Not part of `make test`: it builds the images and runs the whole compose stack (minutes).
 test-compose: install-containers container-engine
 	OMS_TEST_COMPOSE=1 $(VENV)/bin/pytest -s tests/compose
+
+# Kubernetes (docs/kubernetes.md). The unit tests validate the manifests too (tests/unit/test_kubernetes_manifests.py);
+# kustomize and the schemas are fetched in pinned versions into the cache on first use (deploy/kubernetes/tools.py).
+k8s-manifests: install
+	$(PY) -m deploy.kubernetes.generate
+
+K8S_OVERLAY ?= deploy/kubernetes/overlays/production
+k8s-validate: install
+	$(PY) -m deploy.kubernetes.validate $(K8S_OVERLAY)
 
 asyncapi: docs
 

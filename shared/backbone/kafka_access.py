@@ -83,13 +83,14 @@ class Access:
     bootstrap: str
     principal: str
     password: str
+    mechanism: str = MECHANISM
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
         return {
             "bootstrap_servers": self.bootstrap,
             "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": MECHANISM,
+            "sasl_mechanism": self.mechanism,
             "sasl_plain_username": self.principal,
             "sasl_plain_password": self.password,
         }
@@ -100,7 +101,7 @@ class Access:
         return (
             f"bootstrap.servers={self.bootstrap}\n"
             "security.protocol=SASL_PLAINTEXT\n"
-            f"sasl.mechanism={MECHANISM}\n"
+            f"sasl.mechanism={self.mechanism}\n"
             f'sasl.jaas.config={jaas} password="{self.password}";\n'
         )
 
@@ -118,5 +119,5 @@ class Access:
 
 
 def of_service(settings: CommonSettings) -> Access:
-    """A service's own principal: its name, with OMS_KAFKA_PASSWORD."""
-    return Access(settings.kafka_bootstrap, settings.service, settings.kafka_password)
+    """A service's own principal: its name, with OMS_KAFKA_PASSWORD (and OMS_KAFKA_SCRAM_MECHANISM)."""
+    return Access(settings.kafka_bootstrap, settings.service, settings.kafka_password, settings.kafka_scram_mechanism)

@@ -33,6 +33,8 @@ class KafkaSettings(BaseSettings):
     kafka_bootstrap: str = Field(default_factory=lambda: StackPorts.from_env().kafka_bootstrap)
     # The service's SCRAM password on Kafka (its principal is its name).
     kafka_password: str = ""
+    # The local stack's brokers offer SCRAM-SHA-256; Strimzi's listeners only SCRAM-SHA-512 (deploy/kubernetes).
+    kafka_scram_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-256"
     kafka_linger_ms: int = 5
     consumer_batch_size: int = 500
     consumer_poll_ms: int = 200

@@ -23,6 +23,24 @@ async def _admin_connect(local: LocalStack, database: str) -> asyncpg.Connection
     return await asyncpg.connect(local.pg_dsn("oms", database), password=local.pg_admin_password)
 
 
+def private_database(database: str) -> list[str]:
+    """Nothing for PUBLIC: a role reaches only what it is granted."""
+    return ["REVOKE ALL ON SCHEMA public FROM PUBLIC", f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC"]
+
+
+def service_schema(service: str, database: str) -> list[str]:
+    """A service's role may connect and owns its schema, nothing more (its login and password are set apart)."""
+    return [
+        f'GRANT CONNECT ON DATABASE {database} TO "{service}"',
+        f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{service}"',
+    ]
+
+
+def auth_reader(service: str) -> list[str]:
+    """A service reads the API keys (shared/backbone/auth.sql, applied after the schemas) and cannot change them."""
+    return [f'GRANT USAGE ON SCHEMA auth TO "{service}"', f'GRANT SELECT ON auth.api_keys TO "{service}"']
+
+
 async def create_objects(local: LocalStack) -> None:
     conn = await _admin_connect(local, "postgres")
     try:
@@ -32,8 +50,8 @@ async def create_objects(local: LocalStack) -> None:
         await conn.close()
     conn = await _admin_connect(local, "oms")
     try:
-        await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-        await conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE oms FROM PUBLIC")
+        for statement in private_database("oms"):
+            await conn.execute(statement)
         for service in SERVICES:
             if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", service):
                 await conn.execute(f'CREATE ROLE "{service}" LOGIN')
@@ -46,12 +64,12 @@ async def create_objects(local: LocalStack) -> None:
                     local.db_password(service),
                 )
             )
-            await conn.execute(f'GRANT CONNECT ON DATABASE oms TO "{service}"')
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{service}" AUTHORIZATION "{service}"')
+            for statement in service_schema(service, "oms"):
+                await conn.execute(statement)
         await conn.execute(auth.SCHEMA_FILE.read_text())
         for service in SERVICES:
-            await conn.execute(f'GRANT USAGE ON SCHEMA auth TO "{service}"')
-            await conn.execute(f'GRANT SELECT ON auth.api_keys TO "{service}"')
+            for statement in auth_reader(service):
+                await conn.execute(statement)
         await _development_keys(local, conn)
     finally:
         await conn.close()
