@@ -56,10 +56,10 @@ async def test_bad_supplier_reports_are_dead_lettered_with_reasons_and_the_next_
 
     # then each bad one is set aside with its reason and origin
     reasons = [dict(r.headers)["dlq.reason"].decode() for r in records if r.key == key]
+    # (in any order: a record that fails its schema is set aside before the batch's others are handled)
     assert len(reasons) == 3
-    assert "no purchase order" in reasons[0]
-    assert "with supplier nordic-drop" in reasons[1]
-    assert "carries the carrier and the tracking number" in reasons[2]
+    expected = ("no purchase order", "with supplier nordic-drop", "carries the carrier and the tracking number")
+    assert sorted(next(i for i, phrase in enumerate(expected) if phrase in reason) for reason in reasons) == [0, 1, 2]
     assert all(
         dict(r.headers)["dlq.origin.topic"] == topics.SUPPLIER_REPORTS.name.encode() for r in records if r.key == key
     )
