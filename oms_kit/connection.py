@@ -48,16 +48,16 @@ class Connection:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Connection:
-        """OMS_KAFKA_BOOTSTRAP, OMS_KAFKA_PRINCIPAL, OMS_KAFKA_PASSWORD and optionally OMS_KAFKA_MECHANISM."""
+        """OMS_KAFKA_BOOTSTRAP, OMS_KAFKA_PRINCIPAL, OMS_KAFKA_PASSWORD and optionally OMS_KAFKA_SCRAM_MECHANISM."""
         env = os.environ if env is None else env
         missing = [
             name for name in ("OMS_KAFKA_BOOTSTRAP", "OMS_KAFKA_PRINCIPAL", "OMS_KAFKA_PASSWORD") if not env.get(name)
         ]
         if missing:
             raise ValueError(f"set {', '.join(missing)}")
-        mechanism = env.get("OMS_KAFKA_MECHANISM", "SCRAM-SHA-256")
+        mechanism = env.get("OMS_KAFKA_SCRAM_MECHANISM", "SCRAM-SHA-256")
         if mechanism not in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
-            raise ValueError(f"OMS_KAFKA_MECHANISM {mechanism!r}: SCRAM-SHA-256 or SCRAM-SHA-512")
+            raise ValueError(f"OMS_KAFKA_SCRAM_MECHANISM {mechanism!r}: SCRAM-SHA-256 or SCRAM-SHA-512")
         return cls(env["OMS_KAFKA_BOOTSTRAP"], env["OMS_KAFKA_PRINCIPAL"], env["OMS_KAFKA_PASSWORD"], mechanism)  # type: ignore[arg-type]
 
     def broker(self, **options: Any) -> KafkaBroker:

@@ -19,9 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.backbone.kafka_access import ADMIN, PRINCIPALS, Access
 from shared.backbone.ports import HOST, StackPorts
+
+if TYPE_CHECKING:
+    from oms_kit.connection import Connection
 from shared.backbone.settings import CommonSettings, development_kafka_password, development_password
 from shared.contracts.topics import SERVICES
 
@@ -115,6 +119,14 @@ class LocalStack:
     def access(self, principal: str = ADMIN) -> Access:
         """How a principal of this stack reaches its broker (the tools act as `admin`)."""
         return Access(self.kafka_bootstrap, principal, self.kafka_passwords[principal])
+
+    def kit_connection(self, principal: str) -> Connection:
+        """The same principal as the integrators' kit connects (the simulated warehouses, the kit's tests)."""
+        # Imported here: the kit brings FastStream, which the other local tools need not load (~0.15 s).
+        from oms_kit.connection import Connection  # noqa: PLC0415
+
+        access = self.access(principal)
+        return Connection(access.bootstrap, access.principal, access.password, mechanism=access.mechanism)  # type: ignore[arg-type]
 
     def environment(self) -> dict[str, str]:
         """The variables that give these same settings to a tool started as another process (the simulator)."""

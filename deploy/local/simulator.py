@@ -52,7 +52,6 @@ from typing import Any
 
 from deploy.local.settings import LocalStack
 from oms_kit import (
-    Connection,
     DeadLetterFile,
     ItemQuantity,
     PickTaskCancelled,
@@ -228,10 +227,9 @@ class Simulator:
         self.delays = delays
         # The warehouses read pick tasks and the returns they will receive (through the kit, in the group the
         # simulator has always used); the carriers learn of parcels from the shipments.
-        access = local.access("warehouses")
         self.warehouses = WarehouseWorker(
-            Connection(access.bootstrap, access.principal, access.password),
-            group=f"{kafka_access.consumer_group(access.principal)}-simulator",
+            local.kit_connection("warehouses"),
+            group=f"{kafka_access.consumer_group('warehouses')}-simulator",
             returns=True,
             dead_letters=DeadLetterFile(local.state / "simulator" / "dead-letters.jsonl"),
         )

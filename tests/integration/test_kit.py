@@ -8,16 +8,11 @@ import asyncio
 import uuid
 from typing import Any
 
-from oms_kit import ChannelAdapter, Connection, DeadLetterFile, PickTaskReleased, SubmittedOrder, WarehouseWorker
+from oms_kit import ChannelAdapter, DeadLetterFile, PickTaskReleased, SubmittedOrder, WarehouseWorker
 from tests.factories import order_document
 from tests.local import LOCAL
 from tests.scenario import new_skus, order_view, seed, wait_status
 from tests.waiting import eventually
-
-
-def connection(principal: str) -> Connection:
-    access = LOCAL.access(principal)
-    return Connection(access.bootstrap, access.principal, access.password)
 
 
 def timeline(view: dict[str, Any]) -> list[str]:
@@ -40,7 +35,7 @@ async def test_an_order_handed_in_through_the_kit_is_taken_and_delivered(http, d
     order = SubmittedOrder.model_validate(order_document([(sku, 2)]))
 
     # when it hands the order in
-    async with ChannelAdapter(connection("channel-adapters"), channel=order.channel) as adapter:
+    async with ChannelAdapter(LOCAL.kit_connection("channel-adapters"), channel=order.channel) as adapter:
         await adapter.submit(order)
 
     # then the OMS takes it and it reaches delivered
@@ -61,7 +56,8 @@ async def test_a_warehouse_worker_started_after_the_release_gets_the_task_and_it
 
     # when a warehouse worker of its own group starts, and picks and packs the task it is handed
     letters = DeadLetterFile(tmp_path / "dead-letters.jsonl")
-    worker = WarehouseWorker(connection("warehouses"), group=f"warehouses-kit-{uuid.uuid4()}", dead_letters=letters)
+    group = f"warehouses-kit-{uuid.uuid4()}"
+    worker = WarehouseWorker(LOCAL.kit_connection("warehouses"), group=group, dead_letters=letters)
     handled: asyncio.Queue[PickTaskReleased] = asyncio.Queue()
 
     @worker.on_pick_task
