@@ -168,6 +168,8 @@ class EventConsumer:
 
     async def _read_alone(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         for _ in range(POLLS_PER_PARTITION):
+            if await self._read_to_the_end(consumer, tp):
+                return
             try:
                 batch = await consumer.getmany(
                     tp, timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
@@ -177,9 +179,19 @@ class EventConsumer:
                     raise
                 await self._step_to_unreadable(consumer, tp)
                 continue
-            if not batch:
-                return
-            await self._process(consumer, batch)
+            if batch:
+                await self._process(consumer, batch)
+            elif consumer.highwater(tp) is None:
+                return  # nothing fetched for it yet in this poll's time: an empty partition, most likely
+
+    @staticmethod
+    async def _read_to_the_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+        """Whether the partition has nothing after the position, by the end its last fetch reported. Partitions
+        with nothing to read are passed over at once rather than each waited on for a poll; one with records left
+        is polled again when a poll comes back empty (its fetch may still be under way behind the others'),
+        rather than passed over with the unreadable record perhaps on it, which would start the search again."""
+        end = consumer.highwater(tp)
+        return end is not None and await consumer.position(tp) >= end
 
     async def _step_to_unreadable(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         """Read one record at a time up to the one the client cannot parse: handle those before it, set it
