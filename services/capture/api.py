@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -37,7 +38,7 @@ from .settings import CaptureSettings
 
 log = logging.getLogger(__name__)
 SHOPIFY_WEBHOOKS = Counter("oms_shopify_webhooks_total", "Shopify webhook deliveries by outcome.", ["outcome"])
-CANCEL_STATUS = {"accepted": 202, "duplicate": 202, "refused": 409, "invalid": 422, "unknown": 404}
+REQUEST_STATUS = {"accepted": 202, "duplicate": 202, "refused": 409, "invalid": 422, "unknown": 404}
 
 
 class CancelBody(BaseModel):
@@ -81,7 +82,9 @@ def accepted(outcome: Accepted, status_code: int = 202) -> JSONResponse:
     return JSONResponse(body, status_code=status_code)
 
 
-def cancel_response(outcome: CancelOutcome) -> JSONResponse:
+def request_answer(outcome: CancelOutcome | ChangeOutcome, accepted: Callable[[], dict[str, Any]]) -> JSONResponse:
+    """The answer to a cancel or change request: the reasons when it was refused or invalid, else what `accepted`
+    adds (the request's state); 202, 409, 422 or 404 by its verdict."""
     body: dict[str, Any] = {"order_id": str(outcome.order_id) if outcome.order_id else None, "status": outcome.status}
     if outcome.verdict == "unknown":
         body["detail"] = "no such order"
@@ -89,33 +92,27 @@ def cancel_response(outcome: CancelOutcome) -> JSONResponse:
         body["detail"] = "; ".join(outcome.reasons)
         body["reasons"] = list(outcome.reasons)
     else:
-        body["cancellation"] = outcome.request_state
-        body["duplicate"] = outcome.verdict == "duplicate"
-    return JSONResponse(body, status_code=CANCEL_STATUS[outcome.verdict])
+        body |= {**accepted(), "duplicate": outcome.verdict == "duplicate"}
+    return JSONResponse(body, status_code=REQUEST_STATUS[outcome.verdict])
 
 
-CHANGE_STATUS = {**CANCEL_STATUS}
+def cancel_response(outcome: CancelOutcome) -> JSONResponse:
+    return request_answer(outcome, lambda: {"cancellation": outcome.request_state})
 
 
 def change_response(outcome: ChangeOutcome) -> JSONResponse:
-    body: dict[str, Any] = {"order_id": str(outcome.order_id) if outcome.order_id else None, "status": outcome.status}
-    if outcome.verdict == "unknown":
-        body["detail"] = "no such order"
-    elif outcome.verdict in ("refused", "invalid"):
-        body["detail"] = "; ".join(outcome.reasons)
-        body["reasons"] = list(outcome.reasons)
-    else:
+    def accepted() -> dict[str, Any]:
         change = outcome.change or {}
-        body |= {
+        return {
             "change_id": change["change_id"],
             "version": change["version"],
             "state": change["state"],
             "verdict": change["verdict"],
             "notes": list(change["notes"]),
             **{k: str(change[k]) for k in ("total_before", "total_after", "to_pay", "due_back")},
-            "duplicate": outcome.verdict == "duplicate",
         }
-    return JSONResponse(body, status_code=CHANGE_STATUS[outcome.verdict])
+
+    return request_answer(outcome, accepted)
 
 
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
