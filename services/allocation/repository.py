@@ -14,6 +14,7 @@ transaction):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -115,58 +116,86 @@ async def skus_for_batch(
 
 
 async def save(conn: Conn, inventory: Inventory) -> None:
-    """Write what the operations touched: stock first (reservations refer to its rows), then orders,
-    then reservations. The deferred check at commit compares them."""
+    """Write what the operations touched, one statement per table (a statement per row cost a round of the
+    executor each and was most of allocation's database time): stock first (reservations refer to its rows),
+    then orders, then reservations. The deferred check at commit compares them."""
     stock = sorted((k, inventory.ledger.stock[k]) for k in inventory.ledger.touched_stock)
     orders = [inventory.orders[i] for i in sorted(inventory.touched_orders)]
     reservations = [inventory.ledger.reservations[k] for k in sorted(inventory.ledger.touched_reservations)]
-    if not (stock or orders or reservations):
-        return
-    await conn.executemany(
-        "INSERT INTO stock (warehouse_id, sku, on_hand, reserved) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (warehouse_id, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,"
-        " updated_at = now()",
-        [(w, sku, level.on_hand, level.reserved) for (w, sku), level in stock],
-    )
-    await conn.executemany(
-        "INSERT INTO orders (order_id, channel, backorder_policy, status, lines, backordered, cancelled, skus,"
-        " waiting_skus, ship_to, service_level, arrived_at, reason, priority, priority_components, dropship, version)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, backordered = excluded.backordered,"
-        " cancelled = excluded.cancelled, waiting_skus = excluded.waiting_skus, reason = excluded.reason,"
-        " dropship = excluded.dropship,"
-        # an order change moves these (and the version with them); otherwise they are as taken in
-        " lines = excluded.lines, skus = excluded.skus, ship_to = excluded.ship_to,"
-        " service_level = excluded.service_level, version = excluded.version",
-        [
-            (
-                o.order_id,
-                o.channel,
-                o.policy,
-                o.status,
-                o.lines,
-                o.backordered,
-                o.cancelled,
-                sorted(o.lines),
-                sorted(o.backordered),
-                dict(o.ship_to),
-                o.service_level,
-                o.arrived_at,
-                o.reason,
-                o.priority.base,
-                [{"name": c.name, "points": c.points, "detail": c.detail} for c in o.priority.components],
-                o.dropship,
-                o.version,
-            )
-            for o in orders
-        ],
-    )
-    await conn.executemany(
-        "INSERT INTO reservations (shipment_id, sku, order_id, warehouse_id, quantity, short, status)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (shipment_id, sku) DO UPDATE SET short = excluded.short, status = excluded.status",
-        [(r.shipment_id, r.sku, r.order_id, r.warehouse_id, r.quantity, r.short, r.status) for r in reservations],
-    )
+    if stock:
+        await conn.execute(
+            "INSERT INTO stock (warehouse_id, sku, on_hand, reserved)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[])"
+            " ON CONFLICT (warehouse_id, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,"
+            " updated_at = now()",
+            *_columns([(w, sku, level.on_hand, level.reserved) for (w, sku), level in stock]),
+        )
+    if orders:
+        await conn.execute(
+            "INSERT INTO orders (order_id, channel, backorder_policy, status, lines, backordered, cancelled,"
+            " skus, waiting_skus, ship_to, service_level, arrived_at, reason, priority, priority_components,"
+            " dropship, version)"
+            " SELECT o.order_id, o.channel, o.policy, o.status,"
+            "  o.lines::jsonb, o.backordered::jsonb, o.cancelled::jsonb,"
+            # text[] columns travel as the keys of the jsonb beside them (an array of arrays does not unnest by row);
+            # sorted by code point, as Python sorts them
+            '  ARRAY(SELECT k FROM jsonb_object_keys(o.lines::jsonb) AS k ORDER BY k COLLATE "C"),'
+            '  ARRAY(SELECT k FROM jsonb_object_keys(o.backordered::jsonb) AS k ORDER BY k COLLATE "C"),'
+            "  o.ship_to::jsonb, o.service_level, o.arrived_at, o.reason, o.priority, o.components::jsonb,"
+            "  o.dropship::jsonb, o.version"
+            # jsonb travels as text: a list in a jsonb[] parameter would be read as one more dimension
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+            "  $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::int[], $13::text[], $14::text[],"
+            "  $15::int[]) AS o(order_id, channel, policy, status, lines, backordered, cancelled, ship_to,"
+            "  service_level, arrived_at, reason, priority, components, dropship, version)"
+            " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, backordered = excluded.backordered,"
+            " cancelled = excluded.cancelled, waiting_skus = excluded.waiting_skus, reason = excluded.reason,"
+            " dropship = excluded.dropship,"
+            # an order change moves these (and the version with them); otherwise they are as taken in
+            " lines = excluded.lines, skus = excluded.skus, ship_to = excluded.ship_to,"
+            " service_level = excluded.service_level, version = excluded.version",
+            *_columns(
+                [
+                    (
+                        o.order_id,
+                        o.channel,
+                        o.policy,
+                        o.status,
+                        json.dumps(o.lines),
+                        json.dumps(o.backordered),
+                        json.dumps(o.cancelled),
+                        json.dumps(dict(o.ship_to)),
+                        o.service_level,
+                        o.arrived_at,
+                        o.reason,
+                        o.priority.base,
+                        json.dumps(
+                            [{"name": c.name, "points": c.points, "detail": c.detail} for c in o.priority.components]
+                        ),
+                        json.dumps(o.dropship),
+                        o.version,
+                    )
+                    for o in orders
+                ]
+            ),
+        )
+    if reservations:
+        await conn.execute(
+            "INSERT INTO reservations (shipment_id, sku, order_id, warehouse_id, quantity, short, status)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::text[])"
+            " ON CONFLICT (shipment_id, sku) DO UPDATE SET short = excluded.short, status = excluded.status",
+            *_columns(
+                [
+                    (r.shipment_id, r.sku, r.order_id, r.warehouse_id, r.quantity, r.short, r.status)
+                    for r in reservations
+                ]
+            ),
+        )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows (at least one) as columns, one array parameter each, for `unnest`."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def record_adjustment(conn: Conn, adjustment: InventoryAdjusted) -> tuple[str, int] | None:

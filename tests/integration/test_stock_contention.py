@@ -92,3 +92,53 @@ async def test_the_database_refuses_to_commit_a_reservation_count_the_reservatio
         async with conn.transaction():
             await conn.execute("UPDATE allocation.stock SET reserved = 2 WHERE sku = $1", sku)
     assert await conn.fetchval("SELECT reserved FROM allocation.stock WHERE sku = $1", sku) == 0
+
+
+async def test_the_check_at_commit_is_made_for_every_stock_row_however_many_rows_of_a_transaction_name_it(
+    as_allocation,
+) -> None:
+    # given two SKUs on hand, and an order to hold them for
+    first, second = new_skus(2)
+    conn = as_allocation
+    order_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 5), ('ams', $2, 5)",
+        first,
+        second,
+    )
+    await conn.execute(
+        "INSERT INTO allocation.orders (order_id, channel, backorder_policy, status, lines, skus, ship_to,"
+        " service_level, arrived_at) VALUES ($1, 'web', 'reject', 'allocated', '{}', '{}', '{}', 'standard', now())",
+        order_id,
+    )
+
+    async def hold(sku: str, units: int) -> None:
+        await conn.execute(
+            "INSERT INTO allocation.reservations (shipment_id, sku, order_id, warehouse_id, quantity)"
+            " VALUES ($1, $2, $3, 'ams', $4)",
+            uuid.uuid4(),
+            sku,
+            order_id,
+            units,
+        )
+
+    # when one transaction writes three matching rows for the first SKU, then a count for the second that its
+    # reservations do not explain: the check must not stop at the SKU it has seen
+    with pytest.raises(asyncpg.CheckViolationError, match=f"ams/{second} reserves 2 units but its open reservations"):
+        async with conn.transaction():
+            for _ in range(3):
+                await hold(first, 1)
+            await conn.execute("UPDATE allocation.stock SET reserved = 3 WHERE sku = $1", first)
+            await hold(second, 1)
+            await conn.execute("UPDATE allocation.stock SET reserved = 2 WHERE sku = $1", second)
+
+    # and when a stock row checked early (constraints set immediate) is changed again before commit, the commit
+    # checks it again
+    with pytest.raises(asyncpg.CheckViolationError, match=f"ams/{first} reserves 4 units but its open reservations"):
+        async with conn.transaction():
+            await hold(first, 1)
+            await conn.execute("UPDATE allocation.stock SET reserved = 1 WHERE sku = $1", first)
+            await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            await conn.execute("SET CONSTRAINTS ALL DEFERRED")
+            await conn.execute("UPDATE allocation.stock SET reserved = 4 WHERE sku = $1", first)
+    assert await conn.fetchval("SELECT reserved FROM allocation.stock WHERE sku = $1", first) == 0
