@@ -78,11 +78,11 @@ class ReturnsHandlers:
     async def on_order_validated(self, conn: Conn, msgs: list[Inbound[ev.OrderValidated]]) -> None:
         await repository.save_orders(conn, [m.payload for m in msgs])
 
-    async def on_order_shipped(self, conn: Conn, msg: Inbound[ev.OrderShipped]) -> None:
-        await repository.save_shipment(conn, msg.payload)
+    async def on_order_shipped(self, conn: Conn, msgs: list[Inbound[ev.OrderShipped]]) -> None:
+        await repository.save_shipments(conn, [m.payload for m in msgs])
 
-    async def on_order_delivered(self, conn: Conn, msg: Inbound[ev.OrderDelivered]) -> None:
-        await repository.save_delivery(conn, msg.payload)
+    async def on_order_delivered(self, conn: Conn, msgs: list[Inbound[ev.OrderDelivered]]) -> None:
+        await repository.save_deliveries(conn, [m.payload for m in msgs])
 
     async def on_product_upserted(self, conn: Conn, msgs: list[Inbound[ev.ProductUpserted]]) -> None:
         latest = {m.payload.sku: m.payload for m in msgs}
@@ -604,8 +604,8 @@ class ReturnsHandlers:
     def routes(self) -> Routes:
         return {
             ev.OrderValidated: self.on_order_validated,
-            ev.OrderShipped: one_at_a_time(self.on_order_shipped),
-            ev.OrderDelivered: one_at_a_time(self.on_order_delivered),
+            ev.OrderShipped: self.on_order_shipped,
+            ev.OrderDelivered: self.on_order_delivered,
             ev.ProductUpserted: self.on_product_upserted,
             ev.ReturnRequested: one_at_a_time(self.on_return_requested),
             ev.WarehouseReturnReceived: one_at_a_time(self.on_return_received),
