@@ -95,24 +95,30 @@ async def load_batch(
 async def skus_for_batch(
     conn: Conn, skus: Iterable[str], order_ids: Sequence[UUID], shipment_ids: Sequence[UUID]
 ) -> set[str]:
-    """Every SKU a batch may touch, in one statement: its own, those of the orders and shipments it names, and
-    those of the orders waiting for any of these, and so on (a release routes a waiting order's other lines too)."""
+    """Every SKU a batch may touch: its own, those of the orders and shipments it names, and those of the orders
+    waiting for any of these, and so on (a release routes a waiting order's other lines too).
+
+    The waiting orders are found a round at a time, all of a round's new SKUs in one array that the waiting orders'
+    index answers at once; a recursive query joined each SKU to every waiting order in turn, and took 36 ms a batch
+    with a few hundred orders waiting."""
     rows = await conn.fetch(
-        "WITH RECURSIVE named(sku) AS ("
-        "  SELECT unnest($1::text[])"
-        "  UNION SELECT unnest(skus) FROM orders WHERE order_id = ANY($2::uuid[])"
-        "  UNION SELECT sku FROM reservations WHERE shipment_id = ANY($3::uuid[])"
-        "), touched(sku) AS ("
-        "  SELECT sku FROM named"
-        "  UNION SELECT s.sku FROM touched t"
-        "  JOIN orders o ON o.status = 'backordered' AND o.waiting_skus && ARRAY[t.sku]"
-        "  CROSS JOIN LATERAL unnest(o.skus) AS s(sku)"
-        ") SELECT sku FROM touched",
+        "SELECT unnest($1::text[]) AS sku UNION SELECT unnest(skus) FROM orders WHERE order_id = ANY($2::uuid[])"
+        " UNION SELECT sku FROM reservations WHERE shipment_id = ANY($3::uuid[])",
         sorted(set(skus)),
         list(order_ids),
         list(shipment_ids),
     )
-    return {r["sku"] for r in rows}
+    found = {r["sku"] for r in rows}
+    new = found
+    while new:
+        rows = await conn.fetch(
+            "SELECT DISTINCT unnest(skus) AS sku FROM orders"
+            " WHERE status = 'backordered' AND waiting_skus && $1::text[]",
+            sorted(new),
+        )
+        new = {r["sku"] for r in rows} - found
+        found |= new
+    return found
 
 
 async def save(conn: Conn, inventory: Inventory) -> None:
