@@ -87,9 +87,13 @@ class OutboxRelay:
                 if too_large:
                     await self._set_aside(conn, too_large)
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-            backlog, age = await conn.fetchrow(
-                "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) FROM outbox"
-            ) or (0, 0)
+            backlog, age = (0, 0.0)
+            # A batch short of full took all that was there: the count (a statement per batch) is only worth it
+            # when more may wait.
+            if len(rows) == RELAY_BATCH:
+                backlog, age = await conn.fetchrow(
+                    "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) FROM outbox"
+                ) or (0, 0.0)
             OUTBOX_BACKLOG.labels(service).set(backlog)
             OUTBOX_OLDEST_AGE.labels(service).set(float(age))
             return len(rows)
