@@ -35,6 +35,7 @@ from .answers import (
 from .change_handlers import ChangeOutcome
 from .handlers import Accepted, CancelOutcome, CaptureHandlers, HoldOutcome
 from .settings import CaptureSettings
+from .submissions import Submissions
 
 log = logging.getLogger(__name__)
 SHOPIFY_WEBHOOKS = Counter("oms_shopify_webhooks_total", "Shopify webhook deliveries by outcome.", ["outcome"])
@@ -117,6 +118,7 @@ def change_response(outcome: ChangeOutcome) -> JSONResponse:
 
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
+    submissions = Submissions(lambda: runtime.pool, handlers)
 
     async def refuse_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:
         """403 for another channel's order (operators may act on any); an unknown order is the caller's answer."""
@@ -130,8 +132,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
         if order.original_order_id is not None:
             raise forbidden("original_order_id: exchange orders are opened by the returns service, not submitted")
-        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
-            return accepted(await handlers.intake(conn, order, cause=None))
+        return accepted(await submissions.submit(order))
 
     @router.get("/v1/orders/{order_id}", responses=VIEW_ANSWERS, response_model=None)
     async def get_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""HTTP submissions written together: one transaction for the requests waiting, each answered with its own outcome,
+and a failing round written again one order at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from services.capture.handlers import Accepted
+from services.capture.submissions import Submissions
+from shared.contracts.events import SubmittedOrder
+from tests.factories import order_document
+
+
+class Connection:
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+
+class Pool:
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Connection]:
+        yield Connection()
+
+
+class Intake:
+    """Stands in for CaptureHandlers.intake_all: records each transaction's orders; refuses a poisoned one."""
+
+    def __init__(self, poisoned: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.rounds: list[list[str]] = []
+        self.poisoned = poisoned
+
+    async def intake_all(self, conn: Any, orders: list[tuple[SubmittedOrder, None]]) -> list[Accepted]:
+        await asyncio.sleep(0)  # a commit takes time: requests arriving meanwhile wait for the next round
+        ids = [order.external_id for order, _ in orders]
+        self.rounds.append(ids)
+        if poisoned := self.poisoned.intersection(ids):
+            raise ValueError(f"cannot write {sorted(poisoned)}")
+        return [Accepted(uuid.uuid5(uuid.NAMESPACE_URL, i), "validated", False) for i in ids]
+
+
+def order(external_id: str) -> SubmittedOrder:
+    return SubmittedOrder.model_validate({**order_document([("SKU-1", 1)]), "external_id": external_id})
+
+
+async def test_requests_waiting_together_are_written_in_one_transaction_and_each_gets_its_own_outcome() -> None:
+    intake = Intake()
+    submissions = Submissions(Pool, intake)  # type: ignore[arg-type]
+
+    outcomes = await asyncio.gather(*(submissions.submit(order(f"W-{n}")) for n in range(5)))
+
+    assert intake.rounds == [["W-0", "W-1", "W-2", "W-3", "W-4"]]
+    assert [o.order_id for o in outcomes] == [uuid.uuid5(uuid.NAMESPACE_URL, f"W-{n}") for n in range(5)]
+
+
+async def test_requests_arriving_while_a_round_commits_go_into_the_next_round() -> None:
+    intake = Intake()
+    submissions = Submissions(Pool, intake, round_size=2)  # type: ignore[arg-type]
+
+    await asyncio.gather(*(submissions.submit(order(f"R-{n}")) for n in range(5)))
+
+    assert intake.rounds == [["R-0", "R-1"], ["R-2", "R-3"], ["R-4"]]
+
+
+async def test_a_failing_round_is_written_again_one_by_one_and_only_the_faulty_request_fails() -> None:
+    intake = Intake(poisoned={"BAD"})
+    submissions = Submissions(Pool, intake)  # type: ignore[arg-type]
+
+    outcomes = await asyncio.gather(
+        *(submissions.submit(order(i)) for i in ("OK-1", "BAD", "OK-2")), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[1], ValueError)
+    assert [o.order_id for o in (outcomes[0], outcomes[2])] == [  # type: ignore[union-attr]
+        uuid.uuid5(uuid.NAMESPACE_URL, i) for i in ("OK-1", "OK-2")
+    ]
+    assert intake.rounds == [["OK-1", "BAD", "OK-2"], ["OK-1"], ["BAD"], ["OK-2"]]
+
+
+async def test_a_request_whose_client_went_away_does_not_stop_the_others() -> None:
+    intake = Intake()
+    submissions = Submissions(Pool, intake)  # type: ignore[arg-type]
+    gone = asyncio.create_task(submissions.submit(order("GONE")))
+    staying = asyncio.create_task(submissions.submit(order("STAYING")))
+    await asyncio.sleep(0)
+    gone.cancel()
+
+    accepted = await staying
+
+    assert accepted.order_id == uuid.uuid5(uuid.NAMESPACE_URL, "STAYING")
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert intake.rounds == [["GONE", "STAYING"]]  # written all the same: the request reached the queue
