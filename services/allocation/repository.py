@@ -22,7 +22,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.backbone.db import Conn
+from shared.backbone.db import Conn, columns
 from shared.contracts.events import InventoryAdjusted
 
 from .inventory import Inventory
@@ -134,7 +134,7 @@ async def save(conn: Conn, inventory: Inventory) -> None:
             " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[])"
             " ON CONFLICT (warehouse_id, sku) DO UPDATE SET on_hand = excluded.on_hand, reserved = excluded.reserved,"
             " updated_at = now()",
-            *_columns([(w, sku, level.on_hand, level.reserved) for (w, sku), level in stock]),
+            *columns([(w, sku, level.on_hand, level.reserved) for (w, sku), level in stock], 4),
         )
     if orders:
         await conn.execute(
@@ -160,7 +160,7 @@ async def save(conn: Conn, inventory: Inventory) -> None:
             # an order change moves these (and the version with them); otherwise they are as taken in
             " lines = excluded.lines, skus = excluded.skus, ship_to = excluded.ship_to,"
             " service_level = excluded.service_level, version = excluded.version",
-            *_columns(
+            *columns(
                 [
                     (
                         o.order_id,
@@ -182,7 +182,8 @@ async def save(conn: Conn, inventory: Inventory) -> None:
                         o.version,
                     )
                     for o in orders
-                ]
+                ],
+                15,
             ),
         )
     if reservations:
@@ -190,18 +191,14 @@ async def save(conn: Conn, inventory: Inventory) -> None:
             "INSERT INTO reservations (shipment_id, sku, order_id, warehouse_id, quantity, short, status)"
             " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::text[])"
             " ON CONFLICT (shipment_id, sku) DO UPDATE SET short = excluded.short, status = excluded.status",
-            *_columns(
+            *columns(
                 [
                     (r.shipment_id, r.sku, r.order_id, r.warehouse_id, r.quantity, r.short, r.status)
                     for r in reservations
-                ]
+                ],
+                7,
             ),
         )
-
-
-def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows (at least one) as columns, one array parameter each, for `unnest`."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def record_adjustment(conn: Conn, adjustment: InventoryAdjusted) -> tuple[str, int] | None:

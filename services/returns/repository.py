@@ -12,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.backbone.db import Conn
+from shared.backbone.db import Conn, columns
 from shared.contracts import events as ev
 
 from .domain import CLOSED, OPEN, OrderFacts, Product, Request
@@ -53,7 +53,7 @@ async def save_shipments(conn: Conn, shipments: Sequence[ev.OrderShipped]) -> No
     await conn.execute(
         "INSERT INTO shipped_units (order_id, shipment_id, warehouse_id, sku, quantity)"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[]) ON CONFLICT DO NOTHING",
-        *([list(column) for column in zip(*units, strict=True)] if units else [[]] * 5),
+        *columns(units, 5),
     )
 
 

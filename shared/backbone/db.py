@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -16,6 +18,11 @@ log = logging.getLogger(__name__)
 # What handlers and repositories take: a plain or a pooled connection.
 Conn = asyncpg.Connection | PoolConnectionProxy
 BACKBONE_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as columns, one array parameter each, for a statement that writes them all with `unnest`."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
