@@ -5,14 +5,14 @@ promise itself are in shared.reference.promises (allocation weighs them too). Pu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
 from shared.contracts.backorders import quantities
-from shared.contracts.events import ItemQuantity
+from shared.contracts.events import CarrierReported, ItemQuantity, WarehouseReported
 from shared.reference.promises import add_business_days
 
 from .rates import Carrier, ShippingRules
@@ -109,6 +109,133 @@ def order_complete(statuses: Iterable[str]) -> bool:
 def order_delivered(shipments_delivered: list[bool]) -> bool:
     """An order is delivered when every one of its shipments is."""
     return bool(shipments_delivered) and all(shipments_delivered)
+
+
+# ---- following the warehouse's reports ----
+
+
+@dataclass(frozen=True)
+class Picking:
+    """A pick task as the warehouse's reports move it on."""
+
+    pick_task_id: UUID
+    order_id: UUID
+    status: str
+    asked: tuple[ItemQuantity, ...]
+    picked: tuple[ItemQuantity, ...] | None = None  # what a short pick held
+
+    @property
+    def held(self) -> tuple[ItemQuantity, ...]:
+        """What the task holds now: after a short pick, what was picked."""
+        return self.asked if self.picked is None else self.picked
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What one warehouse report did to its task: moved it on (`applied`) or, too late, nothing."""
+
+    found: str  # the task's status when the report came
+    task: Picking  # the task after the report
+    applied: bool
+    missing: tuple[ItemQuantity, ...] = ()  # what a short pick left behind
+    order_complete: bool = False  # it shipped the order's last shipment still to ship
+
+    @property
+    def record(self) -> str:
+        """The outcome as the report's record says it."""
+        return f"applied: {self.task.status}" if self.applied else f"ignored: task {self.found}"
+
+
+def follow_reports(
+    tasks: Iterable[Picking], reports: Sequence[WarehouseReported], elsewhere: Mapping[UUID, Sequence[str]]
+) -> list[ReportOutcome]:
+    """Each report applied in order to its task as the reports before it left it (a batch may hold a task's
+    `picked` and `packed`): its outcome, with whether a parcel completes its order. `tasks` holds every task of
+    the reports' orders; `elsewhere`, by order, the statuses of its other shipments (e.g. purchase orders)."""
+    current = {t.pick_task_id: t for t in tasks}
+    of_order: dict[UUID, list[UUID]] = {}
+    for t in current.values():
+        of_order.setdefault(t.order_id, []).append(t.pick_task_id)
+    outcomes = []
+    for report in reports:
+        task = current[report.pick_task_id]
+        picked = picked_within(task.asked, report.lines or []) if report.kind == "short_picked" else None
+        status = next_status(task.status, report.kind, bool(picked))
+        if status is None:  # late, repeated, or for a withdrawn task: recorded, nothing more
+            outcomes.append(ReportOutcome(task.status, task, applied=False))
+            continue
+        moved = replace(task, status=status, picked=task.picked if picked is None else tuple(picked))
+        current[task.pick_task_id] = moved
+        order = [current[i].status for i in of_order[task.order_id]]
+        outcomes.append(
+            ReportOutcome(
+                task.status,
+                moved,
+                applied=True,
+                missing=() if picked is None else tuple(missing(task.asked, picked)),
+                order_complete=status == SHIPPED and order_complete([*order, *elsewhere.get(task.order_id, ())]),
+            )
+        )
+    return outcomes
+
+
+# ---- following the carrier's updates ----
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """A shipment as the carrier's updates move it on."""
+
+    order_id: UUID
+    status: str | None = None  # the latest update by the carrier's time
+    status_at: datetime | None = None
+    delivered_at: datetime | None = None
+    exception_at: datetime | None = None  # the last exception reported
+    exception_detail: str | None = None
+
+
+def tracked(parcel: Parcel, update: CarrierReported) -> Parcel:
+    """The parcel after a carrier update: updates may come out of the carrier's order, so the latest by its time
+    is the status; delivery is kept once known, the last exception reported is kept."""
+    at = update.occurred_at
+    latest = parcel.status_at is None or parcel.status_at <= at
+    moved = replace(
+        parcel,
+        status=update.kind if latest else parcel.status,
+        status_at=at if latest else parcel.status_at,
+    )
+    if update.kind == "delivered":
+        return replace(moved, delivered_at=parcel.delivered_at or at)
+    if update.kind == "exception":
+        return replace(moved, exception_at=at, exception_detail=update.detail)
+    return moved
+
+
+def follow_updates(
+    parcels: Mapping[str, Parcel], updates: Sequence[CarrierReported], first_told: Sequence[bool]
+) -> tuple[list[bool], dict[str, Parcel]]:
+    """Each update applied in order to its parcel as the updates before it left it: whether it is news (not
+    told before, by `first_told`, and the parcel not delivered yet) and the parcels it moved, as they end up."""
+    current = dict(parcels)
+    moved: dict[str, Parcel] = {}
+    news = []
+    for update, first in zip(updates, first_told, strict=True):
+        parcel = current[update.tracking_number]
+        applies = first and parcel.delivered_at is None
+        news.append(applies)
+        if applies:
+            current[update.tracking_number] = moved[update.tracking_number] = tracked(parcel, update)
+    return news, moved
+
+
+def completing_deliveries(
+    delivering: Sequence[UUID | None], shipments_delivered: Mapping[UUID, list[bool]]
+) -> set[int]:
+    """Of a batch's updates (the order of the parcel each one delivered, None for those delivering nothing), those
+    that deliver their order: the last delivery of each order whose shipments are all delivered after the batch
+    (one of its earlier ones could not: the last one's parcel was still on its way)."""
+    last = {order_id: i for i, order_id in enumerate(delivering) if order_id is not None}
+    return {i for order_id, i in last.items() if order_delivered(shipments_delivered.get(order_id, []))}
 
 
 # ---- cancellation ----

@@ -123,6 +123,17 @@ async def statuses_of_order(conn: Conn, order_id: UUID, besides: UUID | None = N
     return [r["status"] for r in rows]
 
 
+async def statuses_of_orders(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
+    """The statuses of these orders' purchase orders, by order (an order with none is left out)."""
+    rows = await conn.fetch(
+        "SELECT order_id, status FROM purchase_orders WHERE order_id = ANY($1::uuid[])", list(set(order_ids))
+    )
+    statuses: dict[UUID, list[str]] = {}
+    for r in rows:
+        statuses.setdefault(r["order_id"], []).append(r["status"])
+    return statuses
+
+
 async def tracking_number_taken(conn: Conn, tracking_number: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM shipments WHERE tracking_number = $1", tracking_number))
 
@@ -142,17 +153,6 @@ async def insert_shipment(
         shipped_at.date(),
         shipped_at,
     )
-
-
-async def parcels_delivered(conn: Conn, order_id: UUID) -> list[bool]:
-    """For each purchase order of the order still meant to ship: whether the supplier's parcel was delivered."""
-    rows = await conn.fetch(
-        "SELECT s.delivered_at IS NOT NULL AS delivered FROM purchase_orders p"
-        " LEFT JOIN shipments s ON s.pick_task_id = p.purchase_order_id"
-        " WHERE p.order_id = $1 AND p.status NOT IN ('rejected', 'timed_out', 'cancelled')",
-        order_id,
-    )
-    return [bool(r["delivered"]) for r in rows]
 
 
 async def lock_unanswered(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -152,46 +153,61 @@ class FulfillmentHandlers:
     def _order_event(self, payload: ev.Contract, order_id: UUID, msg: Inbound[Any]) -> tuple[Topic, str, Envelope]:
         return topics.FULFILLMENT_EVENTS, str(order_id), self._event(payload, order_id, msg)
 
-    async def on_warehouse_reported(self, conn: Conn, msg: Inbound[ev.WarehouseReported]) -> None:
-        report = msg.payload
-        found = await repository.pick_task(conn, report.pick_task_id)
-        if found is None or found["warehouse_id"] != report.warehouse_id:
-            raise LookupError(f"no pick task {report.pick_task_id} at warehouse {report.warehouse_id}")
-        tasks = await repository.lock_order_tasks(conn, found["order_id"])
-        task = next(t for t in tasks if t["pick_task_id"] == report.pick_task_id)
-        lines = [ev.ItemQuantity(**line) for line in task["lines"]]
-        picked = domain.picked_within(lines, report.lines or []) if report.kind == "short_picked" else None
-        status = domain.next_status(task["status"], report.kind, bool(picked))
-        if status is None:
-            # Late, repeated, or for a withdrawn task: kept for the record, never an error.
-            await repository.record_warehouse_report(conn, msg.event_id, report, f"ignored: task {task['status']}")
-            log.info("ignored %s report for pick task %s (%s)", report.kind, report.pick_task_id, task["status"])
-            return
-        await repository.record_warehouse_report(conn, msg.event_id, report, f"applied: {status}")
-        if status == domain.SHIPPED:
-            await self._ship(conn, msg, report, task, [t["status"] for t in tasks if t is not task])
-            return
-        await repository.set_status(conn, report.pick_task_id, status, picked)
-        if picked is not None and (missing := domain.missing(lines, picked)):
-            short = ev.ShortPickReported(
-                order_id=task["order_id"],
-                shipment_id=report.pick_task_id,
-                warehouse_id=report.warehouse_id,
-                missing=missing,
-            )
-            await enqueue(conn, [self._order_event(short, task["order_id"], msg)])
+    async def on_warehouse_reported(self, conn: Conn, msgs: list[Inbound[ev.WarehouseReported]]) -> None:
+        """Follow the batch's warehouse reports in the order read, in a fixed number of statements: every task of
+        their orders locked at once, each report applied to its task as the reports before it left it (a batch may
+        hold a task's `picked` and its `packed`), then the reports' records, the tasks, the shipments and the
+        events written one statement each. A late or repeated report is recorded, never an error."""
+        reports = [m.payload for m in msgs]
+        rows = {
+            r["pick_task_id"]: r for r in await repository.lock_tasks_of_orders(conn, (r.pick_task_id for r in reports))
+        }
+        for report in reports:
+            found = rows.get(report.pick_task_id)
+            if found is None or found["warehouse_id"] != report.warehouse_id:
+                raise LookupError(f"no pick task {report.pick_task_id} at warehouse {report.warehouse_id}")
+        packing = {rows[r.pick_task_id]["order_id"] for r in reports if r.kind == "packed"}
+        purchase_orders = await dropship_repository.statuses_of_orders(conn, packing) if packing else {}
+        elsewhere = {o: [dropship.as_task_status(s) for s in statuses] for o, statuses in purchase_orders.items()}
+        outcomes = domain.follow_reports(map(repository.picking, rows.values()), reports, elsewhere)
+        leaving = {
+            i: self._carrier_service(rows[outcome.task.pick_task_id], reports[i])
+            for i, outcome in enumerate(outcomes)
+            if outcome.applied and outcome.task.status == domain.SHIPPED
+        }
+        serials = iter(await repository.next_tracking_serials(conn, len(leaving)))
+        shipments: list[repository.NewShipment] = []
+        outgoing: Outgoing = []
+        for i, (msg, outcome) in enumerate(zip(msgs, outcomes, strict=True)):
+            report, task = msg.payload, outcome.task
+            if not outcome.applied:
+                log.info("ignored %s report for pick task %s (%s)", report.kind, report.pick_task_id, outcome.found)
+            elif i in leaving:
+                shipment = shipped_parcel(task, leaving[i], next(serials))
+                shipments.append(shipment)
+                shipped = order_shipped(shipment, report.warehouse_id, outcome.order_complete)
+                outgoing.append(self._order_event(shipped, task.order_id, msg))
+            elif outcome.missing:
+                short = ev.ShortPickReported(
+                    order_id=task.order_id,
+                    shipment_id=task.pick_task_id,
+                    warehouse_id=report.warehouse_id,
+                    missing=list(outcome.missing),
+                )
+                outgoing.append(self._order_event(short, task.order_id, msg))
+        await repository.record_warehouse_reports(
+            conn, [(m.event_id, m.payload, o.record) for m, o in zip(msgs, outcomes, strict=True)]
+        )
+        await repository.move_tasks(conn, list({o.task.pick_task_id: o.task for o in outcomes if o.applied}.values()))
+        await repository.insert_shipments(conn, shipments)
+        await enqueue(conn, outgoing)
 
-    async def _ship(
-        self, conn: Conn, msg: Inbound[Any], report: ev.WarehouseReported, task: asyncpg.Record, others: list[str]
-    ) -> None:
+    def _carrier_service(self, task: asyncpg.Record, report: ev.WarehouseReported) -> Leaving:
+        """The carrier service a packed parcel leaves with: the one keeping the promise made at release, cheapest."""
         if report.package is None:
             raise ValueError("a packed report must carry the package weight: the carrier service depends on it")
         shipped_at = self.clock()
-        state = repository.task_state(task)
-        others = others + [
-            dropship.as_task_status(s) for s in await dropship_repository.statuses_of_order(conn, task["order_id"])
-        ]
-        cutoff = self._warehouse(state.warehouse_id).cutoff
+        cutoff = self._warehouse(task["warehouse_id"]).cutoff
         leaves = promises.ship_date(shipped_at, cutoff, self.rules.calendar)
         promise = task["promised_delivery"] or promises.promised_delivery(
             task["service_level"], task["created_at"], cutoff, self.rules
@@ -204,63 +220,69 @@ class FulfillmentHandlers:
         if not choice.keeps_promise:
             log.warning(
                 "pick task %s: no service keeps the promise %s; delivers %s",
-                state.pick_task_id,
+                task["pick_task_id"],
                 promise,
                 choice.delivery,
             )
-        number = tracking.issue(choice.carrier.tracking, await repository.next_tracking_serial(conn))
-        await repository.set_status(conn, state.pick_task_id, domain.SHIPPED)
-        await repository.insert_shipment(
-            conn,
-            repository.NewShipment(
-                number, state.pick_task_id, task["order_id"], weight, state.lines, choice, leaves, shipped_at
-            ),
-        )
-        shipped = ev.OrderShipped(
-            order_id=task["order_id"],
-            pick_task_id=state.pick_task_id,
-            warehouse_id=state.warehouse_id,
-            carrier=choice.carrier.code,
-            tracking_number=number,
-            shipped_at=shipped_at,
-            lines=list(state.lines),
-            service=choice.service,
-            promised_delivery=choice.promised_delivery,
-            tracking_url=choice.carrier.tracking_link(number),
-            order_complete=domain.order_complete([*others, domain.SHIPPED]),
-        )
-        await enqueue(conn, [self._order_event(shipped, task["order_id"], msg)])
+        return Leaving(choice, leaves, shipped_at, weight)
 
-    async def on_carrier_reported(self, conn: Conn, msg: Inbound[ev.CarrierReported]) -> None:
-        report = msg.payload
-        shipment = await repository.lock_shipment(conn, report.tracking_number)
-        if shipment is None or shipment["carrier"] != report.carrier:
-            carrier = self.rules.carrier(report.carrier)
-            if carrier is None:
-                raise LookupError(f"unknown carrier {report.carrier}")
-            if not tracking.is_valid(carrier.tracking, report.tracking_number):
-                raise LookupError(f"{report.tracking_number} is not a valid {report.carrier} tracking number")
-            raise LookupError(f"no {report.carrier} shipment with tracking number {report.tracking_number}")
-        if not await repository.record_carrier_event(conn, report) or shipment["delivered_at"] is not None:
-            return  # a repeat, or news after delivery: recorded, nothing more to tell
-        await repository.update_carrier_status(conn, report)
-        order_id = shipment["order_id"]
-        if report.kind == "exception":
-            exception = ev.DeliveryException(
-                order_id=order_id,
-                pick_task_id=shipment["pick_task_id"],
-                carrier=report.carrier,
-                tracking_number=report.tracking_number,
-                detail=report.detail or "the carrier reported a delivery exception",
-                occurred_at=report.occurred_at,
-            )
-            await enqueue(conn, [self._order_event(exception, order_id, msg)])
-        elif report.kind == "delivered" and domain.order_delivered(
-            await repository.shipments_delivered(conn, order_id)
-            + await dropship_repository.parcels_delivered(conn, order_id)
-        ):
-            delivered = ev.OrderDelivered(order_id=order_id, delivered_at=report.occurred_at)
-            await enqueue(conn, [self._order_event(delivered, order_id, msg)])
+    async def on_carrier_reported(self, conn: Conn, msgs: list[Inbound[ev.CarrierReported]]) -> None:
+        """Follow the batch's carrier updates in the order read, in a fixed number of statements: their shipments
+        locked at once, every update recorded (one the carrier sent before is nothing more), each applied to its
+        parcel as the updates before it left it, and an order delivered by the last delivery that completes it."""
+        reports = [m.payload for m in msgs]
+        rows = await repository.lock_shipments(conn, (r.tracking_number for r in reports))
+        for report in reports:
+            found = rows.get(report.tracking_number)
+            if found is None or found["carrier"] != report.carrier:
+                raise self._unknown_parcel(report)
+        recorded = await repository.record_carrier_events(conn, reports)
+        first_told = []
+        for report in reports:  # the same update twice in the batch: the first is recorded, the second a repeat
+            key = (report.tracking_number, report.kind, report.occurred_at)
+            first_told.append(key in recorded)
+            recorded.discard(key)
+        parcels = {number: repository.parcel(row) for number, row in rows.items()}
+        news, moved = domain.follow_updates(parcels, reports, first_told)
+        await repository.track_shipments(conn, moved)
+        delivering = [
+            parcels[r.tracking_number].order_id if new and r.kind == "delivered" else None
+            for r, new in zip(reports, news, strict=True)
+        ]
+        delivered_orders = {order_id for order_id in delivering if order_id is not None}
+        delivered = (
+            await repository.shipments_delivered(conn, delivered_orders, dropship.ENDED_EMPTY)
+            if delivered_orders
+            else {}
+        )
+        completing = domain.completing_deliveries(delivering, delivered)
+        outgoing: Outgoing = []
+        for i, (msg, new) in enumerate(zip(msgs, news, strict=True)):
+            report, shipment = msg.payload, rows[msg.payload.tracking_number]
+            order_id = shipment["order_id"]
+            if new and report.kind == "exception":
+                exception = ev.DeliveryException(
+                    order_id=order_id,
+                    pick_task_id=shipment["pick_task_id"],
+                    carrier=report.carrier,
+                    tracking_number=report.tracking_number,
+                    detail=report.detail or "the carrier reported a delivery exception",
+                    occurred_at=report.occurred_at,
+                )
+                outgoing.append(self._order_event(exception, order_id, msg))
+            elif i in completing:
+                delivered_event = ev.OrderDelivered(order_id=order_id, delivered_at=report.occurred_at)
+                outgoing.append(self._order_event(delivered_event, order_id, msg))
+        await enqueue(conn, outgoing)
+
+    def _unknown_parcel(self, report: ev.CarrierReported) -> LookupError:
+        """Why a carrier update names no shipment of ours: an unknown carrier, a malformed number, or neither."""
+        carrier = self.rules.carrier(report.carrier)
+        if carrier is None:
+            return LookupError(f"unknown carrier {report.carrier}")
+        if not tracking.is_valid(carrier.tracking, report.tracking_number):
+            return LookupError(f"{report.tracking_number} is not a valid {report.carrier} tracking number")
+        return LookupError(f"no {report.carrier} shipment with tracking number {report.tracking_number}")
 
     async def on_cancellation_requested(self, conn: Conn, msg: Inbound[ev.OrderCancellationRequested]) -> None:
         request = msg.payload
@@ -400,12 +422,53 @@ class FulfillmentHandlers:
         return {
             ev.OrderChangeRequested: one_at_a_time(self.on_change_requested),
             ev.OrderAllocated: self.on_order_allocated,
-            ev.WarehouseReported: one_at_a_time(self.on_warehouse_reported),
-            ev.CarrierReported: one_at_a_time(self.on_carrier_reported),
+            ev.WarehouseReported: self.on_warehouse_reported,
+            ev.CarrierReported: self.on_carrier_reported,
             ev.OrderCancellationRequested: one_at_a_time(self.on_cancellation_requested),
             ev.WithdrawalRequested: one_at_a_time(self.on_withdrawal_requested),
             ev.SupplierReported: one_at_a_time(self.dropship.on_supplier_reported),
         }
+
+
+class Leaving(NamedTuple):
+    """How a packed parcel leaves: by which carrier service, on which day, when, and how heavy."""
+
+    choice: domain.ServiceChoice
+    leaves: date
+    shipped_at: datetime
+    weight_grams: int
+
+
+def shipped_parcel(task: domain.Picking, leaving: Leaving, serial: int) -> repository.NewShipment:
+    """The task's parcel, under the tracking number the serial gives in its carrier's format."""
+    number = tracking.issue(leaving.choice.carrier.tracking, serial)
+    return repository.NewShipment(
+        number,
+        task.pick_task_id,
+        task.order_id,
+        leaving.weight_grams,
+        task.held,
+        leaving.choice,
+        leaving.leaves,
+        leaving.shipped_at,
+    )
+
+
+def order_shipped(shipment: repository.NewShipment, warehouse_id: str, order_complete: bool) -> ev.OrderShipped:
+    choice = shipment.choice
+    return ev.OrderShipped(
+        order_id=shipment.order_id,
+        pick_task_id=shipment.pick_task_id,
+        warehouse_id=warehouse_id,
+        carrier=choice.carrier.code,
+        tracking_number=shipment.tracking_number,
+        shipped_at=shipment.shipped_at,
+        lines=list(shipment.lines),
+        service=choice.service,
+        promised_delivery=choice.promised_delivery,
+        tracking_url=choice.carrier.tracking_link(shipment.tracking_number),
+        order_complete=order_complete,
+    )
 
 
 def superseded(changed: Mapping[UUID, asyncpg.Record], allocated: ev.OrderAllocated) -> str | None:

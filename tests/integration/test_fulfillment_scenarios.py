@@ -16,6 +16,7 @@ from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from tests.factories import order_document
+from tests.integration.allocation_steps import open_shipment
 from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed
 from tests.waiting import eventually
@@ -263,3 +264,41 @@ async def test_carrier_updates_for_unknown_or_malformed_tracking_numbers_are_dea
     reasons = {r.key.decode(): dict(r.headers)["dlq.reason"].decode() for r in records}
     assert reasons[unknown] == f"handler failed: LookupError: no parcelnet shipment with tracking number {unknown}"
     assert reasons[malformed] == f"handler failed: LookupError: {malformed} is not a valid parcelnet tracking number"
+
+
+async def test_a_tasks_picked_and_packed_and_a_resent_packed_published_together_ship_one_parcel(
+    http, db, pipeline
+) -> None:
+    # given an order released to Amsterdam that the simulated warehouse leaves to us (a HOLD- SKU is never picked)
+    (sku,) = new_skus(1, prefix="HOLD")
+    await seed([("ams", sku, 5)])
+    async with TopicReader(topics.FULFILLMENT_EVENTS.name) as outcomes:
+        order_id = await submit(http, [(sku, 2)])
+        task_id = await open_shipment(db, order_id, "ams")
+        await eventually(
+            lambda: db.fetchval("SELECT status FROM fulfillment.pick_tasks WHERE pick_task_id = $1", task_id),
+            lambda status: status == "released",
+        )
+
+        # when the warehouse's picked and packed reports, and the packed one again, are published together
+        def report(kind: str) -> tuple[str, dict[str, Any]]:
+            body = {
+                "pick_task_id": str(task_id),
+                "warehouse_id": "ams",
+                "kind": kind,
+                "occurred_at": "2027-02-15T09:00Z",
+            }
+            return "ams", body | ({"package": {"weight_grams": 900}} if kind == "packed" else {})
+
+        await client.publish(topics.WAREHOUSE_EVENTS.name, [report("picked"), report("packed"), report("packed")])
+
+        # then the order ships once, as one parcel, and the carrier delivers it
+        (shipped,) = await events_of(outcomes, order_id, "OrderShipped")
+        await events_of(outcomes, order_id, "OrderDelivered")  # written after the shipment: all before it is read
+        told = [b["type"] for b in await outcomes.bodies_for(order_id)]
+    assert told.count("OrderShipped") == 1 and shipped["order_complete"] is True
+    parcels = await db.fetch("SELECT tracking_number FROM fulfillment.shipments WHERE pick_task_id = $1", task_id)
+    assert [p["tracking_number"] for p in parcels] == [shipped["tracking_number"]]
+    # and every report is on record, the resent one as ignored
+    recorded = await db.fetch("SELECT outcome FROM fulfillment.warehouse_reports WHERE pick_task_id = $1", task_id)
+    assert sorted(r["outcome"] for r in recorded) == ["applied: packed", "applied: picked", "ignored: task packed"]
