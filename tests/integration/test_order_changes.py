@@ -17,6 +17,7 @@ from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
 from tests.local import LOCAL, client
+from tests.returns_steps import answers_for, order_refunds, settled_refunds
 from tests.scenario import TopicReader, mails, order_view, parts, publish_event, seed, wait_status
 from tests.waiting import eventually
 
@@ -254,16 +255,56 @@ async def test_a_higher_total_waits_for_the_payment_and_goes_on_when_it_comes(ht
     await assert_books_balance(db, [sku])
 
 
-async def test_a_lower_total_records_the_amount_due_back(http, db) -> None:
+async def test_a_lower_total_is_refunded_once_at_the_provider_however_often_the_change_is_delivered(http, db) -> None:
+    # given an order of three units at 10.00, paid, held in Amsterdam
     sku = hold_sku()
     await seed([("ams", sku, 3)])
     order_id = await released_order(http, db, [(sku, 3)])
 
-    answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 1}])
+    async with TopicReader(topics.REFUND_RESULTS.name) as results, TopicReader(topics.ORDER_CHANGES.name) as changes:
+        # when the customer wants one: 20.00 due back
+        answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 1}])
+        assert (answer.status_code, answer.json()["due_back"]) == (202, "20.0000")
 
-    assert (answer.status_code, answer.json()["due_back"]) == (202, "20.0000")
-    view = await change_state(http, order_id, {"applied"})
-    assert (view["ordered"], view["total"]) == ({sku: 1}, "14.9500")
+        # then the change is applied, and returns refunds the 20.00 through the payment provider, once
+        view = await change_state(http, order_id, {"applied"})
+        assert (view["ordered"], view["total"]) == ({sku: 1}, "14.9500")
+        (refund,) = await settled_refunds(order_id)
+        key = f"order-change:{order_id}:1"
+        assert (refund["status"], refund["amount"], refund["idempotency_key"]) == ("succeeded", "20.00", key)
+        assert (refund["change_id"], refund["return_id"]) == (answer.json()["change_id"], None)
+        (paid,) = await eventually(lambda: answers_for(results, key), bool)
+        assert (paid["outcome"], paid["amount"], paid["provider_reference"]) == (
+            "succeeded",
+            "20.00",
+            refund["provider_reference"],
+        )
+
+        # and the customer's order view shows the refund on the change, in its timeline and in what was refunded
+        view = await eventually(lambda: order_view(http, order_id), lambda v: v["changes"][0]["refund_state"])
+        (applied,) = view["changes"]
+        assert (applied["refund_state"], applied["refunded"], applied["refund_note"]) == (
+            "refunded",
+            "20.0000",
+            refund["provider_reference"],
+        )
+        assert view["refunded"] == "20.00"
+        assert f"change {applied['change_id']}: 20.00 EUR" in [
+            s["detail"] for s in view["timeline"] if s["status"] == "refunded"
+        ]
+
+        # when capture's announcement of the applied change is delivered again (another event, the same change)
+        found = await eventually(
+            lambda: changes.bodies_for(order_id), lambda b: "OrderChangeApplied" in [e["type"] for e in b]
+        )
+        (announced,) = [b for b in found if b["type"] == "OrderChangeApplied"]
+        again = ev.OrderChangeApplied.model_validate(announced["payload"])
+        await publish_event(topics.ORDER_CHANGES, again, uuid.UUID(order_id))
+        await client.wait_caught_up("oms-returns", [topics.ORDER_CHANGES.name])
+
+        # then nothing more is refunded: one refund, asked of the provider once
+        assert [r["refund_id"] for r in await order_refunds(order_id)] == [refund["refund_id"]]
+        assert len(await answers_for(results, key)) == 1
     assert await stock(db, "ams", sku) == (3, 1)
     await assert_books_balance(db, [sku])
 
