@@ -48,12 +48,17 @@ async def delivered_order(
     response = await http.post("/v1/orders", json=order_document(lines, **overrides))
     assert response.status_code == 202, response.text
     order_id: str = response.json()["order_id"]
+    await known_delivered(http, db, order_id)
+    return order_id
+
+
+async def known_delivered(http: httpx.AsyncClient, db: asyncpg.Pool, order_id: str) -> None:
+    """The order is delivered, and returns knows it."""
     await wait_status(http, order_id, {"delivered"})
     await eventually(
         lambda: db.fetchval("SELECT count(*) FROM returns.deliveries WHERE order_id = $1", uuid.UUID(order_id)),
         lambda n: n == 1,
     )
-    return order_id
 
 
 def return_line(sku: str, quantity: int = 1, reason: str = "size.too_small") -> dict[str, Any]:

@@ -121,7 +121,17 @@ async def facts(conn: Conn, order: asyncpg.Record) -> OrderFacts:
         shipped=shipped,
         requested=requested,
         ordered=frozenset(order["skus"]),
+        units=units_ordered(order),
     )
+
+
+def units_ordered(order: asyncpg.Record) -> dict[str, int]:
+    """Units per SKU of the order's priced lines (as its last change left them); empty for orders announced without
+    their prices."""
+    units: dict[str, int] = {}
+    for line in order["prices"] or []:
+        units[line["sku"]] = units.get(line["sku"], 0) + line["quantity"]
+    return units
 
 
 async def return_of_request(conn: Conn, request_key: str) -> UUID | None:

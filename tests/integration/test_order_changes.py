@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,8 +18,15 @@ from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
 from tests.local import LOCAL, client
-from tests.returns_steps import answers_for, order_refunds, settled_refunds
-from tests.scenario import TopicReader, mails, order_view, parts, publish_event, seed, wait_status
+from tests.returns_steps import (
+    answers_for,
+    ask_return,
+    known_delivered,
+    order_refunds,
+    return_line,
+    settled_refunds,
+)
+from tests.scenario import TopicReader, mails, new_skus, order_view, parts, publish_event, seed, wait_status
 from tests.waiting import eventually
 
 ROTTERDAM = {
@@ -307,6 +315,44 @@ async def test_a_lower_total_is_refunded_once_at_the_provider_however_often_the_
         assert len(await answers_for(results, key)) == 1
     assert await stock(db, "ams", sku) == (3, 1)
     await assert_books_balance(db, [sku])
+
+
+async def test_returns_after_a_change_are_checked_and_priced_against_the_lines_it_left(http, db) -> None:
+    # given an order of two A and one B at 10.00, which the warehouse holds for a while before picking
+    a, b, c = new_skus(3, prefix="CHG")
+    await seed([("ams", a, 2), ("ams", b, 1), ("ams", c, 1)])
+    held = {**ROTTERDAM, "postal_code": "HOLD 1"}
+    document = order_document([(a, 2), (b, 1)], shipping_address=held)
+    order_id: str = (await http.post("/v1/orders", json=document)).json()["order_id"]
+    await wait_status(http, order_id, {"allocated"})
+
+    # when the customer keeps one A, drops B and adds a C at 5.00 (to an address the warehouse does not hold): 15.00
+    # due back, refunded
+    lines = [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 0}, {"sku": c, "quantity": 1, "unit_price": "5.00"}]
+    answer = await change(http, order_id, lines=lines, shipping_address=ROTTERDAM)
+    assert (answer.status_code, answer.json()["due_back"]) == (202, "15.0000")
+    (refund,) = await settled_refunds(order_id)
+    assert (refund["status"], refund["amount"]) == ("succeeded", "15.00")
+    # and the order is delivered as changed
+    await known_delivered(http, db, order_id)
+
+    # then B cannot be returned, and of A only the one unit the order holds now
+    dropped = await ask_return(order_id, [return_line(b)])
+    assert (dropped.status_code, dropped.json()["reasons"]) == (422, ["line 1: SKU " + b + " is not in the order"])
+    too_many = await ask_return(order_id, [return_line(a, 2)])
+    assert (too_many.status_code, too_many.json()["status"]) == (409, "rejected")
+    assert too_many.json()["reasons"] == [f"{a}: 2 asked back, 1 returnable (1 shipped, 0 already asked back)"]
+    # and the unit of A and the added C come back refunded at what they cost: 10.00 + 5.00
+    both = await ask_return(order_id, [return_line(a), return_line(c)])
+    assert both.status_code == 201, both.text
+    refunds = await eventually(lambda: settled_refunds(order_id), lambda found: len(found) == 2)
+    assert [(r["change_id"], r["return_id"], r["amount"], r["status"]) for r in refunds] == [
+        (answer.json()["change_id"], None, "15.00", "succeeded"),
+        (None, both.json()["return_id"], "15.00", "succeeded"),
+    ]
+    assert refunds[1]["explanation"][-1] == "refund: 15.00 EUR"
+    # and never more than was paid: 2 x 10.00 + 10.00 + 4.95
+    assert sum(Decimal(r["amount"]) for r in refunds) <= Decimal("34.95")
 
 
 async def test_a_change_is_idempotent_by_its_id_and_bounded_to_the_channels_own_orders(http, db) -> None:
