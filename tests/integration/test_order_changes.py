@@ -317,6 +317,37 @@ async def test_a_lower_total_is_refunded_once_at_the_provider_however_often_the_
     await assert_books_balance(db, [sku])
 
 
+async def test_a_change_refund_the_provider_refuses_is_abandoned_with_the_reason_for_an_operator(http, db) -> None:
+    # given an order of three units whose payment the provider will not refund to
+    sku = hold_sku()
+    await seed([("ams", sku, 3)])
+    order_id = await released_order(http, db, [(sku, 3)], external_id=f"REFUND-REFUSED-{uuid.uuid4()}")
+
+    # when the customer wants one: 20.00 due back
+    answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 1}])
+    assert (answer.status_code, answer.json()["due_back"]) == (202, "20.0000")
+
+    # then the refund is abandoned with the provider's reason, nothing paid
+    (refund,) = await settled_refunds(order_id)
+    assert (refund["status"], refund["last_error"], refund["provider_reference"]) == (
+        "abandoned",
+        "the card account is closed",
+        None,
+    )
+    # and the order view says so on the change and in the timeline, and counts nothing as refunded
+    view = await eventually(lambda: order_view(http, order_id), lambda v: v["changes"][0]["refund_state"])
+    (applied,) = view["changes"]
+    assert (applied["refund_state"], applied["refunded"], applied["refund_note"]) == (
+        "abandoned",
+        "0.0000",
+        "the card account is closed",
+    )
+    assert [s["detail"] for s in view["timeline"] if s["status"] == "refund_failed"] == [
+        f"change {applied['change_id']}: 20.00 EUR: the card account is closed"
+    ]
+    assert view["refunded"] is None
+
+
 async def test_returns_after_a_change_are_checked_and_priced_against_the_lines_it_left(http, db) -> None:
     # given an order of two A and one B at 10.00, which the warehouse holds for a while before picking
     a, b, c = new_skus(3, prefix="CHG")
