@@ -300,6 +300,9 @@ async def test_a_lower_total_is_refunded_once_at_the_provider_however_often_the_
         assert f"change {applied['change_id']}: 20.00 EUR" in [
             s["detail"] for s in view["timeline"] if s["status"] == "refunded"
         ]
+        # and the customer is told how it was worked out
+        [mail] = await eventually(lambda: mails(order_id, "change_refunded"), bool)
+        assert "refund: 20.00 EUR" in parts(mail)["text/plain"]
 
         # when capture's announcement of the applied change is delivered again (another event, the same change)
         found = await eventually(
@@ -313,6 +316,7 @@ async def test_a_lower_total_is_refunded_once_at_the_provider_however_often_the_
         # then nothing more is refunded: one refund, asked of the provider once
         assert [r["refund_id"] for r in await order_refunds(order_id)] == [refund["refund_id"]]
         assert len(await answers_for(results, key)) == 1
+        assert len(mails(order_id, "change_refunded")) == 1
     assert await stock(db, "ams", sku) == (3, 1)
     await assert_books_balance(db, [sku])
 
