@@ -139,7 +139,7 @@ ORDER_CHANGES = Topic(
     "capture",
     "Order changes capture accepted (and whose payment covers them), and each once applied with the order's lines and"
     " prices from then on and what is due back, key order id.",
-    readers=("fulfillment", "returns"),
+    readers=("fulfillment", "returns", "kpis"),
 )
 ALLOCATION_EVENTS = Topic(
     "oms.allocation.events",
