@@ -1,8 +1,8 @@
-"""Returns' handlers: keep the order facts returns decides with (validated, shipped, delivered, catalogue), decide
-return requests (from the API or a channel's topic) and operators' approvals, match warehouses' receipts against
-their RMA, settle refunds and exchanges with the payment provider, and close RMAs whose parcel never came. Every
-decision about an order's returns holds the order's row lock, so two requests for the same units cannot both be
-authorised."""
+"""Returns' handlers: keep the order facts returns decides with (validated, changed, shipped, delivered, catalogue),
+decide return requests (from the API or a channel's topic) and operators' approvals, match warehouses' receipts
+against their RMA, settle refunds (of returns, and of what order changes made due back) and exchanges with the payment
+provider, and close RMAs whose parcel never came. Every decision about an order's returns holds the order's row
+lock, so two requests for the same units cannot both be authorised."""
 
 from __future__ import annotations
 
@@ -565,9 +565,8 @@ class ReturnsHandlers:
     async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
         log.error("refund %s abandoned after %d attempts: %s", refund["refund_id"], refund["attempts"], reason)
         await repository.abandon(conn, "refunds", refund["refund_id"], reason, self.clock())
-        abandoned: ev.Contract
         if refund["change_id"] is not None:
-            abandoned = ev.ChangeRefundAbandoned(
+            given_up = ev.ChangeRefundAbandoned(
                 order_id=refund["order_id"],
                 change_id=refund["change_id"],
                 refund_id=refund["refund_id"],
@@ -576,7 +575,7 @@ class ReturnsHandlers:
                 reason=reason,
                 attempts=refund["attempts"],
             )
-            await self._emit(conn, abandoned, refund["order_id"], cause)
+            await self._emit(conn, given_up, refund["order_id"], cause)
             return
         abandoned = ev.RefundAbandoned(
             order_id=refund["order_id"],
