@@ -88,9 +88,10 @@ async def order_refunds(order_id: str) -> list[dict[str, Any]]:
 
 
 async def settled_refunds(order_id: str) -> list[dict[str, Any]]:
-    """The order's refunds once there is one and the provider has answered each for good."""
+    """The order's refunds once there is one and the provider has answered each for good (a change's refund follows
+    it through capture, fulfillment, allocation, capture again, returns and the provider: a longer deadline)."""
     found: list[dict[str, Any]] = await eventually(
-        lambda: order_refunds(order_id), lambda r: bool(r) and all(f["status"] in SETTLED for f in r)
+        lambda: order_refunds(order_id), lambda r: bool(r) and all(f["status"] in SETTLED for f in r), timeout=60
     )
     return found
 

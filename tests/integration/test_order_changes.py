@@ -356,7 +356,7 @@ async def test_returns_after_a_change_are_checked_and_priced_against_the_lines_i
     # given an order of two A and one B at 10.00, which the warehouse holds for a while before picking
     a, b, c = new_skus(3, prefix="CHG")
     await seed([("ams", a, 2), ("ams", b, 1), ("ams", c, 1)])
-    held = {**ROTTERDAM, "postal_code": "HOLD 1"}
+    held = {**ROTTERDAM, "line1": f"Coolsingel {uuid.uuid4().int % 10**9}", "postal_code": "HOLD 1"}
     document = order_document([(a, 2), (b, 1)], shipping_address=held)
     order_id: str = (await http.post("/v1/orders", json=document)).json()["order_id"]
     await wait_status(http, order_id, {"allocated"})
