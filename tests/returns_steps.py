@@ -17,8 +17,11 @@ from deploy.local.keys import Bearer
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.local import LOCAL, client
-from tests.scenario import new_skus, order_view, seed, wait_status
+from tests.scenario import TopicReader, new_skus, order_view, seed, wait_status
 from tests.waiting import eventually
+
+# A refund the provider has answered for good.
+SETTLED = {"succeeded", "abandoned"}
 
 
 def channel_key(channel: str = "webshop") -> Bearer:
@@ -45,12 +48,17 @@ async def delivered_order(
     response = await http.post("/v1/orders", json=order_document(lines, **overrides))
     assert response.status_code == 202, response.text
     order_id: str = response.json()["order_id"]
+    await known_delivered(http, db, order_id)
+    return order_id
+
+
+async def known_delivered(http: httpx.AsyncClient, db: asyncpg.Pool, order_id: str) -> None:
+    """The order is delivered, and returns knows it."""
     await wait_status(http, order_id, {"delivered"})
     await eventually(
         lambda: db.fetchval("SELECT count(*) FROM returns.deliveries WHERE order_id = $1", uuid.UUID(order_id)),
         lambda n: n == 1,
     )
-    return order_id
 
 
 def return_line(sku: str, quantity: int = 1, reason: str = "size.too_small") -> dict[str, Any]:
@@ -69,6 +77,28 @@ async def return_view(return_id: str) -> dict[str, Any]:
         response = await api.get(f"/v1/returns/{return_id}")
     response.raise_for_status()
     return response.json()  # type: ignore[no-any-return]
+
+
+async def order_refunds(order_id: str) -> list[dict[str, Any]]:
+    """Every refund returns holds for the order (of its returns and of its changes), as an operator sees them."""
+    async with returns_api(operator_key()) as api:
+        response = await api.get(f"/v1/orders/{order_id}/refunds")
+    response.raise_for_status()
+    return response.json()["refunds"]  # type: ignore[no-any-return]
+
+
+async def settled_refunds(order_id: str) -> list[dict[str, Any]]:
+    """The order's refunds once there is one and the provider has answered each for good (a change's refund follows
+    it through capture, fulfillment, allocation, capture again, returns and the provider: a longer deadline)."""
+    found: list[dict[str, Any]] = await eventually(
+        lambda: order_refunds(order_id), lambda r: bool(r) and all(f["status"] in SETTLED for f in r), timeout=60
+    )
+    return found
+
+
+async def answers_for(results: TopicReader, key: str) -> list[dict[str, Any]]:
+    """The provider's answers (on its results topic) to the requests of one idempotency key."""
+    return [body for body in map(json.loads, [r.value for r in await results.read()]) if body["idempotency_key"] == key]
 
 
 async def wait_return(return_id: str, statuses: set[str], timeout: float = 45) -> dict[str, Any]:

@@ -46,7 +46,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="change an order before it is picked",
         description="POST a change to capture's /v1/orders/ID/changes: a new shipping address, service level or line "
         "quantities (the units still to come; 0 removes a line). A higher total waits for the channel's payment; a "
-        "lower one is recorded as due back. Exit status 1 if the change is refused.",
+        "lower one makes the difference due back, refunded by returns once the change is applied. Exit status 1 if the "
+        "change is refused.",
     )
     change.add_argument("order_id", metavar="ID", help="the order id capture gave (a UUID)")
     change.add_argument("--ship-to", metavar="JSON", help="the new shipping address, a JSON object (as in an order)")

@@ -63,7 +63,7 @@ class ChangeAnswer(BaseModel):
     total_before: str = Field(description="decimal string")
     total_after: str = Field(description="decimal string")
     to_pay: str = Field(description="decimal string: to be paid before the change goes on")
-    due_back: str = Field(description="decimal string: owed back to the customer")
+    due_back: str = Field(description="decimal string: owed back to the customer (returns refunds it once applied)")
     duplicate: bool
 
 
@@ -90,6 +90,11 @@ class ChangeView(BaseModel):
     outcome: str | None
     requested_at: datetime
     resolved_at: datetime | None
+    refund_state: str | None = Field(
+        description="what became of the refund of `due_back`: refunded, abandoned (an operator settles it), or none yet"
+    )
+    refunded: str | None = Field(description="decimal string: the amount the payment provider paid back")
+    refund_note: str | None = Field(description="the provider's reference of the refund, or why it was abandoned")
 
 
 class TimelineStep(BaseModel):

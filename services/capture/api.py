@@ -136,7 +136,9 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
 
     @router.get("/v1/orders/{order_id}", responses=VIEW_ANSWERS, response_model=None)
     async def get_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
-        async with runtime.pool.acquire() as conn:
+        # One snapshot: read statement by statement, a step committed in between could be in one part of the view
+        # (the change applied) and missing from another (its timeline step).
+        async with runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             await refuse_other_channels(conn, order_id, caller)
             view = await repository.order_view(conn, order_id)
         if view is None:

@@ -39,6 +39,8 @@ ORDER_CHANGES = Counter(
 )
 # The outcomes of a change that other services report, each followed here.
 FOLLOWED = (ev.OrderChangeAccepted, ev.OrderChangeRefused, ev.OrderChanged)
+# What became of the refund of a change's amount due back (returns asks the payment provider).
+REFUNDS = (ev.ChangeRefunded, ev.ChangeRefundAbandoned)
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,26 @@ class ChangeHandlers:
                 raise LookupError(f"{msg.envelope.type} for change {outcome.change_id} capture does not know")
             await self._follow(conn, outcome, found, progress, msg.envelope)
 
+    async def on_change_refund(self, conn: Conn, msgs: list[Inbound[Any]]) -> None:
+        """The refund of what a change made due back, paid or abandoned: on the change, in the timeline, and (paid)
+        in the order's refunded amount."""
+        for msg in msgs:
+            settled = msg.payload
+            progress = await repository.lock_progress(conn, settled.order_id)
+            if progress is None:
+                raise LookupError(f"{msg.envelope.type} for an order capture does not know")
+            amount = f"{settled.amount:.2f} {settled.currency}"
+            if isinstance(settled, ev.ChangeRefunded):
+                state, note, name, detail = "refunded", settled.provider_reference, "refunded", amount
+            else:
+                state, note, name, detail = "abandoned", settled.reason, "refund_failed", f"{amount}: {settled.reason}"
+            if not await store.record_refund(conn, settled.order_id, settled.change_id, state, settled.amount, note):
+                continue  # answered before
+            if isinstance(settled, ev.ChangeRefunded):
+                await repository.record_refund(conn, settled, msg.envelope.occurred_at)
+            step = Step(name, f"change {settled.change_id}: {detail}", progress.status)
+            await repository.record(conn, settled.order_id, progress, step, msg.envelope.occurred_at)
+
     async def _follow(
         self, conn: Conn, outcome: Any, found: dict[str, Any], progress: Progress, envelope: Envelope
     ) -> None:
@@ -238,9 +260,32 @@ class ChangeHandlers:
                     progress.parcels_delivered,
                 )
                 step = Step("changed", _applied(found, outcome), progress.status)
+                await self._announce_applied(conn, order_id, change_id, envelope)
             case _:
                 raise TypeError(f"not a change outcome: {type(outcome).__name__}")
         await repository.record(conn, order_id, progress, step, envelope.occurred_at)
+
+    async def _announce_applied(self, conn: Conn, order_id: UUID, change_id: str, cause: Envelope) -> None:
+        """The change as applied goes to returns, which refunds what is due back and prices later returns from the
+        order's lines as the change left them."""
+        found = await store.find(conn, order_id, change_id)
+        assert found is not None, "the caller found this change"
+        after = ev.SubmittedOrder.model_validate(found["after"])
+        applied = ev.OrderChangeApplied(
+            order_id=order_id,
+            change_id=change_id,
+            order_version=found["version"],
+            currency=after.currency,
+            lines=[
+                ev.PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price) for line in after.lines
+            ],
+            shipping_price=after.shipping_price,
+            total=found["total_after"],
+            paid=(await store.standing(conn, order_id)).paid,
+            due_back=found["due_back"],
+        )
+        event = wrap(applied, order_id=order_id, cause=cause, occurred_at=now())
+        await enqueue(conn, [(topics.ORDER_CHANGES, str(order_id), event)])
 
     async def _without_refused(
         self, conn: Conn, order_id: UUID, found: dict[str, Any], changed: ev.OrderChanged, progress: Progress

@@ -18,7 +18,8 @@ from .changes import Plan
 
 COLUMNS = (
     "change_id, fingerprint, version, state, verdict, source, reason, notes, before, after, lines, reduced, reroute,"
-    " total_before, total_after, paid_before, to_pay, due_back, outcome, requested_at, resolved_at"
+    " total_before, total_after, paid_before, to_pay, due_back, outcome, requested_at, resolved_at, refund_state,"
+    " refunded, refund_note"
 )
 
 
@@ -135,6 +136,20 @@ async def settle(conn: Conn, order_id: UUID, change_id: str, after: SubmittedOrd
     )
 
 
+async def record_refund(conn: Conn, order_id: UUID, change_id: str, state: str, amount: Decimal, note: str) -> bool:
+    """The outcome of the refund of what the change made due back; False when one was recorded before."""
+    updated = await conn.fetchval(
+        "UPDATE order_changes SET refund_state = $3, refunded = $4, refund_note = $5"
+        " WHERE order_id = $1 AND change_id = $2 AND refund_state IS NULL RETURNING true",
+        order_id,
+        change_id,
+        state,
+        amount if state == "refunded" else Decimal(0),
+        note,
+    )
+    return bool(updated)
+
+
 # What a change can change, shown before and after it; the rest of the order's document (the customer, the payer, the
 # payment reference) is not repeated in the view.
 SHOWN = ("shipping_address", "service_level", "lines", "shipping_price", "currency")
@@ -149,6 +164,7 @@ async def changes_view(conn: Conn, order_id: UUID) -> list[dict[str, Any]]:
         {
             **dict(r),
             **{k: str(r[k]) for k in money},
+            "refunded": None if r["refunded"] is None else str(r["refunded"]),
             **{side: {k: r[side].get(k) for k in SHOWN} for side in ("before", "after")},
         }
         for r in rows

@@ -615,6 +615,7 @@ class CaptureHandlers:
             ev.PaymentReceived: self.on_payment_received,
             ev.ChangeRequested: self.changes.on_change_requested,
             **dict.fromkeys(change_handlers.FOLLOWED, self.changes.on_change_decided),
+            **dict.fromkeys(change_handlers.REFUNDS, self.changes.on_change_refund),
         }
 
 

@@ -656,7 +656,7 @@ async def record_return(
         )
 
 
-async def record_refund(conn: Conn, refunded: ev.ReturnRefunded, at: datetime) -> None:
+async def record_refund(conn: Conn, refunded: ev.ReturnRefunded | ev.ChangeRefunded, at: datetime) -> None:
     await conn.execute(
         "INSERT INTO refunds (refund_id, order_id, amount, currency, refunded_at) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT DO NOTHING",

@@ -1,6 +1,7 @@
 """The KPIs operations live by, worked out from one facts row per order (docs/kpis.md gives each definition and
 the event it comes from): perfect order rate, order cycle times, first-time fill rates, on-time delivery,
-backorder, return and hold figures, and cost per order. Pure: the facts come in, a report goes out."""
+backorder, return and hold figures, order changes and the money they gave back, and cost per order. Pure: the facts
+come in, a report goes out."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ class OrderFacts:
     damaged: bool = False
     cancelled: bool = False
     cost: Decimal | None = None  # carrier rates plus picks; None when a shipment cannot be priced
+    changes_requested: int = 0  # changes capture passed on (paid for, when they cost more)
+    changes_applied: int = 0
+    changes_refused: int = 0  # by fulfillment: the warehouse had started
+    due_back: Mapping[str, Decimal] = field(default_factory=dict)  # per currency, what applied changes made due back
+    refunded: Mapping[str, Decimal] = field(default_factory=dict)  # per currency, what of it the provider paid back
+    changed_to: Mapping[str, int] | None = None  # units per SKU after the latest change applied (None: never changed)
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -80,7 +87,9 @@ def on_time(order: OrderFacts, rules: Rules) -> bool:
 
 
 def in_full(order: OrderFacts) -> bool:
-    return bool(order.ordered) and order.units_shipped >= sum(order.ordered.values()) - order.units_cancelled
+    """Shipped what the order holds (as its latest change left it), less what the customer cancelled."""
+    ordered = order.ordered if order.changed_to is None else order.changed_to
+    return bool(ordered) and order.units_shipped >= sum(ordered.values()) - order.units_cancelled
 
 
 def perfect(order: OrderFacts, rules: Rules) -> dict[str, bool]:
@@ -90,6 +99,15 @@ def perfect(order: OrderFacts, rules: Rules) -> dict[str, bool]:
         "damage_free": not order.damaged,
         "correct_documents": not order.document_exception,
     }
+
+
+def _money(amounts: Iterable[Mapping[str, Decimal]]) -> dict[str, str]:
+    """Amounts added up per currency, to the cent."""
+    total: dict[str, Decimal] = {}
+    for each in amounts:
+        for currency, amount in each.items():
+            total[currency] = total.get(currency, Decimal(0)) + amount
+    return {c: str(total[c].quantize(Decimal("0.01"))) for c in sorted(total)}
 
 
 def _hours(spans: Iterable[timedelta]) -> dict[str, Any]:
@@ -166,6 +184,14 @@ def report(orders: Iterable[OrderFacts], rules: Rules, rejected: int = 0) -> dic
             "held": len(held),
             "on_hold": sum(o.hold_ended_at is None for o in held),
             "hold_time": _hours(hold_times),
+        },
+        "changes": {
+            "requested": sum(o.changes_requested for o in orders),
+            "applied": sum(o.changes_applied for o in orders),
+            "refused": sum(o.changes_refused for o in orders),
+            "orders_changed": sum(o.changes_applied > 0 for o in orders),
+            "due_back": _money(o.due_back for o in orders),
+            "refunded": _money(o.refunded for o in orders),
         },
         "cost_per_order": {
             "orders": len(priced),

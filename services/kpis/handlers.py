@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,14 @@ def units(lines: Any) -> dict[str, int]:
     for line in lines:
         counted[line.sku] += line.quantity
     return dict(counted)
+
+
+# The events of an order change's course, and the step of it each says was taken.
+CHANGE_STEPS: dict[type[ev.Contract], repository.ChangeStep] = {
+    ev.OrderChangeRequested: "requested",
+    ev.OrderChangeApplied: "applied",
+    ev.OrderChangeRefused: "refused",
+}
 
 
 def first_decision(msg: Inbound[Any]) -> tuple[UUID, str, dict[str, int], datetime]:
@@ -135,6 +144,30 @@ class KpiHandlers:
             ],
         )
 
+    async def on_change_step(self, conn: Conn, msgs: list[Inbound[Any]]) -> None:
+        """A change passed on by capture, applied (with what it made due back) or refused by fulfillment."""
+        steps: dict[repository.ChangeStep, dict[tuple[UUID, str], tuple[UUID, str, datetime]]] = {}
+        due_back: dict[tuple[UUID, str], tuple[UUID, str, str, Decimal]] = {}
+        changed_to: dict[tuple[UUID, str], tuple[UUID, str, int, dict[str, int]]] = {}
+        for m in sorted(msgs, key=lambda m: m.envelope.occurred_at, reverse=True):  # the earliest kept
+            p, key = m.payload, (m.payload.order_id, m.payload.change_id)
+            step: repository.ChangeStep = CHANGE_STEPS[type(p)]
+            steps.setdefault(step, {})[key] = (*key, m.envelope.occurred_at)
+            if isinstance(p, ev.OrderChangeApplied):
+                due_back[key] = (*key, p.currency, p.due_back)
+                changed_to[key] = (*key, p.order_version, units(p.lines))
+        for step, rows in sorted(steps.items()):
+            await repository.save_change_steps(conn, step, list(rows.values()))
+        await repository.save_change_money(conn, "due_back", list(due_back.values()))
+        await repository.save_changed_lines(conn, list(changed_to.values()))
+
+    async def on_change_refunded(self, conn: Conn, msgs: list[Inbound[ev.ChangeRefunded]]) -> None:
+        refunded = {
+            (p.order_id, p.change_id): (p.order_id, p.change_id, p.currency, p.amount)
+            for p in (m.payload for m in msgs)
+        }
+        await repository.save_change_money(conn, "refunded", list(refunded.values()))
+
     async def on_product_upserted(self, conn: Conn, msgs: list[Inbound[ev.ProductUpserted]]) -> None:
         latest = {m.payload.sku: m.payload.weight_grams for m in msgs}
         await repository.save_products(conn, sorted(latest.items()))
@@ -155,4 +188,6 @@ class KpiHandlers:
             ev.DeliveryException: self.on_delivery_exception,
             ev.ReturnAuthorised: self.on_return_authorised,
             ev.ProductUpserted: self.on_product_upserted,
+            **dict.fromkeys(CHANGE_STEPS, self.on_change_step),
+            ev.ChangeRefunded: self.on_change_refunded,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -50,6 +51,12 @@ class Reporting:
             damaged=row["damaged"],
             cancelled=row["cancelled"],
             cost=order_cost(self.shipping, self.cost, row["ship_country"], shipments, weights) if shipments else None,
+            changes_requested=row["changes_requested"],
+            changes_applied=row["changes_applied"],
+            changes_refused=row["changes_refused"],
+            due_back={c: Decimal(v) for c, v in row["due_back"].items()},
+            refunded={c: Decimal(v) for c, v in row["refunded"].items()},
+            changed_to=row["changed_to"],
         )
 
     async def report(self, conn: Conn, since: datetime, until: datetime, by: str | None) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from datetime import date, datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -126,6 +127,43 @@ async def save_returns(conn: Conn, rows: Sequence[tuple[UUID, UUID, bool, dateti
     )
 
 
+ChangeStep = Literal["requested", "applied", "refused"]
+
+
+async def save_change_steps(conn: Conn, step: ChangeStep, rows: Sequence[tuple[UUID, str, datetime]]) -> None:
+    """When changes were passed on, applied or refused (one row per change in the batch; the first time kept)."""
+    column = f"{step}_at"
+    await conn.execute(
+        f"INSERT INTO order_changes (order_id, change_id, {column})"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[])"
+        f" ON CONFLICT (order_id, change_id) DO UPDATE SET {column} = least(order_changes.{column}, excluded.{column})",
+        *_columns(rows, 3),
+    )
+
+
+async def save_changed_lines(conn: Conn, rows: Sequence[tuple[UUID, str, int, dict[str, int]]]) -> None:
+    """Units per SKU an order holds after each applied change, with the order's version it made."""
+    await conn.execute(
+        "INSERT INTO order_changes (order_id, change_id, order_version, lines)"
+        " SELECT o, c, v, l::jsonb FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS t(o, c, v, l)"
+        " ON CONFLICT (order_id, change_id)"
+        " DO UPDATE SET order_version = excluded.order_version, lines = excluded.lines",
+        *_columns(rows, 4, json_at={3}),
+    )
+
+
+async def save_change_money(
+    conn: Conn, column: Literal["due_back", "refunded"], rows: Sequence[tuple[UUID, str, str, Decimal]]
+) -> None:
+    """What changes made due back, or what of it was refunded (one row per change in the batch), in its currency."""
+    await conn.execute(
+        f"INSERT INTO order_changes (order_id, change_id, currency, {column})"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[])"
+        f" ON CONFLICT (order_id, change_id) DO UPDATE SET currency = excluded.currency, {column} = excluded.{column}",
+        *_columns(rows, 4),
+    )
+
+
 async def save_products(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
     await conn.execute(
         "INSERT INTO products (sku, weight_grams) SELECT * FROM unnest($1::text[], $2::int[])"
@@ -153,8 +191,22 @@ SELECT p.*, a.outcome, a.reserved, h.held_at, h.ended_at AS hold_ended_at, d.del
                  WHERE x.order_id = p.order_id), 0) AS units_cancelled,
        EXISTS (SELECT 1 FROM delivery_exceptions e WHERE e.order_id = p.order_id AND e.documents) AS document_exception,
        EXISTS (SELECT 1 FROM returns r WHERE r.order_id = p.order_id) AS returned,
-       EXISTS (SELECT 1 FROM returns r WHERE r.order_id = p.order_id AND r.damaged) AS damaged
+       EXISTS (SELECT 1 FROM returns r WHERE r.order_id = p.order_id AND r.damaged) AS damaged,
+       ch.requested AS changes_requested, ch.applied AS changes_applied, ch.refused AS changes_refused,
+       money.due_back, money.refunded,
+       (SELECT x.lines FROM order_changes x WHERE x.order_id = p.order_id AND x.lines IS NOT NULL
+        ORDER BY x.order_version DESC LIMIT 1) AS changed_to
 FROM placed p
+CROSS JOIN LATERAL (
+    SELECT count(x.requested_at) AS requested, count(x.applied_at) AS applied, count(x.refused_at) AS refused
+    FROM order_changes x WHERE x.order_id = p.order_id
+) ch
+CROSS JOIN LATERAL (
+    SELECT coalesce(jsonb_object_agg(m.currency, m.due_back::text) FILTER (WHERE m.due_back > 0), '{}') AS due_back,
+           coalesce(jsonb_object_agg(m.currency, m.refunded::text) FILTER (WHERE m.refunded > 0), '{}') AS refunded
+    FROM (SELECT currency, sum(due_back) AS due_back, sum(refunded) AS refunded FROM order_changes x
+          WHERE x.order_id = p.order_id AND currency IS NOT NULL GROUP BY currency) m
+) money
 LEFT JOIN first_allocations a USING (order_id)
 LEFT JOIN holds h USING (order_id)
 LEFT JOIN deliveries d USING (order_id)

@@ -29,6 +29,7 @@ KINDS = (
     "return_closed",
     "refunded",
     "exchange_failed",
+    "change_refunded",
     "hold_cancelled",
     "changed",
 )
@@ -68,6 +69,7 @@ FOLLOWED: tuple[type[ev.Contract], ...] = (
     ev.ReturnRefunded,
     ev.ExchangeChargeFailed,
     ev.OrderChanged,
+    ev.ChangeRefunded,
 )
 
 
@@ -116,6 +118,9 @@ def intent_for(payload: ev.Contract, backordered: Mapping[str, int]) -> Intent |
             return _shipped(payload, backordered)
         case ev.OrderChanged():
             return _changed(payload)
+        case ev.ChangeRefunded(order_id=order_id, refund_id=refund_id, amount=amount, currency=currency):
+            facts = {"amount": f"{amount:.2f} {currency}", "explanation": list(payload.explanation)}
+            return Intent(order_id, "change_refunded", facts, str(refund_id))
         case ev.DeliveryException(order_id=order_id, pick_task_id=shipment, carrier=carrier, detail=detail):
             facts = {"carrier": carrier, "tracking_number": payload.tracking_number, "detail": detail}
             return Intent(order_id, "delivery_exception", facts, str(shipment))

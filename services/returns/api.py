@@ -1,6 +1,7 @@
 """Returns' HTTP API: a channel asks to return units of one of its orders (`POST /v1/orders/{id}/returns`), reads
-its returns; operators list them and approve or reject those under review. Thin: decode, one handler call in one
-transaction, the outcome mapped to a status code with every reason."""
+its returns and the order's refunds (of returns and of order changes); operators list them and approve or reject those
+under review. Thin: decode, one handler call in one transaction, the outcome mapped to a status code with every
+reason."""
 
 from __future__ import annotations
 
@@ -107,6 +108,18 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
                 raise forbidden("this API key acts for another channel")
             found = await repository.list_returns(conn, None, order_id, 1000)
         return {"order_id": str(order_id), "returns": found}
+
+    @router.get("/v1/orders/{order_id}/refunds")
+    async def refunds_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
+        """Every refund of the order: of its returns' units and of changes that lowered its total."""
+        async with runtime.pool.acquire() as conn:
+            channel = await repository.channel_of(conn, order_id)
+            if channel is None:
+                raise HTTPException(404, "no such order (or not yet known to returns)")
+            if not caller.may_act_for(channel):
+                raise forbidden("this API key acts for another channel")
+            found = await repository.refunds_of_order(conn, order_id)
+        return {"order_id": str(order_id), "refunds": found}
 
     @router.get("/v1/returns", dependencies=[OPERATORS_ONLY])
     async def list_returns(

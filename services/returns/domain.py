@@ -29,7 +29,8 @@ class Product:
 @dataclass(frozen=True)
 class OrderFacts:
     """What returns knows of an order: its channel and destination, when it arrived, and per SKU the units
-    shipped (by warehouse) and those asked back already by earlier returns that were not refused."""
+    shipped (by warehouse) and those asked back already by earlier returns that were not refused; the SKUs the order
+    holds, as its changes left them, and their units when returns knows them (orders announced with their prices)."""
 
     channel: str
     country: str
@@ -37,6 +38,7 @@ class OrderFacts:
     shipped: Mapping[str, Mapping[str, int]]  # sku -> warehouse -> units
     requested: Mapping[str, int] = field(default_factory=dict)
     ordered: frozenset[str] = frozenset()
+    units: Mapping[str, int] = field(default_factory=dict)  # sku -> units in the order (empty: not known)
 
     def shipped_units(self, sku: str) -> int:
         return sum(self.shipped.get(sku, {}).values())
@@ -88,8 +90,8 @@ def decide(
     now: datetime,
 ) -> Decision:
     """Eligibility, every reason given: within the window from delivery (per channel and category), only units
-    shipped and not asked back already, nothing non-returnable. A request that passes goes to an operator when
-    its reasons or size say so."""
+    shipped, still in the order (a change may have reduced it) and not asked back already, nothing non-returnable. A
+    request that passes goes to an operator when its reasons or size say so."""
     if facts.delivered_at is None:
         return Decision(REJECTED, ("the order has not been delivered yet",))
     rejected: list[str] = []
@@ -105,10 +107,12 @@ def decide(
         if line.sku in policy.non_returnable.skus or product.category in policy.non_returnable.categories:
             rejected.append(f"{line.sku}: not returnable" + (f" ({product.category})" if product.category else ""))
         shipped, asked = facts.shipped_units(line.sku), facts.requested.get(line.sku, 0)
-        if line.quantity > shipped - asked:
+        held = min(shipped, facts.units.get(line.sku, shipped))
+        if line.quantity > held - asked:
+            in_order = f", {held} in the order" if held < shipped else ""
             rejected.append(
-                f"{line.sku}: {line.quantity} asked back, {max(0, shipped - asked)} returnable"
-                f" ({shipped} shipped, {asked} already asked back)"
+                f"{line.sku}: {line.quantity} asked back, {max(0, held - asked)} returnable"
+                f" ({shipped} shipped{in_order}, {asked} already asked back)"
             )
     if rejected:
         return Decision(REJECTED, tuple(rejected))

@@ -1,8 +1,8 @@
-"""Returns' handlers: keep the order facts returns decides with (validated, shipped, delivered, catalogue), decide
-return requests (from the API or a channel's topic) and operators' approvals, match warehouses' receipts against
-their RMA, settle refunds and exchanges with the payment provider, and close RMAs whose parcel never came. Every
-decision about an order's returns holds the order's row lock, so two requests for the same units cannot both be
-authorised."""
+"""Returns' handlers: keep the order facts returns decides with (validated, changed, shipped, delivered, catalogue),
+decide return requests (from the API or a channel's topic) and operators' approvals, match warehouses' receipts
+against their RMA, settle refunds (of returns, and of what order changes made due back) and exchanges with the payment
+provider, and close RMAs whose parcel never came. Every decision about an order's returns holds the order's row
+lock, so two requests for the same units cannot both be authorised."""
 
 from __future__ import annotations
 
@@ -83,6 +83,28 @@ class ReturnsHandlers:
 
     async def on_order_delivered(self, conn: Conn, msgs: list[Inbound[ev.OrderDelivered]]) -> None:
         await repository.save_deliveries(conn, [m.payload for m in msgs])
+
+    async def on_order_change_applied(self, conn: Conn, msg: Inbound[ev.OrderChangeApplied]) -> None:
+        """The order as a change left it (its lines and prices price and bound later returns), and what the change made
+        due back refunded, once: the change is recorded once, and its refund's idempotency key names it."""
+        applied = msg.payload
+        order = await repository.lock_order(conn, applied.order_id)
+        if order is None:
+            raise LookupError(f"change {applied.change_id} of an order returns does not know: {applied.order_id}")
+        if not await repository.save_change(conn, applied, self.clock()):
+            log.info("change %s of order %s was recorded before", applied.change_id, applied.order_id)
+            return
+        if not applied.due_back:
+            return
+        what = f"order change {applied.change_id} (version {applied.order_version})"
+        before = await repository.refunded(conn, applied.order_id)
+        refund = refunds.change_refund(what, applied.due_back, applied.paid, before, applied.currency)
+        if not refund.total:
+            log.error("%s of order %s: nothing left to refund (%s)", what, applied.order_id, refund.explanation[-2:])
+            return
+        # The change id is the channel's, unique within its order only; the order's version names the change too.
+        key = f"order-change:{applied.order_id}:{applied.order_version}"
+        await self._ask_refund(conn, order, None, refund, key, msg.envelope, change_id=applied.change_id)
 
     async def on_product_upserted(self, conn: Conn, msgs: list[Inbound[ev.ProductUpserted]]) -> None:
         latest = {m.payload.sku: m.payload for m in msgs}
@@ -461,11 +483,12 @@ class ReturnsHandlers:
         self,
         conn: Conn,
         order: asyncpg.Record,
-        return_id: UUID,
+        return_id: UUID | None,
         refund: refunds.Refund,
         key: str,
         cause: Envelope | None,
         charge_id: UUID | None = None,
+        change_id: str | None = None,
     ) -> None:
         now = self.clock()
         request = ev.RefundRequested(
@@ -478,7 +501,7 @@ class ReturnsHandlers:
             attempt=1,
         )
         answer_by = now + timedelta(seconds=self.retries.answer_timeout_seconds)
-        if await repository.insert_refund(conn, request, return_id, refund, answer_by, now, charge_id):
+        if await repository.insert_refund(conn, request, return_id, refund, answer_by, now, charge_id, change_id):
             metrics.count_emitted(request)
             await self._send(conn, topics.REFUND_REQUESTS, request, cause)
 
@@ -497,6 +520,18 @@ class ReturnsHandlers:
             raise ValueError(f"refund {answer.refund_id}: the provider paid {answer.amount}, not {refund['amount']}")
         now = self.clock()
         await repository.settle(conn, "refunds", answer.refund_id, answer.provider_reference, now)
+        if refund["change_id"] is not None:
+            changed = ev.ChangeRefunded(
+                order_id=refund["order_id"],
+                change_id=refund["change_id"],
+                refund_id=answer.refund_id,
+                amount=refunds.cents(refund["amount"]),
+                currency=refund["currency"],
+                explanation=list(refund["explanation"]),
+                provider_reference=answer.provider_reference,
+            )
+            await self._emit(conn, changed, refund["order_id"], msg.envelope)
+            return
         refunded = ev.ReturnRefunded(
             order_id=refund["order_id"],
             return_id=refund["return_id"],
@@ -530,6 +565,18 @@ class ReturnsHandlers:
     async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
         log.error("refund %s abandoned after %d attempts: %s", refund["refund_id"], refund["attempts"], reason)
         await repository.abandon(conn, "refunds", refund["refund_id"], reason, self.clock())
+        if refund["change_id"] is not None:
+            given_up = ev.ChangeRefundAbandoned(
+                order_id=refund["order_id"],
+                change_id=refund["change_id"],
+                refund_id=refund["refund_id"],
+                amount=refunds.cents(refund["amount"]),
+                currency=refund["currency"],
+                reason=reason,
+                attempts=refund["attempts"],
+            )
+            await self._emit(conn, given_up, refund["order_id"], cause)
+            return
         abandoned = ev.RefundAbandoned(
             order_id=refund["order_id"],
             return_id=refund["return_id"],
@@ -607,6 +654,7 @@ class ReturnsHandlers:
             ev.OrderShipped: self.on_order_shipped,
             ev.OrderDelivered: self.on_order_delivered,
             ev.ProductUpserted: self.on_product_upserted,
+            ev.OrderChangeApplied: one_at_a_time(self.on_order_change_applied),
             ev.ReturnRequested: one_at_a_time(self.on_return_requested),
             ev.WarehouseReturnReceived: one_at_a_time(self.on_return_received),
             ev.RefundSucceeded: one_at_a_time(self.on_refund_succeeded),

@@ -70,7 +70,10 @@ def count_emitted(payload: ev.Contract) -> None:
             count(REFUNDS.labels("succeeded"))
             count(REFUNDED.labels(currency), float(amount))
             observe(REQUEST_TO_REFUND, payload.requested_to_refunded_seconds)
-        case ev.RefundAbandoned():
+        case ev.ChangeRefunded(amount=amount, currency=currency):
+            count(REFUNDS.labels("succeeded"))
+            count(REFUNDED.labels(currency), float(amount))
+        case ev.RefundAbandoned() | ev.ChangeRefundAbandoned():
             count(REFUNDS.labels("abandoned"))
         case ev.ChargeRequested():
             count(CHARGES.labels("requested"))

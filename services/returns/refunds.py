@@ -8,6 +8,9 @@
 - The restocking fee (per the reason) is taken the same way, on the cumulative value.
 - The original shipping is refunded once, when a returned line's reason says so (e.g. wrong item).
 - The total is capped at what was captured less what was refunded already, and never below zero.
+
+An order change that lowered the order's total makes an amount due back (capture prices it): refunded as it is, under
+the same cap, covering no units (the order's lines after the change no longer hold the units it took away).
 """
 
 from __future__ import annotations
@@ -147,3 +150,15 @@ def calculate(order: PaidOrder, returned: Sequence[ReturnedUnits], before: Refun
         )
     explanation.append(f"refund: {total}{unit}")
     return Refund(tuple(lines), shipping, computed, total, tuple(explanation))
+
+
+def change_refund(change: str, due_back: Decimal, paid: Decimal, before: Refunded, currency: str = "") -> Refund:
+    """What goes back for an order change: the amount due back, capped at what was paid less what was refunded."""
+    unit = f" {currency}" if currency else ""
+    explanation = [f"{change}: {cents(due_back)}{unit} due back"]
+    room = max(ZERO, cents(paid) - before.amount)
+    total = max(ZERO, min(cents(due_back), room))
+    if total < cents(due_back):
+        explanation.append(f"capped at {room}{unit}: {cents(paid)} paid less {before.amount} refunded before")
+    explanation.append(f"refund: {total}{unit}")
+    return Refund((), ZERO, cents(due_back), total, tuple(explanation))

@@ -128,7 +128,17 @@ async def facts(conn: Conn, order: asyncpg.Record) -> OrderFacts:
         shipped=shipped,
         requested=requested,
         ordered=frozenset(order["skus"]),
+        units=units_ordered(order),
     )
+
+
+def units_ordered(order: asyncpg.Record) -> dict[str, int]:
+    """Units per SKU of the order's priced lines (as its last change left them); empty for orders announced without
+    their prices."""
+    units: dict[str, int] = {}
+    for line in order["prices"] or []:
+        units[line["sku"]] = units.get(line["sku"], 0) + line["quantity"]
+    return units
 
 
 async def return_of_request(conn: Conn, request_key: str) -> UUID | None:
@@ -365,17 +375,19 @@ async def refunded(conn: Conn, order_id: UUID) -> Refunded:
 async def insert_refund(
     conn: Conn,
     request: ev.RefundRequested,
-    return_id: UUID,
+    return_id: UUID | None,
     refund: Refund,
     next_try_at: datetime,
     at: datetime,
     charge_id: UUID | None = None,
+    change_id: str | None = None,
 ) -> bool:
-    """False when a refund of that idempotency key exists already. `charge_id`: the charge it pays back."""
+    """False when a refund of that idempotency key exists already. Of a return (`return_id`; `charge_id`: the charge
+    it pays back) or of an order change (`change_id`)."""
     inserted = await conn.fetchval(
         "INSERT INTO refunds (refund_id, return_id, order_id, idempotency_key, amount, currency, units, shipping,"
-        " explanation, status, next_try_at, requested_at, charge_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-        " 'requested', $10, $11, $12) ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
+        " explanation, status, next_try_at, requested_at, charge_id, change_id) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        " $8, $9, 'requested', $10, $11, $12, $13) ON CONFLICT (idempotency_key) DO NOTHING RETURNING true",
         request.refund_id,
         return_id,
         request.order_id,
@@ -388,14 +400,17 @@ async def insert_refund(
         next_try_at,
         at,
         charge_id,
+        change_id,
     )
     return bool(inserted)
 
 
 async def lock_refund(conn: Conn, refund_id: UUID) -> asyncpg.Record | None:
+    """The refund with its order's reference and, for a return's, when the return was asked for."""
     return await conn.fetchrow(
         "SELECT f.*, o.channel, o.external_id, r.requested_at AS return_requested_at FROM refunds f"
-        " JOIN orders o USING (order_id) JOIN returns r USING (return_id) WHERE f.refund_id = $1 FOR UPDATE OF f",
+        " JOIN orders o USING (order_id) LEFT JOIN returns r USING (return_id) WHERE f.refund_id = $1"
+        " FOR UPDATE OF f",
         refund_id,
     )
 
@@ -450,6 +465,53 @@ async def count_attempt(conn: Conn, table: Payments, payment_id: UUID, next_try_
         next_try_at,
     )
     return attempts
+
+
+async def save_change(conn: Conn, applied: ev.OrderChangeApplied, at: datetime) -> bool:
+    """Record an applied change of a known order; False when it was recorded before. The order's lines, prices and
+    payment become the change's, unless a later change was recorded first."""
+    inserted = await conn.fetchval(
+        "INSERT INTO order_changes (order_id, change_id, order_version, total, due_back, applied_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+        applied.order_id,
+        applied.change_id,
+        applied.order_version,
+        applied.total,
+        applied.due_back,
+        at,
+    )
+    if not inserted:
+        return False
+    await conn.execute(
+        "UPDATE orders SET prices = $2, skus = $3, shipping_price = $4, paid = $5, version = $6"
+        " WHERE order_id = $1 AND version < $6",
+        applied.order_id,
+        [line.model_dump(mode="json") for line in applied.lines],
+        sorted({line.sku for line in applied.lines}),
+        applied.shipping_price,
+        applied.paid,
+        applied.order_version,
+    )
+    return True
+
+
+async def refunds_of_order(conn: Conn, order_id: UUID) -> list[dict[str, Any]]:
+    """Every refund of the order, oldest first: of a return (`return_id`) or of an order change (`change_id`)."""
+    rows = await conn.fetch(
+        "SELECT refund_id, return_id, change_id, idempotency_key, amount, currency, status, attempts, last_error,"
+        " provider_reference, explanation, requested_at, settled_at FROM refunds WHERE order_id = $1"
+        " ORDER BY requested_at, refund_id",
+        order_id,
+    )
+    return [
+        {
+            **_payment_view(r, "refund_id"),
+            "return_id": None if r["return_id"] is None else str(r["return_id"]),
+            "change_id": r["change_id"],
+            "explanation": r["explanation"],
+        }
+        for r in rows
+    ]
 
 
 async def refunds_of_return(conn: Conn, return_id: UUID) -> list[dict[str, Any]]:

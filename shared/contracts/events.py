@@ -511,6 +511,23 @@ class OrderChanged(Contract):
     reason: str
 
 
+class OrderChangeApplied(Contract):
+    """Capture recorded a change as applied (allocation's OrderChanged, with the units it refused to add taken out
+    again): the order's lines at the prices paid for them from now on, its total, what was paid for it, and what is
+    due back to the customer (returns refunds it)."""
+
+    event_type: ClassVar[str] = "OrderChangeApplied"
+    order_id: UUID
+    change_id: str
+    order_version: int = Field(ge=1)
+    currency: str
+    lines: list[PricedLine] = Field(description="every line of the order after the change, at its unit price")
+    shipping_price: Decimal
+    total: Decimal = Field(description="the order's total after the change")
+    paid: Decimal = Field(description="what was paid for the order, payments received for changes included")
+    due_back: Decimal = Field(description="owed back to the customer for this change (0: nothing)")
+
+
 class PickTaskReleased(Contract):
     """A pick task for one warehouse: the contract on oms.warehouse.pick-tasks."""
 
@@ -863,6 +880,33 @@ class RefundAbandoned(Contract):
     event_type: ClassVar[str] = "RefundAbandoned"
     order_id: UUID
     return_id: UUID
+    refund_id: UUID
+    amount: Decimal
+    currency: str
+    reason: str
+    attempts: int
+
+
+class ChangeRefunded(Contract):
+    """Money due back after an order change lowered the order's total went back to the customer."""
+
+    event_type: ClassVar[str] = "ChangeRefunded"
+    order_id: UUID
+    change_id: str
+    refund_id: UUID
+    amount: Decimal
+    currency: str
+    explanation: list[str]
+    provider_reference: str
+
+
+class ChangeRefundAbandoned(Contract):
+    """The provider refused the refund of an order change for good, or every attempt failed: an operator must settle
+    it."""
+
+    event_type: ClassVar[str] = "ChangeRefundAbandoned"
+    order_id: UUID
+    change_id: str
     refund_id: UUID
     amount: Decimal
     currency: str

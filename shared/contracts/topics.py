@@ -135,10 +135,11 @@ ORDER_CANCELLATIONS = Topic(
 )
 ORDER_CHANGES = Topic(
     "oms.orders.changes",
-    (ev.OrderChangeRequested,),
+    (ev.OrderChangeRequested, ev.OrderChangeApplied),
     "capture",
-    "Order changes capture accepted (and whose payment covers them), key order id.",
-    readers=("fulfillment",),
+    "Order changes capture accepted (and whose payment covers them), and each once applied with the order's lines and"
+    " prices from then on and what is due back, key order id.",
+    readers=("fulfillment", "returns", "kpis"),
 )
 ALLOCATION_EVENTS = Topic(
     "oms.allocation.events",
@@ -217,11 +218,13 @@ RETURN_EVENTS = Topic(
         ev.RefundAbandoned,
         ev.ExchangeRequested,
         ev.ExchangeChargeFailed,
+        ev.ChangeRefunded,
+        ev.ChangeRefundAbandoned,
     ),
     "returns",
     "Return decisions (authorised with RMA and label, under review, rejected), receipts with their dispositions,"
-    " RMAs closed unfinished, refunds paid or abandoned, exchange orders asked of capture or given up when their"
-    " difference could not be charged, key order id.",
+    " RMAs closed unfinished, refunds paid or abandoned (of returns and of order changes that lowered the total),"
+    " exchange orders asked of capture or given up when their difference could not be charged, key order id.",
     readers=("capture", "allocation", "notifications", "channel adapters", "warehouses", "kpis"),
 )
 REFUND_REQUESTS = Topic(

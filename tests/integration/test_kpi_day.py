@@ -85,6 +85,13 @@ class Day:
         )
         self.event(allocated, order_id, when)
 
+    def change_requested(self, order_id: uuid.UUID, change_id: str, lines: dict[str, int], when: datetime) -> None:
+        items = [ev.ItemQuantity(sku=s, quantity=n) for s, n in lines.items()]
+        requested = ev.OrderChangeRequested(order_id=order_id, change_id=change_id, order_version=1, ship_to=SHIP_TO,
+                                            service_level="standard", lines=items, reroute=False,
+                                            reason="customer request", requested_at=when)  # fmt: skip
+        self.event(requested, order_id, when)
+
     def shipped(self, order_id: uuid.UUID, lines: dict[str, int], when: datetime, promised: date) -> uuid.UUID:
         task = uuid.uuid4()
         self.event(
@@ -118,9 +125,18 @@ def scripted_day(channel: str) -> Day:
     perfect, late, short, damaged, exception, backordered, held_cancelled, released, cancelled, on_hold, refused = (
         uuid.uuid4() for _ in range(11)
     )
-    # 1. on time, in full: placed 08:00, packed 14:00, promised the 4th, delivered the 4th at 10:00
-    day.validated(perfect, at(0, 8), {a: 2})
-    day.allocated(perfect, {a: 2}, at(0, 8))
+    # 1. on time, in full: placed 08:00, packed 14:00, promised the 4th, delivered the 4th at 10:00; changed at 09:00
+    #    from three A to two (10.00 due back, refunded at 11:00)
+    day.validated(perfect, at(0, 8), {a: 3})
+    day.allocated(perfect, {a: 3}, at(0, 8))
+    day.change_requested(perfect, "chg-1", {a: 2}, at(0, 9))
+    lines = [ev.PricedLine(sku=a, quantity=2, unit_price="10.00")]
+    applied = ev.OrderChangeApplied(order_id=perfect, change_id="chg-1", order_version=1, currency="EUR", lines=lines,
+                                    shipping_price="4.95", total="24.95", paid="34.95", due_back="10.00")  # fmt: skip
+    day.event(applied, perfect, at(0, 10))
+    refunded = ev.ChangeRefunded(order_id=perfect, change_id="chg-1", refund_id=uuid.uuid4(), amount="10.00",
+                                 currency="EUR", explanation=[], provider_reference="re_1")  # fmt: skip
+    day.event(refunded, perfect, at(0, 11))
     day.shipped(perfect, {a: 2}, at(0, 14), date(2026, 11, 4))
     day.delivered(perfect, at(2, 10))
     # 2. late: placed 09:00, packed the next day at 09:00, promised the 4th, delivered the 5th at 12:00
@@ -203,9 +219,12 @@ def scripted_day(channel: str) -> Day:
     day.event(ev.OrderCancelled(order_id=released, lines=one, reason="customer request"), released, at(0, 10))
     day.shipped(released, {a: 1}, at(0, 15), date(2026, 11, 4))
     day.delivered(released, at(1, 13))
-    # 9. allocated in full, then cancelled whole before it was picked
+    # 9. allocated in full, a change refused (the warehouse had started), then cancelled whole before it was picked
     day.validated(cancelled, at(0, 15), {a: 1})
     day.allocated(cancelled, {a: 1}, at(0, 15))
+    day.change_requested(cancelled, "chg-2", {a: 1}, at(0, 15))
+    day.event(ev.OrderChangeRefused(order_id=cancelled, change_id="chg-2", order_version=1, reason="picked"),
+              cancelled, at(0, 15))  # fmt: skip
     day.event(ev.OrderCancelled(order_id=cancelled, reason="customer request"), cancelled, at(0, 16))
     # 10. held at 20:00 and still on hold
     day.event(held.model_copy(update={"order_id": on_hold, "external_id": "held-3"}), on_hold, at(0, 20))
@@ -222,7 +241,7 @@ def scripted_day(channel: str) -> Day:
 # cancelled 7 (from hold) and 9 = 2; open 6 and 10 = 2; rejected 1.
 # Perfect order over the 6 delivered:
 #   on time 5/6 (2 was delivered the 5th, promised the 4th); in full 5/6 (3 shipped 2 of 4 units; 8 shipped the 1
-#   unit still owed after the customer cancelled 1);
+#   unit still owed after the customer cancelled 1; 1 shipped the 2 units its change left of 3);
 #   damage-free 5/6 (4); correct documents 5/6 (5, an address exception)
 #   APQC: (5/6)^4 = 625/1296 = 0.48225 -> 0.4823;  SCOR: only 1 and 8 meet all four = 2/6 -> 0.3333
 # Internal cycle (placed -> packed), hours: 1: 6, 2: 24, 3: 6, 4: 4, 5: 6, 8: 8 -> sorted 4 6 6 6 8 24;
@@ -230,13 +249,16 @@ def scripted_day(channel: str) -> Day:
 # Total cycle (placed -> delivered), hours: 1: 50, 2: 75, 3: 54, 4: 24, 5: 48, 8: 30 -> sorted 24 30 48 50 54 75;
 #   p50 = 3rd = 48 h; p90 = 6th = 75 h
 # First-time fill over the 8 orders allocated (1-6, 8, 9): lines 9 (3 has two), filled 7 (not 3's B, not 6's B)
-#   = 0.7778; units ordered 2+1+4+1+1+2+2+1 = 14, reserved 2+1+2+1+1+0+2+1 = 10 -> 0.7143; orders filled 6/8 = 0.75
+#   = 0.7778; units ordered 3+1+4+1+1+2+2+1 = 15, reserved 3+1+2+1+1+0+2+1 = 11 -> 0.7333; orders filled 6/8 = 0.75
+#   (first time: 1's three units as placed, before its change)
 # Backorder rate: backordered lines 2 (3's B, 6's B) / 9 lines = 0.2222
 # Return rate: 1 of 6 delivered (4) = 0.1667
 # Holds: held 7, 8, 10 = 3; on hold 10 = 1; hold times 7: 4 h, 8: 2 h -> p50 = 1st = 2 h, p90 = 2nd = 4 h
 # Cost per order (deploy/config/kpis.json: 0.35 a pick; parcelnet economy to NL, "near": 4.20 up to 1 kg, 5.90 up
 #   to 5 kg): 1: 600 g 4.20 + 0.35 = 4.55; 2: 4.55; 3: 800 g 4.20 + 2 x 0.35 = 4.90; 4: 1200 g 5.90 + 0.35 = 6.25;
 #   5: 4.55; 8: 4.55 -> 29.35 / 6 = 4.8917 -> 4.89
+# Changes: 1's (applied, 10.00 due back and refunded) and 9's (refused) were requested = 2; applied 1, refused 1;
+#   orders changed 1
 H = 3600.0
 EXPECTED = {
     "orders": {"placed": 10, "rejected": 1, "delivered": 6, "cancelled": 2, "open": 2},
@@ -250,11 +272,19 @@ EXPECTED = {
         "internal": {"orders": 6, "p50_seconds": 6 * H, "p90_seconds": 24 * H},
         "total": {"orders": 6, "p50_seconds": 48 * H, "p90_seconds": 75 * H},
     },
-    "fill_rate": {"orders": 8, "line": 0.7778, "unit": 0.7143, "order": 0.75},
+    "fill_rate": {"orders": 8, "line": 0.7778, "unit": 0.7333, "order": 0.75},
     "on_time_delivery": {"orders": 6, "rate": 0.8333, "tolerance_days": 0},
     "backorder_rate": {"lines": 9, "backordered": 2, "rate": 0.2222},
     "return_rate": {"delivered": 6, "returned": 1, "rate": 0.1667},
     "holds": {"held": 3, "on_hold": 1, "hold_time": {"orders": 2, "p50_seconds": 2 * H, "p90_seconds": 4 * H}},
+    "changes": {
+        "requested": 2,
+        "applied": 1,
+        "refused": 1,
+        "orders_changed": 1,
+        "due_back": {"EUR": "10.00"},
+        "refunded": {"EUR": "10.00"},
+    },
     "cost_per_order": {"orders": 6, "unpriced": 0, "amount": "4.89"},
 }
 

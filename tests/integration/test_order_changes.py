@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,7 +18,15 @@ from shared.contracts import topics
 from tests.factories import order_document
 from tests.integration.allocation_steps import assert_books_balance, open_shipment, shipments, stock
 from tests.local import LOCAL, client
-from tests.scenario import TopicReader, mails, order_view, parts, publish_event, seed, wait_status
+from tests.returns_steps import (
+    answers_for,
+    ask_return,
+    known_delivered,
+    order_refunds,
+    return_line,
+    settled_refunds,
+)
+from tests.scenario import TopicReader, mails, new_skus, order_view, parts, publish_event, seed, wait_status
 from tests.waiting import eventually
 
 ROTTERDAM = {
@@ -254,18 +263,131 @@ async def test_a_higher_total_waits_for_the_payment_and_goes_on_when_it_comes(ht
     await assert_books_balance(db, [sku])
 
 
-async def test_a_lower_total_records_the_amount_due_back(http, db) -> None:
+async def test_a_lower_total_is_refunded_once_at_the_provider_however_often_the_change_is_delivered(http, db) -> None:
+    # given an order of three units at 10.00, paid, held in Amsterdam
     sku = hold_sku()
     await seed([("ams", sku, 3)])
     order_id = await released_order(http, db, [(sku, 3)])
 
-    answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 1}])
+    async with TopicReader(topics.REFUND_RESULTS.name) as results, TopicReader(topics.ORDER_CHANGES.name) as changes:
+        # when the customer wants one: 20.00 due back
+        answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 1}])
+        assert (answer.status_code, answer.json()["due_back"]) == (202, "20.0000")
 
-    assert (answer.status_code, answer.json()["due_back"]) == (202, "20.0000")
-    view = await change_state(http, order_id, {"applied"})
-    assert (view["ordered"], view["total"]) == ({sku: 1}, "14.9500")
+        # then the change is applied, and returns refunds the 20.00 through the payment provider, once
+        view = await change_state(http, order_id, {"applied"})
+        assert (view["ordered"], view["total"]) == ({sku: 1}, "14.9500")
+        (refund,) = await settled_refunds(order_id)
+        key = f"order-change:{order_id}:1"
+        assert (refund["status"], refund["amount"], refund["idempotency_key"]) == ("succeeded", "20.00", key)
+        assert (refund["change_id"], refund["return_id"]) == (answer.json()["change_id"], None)
+        (paid,) = await eventually(lambda: answers_for(results, key), bool)
+        assert (paid["outcome"], paid["amount"], paid["provider_reference"]) == (
+            "succeeded",
+            "20.00",
+            refund["provider_reference"],
+        )
+
+        # and the customer's order view shows the refund on the change, in its timeline and in what was refunded
+        view = await eventually(lambda: order_view(http, order_id), lambda v: v["changes"][0]["refund_state"])
+        (applied,) = view["changes"]
+        assert (applied["refund_state"], applied["refunded"], applied["refund_note"]) == (
+            "refunded",
+            "20.0000",
+            refund["provider_reference"],
+        )
+        assert view["refunded"] == "20.00"
+        assert f"change {applied['change_id']}: 20.00 EUR" in [
+            s["detail"] for s in view["timeline"] if s["status"] == "refunded"
+        ]
+        # and the customer is told how it was worked out
+        [mail] = await eventually(lambda: mails(order_id, "change_refunded"), bool)
+        assert "refund: 20.00 EUR" in parts(mail)["text/plain"]
+
+        # when capture's announcement of the applied change is delivered again (another event, the same change)
+        found = await eventually(
+            lambda: changes.bodies_for(order_id), lambda b: "OrderChangeApplied" in [e["type"] for e in b]
+        )
+        (announced,) = [b for b in found if b["type"] == "OrderChangeApplied"]
+        again = ev.OrderChangeApplied.model_validate(announced["payload"])
+        await publish_event(topics.ORDER_CHANGES, again, uuid.UUID(order_id))
+        await client.wait_caught_up("oms-returns", [topics.ORDER_CHANGES.name])
+
+        # then nothing more is refunded: one refund, asked of the provider once
+        assert [r["refund_id"] for r in await order_refunds(order_id)] == [refund["refund_id"]]
+        assert len(await answers_for(results, key)) == 1
+        assert len(mails(order_id, "change_refunded")) == 1
     assert await stock(db, "ams", sku) == (3, 1)
     await assert_books_balance(db, [sku])
+
+
+async def test_a_change_refund_the_provider_refuses_is_abandoned_with_the_reason_for_an_operator(http, db) -> None:
+    # given an order of three units whose payment the provider will not refund to
+    sku = hold_sku()
+    await seed([("ams", sku, 3)])
+    order_id = await released_order(http, db, [(sku, 3)], external_id=f"REFUND-REFUSED-{uuid.uuid4()}")
+
+    # when the customer wants one: 20.00 due back
+    answer = await change(http, order_id, lines=[{"sku": sku, "quantity": 1}])
+    assert (answer.status_code, answer.json()["due_back"]) == (202, "20.0000")
+
+    # then the refund is abandoned with the provider's reason, nothing paid
+    (refund,) = await settled_refunds(order_id)
+    assert (refund["status"], refund["last_error"], refund["provider_reference"]) == (
+        "abandoned",
+        "the card account is closed",
+        None,
+    )
+    # and the order view says so on the change and in the timeline, and counts nothing as refunded
+    view = await eventually(lambda: order_view(http, order_id), lambda v: v["changes"][0]["refund_state"])
+    (applied,) = view["changes"]
+    assert (applied["refund_state"], applied["refunded"], applied["refund_note"]) == (
+        "abandoned",
+        "0.0000",
+        "the card account is closed",
+    )
+    assert [s["detail"] for s in view["timeline"] if s["status"] == "refund_failed"] == [
+        f"change {applied['change_id']}: 20.00 EUR: the card account is closed"
+    ]
+    assert view["refunded"] is None
+
+
+async def test_returns_after_a_change_are_checked_and_priced_against_the_lines_it_left(http, db) -> None:
+    # given an order of two A and one B at 10.00, which the warehouse holds for a while before picking
+    a, b, c = new_skus(3, prefix="CHG")
+    await seed([("ams", a, 2), ("ams", b, 1), ("ams", c, 1)])
+    held = {**ROTTERDAM, "line1": f"Coolsingel {uuid.uuid4().int % 10**9}", "postal_code": "HOLD 1"}
+    document = order_document([(a, 2), (b, 1)], shipping_address=held)
+    order_id: str = (await http.post("/v1/orders", json=document)).json()["order_id"]
+    await wait_status(http, order_id, {"allocated"})
+
+    # when the customer keeps one A, drops B and adds a C at 5.00 (to an address the warehouse does not hold): 15.00
+    # due back, refunded
+    lines = [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 0}, {"sku": c, "quantity": 1, "unit_price": "5.00"}]
+    answer = await change(http, order_id, lines=lines, shipping_address=ROTTERDAM)
+    assert (answer.status_code, answer.json()["due_back"]) == (202, "15.0000")
+    (refund,) = await settled_refunds(order_id)
+    assert (refund["status"], refund["amount"]) == ("succeeded", "15.00")
+    # and the order is delivered as changed
+    await known_delivered(http, db, order_id)
+
+    # then B cannot be returned, and of A only the one unit the order holds now
+    dropped = await ask_return(order_id, [return_line(b)])
+    assert (dropped.status_code, dropped.json()["reasons"]) == (422, ["line 1: SKU " + b + " is not in the order"])
+    too_many = await ask_return(order_id, [return_line(a, 2)])
+    assert (too_many.status_code, too_many.json()["status"]) == (409, "rejected")
+    assert too_many.json()["reasons"] == [f"{a}: 2 asked back, 1 returnable (1 shipped, 0 already asked back)"]
+    # and the unit of A and the added C come back refunded at what they cost: 10.00 + 5.00
+    both = await ask_return(order_id, [return_line(a), return_line(c)])
+    assert both.status_code == 201, both.text
+    refunds = await eventually(lambda: settled_refunds(order_id), lambda found: len(found) == 2)
+    assert [(r["change_id"], r["return_id"], r["amount"], r["status"]) for r in refunds] == [
+        (answer.json()["change_id"], None, "15.00", "succeeded"),
+        (None, both.json()["return_id"], "15.00", "succeeded"),
+    ]
+    assert refunds[1]["explanation"][-1] == "refund: 15.00 EUR"
+    # and never more than was paid: 2 x 10.00 + 10.00 + 4.95
+    assert sum(Decimal(r["amount"]) for r in refunds) <= Decimal("34.95")
 
 
 async def test_a_change_is_idempotent_by_its_id_and_bounded_to_the_channels_own_orders(http, db) -> None:

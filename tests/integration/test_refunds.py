@@ -3,7 +3,6 @@ retried under the same idempotency key and paid once; a refusal is reported, nev
 request the provider gets twice pay once; partial receipts add up, never above what was paid; a charge the provider
 takes after the exchange was given up is paid back, once."""
 
-import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -14,6 +13,8 @@ from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from tests.local import client
 from tests.returns_steps import (
+    SETTLED,
+    answers_for,
     ask_return,
     delivered_order,
     exchange_asked,
@@ -25,7 +26,6 @@ from tests.returns_steps import (
 from tests.scenario import TopicReader, mail_for, new_skus, restart, seed
 from tests.waiting import eventually
 
-SETTLED = {"succeeded", "abandoned"}
 FAST_RETRIES = {"OMS_REFUND_RETRY_BASE_SECONDS": "0.2", "OMS_REFUND_SWEEP_SECONDS": "0.2"}
 
 
@@ -35,11 +35,6 @@ async def refunds_of(return_id: str) -> list[dict[str, Any]]:
         lambda: return_view(return_id), lambda v: v["refunds"] and all(r["status"] in SETTLED for r in v["refunds"])
     )
     return list(view["refunds"])
-
-
-async def answers_for(results: TopicReader, key: str) -> list[dict[str, Any]]:
-    """The provider's answers to the requests of one idempotency key."""
-    return [body for body in map(json.loads, [r.value for r in await results.read()]) if body["idempotency_key"] == key]
 
 
 async def test_a_refund_that_fails_at_the_provider_is_retried_and_paid_once_with_the_shipping(http, db, pipeline):

@@ -115,3 +115,34 @@ def test_groups_are_per_channel_when_asked() -> None:
     groups = domain.grouped([delivered(channel="web"), delivered(channel="pos")], RULES, lambda o: o.channel)
     assert [g["group"] for g in groups] == ["pos", "web"]
     assert domain.grouped([delivered()], RULES)[0]["group"] == "all"
+
+
+def test_order_changes_are_counted_with_the_money_they_made_due_back_and_refunded_per_currency() -> None:
+    # given one order changed twice (once applied, 20.00 due back and refunded; once refused), one never changed
+    changed = delivered(
+        changes_requested=2,
+        changes_applied=1,
+        changes_refused=1,
+        due_back={"EUR": Decimal("20.00")},
+        refunded={"EUR": Decimal("20.00")},
+    )
+    other = delivered(changes_requested=1, changes_applied=1, due_back={"GBP": Decimal("5.5")})
+    # when the KPIs are worked out
+    changes = domain.report([changed, other, delivered()], RULES)["changes"]
+    # then changes are counted by what became of them, and the money per currency
+    assert changes == {
+        "requested": 3,
+        "applied": 2,
+        "refused": 1,
+        "orders_changed": 2,
+        "due_back": {"EUR": "20.00", "GBP": "5.50"},
+        "refunded": {"EUR": "20.00"},
+    }
+
+
+def test_an_order_is_in_full_against_what_its_latest_change_left() -> None:
+    # given an order of three A, changed to two, which shipped two
+    reduced = delivered(ordered={"A": 3}, changed_to={"A": 2}, units_shipped=2)
+    # then it is in full; and one whose change added a unit that never shipped is not
+    assert domain.in_full(reduced)
+    assert not domain.in_full(delivered(ordered={"A": 2}, changed_to={"A": 3}, units_shipped=2))

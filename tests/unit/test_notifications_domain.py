@@ -121,6 +121,22 @@ def test_an_exchange_whose_difference_could_not_be_charged_is_told_once_per_exch
     assert "3.50 EUR" in rendered.text and "the card was declined" in rendered.text and "10.00 EUR" in rendered.text
 
 
+def test_the_refund_of_an_order_change_is_told_once_per_refund_with_how_it_was_worked_out() -> None:
+    refund = uuid.uuid4()
+    refunded = ev.ChangeRefunded(
+        order_id=ORDER, change_id="c-1", refund_id=refund, amount="20", currency="EUR",
+        explanation=["order change c-1 (version 1): 20.00 EUR due back", "refund: 20.00 EUR"],
+        provider_reference="re_1",
+    )  # fmt: skip
+    intent = domain.intent_for(refunded, {})
+    assert intent == domain.Intent(
+        ORDER, "change_refunded", {"amount": "20.00 EUR", "explanation": list(refunded.explanation)}, str(refund)
+    )
+    rendered = messages.render("change_refunded", ORDER, str(refund), {"name": "Ada", "reference": "W-1"},
+                               intent.facts)  # fmt: skip
+    assert "20.00 EUR" in rendered.subject and "changed" in rendered.text and "returned" not in rendered.text
+
+
 def test_an_order_cancelled_on_hold_is_told_why_in_the_words_given_never_which_checks() -> None:
     customer = ev.Customer(email="ada@example.test", name="Ada")
     cancelled = ev.HeldOrderCancelled(
@@ -166,6 +182,7 @@ FACTS: dict[str, dict[str, Any]] = {
     "return_closed": {"rma": "RMA-000000011", "reason": HOSTILE},
     "refunded": {"amount": "13.50 EUR", "explanation": [HOSTILE, "refund: 13.50 EUR"]},
     "exchange_failed": {"amount": "3.50 EUR", "reason": HOSTILE, "refunded": "10.00 EUR"},
+    "change_refunded": {"amount": "20.00 EUR", "explanation": [HOSTILE, "refund: 20.00 EUR"]},
     "hold_cancelled": {"reason": HOSTILE, "expired": True},
     "changed": {
         "version": 1, "items": [{"sku": HOSTILE, "quantity": 3}], "waiting": [{"sku": "A", "quantity": 1}],

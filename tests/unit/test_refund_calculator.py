@@ -7,7 +7,15 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.returns.refunds import PaidLine, PaidOrder, Refunded, ReturnedUnits, calculate, spread
+from services.returns.refunds import (
+    PaidLine,
+    PaidOrder,
+    Refunded,
+    ReturnedUnits,
+    calculate,
+    change_refund,
+    spread,
+)
 
 D = Decimal
 
@@ -136,3 +144,19 @@ def test_never_negative_never_above_captured_less_refunded(case, refunded_before
     order, returned = case
     refund = calculate(order, returned, Refunded(amount=refunded_before))
     assert D(0) <= refund.total <= max(D(0), order.captured - refunded_before)
+
+
+def test_an_order_change_refunds_what_it_made_due_back_and_covers_no_units() -> None:
+    refund = change_refund("order change c-1 (version 1)", D("20.00"), D("34.95"), Refunded(), "EUR")
+    assert (refund.total, refund.units, refund.shipping) == (D("20.00"), {}, D("0.00"))
+    assert refund.explanation == ("order change c-1 (version 1): 20.00 EUR due back", "refund: 20.00 EUR")
+
+
+def test_an_order_change_refund_is_capped_at_what_was_paid_less_what_was_refunded_before() -> None:
+    before = Refunded({"A": 1}, False, D("20.00"))
+    refund = change_refund("order change c-2 (version 2)", D("20.00"), D("34.95"), before, "EUR")
+    assert refund.total == D("14.95")
+    assert refund.explanation[-2:] == (
+        "capped at 14.95 EUR: 34.95 paid less 20.00 refunded before",
+        "refund: 14.95 EUR",
+    )

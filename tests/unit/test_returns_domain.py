@@ -77,6 +77,19 @@ def test_a_second_request_for_the_same_units_is_refused() -> None:
     )
 
 
+def test_a_return_is_capped_at_the_units_the_order_holds_after_its_changes() -> None:
+    # given an order of which a change left one unit of A (two shipped under an older version) and took B away
+    changed = OrderFacts("webshop", "NL", DELIVERED, {"A": {"ams": 2}}, ordered=frozenset({"A"}), units={"A": 1})
+    now = DELIVERED + timedelta(days=1)
+    # when both units of A are asked back, then one is returnable
+    assert domain.decide([line("A", 2)], changed, {}, POLICY, now) == domain.Decision(
+        domain.REJECTED, ("A: 2 asked back, 1 returnable (2 shipped, 1 in the order, 0 already asked back)",)
+    )
+    assert domain.decide([line("A", 1)], changed, {}, POLICY, now).outcome == domain.AUTHORISED
+    # and B is not in the order any more
+    assert domain.problems(domain.Request((line("B"),)), changed, POLICY) == ["line 1: SKU B is not in the order"]
+
+
 def test_an_order_not_delivered_cannot_be_returned() -> None:
     undelivered = OrderFacts("webshop", "NL", None, {"A": {"ams": 1}}, ordered=frozenset({"A"}))
     assert domain.decide([line("A")], undelivered, {}, POLICY, DELIVERED).reasons == (
