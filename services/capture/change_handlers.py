@@ -236,16 +236,16 @@ class ChangeHandlers:
             case ev.OrderChangeAccepted(withdrawn_shipments=withdrawn):
                 if found["state"] != "requested":
                     return  # accepted before: a later withdrawal of an older version's shipment
-                after = ev.SubmittedOrder.model_validate(found["after"])
-                await store.set_state(conn, order_id, change_id, "accepted", None)
-                count(ORDER_CHANGES.labels("accepted"))
-                await store.apply(conn, order_id, found["version"], after, Decimal(found["total_after"]))
-                progress = _reordered(progress, after)
+                progress = await self._accept(conn, order_id, found, progress)
                 detail = f"change {change_id}: accepted, {len(withdrawn)} pick task(s) withdrawn to be re-issued"
                 step = Step("change_accepted", detail, progress.status)
             case ev.OrderChanged():
                 if found["state"] == "applied":
                     return
+                if found["state"] == "requested":
+                    # Allocation's word overtook fulfillment's acceptance (they come on different topics): the change
+                    # was accepted, and the order takes it now; the acceptance, when it comes, finds it applied.
+                    progress = await self._accept(conn, order_id, found, progress)
                 await store.set_state(conn, order_id, change_id, "applied", outcome.reason)
                 count(ORDER_CHANGES.labels("applied"))
                 if outcome.refused:
@@ -264,6 +264,15 @@ class ChangeHandlers:
             case _:
                 raise TypeError(f"not a change outcome: {type(outcome).__name__}")
         await repository.record(conn, order_id, progress, step, envelope.occurred_at)
+
+    async def _accept(self, conn: Conn, order_id: UUID, found: dict[str, Any], progress: Progress) -> Progress:
+        """The order takes the accepted change: its document, total and version; returns its progress so."""
+        change_id = found["change_id"]
+        after = ev.SubmittedOrder.model_validate(found["after"])
+        await store.set_state(conn, order_id, change_id, "accepted", None)
+        count(ORDER_CHANGES.labels("accepted"))
+        await store.apply(conn, order_id, found["version"], after, Decimal(found["total_after"]))
+        return _reordered(progress, after)
 
     async def _announce_applied(self, conn: Conn, order_id: UUID, change_id: str, cause: Envelope) -> None:
         """The change as applied goes to returns, which refunds what is due back and prices later returns from the

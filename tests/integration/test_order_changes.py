@@ -550,3 +550,51 @@ async def test_late_events_of_an_older_version_change_nothing(http, db) -> None:
     after = await order_view(http, order_id)
     assert (after["version"], after["changes"][0]["state"], after["ordered"]) == (1, "applied", {sku: 1})
     await assert_books_balance(db, [sku])
+
+
+async def city(db: Any, order_id: uuid.UUID) -> str:
+    """Where capture's copy of the order ships to."""
+    found: str = await db.fetchval(
+        "SELECT document -> 'shipping_address' ->> 'city' FROM capture.orders WHERE order_id = $1", order_id
+    )
+    return found
+
+
+async def test_allocations_word_that_overtakes_fulfillments_acceptance_still_changes_the_order(
+    http, db, pipeline
+) -> None:
+    # given an order released to the warehouse, and fulfillment not reading for a while
+    sku = hold_sku()
+    await seed([("ams", sku, 1)])
+    order_id = await released_order(http, db, [(sku, 1)])
+    order = uuid.UUID(order_id)
+    fulfillment = pipeline["fulfillment"]
+    fulfillment.stop()
+    try:
+        # when the customer moves the order to Rotterdam (capture waits for fulfillment's acceptance)
+        answer = await change(http, order_id, shipping_address=ROTTERDAM)
+        assert (answer.status_code, answer.json()["state"]) == (202, "requested")
+        change_id = answer.json()["change_id"]
+        # and allocation's word that the change is applied reaches capture first (the two come on different topics)
+        applied = ev.OrderChanged(
+            order_id=order,
+            change_id=change_id,
+            order_version=1,
+            ship_to=ev.Address.model_validate(ROTTERDAM),
+            service_level="standard",
+            lines=[ev.ItemQuantity(sku=sku, quantity=1)],
+            reason="applied",
+        )
+        await publish_event(topics.ALLOCATION_EVENTS, applied, order)
+
+        # then the order takes the change: its version and address, not just the change's state
+        view = await change_state(http, order_id, {"applied"})
+        assert (view["version"], await city(db, order)) == (1, "Rotterdam")
+    finally:
+        fulfillment.start()
+        fulfillment.wait_ready()
+    # and when fulfillment's acceptance comes after all, the order stays as changed, once
+    await client.wait_caught_up("oms-capture", [topics.FULFILLMENT_EVENTS.name, topics.ALLOCATION_EVENTS.name])
+    view = await order_view(http, order_id)
+    assert (view["version"], await city(db, order), view["changes"][0]["state"]) == (1, "Rotterdam", "applied")
+    assert [s["status"] for s in view["timeline"]].count("changed") == 1
