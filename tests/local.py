@@ -3,7 +3,7 @@ here, and a client of its running pipeline (publish as an outside party, wait fo
 
 OMS_TEST_STACK picks where Kafka and PostgreSQL run: `native` (the default), processes started by
 deploy/local/stack; `containers`, containers started by testcontainers from the project's images
-(deploy/containers/session.py), with the session's files in <state>/testcontainers."""
+(deploy/containers/session.py)."""
 
 import os
 

@@ -5,7 +5,8 @@
 They are published on 127.0.0.1 at the ports the session's settings name, so the services, the simulator and the
 tests reach them exactly as they reach the native stack; the set-up (topics, principals, ACLs, roles, schemas,
 migrations) is the native stack's own (deploy/local/stack.set_up). The SMTP sink, the services and the simulator
-stay native processes. The session keeps its files apart from the native stack's, in <state>/testcontainers.
+stay native processes, with their files where the native stack keeps them (the state directory), so every tool
+started from the environment (`oms`) reaches the same stack. The native stack cannot run on the same ports meanwhile.
 
 Every container is removed when the session ends, by the session itself: testcontainers' reaper (Ryuk) needs an
 image from a registry and does not run under podman. Containers a killed session left behind (same state directory,
@@ -45,12 +46,11 @@ DOCKER_SOCKET = Path("/var/run/docker.sock")
 
 
 def session_settings(env: Mapping[str, str] | None = None) -> LocalStack:
-    """The native stack's settings (ports, passwords) with the session's files in <state>/testcontainers."""
-    env = dict(os.environ if env is None else env)
-    native = LocalStack.from_env(env)
-    if native.ports.kafka_brokers != 1:
+    """The native stack's settings (ports, passwords, state directory): one broker."""
+    local = LocalStack.from_env(env)
+    if local.ports.kafka_brokers != 1:
         raise ValueError("the containers test stack runs one broker: unset OMS_KAFKA_BROKERS")
-    return LocalStack.from_env({**env, "OMS_STATE_DIR": str(native.state / "testcontainers")})
+    return local
 
 
 def engine_environment() -> None:
