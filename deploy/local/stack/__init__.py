@@ -67,9 +67,6 @@ class Infrastructure:
     postgres: Database
     smtp: Component
 
-    def running(self, local: LocalStack) -> bool:
-        return all(c.running(local) for c in (self.kafka, self.postgres, self.smtp))
-
 
 NATIVE = Infrastructure(kafka, postgres, smtp)
 
