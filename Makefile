@@ -6,12 +6,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install install-bench demo bench up down status test test-unit test-integration chaos lint format asyncapi docs clean \
 	container-engine container-api-start container-api-stop install-containers compose-up compose-down test-compose \
+	test-containers-ready \
 	test-cluster \
 	k8s-manifests k8s-validate
 
 help:
 	@echo "make demo   - start everything, run 200 orders through the pipeline, print a summary, stop"
 	@echo "make test   - lint, unit tests, then integration and end-to-end tests on the real stack"
+	@echo "              (OMS_TEST_STACK=containers make test: Kafka and PostgreSQL in containers, by testcontainers)"
 	@echo "make up     - start Kafka, PostgreSQL, the SMTP sink, the four services and the simulator"
 	@echo "              (OMS_KAFKA_BROKERS=3 make up: Kafka as a cluster of three brokers)"
 	@echo "make down   - stop all of it (data is kept; 'python -m deploy.local.stack down --purge' drops it)"
@@ -76,8 +78,17 @@ format: install
 test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: install
-	$(VENV)/bin/pytest tests/integration tests/e2e
+# OMS_TEST_STACK=containers: the session's Kafka and PostgreSQL in containers started by testcontainers from the
+# project's images (docs/containers.md), the engine, its API and those images made ready first (each step skipped
+# when done), and the session's own tests (tests/containers) run too. Unset: the native stack, as always.
+ifeq ($(OMS_TEST_STACK),containers)
+export OMS_TEST_STACK
+TEST_STACK_READY := test-containers-ready
+TEST_STACK_TESTS := tests/containers
+endif
+
+test-integration: install $(TEST_STACK_READY)
+	$(VENV)/bin/pytest tests/integration tests/e2e $(TEST_STACK_TESTS)
 
 test: lint test-unit test-integration
 
@@ -107,6 +118,9 @@ $(VENV)/.containers-installed: $(VENV)/.installed
 	touch $@
 
 install-containers: $(VENV)/.containers-installed
+
+test-containers-ready: install-containers container-api-start
+	$(PY) -m deploy.containers.compose build kafka-1 postgres
 
 COMPOSE_OPTIONS ?=
 compose-up: install-containers container-engine

@@ -4,8 +4,10 @@ timing. Faults run while the load runs and overlap each other; two faults never 
 - kill: SIGKILL of a service instance; the supervisor starts it again after `hold` seconds;
 - stop: SIGSTOP of an instance for longer than the consumer session timeout, then SIGCONT: a zombie that comes
   back after its partitions moved to the other instance;
-- kafka: `kill -9` of the broker, started again after `hold` seconds as `stack up` starts it;
-- postgres: immediate shutdown (a crash: no checkpoint, recovery at start), started again after `hold` seconds;
+- kafka: `kill -9` of the broker (its container, on the containers test stack), started again after `hold` seconds
+  as `stack up` starts it;
+- postgres: immediate shutdown (a crash: no checkpoint, recovery at start; a container is killed), started again
+  after `hold` seconds;
 - smtp: the mail server gone for 30 s;
 - relay: SIGSTOP of the instance whose outbox relay holds its service's relay lock in the middle of publishing a
   batch (read from pg_locks and pg_stat_activity), kept stopped past the idle-in-transaction timeout so the server
@@ -184,6 +186,7 @@ class Injector:
     fleet: Fleet
     local: LocalStack
     admin: AdminSession
+    infrastructure: stack.Infrastructure = stack.NATIVE  # where the broker, the database and the mail server run
     started_at: float = field(default_factory=time.monotonic)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     injected: set[int] = field(default_factory=set)
@@ -259,31 +262,34 @@ class Injector:
         return f"pid {pid} stopped for {fault.hold:.1f}s (session timeout {SESSION_TIMEOUT:.0f}s), continued"
 
     async def _kafka(self, fault: Fault) -> str:
-        if stack.kafka.pid(self.local) is None:
+        broker = self.infrastructure.kafka
+        if broker.pid(self.local) is None:
             raise Skipped("the broker is not running")
-        pid = await asyncio.to_thread(stack.kafka.kill, self.local)  # -9, and waits until it has exited
+        pid = await asyncio.to_thread(broker.kill, self.local)  # -9, and waits until it has exited
         self._struck(fault)
         await asyncio.sleep(fault.hold)
         restarted = time.monotonic()
-        await stack.kafka.start(self.local)  # as `stack up` starts it: same configuration and data
+        await broker.start(self.local)  # as `stack up` starts it: same configuration and data
         ready = time.monotonic() - restarted
         return f"broker pid {pid} killed (-9), down {fault.hold:.1f}s, ready {ready:.1f}s after its start"
 
     async def _postgres(self, fault: Fault) -> str:
-        await asyncio.to_thread(stack.postgres.kill, self.local)  # immediate shutdown
+        database = self.infrastructure.postgres
+        await asyncio.to_thread(database.kill, self.local)  # immediate shutdown (a container: SIGKILL)
         self._struck(fault)
         await asyncio.sleep(fault.hold)
         restarted = time.monotonic()
-        await stack.postgres.start(self.local)  # as `stack up` starts it, and waits until it answers
+        await database.start(self.local)  # as `stack up` starts it, and waits until it answers
         return f"immediate shutdown, down {fault.hold:.1f}s, ready {time.monotonic() - restarted:.1f}s after start"
 
     async def _smtp(self, fault: Fault) -> str:
-        if stack.smtp.pid(self.local) is None:
+        mail_server = self.infrastructure.smtp
+        if mail_server.pid(self.local) is None:
             raise Skipped("the mail server is not running")
-        pid = await asyncio.to_thread(stack.smtp.kill, self.local)
+        pid = await asyncio.to_thread(mail_server.kill, self.local)
         self._struck(fault)
         await asyncio.sleep(fault.hold)
-        await stack.smtp.start(self.local)
+        await mail_server.start(self.local)
         return f"mail server pid {pid} killed, down {fault.hold:.0f}s"
 
     async def _relay(self, fault: Fault) -> str:

@@ -61,11 +61,17 @@ def check(ledger: Ledger, found: evidence.Evidence) -> list[invariants.Check]:
 
 
 async def run(
-    seed: int, profile: Profile, local: LocalStack, running: Mapping[str, processes.Process] | None = None
+    seed: int,
+    profile: Profile,
+    local: LocalStack,
+    running: Mapping[str, processes.Process] | None = None,
+    infrastructure: stack.Infrastructure | None = None,
 ) -> Report:
+    """The run on `infrastructure` as it runs (the test session's), else on the native stack, started if it is not
+    and then stopped at the end."""
     began, began_epoch = time.monotonic(), time.time()
     durations: dict[str, float] = {}
-    started_stack = not stack.running(local)
+    started_stack = infrastructure is None and not stack.running(local)
     if started_stack:
         await stack.up(local)
     fleet = Fleet.around(local, running)
@@ -87,7 +93,7 @@ async def run(
             )
             durations["setup"] = time.monotonic() - began
             faults = plan(seed, profile.faults, profile.window, [i.name for i in fleet.instances])
-            injector = Injector(fleet, local, admin)
+            injector = Injector(fleet, local, admin, infrastructure or stack.NATIVE)
             print(f"load: {profile.orders} orders over {profile.window:.0f}s; {len(faults)} faults", flush=True)
             async with fleet.supervised():
                 mark = time.monotonic()
@@ -96,7 +102,7 @@ async def run(
                 )
                 durations["load and faults"] = time.monotonic() - mark
                 mark = time.monotonic()
-                healing = await heal(fleet, local)
+                healing = await heal(fleet, local, infrastructure or stack.NATIVE)
                 durations["healing"] = time.monotonic() - mark
                 print(f"healed: {healing or 'nothing to do'}", flush=True)
                 mark = time.monotonic()

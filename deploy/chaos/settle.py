@@ -39,7 +39,7 @@ def consumed() -> dict[str, list[str]]:
     return groups | SIMULATOR_GROUPS
 
 
-async def heal(fleet: Fleet, local: LocalStack) -> list[str]:
+async def heal(fleet: Fleet, local: LocalStack, infrastructure: stack.Infrastructure = stack.NATIVE) -> list[str]:
     """Everything running again: stopped instances continued, the broker, the database and the mail server
     started if down, every instance ready. Returns what had to be done, and what could not be."""
     done = []
@@ -48,15 +48,15 @@ async def heal(fleet: Fleet, local: LocalStack) -> list[str]:
         if instance.stopped() and (pid := instance.pid()) is not None:
             os.kill(pid, signal.SIGCONT)
             done.append(f"continued {instance.name}")
-    if not stack.kafka.running(local):
+    if not infrastructure.kafka.running(local):
         done.append("started the broker")
-    await stack.kafka.start(local)
-    if not await asyncio.to_thread(stack.postgres.running, local):
+    await infrastructure.kafka.start(local)
+    if not await asyncio.to_thread(infrastructure.postgres.running, local):
         done.append("started the database")
-    await stack.postgres.start(local)  # also waits until it answers
-    if not stack.smtp.running(local):
+    await infrastructure.postgres.start(local)  # also waits until it answers
+    if not infrastructure.smtp.running(local):
         done.append("started the mail server")
-    await stack.smtp.start(local)
+    await infrastructure.smtp.start(local)
     late = await fleet.wait_ready(timeout=180)
     done += [f"NOT READY: {name}" for name in late]
     return done

@@ -5,6 +5,7 @@ the published ports, then the services, the simulator and Prometheus started and
 Readiness is the tool's to wait for: compose health checks do not run under every engine.
 
     python -m deploy.containers.compose up [--scale allocation=3] | scale SERVICE=N | down [--purge] | status
+    python -m deploy.containers.compose build [SERVICE ...]     the images only (of those services)
 
 podman-compose where no Docker daemon answers (deploy/containers/bootstrap.sh prepares podman), `docker compose`
 where one does. Ports are the native stack's shifted by OMS_PORT_OFFSET, the three brokers' on 127.0.0.1 at the
@@ -28,8 +29,9 @@ from pathlib import Path
 
 import asyncpg
 
+from deploy.local import stack
 from deploy.local.settings import REPO, LocalStack
-from deploy.local.stack import kafka, kafka_setup, postgres_setup
+from deploy.local.stack import postgres_setup
 from deploy.local.supervisor import StackError, fail, port_taken, restart_clock, say, wait_until
 from shared.contracts.topics import SERVICES
 
@@ -154,15 +156,6 @@ async def _brokers_ready(local: LocalStack) -> bool:
         await admin.close()
 
 
-async def _postgres_ready(local: LocalStack) -> bool:
-    try:
-        conn = await asyncpg.connect(local.pg_dsn("oms", "postgres"), password=local.pg_admin_password, timeout=3)
-    except (TimeoutError, OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
 async def _set_up(compose: Compose) -> None:
     """What the native `stack up` brings in line with the registry, applied to the containers."""
     local = compose.local
@@ -172,22 +165,10 @@ async def _set_up(compose: Compose) -> None:
 
     logs: tuple[Path, ...] = ()
     await wait_until(lambda: _brokers_ready(local), "kafka cluster", alive, logs, READY_TIMEOUT)
-    await wait_until(lambda: _postgres_ready(local), "postgres", lambda: True, logs, READY_TIMEOUT)
-    await kafka_setup.create_topics(local, replication=BROKERS, alive=alive)
-    await asyncio.to_thread(_apply_access, local)
-    await postgres_setup.create_objects(local)
-    await postgres_setup.migrate_all(local)
-
-
-def _apply_access(local: LocalStack) -> None:
+    ready = postgres_setup.admin_can_log_in
+    await wait_until(lambda: ready(local), "postgres", lambda: True, logs, READY_TIMEOUT)
     # KafkaAccess.java runs on the host with the jars the native stack caches, through the published brokers.
-    kafka.ensure_jars(local)
-    kafka.configure_clients(local)
-    applied = kafka_setup.applied_access(local)
-    applied.parent.mkdir(parents=True, exist_ok=True)
-    # The volumes may be new while this directory is not: apply every time rather than trust its digest.
-    applied.unlink(missing_ok=True)
-    kafka_setup.apply_access(local)
+    await stack.set_up(local, replication=BROKERS, alive=alive, started_elsewhere=True)
 
 
 def _wait_services_ready(compose: Compose, scale: Mapping[str, int]) -> None:
@@ -224,6 +205,13 @@ def up(compose: Compose, scale: Mapping[str, int], build: bool = True) -> dict[s
         f"prometheus http://{compose.local.host}:{compose.local.ports.prometheus}"
     )
     return timings
+
+
+def build(compose: Compose, services: list[str]) -> None:
+    """The images of these services (all by default), from the cache when nothing changed."""
+    started = time.monotonic()
+    compose.run("build", *services)
+    say(f"images built{' for ' + ', '.join(services) if services else ''}: {time.monotonic() - started:.1f} s")
 
 
 def scale(compose: Compose, service: str, instances: int) -> float:
@@ -271,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     start = commands.add_parser("up", help="build, start and set up the compose stack, wait until it is ready")
     start.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
     start.add_argument("--no-build", action="store_true", help="use the images as they are")
+    images = commands.add_parser("build", help="build the images (of the services named)")
+    images.add_argument("services", nargs="*", metavar="SERVICE")
     commands.add_parser("scale", help="run N instances of a service").add_argument("instances", metavar="SERVICE=N")
     stop = commands.add_parser("down", help="stop and remove the containers")
     stop.add_argument("--purge", action="store_true", help="also delete the volumes (Kafka, PostgreSQL, mail)")
@@ -280,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         compose = Compose.detect(compose_stack())
         if args.command == "up":
             up(compose, _scales(args.scale), build=not args.no_build)
+        elif args.command == "build":
+            build(compose, args.services)
         elif args.command == "scale":
             ((service, instances),) = _scales([args.instances]).items()
             scale(compose, service, instances)

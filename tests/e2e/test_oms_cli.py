@@ -18,7 +18,7 @@ from deploy.cli.main import parser
 from deploy.local import scrape
 from shared.contracts import topics
 from tests.factories import order_document
-from tests.local import LOCAL, client
+from tests.local import LOCAL, STACK, client
 from tests.scenario import new_skus, seed, wait_status
 from tests.waiting import eventually, eventually_sync
 
@@ -90,6 +90,13 @@ def test_every_verb_explains_itself(verb) -> None:
 
 def test_stack_up_on_a_running_stack_changes_nothing_and_lists_every_component(pipeline) -> None:
     pids = {name: process.pid() for name, process in pipeline.items()}
+    if STACK == "containers":
+        # Kafka and PostgreSQL are the session's containers, not the command's: it refuses to start its own broker
+        # on their port, and leaves every service as it was
+        refused = oms("stack", "up", "--no-prometheus", "--json", expect=1)
+        assert f"port {LOCAL.ports.kafka} or {LOCAL.ports.kafka_controller} is taken" in refused.stderr
+        assert {name: process.pid() for name, process in pipeline.items()} == pids
+        return
     components = {c["name"]: c for c in oms_json("stack", "up", "--no-prometheus")}
     assert {name: components[name]["pid"] for name in pids} == pids
     assert components == {c["name"]: c for c in oms_json("stack", "status")}

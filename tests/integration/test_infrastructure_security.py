@@ -9,7 +9,8 @@ import sys
 import asyncpg
 import pytest
 
-from deploy.local import processes, stack
+from deploy.local import processes
+from deploy.local.stack import Infrastructure
 from tests.local import LOCAL
 
 
@@ -57,7 +58,9 @@ async def test_postgres_trusts_no_connection_and_every_role_has_a_scram_password
     assert await db.fetchval("SHOW password_encryption") == "scram-sha-256"
 
 
-async def test_the_socket_directory_is_postgres_own_and_a_local_connection_needs_the_password() -> None:
+async def test_the_socket_directory_is_postgres_own_and_a_local_connection_needs_the_password(
+    stack: Infrastructure,
+) -> None:
     sockets = stack.postgres.socket_dir(LOCAL)
     mode = stat.S_IMODE(sockets.stat().st_mode)
     assert mode & 0o077 == 0, oct(mode)

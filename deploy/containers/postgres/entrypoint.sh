@@ -1,6 +1,8 @@
 #!/bin/sh
 # Initialise the cluster once (administrator `oms` with OMS_PG_ADMIN_PASSWORD, C collation, SCRAM everywhere),
 # then run the server in the foreground on every interface of the container.
+#   PGPORT (5432)                the server's port
+#   OMS_PG_SOCKET_DIR (/tmp)     its socket directory (the compose stack's root filesystem is read-only but /tmp)
 set -eu
 : "${OMS_PG_ADMIN_PASSWORD:?set OMS_PG_ADMIN_PASSWORD}"
 bin=/usr/lib/postgresql/15/bin
@@ -19,4 +21,4 @@ host    all  all  ::/0          scram-sha-256
 HBA
 fi
 exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${OMS_PG_MAX_CONNECTIONS:-200}" \
-  -c password_encryption=scram-sha-256 -c unix_socket_directories=/tmp
+  -c password_encryption=scram-sha-256 -c unix_socket_directories="${OMS_PG_SOCKET_DIR:-/tmp}"

@@ -83,12 +83,14 @@ def applied_access(local: LocalStack) -> Path:
     return kafka.nodes(local)[0].data / "access.sha256"
 
 
-def apply_access(local: LocalStack) -> None:
-    """Principals and ACLs, applied when they differ from what was applied last (a JVM start costs seconds)."""
+def apply_access(local: LocalStack, force: bool = False) -> None:
+    """Principals and ACLs, applied when they differ from what was applied last (a JVM start costs seconds); with
+    force always, and not remembered (brokers whose data this state directory does not hold: their digest would
+    make a later native `up` skip its own broker's access)."""
     spec = _access_spec(local)
     digest = hashlib.sha256(spec.encode()).hexdigest()
     applied = applied_access(local)
-    if applied.exists() and applied.read_text() == digest:
+    if not force and applied.exists() and applied.read_text() == digest:
         return
     tool = REPO / "deploy" / "local" / "kafka" / "KafkaAccess.java"
     admin = str(local.kafka_dir / "clients" / f"{kafka_access.ADMIN}.properties")
@@ -96,5 +98,6 @@ def apply_access(local: LocalStack) -> None:
     result = subprocess.run(cmd, input=spec, capture_output=True, text=True, cwd=local.kafka_dir, check=False)
     if result.returncode != 0:
         raise StackError(f"applying Kafka principals and ACLs failed:\n{result.stdout}{result.stderr[-3000:]}")
-    applied.write_text(digest)
+    if not force:
+        applied.write_text(digest)
     say(f"kafka access: {result.stdout.strip()}")

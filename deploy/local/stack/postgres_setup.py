@@ -23,6 +23,16 @@ async def _admin_connect(local: LocalStack, database: str) -> asyncpg.Connection
     return await asyncpg.connect(local.pg_dsn("oms", database), password=local.pg_admin_password)
 
 
+async def admin_can_log_in(local: LocalStack) -> bool:
+    """The server answers and knows the administrator: ready for `create_objects` (wherever it runs)."""
+    try:
+        conn = await asyncpg.connect(local.pg_dsn("oms", "postgres"), password=local.pg_admin_password, timeout=3)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
 def private_database(database: str) -> list[str]:
     """Nothing for PUBLIC: a role reaches only what it is granted."""
     return ["REVOKE ALL ON SCHEMA public FROM PUBLIC", f"REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC"]
