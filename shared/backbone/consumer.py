@@ -125,8 +125,6 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.consumer_batch_size,
-            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
-            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             isolation_level="read_committed",
         )
 

@@ -38,11 +38,6 @@ class KafkaSettings(BaseSettings):
     kafka_linger_ms: int = 5
     consumer_batch_size: int = 500
     consumer_poll_ms: int = 200
-    # The broker answers a consumer's fetch once this much is waiting or the wait is up. Under a steady flow a batch
-    # then holds a few milliseconds of records instead of one: every batch costs a transaction, a commit and an
-    # offset commit, and one-record batches cost three times the CPU per order of a burst.
-    consumer_fetch_min_bytes: int = 65536
-    consumer_fetch_max_wait_ms: int = 25
     # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
     kafka_send_timeout_seconds: float = 30.0
     # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
