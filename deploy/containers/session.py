@@ -128,7 +128,8 @@ class DatabaseContainer(Container):
 
 def _published(container: DockerContainer, inside: int, port: int) -> DockerContainer:
     # On 127.0.0.1 only (docker-py takes the address with the port); with_bind_ports publishes on every interface.
-    container.ports[f"{inside}/tcp"] = ("127.0.0.1", port)  # type: ignore[assignment]
+    ports: dict[str, Any] = container.ports  # typed for a port number alone, which publishes on every address
+    ports[f"{inside}/tcp"] = ("127.0.0.1", port)
     return container
 
 
