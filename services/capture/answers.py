@@ -199,23 +199,22 @@ VIEW_ANSWERS: Answers = {
     404: {"model": Problem, "description": "No such order"},
     **AUTHENTICATED,
 }
+
+
+def invalid_or_refused(description: str) -> dict[str, Any]:
+    """A 422 that is either FastAPI's schema error or the request's own refusal with its reasons."""
+    refusals = ["#/components/schemas/HTTPValidationError", "#/components/schemas/CancelRefusal"]
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"anyOf": [{"$ref": ref} for ref in refusals]}}},
+    }
+
+
 CANCEL_ANSWERS: Answers = {
     202: {"model": CancelAnswer},
     404: {"model": CancelRefusal, "description": "No such order"},
     409: {"model": CancelRefusal, "description": "The order is past cancelling"},
-    422: {
-        "description": "A body that does not fit the schema, or lines that do not fit the order",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "anyOf": [
-                        {"$ref": "#/components/schemas/HTTPValidationError"},
-                        {"$ref": "#/components/schemas/CancelRefusal"},
-                    ]
-                }
-            }
-        },
-    },
+    422: invalid_or_refused("A body that does not fit the schema, or lines that do not fit the order"),
     **AUTHENTICATED,
     **NOT_PARSED,
     **TOO_LARGE,
@@ -224,20 +223,9 @@ CHANGE_ANSWERS: Answers = {
     202: {"model": ChangeAnswer},
     404: {"model": CancelRefusal, "description": "No such order"},
     409: {"model": CancelRefusal, "description": "The order is past changing, or another change is under way"},
-    422: {
-        "description": "A body that does not fit the schema, or a change that does not fit the order or would not"
-        " pass intake",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "anyOf": [
-                        {"$ref": "#/components/schemas/HTTPValidationError"},
-                        {"$ref": "#/components/schemas/CancelRefusal"},
-                    ]
-                }
-            }
-        },
-    },
+    422: invalid_or_refused(
+        "A body that does not fit the schema, or a change that does not fit the order or would not pass intake"
+    ),
     **AUTHENTICATED,
     **NOT_PARSED,
     **TOO_LARGE,

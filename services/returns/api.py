@@ -98,14 +98,18 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             raise forbidden("this API key acts for another channel")
         return view
 
+    async def refuse_unknown_or_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:
+        """404 for an order returns does not know, 403 for another channel's (operators may act on any)."""
+        channel = await repository.channel_of(conn, order_id)
+        if channel is None:
+            raise HTTPException(404, "no such order (or not yet known to returns)")
+        if not caller.may_act_for(channel):
+            raise forbidden("this API key acts for another channel")
+
     @router.get("/v1/orders/{order_id}/returns")
     async def returns_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
-            channel = await repository.channel_of(conn, order_id)
-            if channel is None:
-                raise HTTPException(404, "no such order (or not yet known to returns)")
-            if not caller.may_act_for(channel):
-                raise forbidden("this API key acts for another channel")
+            await refuse_unknown_or_other_channels(conn, order_id, caller)
             found = await repository.list_returns(conn, None, order_id, 1000)
         return {"order_id": str(order_id), "returns": found}
 
@@ -113,11 +117,7 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
     async def refunds_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         """Every refund of the order: of its returns' units and of changes that lowered its total."""
         async with runtime.pool.acquire() as conn:
-            channel = await repository.channel_of(conn, order_id)
-            if channel is None:
-                raise HTTPException(404, "no such order (or not yet known to returns)")
-            if not caller.may_act_for(channel):
-                raise forbidden("this API key acts for another channel")
+            await refuse_unknown_or_other_channels(conn, order_id, caller)
             found = await repository.refunds_of_order(conn, order_id)
         return {"order_id": str(order_id), "refunds": found}
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -565,26 +566,19 @@ class ReturnsHandlers:
     async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
         log.error("refund %s abandoned after %d attempts: %s", refund["refund_id"], refund["attempts"], reason)
         await repository.abandon(conn, "refunds", refund["refund_id"], reason, self.clock())
+        # A refund belongs to a return or to an order change; each is told apart by its own event.
+        kind: type[ev.ChangeRefundAbandoned | ev.RefundAbandoned] = ev.RefundAbandoned
+        owner: dict[str, Any] = {"return_id": refund["return_id"]}
         if refund["change_id"] is not None:
-            given_up = ev.ChangeRefundAbandoned(
-                order_id=refund["order_id"],
-                change_id=refund["change_id"],
-                refund_id=refund["refund_id"],
-                amount=refunds.cents(refund["amount"]),
-                currency=refund["currency"],
-                reason=reason,
-                attempts=refund["attempts"],
-            )
-            await self._emit(conn, given_up, refund["order_id"], cause)
-            return
-        abandoned = ev.RefundAbandoned(
+            kind, owner = ev.ChangeRefundAbandoned, {"change_id": refund["change_id"]}
+        abandoned = kind(
             order_id=refund["order_id"],
-            return_id=refund["return_id"],
             refund_id=refund["refund_id"],
             amount=refunds.cents(refund["amount"]),
             currency=refund["currency"],
             reason=reason,
             attempts=refund["attempts"],
+            **owner,
         )
         await self._emit(conn, abandoned, refund["order_id"], cause)
 
