@@ -1,8 +1,9 @@
 """The consuming half of the backbone, the same for every service.
 
-Records are read in batches; each batch is decoded, undecodable records are set aside as dead letters
-(shared.dlq), the rest are handled in ONE database transaction together with the claim of their event ids
-(so a redelivered event changes nothing), and only after that commit are the offsets committed. A handler
+Records are read in batches (a poll, and what arrives within a short linger after it); each batch is
+decoded, undecodable records are set aside as dead letters (shared.dlq), the rest are handled in ONE database
+transaction together with the claim of their event ids (so a redelivered event changes nothing), and only
+after that commit are the offsets committed. A handler
 takes all the batch's records routed to it at once (so it can write them with one statement per table),
 in the order they were read; one order's records routed to different handlers are handed over in that
 order too (see `steps`).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import signal
@@ -154,6 +156,8 @@ class EventConsumer:
             batches: Batches = await consumer.getmany(
                 timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
             )
+            if batches and self.settings.consumer_linger_ms:
+                batches = await self._gather_more(consumer, batches)
         except Exception as exc:
             if not unreadable(exc):
                 raise
@@ -165,6 +169,24 @@ class EventConsumer:
                 await self._read_alone(consumer, tp)
             return {}
         return batches
+
+    async def _gather_more(self, consumer: AIOKafkaConsumer, batches: Batches) -> Batches:
+        """The records of a poll and those that arrive within the linger after it, up to a batch: a poll of one
+        or two records would otherwise pay a whole transaction each. Records keep their order per partition."""
+        gathered = {tp: list(records) for tp, records in batches.items()}
+        size = sum(len(records) for records in gathered.values())
+        deadline = time.monotonic() + self.settings.consumer_linger_ms / 1000
+        while size < self.settings.consumer_batch_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = await consumer.getmany(
+                timeout_ms=math.ceil(left * 1000), max_records=self.settings.consumer_batch_size - size
+            )
+            for tp, records in more.items():
+                gathered.setdefault(tp, []).extend(records)
+                size += len(records)
+        return gathered
 
     async def _read_alone(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         for _ in range(POLLS_PER_PARTITION):
