@@ -67,7 +67,12 @@ class Ledger:
         self.warehouse_ids = tuple(warehouse_ids)
         self.safety_stock = safety_stock
         self.stock: dict[Key, StockLevel] = dict(stock or {})
-        self.reservations: dict[tuple[UUID, str], Reservation] = {r.key: r for r in reservations}
+        self.reservations: dict[tuple[UUID, str], Reservation] = {}
+        # The same reservations by order and by shipment: a batch of a few hundred orders looks up each order's
+        # own, and a scan of all of them per order grew with the square of the batch.
+        self._by_order: dict[UUID, dict[tuple[UUID, str], Reservation]] = {}
+        self._by_shipment: dict[UUID, dict[tuple[UUID, str], Reservation]] = {}
+        self.add_reservations(reservations)
         self.touched_stock: set[Key] = set()
         self.touched_reservations: set[tuple[UUID, str]] = set()
 
@@ -79,7 +84,16 @@ class Ledger:
 
     def add_reservations(self, reservations: Iterable[Reservation]) -> None:
         for reservation in reservations:
-            self.reservations.setdefault(reservation.key, reservation)
+            if reservation.key not in self.reservations:
+                self._keep(reservation)
+
+    def _keep(self, reservation: Reservation) -> None:
+        replaced = self.reservations.get(reservation.key)
+        if replaced is not None and replaced.order_id != reservation.order_id:
+            del self._by_order[replaced.order_id][reservation.key]
+        self.reservations[reservation.key] = reservation
+        self._by_order.setdefault(reservation.order_id, {})[reservation.key] = reservation
+        self._by_shipment.setdefault(reservation.shipment_id, {})[reservation.key] = reservation
 
     # ---- reading ----
 
@@ -98,9 +112,15 @@ class Ledger:
         return {sku for sku in skus if any(self.available(w, sku) > 0 for w in self.warehouse_ids)}
 
     def open_reservations(self, order_id: UUID | None = None, shipment_id: UUID | None = None) -> list[Reservation]:
+        if shipment_id is not None:
+            held = self._by_shipment.get(shipment_id, {}).values()
+        elif order_id is not None:
+            held = self._by_order.get(order_id, {}).values()
+        else:
+            held = self.reservations.values()
         return [
             r
-            for r in self.reservations.values()
+            for r in held
             if r.status == "open"
             and (order_id is None or r.order_id == order_id)
             and (shipment_id is None or r.shipment_id == shipment_id)
@@ -141,7 +161,7 @@ class Ledger:
             raise AssertionError(f"reserving {quantity} of {sku} at {warehouse_id} would oversell")
         level.reserved += quantity
         reservation = Reservation(shipment_id, order_id, warehouse_id, sku, quantity)
-        self.reservations[reservation.key] = reservation
+        self._keep(reservation)
         self.touched_stock.add((warehouse_id, sku))
         self.touched_reservations.add(reservation.key)
 
