@@ -14,7 +14,7 @@ from shared.backbone import kafka_access
 from shared.backbone.settings import CommonSettings
 from shared.contracts import events as ev
 from shared.contracts.envelope import Envelope, external_event_id, from_external
-from shared.contracts.topics import BY_NAME
+from shared.contracts.topics import BY_NAME, Topic
 
 MAX_REASON_CHARS = 1000
 P_co = TypeVar("P_co", bound=ev.Contract, covariant=True)
@@ -159,8 +159,18 @@ def _decode(origin: Origin, max_bytes: int) -> Inbound[ev.Contract] | Undecodabl
         return bad("empty record (tombstone)")
     if len(origin.value) > max_bytes:
         return bad(f"oversized: {len(origin.value)} bytes, limit {max_bytes}")
+    return _decode_valid(origin, topic, origin.value) or _explained(origin, topic, origin.value)
+
+
+def _explained(origin: Origin, topic: Topic, value: bytes) -> Inbound[ev.Contract] | Undecodable:
+    """The record decoded step by step (JSON, then the envelope, then the payload), so that a record that is not
+    valid gets the precise reason why."""
+
+    def bad(reason: str) -> Undecodable:
+        return Undecodable(origin, reason[:MAX_REASON_CHARS])
+
     try:
-        document = json.loads(origin.value)
+        document = json.loads(value)
     except RecursionError:
         return bad("not JSON: nested too deeply")
     except json.JSONDecodeError as exc:
@@ -185,6 +195,25 @@ def _decode(origin: Origin, max_bytes: int) -> Inbound[ev.Contract] | Undecodabl
         return bad("schema: nested too deeply")
     except ValueError as exc:
         return bad(f"schema: {_first_line(exc)}")
+    return Inbound(origin, envelope, payload)
+
+
+def _decode_valid(origin: Origin, topic: Topic, value: bytes) -> Inbound[ev.Contract] | None:
+    """A valid record's contents, parsed and validated in one pass from its bytes (pydantic's own JSON parser:
+    decoding was a fifth of a consumer's time); None for any record that is not valid, whose reason the
+    step-by-step path works out."""
+    try:
+        if topic.external:
+            payload = topic.parse_bare_json(value)
+            event_id = _event_id_header(origin) or origin.derived_event_id()
+            envelope = from_external(payload, event_id=event_id, producer=origin.topic)
+        else:
+            envelope = Envelope.model_validate_json(value)
+            payload = envelope.decode()
+            if not isinstance(payload, topic.payloads):
+                return None
+    except (ValueError, RecursionError):  # ValidationError and UnusableHeader among them
+        return None
     return Inbound(origin, envelope, payload)
 
 

@@ -47,6 +47,10 @@ class Topic:
         """The contract a bare record of an outside party holds (raises ValidationError with the reasons)."""
         return self._bare.validate_python(document)  # type: ignore[no-any-return]
 
+    def parse_bare_json(self, value: bytes) -> ev.Contract:
+        """The same from the record's bytes, parsed and validated in one pass."""
+        return self._bare.validate_json(value)  # type: ignore[no-any-return]
+
 
 ORDERS_SUBMITTED = Topic(
     "oms.orders.submitted",

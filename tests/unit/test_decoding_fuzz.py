@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.backbone.kafka import MAX_REASON_CHARS, Inbound, Undecodable, decode
+from shared.backbone.kafka import MAX_REASON_CHARS, Inbound, Origin, Undecodable, _decode_valid, _explained, decode
 from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
-from tests.factories import order_document
+from shared.contracts.envelope import wrap
+from tests.factories import order_document, validated_order
 
 MAX_BYTES = CommonSettings().max_body_bytes
 INBOUND_TOPICS = [t.name for t in topics.BUSINESS_TOPICS]
@@ -141,3 +142,60 @@ def test_a_valid_bare_record_with_a_uuid_event_id_header_is_decoded_with_that_id
     )
     result = outcome(record)
     assert isinstance(result, Inbound) and result.event_id == event_id
+
+
+def validated_envelope(field_and_value: tuple[str, Any]) -> bytes:
+    """A valid OrderValidated envelope, one of its fields (or its payload's) replaced."""
+    document = wrap(validated_order(uuid.uuid4(), "SKU-1")).model_dump(mode="json")
+    field, value = field_and_value
+    if field in document:
+        document[field] = value
+    else:
+        document["payload"][field] = value
+    return json.dumps(document).encode()
+
+
+payload_fields = ["event_id", "version", "occurred_at", "order_id", "payload", "lines", "total", "currency", "ship_to"]
+text_like = st.text(max_size=12) | st.uuids().map(str) | st.integers().map(str) | st.just("2026-12-03T10:00:00+01:00")
+near_valid = st.one_of(
+    st.tuples(st.sampled_from(payload_fields), json_values | text_like).map(validated_envelope),
+    st.tuples(st.sampled_from(list(order_document())), json_values | text_like).map(mutated_order),
+    st.builds(lambda: json.dumps(order_document()).encode()),
+    st.builds(lambda: validated_envelope(("order_id", str(uuid.uuid4())))),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    topic=st.sampled_from([topics.ORDERS_SUBMITTED.name, topics.ORDERS_VALIDATED.name, *INBOUND_TOPICS]),
+    value=values | near_valid,
+    key=st.none() | st.binary(max_size=20),
+    heads=headers,
+)
+def test_the_one_pass_decoding_of_valid_records_agrees_with_the_step_by_step_one(topic, value, key, heads) -> None:
+    """Valid records are parsed and validated in one pass; any other record goes step by step for its reason.
+    The one pass must accept nothing the step-by-step path refuses, and decode what it accepts the same way."""
+    origin = Origin.of(Record(topic, value, key, heads))
+    if value is None or len(value) > MAX_BYTES:
+        return
+    fast = _decode_valid(origin, topics.BY_NAME[topic], value)
+    if fast is not None:
+        slow = _explained(origin, topics.BY_NAME[topic], value)
+        assert isinstance(slow, Inbound)
+        assert fast.payload == slow.payload
+        # A bare record's envelope is made as it is read: its occurred_at is the time of reading.
+        same_time = {"occurred_at": slow.envelope.occurred_at} if topics.BY_NAME[topic].external else {}
+        assert fast.envelope.model_copy(update=same_time) == slow.envelope
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"-Infinity", b'"\\ud800"', b"9" * 5000, b"1e400", b'"caf\\u00e9"'])
+@pytest.mark.parametrize("field", ["external_id", "placed_at", "shipping_price", "customer"])
+def test_values_json_parsers_disagree_on_are_decoded_as_the_step_by_step_path_decodes_them(raw, field) -> None:
+    """Python's json and pydantic's parser differ on NaN, lone surrogates and integers past 4,300 digits: inside an
+    otherwise valid order, the one pass accepts such a value only where the step-by-step path does, and alike."""
+    value = mutated_order((field, "RAW-VALUE")).replace(b'"RAW-VALUE"', raw)
+    origin = Origin.of(Record(topics.ORDERS_SUBMITTED.name, value))
+    fast = _decode_valid(origin, topics.ORDERS_SUBMITTED, value)
+    slow = _explained(origin, topics.ORDERS_SUBMITTED, value)
+    if fast is not None:
+        assert isinstance(slow, Inbound) and fast.payload == slow.payload
