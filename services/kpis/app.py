@@ -3,12 +3,12 @@ API, and the loop that works the KPIs out for Prometheus."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
 from fastapi import FastAPI
 
+from shared.backbone.periodic import refresh_every
 from shared.backbone.runtime import Runtime, serve, service_app
 from shared.contracts.envelope import now
 
@@ -29,19 +29,17 @@ def create_app(settings: KpiSettings) -> FastAPI:
     window = timedelta(hours=settings.metrics_window_hours)
 
     async def refresh_gauges() -> None:
-        while True:
-            try:
-                async with runtime.pool.acquire() as conn:
-                    until = now()
-                    report = await reporting.report(conn, until - window, until, "channel")
-                    held = await repository.on_hold(conn)
-                metrics.publish(report["groups"], reporting.cost.currency)
-                metrics.publish_holds(held, now())
-            except Exception as exc:  # the database may be away for a while: the next round catches up
-                log.warning("KPI gauges not refreshed (%s)", exc.__class__.__name__)
-            await asyncio.sleep(settings.metrics_refresh_seconds)
+        async with runtime.pool.acquire() as conn:
+            until = now()
+            report = await reporting.report(conn, until - window, until, "channel")
+            held = await repository.on_hold(conn)
+        metrics.publish(report["groups"], reporting.cost.currency)
+        metrics.publish_holds(held, now())
 
-    app = service_app(runtime, handlers.routes, background={"kpi-gauges": refresh_gauges}, title="OMS KPIs")
+    async def gauges() -> None:
+        await refresh_every("KPI gauges", settings.metrics_refresh_seconds, refresh_gauges)
+
+    app = service_app(runtime, handlers.routes, background={"kpi-gauges": gauges}, title="OMS KPIs")
     app.include_router(kpis_api(runtime, reporting))
     return app
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from shared.backbone import aftercommit
 from shared.backbone.db import Conn
 from shared.backbone.http import BodySizeLimit
+from shared.backbone.periodic import refresh_every
 from shared.backbone.runtime import Runtime, serve, service_app
 
 from . import metrics, repository
@@ -46,15 +47,13 @@ def create_app(settings: ReturnsSettings) -> FastAPI:
 
         return loop
 
+    async def refresh_return_rate() -> None:
+        async with runtime.pool.acquire() as conn:
+            for rate in await repository.return_rates(conn, "channel"):
+                metrics.RETURN_RATE.labels(rate["channel"]).set(rate["rate"])
+
     async def report_return_rate() -> None:
-        while True:
-            try:
-                async with runtime.pool.acquire() as conn:
-                    for rate in await repository.return_rates(conn, "channel"):
-                        metrics.RETURN_RATE.labels(rate["channel"]).set(rate["rate"])
-            except Exception as exc:  # the database may be away for a while: the next round catches up
-                log.warning("return rate not refreshed (%s)", exc.__class__.__name__)
-            await asyncio.sleep(settings.return_rate_seconds)
+        await refresh_every("return rate", settings.return_rate_seconds, refresh_return_rate)
 
     background = {
         "return-rate": report_return_rate,
