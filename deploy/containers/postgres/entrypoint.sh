@@ -20,5 +20,8 @@ host    all  all  0.0.0.0/0     scram-sha-256
 host    all  all  ::/0          scram-sha-256
 HBA
 fi
+# The stack's settings for the write load (deploy/config/postgres.conf), also for a volume initialised before them.
+grep -q "^include_if_exists = '/etc/oms/postgres.conf'" "$data/postgresql.conf" \
+  || echo "include_if_exists = '/etc/oms/postgres.conf'" >>"$data/postgresql.conf"
 exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${OMS_PG_MAX_CONNECTIONS:-200}" \
   -c password_encryption=scram-sha-256 -c unix_socket_directories="${OMS_PG_SOCKET_DIR:-/tmp}"

@@ -143,6 +143,15 @@ async def ready(local: LocalStack) -> bool:
     return await proc.wait() == 0
 
 
+TUNING = Path(__file__).resolve().parents[2] / "config" / "postgres.conf"
+
+
+def tuning() -> dict[str, str]:
+    """The settings of deploy/config/postgres.conf (`name = value` lines), shared with the container image."""
+    lines = (line.split("#", 1)[0].strip() for line in TUNING.read_text().splitlines())
+    return {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in lines if line)}
+
+
 def _start_cluster(local: LocalStack) -> None:
     _choose_base(local)
     if running(local):
@@ -153,7 +162,8 @@ def _start_cluster(local: LocalStack) -> None:
     configure(local)
     options = (
         f"-p {local.ports.postgres} -k {shlex.quote(str(socket_dir(local)))} -c listen_addresses={local.host}"
-        " -c max_connections=200 -c fsync=on -c password_encryption=scram-sha-256"
+        " -c max_connections=200 -c fsync=on -c password_encryption=scram-sha-256 "
+        + " ".join(f"-c {name}={value}" for name, value in tuning().items())
     )
     data = str(data_dir(local))
     run_tool(local, "pg_ctl", "-D", data, "-l", str(log_file(local)), "-o", options, "-w", "-t", "60", "start")
