@@ -10,10 +10,11 @@ every ordered unit is cancelled, waiting (backordered), reserved in an open ship
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from uuid import UUID
+
+from shared.contracts.ids import time_ordered_id
 
 from . import dropship
 from .ledger import Key, Ledger, Reservation
@@ -27,7 +28,7 @@ class Inventory:
     def __init__(
         self,
         network: Network,
-        new_id: Callable[[], UUID] = uuid.uuid4,
+        new_id: Callable[[], UUID] = time_ordered_id,
         ranking: Ranking = FIRST_COME_FIRST_SERVED,
         clock: Callable[[], datetime | None] = lambda: None,
     ) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from prometheus_client import Counter
 
@@ -29,6 +29,7 @@ from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.backorders import describe, quantities
 from shared.contracts.envelope import Envelope, now, wrap
+from shared.contracts.ids import time_ordered_id
 from shared.contracts.topics import Topic
 from shared.reference import catalogue
 
@@ -143,7 +144,9 @@ class CaptureHandlers:
         for key, reason in (await self._credit_check(conn, fresh, assessments)).items():
             placed[key]["credit"] = reason
         decided = {
-            key: repository.NewOrder(uuid4(), order, domain.order_total(order), status, rejections[key], now())
+            key: repository.NewOrder(
+                time_ordered_id(), order, domain.order_total(order), status, rejections[key], now()
+            )
             for key, order in fresh.items()
             for status in ["rejected" if rejections[key] else "on_hold" if placed[key] else "validated"]
         }

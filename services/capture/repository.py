@@ -4,7 +4,6 @@ too), Shopify deliveries, the catalogue copy."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from shared.backbone.db import Conn
 from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
+from shared.contracts.ids import time_ordered_id
 
 from . import change_repository, credit, risk
 from .domain import Rejection
@@ -70,7 +70,7 @@ async def insert_order(
     conn: Conn, order: SubmittedOrder, total: Decimal, status: str, reasons: Sequence[Rejection], at: datetime
 ) -> UUID | None:
     """The new order's id, or None when (channel, external_id) is known already."""
-    new = NewOrder(uuid.uuid4(), order, total, status, reasons, at)
+    new = NewOrder(time_ordered_id(), order, total, status, reasons, at)
     return new.order_id if await insert_orders(conn, [new]) else None
 
 

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from shared.contracts import events as ev
+from shared.contracts.ids import time_ordered_id
 from shared.contracts.topics import TOPICS, topic_of
 
 PAYLOAD_TYPES: dict[str, type[ev.Contract]] = {cls.event_type: cls for topic in TOPICS for cls in topic.payloads}
@@ -54,7 +55,7 @@ def wrap(
     producer: str | None = None,
 ) -> Envelope:
     """The event in its envelope; its producer is the writer of its topic (tests may stand in for another)."""
-    event_id = uuid.uuid4()
+    event_id = time_ordered_id()
     return Envelope(
         event_id=event_id,
         type=payload.event_type,
