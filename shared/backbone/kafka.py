@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
@@ -178,15 +179,11 @@ def _explained(origin: Origin, topic: Topic, value: bytes) -> Inbound[ev.Contrac
     except ValueError as exc:  # not UTF-8, or a number too long to convert
         return bad(f"not JSON: {exc.__class__.__name__}: {_first_line(exc)}")
     try:
-        if topic.external:
-            payload = topic.parse_bare(document)
-            event_id = _event_id_header(origin) or origin.derived_event_id()
-            envelope = from_external(payload, event_id=event_id, producer=origin.topic)
-        else:
-            envelope = Envelope.model_validate(document)
-            payload = envelope.decode()
-            if not isinstance(payload, topic.payloads):
-                return bad(f"event type {envelope.type} does not belong on {origin.topic}")
+        envelope, payload = _contents(
+            origin, topic, lambda: topic.parse_bare(document), lambda: Envelope.model_validate(document)
+        )
+        if not isinstance(payload, topic.payloads):
+            return bad(f"event type {envelope.type} does not belong on {origin.topic}")
     except UnusableHeader as exc:
         return bad(str(exc))
     except ValidationError as exc:
@@ -203,18 +200,25 @@ def _decode_valid(origin: Origin, topic: Topic, value: bytes) -> Inbound[ev.Cont
     decoding was a fifth of a consumer's time); None for any record that is not valid, whose reason the
     step-by-step path works out."""
     try:
-        if topic.external:
-            payload = topic.parse_bare_json(value)
-            event_id = _event_id_header(origin) or origin.derived_event_id()
-            envelope = from_external(payload, event_id=event_id, producer=origin.topic)
-        else:
-            envelope = Envelope.model_validate_json(value)
-            payload = envelope.decode()
-            if not isinstance(payload, topic.payloads):
-                return None
+        envelope, payload = _contents(
+            origin, topic, lambda: topic.parse_bare_json(value), lambda: Envelope.model_validate_json(value)
+        )
     except (ValueError, RecursionError):  # ValidationError and UnusableHeader among them
         return None
-    return Inbound(origin, envelope, payload)
+    return Inbound(origin, envelope, payload) if isinstance(payload, topic.payloads) else None
+
+
+def _contents(
+    origin: Origin, topic: Topic, bare: Callable[[], ev.Contract], enveloped: Callable[[], Envelope]
+) -> tuple[Envelope, ev.Contract]:
+    """The envelope and payload of a record: an outside party's bare contract (`bare`), given an envelope with the
+    event id of its header or one derived from the record, or a service's envelope (`enveloped`) and its payload."""
+    if topic.external:
+        payload = bare()
+        event_id = _event_id_header(origin) or origin.derived_event_id()
+        return from_external(payload, event_id=event_id, producer=origin.topic), payload
+    envelope = enveloped()
+    return envelope, envelope.decode()
 
 
 def _event_id_header(origin: Origin) -> UUID | None:
