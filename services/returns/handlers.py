@@ -521,27 +521,22 @@ class ReturnsHandlers:
             raise ValueError(f"refund {answer.refund_id}: the provider paid {answer.amount}, not {refund['amount']}")
         now = self.clock()
         await repository.settle(conn, "refunds", answer.refund_id, answer.provider_reference, now)
+        # As with an abandoned refund: the return's or the change's own event, the same payment in both.
+        kind: type[ev.ChangeRefunded | ev.ReturnRefunded]
+        owner: dict[str, Any]
         if refund["change_id"] is not None:
-            changed = ev.ChangeRefunded(
-                order_id=refund["order_id"],
-                change_id=refund["change_id"],
-                refund_id=answer.refund_id,
-                amount=refunds.cents(refund["amount"]),
-                currency=refund["currency"],
-                explanation=list(refund["explanation"]),
-                provider_reference=answer.provider_reference,
-            )
-            await self._emit(conn, changed, refund["order_id"], msg.envelope)
-            return
-        refunded = ev.ReturnRefunded(
+            kind, owner = ev.ChangeRefunded, {"change_id": refund["change_id"]}
+        else:
+            waited = (now - refund["return_requested_at"]).total_seconds()
+            kind, owner = ev.ReturnRefunded, {"return_id": refund["return_id"], "requested_to_refunded_seconds": waited}
+        refunded = kind(
             order_id=refund["order_id"],
-            return_id=refund["return_id"],
             refund_id=answer.refund_id,
             amount=refunds.cents(refund["amount"]),
             currency=refund["currency"],
             explanation=list(refund["explanation"]),
             provider_reference=answer.provider_reference,
-            requested_to_refunded_seconds=(now - refund["return_requested_at"]).total_seconds(),
+            **owner,
         )
         await self._emit(conn, refunded, refund["order_id"], msg.envelope)
 
