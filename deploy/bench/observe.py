@@ -1,6 +1,6 @@
 """What the benchmark watches while orders flow: when each order's pick task left for its warehouse and when
 the order was delivered (read off Kafka as the warehouses and downstream systems see them), which order id
-capture gave each external id, dead letters, messages sent and PostgreSQL commits.
+capture gave each external id, dead letters, messages sent, and PostgreSQL commits and WAL.
 
 Pick task time is the timestamp of the PickTaskReleased record on oms.warehouse.pick-tasks. The record's
 timestamp is set by fulfillment's outbox relay when it hands the task to Kafka, after the handler's
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -100,9 +101,29 @@ async def order_ids(pool: asyncpg.Pool, channel: str, external_ids: Iterable[str
     return {row["external_id"]: row["order_id"] for row in rows}
 
 
-async def commits(pool: asyncpg.Pool) -> int:
-    """Transactions committed in the oms database so far (statistics lag by up to half a second)."""
-    return int(await pool.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = 'oms'"))
+@dataclass(frozen=True)
+class DatabaseWork:
+    """What the database has done so far: transactions committed in the oms database, and WAL records and bytes
+    written by the whole cluster (the stack's cluster serves nothing else). Statistics lag by up to half a second.
+    WAL is the one figure of database work that does not move with the machine's speed."""
+
+    commits: int
+    wal_records: int
+    wal_bytes: int
+
+    def __sub__(self, earlier: DatabaseWork) -> DatabaseWork:
+        return DatabaseWork(
+            self.commits - earlier.commits, self.wal_records - earlier.wal_records, self.wal_bytes - earlier.wal_bytes
+        )
+
+
+async def database_work(pool: asyncpg.Pool) -> DatabaseWork:
+    row = await pool.fetchrow(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = 'oms') AS commits,"
+        " wal_records, wal_bytes::bigint FROM pg_stat_wal"
+    )
+    assert row is not None
+    return DatabaseWork(int(row["commits"]), int(row["wal_records"]), int(row["wal_bytes"]))
 
 
 async def messages_sent(urls: list[str]) -> int:

@@ -47,6 +47,13 @@ def errors(phase: Phase) -> str:
     return ", ".join(parts) or "0"
 
 
+def wal_per_order(phase: Phase) -> str:
+    """The WAL the phase wrote per order, as records / kilobytes (a run from before it was measured shows -)."""
+    if not phase.orders or not phase.wal_records:
+        return "-"
+    return f"{phase.wal_records / phase.orders:.0f} / {phase.wal_bytes / phase.orders / 1000:.1f} KB"
+
+
 def verdict(phase: Phase) -> str:
     if phase.offered_rate is None:
         return "burst"
@@ -133,11 +140,13 @@ def markdown(run: Run) -> str:
         " delivered and its messages sent. postgres: every process of the stack's cluster. `pipeline`: the"
         " system under test (services, simulator, Kafka, PostgreSQL, SMTP sink). bench: the load generator and"
         " observer (this process); tools: vegeta, and py-spy in the profiled burst. elsewhere: the rest of the"
-        " machine's busy time meanwhile (other work on a shared machine)."
+        " machine's busy time meanwhile (other work on a shared machine). WAL per order: records and bytes the"
+        " PostgreSQL cluster wrote during the phase, per order; unlike CPU seconds it does not move with the"
+        " machine's speed."
     )
     columns = [*OURS, "pipeline", *COMPONENTS[len(OURS) :], "elsewhere"]
-    out += ["", "| phase | " + " | ".join(columns) + " | PostgreSQL commits per order | wall |"]
-    out.append("|---|" + "---:|" * (len(columns) + 2))
+    out += ["", "| phase | " + " | ".join(columns) + " | PostgreSQL commits per order | WAL per order | wall |"]
+    out.append("|---|" + "---:|" * (len(columns) + 3))
     for p in run.phases:
         values = [p.cpu_per_thousand(c) for c in OURS]
         ours = sum(v for v in values if v is not None)
@@ -146,7 +155,7 @@ def markdown(run: Run) -> str:
         values.append((p.machine_busy - measured) * 1000 / p.orders if p.orders else None)
         shown = " | ".join("-" if v is None else f"{v:.1f}" for v in values)
         commits = f"{p.pg_transactions / p.orders:.1f}" if p.orders else "-"
-        out.append(f"| {p.name} | {shown} | {commits} | {p.wall:.0f} s |")
+        out.append(f"| {p.name} | {shown} | {commits} | {wal_per_order(p)} | {p.wall:.0f} s |")
 
     if run.profiles:
         profiled = next((p for p in run.phases if p.profiled), None)

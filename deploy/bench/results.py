@@ -6,24 +6,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.contracts.topics import SERVICES
+
 from .measures import Spread
 
-# Components whose CPU time is measured, in the order the report shows them.
-COMPONENTS = (
-    "capture",
-    "allocation",
-    "fulfillment",
-    "notifications",
-    "simulator",
-    "kafka",
-    "postgres",
-    "smtp",
-    "bench",
-    "tools",
-)
-# The system under test; "bench" is this process (load generator and observer), "tools" the programs it runs
+# Components whose CPU time is measured, in the order the report shows them: every service, then the rest of
+# the system under test; "bench" is this process (load generator and observer), "tools" the programs it runs
 # meanwhile (vegeta, py-spy).
-OURS = COMPONENTS[:8]
+OURS = (*SERVICES, "simulator", "kafka", "postgres", "smtp")
+COMPONENTS = (*OURS, "bench", "tools")
 
 
 @dataclass(frozen=True)
@@ -54,6 +45,8 @@ class Phase:
     late_max: float = 0.0  # how far the sender fell behind its own schedule at worst (s)
     messages_sent: int = 0
     pg_transactions: int = 0
+    wal_records: int = 0  # written by the cluster during the phase
+    wal_bytes: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # component -> CPU seconds during the phase
     machine_busy: float = 0.0  # CPU seconds of the whole machine during the phase
     wall: float = 0.0  # seconds from the first due time until everything settled

@@ -169,7 +169,7 @@ class Bench:
         print(f"{phase.name}: sending", flush=True)
         cpu_before = self.pipeline.snapshot()
         dead_before = await self.observer.dead_letters()
-        commits_before = await observe.commits(self.pool)
+        database_before = await observe.database_work(self.pool)
         messages_before = await observe.messages_sent(self.notifications)
         recorders = await self.profile(profile_to) if profile_to else []
         due = Due()
@@ -185,7 +185,12 @@ class Bench:
         phase.cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after if name != "machine"}
         phase.machine_busy = cpu_after["machine"] - cpu_before["machine"]
         phase.dead_letters = await self.observer.dead_letters() - dead_before
-        phase.pg_transactions = await observe.commits(self.pool) - commits_before
+        database = await observe.database_work(self.pool) - database_before
+        phase.pg_transactions, phase.wal_records, phase.wal_bytes = (
+            database.commits,
+            database.wal_records,
+            database.wal_bytes,
+        )
         phase.messages_sent = await observe.messages_sent(self.notifications) - messages_before
         self.conclude(phase, due)
         print(report.phase_line(phase, self.run), flush=True)
