@@ -94,3 +94,26 @@ async def test_events_written_together_keep_the_order_they_were_written_in(stack
     assert [(r["topic"], r["key"], bytes(r["body"])) for r in rows] == [
         (topic.name, key, encode(envelope)) for topic, key, envelope in items
     ]
+
+
+async def test_a_connection_given_back_mid_transaction_keeps_neither_the_transaction_nor_the_relay_lock(stack) -> None:
+    # given a service pool of one connection (given back without asyncpg's reset statement)
+    settings = CommonSettings(service="capture", db_pool_size=1)
+    pool = await create_pool(settings)
+    try:
+        # when a relay round is given up while it holds the relay lock and a SET LOCAL, its transaction never ended
+        async with pool.acquire() as conn:
+            abandoned = conn.transaction()
+            await abandoned.start()
+            assert await lock_relay(conn, "capture")
+            await conn.execute("SET LOCAL statement_timeout = '1s'")
+        # then the same connection comes back clean: no transaction, the lock free, the setting as configured
+        async with pool.acquire() as again:
+            assert not again.is_in_transaction()
+            held = await again.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            )
+            timeout = await again.fetchval("SHOW statement_timeout")
+    finally:
+        await pool.close()
+    assert (held, timeout) == (0, "30s")
