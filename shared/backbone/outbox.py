@@ -51,6 +51,22 @@ async def enqueue(conn: Conn, items: list[tuple[Topic, str, Envelope]]) -> None:
         )
 
 
+# The service's relay lock (see lock_relay), by the service's name as $1.
+RELAY_LOCK = "hashtext('outbox-relay'), hashtext($1)"
+# One round trip: the relay lock, then (if it was free) the oldest rows. The lock is taken once, before any row is
+# read, and also when there is none. The relay's own commit does not wait for its WAL to reach the disk: a crash
+# can only lose the DELETE, whose rows are then published again, and every reader's inbox ignores a repeat (the
+# events keep their ids). Every other write of the pipeline still commits synchronously.
+TAKE = f"""
+WITH relay AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock({RELAY_LOCK}) AS mine, set_config('synchronous_commit', 'off', true)
+)
+SELECT relay.mine, o.id, o.topic, o.key, o.body, o.created_at
+FROM relay LEFT JOIN LATERAL (SELECT * FROM outbox WHERE relay.mine ORDER BY id LIMIT $2) AS o ON true
+ORDER BY o.id
+"""
+
+
 async def lock_relay(conn: Conn, service: str, *, wait: bool = False) -> bool:
     """Take the service's relay lock for the current transaction (whoever holds it is the one relay publishing
     that service's outbox); with `wait`, block until it is free (e.g. to pause a relay).
@@ -58,11 +74,10 @@ async def lock_relay(conn: Conn, service: str, *, wait: bool = False) -> bool:
     One lock per service, as each service has its own outbox: the services share one database, and a single
     key would let one service's relay (or a hung one) hold up every other service's events. The two-key form
     keeps these locks apart from the single-key ones (the migration lock)."""
-    key = "hashtext('outbox-relay'), hashtext($1)"
     if wait:
-        await conn.execute(f"SELECT pg_advisory_xact_lock({key})", service)
+        await conn.execute(f"SELECT pg_advisory_xact_lock({RELAY_LOCK})", service)
         return True
-    return bool(await conn.fetchval(f"SELECT pg_try_advisory_xact_lock({key})", service))
+    return bool(await conn.fetchval(f"SELECT pg_try_advisory_xact_lock({RELAY_LOCK})", service))
 
 
 class OutboxRelay:
@@ -77,11 +92,10 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         service = self.settings.service
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await lock_relay(conn, service):
-                return 0
-            rows = await conn.fetch(
-                "SELECT id, topic, key, body, created_at FROM outbox ORDER BY id LIMIT $1", RELAY_BATCH
-            )
+            taken = await conn.fetch(TAKE, service, RELAY_BATCH)
+            if not taken[0]["mine"]:
+                return 0  # another instance is the relay
+            rows = [row for row in taken if row["id"] is not None]
             if rows:
                 too_large = await self._publish(rows)
                 if too_large:

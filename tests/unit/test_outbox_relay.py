@@ -33,11 +33,9 @@ class FakeConnection:
     async def transaction(self):
         yield
 
-    async def fetchval(self, _query, *_args):
-        return True  # the relay lock is free
-
     async def fetch(self, _query, *_args):
-        return self.rows
+        # the relay lock is free: each row comes with it, or one row without an outbox row when there is none
+        return [{"mine": True, **row} for row in self.rows] or [{"mine": True, "id": None}]
 
     async def execute(self, query, *args):
         self.statements.append((query.split()[0] + " " + query.split()[2], args))
@@ -89,3 +87,15 @@ async def test_an_event_larger_than_the_broker_takes_is_set_aside_and_the_others
     assert set_aside[0] == "INSERT dead_letters" and set_aside[1][1] == 2
     assert set_aside[1][-1].startswith("event too large to publish: ")
     assert deleted == ("DELETE outbox", ([1, 2, 3],))
+
+
+class HeldElsewhere(FakeConnection):
+    async def fetch(self, _query, *_args):
+        return [{"mine": False, "id": None}]  # another instance holds the relay lock: no rows read
+
+
+async def test_a_relay_whose_lock_is_held_elsewhere_publishes_and_deletes_nothing() -> None:
+    connection = HeldElsewhere(outbox_rows(10))
+    producer = FakeProducer()
+    assert await relay(connection, producer).publish_batch() == 0
+    assert (producer.sent, connection.statements) == ([], [])
