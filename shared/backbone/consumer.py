@@ -283,10 +283,17 @@ class EventConsumer:
             log.warning("offset commit failed (%s); the records may be delivered again", describe(exc))
 
     async def _apply(self, items: list[Inbound[Any]]) -> None:
+        # Another reader's events on a topic this service reads change nothing here: they are not claimed in the
+        # inbox (a repeat of one changes nothing either), and a batch of only those needs no transaction.
+        ours = [item for item in items if type(item.payload) in self.routes]
+        if not ours:
+            self._count_not_for_us(items)
+            return
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
-            fresh = await inbox.claim(conn, (i.event_id for i in items))
+            aftercommit.after_commit(lambda: self._count_not_for_us(items))
+            fresh = await inbox.claim(conn, (i.event_id for i in ours))
             new: list[Inbound[Any]] = []
-            for item in items:
+            for item in ours:
                 if item.event_id in fresh:
                     fresh.discard(item.event_id)  # a duplicate within the batch counts once
                     new.append(item)
@@ -294,9 +301,6 @@ class EventConsumer:
                     count(MESSAGES_CONSUMED.labels(self.service, item.topic, "duplicate"))
             if self.prepare is not None:
                 await self.prepare(conn, new)
-            for item in new:
-                if type(item.payload) not in self.routes:  # another reader's event on a topic this service reads
-                    count(MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us"))
             for step in steps(new, self.routes):
                 for handler, records in step:
                     # Ids in the log context only when they name what is handled: one record (e.g. retried alone).
@@ -309,6 +313,11 @@ class EventConsumer:
                         log.debug("handled %d records with %s", len(records), handler_name(handler))
                     for item in records:
                         count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
+
+    def _count_not_for_us(self, items: list[Inbound[Any]]) -> None:
+        for item in items:
+            if type(item.payload) not in self.routes:
+                MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us").inc()
 
     async def _apply_or_dead_letter(self, item: Inbound[Any]) -> None:
         try:
