@@ -75,6 +75,8 @@ class Ledger:
         self.add_reservations(reservations)
         self.touched_stock: set[Key] = set()
         self.touched_reservations: set[tuple[UUID, str]] = set()
+        # Of those, the ones held here (new rows; the others exist and change)
+        self.new_reservations: set[tuple[UUID, str]] = set()
 
     # ---- loading ----
 
@@ -164,6 +166,7 @@ class Ledger:
         self._keep(reservation)
         self.touched_stock.add((warehouse_id, sku))
         self.touched_reservations.add(reservation.key)
+        self.new_reservations.add(reservation.key)
 
     def release(self, reservation: Reservation) -> None:
         """The reservation's units stay on hand and may be promised again."""

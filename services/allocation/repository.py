@@ -186,18 +186,24 @@ async def save(conn: Conn, inventory: Inventory) -> None:
                 15,
             ),
         )
-    if reservations:
+    # New reservations are inserted, the others changed in place: an upsert locks each row it changes before
+    # changing it, and each lock is a WAL record of its own (a fifth of allocation's at steady rates).
+    new = [r for r in reservations if r.key in inventory.ledger.new_reservations]
+    changed = [r for r in reservations if r.key not in inventory.ledger.new_reservations]
+    if new:
         await conn.execute(
             "INSERT INTO reservations (shipment_id, sku, order_id, warehouse_id, quantity, short, status)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::text[])"
-            " ON CONFLICT (shipment_id, sku) DO UPDATE SET short = excluded.short, status = excluded.status",
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::text[])",
             *columns(
-                [
-                    (r.shipment_id, r.sku, r.order_id, r.warehouse_id, r.quantity, r.short, r.status)
-                    for r in reservations
-                ],
-                7,
+                [(r.shipment_id, r.sku, r.order_id, r.warehouse_id, r.quantity, r.short, r.status) for r in new], 7
             ),
+        )
+    if changed:
+        await conn.execute(
+            "UPDATE reservations r SET short = c.short, status = c.status"
+            " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS c(shipment_id, sku, short, status)"
+            " WHERE r.shipment_id = c.shipment_id AND r.sku = c.sku",
+            *columns([(r.shipment_id, r.sku, r.short, r.status) for r in changed], 4),
         )
 
 
