@@ -13,7 +13,7 @@ from pathlib import Path
 from deploy.local import processes, stack
 from deploy.local.settings import LocalStack
 
-from .measures import ProcessTimes, machine_busy, process_times
+from .measures import ProcessTimes, machine_busy, machine_steal, process_times
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -52,7 +52,8 @@ class Pipeline:
         return cls({name: pid for name, pid in pids.items() if pid is not None}, postmaster)
 
     def snapshot(self) -> dict[str, float]:
-        """CPU seconds so far per component, and `machine` for the whole machine (every core, every process)."""
+        """CPU seconds so far per component, `machine` for the whole machine (every core, every process) and
+        `steal` for the time the host ran other machines instead."""
         seconds: dict[str, float] = {}
         for name, pid in self.pids.items():
             found = times(pid)
@@ -68,5 +69,7 @@ class Pipeline:
         seconds["bench"] = own.own if own else 0.0
         reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         seconds["tools"] = reaped.ru_utime + reaped.ru_stime
-        seconds["machine"] = machine_busy(Path("/proc/stat").read_text(), TICKS)
+        proc_stat = Path("/proc/stat").read_text()
+        seconds["machine"] = machine_busy(proc_stat, TICKS)
+        seconds["steal"] = machine_steal(proc_stat, TICKS)
         return seconds

@@ -107,11 +107,19 @@ def process_times(stat: str, ticks_per_second: int) -> ProcessTimes:
 
 
 def machine_busy(proc_stat: str, ticks_per_second: int) -> float:
-    """CPU seconds all cores spent on anything but idling or waiting for I/O, since boot (/proc/stat)."""
+    """CPU seconds all cores spent on anything but idling or waiting for I/O, since boot (/proc/stat); time the
+    hypervisor gave to other machines (steal) is not counted: nothing here ran then."""
     values = [int(v) for v in proc_stat.splitlines()[0].split()[1:]]
     idle, iowait = values[3], values[4] if len(values) > 4 else 0
     # guest time is already counted in user time
-    return (sum(values[:8]) - idle - iowait) / ticks_per_second
+    return (sum(values[:7]) - idle - iowait) / ticks_per_second
+
+
+def machine_steal(proc_stat: str, ticks_per_second: int) -> float:
+    """CPU seconds this virtual machine was ready to run but the host ran something else, since boot (/proc/stat).
+    On a shared host it slows everything measured, however quiet the machine itself is."""
+    values = [int(v) for v in proc_stat.splitlines()[0].split()[1:]]
+    return (values[7] if len(values) > 7 else 0) / ticks_per_second
 
 
 def per_thousand(before: Mapping[str, float], after: Mapping[str, float], orders: int) -> dict[str, float]:

@@ -47,6 +47,12 @@ def errors(phase: Phase) -> str:
     return ", ".join(parts) or "0"
 
 
+def host_took(phase: Phase) -> str:
+    """The share of the machine's core-seconds in the phase that the host gave to other machines (steal)."""
+    capacity = phase.wall * (os.cpu_count() or 1)
+    return f"{100 * phase.steal / capacity:.0f}%" if capacity > 0 else "-"
+
+
 def wal_per_order(phase: Phase) -> str:
     """The WAL the phase wrote per order, as records / kilobytes (a run from before it was measured shows -)."""
     if not phase.orders or not phase.wal_records:
@@ -90,6 +96,20 @@ def busy_machine(run: Run) -> str | None:
     )
 
 
+def busy_host(run: Run) -> str | None:
+    """A caveat when the host ran other machines for a noticeable share of the phases' time (steal)."""
+    capacity = sum(p.wall for p in run.phases) * (os.cpu_count() or 1)
+    share = sum(p.steal for p in run.phases) / capacity if capacity > 0 else 0.0
+    if share < 0.05:
+        return None
+    return (
+        f"**Caveat: the host was busy.** For {100 * share:.0f}% of the phases' core-seconds this virtual machine"
+        " was ready to run while its host ran other machines (steal, the `host took` column below): every CPU and"
+        " latency figure is slower by it. Compare runs by their ratios to the same run's anchors and by WAL per"
+        " order, not by absolute figures."
+    )
+
+
 def markdown(run: Run) -> str:
     out = [f"# Benchmark {run.run_id}", ""]
     out.append(f"`{run.command}` (`make bench`), started {run.started_at}, commit `{run.commit}`.")
@@ -102,9 +122,9 @@ def markdown(run: Run) -> str:
         f" after {', '.join(f'{x:.2f}' for x in run.load_after)}"
     )
     out.append(f"- settings: `{json.dumps(run.settings, sort_keys=True)}`")
-    caveat = busy_machine(run)
-    if caveat:
-        out += ["", caveat]
+    for caveat in (busy_machine(run), busy_host(run)):
+        if caveat:
+            out += ["", caveat]
     out += ["", f"![throughput against latency]({run.run_id}.png)", ""]
 
     out += ["## Anchors, in the same run", "", "| what | figure | settings |", "|---|---:|---|"]
@@ -140,13 +160,18 @@ def markdown(run: Run) -> str:
         " delivered and its messages sent. postgres: every process of the stack's cluster. `pipeline`: the"
         " system under test (services, simulator, Kafka, PostgreSQL, SMTP sink). bench: the load generator and"
         " observer (this process); tools: vegeta, and py-spy in the profiled burst. elsewhere: the rest of the"
-        " machine's busy time meanwhile (other work on a shared machine). WAL per order: records and bytes the"
-        " PostgreSQL cluster wrote during the phase, per order; unlike CPU seconds it does not move with the"
-        " machine's speed."
+        " machine's busy time meanwhile (other work on a shared machine). Host took: the share of the phase's"
+        " core-seconds the virtual machine was ready to run but its host ran other machines (steal): a shared"
+        " host slows every figure of CPU and latency, which is why runs are compared by their ratios. WAL per"
+        " order: records and bytes the PostgreSQL cluster wrote during the phase, per order; unlike CPU seconds"
+        " it does not move with the machine's speed."
     )
     columns = [*OURS, "pipeline", *COMPONENTS[len(OURS) :], "elsewhere"]
-    out += ["", "| phase | " + " | ".join(columns) + " | PostgreSQL commits per order | WAL per order | wall |"]
-    out.append("|---|" + "---:|" * (len(columns) + 3))
+    out += [
+        "",
+        "| phase | " + " | ".join(columns) + " | host took | PostgreSQL commits per order | WAL per order | wall |",
+    ]
+    out.append("|---|" + "---:|" * (len(columns) + 4))
     for p in run.phases:
         values = [p.cpu_per_thousand(c) for c in OURS]
         ours = sum(v for v in values if v is not None)
@@ -155,7 +180,7 @@ def markdown(run: Run) -> str:
         values.append((p.machine_busy - measured) * 1000 / p.orders if p.orders else None)
         shown = " | ".join("-" if v is None else f"{v:.1f}" for v in values)
         commits = f"{p.pg_transactions / p.orders:.1f}" if p.orders else "-"
-        out.append(f"| {p.name} | {shown} | {commits} | {wal_per_order(p)} | {p.wall:.0f} s |")
+        out.append(f"| {p.name} | {shown} | {host_took(p)} | {commits} | {wal_per_order(p)} | {p.wall:.0f} s |")
 
     if run.profiles:
         profiled = next((p for p in run.phases if p.profiled), None)

@@ -49,6 +49,7 @@ class Phase:
     wal_bytes: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # component -> CPU seconds during the phase
     machine_busy: float = 0.0  # CPU seconds of the whole machine during the phase
+    steal: float = 0.0  # CPU seconds the host ran other machines instead during the phase
     wall: float = 0.0  # seconds from the first due time until everything settled
     saturated: list[str] = field(default_factory=list)
     profiled: bool = False

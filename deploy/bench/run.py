@@ -42,6 +42,8 @@ from .measures import Limits, Spread, completion_rate, drain_rate, due_offsets, 
 from .results import Phase, Run
 
 REPO = processes.REPO
+# Figures of the whole machine in a CPU snapshot, not components of the pipeline.
+MACHINE = ("machine", "steal")
 DOCS = REPO / "docs" / "benchmarks"
 # The API's per-key rate limit is not what is measured: services the bench starts get one far above any step.
 API_RATE_PER_SECOND = "1000000"
@@ -182,8 +184,9 @@ class Bench:
                 self.run.notes.append(f"py-spy wrote no profile for {recorder.process}: see {recorder.log}")
         cpu_after = self.pipeline.snapshot()
         phase.wall = time.time() - due.first
-        phase.cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after if name != "machine"}
+        phase.cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after if name not in MACHINE}
         phase.machine_busy = cpu_after["machine"] - cpu_before["machine"]
+        phase.steal = cpu_after["steal"] - cpu_before["steal"]
         phase.dead_letters = await self.observer.dead_letters() - dead_before
         database = await observe.database_work(self.pool) - database_before
         phase.pg_transactions, phase.wal_records, phase.wal_bytes = (

@@ -125,6 +125,8 @@ def test_report_shows_each_phase_as_a_share_of_the_same_runs_order_transaction()
     burst.to_pick = measures.Spread(3000, 20.0, 45.0, 48.0, 50.0)
     burst.cpu = {"capture": 30.0, "postgres": 60.0}
     burst.machine_busy = 120.0
+    burst.wall, burst.steal = 50.0, 20.0  # of 50 s on every core, the host took 20 core-seconds
+    burst.wal_records, burst.wal_bytes = 1_200_000, 174_000_000
     step = Phase("kafka 100/s", "kafka", 100.0, 3000, accepted=3000, picked=2990, delivered=2990, throughput=62.0)
     step.saturated = ["drained 62.0/s of 100/s offered"]
     run.phases += [burst, step]
@@ -132,6 +134,10 @@ def test_report_shows_each_phase_as_a_share_of_the_same_runs_order_transaction()
     assert "| burst | all at once | 3000 | 60.0/s | 3.0% | 20.00 s / 45.00 s / 48.00 s / 50.00 s |" in text
     assert "no pick task 10" in text and "saturated: drained 62.0/s of 100/s offered" in text
     assert "Caveat: the machine was busy" in text  # load average 100 before the run
+    cores = os.cpu_count() or 1
+    host_took = f"{100 * 20.0 / (50.0 * cores):.0f}%"
+    assert f"| {host_took} | 0.0 | 400 / 58.0 KB | 50 s |" in text  # the burst's row ends with host, commits, WAL
+    assert ("Caveat: the host was busy" in text) == (20.0 / (50.0 * cores) >= 0.05)
     index = report.index([json.loads(json.dumps(run.to_json()))])
     assert "| 2,000 | 60.0/s | 3.0% | none | none |" in index
 
@@ -153,3 +159,8 @@ def test_more_instances_of_every_service_share_their_groups_and_count_as_their_s
     seconds = Pipeline({"capture": os.getpid(), "capture-2": os.getpid()}, os.getpid()).snapshot()
     assert "capture-2" not in seconds
     assert seconds["capture"] >= 2 * own.own
+
+
+def test_time_the_host_gave_other_machines_is_steal_not_work() -> None:
+    proc_stat = "cpu  100 5 50 1000 40 3 2 30 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n"
+    assert (measures.machine_busy(proc_stat, 100), measures.machine_steal(proc_stat, 100)) == (1.6, 0.3)
