@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer
 
 from deploy.local import stack
 from deploy.local.settings import LocalStack
+from shared.backbone import outbox
 from shared.backbone.settings import CommonSettings
 
 from .fleet import Fleet, Instance
@@ -329,7 +330,7 @@ class Injector:
 
     async def _relay_holder(self, service: str) -> tuple[Instance, int] | None:
         """The instance (and its backend pid) whose relay holds the service's relay lock, when its transaction has
-        read a batch from the outbox and not yet deleted it: its last statement is the relay's SELECT."""
+        read a batch from the outbox and not yet deleted it: its last statement is the relay's (outbox.TAKE)."""
         rows = await self.admin.fetch(
             "SELECT a.application_name, a.pid, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
             " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
@@ -339,7 +340,7 @@ class Injector:
         )
         for row in rows:
             instance = self.fleet.by_session(row["application_name"])
-            if instance is not None and row["query"].lstrip().startswith("SELECT id, topic, key, body"):
+            if instance is not None and row["query"].strip() == outbox.TAKE.strip():
                 return instance, int(row["pid"])
         return None
 
