@@ -63,6 +63,7 @@ from oms_kit import (
     WarehouseWorker,
 )
 from shared.backbone import kafka_access
+from shared.backbone.closed_connections import guard_closed_connections
 from shared.backbone.offsets import guard_offset_fetch
 from shared.contracts import topics
 from shared.contracts.envelope import Envelope
@@ -255,6 +256,7 @@ class Simulator:
 
     async def run(self) -> None:
         guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
+        guard_closed_connections()  # and reconnect to it, also on uvloop
         parties = (self.carriers, self.suppliers, self.provider)
         await self.warehouses.start()
         for party in parties:

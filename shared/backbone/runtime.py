@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.backbone import inbox, logs
 from shared.backbone.auth import ApiKeys
+from shared.backbone.closed_connections import guard_closed_connections
 from shared.backbone.consumer import BatchPreparation, EventConsumer, Routes
 from shared.backbone.db import create_pool
 from shared.backbone.dlq import DeadLetters
@@ -61,6 +62,7 @@ class Runtime:
         extra: Mapping[str, Callable[[], Awaitable[None]]],
         prepare: BatchPreparation | None = None,
     ) -> None:
+        guard_closed_connections()  # a broker that went away is reconnected to, also on uvloop
         self._pool = await create_pool(self.settings)
         self._producer = make_producer(self.settings)
         await self._producer.start()
