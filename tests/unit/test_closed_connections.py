@@ -22,7 +22,7 @@ async def request_on_a_closed_connection() -> tuple[AIOKafkaConnection, BaseExce
     connection._read_task.set_result(None)
     connection._versions = {MetadataRequest.API_KEY: (0, 0)}
     writer.close()  # as when the broker went away and the transport was torn down
-    await asyncio.sleep(0.01)
+    await writer.wait_closed()
     try:
         connection.send(MetadataRequest([]))
     except BaseException as exc:  # what it raises is what is checked
