@@ -38,7 +38,7 @@ from shared.backbone import aftercommit, inbox, kafka_access, logs
 from shared.backbone.db import Conn
 from shared.backbone.dlq import DeadLetters
 from shared.backbone.failures import Failure, classify, describe, waits_for_a_lock
-from shared.backbone.kafka import Inbound, Origin, Undecodable, decode
+from shared.backbone.kafka import Inbound, Origin, Undecodable, decode, guard_client
 from shared.backbone.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
@@ -49,7 +49,6 @@ from shared.backbone.metrics import (
     count,
     observe,
 )
-from shared.backbone.offsets import guard_offset_fetch
 from shared.backbone.settings import CommonSettings
 from shared.contracts.events import Contract
 from shared.contracts.topics import topic_of
@@ -100,7 +99,7 @@ class EventConsumer:
         self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
-        guard_offset_fetch()  # committed offsets read back as they are, also right after a broker restart
+        guard_client()  # also when the consumer runs without the service runtime
         consumer = await self._started()
         try:
             failures = 0
@@ -286,11 +285,12 @@ class EventConsumer:
         # Another reader's events on a topic this service reads change nothing here: they are not claimed in the
         # inbox (a repeat of one changes nothing either), and a batch of only those needs no transaction.
         ours = [item for item in items if type(item.payload) in self.routes]
+        others = [item for item in items if type(item.payload) not in self.routes]
         if not ours:
-            self._count_not_for_us(items)
+            self._count_not_for_us(others)
             return
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
-            aftercommit.after_commit(lambda: self._count_not_for_us(items))
+            aftercommit.after_commit(lambda: self._count_not_for_us(others))
             fresh = await inbox.claim(conn, (i.event_id for i in ours))
             new: list[Inbound[Any]] = []
             for item in ours:
@@ -314,10 +314,9 @@ class EventConsumer:
                     for item in records:
                         count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
 
-    def _count_not_for_us(self, items: list[Inbound[Any]]) -> None:
-        for item in items:
-            if type(item.payload) not in self.routes:
-                MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us").inc()
+    def _count_not_for_us(self, others: list[Inbound[Any]]) -> None:
+        for item in others:
+            MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us").inc()
 
     async def _apply_or_dead_letter(self, item: Inbound[Any]) -> None:
         try:
