@@ -63,8 +63,7 @@ from oms_kit import (
     WarehouseWorker,
 )
 from shared.backbone import kafka_access
-from shared.backbone.closed_connections import guard_closed_connections
-from shared.backbone.offsets import guard_offset_fetch
+from shared.backbone.kafka import guard_client
 from shared.contracts import topics
 from shared.contracts.envelope import Envelope
 
@@ -255,8 +254,7 @@ class Simulator:
         self.postal_codes: dict[str, str] = {}
 
     async def run(self) -> None:
-        guard_offset_fetch()  # after a broker restart, go on from the committed offsets, not from the start
-        guard_closed_connections()  # and reconnect to it, also on uvloop
+        guard_client()  # after a broker restart: reconnect, and go on from the committed offsets
         parties = (self.carriers, self.suppliers, self.provider)
         await self.warehouses.start()
         for party in parties:

@@ -12,6 +12,8 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from shared.backbone import kafka_access
+from shared.backbone.closed_connections import guard_closed_connections
+from shared.backbone.offsets import guard_offset_fetch
 from shared.backbone.settings import CommonSettings
 from shared.contracts import events as ev
 from shared.contracts.envelope import Envelope, external_event_id, from_external
@@ -19,6 +21,14 @@ from shared.contracts.topics import BY_NAME, Topic
 
 MAX_REASON_CHARS = 1000
 P_co = TypeVar("P_co", bound=ev.Contract, covariant=True)
+
+
+def guard_client() -> None:
+    """aiokafka's known faults mended for this process, before any of its clients starts: committed offsets read
+    back only when the broker has them (shared.offsets), and a connection the broker closed reconnected to, also
+    on uvloop (shared.closed_connections). Later calls do nothing."""
+    guard_offset_fetch()
+    guard_closed_connections()
 
 
 def make_producer(settings: CommonSettings) -> AIOKafkaProducer:

@@ -21,12 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.backbone import inbox, logs
 from shared.backbone.auth import ApiKeys
-from shared.backbone.closed_connections import guard_closed_connections
 from shared.backbone.consumer import BatchPreparation, EventConsumer, Routes
 from shared.backbone.db import create_pool
 from shared.backbone.dlq import DeadLetters
 from shared.backbone.http import CorrelationId
-from shared.backbone.kafka import make_producer
+from shared.backbone.kafka import guard_client, make_producer
 from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
 from shared.backbone.outbox import OutboxRelay
 from shared.backbone.settings import CommonSettings
@@ -62,7 +61,7 @@ class Runtime:
         extra: Mapping[str, Callable[[], Awaitable[None]]],
         prepare: BatchPreparation | None = None,
     ) -> None:
-        guard_closed_connections()  # a broker that went away is reconnected to, also on uvloop
+        guard_client()
         self._pool = await create_pool(self.settings)
         self._producer = make_producer(self.settings)
         await self._producer.start()
