@@ -30,6 +30,8 @@ def test_a_message_handed_over_again_is_kept_once_and_the_repeat_noted(tmp_path:
     sink.keep(message("<b@oms.local>"))
     # then the mailbox holds each once
     assert sorted(m["Message-ID"] for m in mailbox.Maildir(tmp_path / "mail")) == ["<a@oms.local>", "<b@oms.local>"]
+    # and nothing is left half-delivered under tmp/
+    assert list((tmp_path / "mail" / "tmp").iterdir()) == []
     # and the repeat is noted with what it was about, without the address
     [note] = [json.loads(line) for line in (tmp_path / REPEATS_FILE).read_text().splitlines()]
     assert (note["message_id"], note["kind"], note["shipment_key"]) == ("<a@oms.local>", "shipped", "s1")
