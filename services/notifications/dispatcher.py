@@ -1,9 +1,10 @@
 """Sends messages: renders each once its recipient is known and creates a delivery per channel (email, and
 each webhook endpoint serving the order's sales channel), then delivers what is due, recording every attempt.
 
-Deliveries are leased in a short transaction of their own, handed over outside any transaction (a slow mail
-server or webhook cannot hold a database session open past its idle timeout, which would lose the record of what
-was sent), and their outcomes recorded in another, waiting for a database that is away rather than sending again.
+Deliveries are leased: new ones by the transaction that creates them, retries and expired leases in a short
+transaction of their own. They are handed over outside any transaction (a slow mail server or webhook cannot hold
+a database session open past its idle timeout, which would lose the record of what was sent), and their outcomes
+recorded in another, waiting for a database that is away rather than sending again.
 Only a crash between the hand-off and that record sends a message twice, once the lease has run out; its stable
 Message-ID (email header, X-OMS-Message-Id) lets the receiver tell.
 A failed delivery backs off exponentially and is given up after the configured number of attempts; one
@@ -50,10 +51,16 @@ class Dispatcher:
             await run_dispatch(self.settings, f"{self.settings.db_role}_messages", self.step, repository.BATCH)
 
     async def step(self) -> int:
-        planned = await self.plan_due()
-        return max(planned, await self.send_due())
+        # Taken before either lease: the earlier end of the two bounds how long outcomes may wait to be recorded.
+        leased_until = time.monotonic() + self.settings.delivery_lease_seconds
+        planned, fresh = await self.plan_due()
+        async with self.pool.acquire() as conn, conn.transaction():
+            due = await repository.lease_due(conn, self.settings.delivery_lease_seconds)
+        await self.send([*fresh, *due], leased_until)
+        return max(planned, len(due))
 
-    async def plan_due(self) -> int:
+    async def plan_due(self) -> tuple[int, list[asyncpg.Record]]:
+        """How many messages were claimed for rendering, and their new deliveries, leased to this instance."""
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             rows = await repository.claim_unplanned(conn)
             planned: list[repository.Planned] = []
@@ -69,8 +76,8 @@ class Dispatcher:
                     continue
                 deliveries = [("email", None), *self._webhook_deliveries(row, key, rendered)]
                 planned.append(repository.Planned(key, rendered.subject, rendered.text, rendered.html, deliveries))
-            await repository.plan(conn, planned)
-            return len(rows)
+            fresh = await repository.plan(conn, planned, self.settings.delivery_lease_seconds)
+            return len(rows), fresh
 
     def _webhook_deliveries(
         self, row: asyncpg.Record, key: repository.MessageKey, rendered: messages.Rendered
@@ -88,20 +95,15 @@ class Dispatcher:
         body = domain.webhook_body(message, row["sales_channel"], row["reference"])
         return [(endpoint.channel, body) for endpoint in endpoints]
 
-    async def send_due(self) -> int:
-        lease = self.settings.delivery_lease_seconds
-        async with self.pool.acquire() as conn, conn.transaction():
-            due = await repository.lease_due(conn, lease)
+    async def send(self, due: list[asyncpg.Record], leased_until: float) -> None:
         if not due:
-            return 0
-        leased_until = time.monotonic() + lease
+            return
         emails = [row for row in due if row["channel"] == "email"]
         others = [row for row in due if row["channel"] != "email"]
         by_email, by_webhook = await asyncio.gather(
             self.email.send(emails), asyncio.gather(*(self._send_webhook(row) for row in others))
         )
         await self._record_all(list(zip([*emails, *others], [*by_email, *by_webhook], strict=True)), leased_until)
-        return len(due)
 
     async def _record_all(self, outcomes: list[tuple[asyncpg.Record, Outcome]], leased_until: float) -> None:
         """Record what the hand-offs did; while the lease lasts, a database that is away is waited for: the messages

@@ -91,10 +91,21 @@ class Planned:
     deliveries: list[tuple[str, bytes | None]]
 
 
-async def plan(conn: Conn, planned: list[Planned]) -> None:
-    """Keep what was rendered and create one pending delivery per channel."""
+# What a leased delivery is handed over with: the rendered message and whom it is for.
+SENDING = (
+    "SELECT l.order_id, l.kind, l.shipment_key, l.channel, l.body, l.attempts,"
+    " m.subject, m.text_body, m.html_body, c.email, c.name"
+    " FROM leased l JOIN messages m USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)"
+)
+
+
+async def plan(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
+    """Keep what was rendered and create one pending delivery per channel, leased for `lease_seconds` to the
+    caller, who hands them over at once; returned as `lease_due` returns what it leases. A new delivery is not
+    leased again in a transaction of its own: that was an update of each delivery (new index entries, as its
+    index names the status) only to say who sends it."""
     if not planned:
-        return
+        return []
     await conn.execute(
         "UPDATE messages m SET planned_at = now(), subject = p.subject, text_body = p.text_body,"
         " html_body = p.html_body"
@@ -107,12 +118,16 @@ async def plan(conn: Conn, planned: list[Planned]) -> None:
         [p.html for p in planned],
     )
     deliveries = [(p.key, channel, body) for p in planned for channel, body in p.deliveries]
-    await conn.execute(
-        "INSERT INTO deliveries (order_id, kind, shipment_key, channel, body)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[]) ON CONFLICT DO NOTHING",
+    return await conn.fetch(
+        "WITH leased AS (INSERT INTO deliveries (order_id, kind, shipment_key, channel, body, next_try_at)"
+        " SELECT *, now() + make_interval(secs => $6) FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+        " $5::bytea[]) ON CONFLICT DO NOTHING"
+        " RETURNING order_id, kind, shipment_key, channel, body, attempts)"
+        f" {SENDING}",
         *_columns([key for key, _, _ in deliveries]),
         [channel for _, channel, _ in deliveries],
         [body for _, _, body in deliveries],
+        lease_seconds,
     )
 
 
@@ -139,9 +154,7 @@ async def lease_due(conn: Conn, lease_seconds: float) -> list[asyncpg.Record]:
         " leased AS (UPDATE deliveries d SET next_try_at = now() + make_interval(secs => $2) FROM due"
         "   WHERE (d.order_id, d.kind, d.shipment_key, d.channel) = (due.order_id, due.kind, due.shipment_key,"
         "   due.channel) RETURNING d.order_id, d.kind, d.shipment_key, d.channel, d.body, d.attempts)"
-        " SELECT l.order_id, l.kind, l.shipment_key, l.channel, l.body, l.attempts,"
-        " m.subject, m.text_body, m.html_body, c.email, c.name"
-        " FROM leased l JOIN messages m USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)",
+        f" {SENDING}",
         BATCH,
         lease_seconds,
     )
