@@ -2,8 +2,8 @@
 
 Records are read in batches (a poll, and what arrives within a short linger after it); each batch is
 decoded, undecodable records are set aside as dead letters (shared.dlq), the rest are handled in ONE database
-transaction together with the claim of their event ids (so a redelivered event changes nothing), and only
-after that commit are the offsets committed. A handler takes all the batch's records routed to it at once (so
+transaction together with the claim of their event ids (so a redelivered event changes nothing; a reader whose
+writes are idempotent by their own keys claims nothing), and only after that commit are the offsets committed. A handler takes all the batch's records routed to it at once (so
 it can write them with one statement per table), in the order they were read; one order's records routed to
 different handlers are handed over in that order too (see `steps`).
 
@@ -87,8 +87,12 @@ class EventConsumer:
         dead_letters: DeadLetters,
         routes: Routes,
         prepare: BatchPreparation | None = None,
+        idempotent_by_keys: bool = False,
     ) -> None:
         self.settings = settings
+        # The handlers' writes are idempotent by their own keys (insert-if-absent, keep the earliest or latest): a
+        # redelivered event changes nothing without an inbox claim, so none is written.
+        self.idempotent_by_keys = idempotent_by_keys
         self.pool = pool
         self.dead_letters = dead_letters
         self.routes = dict(routes)
@@ -291,7 +295,8 @@ class EventConsumer:
             return
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             aftercommit.after_commit(lambda: self._count_not_for_us(others))
-            fresh = await inbox.claim(conn, (i.event_id for i in ours))
+            ids = (item.event_id for item in ours)
+            fresh = set(ids) if self.idempotent_by_keys else await inbox.claim(conn, ids)
             new: list[Inbound[Any]] = []
             for item in ours:
                 if item.event_id in fresh:

@@ -60,6 +60,7 @@ class Runtime:
         routes: Routes,
         extra: Mapping[str, Callable[[], Awaitable[None]]],
         prepare: BatchPreparation | None = None,
+        idempotent_by_keys: bool = False,
     ) -> None:
         guard_client()
         self._pool = await create_pool(self.settings)
@@ -75,7 +76,7 @@ class Runtime:
                 max_record_bytes=self.settings.kafka_max_record_bytes,
                 send_timeout=self.settings.kafka_send_timeout_seconds,
             )
-            self.consumer = EventConsumer(self.settings, self.pool, dead_letters, routes, prepare)
+            self.consumer = EventConsumer(self.settings, self.pool, dead_letters, routes, prepare, idempotent_by_keys)
             self._spawn("consumer", self.consumer.run)
             self._spawn("inbox-retention", lambda: inbox.keep_retention(self.settings, self.pool))
         for name, loop in extra.items():
@@ -131,11 +132,12 @@ def service_app(
     *,
     background: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
     prepare: BatchPreparation | None = None,
+    idempotent_by_keys: bool = False,
     title: str,
 ) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.start(routes(), background or {}, prepare)
+        await runtime.start(routes(), background or {}, prepare, idempotent_by_keys)
         try:
             yield
         finally:
