@@ -3,9 +3,10 @@
 Records are read in batches (a poll, and what arrives within a short linger after it); each batch is
 decoded, undecodable records are set aside as dead letters (shared.dlq), the rest are handled in ONE database
 transaction together with the claim of their event ids (so a redelivered event changes nothing; a reader whose
-writes are idempotent by their own keys claims nothing), and only after that commit are the offsets committed. A handler takes all the batch's records routed to it at once (so
-it can write them with one statement per table), in the order they were read; one order's records routed to
-different handlers are handed over in that order too (see `steps`).
+writes are idempotent by their own keys claims nothing), and only after that commit are the offsets committed.
+A handler takes all the batch's records routed to it at once (so it can write them with one statement per
+table), in the order they were read; one order's records routed to different handlers are handed over in that
+order too (see `steps`).
 
 Failures are classified (shared.failures): an unavailable database or broker is waited out with capped
 backoff, without end; contention is retried a bounded number of times; a permanent failure, or contention
