@@ -82,12 +82,11 @@ class OnceMailbox:
     """An aiosmtpd handler: every message accepted is in the Maildir once."""
 
     def __init__(self, mail_dir: str) -> None:
-        mailbox.Maildir(Path(mail_dir), factory=None, create=True)  # its tmp/, new/ and cur/
         self.mail_dir = Path(mail_dir)
         self.delivered = 0
         self.host = socket.gethostname().replace("/", "_").replace(":", "_")
-        self.repeats = Path(mail_dir).parent / REPEATS_FILE
-        self.seen = message_ids(Path(mail_dir))
+        self.repeats = self.mail_dir.parent / REPEATS_FILE
+        self.seen = message_ids(self.mail_dir)  # creating the Maildir's tmp/, new/ and cur/ when missing
 
     @classmethod
     def from_cli(cls, parser: ArgumentParser, *args: str) -> OnceMailbox:
