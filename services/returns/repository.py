@@ -12,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.backbone.db import Conn, columns
+from shared.backbone.db import Conn
 from shared.contracts import events as ev
 
 from .domain import CLOSED, OPEN, OrderFacts, Product, Request
@@ -47,13 +47,20 @@ async def save_orders(conn: Conn, orders: Sequence[ev.OrderValidated]) -> None:
 
 
 async def save_shipments(conn: Conn, shipments: Sequence[ev.OrderShipped]) -> None:
-    units = [
-        (s.order_id, s.pick_task_id, s.warehouse_id, line.sku, line.quantity) for s in shipments for line in s.lines
-    ]
+    """What each shipment carried, one row per shipment ({sku: units}); a shipment seen again is left as it is."""
+    units: list[dict[str, int]] = []
+    for shipment in shipments:
+        carried: dict[str, int] = {}
+        for line in shipment.lines:
+            carried[line.sku] = carried.get(line.sku, 0) + line.quantity
+        units.append(carried)
     await conn.execute(
-        "INSERT INTO shipped_units (order_id, shipment_id, warehouse_id, sku, quantity)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[]) ON CONFLICT DO NOTHING",
-        *columns(units, 5),
+        "INSERT INTO shipments (shipment_id, order_id, warehouse_id, units)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) ON CONFLICT DO NOTHING",
+        [s.pick_task_id for s in shipments],
+        [s.order_id for s in shipments],
+        [s.warehouse_id for s in shipments],
+        units,
     )
 
 
