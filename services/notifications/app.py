@@ -10,21 +10,24 @@ from shared.backbone.runtime import Runtime, serve, service_app
 
 from . import views
 from .channels import EmailChannel
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, Handoff
 from .handlers import NotificationHandlers
+from .planning import Planner
 from .settings import NotificationSettings
 
 
 def create_app(settings: NotificationSettings) -> FastAPI:
     runtime = Runtime(settings)
+    handoff = Handoff()
 
     async def dispatch() -> None:
         email = EmailChannel(settings.smtp_host, settings.smtp_port, settings.mail_from)
-        await Dispatcher(settings, runtime.pool, email).run()
+        await Dispatcher(settings, runtime.pool, email, handoff).run()
 
+    handlers = NotificationHandlers(Planner(settings.webhooks), handoff, settings.delivery_lease_seconds)
     app = service_app(
         runtime,
-        NotificationHandlers().routes,
+        handlers.routes,
         background={"dispatcher": dispatch},
         title="OMS notifications",
     )

@@ -1,5 +1,6 @@
-"""Sends messages: renders each once its recipient is known and creates a delivery per channel (email, and
-each webhook endpoint serving the order's sales channel), then delivers what is due, recording every attempt.
+"""Sends messages: the new deliveries the consumer handed over, those of messages that waited for their
+recipient (rendered here once it is known, with a delivery per channel), and retries that are due, recording
+every attempt.
 
 Deliveries are leased: new ones by the transaction that creates them, retries and expired leases in a short
 transaction of their own. They are handed over outside any transaction (a slow mail server or webhook cannot hold
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 
 import asyncpg
@@ -27,9 +29,10 @@ from shared.backbone.failures import Failure, classify, describe
 from shared.backbone.metrics import count
 from shared.contracts.envelope import now
 
-from . import domain, messages, repository
+from . import domain, repository
 from .channels import EmailChannel, Outcome, WebhookChannel
 from .metrics import DELIVERIES, NOTIFICATIONS_SENT
+from .planning import Planner, Waiting
 from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
@@ -37,63 +40,69 @@ UNCONFIGURED = "endpoint no longer configured"
 AFTER_FAILURE = {"gave_up": "given up", "undeliverable": "set aside as undeliverable"}
 
 
+class Handoff:
+    """Deliveries a committed consumer transaction created and leased, for this instance's dispatcher to send at
+    once. Held only in memory: if the process ends first, they are sent by whichever instance finds their lease
+    run out."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self._rows: list[asyncpg.Record] = []
+        self._leased_until = math.inf
+
+    def give(self, rows: list[asyncpg.Record], leased_until: float) -> None:
+        self._rows.extend(rows)
+        self._leased_until = min(self._leased_until, leased_until)
+        self.wake.set()
+
+    def take(self) -> tuple[list[asyncpg.Record], float]:
+        """What was handed over since the last take, and when the earliest of their leases ends."""
+        rows, leased_until = self._rows, self._leased_until
+        self._rows, self._leased_until = [], math.inf
+        return rows, leased_until
+
+
 class Dispatcher:
-    def __init__(self, settings: NotificationSettings, pool: asyncpg.Pool, email: EmailChannel) -> None:
+    def __init__(
+        self, settings: NotificationSettings, pool: asyncpg.Pool, email: EmailChannel, handoff: Handoff
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.email = email
+        self.handoff = handoff
+        self.planner = Planner(settings.webhooks)
         self.webhooks: WebhookChannel | None = None
 
     async def run(self) -> None:
         timeout = httpx.Timeout(self.settings.webhook_timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             self.webhooks = WebhookChannel(self.settings, client)
-            await run_dispatch(self.settings, f"{self.settings.db_role}_messages", self.step, repository.BATCH)
+            await run_dispatch(
+                self.settings, f"{self.settings.db_role}_messages", self.step, repository.BATCH, self.handoff.wake
+            )
 
     async def step(self) -> int:
-        # Taken before either lease: the earlier end of the two bounds how long outcomes may wait to be recorded.
-        leased_until = time.monotonic() + self.settings.delivery_lease_seconds
-        planned, fresh = await self.plan_due()
+        handed, handed_until = self.handoff.take()
+        # Taken before either lease: the earliest end of them all bounds how long outcomes may wait to be recorded.
+        leased_until = min(handed_until, time.monotonic() + self.settings.delivery_lease_seconds)
+        planned, fresh = await self.plan_waiting()
         async with self.pool.acquire() as conn, conn.transaction():
             due = await repository.lease_due(conn, self.settings.delivery_lease_seconds)
-        await self.send([*fresh, *due], leased_until)
+        await self.send([*handed, *fresh, *due], leased_until)
         return max(planned, len(due))
 
-    async def plan_due(self) -> tuple[int, list[asyncpg.Record]]:
-        """How many messages were claimed for rendering, and their new deliveries, leased to this instance."""
+    async def plan_waiting(self) -> tuple[int, list[asyncpg.Record]]:
+        """Messages that waited for their recipient, once it is known: how many were claimed for rendering, and
+        their new deliveries, leased to this instance."""
         async with self.pool.acquire() as conn, aftercommit.transaction(conn):
             rows = await repository.claim_unplanned(conn)
-            planned: list[repository.Planned] = []
-            for row in rows:
-                key = (row["order_id"], row["kind"], row["shipment_key"])
-                try:
-                    rendered = messages.render(
-                        row["kind"], row["order_id"], row["shipment_key"], dict(row), row["facts"]
-                    )
-                except Exception as exc:  # a template bug must not hold up every other message
-                    log.error("%s of order %s cannot be rendered: %r", row["kind"], row["order_id"], exc)
-                    await repository.unrenderable(conn, key, repr(exc)[:1000])
-                    continue
-                deliveries = [("email", None), *self._webhook_deliveries(row, key, rendered)]
-                planned.append(repository.Planned(key, rendered.subject, rendered.text, rendered.html, deliveries))
+            planned, unrenderable = self.planner.plan(
+                Waiting((row["order_id"], row["kind"], row["shipment_key"]), row["facts"], dict(row)) for row in rows
+            )
+            for message in unrenderable:
+                await repository.unrenderable(conn, message.key, message.error)
             fresh = await repository.plan(conn, planned, self.settings.delivery_lease_seconds)
             return len(rows), fresh
-
-    def _webhook_deliveries(
-        self, row: asyncpg.Record, key: repository.MessageKey, rendered: messages.Rendered
-    ) -> list[tuple[str, bytes | None]]:
-        endpoints = [e for e in self.settings.webhooks if e.serves(row["sales_channel"])]
-        if not endpoints:
-            return []
-        message = {
-            **dict(zip(("order_id", "kind", "shipment_key"), key, strict=True)),
-            "message_id": rendered.message_id,
-            "subject": rendered.subject,
-            "text": rendered.text,
-            "facts": row["facts"],
-        }
-        body = domain.webhook_body(message, row["sales_channel"], row["reference"])
-        return [(endpoint.channel, body) for endpoint in endpoints]
 
     async def send(self, due: list[asyncpg.Record], leased_until: float) -> None:
         if not due:

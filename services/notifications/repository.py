@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -13,11 +14,11 @@ from shared.backbone.db import Conn
 from shared.contracts.events import HeldOrderCancelled, OrderRejected, OrderValidated
 
 from .domain import Intent
+from .planning import MessageKey, Planned, Unrenderable
 
 # Messages rendered, and deliveries handed over (one SMTP session), per step: each step's statements and
 # commits are shared by the batch.
 BATCH = 200
-MessageKey = tuple[UUID, str, str]  # (order_id, kind, shipment_key)
 
 
 async def save_contacts(conn: Conn, orders: list[OrderValidated | OrderRejected | HeldOrderCancelled]) -> None:
@@ -57,7 +58,8 @@ async def save_backordered(conn: Conn, items: Mapping[UUID, Mapping[str, int]]) 
 
 
 async def add_messages(conn: Conn, intents: list[Intent]) -> None:
-    """One message per (order, kind, shipment): one that exists already is left as it is."""
+    """Messages whose recipient is not known yet, for the dispatcher to render once it is: one per (order, kind,
+    shipment); one that exists already is left as it is."""
     if not intents:
         return
     await conn.execute(
@@ -70,6 +72,40 @@ async def add_messages(conn: Conn, intents: list[Intent]) -> None:
     )
 
 
+async def recipients(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, dict[str, Any]]:
+    """Whom each of these orders' messages greet and cite (name, reference, sales channel), for those known."""
+    rows = await conn.fetch(
+        "SELECT order_id, name, reference, sales_channel FROM contacts WHERE order_id = ANY($1::uuid[])",
+        list(set(order_ids)),
+    )
+    return {row["order_id"]: dict(row) for row in rows}
+
+
+async def add_planned(
+    conn: Conn, planned: list[Planned], unrenderable: list[Unrenderable], lease_seconds: float
+) -> list[asyncpg.Record]:
+    """Messages recorded as rendered (or set aside), each with one pending delivery per channel leased for
+    `lease_seconds` to the caller, who hands them over at once; returned as `lease_due` returns what it leases.
+    A message that exists already (a redelivered event) is left as it is and gets no delivery here."""
+    if not planned and not unrenderable:
+        return []
+    keys = [p.key for p in planned] + [u.key for u in unrenderable]
+    rows = await conn.fetch(
+        "INSERT INTO messages (order_id, kind, shipment_key, facts, planned_at, subject, text_body, html_body,"
+        " render_error) SELECT o, k, s, f, now(), subj, t, h, e FROM unnest($1::uuid[], $2::text[], $3::text[],"
+        " $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::text[]) AS m(o, k, s, f, subj, t, h, e)"
+        " ON CONFLICT DO NOTHING RETURNING order_id, kind, shipment_key",
+        *_columns(keys),
+        [p.facts for p in planned] + [u.facts for u in unrenderable],
+        [p.subject for p in planned] + [None] * len(unrenderable),
+        [p.text for p in planned] + [None] * len(unrenderable),
+        [p.html for p in planned] + [None] * len(unrenderable),
+        [None] * len(planned) + [u.error for u in unrenderable],
+    )
+    added = {(row["order_id"], row["kind"], row["shipment_key"]) for row in rows}
+    return await _lease_new(conn, [p for p in planned if p.key in added], lease_seconds)
+
+
 async def claim_unplanned(conn: Conn) -> list[asyncpg.Record]:
     """Messages not rendered yet whose recipient is known, locked so that other instances skip them."""
     return await conn.fetch(
@@ -78,17 +114,6 @@ async def claim_unplanned(conn: Conn) -> list[asyncpg.Record]:
         " WHERE m.planned_at IS NULL ORDER BY m.created_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED",
         BATCH,
     )
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A message as rendered, and its deliveries: (channel, webhook body or None)."""
-
-    key: MessageKey
-    subject: str
-    text: str
-    html: str
-    deliveries: list[tuple[str, bytes | None]]
 
 
 # What a leased delivery is handed over with: the rendered message and whom it is for.
@@ -100,10 +125,7 @@ SENDING = (
 
 
 async def plan(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
-    """Keep what was rendered and create one pending delivery per channel, leased for `lease_seconds` to the
-    caller, who hands them over at once; returned as `lease_due` returns what it leases. A new delivery is not
-    leased again in a transaction of its own: that was an update of each delivery (new index entries, as its
-    index names the status) only to say who sends it."""
+    """Keep what was rendered of claimed messages, with their deliveries leased as `add_planned` leases them."""
     if not planned:
         return []
     await conn.execute(
@@ -117,11 +139,20 @@ async def plan(conn: Conn, planned: list[Planned], lease_seconds: float) -> list
         [p.text for p in planned],
         [p.html for p in planned],
     )
+    return await _lease_new(conn, planned, lease_seconds)
+
+
+async def _lease_new(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
+    """One pending delivery per channel of each message, leased to the caller from the moment it is written (the
+    caller's own clock started before): not leased again in a transaction of its own, which was an update of each
+    delivery (new index entries, as its index names the status) only to say who sends it."""
     deliveries = [(p.key, channel, body) for p in planned for channel, body in p.deliveries]
+    if not deliveries:
+        return []
     return await conn.fetch(
         "WITH leased AS (INSERT INTO deliveries (order_id, kind, shipment_key, channel, body, next_try_at)"
-        " SELECT *, now() + make_interval(secs => $6) FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-        " $5::bytea[]) ON CONFLICT DO NOTHING"
+        " SELECT *, clock_timestamp() + make_interval(secs => $6) FROM unnest($1::uuid[], $2::text[], $3::text[],"
+        " $4::text[], $5::bytea[]) ON CONFLICT DO NOTHING"
         " RETURNING order_id, kind, shipment_key, channel, body, attempts)"
         f" {SENDING}",
         *_columns([key for key, _, _ in deliveries]),

@@ -18,8 +18,15 @@ from shared.backbone.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 
-async def run_dispatch(settings: CommonSettings, channel: str, step: Callable[[], Awaitable[int]], batch: int) -> None:
-    wake = asyncio.Event()
+async def run_dispatch(
+    settings: CommonSettings,
+    channel: str,
+    step: Callable[[], Awaitable[int]],
+    batch: int,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """`wake`: an event this process sets too when it has work for `step` (beside the notifications)."""
+    wake = wake or asyncio.Event()
     listener = asyncio.create_task(_listen(settings, channel, wake), name=f"listen-{channel}")
     try:
         failures = 0

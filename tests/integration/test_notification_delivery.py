@@ -8,6 +8,7 @@ import itertools
 import json
 import socket
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -102,6 +103,46 @@ async def test_redelivered_and_republished_events_do_not_send_a_message_twice(ht
     )
     assert [(r["kind"], r["attempts"]) for r in rows] == [("confirmed", 1), ("delivered", 1), ("shipped", 1)]
     assert mail_for(order_id) == ["confirmed", "delivered", "shipped"]
+
+
+async def test_a_message_about_an_order_whose_customer_is_not_known_yet_waits_and_is_sent_once_known(db) -> None:
+    # given a shipment of an order whose validation notifications has not read yet (the two travel on different
+    # topics, so after an outage one topic's backlog can be read before the other's)
+    order_id, (sku,) = uuid.uuid4(), new_skus(1)
+    shipment = ev.OrderShipped(
+        order_id=order_id, pick_task_id=uuid.uuid4(), warehouse_id="ams", carrier="parcelnet",
+        tracking_number=f"PN{order_id.hex[:10]}", shipped_at=datetime.now(UTC),
+        lines=[ev.ItemQuantity(sku=sku, quantity=1)], order_complete=True,
+    )  # fmt: skip
+    await publish_event(topics.FULFILLMENT_EVENTS, shipment, order_id)
+    await client.wait_caught_up("oms-notifications", [topics.FULFILLMENT_EVENTS.name])
+
+    # then its message is kept, not rendered, and nothing is sent
+    waiting = await db.fetch("SELECT kind, planned_at FROM notifications.messages WHERE order_id = $1", order_id)
+    assert [(r["kind"], r["planned_at"]) for r in waiting] == [("shipped", None)]
+    assert mails(str(order_id)) == []
+
+    # when the order's validation arrives, naming the customer
+    validated = ev.OrderValidated(
+        order_id=order_id, channel="webshop", external_id=f"W-{order_id.hex[:8]}", received_at=datetime.now(UTC),
+        currency="EUR", total="9.95", customer=ev.Customer(email=f"ada-{order_id.hex[:8]}@example.com", name="Ada"),
+        ship_to=ev.Address(name="Ada", line1="Dam 1", city="Amsterdam", postal_code="1012", country="NL"),
+        service_level="standard", lines=[ev.ItemQuantity(sku=sku, quantity=1)],
+    )  # fmt: skip
+    await publish_event(topics.ORDERS_VALIDATED, validated, order_id)
+
+    # then the waiting message is rendered and sent, once, beside the confirmation
+    (mail,) = await eventually(lambda: mails(str(order_id), "shipped"), bool)
+    assert shipment.tracking_number in parts(mail)["text/plain"]
+    await eventually(lambda: mails(str(order_id), "confirmed"), lambda found: len(found) == 1)
+    await client.wait_caught_up("oms-notifications", [topics.ORDERS_VALIDATED.name])
+    await eventually(
+        lambda: db.fetchval(
+            "SELECT count(*) FROM notifications.deliveries WHERE order_id = $1 AND status = 'pending'", order_id
+        ),
+        lambda pending: pending == 0,
+    )
+    assert len(mails(str(order_id), "shipped")) == 1
 
 
 class WebhookReceiver:
