@@ -1,5 +1,5 @@
 """Fulfillment's SQL for dropship: purchase orders, the suppliers' reports, and their parcels among the order's
-shipments. Decisions about a purchase order hold its order's lock row (services.fulfillment.repository.lock_orders)."""
+shipments. Decisions about a purchase order hold its order's lock (services.fulfillment.repository.lock_orders)."""
 
 from __future__ import annotations
 
