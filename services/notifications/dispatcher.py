@@ -82,13 +82,15 @@ class Dispatcher:
             )
 
     async def step(self) -> int:
-        handed, handed_until = self.handoff.take()
-        # Taken before either lease: the earliest end of them all bounds how long outcomes may wait to be recorded.
-        leased_until = min(handed_until, time.monotonic() + self.settings.delivery_lease_seconds)
+        # Taken before this step's leases: the earliest end of every lease sent bounds how long outcomes may wait to
+        # be recorded.
+        leased_until = time.monotonic() + self.settings.delivery_lease_seconds
         planned, fresh = await self.plan_waiting()
         async with self.pool.acquire() as conn, conn.transaction():
             due = await repository.lease_due(conn, self.settings.delivery_lease_seconds)
-        await self.send([*handed, *fresh, *due], leased_until)
+        # Taken last: when the database is away, what was handed over waits in memory for the next step.
+        handed, handed_until = self.handoff.take()
+        await self.send([*handed, *fresh, *due], min(leased_until, handed_until))
         return max(planned, len(due))
 
     async def plan_waiting(self) -> tuple[int, list[asyncpg.Record]]:

@@ -37,7 +37,6 @@ class Rendered:
     subject: str
     text: str
     html: str
-    message_id: str
 
 
 def message_id(order_id: UUID, kind: str, shipment_key: str) -> str:
@@ -57,4 +56,4 @@ def render(
     subject = re.sub(r"\s+", " ", "".join(subject_parts)).strip()[:MAX_SUBJECT]
     text = text_template.render(context)
     html = _environment.get_template(f"{kind}.html").render({**context, "subject": subject})
-    return Rendered(subject, text, html, message_id(order_id, kind, shipment_key))
+    return Rendered(subject, text, html)

@@ -76,7 +76,7 @@ class Planner:
         body = domain.webhook_body(
             {
                 **dict(zip(("order_id", "kind", "shipment_key"), message.key, strict=True)),
-                "message_id": rendered.message_id,
+                "message_id": messages.message_id(*message.key),
                 "subject": rendered.subject,
                 "text": rendered.text,
                 "facts": message.facts,

@@ -28,7 +28,7 @@ def mail(**changes: str) -> Mail:
         "sender": "orders@oms.local",
         "to": "zoe@example.test",
         "subject": rendered.subject,
-        "message_id": rendered.message_id,
+        "message_id": messages.message_id(ORDER, "confirmed", ""),
         "order_id": str(ORDER),
         "kind": "confirmed",
         "shipment_key": SHIPMENT,
