@@ -102,6 +102,15 @@ class CountingConnection:
         return f"{verb} {sql.partition(' FROM ')[2].split(maxsplit=1)[0] if verb == 'SELECT' else words[0]}"
 
 
+# Every batch: whom to tell saved, what waits for stock read and saved, the recipients of its messages read.
+CONTACTS_AND_BACKORDERS = ["INSERT contacts", "SELECT backorders", "INSERT backorders", "SELECT contacts"]
+
+
+def shipped_after_waiting(orders: list[uuid.UUID]) -> list[Inbound[ev.Contract]]:
+    """Each order validated, allocated with one B waiting, and shipped."""
+    return [inbound(event) for o in orders for event in (validated(o), allocated(o, B=1), shipped(o))]
+
+
 def handlers(handoff: Handoff | None = None) -> NotificationHandlers:
     return NotificationHandlers(Planner([]), handoff or Handoff(), lease_seconds=120.0)
 
@@ -114,37 +123,24 @@ def inbound(payload: ev.Contract) -> Inbound[ev.Contract]:
 async def test_a_batch_of_many_orders_is_written_with_one_statement_per_table() -> None:
     # given a batch of 30 orders, each validated, allocated with something waiting and shipped
     orders = [uuid.uuid4() for _ in range(30)]
-    batch = [inbound(event) for o in orders for event in (validated(o), allocated(o, B=1), shipped(o))]
+    batch = shipped_after_waiting(orders)
     conn = CountingConnection()
     # when notifications handles it
     await handlers().on_lifecycle_event(conn, batch)  # type: ignore[arg-type]
     # then each table is read or written once for the whole batch
-    assert conn.statements == [
-        "INSERT contacts",
-        "SELECT backorders",
-        "INSERT backorders",
-        "SELECT contacts",
-        "INSERT messages",
-    ]
+    assert conn.statements == [*CONTACTS_AND_BACKORDERS, "INSERT messages"]
 
 
 async def test_messages_whose_recipient_is_known_are_rendered_and_handed_over_with_their_deliveries() -> None:
     # given a batch of 30 orders, each validated, allocated with something waiting and shipped, whose contacts
     # are known once saved
     orders = [uuid.uuid4() for _ in range(30)]
-    batch = [inbound(event) for o in orders for event in (validated(o), allocated(o, B=1), shipped(o))]
+    batch = shipped_after_waiting(orders)
     conn, handoff = CountingConnection(contacts_known=True), Handoff()
     # when notifications handles it
     await handlers(handoff).on_lifecycle_event(conn, batch)  # type: ignore[arg-type]
     # then the messages are written rendered, with their deliveries, in one statement per table
-    assert conn.statements == [
-        "INSERT contacts",
-        "SELECT backorders",
-        "INSERT backorders",
-        "SELECT contacts",
-        "INSERT messages",
-        "INSERT deliveries",
-    ]
+    assert conn.statements == [*CONTACTS_AND_BACKORDERS, "INSERT messages", "INSERT deliveries"]
     # and the dispatcher is woken with one email delivery per message: confirmed, backordered, partially shipped
     handed, _ = handoff.take()
     assert handoff.wake.is_set()
