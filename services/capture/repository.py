@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.backbone.db import Conn
+from shared.backbone.db import Conn, lock_names
 from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
@@ -291,13 +291,7 @@ async def lock_orders(conn: Conn, order_ids: Iterable[UUID]) -> None:
 async def lock_external_ids(conn: Conn, keys: Iterable[tuple[str, str]]) -> None:
     """Lock these (channel, external_id) until the transaction ends, in one global order: an order and a cancel
     request for it, read at the same moment by two instances, are handled one after the other."""
-    names = sorted({f"{channel}:{external_id}" for channel, external_id in keys})
-    if names:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended('capture-order:' || name, 0)"
-            " AS key FROM unnest($1::text[]) AS name ORDER BY key) AS keys",
-            names,
-        )
+    await lock_names(conn, "capture-order", (f"{channel}:{external_id}" for channel, external_id in keys))
 
 
 @dataclass(frozen=True)
@@ -697,12 +691,7 @@ async def returns_view(conn: Conn, order_id: UUID) -> dict[str, Any]:
 async def lock_accounts(conn: Conn, accounts: Iterable[str]) -> None:
     """Lock these accounts' credit until the transaction ends, in one global order (after any order's row: a
     payment, a cancellation and an intake on one account are weighed one after the other)."""
-    if names := sorted(set(accounts)):
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended('capture-account:' || name, 0)"
-            " AS key FROM unnest($1::text[]) AS name ORDER BY key) AS keys",
-            names,
-        )
+    await lock_names(conn, "capture-account", accounts)
 
 
 def _open_order(row: Any) -> credit.OpenOrder:

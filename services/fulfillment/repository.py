@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.backbone.db import Conn
+from shared.backbone.db import Conn, lock_names
 from shared.contracts.events import CarrierReported, ItemQuantity, PickTaskReleased, WarehouseReported
 
 from .domain import CLOSED_EMPTY, Parcel, Picking, ServiceChoice, TaskState
@@ -47,17 +47,9 @@ def picking(row: asyncpg.Record) -> Picking:
 
 
 async def lock_orders(conn: Conn, order_ids: Iterable[UUID]) -> None:
-    """Take the orders' locks until the transaction ends, in one global order (so two instances locking several
-    orders never wait on each other in a cycle). Held twice is held once.
-
-    Advisory locks, keyed by the order: they live in the server's memory, where the lock rows they replace wrote a
-    WAL record each time one was taken (about five per order) and a row per order that was never removed."""
-    if ids := sorted(set(order_ids)):
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended('fulfillment-order:' || id, 0)"
-            " AS key FROM unnest($1::text[]) AS id ORDER BY key) AS keys",
-            [str(order_id) for order_id in ids],
-        )
+    """Take the orders' locks until the transaction ends, in one global order. Advisory locks: the lock rows they
+    replace wrote a WAL record each time one was taken (about five per order) and a row per order never removed."""
+    await lock_names(conn, "fulfillment-order", (str(order_id) for order_id in order_ids))
 
 
 async def orders_of_tasks(conn: Conn, pick_task_ids: Iterable[UUID]) -> set[UUID]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,19 @@ BACKBONE_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as columns, one array parameter each, for a statement that writes them all with `unnest`."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+async def lock_names(conn: Conn, scope: str, names: Iterable[str]) -> None:
+    """Hold an advisory lock on each `scope:name` until the transaction ends, taken in one global order (so two
+    transactions locking several names never wait on each other in a cycle). Held twice is held once. They live in
+    the server's memory: nothing is written to the WAL and no row is left behind."""
+    if keys := sorted(set(names)):
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended($1 || ':' || name, 0) AS key"
+            " FROM unnest($2::text[]) AS name ORDER BY key) AS keys",
+            scope,
+            keys,
+        )
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
