@@ -14,6 +14,7 @@ import asyncpg
 
 from shared.backbone.db import Conn
 from shared.contracts import events as ev
+from shared.contracts.backorders import quantities
 
 from .domain import CLOSED, OPEN, OrderFacts, Product, Request
 from .refunds import PaidLine, PaidOrder, Refund, Refunded
@@ -48,19 +49,13 @@ async def save_orders(conn: Conn, orders: Sequence[ev.OrderValidated]) -> None:
 
 async def save_shipments(conn: Conn, shipments: Sequence[ev.OrderShipped]) -> None:
     """What each shipment carried, one row per shipment ({sku: units}); a shipment seen again is left as it is."""
-    units: list[dict[str, int]] = []
-    for shipment in shipments:
-        carried: dict[str, int] = {}
-        for line in shipment.lines:
-            carried[line.sku] = carried.get(line.sku, 0) + line.quantity
-        units.append(carried)
     await conn.execute(
         "INSERT INTO shipments (shipment_id, order_id, warehouse_id, units)"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) ON CONFLICT DO NOTHING",
         [s.pick_task_id for s in shipments],
         [s.order_id for s in shipments],
         [s.warehouse_id for s in shipments],
-        units,
+        [quantities(s.lines) for s in shipments],
     )
 
 
