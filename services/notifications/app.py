@@ -18,13 +18,15 @@ from .settings import NotificationSettings
 
 def create_app(settings: NotificationSettings) -> FastAPI:
     runtime = Runtime(settings)
-    handoff = Handoff()
+    # One planner renders for both the consumer and the dispatcher; the handoff carries what the one leased to the
+    # other.
+    planner, handoff = Planner(settings.webhooks), Handoff()
 
     async def dispatch() -> None:
         email = EmailChannel(settings.smtp_host, settings.smtp_port, settings.mail_from)
-        await Dispatcher(settings, runtime.pool, email, handoff).run()
+        await Dispatcher(settings, runtime.pool, email, planner, handoff).run()
 
-    handlers = NotificationHandlers(Planner(settings.webhooks), handoff, settings.delivery_lease_seconds)
+    handlers = NotificationHandlers(planner, handoff, settings.delivery_lease_seconds)
     app = service_app(
         runtime,
         handlers.routes,

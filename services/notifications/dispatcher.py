@@ -64,13 +64,18 @@ class Handoff:
 
 class Dispatcher:
     def __init__(
-        self, settings: NotificationSettings, pool: asyncpg.Pool, email: EmailChannel, handoff: Handoff
+        self,
+        settings: NotificationSettings,
+        pool: asyncpg.Pool,
+        email: EmailChannel,
+        planner: Planner,
+        handoff: Handoff,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.email = email
+        self.planner = planner
         self.handoff = handoff
-        self.planner = Planner(settings.webhooks)
         self.webhooks: WebhookChannel | None = None
 
     async def run(self) -> None:
