@@ -193,7 +193,13 @@ AUTHENTICATED: Answers = {
     403: {"model": Problem, "description": "The API key acts for another channel"},
     429: {"model": Problem, "description": "The API key is over its rate; see Retry-After"},
 }
-SUBMIT_ANSWERS: Answers = {202: {"model": OrderAccepted}, **AUTHENTICATED, **NOT_PARSED, **TOO_LARGE}
+SUBMIT_ANSWERS: Answers = {
+    202: {"model": OrderAccepted},
+    **AUTHENTICATED,
+    **NOT_PARSED,
+    **TOO_LARGE,
+    503: {"model": Problem, "description": "The intake is busy and took nothing; send again after Retry-After"},
+}
 VIEW_ANSWERS: Answers = {
     200: {"model": OrderView},
     404: {"model": Problem, "description": "No such order"},

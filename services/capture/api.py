@@ -34,8 +34,9 @@ from .answers import (
 )
 from .change_handlers import ChangeOutcome
 from .handlers import Accepted, CancelOutcome, CaptureHandlers, HoldOutcome
+from .metrics import INTAKE_BUSY
 from .settings import CaptureSettings
-from .submissions import Submissions
+from .submissions import Busy, Submissions
 
 log = logging.getLogger(__name__)
 SHOPIFY_WEBHOOKS = Counter("oms_shopify_webhooks_total", "Shopify webhook deliveries by outcome.", ["outcome"])
@@ -118,7 +119,7 @@ def change_response(outcome: ChangeOutcome) -> JSONResponse:
 
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
-    submissions = Submissions(lambda: runtime.pool, handlers)
+    submissions = Submissions(lambda: runtime.pool, handlers, wait_limit=settings.intake_wait_limit_seconds)
 
     async def refuse_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:
         """403 for another channel's order (operators may act on any); an unknown order is the caller's answer."""
@@ -132,7 +133,11 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
         if order.original_order_id is not None:
             raise forbidden("original_order_id: exchange orders are opened by the returns service, not submitted")
-        return accepted(await submissions.submit(order))
+        try:
+            return accepted(await submissions.submit(order))
+        except Busy as busy:
+            INTAKE_BUSY.labels(order.channel).inc()
+            raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
 
     @router.get("/v1/orders/{order_id}", responses=VIEW_ANSWERS, response_model=None)
     async def get_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:

@@ -22,6 +22,9 @@ REJECTION_REASONS = Counter(
 ORDERS_STATUS = Counter(
     "oms_order_status_changes_total", "Orders reaching a status, as recorded by capture.", ["status"]
 )
+INTAKE_BUSY = Counter(
+    "oms_intake_busy_total", "Orders refused with 503 because the API's intake queue was full, by channel.", ["channel"]
+)
 ORDERS_VALIDATED = Counter("oms_orders_validated_total", "Orders that passed validation, by channel.", ["channel"])
 ORDERS_REJECTED = Counter("oms_orders_rejected_total", "Orders refused at intake, by channel.", ["channel"])
 RISK_ASSESSMENTS = Counter(

@@ -44,6 +44,9 @@ class CaptureSettings(CommonSettings):
     risk_rules_file: Path = WAREHOUSES_FILE.parent / "risk.json"
     # Holds past their time limit are looked for this often.
     hold_sweep_seconds: float = Field(default=60, gt=0)
+    # An order submitted over the API is refused with 503 and Retry-After when those already waiting to be written
+    # would take longer than this: a prompt "come back" beats an answer that arrives after the client gave up.
+    intake_wait_limit_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CaptureSettings:

@@ -8,12 +8,19 @@ round commits make up the next.
 
 A round that fails is written again one order per transaction, so a fault of one order (or a conflict) answers that
 request alone, as before.
+
+The queue is bounded in time: when the orders already waiting would take longer than `wait_limit` to write at the pace
+of the last rounds, a new one is refused at once (`Busy`, answered 503 with Retry-After) rather than kept waiting.
+Unbounded, the answers slowed with the queue, clients opened connection after connection, and past the listen backlog
+the kernel reset them: the client could not tell whether its order was taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,17 +33,47 @@ log = logging.getLogger(__name__)
 
 Waiting = tuple[SubmittedOrder, "asyncio.Future[Accepted]"]
 
+# How much each round's pace counts against the pace before it: a few rounds make the estimate.
+PACE_WEIGHT = 0.3
+# Never more waiting than this, whatever the pace says (memory stays bounded if rounds stall).
+MOST_WAITING = 5000
+
+
+class Busy(Exception):
+    """The intake's queue is full: the order was not taken, the client may send it again after `retry_after` s."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the intake is busy; retry after {retry_after} s")
+        self.retry_after = retry_after
+
 
 class Submissions:
-    def __init__(self, pool: Callable[[], Any], handlers: CaptureHandlers, round_size: int = 200) -> None:
+    def __init__(
+        self,
+        pool: Callable[[], Any],
+        handlers: CaptureHandlers,
+        round_size: int = 200,
+        wait_limit: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.pool = pool  # the runtime's pool, looked up when used: it exists once the service has started
         self.handlers = handlers
         self.round_size = round_size
+        self.wait_limit = wait_limit
+        self.clock = clock
         self.waiting: list[Waiting] = []
         self.writer: asyncio.Task[None] | None = None
+        self.pace: float | None = None  # orders written per second by full rounds, once one has been timed
+
+    def expected_wait(self) -> float:
+        """Seconds the orders waiting now would take to write at the recent pace (0 until a pace is known)."""
+        return len(self.waiting) / self.pace if self.pace else 0.0
 
     async def submit(self, order: SubmittedOrder) -> Accepted:
-        """The order's outcome once the round it went into has committed."""
+        """The order's outcome once the round it went into has committed; `Busy` when the queue is full."""
+        wait = self.expected_wait()
+        if wait > self.wait_limit or len(self.waiting) >= MOST_WAITING:
+            raise Busy(max(1, math.ceil(wait - self.wait_limit)))
         outcome: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self.waiting.append((order, outcome))
         if self.writer is None or self.writer.done():
@@ -46,12 +83,18 @@ class Submissions:
     async def _write_rounds(self) -> None:
         while self.waiting:
             batch, self.waiting = self.waiting[: self.round_size], self.waiting[self.round_size :]
+            started = self.clock()
             try:
                 await self._round(batch)
             except BaseException as exc:  # the service is stopping: nobody is left without an answer
                 for _, outcome in batch:
                     _settle(outcome, error=exc)
                 raise
+            if len(batch) == self.round_size:  # a part round says how fast orders came, not how fast they go
+                self._timed(len(batch) / max(self.clock() - started, 1e-6))
+
+    def _timed(self, pace: float) -> None:
+        self.pace = pace if self.pace is None else PACE_WEIGHT * pace + (1 - PACE_WEIGHT) * self.pace
 
     async def _round(self, batch: list[Waiting]) -> None:
         try:

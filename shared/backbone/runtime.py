@@ -166,6 +166,9 @@ def service_app(
     return app
 
 
+LISTEN_BACKLOG = 8192
+
+
 def settle_collector() -> None:
     """Keep what the process made while starting (modules, settings, the app: it lives as long as the
     process) out of the garbage collector's scans, and collect young objects less often: a batch makes and
@@ -186,4 +189,8 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         log_config=None,
         loop="uvloop",
         http="httptools",
+        # Connections waiting to be accepted while the loop finishes a batch: past the backlog the kernel drops
+        # them, and a client that had sent its request sees a reset (uvicorn's default is 2048; the kernel caps
+        # it at net.core.somaxconn).
+        backlog=LISTEN_BACKLOG,
     )

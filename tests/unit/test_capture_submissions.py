@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.capture.handlers import Accepted
-from services.capture.submissions import Submissions
+from services.capture.submissions import Busy, Submissions
 from shared.contracts.events import SubmittedOrder
 from tests.factories import order_document
 
@@ -97,3 +97,57 @@ async def test_a_request_whose_client_went_away_does_not_stop_the_others() -> No
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert intake.rounds == [["GONE", "STAYING"]]  # written all the same: the request reached the queue
+
+
+class SlowIntake(Intake):
+    """Each round takes one second of a clock the test reads, and ends when the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.gate = asyncio.Event()
+
+    async def intake_all(self, conn: Any, orders: list[tuple[SubmittedOrder, None]]) -> list[Accepted]:
+        await self.gate.wait()
+        self.gate.clear()
+        self.now += 1.0
+        return await super().intake_all(conn, orders)
+
+
+async def test_an_order_that_would_wait_past_the_limit_is_refused_at_once_and_not_written() -> None:
+    intake = SlowIntake()
+    submissions = Submissions(Pool, intake, round_size=2, wait_limit=1.0, clock=lambda: intake.now)  # type: ignore[arg-type]
+    first = [asyncio.create_task(submissions.submit(order(f"F-{n}"))) for n in range(2)]
+    await asyncio.sleep(0)
+    intake.gate.set()
+    await asyncio.gather(*first)  # a full round of 2 in 1 s: the intake writes 2 orders a second
+    writing = [asyncio.create_task(submissions.submit(order(f"W-{n}"))) for n in range(2)]
+    await asyncio.sleep(0)  # taken by the writer: the queue is empty again
+    queued = [asyncio.create_task(submissions.submit(order(f"Q-{n}"))) for n in range(3)]  # 1.5 s of waiting
+    await asyncio.sleep(0)
+
+    with pytest.raises(Busy) as refused:
+        await submissions.submit(order("LATE"))
+
+    assert refused.value.retry_after == 1  # the queue is back under its limit within a second
+    for _ in range(2):
+        intake.gate.set()
+        await asyncio.sleep(0)
+    intake.gate.set()
+    await asyncio.gather(*writing, *queued)
+    assert "LATE" not in [i for r in intake.rounds for i in r]
+    assert intake.rounds == [["F-0", "F-1"], ["W-0", "W-1"], ["Q-0", "Q-1"], ["Q-2"]]
+
+
+async def test_nothing_is_refused_before_a_full_round_has_shown_the_pace() -> None:
+    intake = SlowIntake()
+    submissions = Submissions(Pool, intake, round_size=2, wait_limit=0.001, clock=lambda: intake.now)  # type: ignore[arg-type]
+    tasks = [asyncio.create_task(submissions.submit(order(f"S-{n}"))) for n in range(5)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+        intake.gate.set()
+        await asyncio.sleep(0)
+
+    outcomes = await asyncio.gather(*tasks)
+
+    assert len(outcomes) == 5
