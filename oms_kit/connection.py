@@ -18,6 +18,8 @@ from typing import Any, Literal
 from faststream.kafka import KafkaBroker
 from faststream.security import SASLScram256, SASLScram512
 
+from shared.backbone.closed_connections import guard_closed_connections
+
 Mechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 # What every producer of the kit does: wait for every in-sync replica, never write a retried record twice, and
@@ -61,7 +63,10 @@ class Connection:
         return cls(env["OMS_KAFKA_BOOTSTRAP"], env["OMS_KAFKA_PRINCIPAL"], env["OMS_KAFKA_PASSWORD"], mechanism)  # type: ignore[arg-type]
 
     def broker(self, **options: Any) -> KafkaBroker:
-        """A broker with the kit's producer settings; `options` go to FastStream's KafkaBroker as they are."""
+        """A broker with the kit's producer settings; `options` go to FastStream's KafkaBroker as they are.
+        On uvloop, a request written to a connection the broker closed would stop the client for good (see
+        shared.backbone.closed_connections): the kit's clients reconnect instead, as the services' do."""
+        guard_closed_connections()
         scram = SASLScram256 if self.mechanism == "SCRAM-SHA-256" else SASLScram512
         security = scram(self.principal, self.password, ssl_context=self.tls)
         return KafkaBroker(

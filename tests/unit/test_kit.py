@@ -4,6 +4,8 @@ committed, set aside or tried again, and what the reports and orders look like o
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,3 +260,17 @@ def test_the_asyncapi_document_describes_what_each_side_sends_and_receives() -> 
 def test_the_checked_in_kit_document_is_generated_from_the_kit() -> None:
     checked_in = Path(__file__).resolve().parents[2] / "docs" / "kit-asyncapi.json"
     assert checked_in.read_text() == render(), "run `make docs` after changing the kit or a contract it carries"
+
+
+def test_a_kit_broker_guards_its_clients_against_writes_to_closed_connections() -> None:
+    # A process of its own: the guard is process-wide, and this one's other tests may have applied it already.
+    check = (
+        "from aiokafka.conn import AIOKafkaConnection;"
+        "from oms_kit import Connection;"
+        "assert AIOKafkaConnection.send.__name__ == 'send', 'guarded before the kit was used';"
+        "Connection('127.0.0.1:1', 'warehouses', 'not-used').broker();"
+        "assert AIOKafkaConnection.send.__name__ == 'send_guarded'"
+    )
+    result = subprocess.run([sys.executable, "-c", check], check=False, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
