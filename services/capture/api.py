@@ -119,7 +119,9 @@ def change_response(outcome: ChangeOutcome) -> JSONResponse:
 
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
-    submissions = Submissions(lambda: runtime.pool, handlers, wait_limit=settings.intake_wait_limit_seconds)
+    submissions = Submissions(
+        lambda: runtime.pool, handlers, settings.intake_round_size, wait_limit=settings.intake_wait_limit_seconds
+    )
 
     async def refuse_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:
         """403 for another channel's order (operators may act on any); an unknown order is the caller's answer."""

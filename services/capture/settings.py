@@ -47,6 +47,8 @@ class CaptureSettings(CommonSettings):
     # An order submitted over the API is refused with 503 and Retry-After when those already waiting to be written
     # would take longer than this: a prompt "come back" beats an answer that arrives after the client gave up.
     intake_wait_limit_seconds: float = Field(default=2.0, gt=0)
+    # Orders submitted over the API are written together, up to this many per transaction.
+    intake_round_size: int = Field(default=200, ge=1, le=5000)
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CaptureSettings:

@@ -9,10 +9,10 @@ round commits make up the next.
 A round that fails is written again one order per transaction, so a fault of one order (or a conflict) answers that
 request alone, as before.
 
-The queue is bounded in time: when the orders already waiting would take longer than `wait_limit` to write at the pace
-of the last rounds, a new one is refused at once (`Busy`, answered 503 with Retry-After) rather than kept waiting.
-Unbounded, the answers slowed with the queue, clients opened connection after connection, and past the listen backlog
-the kernel reset them: the client could not tell whether its order was taken.
+The queue is bounded in time: when the rounds of the orders already waiting would take longer than `wait_limit`, at
+the time the last rounds took, a new order is refused at once (`Busy`, answered 503 with Retry-After) rather than kept
+waiting. Unbounded, the answers slowed with the queue, clients opened connection after connection, and past the
+listen backlog the kernel reset them: the client could not tell whether its order was taken.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 
 Waiting = tuple[SubmittedOrder, "asyncio.Future[Accepted]"]
 
-# How much each round's pace counts against the pace before it: a few rounds make the estimate.
-PACE_WEIGHT = 0.3
-# Never more waiting than this, whatever the pace says (memory stays bounded if rounds stall).
+# How much each round's time counts against the estimate before it: a few rounds make the estimate.
+ROUND_WEIGHT = 0.3
+# Never more waiting than this, whatever the estimate says (memory stays bounded before a round is timed, or if
+# rounds stall).
 MOST_WAITING = 5000
 
 
@@ -63,11 +64,13 @@ class Submissions:
         self.clock = clock
         self.waiting: list[Waiting] = []
         self.writer: asyncio.Task[None] | None = None
-        self.pace: float | None = None  # orders written per second by full rounds, once one has been timed
+        self.round_seconds: float | None = None  # how long a round takes to write, once one has been timed
 
     def expected_wait(self) -> float:
-        """Seconds the orders waiting now would take to write at the recent pace (0 until a pace is known)."""
-        return len(self.waiting) / self.pace if self.pace else 0.0
+        """Seconds the rounds of the orders waiting now would take to write (0 until a round has been timed)."""
+        if self.round_seconds is None:
+            return 0.0
+        return math.ceil(len(self.waiting) / self.round_size) * self.round_seconds
 
     async def submit(self, order: SubmittedOrder) -> Accepted:
         """The order's outcome once the round it went into has committed; `Busy` when the queue is full."""
@@ -90,11 +93,11 @@ class Submissions:
                 for _, outcome in batch:
                     _settle(outcome, error=exc)
                 raise
-            if len(batch) == self.round_size:  # a part round says how fast orders came, not how fast they go
-                self._timed(len(batch) / max(self.clock() - started, 1e-6))
+            self._timed(self.clock() - started)
 
-    def _timed(self, pace: float) -> None:
-        self.pace = pace if self.pace is None else PACE_WEIGHT * pace + (1 - PACE_WEIGHT) * self.pace
+    def _timed(self, seconds: float) -> None:
+        known = self.round_seconds
+        self.round_seconds = seconds if known is None else ROUND_WEIGHT * seconds + (1 - ROUND_WEIGHT) * known
 
     async def _round(self, batch: list[Waiting]) -> None:
         try:

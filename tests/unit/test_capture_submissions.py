@@ -120,10 +120,10 @@ async def test_an_order_that_would_wait_past_the_limit_is_refused_at_once_and_no
     first = [asyncio.create_task(submissions.submit(order(f"F-{n}"))) for n in range(2)]
     await asyncio.sleep(0)
     intake.gate.set()
-    await asyncio.gather(*first)  # a full round of 2 in 1 s: the intake writes 2 orders a second
+    await asyncio.gather(*first)  # a round takes 1 s
     writing = [asyncio.create_task(submissions.submit(order(f"W-{n}"))) for n in range(2)]
     await asyncio.sleep(0)  # taken by the writer: the queue is empty again
-    queued = [asyncio.create_task(submissions.submit(order(f"Q-{n}"))) for n in range(3)]  # 1.5 s of waiting
+    queued = [asyncio.create_task(submissions.submit(order(f"Q-{n}"))) for n in range(3)]  # 2 rounds: 2 s
     await asyncio.sleep(0)
 
     with pytest.raises(Busy) as refused:
@@ -139,7 +139,7 @@ async def test_an_order_that_would_wait_past_the_limit_is_refused_at_once_and_no
     assert intake.rounds == [["F-0", "F-1"], ["W-0", "W-1"], ["Q-0", "Q-1"], ["Q-2"]]
 
 
-async def test_nothing_is_refused_before_a_full_round_has_shown_the_pace() -> None:
+async def test_nothing_is_refused_before_a_round_has_been_timed() -> None:
     intake = SlowIntake()
     submissions = Submissions(Pool, intake, round_size=2, wait_limit=0.001, clock=lambda: intake.now)  # type: ignore[arg-type]
     tasks = [asyncio.create_task(submissions.submit(order(f"S-{n}"))) for n in range(5)]
