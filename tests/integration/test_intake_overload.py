@@ -5,7 +5,10 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
+
 from deploy.local import processes
+from deploy.local.keys import DevelopmentKeys
 from tests.factories import order_document
 from tests.local import LOCAL
 from tests.scenario import new_skus, seed
@@ -27,10 +30,11 @@ def busy_capture() -> processes.Process:
 async def post_at_once(port: int, documents: list[dict[str, Any]]) -> list[tuple[int, dict[str, str], Any]]:
     """Each order on a connection of its own, every request written only once all connections are open, so that
     they reach the service together (an HTTP client library would send them one after the other)."""
-    token = json.loads(LOCAL.keys_file.read_text())["channels"]["webshop"]
+    keys = DevelopmentKeys(LOCAL.keys_file)
     connections = [await asyncio.open_connection(LOCAL.host, port) for _ in documents]
     for (_, writer), document in zip(connections, documents, strict=True):
         body = json.dumps(document).encode()
+        token = keys.token_for(httpx.Request("POST", f"http://{LOCAL.host}:{port}/v1/orders", content=body))
         head = (
             f"POST /v1/orders HTTP/1.1\r\nHost: {LOCAL.host}\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -113,28 +113,34 @@ class SlowIntake(Intake):
         self.now += 1.0
         return await super().intake_all(conn, orders)
 
+    async def finish(self, *tasks: asyncio.Task[Accepted]) -> list[Accepted]:
+        """Let round after round end until these submissions have their outcome."""
+        while not all(task.done() for task in tasks):
+            self.gate.set()
+            await asyncio.sleep(0)
+        self.gate.clear()  # the next round waits for the test again
+        return await asyncio.gather(*tasks)
+
 
 async def test_an_order_that_would_wait_past_the_limit_is_refused_at_once_and_not_written() -> None:
     intake = SlowIntake()
     submissions = Submissions(Pool, intake, round_size=2, wait_limit=1.0, clock=lambda: intake.now)  # type: ignore[arg-type]
     first = [asyncio.create_task(submissions.submit(order(f"F-{n}"))) for n in range(2)]
-    await asyncio.sleep(0)
-    intake.gate.set()
-    await asyncio.gather(*first)  # a round takes 1 s
+    await intake.finish(*first)  # a round takes 1 s
     writing = [asyncio.create_task(submissions.submit(order(f"W-{n}"))) for n in range(2)]
     await asyncio.sleep(0)  # taken by the writer: the queue is empty again
     queued = [asyncio.create_task(submissions.submit(order(f"Q-{n}"))) for n in range(3)]  # 2 rounds: 2 s
     await asyncio.sleep(0)
 
+    late = asyncio.create_task(submissions.submit(order("LATE")))
+    await asyncio.sleep(0)
+
+    assert late.done()  # answered at once, no round had to end
     with pytest.raises(Busy) as refused:
-        await submissions.submit(order("LATE"))
+        late.result()
 
     assert refused.value.retry_after == 1  # the queue is back under its limit within a second
-    for _ in range(2):
-        intake.gate.set()
-        await asyncio.sleep(0)
-    intake.gate.set()
-    await asyncio.gather(*writing, *queued)
+    await intake.finish(*writing, *queued)
     assert "LATE" not in [i for r in intake.rounds for i in r]
     assert intake.rounds == [["F-0", "F-1"], ["W-0", "W-1"], ["Q-0", "Q-1"], ["Q-2"]]
 
@@ -143,11 +149,8 @@ async def test_nothing_is_refused_before_a_round_has_been_timed() -> None:
     intake = SlowIntake()
     submissions = Submissions(Pool, intake, round_size=2, wait_limit=0.001, clock=lambda: intake.now)  # type: ignore[arg-type]
     tasks = [asyncio.create_task(submissions.submit(order(f"S-{n}"))) for n in range(5)]
-    for _ in range(3):
-        await asyncio.sleep(0)
-        intake.gate.set()
-        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # every one submitted before the first round ends
 
-    outcomes = await asyncio.gather(*tasks)
+    outcomes = await intake.finish(*tasks)
 
     assert len(outcomes) == 5
