@@ -293,7 +293,9 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "java": java[0] if java else "unknown",
         "kafka": stack.kafka.VERSION,
-        "everything on this machine": "Kafka, PostgreSQL (fsync on), 4 services, simulator, SMTP sink, load generators",
+        "everything on this machine": (
+            f"Kafka, PostgreSQL (fsync on), {len(SERVICES)} services, simulator, SMTP sink, load generators"
+        ),
     }
 
 

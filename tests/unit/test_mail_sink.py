@@ -7,7 +7,7 @@ import mailbox
 from email.message import EmailMessage
 from pathlib import Path
 
-from deploy.local.mailsink import REPEATS_FILE, OnceMailbox, header_fields
+from deploy.local.mailsink import REPEATS_FILE, STORED_NAME, OnceMailbox, header_fields
 
 
 def message(message_id: str) -> bytes:
@@ -53,3 +53,27 @@ def test_the_headers_the_sink_reads_are_found_however_they_are_written() -> None
     )
     # then each is read from the header block only, unfolded, the first of each counting
     assert header_fields(message) == {"message-id": "<a@oms.local>", "x-oms-message-kind": "shipped"}
+
+
+def test_a_restarted_sink_knows_the_messages_an_earlier_sink_stored_without_their_id_in_the_name(
+    tmp_path: Path,
+) -> None:
+    # given a Maildir holding messages under names that do not say their Message-ID (as earlier sinks stored them),
+    # one of them already read by someone (in cur/, flagged seen)
+    box = mailbox.Maildir(tmp_path / "mail")
+    box.add(message("<old@oms.local>"))
+    read = mailbox.MaildirMessage(message("<read@oms.local>"))
+    read.set_subdir("cur")
+    read.set_flags("S")
+    box.add(read)
+    # and one stored by this sink
+    OnceMailbox(str(tmp_path / "mail")).keep(message("<new@oms.local>"))
+    # when a sink starts on it and each comes again
+    restarted = OnceMailbox(str(tmp_path / "mail"))
+    kept = [restarted.keep(message(f"<{name}@oms.local>")) for name in ("old", "read", "new")]
+    # then none is stored twice
+    assert kept == [False, False, False]
+    assert len(mailbox.Maildir(tmp_path / "mail")) == 3
+    # and every file is now named by its Message-ID, the read one still flagged seen
+    assert all(STORED_NAME.search(path.name) for path in (tmp_path / "mail").glob("*/*"))
+    assert [m.get_flags() for m in mailbox.Maildir(tmp_path / "mail") if m["Message-ID"] == "<read@oms.local>"] == ["S"]

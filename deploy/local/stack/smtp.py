@@ -49,7 +49,9 @@ async def start(local: LocalStack) -> None:
         listen = f"{local.host}:{local.ports.smtp}"
         cmd = [sys.executable, "-m", "deploy.local.mailsink", "--listen", listen, str(local.maildir)]
         started = process(local).spawn(cmd, local.state)
-    await wait_until(lambda: ready(local), "smtp sink", lambda: running(local), (process(local).log_file,), 30)
+    # It answers once it has listed the Message-IDs its Maildir holds: a second for 650,000 messages, but a Maildir
+    # filled by an earlier sink is read, and renamed, once first (two minutes for as many, from the disk).
+    await wait_until(lambda: ready(local), "smtp sink", lambda: running(local), (process(local).log_file,), 300)
     say(f"smtp: ready on {local.host}:{local.ports.smtp} (pid {started}), maildir {local.maildir}")
 
 
