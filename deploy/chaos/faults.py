@@ -295,38 +295,51 @@ class Injector:
 
     async def _relay(self, fault: Fault) -> str:
         """Wait for the moment the service's relay has read a batch from its outbox and not yet deleted it (it is
-        publishing), stop that instance, and check it was caught there; else let it go and look again."""
-        async with self.lock(f"relay:{fault.target}"):  # one frozen relay per service at a time
-            return await self._freeze_relay(fault)
+        publishing), stop that instance, and check it was caught there; else let it go and look again.
 
-    async def _freeze_relay(self, fault: Fault) -> str:
-        service = fault.target
-        deadline = time.monotonic() + RELAY_SEARCH_SECONDS
+        A relay is caught only while it has a batch to publish. When the planned service's relay gets none for half
+        the search (no orders reach it while the services before it are down), the relays of the other services
+        are looked for too: the fault is about relays, the code every service shares."""
+        half = RELAY_SEARCH_SECONDS / 2
+        caught = await self._freeze_relay(fault, [fault.target], time.monotonic() + half)
+        if caught is None:
+            caught = await self._freeze_relay(fault, list(RELAYING), time.monotonic() + half)
+            if caught is not None:
+                caught += f" (no {fault.target} relay was caught in {half:.0f}s)"
+        if caught is None:
+            raise Skipped(f"no relay caught in the middle of a batch within {RELAY_SEARCH_SECONDS:.0f}s")
+        return caught
+
+    async def _freeze_relay(self, fault: Fault, services: list[str], deadline: float) -> str | None:
         looked = 0
         while time.monotonic() < deadline:
             looked += 1
-            holder = await self._relay_holder(service)
-            if holder is not None:
+            for service in services:
+                holder = await self._relay_holder(service)
+                if holder is None:
+                    continue
                 instance, backend = holder
-                lock = self.lock(instance.name)
-                if not lock.locked() and (pid := instance.pid()) is not None:
-                    async with lock:
-                        os.kill(pid, signal.SIGSTOP)
-                        try:
-                            caught = await self._relay_holder(service)
-                            if caught is not None and caught[1] == backend:
-                                self._struck(fault)
-                                await asyncio.sleep(fault.hold)
-                                return (
-                                    f"{instance.name} (pid {pid}) stopped holding the {service} relay lock in the"
-                                    f" middle of a batch (after {looked} looks), for {fault.hold:.1f}s"
-                                    f" (idle-in-transaction timeout {idle_in_transaction_timeout():.0f}s), continued"
-                                )
-                        finally:
-                            with contextlib.suppress(ProcessLookupError):
-                                os.kill(pid, signal.SIGCONT)
+                # One frozen relay per service at a time, and no other fault on its instance meanwhile.
+                relay, target = self.lock(f"relay:{service}"), self.lock(instance.name)
+                if relay.locked() or target.locked() or (pid := instance.pid()) is None:
+                    continue
+                async with relay, target:
+                    os.kill(pid, signal.SIGSTOP)
+                    try:
+                        caught = await self._relay_holder(service)
+                        if caught is not None and caught[1] == backend:
+                            self._struck(fault)
+                            await asyncio.sleep(fault.hold)
+                            return (
+                                f"{instance.name} (pid {pid}) stopped holding the {service} relay lock in the"
+                                f" middle of a batch (after {looked} looks), for {fault.hold:.1f}s"
+                                f" (idle-in-transaction timeout {idle_in_transaction_timeout():.0f}s), continued"
+                            )
+                    finally:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGCONT)
             await asyncio.sleep(RELAY_POLL_SECONDS)
-        raise Skipped(f"no {service} relay caught in the middle of a batch within {RELAY_SEARCH_SECONDS:.0f}s")
+        return None
 
     async def _relay_holder(self, service: str) -> tuple[Instance, int] | None:
         """The instance (and its backend pid) whose relay holds the service's relay lock, when its transaction has
