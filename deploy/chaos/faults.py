@@ -11,7 +11,8 @@ timing. Faults run while the load runs and overlap each other; two faults never 
 - smtp: the mail server gone for 30 s;
 - relay: SIGSTOP of the instance whose outbox relay holds its service's relay lock in the middle of publishing a
   batch (read from pg_locks and pg_stat_activity), kept stopped past the idle-in-transaction timeout so the server
-  ends that transaction and the other instance's relay takes over, then SIGCONT.
+  ends that transaction and the other instance's relay takes over, then SIGCONT (another service's relay when the
+  planned one gets no batch to publish for half the search).
 """
 
 from __future__ import annotations

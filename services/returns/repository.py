@@ -48,10 +48,13 @@ async def save_orders(conn: Conn, orders: Sequence[ev.OrderValidated]) -> None:
 
 
 async def save_shipments(conn: Conn, shipments: Sequence[ev.OrderShipped]) -> None:
-    """What each shipment carried, one row per shipment ({sku: units}); a shipment seen again is left as it is."""
+    """What each shipment carried, one row per shipment ({sku: units}); a shipment seen again is left as it is. A
+    new one waits to be counted in its channel's total (`count_shipments`)."""
     await conn.execute(
-        "INSERT INTO shipments (shipment_id, order_id, warehouse_id, units)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) ON CONFLICT DO NOTHING",
+        "WITH stored AS (INSERT INTO shipments (shipment_id, order_id, warehouse_id, units)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) ON CONFLICT DO NOTHING"
+        " RETURNING shipment_id)"
+        " INSERT INTO uncounted_shipments (shipment_id) SELECT shipment_id FROM stored",
         [s.pick_task_id for s in shipments],
         [s.order_id for s in shipments],
         [s.warehouse_id for s in shipments],
@@ -267,6 +270,14 @@ async def record_receipt(
         "UPDATE return_lines SET received = received + $3 WHERE return_id = $1 AND sku = $2",
         [(return_id, line.sku, line.quantity) for line in accepted],
     )
+    if accepted:
+        await conn.execute(
+            "INSERT INTO channel_totals (channel, returned) SELECT o.channel, $2 FROM returns r JOIN orders o"
+            " USING (order_id) WHERE r.return_id = $1"
+            " ON CONFLICT (channel) DO UPDATE SET returned = channel_totals.returned + excluded.returned",
+            return_id,
+            sum(line.quantity for line in accepted),
+        )
 
 
 async def set_status(conn: Conn, return_id: UUID, status: str, closed_at: datetime | None = None) -> None:
@@ -540,19 +551,45 @@ def _payment_view(r: asyncpg.Record, key: str) -> dict[str, Any]:
     }
 
 
-async def return_rates(conn: Conn, by: str, limit: int = 1000) -> list[dict[str, Any]]:
-    """Units returned (received on their RMA) per unit shipped, by channel or by SKU, the highest rate first."""
-    key = {"channel": "o.channel", "sku": "s.sku"}[by]
-    rows = await conn.fetch(
-        f"SELECT {key} AS key, sum(s.quantity)::int AS shipped,"
-        " coalesce(sum(r.returned), 0)::int AS returned"
-        " FROM (SELECT order_id, sku, sum(quantity) AS quantity FROM shipped_units GROUP BY order_id, sku) s"
-        " JOIN orders o USING (order_id)"
-        " LEFT JOIN (SELECT t.order_id, l.sku, sum(l.received) AS returned FROM returns t"
-        "            JOIN return_lines l USING (return_id) GROUP BY t.order_id, l.sku) r USING (order_id, sku)"
-        f" GROUP BY {key} ORDER BY coalesce(sum(r.returned), 0)::float / sum(s.quantity) DESC, 1 LIMIT $1",
-        limit,
+async def count_shipments(conn: Conn) -> None:
+    """Add the shipments waiting to be counted whose order is known to their channel's total, each once: those
+    another instance is counting at the moment are left to it. Each is looked up by its keys (a lateral lookup the
+    planner cannot turn into a join), so a round costs what was shipped since the last, whatever the history: as a
+    join, the planner read every shipment stored."""
+    await conn.execute(
+        "WITH taken AS (SELECT u.shipment_id, o.channel, s.units FROM uncounted_shipments u"
+        "  CROSS JOIN LATERAL (SELECT order_id, units FROM shipments WHERE shipment_id = u.shipment_id LIMIT 1) s"
+        "  CROSS JOIN LATERAL (SELECT channel FROM orders WHERE order_id = s.order_id LIMIT 1) o"
+        "  FOR UPDATE OF u SKIP LOCKED),"
+        " counted AS (DELETE FROM uncounted_shipments u USING taken t WHERE u.shipment_id = t.shipment_id"
+        "  RETURNING t.channel, t.units)"
+        " INSERT INTO channel_totals (channel, shipped)"
+        " SELECT channel, sum(n::int) FROM counted, jsonb_each_text(units) AS e(sku, n)"
+        " GROUP BY channel ORDER BY channel"
+        " ON CONFLICT (channel) DO UPDATE SET shipped = channel_totals.shipped + excluded.shipped"
     )
+
+
+async def return_rates(conn: Conn, by: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Units returned (received on their RMA) per unit shipped, by channel (from the running totals) or by SKU,
+    the highest rate first."""
+    if by == "channel":
+        await count_shipments(conn)
+        rows = await conn.fetch(
+            "SELECT channel AS key, shipped, returned FROM channel_totals WHERE shipped > 0"
+            " ORDER BY returned::float / shipped DESC, 1 LIMIT $1",
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            "SELECT s.sku AS key, sum(s.quantity)::int AS shipped, coalesce(sum(r.returned), 0)::int AS returned"
+            " FROM (SELECT order_id, sku, sum(quantity) AS quantity FROM shipped_units GROUP BY order_id, sku) s"
+            " JOIN orders o USING (order_id)"
+            " LEFT JOIN (SELECT t.order_id, l.sku, sum(l.received) AS returned FROM returns t"
+            "            JOIN return_lines l USING (return_id) GROUP BY t.order_id, l.sku) r USING (order_id, sku)"
+            " GROUP BY s.sku ORDER BY coalesce(sum(r.returned), 0)::float / sum(s.quantity) DESC, 1 LIMIT $1",
+            limit,
+        )
     return [
         {
             by: r["key"],
