@@ -96,7 +96,7 @@ async def test_shipments_count_once_when_their_order_is_known_and_received_units
             # then it counts as returned, and the totals say what summing every row stored says
             assert await rate_of(conn, channel) == (6, 1)
             summed = await conn.fetchrow(SUMMED, channel)
-            assert (summed["shipped"], summed["returned"]) == (6, 1)
+            assert summed is not None and (summed["shipped"], summed["returned"]) == (6, 1)
         finally:
             await transaction.rollback()  # leaves nothing behind
     finally:
