@@ -120,7 +120,10 @@ def change_response(outcome: ChangeOutcome) -> JSONResponse:
 def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
     router = APIRouter()
     submissions = Submissions(
-        lambda: runtime.pool, handlers, settings.intake_round_size, wait_limit=settings.intake_wait_limit_seconds
+        lambda: runtime.pool,
+        handlers,
+        round_size=settings.intake_round_size,
+        wait_limit=settings.intake_wait_limit_seconds,
     )
 
     async def refuse_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:

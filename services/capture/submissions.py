@@ -53,8 +53,9 @@ class Submissions:
         self,
         pool: Callable[[], Any],
         handlers: CaptureHandlers,
-        round_size: int = 200,
-        wait_limit: float = 2.0,
+        *,
+        round_size: int,
+        wait_limit: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool  # the runtime's pool, looked up when used: it exists once the service has started

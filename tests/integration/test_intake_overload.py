@@ -14,6 +14,7 @@ from tests.local import LOCAL
 from tests.scenario import new_skus, seed
 
 ORDERS = 300
+ANSWER_SECONDS = 60
 
 
 def busy_capture() -> processes.Process:
@@ -42,7 +43,8 @@ async def post_at_once(port: int, documents: list[dict[str, Any]]) -> list[tuple
         writer.write(head.encode() + body)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[int, dict[str, str], Any]:
-        raw = await reader.read()  # to the end: the service closes the connection after its answer
+        # To the end (the service closes the connection after its answer), within a deadline: a lost answer fails.
+        raw = await asyncio.wait_for(reader.read(), ANSWER_SECONDS)
         writer.close()
         head, _, body = raw.partition(b"\r\n\r\n")
         status_line, *fields = head.decode().split("\r\n")

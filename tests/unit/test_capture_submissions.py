@@ -45,13 +45,18 @@ class Intake:
         return [Accepted(uuid.uuid5(uuid.NAMESPACE_URL, i), "validated", False) for i in ids]
 
 
+def submissions_of(intake: Intake, round_size: int = 200, wait_limit: float = 60.0, **kw: Any) -> Submissions:
+    """Submissions written by `intake`; rounds of 200 and a limit no test reaches unless it says otherwise."""
+    return Submissions(Pool, intake, round_size=round_size, wait_limit=wait_limit, **kw)  # type: ignore[arg-type]
+
+
 def order(external_id: str) -> SubmittedOrder:
     return SubmittedOrder.model_validate({**order_document([("SKU-1", 1)]), "external_id": external_id})
 
 
 async def test_requests_waiting_together_are_written_in_one_transaction_and_each_gets_its_own_outcome() -> None:
     intake = Intake()
-    submissions = Submissions(Pool, intake)  # type: ignore[arg-type]
+    submissions = submissions_of(intake)
 
     outcomes = await asyncio.gather(*(submissions.submit(order(f"W-{n}")) for n in range(5)))
 
@@ -61,7 +66,7 @@ async def test_requests_waiting_together_are_written_in_one_transaction_and_each
 
 async def test_requests_arriving_while_a_round_commits_go_into_the_next_round() -> None:
     intake = Intake()
-    submissions = Submissions(Pool, intake, round_size=2)  # type: ignore[arg-type]
+    submissions = submissions_of(intake, round_size=2)
 
     await asyncio.gather(*(submissions.submit(order(f"R-{n}")) for n in range(5)))
 
@@ -70,7 +75,7 @@ async def test_requests_arriving_while_a_round_commits_go_into_the_next_round() 
 
 async def test_a_failing_round_is_written_again_one_by_one_and_only_the_faulty_request_fails() -> None:
     intake = Intake(poisoned={"BAD"})
-    submissions = Submissions(Pool, intake)  # type: ignore[arg-type]
+    submissions = submissions_of(intake)
 
     outcomes = await asyncio.gather(
         *(submissions.submit(order(i)) for i in ("OK-1", "BAD", "OK-2")), return_exceptions=True
@@ -85,7 +90,7 @@ async def test_a_failing_round_is_written_again_one_by_one_and_only_the_faulty_r
 
 async def test_a_request_whose_client_went_away_does_not_stop_the_others() -> None:
     intake = Intake()
-    submissions = Submissions(Pool, intake)  # type: ignore[arg-type]
+    submissions = submissions_of(intake)
     gone = asyncio.create_task(submissions.submit(order("GONE")))
     staying = asyncio.create_task(submissions.submit(order("STAYING")))
     await asyncio.sleep(0)
@@ -114,17 +119,21 @@ class SlowIntake(Intake):
         return await super().intake_all(conn, orders)
 
     async def finish(self, *tasks: asyncio.Task[Accepted]) -> list[Accepted]:
-        """Let round after round end until these submissions have their outcome."""
-        while not all(task.done() for task in tasks):
+        """Let round after round end until these submissions have their outcome (a bounded number of loop turns:
+        a submission that never ends fails the test instead of hanging it)."""
+        for _ in range(1000):
+            if all(task.done() for task in tasks):
+                break
             self.gate.set()
             await asyncio.sleep(0)
         self.gate.clear()  # the next round waits for the test again
+        assert all(task.done() for task in tasks), "submissions still waiting after 1,000 loop turns"
         return await asyncio.gather(*tasks)
 
 
 async def test_an_order_that_would_wait_past_the_limit_is_refused_at_once_and_not_written() -> None:
     intake = SlowIntake()
-    submissions = Submissions(Pool, intake, round_size=2, wait_limit=1.0, clock=lambda: intake.now)  # type: ignore[arg-type]
+    submissions = submissions_of(intake, round_size=2, wait_limit=1.0, clock=lambda: intake.now)
     first = [asyncio.create_task(submissions.submit(order(f"F-{n}"))) for n in range(2)]
     await intake.finish(*first)  # a round takes 1 s
     writing = [asyncio.create_task(submissions.submit(order(f"W-{n}"))) for n in range(2)]
@@ -147,7 +156,7 @@ async def test_an_order_that_would_wait_past_the_limit_is_refused_at_once_and_no
 
 async def test_nothing_is_refused_before_a_round_has_been_timed() -> None:
     intake = SlowIntake()
-    submissions = Submissions(Pool, intake, round_size=2, wait_limit=0.001, clock=lambda: intake.now)  # type: ignore[arg-type]
+    submissions = submissions_of(intake, round_size=2, wait_limit=0.001, clock=lambda: intake.now)
     tasks = [asyncio.create_task(submissions.submit(order(f"S-{n}"))) for n in range(5)]
     await asyncio.sleep(0)  # every one submitted before the first round ends
 
