@@ -193,12 +193,25 @@ AUTHENTICATED: Answers = {
     403: {"model": Problem, "description": "The API key acts for another channel"},
     429: {"model": Problem, "description": "The API key is over its rate; see Retry-After"},
 }
-SUBMIT_ANSWERS: Answers = {
+BUSY: Answers = {
+    503: {"model": Problem, "description": "The intake is busy and took nothing; send again after Retry-After"}
+}
+SUBMIT_ANSWERS: Answers = {202: {"model": OrderAccepted}, **AUTHENTICATED, **NOT_PARSED, **TOO_LARGE, **BUSY}
+
+
+class WebhookRefusal(BaseModel):
+    """422: a delivery that is not an order this endpoint takes, with each reason."""
+
+    detail: str
+    reasons: list[str]
+
+
+WEBHOOK_ANSWERS: Answers = {
     202: {"model": OrderAccepted},
-    **AUTHENTICATED,
-    **NOT_PARSED,
+    401: {"model": Problem, "description": "An unknown shop, or the delivery's signature is missing or wrong"},
     **TOO_LARGE,
-    503: {"model": Problem, "description": "The intake is busy and took nothing; send again after Retry-After"},
+    422: {"model": WebhookRefusal, "description": "Another topic, or a body that cannot be mapped to an order"},
+    **BUSY,
 }
 VIEW_ANSWERS: Answers = {
     200: {"model": OrderView},

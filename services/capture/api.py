@@ -31,12 +31,13 @@ from .answers import (
     RELEASE_ANSWERS,
     SUBMIT_ANSWERS,
     VIEW_ANSWERS,
+    WEBHOOK_ANSWERS,
 )
 from .change_handlers import ChangeOutcome
 from .handlers import Accepted, CancelOutcome, CaptureHandlers, HoldOutcome
 from .metrics import INTAKE_BUSY
 from .settings import CaptureSettings
-from .submissions import Busy, Submissions
+from .submissions import Busy, Submissions, WebhookDelivery
 
 log = logging.getLogger(__name__)
 SHOPIFY_WEBHOOKS = Counter("oms_shopify_webhooks_total", "Shopify webhook deliveries by outcome.", ["outcome"])
@@ -126,6 +127,14 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
         wait_limit=settings.intake_wait_limit_seconds,
     )
 
+    async def submit(order: SubmittedOrder, webhook: WebhookDelivery | None = None) -> Accepted:
+        """Into the next round; 503 with Retry-After when the queue is full (nothing taken)."""
+        try:
+            return await submissions.submit(order, webhook)
+        except Busy as busy:
+            INTAKE_BUSY.labels(order.channel).inc()
+            raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
+
     async def refuse_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:
         """403 for another channel's order (operators may act on any); an unknown order is the caller's answer."""
         channel = await repository.channel_of(conn, order_id)
@@ -138,11 +147,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
         if order.original_order_id is not None:
             raise forbidden("original_order_id: exchange orders are opened by the returns service, not submitted")
-        try:
-            return accepted(await submissions.submit(order))
-        except Busy as busy:
-            INTAKE_BUSY.labels(order.channel).inc()
-            raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
+        return accepted(await submit(order))
 
     @router.get("/v1/orders/{order_id}", responses=VIEW_ANSWERS, response_model=None)
     async def get_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
@@ -175,7 +180,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             outcome = await handlers.changes.change(conn, order_id, change, "api", cause=None)
         return change_response(outcome)
 
-    @router.post("/v1/channels/shopify/orders", status_code=202)
+    @router.post("/v1/channels/shopify/orders", status_code=202, responses=WEBHOOK_ANSWERS)
     async def shopify_order(request: Request) -> JSONResponse:
         """Shopify's orders/create webhook, verified on the raw body before anything is parsed."""
         raw = await request.body()
@@ -212,10 +217,12 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             SHOPIFY_WEBHOOKS.labels("unmapped").inc()
             reasons = exc.reasons if isinstance(exc, shopify.MappingProblems) else ["the body is not JSON"]
             return JSONResponse({"detail": "; ".join(reasons), "reasons": reasons}, status_code=422)
-        async with runtime.pool.acquire() as conn, aftercommit.transaction(conn):
-            outcome = await handlers.intake(conn, order, cause=None)
-            if webhook_id is not None:
-                await repository.record_webhook(conn, webhook_id, shop.strip().lower(), outcome.order_id)
+        delivery = None if webhook_id is None else WebhookDelivery(webhook_id, shop.strip().lower())
+        try:
+            outcome = await submit(order, delivery)
+        except HTTPException:
+            SHOPIFY_WEBHOOKS.labels("busy").inc()
+            raise
         SHOPIFY_WEBHOOKS.labels("duplicate" if outcome.duplicate else "accepted").inc()
         return accepted(outcome)
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.backbone.db import Conn, lock_names
+from shared.backbone.db import Conn, columns, lock_names
 from shared.contracts import events as ev
 from shared.contracts.backorders import quantities
 from shared.contracts.events import ItemQuantity, SubmittedOrder
@@ -382,12 +382,12 @@ async def order_of_webhook(conn: Conn, webhook_id: str) -> tuple[UUID, str] | No
     return None if row is None else (row["order_id"], row["status"])
 
 
-async def record_webhook(conn: Conn, webhook_id: str, shop_domain: str, order_id: UUID) -> None:
+async def record_webhooks(conn: Conn, deliveries: Sequence[tuple[str, str, UUID]]) -> None:
+    """(webhook id, shop domain, order id) of the deliveries orders came in."""
     await conn.execute(
-        "INSERT INTO shopify_webhooks (webhook_id, shop_domain, order_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        webhook_id,
-        shop_domain,
-        order_id,
+        "INSERT INTO shopify_webhooks (webhook_id, shop_domain, order_id)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[]) ON CONFLICT DO NOTHING",
+        *columns(deliveries, 3),
     )
 
 

@@ -9,6 +9,9 @@ round commits make up the next.
 A round that fails is written again one order per transaction, so a fault of one order (or a conflict) answers that
 request alone, as before.
 
+Orders that come as a platform's webhook (Shopify) go through the same rounds, the delivery's id recorded with the
+order in the round's transaction, so that a redelivery is known as one.
+
 The queue is bounded in time: when the rounds of the orders already waiting would take longer than `wait_limit`, at
 the time the last rounds took, a new order is refused at once (`Busy`, answered 503 with Retry-After) rather than kept
 waiting. Unbounded, the answers slowed with the queue, clients opened connection after connection, and past the
@@ -22,16 +25,27 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from shared.backbone import aftercommit
 from shared.contracts.events import SubmittedOrder
 
+from . import repository
 from .handlers import Accepted, CaptureHandlers
 
 log = logging.getLogger(__name__)
 
-Waiting = tuple[SubmittedOrder, "asyncio.Future[Accepted]"]
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """The platform's delivery an order came in (its id, and the shop that sent it)."""
+
+    webhook_id: str
+    shop: str
+
+
+Waiting = tuple[SubmittedOrder, WebhookDelivery | None, "asyncio.Future[Accepted]"]
 
 # How much each round's time counts against the estimate before it: a few rounds make the estimate.
 ROUND_WEIGHT = 0.3
@@ -73,13 +87,13 @@ class Submissions:
             return 0.0
         return math.ceil(len(self.waiting) / self.round_size) * self.round_seconds
 
-    async def submit(self, order: SubmittedOrder) -> Accepted:
+    async def submit(self, order: SubmittedOrder, webhook: WebhookDelivery | None = None) -> Accepted:
         """The order's outcome once the round it went into has committed; `Busy` when the queue is full."""
         wait = self.expected_wait()
         if wait > self.wait_limit or len(self.waiting) >= MOST_WAITING:
             raise Busy(max(1, math.ceil(wait - self.wait_limit)))
         outcome: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self.waiting.append((order, outcome))
+        self.waiting.append((order, webhook, outcome))
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write_rounds())
         return await outcome
@@ -91,7 +105,7 @@ class Submissions:
             try:
                 await self._round(batch)
             except BaseException as exc:  # the service is stopping: nobody is left without an answer
-                for _, outcome in batch:
+                for *_, outcome in batch:
                     _settle(outcome, error=exc)
                 raise
             self._timed(self.clock() - started)
@@ -102,26 +116,34 @@ class Submissions:
 
     async def _round(self, batch: list[Waiting]) -> None:
         try:
-            outcomes = await self._write([order for order, _ in batch])
+            outcomes = await self._write(batch)
         except Exception as exc:
             if len(batch) == 1:
-                _settle(batch[0][1], error=exc)
+                _settle(batch[0][2], error=exc)
                 return
             log.warning("a round of %d submitted orders failed (%s); writing them one by one", len(batch), exc)
-            for order, outcome in batch:
+            for waiting in batch:
                 try:
-                    (accepted,) = await self._write([order])
+                    (accepted,) = await self._write([waiting])
                 except Exception as single:
-                    _settle(outcome, error=single)
+                    _settle(waiting[2], error=single)
                 else:
-                    _settle(outcome, accepted)
+                    _settle(waiting[2], accepted)
             return
-        for (_, outcome), accepted in zip(batch, outcomes, strict=True):
+        for (*_, outcome), accepted in zip(batch, outcomes, strict=True):
             _settle(outcome, accepted)
 
-    async def _write(self, orders: list[SubmittedOrder]) -> list[Accepted]:
+    async def _write(self, batch: list[Waiting]) -> list[Accepted]:
         async with self.pool().acquire() as conn, aftercommit.transaction(conn):
-            return await self.handlers.intake_all(conn, [(order, None) for order in orders])
+            outcomes = await self.handlers.intake_all(conn, [(order, None) for order, _, _ in batch])
+            deliveries = [
+                (webhook.webhook_id, webhook.shop, accepted.order_id)
+                for (_, webhook, _), accepted in zip(batch, outcomes, strict=True)
+                if webhook is not None
+            ]
+            if deliveries:
+                await repository.record_webhooks(conn, deliveries)
+            return outcomes
 
 
 def _settle(
