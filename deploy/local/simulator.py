@@ -63,6 +63,7 @@ from oms_kit import (
     WarehouseWorker,
 )
 from shared.backbone import kafka_access
+from shared.backbone.collector import settle_collector
 from shared.backbone.kafka import guard_client
 from shared.contracts import topics
 from shared.contracts.envelope import Envelope
@@ -479,8 +480,10 @@ def main() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    # uvloop, as the services and the mail sink run: the stand-ins for warehouses and carriers share the machine
-    # with the pipeline under test, and the plain loop's socket writes and polling were a fifth of their samples.
+    # uvloop and the services' collector settings: the stand-ins for warehouses and carriers share the machine
+    # with the pipeline under test; the plain loop's socket writes and polling were a fifth of their samples, and
+    # the collector's scans another fifth.
+    settle_collector()
     uvloop.run(serve())
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -21,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.backbone import inbox, logs
 from shared.backbone.auth import ApiKeys
+from shared.backbone.collector import settle_collector
 from shared.backbone.consumer import BatchPreparation, EventConsumer, Routes
 from shared.backbone.db import create_pool
 from shared.backbone.dlq import DeadLetters
@@ -32,8 +32,6 @@ from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import check_reads
 
 log = logging.getLogger(__name__)
-# Allocations between two collections of the youngest objects (Python's default: 700).
-YOUNG_COLLECTION_EVERY = 10_000
 
 
 class Runtime:
@@ -167,15 +165,6 @@ def service_app(
 
 
 LISTEN_BACKLOG = 8192
-
-
-def settle_collector() -> None:
-    """Keep what the process made while starting (modules, settings, the app: it lives as long as the
-    process) out of the garbage collector's scans, and collect young objects less often: a batch makes and
-    drops many thousands of small objects, and the profiles showed 10-19% of a service's time collecting."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
 
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.backbone.runtime import YOUNG_COLLECTION_EVERY, settle_collector
+from shared.backbone.collector import YOUNG_COLLECTION_EVERY, settle_collector
 
 
 @pytest.fixture
