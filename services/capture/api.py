@@ -118,14 +118,16 @@ def change_response(outcome: ChangeOutcome) -> JSONResponse:
     return request_answer(outcome, accepted)
 
 
-def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSettings) -> APIRouter:
+ORDERS_PATH = "/v1/orders"
+SHOPIFY_PATH = "/v1/channels/shopify/orders"
+# The paths that take new orders, with the channel the path names (the API's orders name theirs in the body).
+INTAKES: dict[str, str | None] = {ORDERS_PATH: None, SHOPIFY_PATH: shopify.CHANNEL}
+
+
+def order_api(
+    runtime: Runtime, handlers: CaptureHandlers, submissions: Submissions, settings: CaptureSettings
+) -> APIRouter:
     router = APIRouter()
-    submissions = Submissions(
-        lambda: runtime.pool,
-        handlers,
-        round_size=settings.intake_round_size,
-        wait_limit=settings.intake_wait_limit_seconds,
-    )
 
     async def submit(order: SubmittedOrder, webhook: WebhookDelivery | None = None) -> Accepted:
         """Into the next round; 503 with Retry-After when the queue is full (nothing taken)."""
@@ -141,7 +143,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
         if channel is not None and not caller.may_act_for(channel):
             raise forbidden("this API key acts for another channel")
 
-    @router.post("/v1/orders", status_code=202, responses=SUBMIT_ANSWERS)
+    @router.post(ORDERS_PATH, status_code=202, responses=SUBMIT_ANSWERS)
     async def submit_order(caller: Authenticated, order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
         if caller.channel != order.channel:
             raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
@@ -180,7 +182,7 @@ def order_api(runtime: Runtime, handlers: CaptureHandlers, settings: CaptureSett
             outcome = await handlers.changes.change(conn, order_id, change, "api", cause=None)
         return change_response(outcome)
 
-    @router.post("/v1/channels/shopify/orders", status_code=202, responses=WEBHOOK_ANSWERS)
+    @router.post(SHOPIFY_PATH, status_code=202, responses=WEBHOOK_ANSWERS)
     async def shopify_order(request: Request) -> JSONResponse:
         """Shopify's orders/create webhook, verified on the raw body before anything is parsed."""
         raw = await request.body()

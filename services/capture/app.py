@@ -15,9 +15,10 @@ from shared.backbone.runtime import Runtime, serve, service_app
 from shared.contracts.envelope import now
 
 from . import repository
-from .api import order_api
+from .api import INTAKES, order_api
 from .handlers import CaptureHandlers
 from .settings import CaptureSettings
+from .submissions import RefuseWhenBusy, Submissions
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,16 @@ def create_app(settings: CaptureSettings) -> FastAPI:
         background={"early-cancel-expiry": expire_held_cancel_requests, "hold-expiry": expire_holds},
         title="OMS capture",
     )
+    submissions = Submissions(
+        lambda: runtime.pool,
+        handlers,
+        round_size=settings.intake_round_size,
+        wait_limit=settings.intake_wait_limit_seconds,
+    )
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    app.include_router(order_api(runtime, handlers, settings))
+    # Added last, so it runs first: a refusal while the intake is full reads nothing.
+    app.add_middleware(RefuseWhenBusy, submissions=submissions, intakes=INTAKES)
+    app.include_router(order_api(runtime, handlers, submissions, settings))
     return app
 
 

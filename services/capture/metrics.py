@@ -23,7 +23,10 @@ ORDERS_STATUS = Counter(
     "oms_order_status_changes_total", "Orders reaching a status, as recorded by capture.", ["status"]
 )
 INTAKE_BUSY = Counter(
-    "oms_intake_busy_total", "Orders refused with 503 because the API's intake queue was full, by channel.", ["channel"]
+    "oms_intake_busy_total",
+    "Orders refused with 503 because the intake's queue was full, by channel ('unread': refused before the body"
+    " naming the channel was read).",
+    ["channel"],
 )
 ORDERS_VALIDATED = Counter("oms_orders_validated_total", "Orders that passed validation, by channel.", ["channel"])
 ORDERS_REJECTED = Counter("oms_orders_rejected_total", "Orders refused at intake, by channel.", ["channel"])

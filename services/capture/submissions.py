@@ -28,11 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from shared.backbone import aftercommit
+from shared.backbone.http import reply
 from shared.contracts.events import SubmittedOrder
 
 from . import repository
 from .handlers import Accepted, CaptureHandlers
+from .metrics import INTAKE_BUSY
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +91,17 @@ class Submissions:
             return 0.0
         return math.ceil(len(self.waiting) / self.round_size) * self.round_seconds
 
-    async def submit(self, order: SubmittedOrder, webhook: WebhookDelivery | None = None) -> Accepted:
-        """The order's outcome once the round it went into has committed; `Busy` when the queue is full."""
+    def refusal(self) -> Busy | None:
+        """Why a new order would be refused now (the queue is full), or None."""
         wait = self.expected_wait()
         if wait > self.wait_limit or len(self.waiting) >= MOST_WAITING:
-            raise Busy(max(1, math.ceil(wait - self.wait_limit)))
+            return Busy(max(1, math.ceil(wait - self.wait_limit)))
+        return None
+
+    async def submit(self, order: SubmittedOrder, webhook: WebhookDelivery | None = None) -> Accepted:
+        """The order's outcome once the round it went into has committed; `Busy` when the queue is full."""
+        if (busy := self.refusal()) is not None:
+            raise busy
         outcome: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self.waiting.append((order, webhook, outcome))
         if self.writer is None or self.writer.done():
@@ -156,3 +166,28 @@ def _settle(
     else:
         assert accepted is not None
         outcome.set_result(accepted)
+
+
+class RefuseWhenBusy:
+    """Answers a new order 503 with Retry-After while the queue is full, before its body is read, its caller
+    authenticated or the order validated: refused in the route, an order cost capture about as much CPU as an
+    accepted one, and under overload the refusals took the CPU the accepted orders needed. `intakes`: the paths
+    that take new orders, each with its channel when the path names it (else the channel is in the unread body)."""
+
+    def __init__(self, app: ASGIApp, submissions: Submissions, intakes: dict[str, str | None]) -> None:
+        self.app = app
+        self.submissions = submissions
+        self.intakes = intakes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.intakes:
+            busy = self.submissions.refusal()
+            if busy is not None:
+                INTAKE_BUSY.labels(self.intakes[scope["path"]] or UNREAD).inc()
+                await reply(send, 503, {"detail": str(busy)}, {"Retry-After": str(busy.retry_after)})
+                return
+        await self.app(scope, receive, send)
+
+
+# The channel label of an order refused before its body (which names the channel) was read.
+UNREAD = "unread"

@@ -26,7 +26,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _reply(send, 413, {"detail": f"request body over {self.limit} bytes"})
+            await reply(send, 413, {"detail": f"request body over {self.limit} bytes"})
             return
         seen = 0
 
@@ -41,22 +41,19 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited, send)
         except BodyTooLarge:
-            await _reply(send, 413, {"detail": f"request body over {self.limit} bytes"})
+            await reply(send, 413, {"detail": f"request body over {self.limit} bytes"})
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def _reply(send: Send, status: int, body: dict[str, Any]) -> None:
+async def reply(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    """A JSON answer from ASGI middleware, before (or instead of) the application."""
     data = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
-        }
-    )
+    fields = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    fields += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": data})
 
 

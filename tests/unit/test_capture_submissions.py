@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from starlette.types import Message
 
 from services.capture.handlers import Accepted
-from services.capture.submissions import Busy, Submissions
+from services.capture.submissions import Busy, RefuseWhenBusy, Submissions
 from shared.contracts.events import SubmittedOrder
 from tests.factories import order_document
 
@@ -163,3 +165,47 @@ async def test_nothing_is_refused_before_a_round_has_been_timed() -> None:
     outcomes = await intake.finish(*tasks)
 
     assert len(outcomes) == 5
+
+
+class FullQueue:
+    """Stands in for Submissions whose queue is full (or not)."""
+
+    def __init__(self, busy: bool) -> None:
+        self.busy = busy
+
+    def refusal(self) -> Busy | None:
+        return Busy(3) if self.busy else None
+
+
+async def _call(middleware: RefuseWhenBusy, method: str, path: str) -> list[Message]:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        raise AssertionError("the body was read")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await middleware({"type": "http", "method": method, "path": path, "headers": []}, receive, send)
+    return sent
+
+
+async def test_a_new_order_is_refused_before_its_body_is_read_while_the_queue_is_full() -> None:
+    reached: list[str] = []
+
+    async def application(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    full = RefuseWhenBusy(application, FullQueue(True), {"/v1/orders": None})  # type: ignore[arg-type]
+
+    refused = await _call(full, "POST", "/v1/orders")
+    other_path = await _call(full, "POST", "/v1/orders/1/cancel")
+    other_method = await _call(full, "GET", "/v1/orders")
+    taken = await _call(RefuseWhenBusy(application, FullQueue(False), {"/v1/orders": None}), "POST", "/v1/orders")  # type: ignore[arg-type]
+
+    start, body = refused
+    assert start["status"] == 503
+    assert (b"retry-after", b"3") in start["headers"]
+    assert json.loads(body["body"]) == {"detail": "the intake is busy; retry after 3 s"}
+    assert other_path == other_method == taken == []
+    assert reached == ["/v1/orders/1/cancel", "/v1/orders", "/v1/orders"]
