@@ -4,6 +4,7 @@ recorded with it), and a refused order sent again is taken."""
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -68,6 +69,21 @@ async def post_at_once(port: int, requests: list[Request]) -> list[Answer]:
     return await asyncio.gather(*(answer(reader, writer) for reader, writer in connections))
 
 
+async def at_once_to_a_busy_instance(sku: str, requests: Callable[[int], list[Request]]) -> list[Answer]:
+    """The requests (made for the instance's port) sent together to a busy capture instance, once an order of `sku`
+    has been written there, so that it knows how long a round takes."""
+    instance = busy_capture()
+    instance.start()
+    try:
+        instance.wait_ready()
+        port = instance.http_port or 0
+        ((status, _, _),) = await post_at_once(port, [api_request(order_document([(sku, 1)]), port)])
+        assert status == 202
+        return await post_at_once(port, requests(port))
+    finally:
+        instance.stop()
+
+
 def refused_at_once_or_taken(answers: list[Answer]) -> None:
     """Each answer a 202 or a 503 with Retry-After and the reason; some of each."""
     assert {status for status, _, _ in answers} == {202, 503}, answers[:3]
@@ -83,18 +99,8 @@ async def test_orders_past_the_queue_limit_get_503_with_retry_after_and_only_the
     (sku,) = new_skus(1)
     await seed([("ams", sku, 1000)])
     documents = [order_document([(sku, 1)]) for _ in range(ORDERS)]
-    instance = busy_capture()
-    instance.start()
-    try:
-        instance.wait_ready()
-        port = instance.http_port or 0
-        # given one order written, so that the instance knows how long a round takes
-        ((status, _, _),) = await post_at_once(port, [api_request(order_document([(sku, 1)]), port)])
-        assert status == 202
-        # when the orders arrive together
-        answers = await post_at_once(port, [api_request(d, port) for d in documents])
-    finally:
-        instance.stop()
+    # when the orders arrive together
+    answers = await at_once_to_a_busy_instance(sku, lambda port: [api_request(d, port) for d in documents])
 
     # then each is either taken (202) or refused at once (503 with Retry-After and the reason)
     refused_at_once_or_taken(answers)
@@ -122,18 +128,8 @@ async def test_shopify_webhooks_past_the_queue_limit_get_503_and_only_the_accept
         external_id, body = shopify_order([shirt, mug])
         raw = json.dumps(body).encode()
         deliveries.append((external_id, (SHOPIFY_URL, shopify_headers(raw), raw)))
-    instance = busy_capture()
-    instance.start()
-    try:
-        instance.wait_ready()
-        port = instance.http_port or 0
-        # given one order written, so that the instance knows how long a round takes
-        ((status, _, _),) = await post_at_once(port, [api_request(order_document([(shirt, 1)]), port)])
-        assert status == 202
-        # when Shopify's deliveries arrive together
-        answers = await post_at_once(port, [request for _, request in deliveries])
-    finally:
-        instance.stop()
+    # when Shopify's deliveries arrive together
+    answers = await at_once_to_a_busy_instance(shirt, lambda _: [request for _, request in deliveries])
 
     # then each is either taken (202) or refused at once (503 with Retry-After and the reason)
     refused_at_once_or_taken(answers)
