@@ -168,6 +168,10 @@ def _settle(
         outcome.set_result(accepted)
 
 
+# The channel label of an order refused before its body (which names the channel) was read.
+UNREAD = "unread"
+
+
 class RefuseWhenBusy:
     """Answers a new order 503 with Retry-After while the queue is full, before its body is read, its caller
     authenticated or the order validated: refused in the route, an order cost capture about as much CPU as an
@@ -187,7 +191,3 @@ class RefuseWhenBusy:
                 await reply(send, 503, {"detail": str(busy)}, {"Retry-After": str(busy.retry_after)})
                 return
         await self.app(scope, receive, send)
-
-
-# The channel label of an order refused before its body (which names the channel) was read.
-UNREAD = "unread"
