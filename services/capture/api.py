@@ -135,7 +135,7 @@ def order_api(
             return await submissions.submit(order, webhook)
         except Busy as busy:
             INTAKE_BUSY.labels(order.channel).inc()
-            raise HTTPException(503, str(busy), headers={"Retry-After": str(busy.retry_after)}) from None
+            raise HTTPException(503, str(busy), headers=busy.headers) from None
 
     async def refuse_other_channels(conn: Any, order_id: UUID, caller: Caller) -> None:
         """403 for another channel's order (operators may act on any); an unknown order is the caller's answer."""
@@ -220,11 +220,7 @@ def order_api(
             reasons = exc.reasons if isinstance(exc, shopify.MappingProblems) else ["the body is not JSON"]
             return JSONResponse({"detail": "; ".join(reasons), "reasons": reasons}, status_code=422)
         delivery = None if webhook_id is None else WebhookDelivery(webhook_id, shop.strip().lower())
-        try:
-            outcome = await submit(order, delivery)
-        except HTTPException:
-            SHOPIFY_WEBHOOKS.labels("busy").inc()
-            raise
+        outcome = await submit(order, delivery)  # refused when busy: counted in oms_intake_busy_total{channel}
         SHOPIFY_WEBHOOKS.labels("duplicate" if outcome.duplicate else "accepted").inc()
         return accepted(outcome)
 

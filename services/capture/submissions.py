@@ -64,6 +64,7 @@ class Busy(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"the intake is busy; retry after {retry_after} s")
         self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class Submissions:
@@ -188,6 +189,6 @@ class RefuseWhenBusy:
             busy = self.submissions.refusal()
             if busy is not None:
                 INTAKE_BUSY.labels(self.intakes[scope["path"]] or UNREAD).inc()
-                await reply(send, 503, {"detail": str(busy)}, {"Retry-After": str(busy.retry_after)})
+                await reply(send, 503, {"detail": str(busy)}, busy.headers)
                 return
         await self.app(scope, receive, send)
