@@ -1,6 +1,7 @@
 """The run's chart: for each rate step, the throughput the pipeline drained against its p50 and p99 latency
-(intake to pick task, and intake to delivered), over Kafka and over HTTP, with the burst's drain rate and the
-same run's anchors drawn in as vertical lines (log scales: the anchors sit orders of magnitude to the right)."""
+(intake to pick task, and intake to delivered), over Kafka, over HTTP and as Shopify's webhook, with the burst's
+drain rate and the same run's anchors drawn in as vertical lines (log scales: the anchors sit orders of magnitude to
+the right)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from typing import Any
 from .measures import Spread
 from .results import Phase, Run
 
-SERIES = (("kafka", "tab:blue", "over Kafka"), ("http", "tab:orange", "over HTTP"))
+SERIES = (
+    ("kafka", "tab:blue", "over Kafka"),
+    ("http", "tab:orange", "over HTTP"),
+    ("shopify", "tab:brown", "as Shopify webhook"),
+)
 ANCHOR_STYLES = ("tab:green", "tab:olive", "tab:purple")
 
 

@@ -4,8 +4,9 @@ shows as latency instead of slowing the sender down (no coordinated omission).
 Kafka: a producer publishes each order on oms.orders.submitted at its due time, as the channel adapters'
 principal; when the producer itself falls behind, that lateness is part of the measured latency, because
 latency runs from the due time. HTTP: vegeta (Go, open loop: it adds workers rather than wait for answers)
-posts one order per request at a constant rate with the channel's API key; each result carries its sequence
-number, so its due time is the attack's start + sequence / rate.
+posts one order per request at a constant rate with the channel's API key, or delivers it as Shopify's signed
+orders/create webhook; each result carries its sequence number, so its due time is the attack's start + sequence /
+rate.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from deploy.local import shopify
 from deploy.local.settings import LocalStack
 from shared.backbone import kafka_access
 from shared.contracts import topics
@@ -85,11 +89,25 @@ def vegeta_binary(local: LocalStack) -> str:
 
 def vegeta_targets(capture_url: str, documents: list[dict[str, Any]], token: str) -> str:
     """One JSON target per line, each with its own order as the body (vegeta's `-format=json`)."""
-    header = {"Authorization": [f"Bearer {token}"], "Content-Type": ["application/json"]}
+    header = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    return _targets(f"{capture_url}/v1/orders", ((json.dumps(d).encode(), header) for d in documents))
+
+
+def shopify_targets(capture_url: str, documents: list[dict[str, Any]], first_id: int) -> str:
+    """The same orders as deliveries of Shopify's orders/create webhook from the development shop: each its own
+    Shopify order id (from `first_id` on) and webhook id, signed as Shopify signs them."""
+    deliveries = []
+    for number, document in enumerate(documents):
+        raw = json.dumps(shopify.orders_create(document, first_id + number)).encode()
+        deliveries.append((raw, shopify.signed_headers(raw, str(uuid.uuid4()))))
+    return _targets(f"{capture_url}{shopify.WEBHOOK_PATH}", deliveries)
+
+
+def _targets(url: str, requests: Iterable[tuple[bytes, dict[str, str]]]) -> str:
     lines = []
-    for document in documents:
-        body = base64.b64encode(json.dumps(document).encode()).decode()
-        target = {"method": "POST", "url": f"{capture_url}/v1/orders", "body": body, "header": header}
+    for body, headers in requests:
+        header = {name: [value] for name, value in headers.items()}
+        target = {"method": "POST", "url": url, "body": base64.b64encode(body).decode(), "header": header}
         lines.append(json.dumps(target))
     return "\n".join(lines) + "\n"
 

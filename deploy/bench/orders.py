@@ -4,6 +4,7 @@ one pick task and one delivery. Postal codes and SKUs stay clear of the simulato
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -51,3 +52,9 @@ def order(run: str, phase: str, number: int, skus: list[str]) -> dict[str, Any]:
         "shipping_price": str(SHIPPING),
         "payment": {"status": "paid", "amount": str(total), "currency": "EUR"},
     }
+
+
+def shopify_ids(run: str, phase: str) -> int:
+    """The first Shopify order id of a phase's deliveries (up to 100,000 follow it): 13 digits, as Shopify's are,
+    apart for every run and phase (capture takes a repeated id as the same order delivered again)."""
+    return 10**12 + int(hashlib.sha256(f"{run}:{phase}".encode()).hexdigest()[:6], 16) * 10**5

@@ -148,7 +148,7 @@ def markdown(run: Run) -> str:
     for p in run.phases:
         offered = "all at once" if p.offered_rate is None else f"{p.offered_rate:g}/s"
         drained = "-" if p.throughput is None else f"{p.throughput:.1f}/s"
-        http = spread(p.http, everything=False) if p.kind == "http" else "-"
+        http = spread(p.http, everything=False) if p.kind in ("http", "shopify") else "-"
         out.append(
             f"| {p.name} | {offered} | {p.orders} | {drained} | {ratio(run, p.throughput)} | {spread(p.to_pick)}"
             f" | {spread(p.to_delivered)} | {http} | {errors(p)} | {duration(p.late_max)} | {verdict(p)} |"
@@ -209,7 +209,9 @@ def markdown(run: Run) -> str:
         "- Intake time: the order's due time in the open-loop schedule (burst: all due at the start). Over Kafka"
         " the bench's producer (principal channel-adapters, idempotent, linger 5 ms) publishes each order on"
         " `oms.orders.submitted` at its due time; over HTTP vegeta posts one order per request at a constant rate"
-        " with the webshop channel's API key, adding workers rather than waiting for answers.",
+        " with the webshop channel's API key, adding workers rather than waiting for answers; as Shopify's webhook"
+        " vegeta delivers the same orders as `orders/create` bodies from the development shop, each with its own"
+        " Shopify order id and webhook id, signed as Shopify signs them.",
         "- Pick task time: the timestamp of the order's (last) `PickTaskReleased` record on"
         " `oms.warehouse.pick-tasks`, set by fulfillment's outbox relay when it hands the task to Kafka, after"
         " the handler's transaction committed: when the warehouse can have it. `pick_tasks.created_at` is taken"
@@ -243,8 +245,8 @@ def index(runs: list[dict[str, Any]]) -> str:
     out += [
         "",
         "| run | commit | order txn tps | burst drained | ÷ txn | highest Kafka step kept up"
-        " | highest HTTP step kept up |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        " | highest HTTP step kept up | highest Shopify step kept up |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for run in sorted(runs, key=lambda r: str(r["started_at"]), reverse=True):
         txn = next((a["figure"] for a in run["anchors"] if a["what"] == ORDER_TRANSACTION), None)
@@ -252,13 +254,14 @@ def index(runs: list[dict[str, Any]]) -> str:
         drained = burst["throughput"] if burst else None
 
         def kept(kind: str, phases: list[dict[str, Any]] = run["phases"]) -> str:
-            rates = [p["offered_rate"] for p in phases if p["kind"] == kind and not p["saturated"]]
-            return f"{max(rates):g}/s" if rates else "none"
+            steps = [p for p in phases if p["kind"] == kind]
+            rates = [p["offered_rate"] for p in steps if not p["saturated"]]
+            return f"{max(rates):g}/s" if rates else "none" if steps else "not run"
 
         share = f"{drained / txn:.1%}" if drained and txn else "-"
         out.append(
             f"| [{run['run_id']}]({run['run_id']}.md) | `{run['commit']}` | {txn or 0:,.0f} |"
-            f" {(drained or 0):.1f}/s | {share} | {kept('kafka')} | {kept('http')} |"
+            f" {(drained or 0):.1f}/s | {share} | {kept('kafka')} | {kept('http')} | {kept('shopify')} |"
         )
     return "\n".join(out) + "\n"
 

@@ -28,7 +28,7 @@ class Anchor:
 @dataclass
 class Phase:
     name: str
-    kind: str  # burst | kafka | http
+    kind: str  # burst | kafka | http | shopify
     offered_rate: float | None
     orders: int  # sent
     accepted: int = 0  # got an order id from capture

@@ -1,10 +1,10 @@
 """The benchmark run: starts what is not running (stack, services, simulator), measures the anchors, seeds a
 catalogue and stock, then sends orders through the pipeline phase by phase (a burst on the intake topic, the
-same burst again with py-spy on every service, open-loop rate steps over Kafka and over HTTP until the
-pipeline saturates), waits after each phase until every order is delivered and its messages are sent, writes
-the report, the chart and the profiles, and stops what it started.
+same burst again with py-spy on every service, open-loop rate steps over Kafka, over HTTP and as Shopify's
+webhook, each until the pipeline saturates), waits after each phase until every order is delivered and its
+messages are sent, writes the report, the chart and the profiles, and stops what it started.
 
-Run: python -m deploy.bench [--quick] [--burst N] [--rates 10,25,...] [--http-rates ...] [--step-seconds S] ...
+Run: python -m deploy.bench [--quick] [--burst N] [--rates 10,25,...] [--http-rates ...] [--shopify-rates ...] ...
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class Settings:
     warm_up: int = 200
     rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400, 800)
     http_rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400)
+    shopify_rates: tuple[float, ...] = (100, 200, 400)
     step_seconds: float = 30.0
     http_step_seconds: float = 20.0
     anchor_seconds: float = 15.0
@@ -77,6 +78,7 @@ QUICK = Settings(
     warm_up=50,
     rates=(20, 50),
     http_rates=(20,),
+    shopify_rates=(20,),
     step_seconds=10.0,
     http_step_seconds=10.0,
     anchor_seconds=5.0,
@@ -146,16 +148,21 @@ class Bench:
 
         return await self.measure(phase, send, profile_to)
 
-    async def over_http(self, name: str, rate: float, seconds: float, vegeta: str) -> Phase:
-        """POST /v1/orders at a constant rate for `seconds`, one new order per request."""
+    async def over_http(self, name: str, rate: float, seconds: float, vegeta: str, *, shopify: bool = False) -> Phase:
+        """POST /v1/orders at a constant rate for `seconds`, one new order per request; with `shopify`, the same
+        orders as deliveries of Shopify's signed orders/create webhook."""
         work = self.local.state / "bench"
         work.mkdir(parents=True, exist_ok=True)
         planned = round(rate * seconds) + round(rate) + 10  # vegeta must never run out of fresh orders
         documents = [orders.order(self.tag, slug(name), i, self.skus) for i in range(planned)]
-        token = json.loads(self.local.keys_file.read_text())["channels"][orders.CHANNEL]
         targets = work / "targets.jsonl"
-        targets.write_text(load.vegeta_targets(self.client.capture_url, documents, token))
-        phase = Phase(name, "http", rate, 0)
+        if shopify:
+            first_id = orders.shopify_ids(self.tag, slug(name))
+            targets.write_text(load.shopify_targets(self.client.capture_url, documents, first_id))
+        else:
+            token = json.loads(self.local.keys_file.read_text())["channels"][orders.CHANNEL]
+            targets.write_text(load.vegeta_targets(self.client.capture_url, documents, token))
+        phase = Phase(name, "shopify" if shopify else "http", rate, 0)
 
         async def send(due: Due) -> None:
             responses = await load.attack(vegeta, targets, rate, seconds, work / "results.bin")
@@ -308,7 +315,7 @@ async def execute(local: LocalStack, settings: Settings, run: Run, started_servi
     run.anchors.append(producer)
     for anchor in run.anchors:
         print(f"  {anchor.what}: {anchor.figure:,.0f} {anchor.unit}", flush=True)
-    vegeta = load.vegeta_binary(local) if settings.http_rates else ""
+    vegeta = load.vegeta_binary(local) if settings.http_rates or settings.shopify_rates else ""
 
     pool = await observe.admin_pool(local)
     observer = observe.Observer(local)
@@ -336,6 +343,11 @@ async def execute(local: LocalStack, settings: Settings, run: Run, started_servi
             run.phases.append(phase)
             if phase.saturated:
                 break
+        for rate in settings.shopify_rates:
+            phase = await bench.over_http(f"shopify {rate:g}/s", rate, settings.http_step_seconds, vegeta, shopify=True)
+            run.phases.append(phase)
+            if phase.saturated:
+                break
     finally:
         await observer.stop()
         await pool.close()
@@ -352,7 +364,8 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--rates", help="Kafka rate steps, orders/s, comma-separated, empty for none")
     parser.add_argument("--http-rates", help="HTTP rate steps, orders/s, comma-separated, empty for none")
     parser.add_argument("--step-seconds", type=float, help="seconds of each Kafka rate step (30; 10)")
-    parser.add_argument("--http-step-seconds", type=float, help="seconds of each HTTP rate step (20; 10)")
+    parser.add_argument("--shopify-rates", help="Shopify webhook rate steps, orders/s, comma-separated, empty for none")
+    parser.add_argument("--http-step-seconds", type=float, help="seconds of each HTTP or Shopify step (20; 10)")
     parser.add_argument("--anchor-seconds", type=float, help="seconds of each pgbench run (15; 5)")
     parser.add_argument("--producer-records", type=int, help="records ProducerPerformance sends (300000; 50000)")
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for a phase to settle (240; 90)")
@@ -376,7 +389,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
         )
         if getattr(args, name) is not None
     }
-    for name in ("rates", "http_rates"):
+    for name in ("rates", "http_rates", "shopify_rates"):
         if getattr(args, name) is not None:
             chosen[name] = tuple(float(r) for r in getattr(args, name).split(",") if r.strip())
     if args.p99_limit is not None:

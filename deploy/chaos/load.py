@@ -22,10 +22,8 @@ within a deadline: an intake the pipeline never answered is a finding of the run
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import hashlib
-import hmac
 import json
 import random
 import time
@@ -40,9 +38,10 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from deploy.local import shopify
 from deploy.local.keys import DevelopmentKeys
 from deploy.local.settings import LocalStack
-from services.capture.settings import DEVELOPMENT_SHOP, DEVELOPMENT_SHOPIFY_SECRET
+from services.capture.settings import DEVELOPMENT_SHOP
 from shared.backbone import kafka_access
 from shared.contracts import topics
 
@@ -340,49 +339,6 @@ def order_document(spec: OrderSpec, run: str) -> dict[str, Any]:
     }
 
 
-def shopify_body(spec: OrderSpec, run: str, shopify_id: int) -> dict[str, Any]:
-    """An orders/create webhook body as Shopify sends it (the fields capture maps)."""
-    price = Decimal("12.50")
-    subtotal = sum((price * quantity for _, quantity in spec.lines), Decimal(0))
-    total = subtotal + SHIPPING
-    paid = total if spec.scenario != "rejected" or spec.number % 2 else total - 5
-    person = {"first_name": "Customer", "last_name": str(spec.number)}
-    return {
-        "id": shopify_id,
-        "created_at": datetime.now(UTC).isoformat(),
-        "currency": "EUR",
-        "email": f"chaos-{run}-{spec.number}@example.test",
-        "customer": {**person, "email": f"chaos-{run}-{spec.number}@example.test"},
-        "shipping_address": {
-            **person,
-            "address1": f"Street {spec.number}",
-            "address2": f"Run {run}",
-            "city": "City",
-            "zip": f"{1000 + spec.number % 9000}",
-            "country_code": spec.country,
-        },
-        "line_items": [
-            {"sku": sku, "quantity": quantity, "price": str(price), "total_discount": "0.00", "requires_shipping": True}
-            for sku, quantity in spec.lines
-        ],
-        "shipping_lines": [{"code": "Standard", "title": "Standard", "price": str(SHIPPING)}],
-        "subtotal_price": str(subtotal),
-        "total_price": str(paid),
-        "financial_status": "paid",
-    }
-
-
-def shopify_headers(raw: bytes, webhook_id: str) -> dict[str, str]:
-    signature = hmac.new(DEVELOPMENT_SHOPIFY_SECRET.encode(), raw, hashlib.sha256).digest()
-    return {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Shop-Domain": DEVELOPMENT_SHOP,
-        "X-Shopify-Hmac-Sha256": base64.b64encode(signature).decode(),
-        "X-Shopify-Webhook-Id": webhook_id,
-    }
-
-
 # ---- sending ----
 
 
@@ -528,9 +484,9 @@ class Driver:
         if spec.via == "shopify":
             shopify_id = 10**12 + int(hashlib.sha256(spec.external_id.encode()).hexdigest()[:10], 16)
             spec.external_id = f"{DEVELOPMENT_SHOP}:{shopify_id}"
-            raw = json.dumps(shopify_body(spec, run, shopify_id)).encode()
-            request: dict[str, Any] = {"content": raw, "headers": shopify_headers(raw, str(uuid.uuid4()))}
-            path = "/v1/channels/shopify/orders"
+            raw = json.dumps(shopify.orders_create(order_document(spec, run), shopify_id)).encode()
+            request: dict[str, Any] = {"content": raw, "headers": shopify.signed_headers(raw, str(uuid.uuid4()))}
+            path = shopify.WEBHOOK_PATH
         else:
             request, path = {"json": order_document(spec, run)}, "/v1/orders"
         response = await self.outside.post(path, spec.number, f"order {spec.number}", **request)

@@ -139,7 +139,7 @@ def test_report_shows_each_phase_as_a_share_of_the_same_runs_order_transaction()
     assert f"| {host_took} | 0.0 | 400 / 58.0 KB | 50 s |" in text  # the burst's row ends with host, commits, WAL
     assert ("Caveat: the host was busy" in text) == (20.0 / (50.0 * cores) >= 0.05)
     index = report.index([json.loads(json.dumps(run.to_json()))])
-    assert "| 2,000 | 60.0/s | 3.0% | none | none |" in index
+    assert "| 2,000 | 60.0/s | 3.0% | none | not run | not run |" in index  # Kafka saturated; no HTTP, no Shopify
 
 
 def test_more_instances_of_every_service_share_their_groups_and_count_as_their_service() -> None:
