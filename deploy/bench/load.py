@@ -146,9 +146,15 @@ def responses(results: list[dict[str, Any]], rate: float) -> list[Response]:
         order_id = None
         if r["code"] == 202:
             order_id = json.loads(base64.b64decode(r["body"]))["order_id"]
-        status = str(r["code"]) if r["code"] else "error"
+        status = str(r["code"]) if r["code"] else f"error ({transport_error(r['error'])})"
         found.append(Response(start + r["seq"] / rate, _epoch(r["timestamp"]), r["latency"] / 1e9, status, order_id))
     return found
+
+
+def transport_error(error: str) -> str:
+    """What went wrong with a request that got no answer, without the URL vegeta puts first: `Post "http://…":
+    EOF` is "EOF", `… read: connection reset by peer` is "connection reset by peer"."""
+    return error.rsplit(": ", 1)[-1] or "no answer"
 
 
 def _epoch(timestamp: str) -> float:

@@ -35,7 +35,7 @@ def ratio(run: Run, throughput: float | None) -> str:
 
 
 def errors(phase: Phase) -> str:
-    parts = [f"HTTP {status} x{n}" for status, n in sorted(phase.http_failures.items())]
+    parts = [f"HTTP {status} x{n}" for status, n in sorted(phase.http_failures.items())]  # e.g. "HTTP error (EOF) x4"
     if phase.accepted < phase.orders - sum(phase.http_failures.values()):
         parts.append(f"not captured {phase.orders - sum(phase.http_failures.values()) - phase.accepted}")
     if phase.picked < phase.accepted:

@@ -182,4 +182,5 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         # them, and a client that had sent its request sees a reset (uvicorn's default is 2048; the kernel caps
         # it at net.core.somaxconn).
         backlog=LISTEN_BACKLOG,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
     )

@@ -76,20 +76,22 @@ def test_figures_read_from_pgbench_and_producer_performance() -> None:
 
 
 def test_http_results_get_their_due_time_from_their_sequence_number() -> None:
-    # given vegeta's results at 10/s: the third request went out 0.5 s late, the second was refused
-    def result(seq: int, sent: str, code: int, body: dict[str, str] | None) -> dict[str, object]:
+    # given vegeta's results at 10/s: the third request went out 0.5 s late, the second was refused, the fourth
+    # lost its connection before any answer
+    def result(seq: int, sent: str, code: int, body: dict[str, str] | None, error: str = "") -> dict[str, object]:
         encoded = base64.b64encode(json.dumps(body).encode()).decode() if body else ""
-        return {"seq": seq, "timestamp": sent, "code": code, "latency": 20_000_000, "body": encoded}
+        return {"seq": seq, "timestamp": sent, "code": code, "latency": 20_000_000, "body": encoded, "error": error}
 
     results = [
         result(0, "2026-12-02T16:00:00.000000001Z", 202, {"order_id": "o-0"}),
         result(1, "2026-12-02T16:00:00.100000000Z", 429, None),
         result(2, "2026-12-02T16:00:00.700000000Z", 202, {"order_id": "o-2"}),
+        result(3, "2026-12-02T16:00:00.300000000Z", 0, None, 'Post "http://127.0.0.1:8080/v1/orders": EOF'),
     ]
     responses = load.responses(results, 10.0)
-    # then each is due at the start + seq / rate, and the lateness is visible
-    assert [r.order_id for r in responses] == ["o-0", None, "o-2"]
-    assert [r.status for r in responses] == ["202", "429", "202"]
+    # then each is due at the start + seq / rate, the lateness is visible, and so is why one got no answer
+    assert [r.order_id for r in responses] == ["o-0", None, "o-2", None]
+    assert [r.status for r in responses] == ["202", "429", "202", "error (EOF)"]
     assert responses[2].sent - responses[2].due == pytest.approx(0.5)
     assert responses[0].latency == 0.02
 
