@@ -54,7 +54,7 @@ def order(run: str, phase: str, number: int, skus: list[str]) -> dict[str, Any]:
     }
 
 
-def shopify_ids(run: str, phase: str) -> int:
+def first_shopify_id(run: str, phase: str) -> int:
     """The first Shopify order id of a phase's deliveries (up to 100,000 follow it): 13 digits, as Shopify's are,
     apart for every run and phase (capture takes a repeated id as the same order delivered again)."""
     return 10**12 + int(hashlib.sha256(f"{run}:{phase}".encode()).hexdigest()[:6], 16) * 10**5

@@ -157,7 +157,7 @@ class Bench:
         documents = [orders.order(self.tag, slug(name), i, self.skus) for i in range(planned)]
         targets = work / "targets.jsonl"
         if shopify:
-            first_id = orders.shopify_ids(self.tag, slug(name))
+            first_id = orders.first_shopify_id(self.tag, slug(name))
             targets.write_text(load.shopify_targets(self.client.capture_url, documents, first_id))
         else:
             token = json.loads(self.local.keys_file.read_text())["channels"][orders.CHANNEL]

@@ -90,10 +90,11 @@ class HttpSettings(BaseSettings):
     # Requests per second one API key may make to one instance (a key's own rate in auth.api_keys wins).
     api_rate_per_second: float = 500.0
     max_body_bytes: int = 256 * 1024
-    # How long an idle keep-alive connection stays open (seconds). Clients and load balancers reuse idle
-    # connections for longer than uvicorn's 5 s default (AWS's load balancers 60 s, Go clients without limit): a
-    # request sent as the server closes its connection gets a reset and no answer, and a POST is not retried
-    # for the client. Longer than the usual 60 s, the server is not the side that closes first.
+    # How long an idle keep-alive connection stays open (seconds). Clients and load balancers keep idle
+    # connections far longer than uvicorn's 5 s default (AWS's load balancers 60 s, vegeta without limit): a
+    # request sent as the server closes its connection gets a reset and no answer, and a POST is not retried for
+    # the client. Above a load balancer's 60 s, the server is not the side that closes first. Each idle
+    # connection holds a file descriptor for as long: below the limit of open files, a proxy in front bounds them.
     http_keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
 
 

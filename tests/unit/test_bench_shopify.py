@@ -43,7 +43,7 @@ def test_a_delivery_maps_to_the_order_it_stands_for() -> None:
 
 def test_the_bench_sends_each_order_once_signed_as_shopify_signs_it() -> None:
     documents = [orders.order("t1", "shopify-100-s", n, SKUS) for n in range(5)]
-    first_id = orders.shopify_ids("t1", "shopify-100-s")
+    first_id = orders.first_shopify_id("t1", "shopify-100-s")
     targets = [
         json.loads(line) for line in load.shopify_targets("http://127.0.0.1:8080", documents, first_id).splitlines()
     ]
@@ -61,7 +61,9 @@ def test_the_bench_sends_each_order_once_signed_as_shopify_signs_it() -> None:
 
 def test_phases_and_runs_get_shopify_ids_apart() -> None:
     firsts = {
-        orders.shopify_ids(run, phase) for run in ("a1b2c3", "d4e5f6") for phase in ("shopify-100-s", "shopify-200-s")
+        orders.first_shopify_id(run, phase)
+        for run in ("a1b2c3", "d4e5f6")
+        for phase in ("shopify-100-s", "shopify-200-s")
     }
     assert len(firsts) == 4
     assert all(first >= 10**12 and first + 100_000 < 10**13 for first in firsts)
