@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -49,7 +49,13 @@ class WebhookDelivery:
     shop: str
 
 
-Waiting = tuple[SubmittedOrder, WebhookDelivery | None, "asyncio.Future[Accepted]"]
+class Waiting(NamedTuple):
+    """An order in the queue: the delivery it came in (if a webhook's), and its caller's future answer."""
+
+    order: SubmittedOrder
+    webhook: WebhookDelivery | None
+    outcome: asyncio.Future[Accepted]
+
 
 # How much each round's time counts against the estimate before it: a few rounds make the estimate.
 ROUND_WEIGHT = 0.3
@@ -104,7 +110,7 @@ class Submissions:
         if (busy := self.refusal()) is not None:
             raise busy
         outcome: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self.waiting.append((order, webhook, outcome))
+        self.waiting.append(Waiting(order, webhook, outcome))
         if self.writer is None or self.writer.done():
             self.writer = asyncio.create_task(self._write_rounds())
         return await outcome
@@ -116,8 +122,8 @@ class Submissions:
             try:
                 await self._round(batch)
             except BaseException as exc:  # the service is stopping: nobody is left without an answer
-                for *_, outcome in batch:
-                    _settle(outcome, error=exc)
+                for waiting in batch:
+                    _settle(waiting.outcome, error=exc)
                 raise
             self._timed(self.clock() - started)
 
@@ -130,27 +136,27 @@ class Submissions:
             outcomes = await self._write(batch)
         except Exception as exc:
             if len(batch) == 1:
-                _settle(batch[0][2], error=exc)
+                _settle(batch[0].outcome, error=exc)
                 return
             log.warning("a round of %d submitted orders failed (%s); writing them one by one", len(batch), exc)
             for waiting in batch:
                 try:
                     (accepted,) = await self._write([waiting])
                 except Exception as single:
-                    _settle(waiting[2], error=single)
+                    _settle(waiting.outcome, error=single)
                 else:
-                    _settle(waiting[2], accepted)
+                    _settle(waiting.outcome, accepted)
             return
-        for (*_, outcome), accepted in zip(batch, outcomes, strict=True):
-            _settle(outcome, accepted)
+        for waiting, accepted in zip(batch, outcomes, strict=True):
+            _settle(waiting.outcome, accepted)
 
     async def _write(self, batch: list[Waiting]) -> list[Accepted]:
         async with self.pool().acquire() as conn, aftercommit.transaction(conn):
-            outcomes = await self.handlers.intake_all(conn, [(order, None) for order, _, _ in batch])
+            outcomes = await self.handlers.intake_all(conn, [(waiting.order, None) for waiting in batch])
             deliveries = [
-                (webhook.webhook_id, webhook.shop, accepted.order_id)
-                for (_, webhook, _), accepted in zip(batch, outcomes, strict=True)
-                if webhook is not None
+                (waiting.webhook.webhook_id, waiting.webhook.shop, accepted.order_id)
+                for waiting, accepted in zip(batch, outcomes, strict=True)
+                if waiting.webhook is not None
             ]
             if deliveries:
                 await repository.record_webhooks(conn, deliveries)
