@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -148,21 +149,22 @@ class Bench:
 
         return await self.measure(phase, send, profile_to)
 
-    async def over_http(self, name: str, rate: float, seconds: float, vegeta: str, *, shopify: bool = False) -> Phase:
-        """POST /v1/orders at a constant rate for `seconds`, one new order per request; with `shopify`, the same
-        orders as deliveries of Shopify's signed orders/create webhook."""
+    async def over_http(self, kind: str, rate: float, seconds: float, vegeta: str) -> Phase:
+        """POST /v1/orders at a constant rate for `seconds`, one new order per request (`http`), or the same orders
+        as deliveries of Shopify's signed orders/create webhook (`shopify`)."""
+        name = f"{kind} {rate:g}/s"
         work = self.local.state / "bench"
         work.mkdir(parents=True, exist_ok=True)
         planned = round(rate * seconds) + round(rate) + 10  # vegeta must never run out of fresh orders
         documents = [orders.order(self.tag, slug(name), i, self.skus) for i in range(planned)]
         targets = work / "targets.jsonl"
-        if shopify:
+        if kind == "shopify":
             first_id = orders.first_shopify_id(self.tag, slug(name))
             targets.write_text(load.shopify_targets(self.client.capture_url, documents, first_id))
         else:
             token = json.loads(self.local.keys_file.read_text())["channels"][orders.CHANNEL]
             targets.write_text(load.vegeta_targets(self.client.capture_url, documents, token))
-        phase = Phase(name, "shopify" if shopify else "http", rate, 0)
+        phase = Phase(name, kind, rate, 0)
 
         async def send(due: Due) -> None:
             responses = await load.attack(vegeta, targets, rate, seconds, work / "results.bin")
@@ -332,22 +334,21 @@ async def execute(local: LocalStack, settings: Settings, run: Run, started_servi
         if settings.profile_burst:
             directory = out / "profiles" / run.run_id
             run.phases.append(await bench.over_kafka("burst + py-spy", settings.profile_burst, None, directory))
-        for rate in settings.rates:
-            count = round(rate * settings.step_seconds)
-            phase = await bench.over_kafka(f"kafka {rate:g}/s", count, rate)
-            run.phases.append(phase)
-            if phase.saturated:
-                break
-        for rate in settings.http_rates:
-            phase = await bench.over_http(f"http {rate:g}/s", rate, settings.http_step_seconds, vegeta)
-            run.phases.append(phase)
-            if phase.saturated:
-                break
-        for rate in settings.shopify_rates:
-            phase = await bench.over_http(f"shopify {rate:g}/s", rate, settings.http_step_seconds, vegeta, shopify=True)
-            run.phases.append(phase)
-            if phase.saturated:
-                break
+
+        async def until_saturated(rates: tuple[float, ...], step: Callable[[float], Awaitable[Phase]]) -> None:
+            for rate in rates:
+                run.phases.append(phase := await step(rate))
+                if phase.saturated:
+                    return
+
+        await until_saturated(
+            settings.rates,
+            lambda rate: bench.over_kafka(f"kafka {rate:g}/s", round(rate * settings.step_seconds), rate),
+        )
+        for kind, rates in (("http", settings.http_rates), ("shopify", settings.shopify_rates)):
+            await until_saturated(
+                rates, functools.partial(bench.over_http, kind, seconds=settings.http_step_seconds, vegeta=vegeta)
+            )
     finally:
         await observer.stop()
         await pool.close()
