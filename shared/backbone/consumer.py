@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -299,12 +300,14 @@ class EventConsumer:
             ids = (item.event_id for item in ours)
             fresh = set(ids) if self.idempotent_by_keys else await inbox.claim(conn, ids)
             new: list[Inbound[Any]] = []
+            duplicates: list[Inbound[Any]] = []
             for item in ours:
                 if item.event_id in fresh:
                     fresh.discard(item.event_id)  # a duplicate within the batch counts once
                     new.append(item)
                 else:
-                    count(MESSAGES_CONSUMED.labels(self.service, item.topic, "duplicate"))
+                    duplicates.append(item)
+            self._count(duplicates, "duplicate", count)
             if self.prepare is not None:
                 await self.prepare(conn, new)
             for step in steps(new, self.routes):
@@ -317,12 +320,16 @@ class EventConsumer:
                             HANDLER_SECONDS.labels(self.service, handler_name(handler)), time.perf_counter() - started
                         )
                         log.debug("handled %d records with %s", len(records), handler_name(handler))
-                    for item in records:
-                        count(MESSAGES_CONSUMED.labels(self.service, item.topic, "processed"))
+                    self._count(records, "processed", count)
 
     def _count_not_for_us(self, others: list[Inbound[Any]]) -> None:
-        for item in others:
-            MESSAGES_CONSUMED.labels(self.service, item.topic, "not_for_us").inc()
+        self._count(others, "not_for_us", lambda counter, amount: counter.inc(amount))
+
+    def _count(self, items: Sequence[Inbound[Any]], outcome: str, add: Callable[[Any, float], None]) -> None:
+        """Count records by topic, once per topic and batch: a child counter looked up and incremented per record
+        was a few percent of a service's time."""
+        for topic, amount in Counter(item.topic for item in items).items():
+            add(MESSAGES_CONSUMED.labels(self.service, topic, outcome), amount)
 
     async def _apply_or_dead_letter(self, item: Inbound[Any]) -> None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -130,13 +131,16 @@ class OutboxRelay:
             asyncio.gather(*(future for _, future in sent), return_exceptions=True),
             self.settings.kafka_send_timeout_seconds,
         )
+        produced: Counter[str] = Counter()
         for (row, _), outcome in zip(sent, outcomes, strict=True):
             if isinstance(outcome, TOO_LARGE):
                 too_large.append((row, f"refused by the broker: {outcome.__class__.__name__}"))
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
-                MESSAGES_PRODUCED.labels(self.settings.service, row["topic"]).inc()
+                produced[row["topic"]] += 1
+        for topic, amount in produced.items():  # once per topic, not per record
+            MESSAGES_PRODUCED.labels(self.settings.service, topic).inc(amount)
         return too_large
 
     async def _set_aside(self, conn: Conn, rows: list[tuple[asyncpg.Record, str]]) -> None:
