@@ -159,7 +159,7 @@ class OnceMailbox:
     def deliver(self, message: bytes, stored: str) -> None:
         """Maildir's delivery: the whole file under tmp/, then renamed into new/, so a reader never sees half. Its
         unique name carries the Message-ID's `stored_name`, read at the next start. Written with the os module's
-        calls: a file object and pathlib's paths cost more than the writing (four system calls where three do)."""
+        calls: a file object and pathlib's paths cost more than the writing (six system calls where three do)."""
         self.delivered += 1
         name = f"{time.time_ns()}.P{self.pid}Q{self.delivered}{stored}.{self.host}"
         staged = f"{self.staging}/{name}"

@@ -12,37 +12,24 @@ from aiosmtpd.smtp import SMTP
 
 from deploy.local.mailsink import Sink
 from tests.integration.test_email_addresses import Recorder, email_deliveries, received, refused_orders
+from tests.mail_server import RefusingAndNoting
 from tests.scenario import free_port, restart
 from tests.waiting import eventually
 
 
-class PipeliningServer(Recorder):
-    """Offers PIPELINING, refuses mailboxes named `refused-…`, and notes whether the client's RCPT had already
-    arrived when its MAIL was answered (it was sent together with it)."""
+class PipeliningServer(RefusingAndNoting, Recorder):
+    """Offers PIPELINING (and CHUNKING), refuses mailboxes named `refused-…`, and notes what the client sent with
+    each MAIL: its RCPT, other messages' MAIL."""
 
     def __init__(self, chunking: bool) -> None:
         super().__init__()
         self.extensions = ["250-PIPELINING", "250-CHUNKING"] if chunking else ["250-PIPELINING"]
-        self.pipelined: list[bool] = []
-        self.mail_ahead: list[int] = []
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
         return [*responses[:-1], *self.extensions, responses[-1]]
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        self.pipelined.append(b"RCPT TO:" in bytes(server._reader._buffer))
-        self.mail_ahead.append(bytes(server._reader._buffer).count(b"MAIL FROM:"))
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        if address.startswith("refused-"):
-            return "550 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
 
 
 class ChunkingController(Controller):

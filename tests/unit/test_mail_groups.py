@@ -7,12 +7,12 @@ import smtplib
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from deploy.local.mailsink import OnceMailbox, Sink, header_fields
 from services.notifications.channels import AGAIN, Letter, hand_over, takes_groups
+from tests.mail_server import RefusingAndNoting
 
 SENDER = "orders@oms.local"
 
@@ -23,25 +23,13 @@ def content(message_id: str, body: str = "on its way\r\n") -> bytes:
     ).encode()
 
 
-class Mailbox(OnceMailbox):
-    """The sink's mailbox, refusing mailboxes named `refused-…`, and noting at each MAIL how many more MAIL
-    commands had already arrived (sent in the same write)."""
+class Mailbox(RefusingAndNoting, OnceMailbox):
+    """The sink's mailbox, refusing mailboxes named `refused-…` and noting what came with each MAIL; what it stores
+    kept in order too."""
 
     def __init__(self, mail_dir: str) -> None:
         super().__init__(mail_dir)
-        self.mail_ahead: list[int] = []
         self.stored: list[bytes] = []
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        self.mail_ahead.append(bytes(server._reader._buffer).count(b"MAIL FROM:"))
-        envelope.mail_from = address
-        return "250 OK"
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        if address.startswith("refused-"):
-            return "550 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
 
     def deliver(self, message: bytes, stored: str) -> None:
         self.stored.append(message)
