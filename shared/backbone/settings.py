@@ -40,8 +40,10 @@ class KafkaSettings(BaseSettings):
     consumer_poll_ms: int = 200
     # Once a poll brings records, how long to keep gathering more into the same batch (milliseconds, 0: none).
     # Every batch pays a transaction, a WAL flush, an offset commit and a relay round whatever its size; at
-    # steady rates a poll holds a record or two, so a short wait here buys several records per batch.
-    consumer_linger_ms: int = Field(default=10, ge=0, le=1000)
+    # steady rates a poll holds a record or two, so a short wait here buys several records per batch. 50 rather
+    # than 10: at 200 orders/s the machine is busy with batches' fixed costs, and fuller ones brought the p99 to
+    # pick task down by a third, at the price of about 100 ms more at 10/s (docs/benchmarks/findings.md, round 11).
+    consumer_linger_ms: int = Field(default=50, ge=0, le=1000)
     # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
     kafka_send_timeout_seconds: float = 30.0
     # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
