@@ -9,6 +9,7 @@ import re
 import smtplib
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,6 +76,8 @@ class EmailChannel:
         self.host = host
         self.port = port
         self.sender = sender
+        # The sender goes into commands as it is (else smtplib's sendmail quotes it): the same for every message.
+        self.plain_sender = sender.isascii() and PLAIN_ADDRESS.fullmatch(sender) is not None
 
     async def send(self, rows: list[asyncpg.Record]) -> list[Outcome]:
         if not rows:
@@ -128,11 +131,7 @@ class EmailChannel:
 
     def _plain(self, row: asyncpg.Record) -> bool:
         """Whether the message's addresses go into commands as they are (else smtplib's sendmail quotes them)."""
-        return bool(
-            self.sender.isascii()
-            and PLAIN_ADDRESS.fullmatch(self.sender)
-            and PLAIN_ADDRESS.fullmatch(Recipient.of(row["email"]).address)
-        )
+        return self.plain_sender and PLAIN_ADDRESS.fullmatch(Recipient.of(row["email"]).address) is not None
 
     def _letter(
         self, smtp: smtplib.SMTP, row: asyncpg.Record, started_at: datetime, started: float
@@ -227,13 +226,11 @@ def hand_over(smtp: smtplib.SMTP, sender: str, letters: list[Letter]) -> tuple[l
     taken as the message's own: it is sent again, after the RSET that ends the group. The first message of a
     group is always settled, so the groups go on. Whether the session broke: the message it broke on gets the
     error, the rest of the group AGAIN."""
-    sized = smtp.has_extn("size")
     commands = []
     for letter in letters:
-        options = [f"SIZE={len(letter.content)}"] * sized + list(letter.options)
-        mail_from = " ".join([f"MAIL FROM:<{sender}>", *options])
-        encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
-        commands.append(f"{mail_from}\r\nRCPT TO:<{letter.to}>\r\nBDAT {len(letter.content)} LAST\r\n".encode(encoding))
+        commands.append(
+            _commands(smtp, sender, letter.to, letter.content, letter.options, f"BDAT {len(letter.content)} LAST")
+        )
         commands.append(letter.content)
     handed: list[Exception | object | None] = []
     in_doubt = False
@@ -261,10 +258,7 @@ def transmit(smtp: smtplib.SMTP, sender: str, to: str, message: bytes, options: 
     if not (smtp.has_extn("pipelining") and PLAIN_ADDRESS.fullmatch(sender) and PLAIN_ADDRESS.fullmatch(to)):
         smtp.sendmail(sender, [to], message, options)
         return
-    if smtp.has_extn("size"):
-        options = [f"SIZE={len(message)}", *options]
-    mail_from = " ".join([f"MAIL FROM:<{sender}>", *options])
-    smtp.send(f"{mail_from}\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode("utf-8" if "SMTPUTF8" in options else "ascii"))
+    smtp.send(_commands(smtp, sender, to, message, options, "DATA"))
     mail, rcpt, data = smtp.getreply(), smtp.getreply(), smtp.getreply()
     if data[0] == 354:
         # The message when MAIL and RCPT were taken; else an empty one, only to end the DATA the server began.
@@ -279,6 +273,14 @@ def transmit(smtp: smtplib.SMTP, sender: str, to: str, message: bytes, options: 
     with contextlib.suppress(smtplib.SMTPServerDisconnected):
         smtp.rset()
     raise refused
+
+
+def _commands(smtp: smtplib.SMTP, sender: str, to: str, message: bytes, options: Sequence[str], last: str) -> bytes:
+    """MAIL (with the message's size where the server takes SIZE), RCPT and `last` (DATA or BDAT), as sent
+    together."""
+    mail_options = [f"SIZE={len(message)}", *options] if smtp.has_extn("size") else list(options)
+    mail_from = " ".join([f"MAIL FROM:<{sender}>", *mail_options])
+    return f"{mail_from}\r\nRCPT TO:<{to}>\r\n{last}\r\n".encode("utf-8" if "SMTPUTF8" in options else "ascii")
 
 
 def _closing(smtp: smtplib.SMTP, *replies: tuple[int, bytes]) -> None:
