@@ -3,7 +3,8 @@
 Records are read in batches (a poll, and what arrives within a short linger after it); each batch is
 decoded, undecodable records are set aside as dead letters (shared.dlq), the rest are handled in ONE database
 transaction together with the claim of their event ids (so a redelivered event changes nothing; a reader whose
-writes are idempotent by their own keys claims nothing), and only after that commit are the offsets committed.
+writes are idempotent by their own keys claims nothing), and only after that commit are the offsets committed (not
+if the group reassigned partitions meanwhile: the instance reads on from the committed offsets instead).
 A handler takes all the batch's records routed to it at once (so it can write them with one statement per
 table), in the order they were read; one order's records routed to different handlers are handed over in that
 order too (see `steps`).
@@ -33,7 +34,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CorruptRecordException, IllegalStateError, KafkaError
 
 from shared.backbone import aftercommit, inbox, kafka_access, logs
@@ -102,6 +103,7 @@ class EventConsumer:
         self.prepare = prepare
         self.service = settings.service
         self.assigned = False
+        self.reassignments = Reassignments()
         self._lag_reported: set[TopicPartition] = set()
 
     async def run(self) -> None:
@@ -123,8 +125,7 @@ class EventConsumer:
             await consumer.stop()
 
     def _consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            *self.topics,
+        consumer = AIOKafkaConsumer(
             **kafka_access.of_service(self.settings).client_options(),
             group_id=f"oms-{self.service}",
             client_id=f"oms-{self.service}-{self.settings.instance}",
@@ -133,6 +134,8 @@ class EventConsumer:
             max_poll_records=self.settings.consumer_batch_size,
             isolation_level="read_committed",
         )
+        consumer.subscribe(self.topics, listener=self.reassignments)
+        return consumer
 
     async def _started(self) -> AIOKafkaConsumer:
         attempt = 0
@@ -149,10 +152,11 @@ class EventConsumer:
                 await asyncio.sleep(backoff(attempt))
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        fetched_in = self.reassignments.count
         batches = await self._poll(consumer)
         self.assigned = bool(consumer.assignment())
         if batches:
-            await self._process(consumer, batches)
+            await self._process(consumer, batches, fetched_in)
         await self._report_lag(consumer)
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> Batches:
@@ -196,6 +200,7 @@ class EventConsumer:
         for _ in range(POLLS_PER_PARTITION):
             if await self._read_to_the_end(consumer, tp):
                 return
+            fetched_in = self.reassignments.count
             try:
                 batch = await consumer.getmany(
                     tp, timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
@@ -206,7 +211,7 @@ class EventConsumer:
                 await self._step_to_unreadable(consumer, tp)
                 continue
             if batch:
-                await self._process(consumer, batch)
+                await self._process(consumer, batch, fetched_in)
             elif consumer.highwater(tp) is None:
                 return  # nothing fetched for it yet in this poll's time: an empty partition, most likely
 
@@ -224,6 +229,7 @@ class EventConsumer:
         aside by its offset and go on after it. A failed poll leaves the position on the first record it did
         not return, so that offset is the unreadable record's (or, when it shares a producer batch with an
         earlier unreadable one, a record the client cannot reach either: it parses the batch from its start)."""
+        fetched_in = self.reassignments.count
         readable: list[Any] = []
         failure: BaseException | None = None
         while len(readable) < self.settings.consumer_batch_size:
@@ -238,7 +244,7 @@ class EventConsumer:
                 break
             readable.extend(got[tp])
         if readable:
-            await self._process(consumer, {tp: readable})
+            await self._process(consumer, {tp: readable}, fetched_in)
         if failure is None:
             return
         offset = await consumer.position(tp)
@@ -251,9 +257,9 @@ class EventConsumer:
         UNREADABLE_RECORDS.labels(self.service, tp.topic).inc()
         MESSAGES_CONSUMED.labels(self.service, tp.topic, "dead_lettered").inc()
         consumer.seek(tp, offset + 1)
-        await self._commit(consumer, {tp: offset + 1})
+        await self._commit(consumer, {tp: offset + 1}, fetched_in)
 
-    async def _process(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+    async def _process(self, consumer: AIOKafkaConsumer, batches: Batches, fetched_in: int) -> None:
         started = time.perf_counter()
         decoded: list[Inbound[Any]] = []
         poison: list[Undecodable] = []
@@ -277,9 +283,21 @@ class EventConsumer:
         if self.settings.fault_kill_after_db_commit:
             log.warning("fault injection: SIGKILL after database commit, before offset commit")
             os.kill(os.getpid(), signal.SIGKILL)
-        await self._commit(consumer, {tp: records[-1].offset + 1 for tp, records in batches.items() if records})
+        await self._commit(
+            consumer, {tp: records[-1].offset + 1 for tp, records in batches.items() if records}, fetched_in
+        )
 
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], fetched_in: int) -> None:
+        """Commit the offsets after a batch, unless the group reassigned partitions since the batch was fetched.
+        The client rejoins in the background, and a commit carries the generation current when it is sent: a
+        batch fetched before a reassignment (e.g. by an instance frozen past its session) would commit its
+        offsets in the new generation, moving a partition's committed offset back behind what others committed,
+        where it stays until a new record comes. Instead, every partition is read again from its committed
+        offset (what this batch did is in the database, so the repeats change nothing) and committed then."""
+        if self.reassignments.count != fetched_in:
+            log.info("partitions were reassigned while a batch was handled; reading on from the committed offsets")
+            await self._rewind(consumer)
+            return
         try:
             await consumer.commit(offsets)
         except Exception as exc:
@@ -418,6 +436,21 @@ class EventConsumer:
         for tp in self._lag_reported - reported:
             CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
         self._lag_reported = reported
+
+
+class Reassignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts the group's reassignments that took partitions from this instance, so a batch can tell whether its
+    partitions are still held as they were when it was fetched."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked:  # a first assignment revokes nothing and fetched nothing before it
+            self.count += 1
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
 
 
 def steps(items: list[Inbound[Any]], routes: Routes) -> list[Step]:

@@ -121,7 +121,9 @@ async def run_batch(handler: Handler, skus: list[str], **limits: Any) -> Outcome
     settings = CommonSettings(service=f"unit-{uuid.uuid4().hex[:8]}", contention_retries=2, **limits)
     pool, dead_letters, kafka = FakePool(), FakeDeadLetters(), FakeKafkaConsumer()
     consumer = EventConsumer(settings, pool, dead_letters, {ProductUpserted: handler})  # type: ignore[arg-type]
-    await consumer._process(kafka, {TP: [product(sku, 10 + i) for i, sku in enumerate(skus)]})
+    await consumer._process(
+        kafka, {TP: [product(sku, 10 + i) for i, sku in enumerate(skus)]}, consumer.reassignments.count
+    )
     return Outcome(pool.committed, dead_letters.kept, kafka.commits)
 
 
