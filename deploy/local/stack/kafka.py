@@ -63,6 +63,10 @@ transaction.state.log.min.isr={min_isr}
 share.coordinator.state.topic.replication.factor={replication}
 share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
+# Threads for a broker that shares two cores with the whole pipeline (Kafka's defaults, 3 and 8, suit a machine of its
+# own): fewer threads to switch between, the same requests served (docs/benchmarks/findings.md, round 12).
+num.network.threads=1
+num.io.threads=2
 """
 
 LOG4J2 = """\
@@ -336,7 +340,9 @@ async def start(local: LocalStack, only: Collection[int] | None = None) -> None:
             "log4j2.properties",
             "kafka.Kafka",
             str(each.properties),
-            jvm=("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", f"-Dkafka.logs.dir={each.home / 'logs'}"),
+            # The throughput collector: on two shared cores G1's concurrent threads and write barriers took about 15%
+            # more of the broker's CPU; its live heap is small, so the parallel collector's pauses are short.
+            jvm=("-Xms256m", "-Xmx768m", "-XX:+UseParallelGC", f"-Dkafka.logs.dir={each.home / 'logs'}"),
         )
         started = each.process.spawn(cmd, each.home)
         say(f"{each.name}: started pid {started}, waiting for {local.host}:{each.port}")
