@@ -15,11 +15,12 @@ from tests.unit.test_consumer_failures import TP, FakeDeadLetters, FakePool, Fla
 
 
 class Reassigning(Handler):
-    """Handles its records while the group takes the instance's partitions (and gives them back) when told to."""
+    """Handles its records; while doing so, the group takes its consumer's partitions (and gives them back), if it
+    is given a consumer."""
 
-    def __init__(self, consumer: EventConsumer | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__({})
-        self.consumer = consumer
+        self.consumer: EventConsumer | None = None
 
     async def handle(self, conn, msg) -> None:
         await super().handle(conn, msg)

@@ -340,8 +340,9 @@ async def start(local: LocalStack, only: Collection[int] | None = None) -> None:
             "log4j2.properties",
             "kafka.Kafka",
             str(each.properties),
-            # The throughput collector: on two shared cores G1's concurrent threads and write barriers took about 15%
-            # more of the broker's CPU; its live heap is small, so the parallel collector's pauses are short.
+            # The throughput collector: on two shared cores the broker took about 15% more CPU with G1 (its threads,
+            # and longer request handling and compiling); its live heap is small, so the parallel collector's pauses
+            # are short.
             jvm=("-Xms256m", "-Xmx768m", "-XX:+UseParallelGC", f"-Dkafka.logs.dir={each.home / 'logs'}"),
         )
         started = each.process.spawn(cmd, each.home)
