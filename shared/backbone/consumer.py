@@ -245,7 +245,9 @@ class EventConsumer:
             readable.extend(got[tp])
         if readable:
             await self._process(consumer, {tp: readable}, fetched_in)
-        if failure is None:
+        if failure is None or self.reassignments.count != fetched_in:
+            # Reassigned meanwhile: the position is no longer the unreadable record's (a rewound or new assignment
+            # starts from the committed offset), so the search starts over from there at the next failed poll.
             return
         offset = await consumer.position(tp)
         reason = (

@@ -7,6 +7,7 @@ stay there while no new record comes. Instead the instance reads on from the com
 import uuid
 
 from aiokafka import TopicPartition
+from aiokafka.errors import CorruptRecordException
 
 from shared.backbone.consumer import EventConsumer
 from shared.backbone.settings import CommonSettings
@@ -64,3 +65,45 @@ def test_only_a_reassignment_that_takes_partitions_counts() -> None:
     assert consumer.reassignments.count == 0
     consumer.reassignments.on_partitions_revoked({TopicPartition(TP.topic, 3)})
     assert consumer.reassignments.count == 1
+
+
+class ReadableThenUnreadable(FlakyKafkaConsumer):
+    """One partition: a readable record at offset 10, then one the client cannot parse at 11."""
+
+    def __init__(self) -> None:
+        super().__init__(RuntimeError("unused"))
+        self.handed_out = False
+
+    async def getmany(self, *partitions, timeout_ms=0, max_records=None):
+        if not self.handed_out:
+            self.handed_out = True
+            return {TP: [product("A", 10)]}
+        raise CorruptRecordException()
+
+    async def position(self, tp) -> int:
+        return self.seeks[-1][1] if self.seeks else 11
+
+
+async def test_an_unreadable_record_found_across_a_reassignment_is_not_set_aside_by_a_stale_position() -> None:
+    handler = Reassigning()
+    consumer = consumer_with(handler)
+    handler.consumer = consumer
+    kafka = ReadableThenUnreadable()
+
+    await consumer._step_to_unreadable(kafka, TP)
+
+    assert consumer.pool.committed == ["A"]  # type: ignore[attr-defined]  # the readable record handled
+    assert consumer.dead_letters.kept == []  # type: ignore[attr-defined]  # nothing set aside by a stale position
+    assert kafka.commits == []
+    assert kafka.seeks == [(TP, 10)]  # read again from the committed offset; the search starts over there
+
+
+async def test_an_unreadable_record_found_without_a_reassignment_is_set_aside_and_passed() -> None:
+    consumer = consumer_with(Reassigning())
+    kafka = ReadableThenUnreadable()
+
+    await consumer._step_to_unreadable(kafka, TP)
+
+    assert [item.origin.offset for item in consumer.dead_letters.kept] == [11]  # type: ignore[attr-defined]
+    assert kafka.commits == [{TP: 11}, {TP: 12}]
+    assert kafka.seeks == [(TP, 12)]
