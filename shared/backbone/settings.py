@@ -147,6 +147,16 @@ class CommonSettings(KafkaSettings, DatabaseSettings, HttpSettings):
         return self.dsn(self.db_role)
 
 
+class FollowerSettings(CommonSettings):
+    """A service off the order's path to its pick task (customer mail, returns, KPIs): it follows the topics the
+    order path writes, and nothing on that path waits for it."""
+
+    # Gathers longer than the order path (50 ms): a follower's batch costs what the order path's does (a
+    # transaction, a WAL flush, an offset commit, a relay round), and at a steady rate fuller ones leave the
+    # cores to the services an order waits on; a customer's e-mail a fifth of a second later is not noticed.
+    consumer_linger_ms: int = Field(default=250, ge=0, le=1000)
+
+
 def _secret(value: str, development: str, variable: str, production: bool) -> str:
     """The configured secret; in development the well-known development one, which production refuses."""
     if not value:
