@@ -40,10 +40,11 @@ class KafkaSettings(BaseSettings):
     consumer_poll_ms: int = 200
     # Once a poll brings records, how long to keep gathering more into the same batch (milliseconds, 0: none).
     # Every batch pays a transaction, a WAL flush, an offset commit and a relay round whatever its size; at
-    # steady rates a poll holds a record or two, so a short wait here buys several records per batch. 50 rather
-    # than 10: at 200 orders/s the machine is busy with batches' fixed costs, and fuller ones brought the p99 to
-    # pick task down by a third, at the price of about 100 ms more at 10/s (docs/benchmarks/findings.md, round 11).
-    consumer_linger_ms: int = Field(default=50, ge=0, le=1000)
+    # steady rates a poll holds a record or two, so a short wait here buys several records per batch. On the
+    # order's way to its pick task 20 ms, its three hops' share of the latency; the followers, which nothing on
+    # that way waits for, gather longer (FollowerSettings), and with their batches fewer, 20 ms brought the p99
+    # to pick task at 200/s below what 50 did at a few percent more CPU (docs/benchmarks/findings.md, round 13).
+    consumer_linger_ms: int = Field(default=20, ge=0, le=1000)
     # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
     kafka_send_timeout_seconds: float = 30.0
     # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
@@ -151,7 +152,7 @@ class FollowerSettings(CommonSettings):
     """A service off the order's path to its pick task (customer mail, returns, KPIs): it follows the topics the
     order path writes, and nothing on that path waits for it."""
 
-    # Gathers longer than the order path (50 ms): a follower's batch costs what the order path's does (a
+    # Gathers longer than the order path (20 ms): a follower's batch costs what the order path's does (a
     # transaction, a WAL flush, an offset commit, a relay round), and at a steady rate fuller ones leave the
     # cores to the services an order waits on; a customer's e-mail a fifth of a second later is not noticed.
     consumer_linger_ms: int = Field(default=250, ge=0, le=1000)
