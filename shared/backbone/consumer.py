@@ -132,6 +132,8 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.consumer_batch_size,
+            fetch_max_wait_ms=self.settings.consumer_fetch_wait_ms,
+            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
             isolation_level="read_committed",
         )
         consumer.subscribe(self.topics, listener=self.reassignments)

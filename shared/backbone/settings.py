@@ -40,11 +40,15 @@ class KafkaSettings(BaseSettings):
     consumer_poll_ms: int = 200
     # Once a poll brings records, how long to keep gathering more into the same batch (milliseconds, 0: none).
     # Every batch pays a transaction, a WAL flush, an offset commit and a relay round whatever its size; at
-    # steady rates a poll holds a record or two, so a short wait here buys several records per batch. On the
-    # order's way to its pick task 20 ms, its three hops' share of the latency; the followers, which nothing on
-    # that way waits for, gather longer (FollowerSettings), and with their batches fewer, 20 ms brought the p99
-    # to pick task at 200/s below what 50 did at a few percent more CPU (docs/benchmarks/findings.md, round 13).
+    # steady rates a poll holds a record or two, so a short wait here buys several records per batch. 20 ms on the
+    # order's way to its pick task, where three hops pay it; with the followers' batches fewer (FollowerSettings),
+    # 20 brought the p99 to pick task at 200/s below what 50 did, at a few percent more CPU
+    # (docs/benchmarks/findings.md, round 13).
     consumer_linger_ms: int = Field(default=20, ge=0, le=1000)
+    # How long the broker may hold a fetch for more records (fetch.max.wait.ms) until it has this many bytes
+    # (fetch.min.bytes); Kafka's defaults answer as soon as there is one record.
+    consumer_fetch_wait_ms: int = Field(default=500, ge=0, le=5000)
+    consumer_fetch_min_bytes: int = Field(default=1, ge=1)
     # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
     kafka_send_timeout_seconds: float = 30.0
     # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
@@ -152,10 +156,15 @@ class FollowerSettings(CommonSettings):
     """A service off the order's path to its pick task (customer mail, returns, KPIs): it follows the topics the
     order path writes, and nothing on that path waits for it."""
 
-    # Gathers longer than the order path (20 ms): a follower's batch costs what the order path's does (a
-    # transaction, a WAL flush, an offset commit, a relay round), and at a steady rate fuller ones leave the
-    # cores to the services an order waits on; a customer's e-mail a fifth of a second later is not noticed.
-    consumer_linger_ms: int = Field(default=250, ge=0, le=1000)
+    # A follower's batch costs what the order path's does (a transaction, a WAL flush, an offset commit, a relay
+    # round), and every fetch answered a round trip on both sides. The broker holds a follower's fetch for up to
+    # 250 ms (or a megabyte), so each brings what a quarter second brought and is a batch as it comes, with no
+    # linger after it: at 200 orders/s the followers took a quarter less CPU, at 10/s half, and left the cores to
+    # the services an order waits on (findings, round 13). A customer's e-mail a quarter second later is not
+    # noticed.
+    consumer_linger_ms: int = Field(default=0, ge=0, le=1000)
+    consumer_fetch_wait_ms: int = Field(default=250, ge=0, le=5000)
+    consumer_fetch_min_bytes: int = Field(default=1_000_000, ge=1)
 
 
 def _secret(value: str, development: str, variable: str, production: bool) -> str:
