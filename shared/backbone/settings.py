@@ -159,9 +159,9 @@ class FollowerSettings(CommonSettings):
     # A follower's batch costs what the order path's does (a transaction, a WAL flush, an offset commit, a relay
     # round), and every fetch answered a round trip on both sides. The broker holds a follower's fetch for up to
     # 250 ms (or a megabyte), so each brings what a quarter second brought and is a batch as it comes, with no
-    # linger after it: at 200 orders/s the followers took a quarter less CPU, at 10/s half, and left the cores to
-    # the services an order waits on (findings, round 13). A customer's e-mail a quarter second later is not
-    # noticed.
+    # linger after it: at 200 orders/s the followers took a quarter less CPU, at 10/s two thirds less, and left the
+    # cores to the services an order waits on (docs/benchmarks/findings.md, round 13). A customer's e-mail a
+    # quarter second later is not noticed.
     consumer_linger_ms: int = Field(default=0, ge=0, le=1000)
     consumer_fetch_wait_ms: int = Field(default=250, ge=0, le=5000)
     consumer_fetch_min_bytes: int = Field(default=1_000_000, ge=1)
