@@ -105,6 +105,9 @@ class EventConsumer:
         self.assigned = False
         self.reassignments = Reassignments()
         self._lag_reported: set[TopicPartition] = set()
+        # The search for an unreadable record reads an empty poll as "nothing there": it must outlast a fetch the
+        # broker may hold (a follower's, until it has a megabyte or the wait is over), or it gives up on the record.
+        self._search_poll_ms = settings.consumer_poll_ms + settings.consumer_fetch_wait_ms
 
     async def run(self) -> None:
         guard_client()  # also when the consumer runs without the service runtime
@@ -205,7 +208,7 @@ class EventConsumer:
             fetched_in = self.reassignments.count
             try:
                 batch = await consumer.getmany(
-                    tp, timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
+                    tp, timeout_ms=self._search_poll_ms, max_records=self.settings.consumer_batch_size
                 )
             except Exception as exc:
                 if not unreadable(exc):
@@ -236,7 +239,7 @@ class EventConsumer:
         failure: BaseException | None = None
         while len(readable) < self.settings.consumer_batch_size:
             try:
-                got = await consumer.getmany(tp, timeout_ms=self.settings.consumer_poll_ms, max_records=1)
+                got = await consumer.getmany(tp, timeout_ms=self._search_poll_ms, max_records=1)
             except Exception as exc:
                 if not unreadable(exc):
                     raise
