@@ -89,9 +89,19 @@ async def order_refunds(order_id: str) -> list[dict[str, Any]]:
 
 async def settled_refunds(order_id: str) -> list[dict[str, Any]]:
     """The order's refunds once there is one and the provider has answered each for good (a change's refund follows
-    it through capture, fulfillment, allocation, capture again, returns and the provider: a longer deadline)."""
+    it through capture, fulfillment, allocation, capture again, returns and the provider: a longer deadline). Returns
+    reads orders off the order's path, so it may not know a just-placed order yet: its 404 means none so far."""
+
+    async def so_far() -> list[dict[str, Any]]:
+        try:
+            return await order_refunds(order_id)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                return []
+            raise
+
     found: list[dict[str, Any]] = await eventually(
-        lambda: order_refunds(order_id), lambda r: bool(r) and all(f["status"] in SETTLED for f in r), timeout=60
+        so_far, lambda r: bool(r) and all(f["status"] in SETTLED for f in r), timeout=60
     )
     return found
 

@@ -163,7 +163,7 @@ async def test_nasty_records_on_every_inbound_topic_are_dead_lettered_and_no_con
         ),
         Case("fulfillment", topics.CARRIER_EVENTS.name, [carrier_update(1), carrier_update(2)]),
     ]
-    services = ("capture", "allocation", "fulfillment", "returns")
+    services = tuple(dict.fromkeys(name for case in cases for name in (case.service, *case.followers)))
     pids = {name: pipeline[name].pid() for name in services}
 
     readers = {name: TopicReader(topics.dead_letter_topic(name)) for name in services}
