@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.backbone.settings import FollowerSettings
+from shared.backbone.settings import CommonSettings
 from shared.reference.rates import ShippingRules
 from shared.reference.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
 
@@ -25,7 +25,7 @@ class KpiConfig(BaseModel):
     cost: CostModel = CostModel()
 
 
-class KpiSettings(FollowerSettings):
+class KpiSettings(CommonSettings):
     service: str = "kpis"
     kpis_file: Path = CONFIG / "kpis.json"
     carriers_file: Path = CONFIG / "carriers.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from shared.backbone.ports import StackPorts
-from shared.backbone.settings import FollowerSettings
+from shared.backbone.settings import CommonSettings
 
 DEVELOPMENT_WEBHOOK_SECRET = "dev-webhook-signing-secret"  # noqa: S105 - refused in production, below
 
@@ -26,7 +26,7 @@ class WebhookEndpoint(BaseModel):
         return not self.sales_channels or sales_channel in self.sales_channels
 
 
-class NotificationSettings(FollowerSettings):
+class NotificationSettings(CommonSettings):
     service: str = "notifications"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default_factory=lambda: StackPorts.from_env().smtp)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from shared.backbone.settings import FollowerSettings
+from shared.backbone.settings import CommonSettings
 from shared.contracts.envelope import now
 from shared.reference.rates import ShippingRules
 from shared.reference.warehouses import DEFAULT_FILE as WAREHOUSES_FILE
@@ -21,7 +21,7 @@ from .policy import ReturnsPolicy
 CONFIG = WAREHOUSES_FILE.parent
 
 
-class ReturnsSettings(FollowerSettings):
+class ReturnsSettings(CommonSettings):
     service: str = "returns"
     returns_policy_file: Path = CONFIG / "returns.json"
     carriers_file: Path = CONFIG / "carriers.json"

@@ -91,8 +91,12 @@ class EventConsumer:
         routes: Routes,
         prepare: BatchPreparation | None = None,
         idempotent_by_keys: bool = False,
+        order_path: bool = True,
     ) -> None:
         self.settings = settings
+        # Whether it reads the order's way to its pick task (shared/contracts/topics.ORDER_PATH), or what follows.
+        self.order_path = order_path
+        self.pacing = settings.pacing(order_path)
         # The handlers' writes are idempotent by their own keys (insert-if-absent, keep the earliest or latest): a
         # redelivered event changes nothing without an inbox claim, so none is written.
         self.idempotent_by_keys = idempotent_by_keys
@@ -106,8 +110,8 @@ class EventConsumer:
         self.reassignments = Reassignments()
         self._lag_reported: set[TopicPartition] = set()
         # The search for an unreadable record reads an empty poll as "nothing there": it must outlast a fetch the
-        # broker may hold (a follower's, until it has a megabyte or the wait is over), or it gives up on the record.
-        self._search_poll_ms = settings.consumer_poll_ms + settings.consumer_fetch_wait_ms
+        # broker may hold (a follow-up consumer's, until it has a megabyte or the wait is over), or it gives up.
+        self._search_poll_ms = settings.consumer_poll_ms + self.pacing.fetch_wait_ms
 
     async def run(self) -> None:
         guard_client()  # also when the consumer runs without the service runtime
@@ -131,12 +135,12 @@ class EventConsumer:
         consumer = AIOKafkaConsumer(
             **kafka_access.of_service(self.settings).client_options(),
             group_id=f"oms-{self.service}",
-            client_id=f"oms-{self.service}-{self.settings.instance}",
+            client_id=f"oms-{self.service}-{self.settings.instance}" + ("" if self.order_path else "-follow-up"),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.consumer_batch_size,
-            fetch_max_wait_ms=self.settings.consumer_fetch_wait_ms,
-            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
+            fetch_max_wait_ms=self.pacing.fetch_wait_ms,
+            fetch_min_bytes=self.pacing.fetch_min_bytes,
             isolation_level="read_committed",
         )
         consumer.subscribe(self.topics, listener=self.reassignments)
@@ -169,7 +173,7 @@ class EventConsumer:
             batches: Batches = await consumer.getmany(
                 timeout_ms=self.settings.consumer_poll_ms, max_records=self.settings.consumer_batch_size
             )
-            if batches and self.settings.consumer_linger_ms:
+            if batches and self.pacing.linger_ms:
                 batches = await self._gather_more(consumer, batches)
         except Exception as exc:
             if not unreadable(exc):
@@ -188,7 +192,7 @@ class EventConsumer:
         or two records would otherwise pay a whole transaction each. Records keep their order per partition."""
         gathered = {tp: list(records) for tp, records in batches.items()}
         size = sum(len(records) for records in gathered.values())
-        deadline = time.monotonic() + self.settings.consumer_linger_ms / 1000
+        deadline = time.monotonic() + self.pacing.linger_ms / 1000
         while size < self.settings.consumer_batch_size:
             left = deadline - time.monotonic()
             if left <= 0:

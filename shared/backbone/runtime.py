@@ -29,7 +29,7 @@ from shared.backbone.kafka import guard_client, make_producer
 from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
 from shared.backbone.outbox import OutboxRelay
 from shared.backbone.settings import CommonSettings
-from shared.contracts.topics import check_reads
+from shared.contracts.topics import ORDER_PATH, check_reads, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Runtime:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
-        self.consumer: EventConsumer | None = None
+        self.consumers: list[EventConsumer] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.api_keys = ApiKeys.over(lambda: self.pool, settings.api_rate_per_second)
 
@@ -74,8 +74,12 @@ class Runtime:
                 max_record_bytes=self.settings.kafka_max_record_bytes,
                 send_timeout=self.settings.kafka_send_timeout_seconds,
             )
-            self.consumer = EventConsumer(self.settings, self.pool, dead_letters, routes, prepare, idempotent_by_keys)
-            self._spawn("consumer", self.consumer.run)
+            for order_path, mine in by_pace(self.settings.service, routes):
+                consumer = EventConsumer(
+                    self.settings, self.pool, dead_letters, mine, prepare, idempotent_by_keys, order_path
+                )
+                self.consumers.append(consumer)
+                self._spawn("consumer" if order_path else "follow-up consumer", consumer.run)
             self._spawn("inbox-retention", lambda: inbox.keep_retention(self.settings, self.pool))
         for name, loop in extra.items():
             self._spawn(name, loop)
@@ -118,10 +122,19 @@ class Runtime:
         DB_POOL_MAX.labels(self.settings.service).set(self._pool.get_max_size())
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"database": False, "consumer": self.consumer is None or self.consumer.assigned}
+        checks = {"database": False, "consumer": all(consumer.assigned for consumer in self.consumers)}
         with contextlib.suppress(Exception):
             checks["database"] = await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2.0) is True
         return checks
+
+
+def by_pace(service: str, routes: Routes) -> list[tuple[bool, Routes]]:
+    """The routes a service's consumer of the order path takes (True), and those a consumer of what follows takes:
+    two members of the service's group when it has both, each paced for its own (KafkaSettings.pacing). One group
+    keeps the committed offsets and ACLs as they were; the two commit to the database as two instances would."""
+    path = ORDER_PATH.get(service)
+    split = [(pace, {p: h for p, h in routes.items() if (topic_of(p) == path) == pace}) for pace in (True, False)]
+    return [(pace, mine) for pace, mine in split if mine]
 
 
 def service_app(

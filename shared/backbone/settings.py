@@ -9,6 +9,7 @@ in this repository.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -38,22 +39,43 @@ class KafkaSettings(BaseSettings):
     kafka_linger_ms: int = 5
     consumer_batch_size: int = 500
     consumer_poll_ms: int = 200
-    # Once a poll brings records, how long to keep gathering more into the same batch (milliseconds, 0: none).
-    # Every batch pays a transaction, a WAL flush, an offset commit and a relay round whatever its size; at
-    # steady rates a poll holds a record or two, so a short wait here buys several records per batch. 20 ms on the
-    # order's way to its pick task, where three hops pay it; with the followers' batches fewer (FollowerSettings),
-    # 20 brought the p99 to pick task at 200/s below what 50 did, at a few percent more CPU
-    # (docs/benchmarks/findings.md, round 13).
+    # How a service's consumer of the order path (the topic it reads on an order's way from intake to its pick
+    # task, shared/contracts/topics.ORDER_PATH) gathers its batches. Once a poll brings records, it keeps gathering
+    # more into the same batch for the linger (milliseconds, 0: none): every batch pays a transaction, a WAL flush,
+    # an offset commit and a relay round whatever its size, and at steady rates a poll holds a record or two. 20 ms,
+    # where three hops pay it, brought the p99 to pick task at 200/s below what 50 did, at a few percent more CPU
+    # (docs/benchmarks/findings.md, round 13). The broker may hold a fetch for more records (fetch.max.wait.ms)
+    # until it has the minimum bytes (fetch.min.bytes); Kafka's defaults answer as soon as there is one record.
     consumer_linger_ms: int = Field(default=20, ge=0, le=1000)
-    # How long the broker may hold a fetch for more records (fetch.max.wait.ms) until it has this many bytes
-    # (fetch.min.bytes); Kafka's defaults answer as soon as there is one record.
     consumer_fetch_wait_ms: int = Field(default=500, ge=0, le=5000)
     consumer_fetch_min_bytes: int = Field(default=1, ge=1)
+    # The same for everything else a service reads, which no pick task waits for (status reports, returns, stock
+    # receipts; every record of notifications, returns and KPIs). Its batches cost what the order path's do, and
+    # every fetch answered a round trip on both sides: the broker holds these fetches for up to 250 ms (or a
+    # megabyte), each is a batch as it comes, with no linger after it. For the followers alone that took a quarter
+    # less CPU at 200 orders/s and two thirds less at 10/s (round 13); a customer's e-mail or a status a quarter
+    # second later is not noticed.
+    follow_up_linger_ms: int = Field(default=0, ge=0, le=1000)
+    follow_up_fetch_wait_ms: int = Field(default=250, ge=0, le=5000)
+    follow_up_fetch_min_bytes: int = Field(default=1_000_000, ge=1)
     # Longest wait for the broker to acknowledge a publish (outbox relay, dead letters).
     kafka_send_timeout_seconds: float = 30.0
     # Largest record a service publishes: a dead-letter copy larger than this (the original plus the dlq.*
     # headers) is kept in the service's dead_letters table instead. Below the broker's message.max.bytes.
     kafka_max_record_bytes: int = 1_000_000
+
+    def pacing(self, order_path: bool) -> Pacing:
+        """How a consumer of the order path, or of what follows it, gathers its batches."""
+        if order_path:
+            return Pacing(self.consumer_linger_ms, self.consumer_fetch_wait_ms, self.consumer_fetch_min_bytes)
+        return Pacing(self.follow_up_linger_ms, self.follow_up_fetch_wait_ms, self.follow_up_fetch_min_bytes)
+
+
+@dataclass(frozen=True)
+class Pacing:
+    linger_ms: int
+    fetch_wait_ms: int
+    fetch_min_bytes: int
 
 
 class DatabaseSettings(BaseSettings):
@@ -150,21 +172,6 @@ class CommonSettings(KafkaSettings, DatabaseSettings, HttpSettings):
     @property
     def db_dsn(self) -> str:
         return self.dsn(self.db_role)
-
-
-class FollowerSettings(CommonSettings):
-    """A service off the order's path to its pick task (customer mail, returns, KPIs): it follows the topics the
-    order path writes, and nothing on that path waits for it."""
-
-    # A follower's batch costs what the order path's does (a transaction, a WAL flush, an offset commit, a relay
-    # round), and every fetch answered a round trip on both sides. The broker holds a follower's fetch for up to
-    # 250 ms (or a megabyte), so each brings what a quarter second brought and is a batch as it comes, with no
-    # linger after it: at 200 orders/s the followers took a quarter less CPU, at 10/s two thirds less, and left the
-    # cores to the services an order waits on (docs/benchmarks/findings.md, round 13). A customer's e-mail a
-    # quarter second later is not noticed.
-    consumer_linger_ms: int = Field(default=0, ge=0, le=1000)
-    consumer_fetch_wait_ms: int = Field(default=250, ge=0, le=5000)
-    consumer_fetch_min_bytes: int = Field(default=1_000_000, ge=1)
 
 
 def _secret(value: str, development: str, variable: str, production: bool) -> str:

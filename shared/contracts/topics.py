@@ -313,6 +313,16 @@ TOPICS = BUSINESS_TOPICS + DEAD_LETTER_TOPICS
 BY_NAME = {t.name: t for t in TOPICS}
 
 
+# What each service reads on an order's way from intake to its pick task. Its consumer of this topic keeps to the
+# order path's pacing; what else it reads (status reports, cancellations, payments, returns) no pick task waits
+# for, and another consumer in the same group follows it in larger batches (shared/backbone/runtime.py).
+ORDER_PATH: dict[str, Topic] = {
+    "capture": ORDERS_SUBMITTED,
+    "allocation": ORDERS_VALIDATED,
+    "fulfillment": ALLOCATION_EVENTS,
+}
+
+
 def inputs(reader: str) -> tuple[Topic, ...]:
     return tuple(t for t in TOPICS if reader in t.readers)
 

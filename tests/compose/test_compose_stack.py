@@ -141,9 +141,10 @@ def test_the_compose_stack_delivers_orders_and_keeps_delivering_with_allocation_
             f"{ORDERS_WHILE_SCALED} more placed and all {ORDERS_BEFORE + ORDERS_WHILE_SCALED} delivered",
             lambda: asyncio.run(_all_delivered(local, first + second)),
         )
-        # and three allocation instances share the consumer group, each scraped by Prometheus
+        # and three allocation instances share the consumer group (each with its consumer of the order path and
+        # its follow-up consumer), each scraped by Prometheus
         assert len(compose.containers()["allocation"]) == 3
-        assert asyncio.run(_allocation_members(local)) == 3
+        assert asyncio.run(_allocation_members(local)) == 2 * 3
         eventually_scraped = asyncio.run(eventually(lambda: _scraped_allocation_instances(local), lambda n: n == 3))
         assert eventually_scraped == 3
         # and each customer was mailed on delivery through the SMTP sink
