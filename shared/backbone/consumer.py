@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import os
@@ -274,10 +275,12 @@ class EventConsumer:
         started = time.perf_counter()
         decoded: list[Inbound[Any]] = []
         poison: list[Undecodable] = []
-        for records in batches.values():
-            for record in records:
-                item = decode(record, self.settings.max_body_bytes)
-                (decoded if isinstance(item, Inbound) else poison).append(item)  # type: ignore[arg-type]
+        # The partitions' records in the order they were published, each partition's own order kept: a batch that
+        # holds a cause and its effect from two topics (fulfillment's acceptance of an order change, then
+        # allocation's change made on it) handles the cause first, as they would come one at a time.
+        for record in heapq.merge(*batches.values(), key=published):
+            item = decode(record, self.settings.max_body_bytes)
+            (decoded if isinstance(item, Inbound) else poison).append(item)  # type: ignore[arg-type]
         if poison:
             await self._set_aside(poison)
             for item in poison:
@@ -505,6 +508,11 @@ def one_at_a_time(handle: Callable[[Conn, Inbound[Any]], Awaitable[None]]) -> Ha
 def handler_name(handler: Handler) -> str:
     """A handler as metrics and logs name it: its function's name (bounded, unlike anything in a record)."""
     return getattr(handler, "__name__", type(handler).__name__)
+
+
+def published(record: Any) -> int:
+    """When the record was published (its timestamp, epoch milliseconds)."""
+    return int(record.timestamp)
 
 
 def stall_window(settings: CommonSettings) -> float:
