@@ -107,7 +107,6 @@ class EventConsumer:
         self.topics = sorted({topic_of(payload).name for payload in self.routes})
         self.prepare = prepare
         self.service = settings.service
-        self.assigned = False
         self.reassignments = Reassignments()
         self._lag_reported: set[TopicPartition] = set()
         # The search for an unreadable record reads an empty poll as "nothing there": it must outlast a fetch the
@@ -164,7 +163,6 @@ class EventConsumer:
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
         fetched_in = self.reassignments.count
         batches = await self._poll(consumer)
-        self.assigned = bool(consumer.assignment())
         if batches:
             await self._process(consumer, batches, fetched_in)
         await self._report_lag(consumer)
@@ -454,17 +452,20 @@ class EventConsumer:
 
 class Reassignments(ConsumerRebalanceListener):  # type: ignore[misc]
     """Counts the group's reassignments that took partitions from this instance, so a batch can tell whether its
-    partitions are still held as they were when it was fetched."""
+    partitions are still held as they were when it was fetched; and notes when the consumer first joined."""
 
     def __init__(self) -> None:
         self.count = 0
+        # Joined the group and was given its share, which may be none: an instance beyond a topic's partitions
+        # stands by, ready to take over, and is ready as the others are.
+        self.joined = False
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if revoked:  # a first assignment revokes nothing and fetched nothing before it
             self.count += 1
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass
+        self.joined = True
 
 
 def steps(items: list[Inbound[Any]], routes: Routes) -> list[Step]:

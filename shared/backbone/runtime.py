@@ -122,7 +122,7 @@ class Runtime:
         DB_POOL_MAX.labels(self.settings.service).set(self._pool.get_max_size())
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"database": False, "consumer": all(consumer.assigned for consumer in self.consumers)}
+        checks = {"database": False, "consumer": all(consumer.reassignments.joined for consumer in self.consumers)}
         with contextlib.suppress(Exception):
             checks["database"] = await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2.0) is True
         return checks

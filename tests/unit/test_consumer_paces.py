@@ -80,3 +80,15 @@ async def test_the_follow_up_consumer_names_itself_apart_and_is_paced_as_set() -
     )
     # The search for an unreadable record waits out a fetch the broker holds (else it would give up on it).
     assert follow_up._search_poll_ms == 450
+
+
+def test_a_consumer_given_no_partitions_is_ready_once_it_joined() -> None:
+    # given more members in the group than the order path's topic has partitions
+    consumer = EventConsumer(CommonSettings(service="unit-paces"), None, None, {ev.SubmittedOrder: handle})  # type: ignore[arg-type]
+    assert not consumer.reassignments.joined
+
+    # when the group's assignment gives it none
+    consumer.reassignments.on_partitions_assigned(set())
+
+    # then it stands by, ready
+    assert consumer.reassignments.joined
