@@ -31,6 +31,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -276,7 +277,7 @@ class EventConsumer:
         # The partitions' records in the order they were published, each partition's own order kept: a batch that
         # holds a cause and its effect from two topics (fulfillment's acceptance of an order change, then
         # allocation's change made on it) handles the cause first, as they would come one at a time.
-        for record in heapq.merge(*batches.values(), key=published):
+        for record in heapq.merge(*batches.values(), key=attrgetter("timestamp")):
             item = decode(record, self.settings.max_body_bytes)
             (decoded if isinstance(item, Inbound) else poison).append(item)  # type: ignore[arg-type]
         if poison:
@@ -509,11 +510,6 @@ def one_at_a_time(handle: Callable[[Conn, Inbound[Any]], Awaitable[None]]) -> Ha
 def handler_name(handler: Handler) -> str:
     """A handler as metrics and logs name it: its function's name (bounded, unlike anything in a record)."""
     return getattr(handler, "__name__", type(handler).__name__)
-
-
-def published(record: Any) -> int:
-    """When the record was published (its timestamp, epoch milliseconds)."""
-    return int(record.timestamp)
 
 
 def stall_window(settings: CommonSettings) -> float:

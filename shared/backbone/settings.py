@@ -73,6 +73,8 @@ class KafkaSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Pacing:
+    """How long a consumer gathers after a poll, and how long the broker may hold its fetch for how many bytes."""
+
     linger_ms: int
     fetch_wait_ms: int
     fetch_min_bytes: int

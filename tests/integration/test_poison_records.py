@@ -76,8 +76,8 @@ class Case:
     partition: int = 0
     first_offset: int = 0
     ids: tuple[uuid.UUID, uuid.UUID] = (uuid.uuid4(), uuid.uuid4())
-    # Followers that read the topic too (for events of other types): they set the nasty records aside as well.
-    followers: tuple[str, ...] = ()
+    # Other services that read the topic too (for events of other types): they set the nasty records aside as well.
+    other_readers: tuple[str, ...] = ()
 
 
 async def publish_case(producer: AIOKafkaProducer, case: Case) -> None:
@@ -159,11 +159,11 @@ async def test_nasty_records_on_every_inbound_topic_are_dead_lettered_and_no_con
             "fulfillment",
             topics.WAREHOUSE_EVENTS.name,
             [warehouse_report(), warehouse_report()],
-            followers=("returns",),
+            other_readers=("returns",),
         ),
         Case("fulfillment", topics.CARRIER_EVENTS.name, [carrier_update(1), carrier_update(2)]),
     ]
-    services = tuple(dict.fromkeys(name for case in cases for name in (case.service, *case.followers)))
+    services = tuple(dict.fromkeys(name for case in cases for name in (case.service, *case.other_readers)))
     pids = {name: pipeline[name].pid() for name in services}
 
     readers = {name: TopicReader(topics.dead_letter_topic(name)) for name in services}
@@ -177,10 +177,10 @@ async def test_nasty_records_on_every_inbound_topic_are_dead_lettered_and_no_con
             await publish_case(producer, case)
 
         # then each service dead-letters every nasty record of its topics, with its reason
-        # (a follower too, whose broker holds its fetches for more records before answering)
+        # (another reader too, whose broker holds its fetches for more records before answering)
         expected = len(nasty_records(b"")) + 1
         for case in cases:
-            for service in (case.service, *case.followers):
+            for service in (case.service, *case.other_readers):
                 letters = await eventually(
                     functools.partial(dead_letters_of, readers[service], case),
                     lambda seen: len(seen) >= expected,

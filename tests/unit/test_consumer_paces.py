@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.backbone.consumer import EventConsumer, Routes
-from shared.backbone.runtime import by_pace
+from shared.backbone.runtime import Runtime, by_pace
 from shared.backbone.settings import CommonSettings, Pacing
 from shared.contracts import events as ev
 
@@ -82,13 +82,23 @@ async def test_the_follow_up_consumer_names_itself_apart_and_is_paced_as_set() -
     assert follow_up._search_poll_ms == 450
 
 
-def test_a_consumer_given_no_partitions_is_ready_once_it_joined() -> None:
+async def test_an_instance_whose_consumer_got_no_partitions_is_ready_once_it_joined() -> None:
+    runtime = Runtime(CommonSettings(service="unit-paces"))
+    runtime._pool = Answering()  # type: ignore[assignment]
     # given more members in the group than the order path's topic has partitions
-    consumer = EventConsumer(CommonSettings(service="unit-paces"), None, None, {ev.SubmittedOrder: handle})  # type: ignore[arg-type]
-    assert not consumer.reassignments.joined
+    consumer = EventConsumer(runtime.settings, None, None, {ev.SubmittedOrder: handle})  # type: ignore[arg-type]
+    runtime.consumers.append(consumer)
+    assert await runtime.ready() == {"database": True, "consumer": False}
 
     # when the group's assignment gives it none
     consumer.reassignments.on_partitions_assigned(set())
 
-    # then it stands by, ready
-    assert consumer.reassignments.joined
+    # then the instance stands by, ready
+    assert await runtime.ready() == {"database": True, "consumer": True}
+
+
+class Answering:
+    """A database that answers."""
+
+    async def fetchval(self, query: str) -> bool:
+        return True
