@@ -54,9 +54,10 @@ from shared.backbone.metrics import (
     count,
     observe,
 )
+from shared.backbone.peak import OrderPathWatch
 from shared.backbone.settings import CommonSettings
 from shared.contracts.events import Contract
-from shared.contracts.topics import topic_of
+from shared.contracts.topics import topic_of, waits_at_a_peak
 
 log = logging.getLogger(__name__)
 # Takes records of the event types routed to it, in the order they were read (one order's records may repeat).
@@ -94,6 +95,7 @@ class EventConsumer:
         prepare: BatchPreparation | None = None,
         idempotent_by_keys: bool = False,
         order_path: bool = True,
+        watch: OrderPathWatch | None = None,
     ) -> None:
         self.settings = settings
         # Whether it reads the order's way to its pick task (shared/contracts/topics.ORDER_PATH), or what follows.
@@ -106,6 +108,11 @@ class EventConsumer:
         self.dead_letters = dead_letters
         self.routes = dict(routes)
         self.topics = sorted({topic_of(payload).name for payload in self.routes})
+        # A follow-up consumer's topics that wait while the order path is behind, and what tells it so.
+        self.watch = None if order_path else watch
+        self._wait_at_a_peak = {
+            topic_of(payload).name for payload in self.routes if waits_at_a_peak(settings.service, topic_of(payload))
+        }
         self.prepare = prepare
         self.service = settings.service
         self.reassignments = Reassignments()
@@ -162,11 +169,23 @@ class EventConsumer:
                 await asyncio.sleep(backoff(attempt))
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
+        self._give_way(consumer)
         fetched_in = self.reassignments.count
         batches = await self._poll(consumer)
         if batches:
             await self._process(consumer, batches, fetched_in)
         await self._report_lag(consumer)
+
+    def _give_way(self, consumer: AIOKafkaConsumer) -> None:
+        """Pause what can wait while the order path is behind, and read it again once the path caught up (the
+        records stay on the broker, the committed offsets where they were). Looked at before every poll: a new
+        assignment comes unpaused."""
+        if self.watch is None:
+            return
+        if self.watch.waiting:
+            consumer.pause(*(tp for tp in consumer.assignment() if tp.topic in self._wait_at_a_peak))
+        elif paused := consumer.paused():
+            consumer.resume(*paused)
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> Batches:
         try:
@@ -181,6 +200,7 @@ class EventConsumer:
             # Records drained from other partitions in the failed poll are gone from the client: read again
             # from the committed offsets, one partition at a time, to find the record and set it aside.
             log.error("the Kafka client cannot parse a fetched record (%s); looking for it", describe(exc))
+            consumer.resume(*consumer.paused())  # the search reads every partition, whatever waits at a peak
             await self._rewind(consumer)
             for tp in sorted(consumer.assignment()):
                 await self._read_alone(consumer, tp)

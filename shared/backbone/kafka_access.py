@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.backbone.settings import CommonSettings
-from shared.contracts.topics import SERVICES, TOPICS, Topic
+from shared.contracts.topics import ORDER_PATH, SERVICES, TOPICS, Topic
 
 ADMIN = "admin"
 OUTSIDE_PARTIES = (
@@ -48,7 +48,7 @@ class Grant:
     resource: str  # TOPIC or GROUP
     pattern: str  # LITERAL or PREFIXED
     name: str
-    operation: str  # READ or WRITE (each implies DESCRIBE)
+    operation: str  # READ or WRITE (each implies DESCRIBE), or DESCRIBE alone
 
     def spec(self) -> str:
         return f"allow User:{self.principal} {self.resource} {self.pattern} {self.name} {self.operation}"
@@ -69,6 +69,18 @@ def grants(name: str) -> list[Grant]:
     if reads(name):
         pattern = "LITERAL" if name in SERVICES else "PREFIXED"
         found.append(Grant(name, "GROUP", pattern, consumer_group(name), "READ"))
+    if name in SERVICES and reads(name):
+        found += watching_the_order_path(name)
+    return found
+
+
+def watching_the_order_path(name: str) -> list[Grant]:
+    """What a service's watch of the order path's backlog needs (shared/backbone/peak.py): the committed offsets of
+    the path's groups and the end offsets of their topics, both DESCRIBE, which reads no record and joins no group.
+    What the service reads or joins already is not granted twice."""
+    own = {t.name for t in reads(name)}
+    found = [Grant(name, "GROUP", "LITERAL", consumer_group(r), "DESCRIBE") for r in ORDER_PATH if r != name]
+    found += [Grant(name, "TOPIC", "LITERAL", t.name, "DESCRIBE") for t in ORDER_PATH.values() if t.name not in own]
     return found
 
 

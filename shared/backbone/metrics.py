@@ -56,6 +56,16 @@ CONSUMER_LAG = Gauge(
     "Records on an assigned partition not yet fetched by this consumer: high watermark minus position.",
     ["service", "topic", "partition"],
 )
+ORDER_PATH_BACKLOG = Gauge(
+    "oms_order_path_backlog_messages",
+    "Records the order path's consumer groups have still to read, as this service last saw them.",
+    ["service"],
+)
+YIELDING_TO_THE_ORDER_PATH = Gauge(
+    "oms_yielding_to_the_order_path",
+    "1 while this service's follow-up consumer pauses what can wait, the order path being behind.",
+    ["service"],
+)
 OUTBOX_BACKLOG = Gauge("oms_outbox_backlog_events", "Events in the outbox not yet published.", ["service"])
 OUTBOX_OLDEST_AGE = Gauge("oms_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox event.", ["service"])
 DB_POOL_CONNECTIONS = Gauge(

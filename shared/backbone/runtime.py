@@ -28,6 +28,7 @@ from shared.backbone.http import CorrelationId
 from shared.backbone.kafka import guard_client, make_producer
 from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
 from shared.backbone.outbox import OutboxRelay
+from shared.backbone.peak import OrderPathWatch
 from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import ORDER_PATH, check_reads, topic_of
 
@@ -74,9 +75,13 @@ class Runtime:
                 max_record_bytes=self.settings.kafka_max_record_bytes,
                 send_timeout=self.settings.kafka_send_timeout_seconds,
             )
-            for order_path, mine in by_pace(self.settings.service, routes):
+            paces = by_pace(self.settings.service, routes)
+            watch = OrderPathWatch(self.settings) if self.settings.peak_backlog_high > 0 else None
+            if watch is not None and any(not order_path for order_path, _ in paces):
+                self._spawn("order path watch", watch.run)
+            for order_path, mine in paces:
                 consumer = EventConsumer(
-                    self.settings, self.pool, dead_letters, mine, prepare, idempotent_by_keys, order_path
+                    self.settings, self.pool, dead_letters, mine, prepare, idempotent_by_keys, order_path, watch
                 )
                 self.consumers.append(consumer)
                 self._spawn("consumer" if order_path else "follow-up consumer", consumer.run)

@@ -323,6 +323,21 @@ ORDER_PATH: dict[str, Topic] = {
 }
 
 
+# Reports of what already happened to an order further down its way, one or more for every order: at a peak they
+# come at the intake's rate. A service on the order path reads them off it, and they can wait while the path is
+# behind (shared/backbone/peak.py); commands (cancellations, changes), stock, the catalogue, payments and returns
+# it reads as they come.
+REPORTS = frozenset({ALLOCATION_EVENTS, PICK_TASKS, FULFILLMENT_EVENTS, WAREHOUSE_EVENTS, CARRIER_EVENTS})
+
+
+def waits_at_a_peak(reader: str, topic: Topic) -> bool:
+    """Whether the reader's follow-up consumer pauses the topic while the order path is behind: the reports above
+    for the services on the path, everything for those that only follow orders (mail, returns, KPIs)."""
+    if reader not in ORDER_PATH:
+        return True
+    return topic in REPORTS and topic != ORDER_PATH[reader]
+
+
 def inputs(reader: str) -> tuple[Topic, ...]:
     return tuple(t for t in TOPICS if reader in t.readers)
 

@@ -13,6 +13,7 @@ from aiokafka.errors import (
 
 from shared.backbone import kafka_access
 from shared.backbone.kafka_access import Access
+from shared.backbone.peak import OrderPathWatch
 from shared.contracts import topics
 from tests.local import LOCAL
 
@@ -99,3 +100,26 @@ async def test_a_client_without_credentials_or_with_a_wrong_password_is_refused(
     with pytest.raises(KafkaConnectionError):
         await plain.start()
     await plain.stop()
+
+
+async def test_a_service_may_see_the_order_paths_backlog_but_no_other_groups_offsets(stack) -> None:
+    """What the watch of shared/backbone/peak.py reads, as a service that reads none of the path's topics but one."""
+    notifications = as_("notifications")
+    admin = notifications.admin(request_timeout_ms=10000)
+    ends = notifications.consumer(request_timeout_ms=10000, enable_auto_commit=False)
+    await admin.start()
+    await ends.start()
+    try:
+        backlog = await OrderPathWatch._backlog(admin, ends)
+        assert backlog >= 0
+        submitted = [TopicPartition(topics.ORDERS_SUBMITTED.name, p) for p in range(topics.ORDERS_SUBMITTED.partitions)]
+        assert set(await ends.end_offsets(submitted)) == set(submitted)  # capture's topic: its end offsets,
+        ends.assign(submitted[:1])
+        with pytest.raises(TopicAuthorizationFailedError):  # not its records
+            for _ in range(20):
+                await ends.getmany(timeout_ms=250)
+        with pytest.raises(GroupAuthorizationFailedError):
+            await admin.list_consumer_group_offsets("oms-returns")
+    finally:
+        await ends.stop()
+        await admin.close()

@@ -83,6 +83,11 @@ def test_each_principal_is_granted_exactly_its_registry_rights() -> None:
         ("TOPIC", "LITERAL", "oms.dead-letter.allocation", "WRITE"),
         *(("TOPIC", "LITERAL", t.name, "READ") for t in topics.inputs("allocation")),
         ("GROUP", "LITERAL", "oms-allocation", "READ"),
+        # the order path's backlog: the other path groups' offsets (its own path topic it reads already)
+        ("GROUP", "LITERAL", "oms-capture", "DESCRIBE"),
+        ("GROUP", "LITERAL", "oms-fulfillment", "DESCRIBE"),
+        ("TOPIC", "LITERAL", topics.ORDERS_SUBMITTED.name, "DESCRIBE"),
+        ("TOPIC", "LITERAL", topics.ALLOCATION_EVENTS.name, "DESCRIBE"),
     }
     warehouses = {(g.resource, g.pattern, g.name, g.operation) for g in kafka_access.grants("warehouses")}
     assert warehouses == {

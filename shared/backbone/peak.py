@@ -1,0 +1,122 @@
+"""The order path first at a peak: what follows it waits while it is behind.
+
+On two cores an order's way to its pick task (three reads: capture, allocation, fulfillment) costs about a third
+of what the whole pipeline spends on it; the rest follows the order (status views, warehouse and carrier reports,
+customer mail, returns, KPIs). When every reader shares the CPU, a peak slows the pick tasks down to the pace of
+all of it; with what follows paused, the order path alone drained a burst of 6,000 orders at 1,165/s against
+421/s and kept up with 500 orders/s for a minute (docs/benchmarks/findings.md, round 15). So while the order path's
+consumer groups have a backlog, follow-up consumers pause what can wait (`shared/contracts/topics.waits_at_a_peak`)
+and read it once the path has caught up, as Kafka keeps it for them.
+
+`Peak` decides from the backlog alone (pure, below); `OrderPathWatch` reads the backlog from the broker: each path
+group's committed offsets against its topic's end offsets, the lag every Kafka operator watches. A path behind for
+longer than a peak lasts is overload, not a peak: the followers then read on (they would otherwise fall behind
+without end) until the path has caught up once. When the backlog cannot be read, nothing waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.backbone import kafka_access
+from shared.backbone.failures import describe
+from shared.backbone.metrics import ORDER_PATH_BACKLOG, YIELDING_TO_THE_ORDER_PATH
+from shared.backbone.settings import CommonSettings
+from shared.contracts.topics import ORDER_PATH
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Peak:
+    """Whether what follows the order path waits, from the path's backlog (records its groups have still to read).
+
+    It waits from `high` records on until the backlog is down to `low` (hysteresis: a backlog hovering around one
+    mark would otherwise flip it at every look), for at most `longest` seconds in a row; past that the path is
+    overloaded rather than at a peak, and nothing waits again until the backlog was down to `low`."""
+
+    high: int
+    low: int
+    longest: float
+    since: float | None = None  # when the wait began
+    spent: bool = False  # waited its longest; not again until the path caught up
+
+    @property
+    def waiting(self) -> bool:
+        return self.since is not None
+
+    def look(self, backlog: int | None, now: float) -> bool:
+        """Whether to wait, given the backlog now (None: unknown, so nothing waits)."""
+        if backlog is None or self.high <= 0:
+            self.since = None
+            return False
+        if backlog <= self.low:
+            self.since, self.spent = None, False
+        elif self.since is not None and now - self.since >= self.longest:
+            behind = now - self.since
+            log.warning("order path behind for %.0f s (backlog %d): what follows it reads on", behind, backlog)
+            self.since, self.spent = None, True
+        elif self.since is None and backlog >= self.high and not self.spent:
+            self.since = now
+        return self.waiting
+
+
+class OrderPathWatch:
+    """Looks at the order path's backlog every `peak_look_seconds` and keeps `waiting` for follow-up consumers."""
+
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+        self.peak = Peak(settings.peak_backlog_high, settings.peak_backlog_low, settings.peak_longest_wait_seconds)
+        self.waiting = False
+
+    async def run(self) -> None:
+        access = kafka_access.of_service(self.settings)
+        timeout_ms = max(1000, int(self.settings.peak_look_seconds * 1000))
+        admin = access.admin(request_timeout_ms=timeout_ms)
+        # A consumer in no group, for the topics' end offsets (the admin client of aiokafka has no ListOffsets).
+        ends = access.consumer(request_timeout_ms=timeout_ms, enable_auto_commit=False)
+        started: list[AIOKafkaAdminClient | AIOKafkaConsumer] = []
+        try:
+            while True:
+                backlog = None
+                try:
+                    for client in (admin, ends):
+                        if client not in started:
+                            await client.start()
+                            started.append(client)
+                    backlog = await asyncio.wait_for(self._backlog(admin, ends), timeout_ms / 1000)
+                except Exception as exc:
+                    log.debug("the order path's backlog is not known (%s)", describe(exc))
+                self._update(backlog)
+                await asyncio.sleep(self.settings.peak_look_seconds)
+        finally:
+            self._update(None)
+            for client in started:
+                with contextlib.suppress(Exception):
+                    await client.close() if isinstance(client, AIOKafkaAdminClient) else await client.stop()
+
+    def _update(self, backlog: int | None) -> None:
+        self.waiting = self.peak.look(backlog, time.monotonic())
+        service = self.settings.service
+        if backlog is not None:
+            ORDER_PATH_BACKLOG.labels(service).set(backlog)
+        YIELDING_TO_THE_ORDER_PATH.labels(service).set(int(self.waiting))
+
+    @staticmethod
+    async def _backlog(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> int:
+        """Records the order path's groups have still to read: end offsets less committed ones, summed."""
+        committed: dict[TopicPartition, int] = {}
+        for reader, topic in ORDER_PATH.items():
+            offsets = await admin.list_consumer_group_offsets(kafka_access.consumer_group(reader))
+            committed.update({tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic.name})
+        if not committed:
+            return 0
+        end = await ends.end_offsets(list(committed))
+        return sum(max(0, end[tp] - offset) for tp, offset in committed.items() if offset >= 0)

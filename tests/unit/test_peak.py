@@ -1,0 +1,141 @@
+"""At a peak the order path goes first: while its groups have a backlog, follow-up consumers pause what can wait,
+for at most a set time in a row, and read it again once the path caught up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from shared.backbone.consumer import EventConsumer, Routes
+from shared.backbone.peak import Peak
+from shared.backbone.settings import CommonSettings
+from shared.contracts import events as ev
+from shared.contracts import topics
+
+
+def test_what_follows_waits_from_the_high_mark_until_the_backlog_is_down_to_the_low_one() -> None:
+    peak = Peak(high=1000, low=250, longest=300)
+
+    assert [peak.look(backlog, now) for now, backlog in enumerate([0, 999, 1000, 600, 251, 250, 600])] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,  # below the high mark again: no wait until it is reached
+    ]
+
+
+def test_a_path_behind_for_longer_than_a_peak_lasts_lets_what_follows_read_on_until_it_caught_up() -> None:
+    peak = Peak(high=1000, low=250, longest=300)
+
+    assert peak.look(5000, now=0.0)
+    assert peak.look(5000, now=299.0)
+    assert not peak.look(5000, now=300.0)  # overloaded, not a peak: followers would fall behind without end
+    assert not peak.look(9000, now=400.0)
+    assert not peak.look(250, now=500.0)  # caught up once
+    assert peak.look(1000, now=600.0)
+
+
+def test_nothing_waits_when_the_backlog_is_unknown_or_waiting_is_switched_off() -> None:
+    peak = Peak(high=1000, low=250, longest=300)
+    assert peak.look(5000, now=0.0)
+    assert not peak.look(None, now=1.0)  # the broker did not answer: fail open
+
+    assert not Peak(high=0, low=0, longest=300).look(10**6, now=0.0)
+
+
+def test_the_path_services_hold_back_reports_but_read_commands_stock_and_payments_as_they_come() -> None:
+    waits = {t.name for t in topics.inputs("capture") if topics.waits_at_a_peak("capture", t)}
+    assert waits == {
+        topics.ALLOCATION_EVENTS.name,
+        topics.PICK_TASKS.name,
+        topics.FULFILLMENT_EVENTS.name,
+    }
+    assert not topics.waits_at_a_peak("fulfillment", topics.ALLOCATION_EVENTS)  # its own order path
+    assert not topics.waits_at_a_peak("fulfillment", topics.ORDER_CANCELLATIONS)
+    assert not topics.waits_at_a_peak("allocation", topics.INVENTORY_ADJUSTMENTS)
+    assert topics.waits_at_a_peak("fulfillment", topics.WAREHOUSE_EVENTS)
+
+
+def test_services_that_only_follow_orders_wait_for_all_they_read() -> None:
+    for reader in ("notifications", "returns", "kpis"):
+        assert all(topics.waits_at_a_peak(reader, t) for t in topics.inputs(reader)), reader
+
+
+class Watch:
+    waiting = False
+
+
+class Client:
+    """The partition state of an aiokafka consumer: what is assigned and what is paused."""
+
+    def __init__(self, *assigned: TopicPartition) -> None:
+        self.assigned = set(assigned)
+        self.paused_now: set[TopicPartition] = set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused_now |= set(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.paused_now -= set(partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_now)
+
+
+async def handle(conn: Any, records: list[Any]) -> None:
+    return None
+
+
+def test_a_follow_up_consumer_pauses_what_waits_and_resumes_it_once_the_path_caught_up() -> None:
+    watch = Watch()
+    routes: Routes = {ev.OrderAllocated: handle, ev.CancelRequested: handle}
+    consumer = EventConsumer(
+        CommonSettings(service="capture"),
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        routes,
+        order_path=False,
+        watch=watch,  # type: ignore[arg-type]
+    )
+    report = TopicPartition(topics.ALLOCATION_EVENTS.name, 0)
+    command = TopicPartition(topics.CANCEL_REQUESTS.name, 0)
+    client = Client(report, command)
+
+    consumer._give_way(client)
+    assert client.paused() == set()
+
+    watch.waiting = True
+    consumer._give_way(client)
+    assert client.paused() == {report}
+
+    client.assigned.add(TopicPartition(topics.ALLOCATION_EVENTS.name, 1))  # a new assignment comes unpaused
+    consumer._give_way(client)
+    assert client.paused() == {report, TopicPartition(topics.ALLOCATION_EVENTS.name, 1)}
+
+    watch.waiting = False
+    consumer._give_way(client)
+    assert client.paused() == set()
+
+
+def test_the_order_path_consumer_never_waits() -> None:
+    watch = Watch()
+    watch.waiting = True
+    consumer = EventConsumer(
+        CommonSettings(service="capture"),
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        {ev.SubmittedOrder: handle},
+        watch=watch,  # type: ignore[arg-type]
+    )
+    client = Client(TopicPartition(topics.ORDERS_SUBMITTED.name, 0))
+
+    consumer._give_way(client)
+
+    assert client.paused() == set()
