@@ -41,7 +41,9 @@ def order(run: str, phase: str, number: int, skus: list[str]) -> dict[str, Any]:
         "shipping_address": {
             "name": name,
             "line1": f"Benchmarkstraat {number % 500 + 1}",
-            "line2": f"Building B, third floor, {run}-{phase}",
+            # the number makes the address the order's own however many a phase sends (street and postal code
+            # repeat every 9,000 orders, and the sixth order to one address in a day is held)
+            "line2": f"Building B, unit {number}, {run}-{phase}",
             "city": "Amsterdam",
             "region": "Noord-Holland",
             "postal_code": f"{1000 + number % 9000}",

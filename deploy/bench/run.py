@@ -60,10 +60,10 @@ class Settings:
     burst: int = 3000
     profile_burst: int = 1500
     warm_up: int = 200
-    rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400, 800)
+    rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400, 600, 800)
     http_rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400)
     shopify_rates: tuple[float, ...] = (100, 200, 400)
-    step_seconds: float = 30.0
+    step_seconds: float = 60.0  # a rate sustained for a minute, as issue #8 measures it
     http_step_seconds: float = 20.0
     anchor_seconds: float = 15.0
     producer_records: int = 300_000
@@ -364,7 +364,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--warm-up", type=int, help="orders sent before measuring (200; 50)")
     parser.add_argument("--rates", help="Kafka rate steps, orders/s, comma-separated, empty for none")
     parser.add_argument("--http-rates", help="HTTP rate steps, orders/s, comma-separated, empty for none")
-    parser.add_argument("--step-seconds", type=float, help="seconds of each Kafka rate step (30; 10)")
+    parser.add_argument("--step-seconds", type=float, help="seconds of each Kafka rate step (60; 10)")
     parser.add_argument("--shopify-rates", help="Shopify webhook rate steps, orders/s, comma-separated, empty for none")
     parser.add_argument("--http-step-seconds", type=float, help="seconds of each HTTP or Shopify step (20; 10)")
     parser.add_argument("--anchor-seconds", type=float, help="seconds of each pgbench run (15; 5)")
