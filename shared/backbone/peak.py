@@ -77,33 +77,28 @@ class OrderPathWatch:
         self.waiting = False
 
     async def run(self) -> None:
-        access = kafka_access.of_service(self.settings)
-        timeout_ms = max(1000, int(self.settings.peak_look_seconds * 1000))
-        admin = access.admin(request_timeout_ms=timeout_ms)
-        # A consumer in no group, for the topics' end offsets (the admin client of aiokafka has no ListOffsets).
-        ends = access.consumer(request_timeout_ms=timeout_ms, enable_auto_commit=False)
-        started: list[AIOKafkaAdminClient | AIOKafkaConsumer] = []
+        timeout = max(1.0, self.settings.peak_look_seconds)
+        clients: Clients | None = None
         try:
             while True:
                 backlog = None
                 try:
-                    for client in (admin, ends):
-                        if client not in started:
-                            await client.start()
-                            started.append(client)
-                    backlog = await asyncio.wait_for(self._backlog(admin, ends), timeout_ms / 1000)
+                    clients = clients or await Clients.started(kafka_access.of_service(self.settings), timeout)
+                    backlog = await asyncio.wait_for(self._backlog(clients.admin, clients.ends), timeout)
                 except Exception as exc:
                     log.debug("the order path's backlog is not known (%s)", describe(exc))
                 self._update(backlog)
                 await asyncio.sleep(self.settings.peak_look_seconds)
         finally:
             self._update(None)
-            for client in started:
-                with contextlib.suppress(Exception):
-                    await client.close() if isinstance(client, AIOKafkaAdminClient) else await client.stop()
+            if clients is not None:
+                await clients.close()
 
     def _update(self, backlog: int | None) -> None:
-        self.waiting = self.peak.look(backlog, time.monotonic())
+        waiting = self.peak.look(backlog, time.monotonic())
+        if waiting != self.waiting:
+            log.info("order path backlog %s: what follows it %s", backlog, "waits" if waiting else "reads on")
+        self.waiting = waiting
         service = self.settings.service
         if backlog is not None:
             ORDER_PATH_BACKLOG.labels(service).set(backlog)
@@ -120,3 +115,33 @@ class OrderPathWatch:
             return 0
         end = await ends.end_offsets(list(committed))
         return sum(max(0, end[tp] - offset) for tp, offset in committed.items() if offset >= 0)
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The watch's two clients: an admin client for the groups' committed offsets, and a consumer in no group for
+    the topics' end offsets (aiokafka's admin client has no ListOffsets)."""
+
+    admin: AIOKafkaAdminClient
+    ends: AIOKafkaConsumer
+
+    @classmethod
+    async def started(cls, access: kafka_access.Access, timeout: float) -> Clients:
+        """Both started, or neither (a client that failed to start is not started again: new ones are made)."""
+        clients = cls(
+            access.admin(request_timeout_ms=int(timeout * 1000)),
+            access.consumer(request_timeout_ms=int(timeout * 1000), enable_auto_commit=False),
+        )
+        try:
+            await clients.admin.start()
+            await clients.ends.start()
+        except BaseException:
+            await clients.close()
+            raise
+        return clients
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.admin.close()
+        with contextlib.suppress(Exception):
+            await self.ends.stop()
