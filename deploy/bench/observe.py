@@ -1,6 +1,7 @@
 """What the benchmark watches while orders flow: when each order's pick task left for its warehouse and when
 the order was delivered (read off Kafka as the warehouses and downstream systems see them), which order id
-capture gave each external id, dead letters, messages sent, and PostgreSQL commits and WAL.
+capture gave each external id, what the services have still to read, dead letters, messages sent, and
+PostgreSQL commits and WAL.
 
 Pick task time is the timestamp of the PickTaskReleased record on oms.warehouse.pick-tasks. The record's
 timestamp is set by fulfillment's outbox relay when it hands the task to Kafka, after the handler's
@@ -23,6 +24,8 @@ from aiokafka import TopicPartition
 
 from deploy.local import scrape
 from deploy.local.settings import LocalStack
+from shared.backbone import kafka_access
+from shared.backbone.peak import unread
 from shared.contracts import topics
 
 PICK_TASK_RELEASED = "PickTaskReleased"
@@ -37,6 +40,7 @@ class Observer:
 
     def __init__(self, local: LocalStack) -> None:
         self.consumer = local.access().consumer(enable_auto_commit=False)
+        self.admin = local.access().admin(request_timeout_ms=10000)
         self.pick_tasks: dict[str, float] = {}  # order id -> time its last pick task was released (epoch s)
         self.delivered: dict[str, float] = {}  # order id -> time OrderDelivered was published (epoch s)
         self.task: asyncio.Task[None] | None = None
@@ -44,6 +48,7 @@ class Observer:
 
     async def start(self) -> None:
         await self.consumer.start()
+        await self.admin.start()
         watched = []
         for topic in (topics.PICK_TASKS, topics.FULFILLMENT_EVENTS):
             watched += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
@@ -62,6 +67,7 @@ class Observer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         await self.consumer.stop()
+        await self.admin.close()
 
     async def _follow(self) -> None:
         while True:
@@ -78,6 +84,13 @@ class Observer:
             self.pick_tasks[order_id] = max(at, self.pick_tasks.get(order_id, 0.0))
         elif kind == ORDER_DELIVERED:
             self.delivered[order_id] = at
+
+    async def unread(self) -> int:
+        """Records the services' consumer groups have still to read, on every topic: at a peak what follows the
+        order path waits (shared/backbone/peak.py), and KPIs and returns may still be reading a phase's records
+        when its orders are delivered and their mail sent."""
+        groups = {kafka_access.consumer_group(s): {t.name for t in topics.inputs(s)} for s in topics.SERVICES}
+        return await unread(self.admin, self.consumer, groups)
 
     async def dead_letters(self) -> int:
         """Records written to the dead-letter topics so far."""

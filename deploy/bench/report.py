@@ -222,8 +222,9 @@ def markdown(run: Run) -> str:
         " updates: 0.8 s).",
         "- A rate step is saturated when it drained less than 90% of the offered rate, its p99 to pick task"
         " exceeded the limit in the settings, or more than 1% of its orders failed; the steps stop at the first"
-        " saturated one. Each phase waits until its orders are delivered and their messages sent (or the drain"
-        " timeout) before the next begins.",
+        " saturated one. Each phase waits until its orders are delivered, their messages sent and every service"
+        " has read all it was sent (or the drain timeout) before the next begins: at a peak what follows the order"
+        " path waits, and its CPU is the phase's.",
         "- Orders: valid, about 1 KB of JSON with 4 to 7 lines, stock plentiful (one pick task each).",
     ]
     if run.notes:

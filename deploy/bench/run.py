@@ -218,7 +218,9 @@ class Bench:
         return recorders
 
     async def settle(self, name: str, due: Due, messages_before: int) -> None:
-        """Until every order taken in is delivered and its messages are sent, or the drain deadline passes."""
+        """Until every order taken in is delivered, its messages are sent and every service has read all it was sent
+        (the next phase would otherwise share the machine with the last one's stragglers), or the drain deadline
+        passes."""
         deadline = time.monotonic() + self.settings.drain_timeout
         shown = time.monotonic()
         while True:
@@ -231,7 +233,7 @@ class Bench:
             sent = -1
             if not due.by_external_id and delivered == len(due.by_order):
                 sent = await observe.messages_sent(self.notifications) - messages_before
-                if sent >= expected:
+                if sent >= expected and await self.observer.unread() == 0:
                     return
             if time.monotonic() > deadline:
                 print(f"  {name}: not settled after {self.settings.drain_timeout:.0f} s; measuring what arrived")

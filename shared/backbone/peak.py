@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -106,15 +107,21 @@ class OrderPathWatch:
 
     @staticmethod
     async def _backlog(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> int:
-        """Records the order path's groups have still to read: end offsets less committed ones, summed."""
-        committed: dict[TopicPartition, int] = {}
-        for reader, topic in ORDER_PATH.items():
-            offsets = await admin.list_consumer_group_offsets(kafka_access.consumer_group(reader))
-            committed.update({tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic.name})
-        if not committed:
-            return 0
-        end = await ends.end_offsets(list(committed))
-        return sum(max(0, end[tp] - offset) for tp, offset in committed.items() if offset >= 0)
+        """Records the order path's groups have still to read on their topics."""
+        return await unread(admin, ends, {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()})
+
+
+async def unread(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: Mapping[str, Collection[str]]) -> int:
+    """Records the groups have still to read on the topics given for each: end offsets less committed ones, summed.
+    Partitions a group never committed on are left out."""
+    committed: dict[tuple[str, TopicPartition], int] = {}
+    for group, names in groups.items():
+        offsets = await admin.list_consumer_group_offsets(group)
+        committed.update({(group, tp): m.offset for tp, m in offsets.items() if tp.topic in names})
+    if not committed:
+        return 0
+    end = await ends.end_offsets(list({tp for _, tp in committed}))
+    return sum(max(0, end[tp] - offset) for (_, tp), offset in committed.items() if offset >= 0)
 
 
 @dataclass(frozen=True)
