@@ -18,7 +18,7 @@ help:
 	@echo "              (OMS_KAFKA_BROKERS=3 make up: Kafka as a cluster of three brokers)"
 	@echo "make down   - stop all of it (data is kept; 'python -m deploy.local.stack down --purge' drops it)"
 	@echo "make status - what is running"
-	@echo "make bench  - measure the pipeline against this machine (~15 min; BENCH_OPTIONS=--quick for ~2 min)"
+	@echo "make bench  - measure the pipeline against this machine (~20 min; BENCH_OPTIONS=--quick for ~2 min)"
 	@echo "make chaos  - 2,000 orders through two instances of every service while 100 faults are injected, then"
 	@echo "              every invariant checked (SEED=n replays a run)"
 	@echo "make compose-up     - the pipeline in containers: 3 Kafka brokers, PostgreSQL, services, Prometheus"
