@@ -75,7 +75,10 @@ class OrderPathWatch:
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
         self.peak = Peak(settings.peak_backlog_high, settings.peak_backlog_low, settings.peak_longest_wait_seconds)
-        self.waiting = False
+
+    @property
+    def waiting(self) -> bool:
+        return self.peak.waiting
 
     async def run(self) -> None:
         timeout = max(1.0, self.settings.peak_look_seconds)
@@ -85,7 +88,7 @@ class OrderPathWatch:
                 backlog = None
                 try:
                     clients = clients or await Clients.started(kafka_access.of_service(self.settings), timeout)
-                    backlog = await asyncio.wait_for(self._backlog(clients.admin, clients.ends), timeout)
+                    backlog = await asyncio.wait_for(order_path_backlog(clients.admin, clients.ends), timeout)
                 except Exception as exc:
                     log.debug("the order path's backlog is not known (%s)", describe(exc))
                 self._update(backlog)
@@ -96,19 +99,18 @@ class OrderPathWatch:
                 await clients.close()
 
     def _update(self, backlog: int | None) -> None:
-        waiting = self.peak.look(backlog, time.monotonic())
-        if waiting != self.waiting:
-            log.info("order path backlog %s: what follows it %s", backlog, "waits" if waiting else "reads on")
-        self.waiting = waiting
+        was = self.peak.waiting
+        if self.peak.look(backlog, time.monotonic()) != was:
+            log.info("order path backlog %s: what follows it %s", backlog, "reads on" if was else "waits")
         service = self.settings.service
         if backlog is not None:
             ORDER_PATH_BACKLOG.labels(service).set(backlog)
         YIELDING_TO_THE_ORDER_PATH.labels(service).set(int(self.waiting))
 
-    @staticmethod
-    async def _backlog(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> int:
-        """Records the order path's groups have still to read on their topics."""
-        return await unread(admin, ends, {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()})
+
+async def order_path_backlog(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> int:
+    """Records the order path's groups have still to read on their topics."""
+    return await unread(admin, ends, {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()})
 
 
 async def unread(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: Mapping[str, Collection[str]]) -> int:
