@@ -89,8 +89,13 @@ class Submissions:
         self.wait_limit = wait_limit
         self.clock = clock
         self.waiting: list[Waiting] = []
+        self.writing = 0  # orders in the round being written
         self.writer: asyncio.Task[None] | None = None
         self.round_seconds: float | None = None  # how long a round takes to write, once one has been timed
+
+    def unanswered(self) -> int:
+        """Orders taken and not yet answered: those waiting and those of the round being written."""
+        return len(self.waiting) + self.writing
 
     def expected_wait(self) -> float:
         """Seconds the rounds of the orders waiting now would take to write (0 until a round has been timed)."""
@@ -119,12 +124,15 @@ class Submissions:
         while self.waiting:
             batch, self.waiting = self.waiting[: self.round_size], self.waiting[self.round_size :]
             started = self.clock()
+            self.writing = len(batch)
             try:
                 await self._round(batch)
             except BaseException as exc:  # the service is stopping: nobody is left without an answer
                 for waiting in batch:
                     _settle(waiting.outcome, error=exc)
                 raise
+            finally:
+                self.writing = 0
             self._timed(self.clock() - started)
 
     def _timed(self, seconds: float) -> None:

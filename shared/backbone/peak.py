@@ -12,6 +12,12 @@ and read it once the path has caught up, as Kafka keeps it for them.
 group's committed offsets against its topic's end offsets, the lag every Kafka operator watches. A path behind for
 longer than a peak lasts is overload, not a peak: the followers then read on (they would otherwise fall behind
 without end) until the path has caught up once. When the backlog cannot be read, nothing waits.
+
+Orders sent over HTTP wait in capture's own queue before they are written (services/capture/submissions.py), a
+backlog no group's lag shows: at 500 orders/s over HTTP the path fell behind there while what follows read on, and
+capture refused orders with 503 (306/s taken). Capture therefore says how many orders wait at its intake, twice a
+second while any do (`IntakeQueueReport`, on `INTAKE_QUEUE`), and each watch adds the latest count of every capture
+instance to the lag (`IntakeQueues`).
 """
 
 from __future__ import annotations
@@ -20,17 +26,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.backbone import kafka_access
 from shared.backbone.failures import describe
+from shared.backbone.kafka import encode
 from shared.backbone.metrics import ORDER_PATH_BACKLOG, YIELDING_TO_THE_ORDER_PATH
 from shared.backbone.settings import CommonSettings
-from shared.contracts.topics import ORDER_PATH
+from shared.contracts.envelope import Envelope, wrap
+from shared.contracts.events import IntakeQueueMeasured
+from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,7 @@ class OrderPathWatch:
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
         self.peak = Peak(settings.peak_backlog_high, settings.peak_backlog_low, settings.peak_longest_wait_seconds)
+        self.intake_queues = IntakeQueues(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
 
     @property
     def waiting(self) -> bool:
@@ -89,6 +99,7 @@ class OrderPathWatch:
                 try:
                     clients = clients or await Clients.started(kafka_access.of_service(self.settings), timeout)
                     backlog = await asyncio.wait_for(order_path_backlog(clients.admin, clients.ends), timeout)
+                    backlog += await self._waiting_at_intake(clients.ends)
                 except Exception as exc:
                     log.debug("the order path's backlog is not known (%s)", describe(exc))
                 self._update(backlog)
@@ -97,6 +108,10 @@ class OrderPathWatch:
             self._update(None)
             if clients is not None:
                 await clients.close()
+
+    async def _waiting_at_intake(self, ends: AIOKafkaConsumer) -> int:
+        await read_intake_counts(ends, self.intake_queues)
+        return self.intake_queues.waiting(time.monotonic())
 
     def _update(self, backlog: int | None) -> None:
         was = self.peak.waiting
@@ -126,10 +141,75 @@ async def unread(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: Map
     return sum(max(0, end[tp] - offset) for (_, tp), offset in committed.items() if offset >= 0)
 
 
+# A capture instance's count stops counting after this many looks without a new one (it sends one every look
+# while orders wait, and a last 0): one that stopped, or whose last 0 was lost, holds nothing back for long.
+STALE_AFTER_LOOKS = 4
+
+
+@dataclass
+class IntakeQueues:
+    """The latest count of orders waiting at each capture instance's HTTP intake, with when it came."""
+
+    fresh_seconds: float
+    latest: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def measured(self, instance: str, waiting: int, at: float) -> None:
+        self.latest[instance] = (waiting, at)
+
+    def waiting(self, now: float) -> int:
+        """Orders waiting at every instance whose count is fresh; stale counts are forgotten."""
+        self.latest = {i: (n, at) for i, (n, at) in self.latest.items() if now - at <= self.fresh_seconds}
+        return sum(n for n, _ in self.latest.values())
+
+
+async def read_intake_counts(ends: AIOKafkaConsumer, queues: IntakeQueues) -> None:
+    """The counts capture's instances sent since the last read (the consumer is assigned `INTAKE_QUEUE`)."""
+    batches = await ends.getmany(timeout_ms=0)
+    at = time.monotonic()
+    for record in (record for batch in batches.values() for record in batch):
+        try:
+            measured = Envelope.model_validate_json(record.value).decode()
+        except ValueError as exc:  # pydantic's ValidationError included: not a count, so not counted
+            log.debug("an intake queue record not understood (%s)", describe(exc))
+            continue
+        if isinstance(measured, IntakeQueueMeasured):
+            queues.measured(measured.instance, measured.waiting, at)
+
+
+class IntakeQueueReport:
+    """Capture's side: sends how many orders wait at this instance's HTTP intake every `peak_look_seconds` while
+    any do, and a last 0 when none do. Straight to the broker, not through the outbox: it is a measurement that is
+    stale a second later, and one that is lost only means nothing waits for it (the watch forgets it)."""
+
+    def __init__(self, settings: CommonSettings, producer: Callable[[], AIOKafkaProducer], waiting: Callable[[], int]):
+        self.settings = settings
+        self.producer = producer  # the runtime's, looked up when used: it exists once the service has started
+        self.waiting = waiting
+        self.instance = f"{settings.service}-{settings.instance}"
+
+    async def run(self) -> None:
+        sent = 0
+        while True:
+            await asyncio.sleep(self.settings.peak_look_seconds)
+            waiting = self.waiting()
+            if waiting == 0 and sent == 0:
+                continue
+            measured = encode(wrap(IntakeQueueMeasured(instance=self.instance, waiting=waiting)))
+            try:
+                await asyncio.wait_for(
+                    self.producer().send_and_wait(INTAKE_QUEUE.name, measured, key=self.instance.encode()),
+                    self.settings.kafka_send_timeout_seconds,
+                )
+                sent = waiting
+            except Exception as exc:  # the broker away: the watches forget the last count; the next look sends again
+                log.debug("the intake queue's count was not sent (%s)", describe(exc))
+
+
 @dataclass(frozen=True)
 class Clients:
     """The watch's two clients: an admin client for the groups' committed offsets, and a consumer in no group for
-    the topics' end offsets (aiokafka's admin client has no ListOffsets)."""
+    the topics' end offsets (aiokafka's admin client has no ListOffsets) that also reads the intake queue's counts
+    from their end on."""
 
     admin: AIOKafkaAdminClient
     ends: AIOKafkaConsumer
@@ -144,6 +224,9 @@ class Clients:
         try:
             await clients.admin.start()
             await clients.ends.start()
+            counts = TopicPartition(INTAKE_QUEUE.name, 0)
+            clients.ends.assign([counts])
+            await clients.ends.seek_to_end(counts)
         except BaseException:
             await clients.close()
             raise

@@ -1044,3 +1044,15 @@ class DropshipDeclined(Contract):
     lines: list[ItemQuantity] = Field(min_length=1)
     cause: Literal["rejected", "partially_accepted", "timed_out"]
     reason: str
+
+
+# ---- the pipeline's own signals ----
+
+
+class IntakeQueueMeasured(Contract):
+    """How many orders wait at one capture instance's HTTP intake to be written: a backlog of the order path that no
+    consumer group's lag shows, so every service's watch of the order path counts it (shared/backbone/peak.py)."""
+
+    event_type: ClassVar[str] = "IntakeQueueMeasured"
+    instance: str = Field(min_length=1, max_length=64)
+    waiting: int = Field(ge=0)

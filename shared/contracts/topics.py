@@ -309,7 +309,16 @@ DEAD_LETTER_TOPICS = tuple(
     Topic(dead_letter_topic(s), (), s, f"Messages {s} could not process, with reason and origin.", partitions=3)
     for s in SERVICES
 )
-TOPICS = BUSINESS_TOPICS + DEAD_LETTER_TOPICS
+# Orders waiting at capture's HTTP intake, measured while there are any. Read by every service's watch of the order
+# path, with no consumer group (kafka_access.watching_the_order_path): not a business event, never in the outbox.
+INTAKE_QUEUE = Topic(
+    "oms.order-path.intake-queue",
+    (ev.IntakeQueueMeasured,),
+    "capture",
+    "How many orders wait at each capture instance's HTTP intake, while any do; key the instance.",
+    partitions=1,
+)
+TOPICS = BUSINESS_TOPICS + DEAD_LETTER_TOPICS + (INTAKE_QUEUE,)
 BY_NAME = {t.name: t for t in TOPICS}
 
 

@@ -2,6 +2,9 @@
 a service writes its own topics and reads its inputs in its own group; an outside party writes what it is
 the writer of. Anything else is refused by the broker."""
 
+import asyncio
+import time
+
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
@@ -12,9 +15,12 @@ from aiokafka.errors import (
 )
 
 from shared.backbone import kafka_access
+from shared.backbone.kafka import encode
 from shared.backbone.kafka_access import Access
-from shared.backbone.peak import order_path_backlog
+from shared.backbone.peak import Clients, IntakeQueues, order_path_backlog, read_intake_counts
 from shared.contracts import topics
+from shared.contracts.envelope import wrap
+from shared.contracts.events import IntakeQueueMeasured
 from tests.local import LOCAL
 
 
@@ -50,6 +56,7 @@ def as_(name: str) -> Access:
         ("channel-adapters", topics.ALLOCATION_EVENTS.name),  # a service's topic
         ("warehouses", topics.ORDERS_SUBMITTED.name),  # the channel adapters' topic
         ("carriers", "oms.dead-letter.fulfillment"),  # another party's dead-letter topic
+        ("notifications", topics.INTAKE_QUEUE.name),  # capture's count of orders waiting at its HTTP intake
     ],
 )
 async def test_a_principal_may_not_write_a_topic_it_is_not_the_writer_of(stack, principal, topic) -> None:
@@ -123,3 +130,23 @@ async def test_a_service_may_see_the_order_paths_backlog_but_no_other_groups_off
     finally:
         await ends.stop()
         await admin.close()
+
+
+async def test_every_service_reads_the_orders_waiting_at_captures_intake_without_a_group(stack) -> None:
+    """Capture's count (shared/backbone/peak.IntakeQueueReport) reaches another service's watch from the broker."""
+    clients = await Clients.started(as_("kpis"), timeout=10)  # assigned the counts' topic, from its end on
+    capture = as_("capture").producer()
+    await capture.start()
+    try:
+        instance = f"capture-access-test-{time.monotonic_ns()}"
+        measured = wrap(IntakeQueueMeasured(instance=instance, waiting=700))
+        await capture.send_and_wait(topics.INTAKE_QUEUE.name, encode(measured), key=instance.encode())
+        queues = IntakeQueues(fresh_seconds=60)
+        deadline = time.monotonic() + 15
+        while instance not in queues.latest and time.monotonic() < deadline:
+            await read_intake_counts(clients.ends, queues)
+            await asyncio.sleep(0.05)
+        assert queues.latest[instance][0] == 700
+    finally:
+        await capture.stop()
+        await clients.close()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
 from shared.backbone.consumer import EventConsumer, Routes
-from shared.backbone.peak import Peak
+from shared.backbone.peak import IntakeQueueReport, IntakeQueues, Peak
 from shared.backbone.settings import CommonSettings
 from shared.contracts import events as ev
 from shared.contracts import topics
+from shared.contracts.envelope import Envelope
 
 
 def test_what_follows_waits_from_the_high_mark_until_the_backlog_is_down_to_the_low_one() -> None:
@@ -139,3 +141,48 @@ def test_the_order_path_consumer_never_waits() -> None:
     consumer._give_way(client)
 
     assert client.paused() == set()
+
+
+def test_the_orders_waiting_at_every_capture_instance_count_while_their_counts_are_fresh() -> None:
+    queues = IntakeQueues(fresh_seconds=2.0)
+    queues.measured("capture-1", 400, at=10.0)
+    queues.measured("capture-2", 300, at=10.5)
+    assert queues.waiting(now=11.0) == 700
+
+    queues.measured("capture-1", 50, at=11.5)  # the latest count replaces the one before
+    assert queues.waiting(now=12.0) == 350
+
+    assert queues.waiting(now=13.0) == 50  # capture-2 sent nothing for 2.5 s: stopped, or its 0 was lost
+    assert queues.waiting(now=20.0) == 0
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        self.sent.append((topic, key, value))
+
+
+class LookedAtAll(Exception):
+    pass
+
+
+async def test_capture_reports_the_orders_waiting_at_its_intake_while_any_do_and_a_last_zero() -> None:
+    counts = [0, 0, 3, 5, 0, 0, 0, 2]
+
+    def waiting() -> int:
+        if not counts:
+            raise LookedAtAll
+        return counts.pop(0)
+
+    producer = Producer()
+    settings = CommonSettings(service="capture", instance="2", peak_look_seconds=0.001)
+    with pytest.raises(LookedAtAll):
+        await IntakeQueueReport(settings, lambda: producer, waiting).run()
+
+    sent = [(topic, key, Envelope.model_validate_json(value).decode()) for topic, key, value in producer.sent]
+    assert [(topic, key) for topic, key, _ in sent] == [(topics.INTAKE_QUEUE.name, b"capture-2")] * 4
+    assert [measured for _, _, measured in sent] == [
+        ev.IntakeQueueMeasured(instance="capture-2", waiting=n) for n in (3, 5, 0, 2)
+    ]

@@ -88,6 +88,8 @@ def test_each_principal_is_granted_exactly_its_registry_rights() -> None:
         ("GROUP", "LITERAL", "oms-fulfillment", "DESCRIBE"),
         ("TOPIC", "LITERAL", topics.ORDERS_SUBMITTED.name, "DESCRIBE"),
         ("TOPIC", "LITERAL", topics.ALLOCATION_EVENTS.name, "DESCRIBE"),
+        # and the orders waiting at capture's HTTP intake, read in no group
+        ("TOPIC", "LITERAL", topics.INTAKE_QUEUE.name, "READ"),
     }
     warehouses = {(g.resource, g.pattern, g.name, g.operation) for g in kafka_access.grants("warehouses")}
     assert warehouses == {
