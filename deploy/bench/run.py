@@ -61,8 +61,8 @@ class Settings:
     profile_burst: int = 1500
     warm_up: int = 200
     rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400, 600, 800)
-    http_rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400)
-    shopify_rates: tuple[float, ...] = (100, 200, 400)
+    http_rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400, 500, 600)
+    shopify_rates: tuple[float, ...] = (100, 200, 400, 500)
     step_seconds: float = 60.0  # a rate sustained for a minute, as issue #8 measures it
     http_step_seconds: float = 20.0
     anchor_seconds: float = 15.0

@@ -43,6 +43,11 @@ from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH
 
 log = logging.getLogger(__name__)
 
+# After this many looks without news, what was known is forgotten: a capture instance's count of orders waiting at
+# its intake (it sends one every look while any wait, and a last 0: one that stopped, or whose last 0 was lost,
+# holds nothing back for long), and the backlog itself (a wait ends when it cannot be read for this long).
+STALE_AFTER_LOOKS = 4
+
 
 @dataclass
 class Peak:
@@ -50,23 +55,31 @@ class Peak:
 
     It waits from `high` records on until the backlog is down to `low` (hysteresis: a backlog hovering around one
     mark would otherwise flip it at every look), for at most `longest` seconds in a row; past that the path is
-    overloaded rather than at a peak, and nothing waits again until the backlog was down to `low`."""
+    overloaded rather than at a peak, and nothing waits again until the backlog was down to `low`. A backlog unknown
+    for longer than `patience` seconds ends a wait (fail open); a look that failed once, as one may when the broker
+    is slow at a peak, changes nothing (it once let every follower read on in the middle of a 600/s minute)."""
 
     high: int
     low: int
     longest: float
+    patience: float = 0.0
     since: float | None = None  # when the wait began
     spent: bool = False  # waited its longest; not again until the path caught up
+    known_at: float | None = None  # when the backlog was last known
 
     @property
     def waiting(self) -> bool:
         return self.since is not None
 
     def look(self, backlog: int | None, now: float) -> bool:
-        """Whether to wait, given the backlog now (None: unknown, so nothing waits)."""
-        if backlog is None or self.high <= 0:
-            self.since = None
+        """Whether to wait, given the backlog now (None: unknown)."""
+        if self.high <= 0:
             return False
+        if backlog is None:
+            if self.known_at is None or now - self.known_at > self.patience:
+                self.since = None
+            return self.waiting
+        self.known_at = now
         if backlog <= self.low:
             self.since, self.spent = None, False
         elif self.since is not None and now - self.since >= self.longest:
@@ -83,7 +96,13 @@ class OrderPathWatch:
 
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
-        self.peak = Peak(settings.peak_backlog_high, settings.peak_backlog_low, settings.peak_longest_wait_seconds)
+        self.timeout = max(1.0, settings.peak_look_seconds)  # for one look
+        self.peak = Peak(
+            settings.peak_backlog_high,
+            settings.peak_backlog_low,
+            settings.peak_longest_wait_seconds,
+            patience=STALE_AFTER_LOOKS * (settings.peak_look_seconds + self.timeout),
+        )
         self.intake_queues = IntakeQueues(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
 
     @property
@@ -91,7 +110,7 @@ class OrderPathWatch:
         return self.peak.waiting
 
     async def run(self) -> None:
-        timeout = max(1.0, self.settings.peak_look_seconds)
+        timeout = self.timeout
         clients: Clients | None = None
         try:
             while True:
@@ -139,11 +158,6 @@ async def unread(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: Map
         return 0
     end = await ends.end_offsets(list({tp for _, tp in committed}))
     return sum(max(0, end[tp] - offset) for (_, tp), offset in committed.items() if offset >= 0)
-
-
-# A capture instance's count stops counting after this many looks without a new one (it sends one every look
-# while orders wait, and a last 0): one that stopped, or whose last 0 was lost, holds nothing back for long.
-STALE_AFTER_LOOKS = 4
 
 
 @dataclass

@@ -186,3 +186,14 @@ async def test_capture_reports_the_orders_waiting_at_its_intake_while_any_do_and
     assert [measured for _, _, measured in sent] == [
         ev.IntakeQueueMeasured(instance="capture-2", waiting=n) for n in (3, 5, 0, 2)
     ]
+
+
+def test_a_look_that_failed_leaves_a_wait_as_it_was_until_the_backlog_is_unknown_for_longer_than_the_patience() -> None:
+    peak = Peak(high=500, low=100, longest=300, patience=6)
+    assert peak.look(800, now=0.0)
+    assert peak.look(None, now=1.5)  # the broker slow to answer at a peak: not news
+    assert peak.look(None, now=6.0)
+    assert not peak.look(None, now=6.5)  # unknown for longer than the patience: fail open
+    assert not peak.look(None, now=7.0)
+
+    assert not Peak(high=500, low=100, longest=300, patience=6).look(None, now=0.0)  # never known: nothing waits
