@@ -19,7 +19,7 @@ help:
 	@echo "make down   - stop all of it (data is kept; 'python -m deploy.local.stack down --purge' drops it)"
 	@echo "make status - what is running"
 	@echo "make bench  - measure the pipeline against this machine (~20 min; BENCH_OPTIONS=--quick for ~2 min)"
-	@echo "make chaos  - 2,000 orders through two instances of every service while 100 faults are injected, then"
+	@echo "make chaos  - 2,800 orders (800 at once) through two instances of every service while 100 faults are injected, then"
 	@echo "              every invariant checked (SEED=n replays a run)"
 	@echo "make compose-up     - the pipeline in containers: 3 Kafka brokers, PostgreSQL, services, Prometheus"
 	@echo "                      (COMPOSE_OPTIONS='--scale allocation=3'); make compose-down stops it"

@@ -1,4 +1,4 @@
-"""`make chaos`: python -m deploy.chaos [--seed N] [--orders 2000 --faults 100 --window 540 --poison 24]
+"""`make chaos`: python -m deploy.chaos [--seed N] [--orders 2000 --faults 100 --window 540 --poison 24 --peak 800]
 
 Prints the table, writes the JSON report to $OMS_STATE_DIR/chaos/ (its path is printed), and exits 1 on any
 violated invariant. The seed is always printed with the command that replays the run."""
@@ -24,12 +24,14 @@ def main() -> None:
     parser.add_argument("--faults", type=int, default=FULL.faults)
     parser.add_argument("--window", type=float, default=FULL.window, help="seconds of load and faults")
     parser.add_argument("--poison", type=int, default=FULL.poison, help="poison records injected")
+    parser.add_argument("--peak", type=int, default=FULL.peak, help="orders sent at once besides, on the Kafka intake")
     args = parser.parse_args()
     # The run prints its own account; the clients' retries while the broker is away would drown it.
     logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     seed = args.seed if args.seed is not None else secrets.randbelow(10**9)
-    profile = replace(FULL, orders=args.orders, faults=args.faults, window=args.window, poison=args.poison)
+    sizes = {k: getattr(args, k) for k in ("orders", "faults", "window", "poison", "peak")}
+    profile = replace(FULL, **sizes)
     if profile != FULL:
         profile = replace(profile, name="custom")
     local = LocalStack.from_env()

@@ -13,6 +13,7 @@ Shopify webhooks signed with the development shop's secret. Their scenarios:
   Kafka, even before the order itself), or only the held line (the rest ships);
 - cancel_race: an order that ships, cancelled at a random moment (it may ship first);
 - rejected: an unknown SKU or an underpaid order.
+A full run also sends a peak: 800 more orders on the Kafka intake within one second, while the faults go on.
 Poison records (not JSON, nested too deeply, tombstones, wrong schema, a null event_id header, an unknown
 tracking number, a receipt line contradicting one applied) go to the inbound topics at random moments.
 
@@ -63,6 +64,8 @@ SCENARIOS = {
 # How long the driver keeps trying one call before it records it as not answered.
 CALL_DEADLINE = 240.0
 RECEIPT_SHARE = 0.75
+# Where in the load window a peak's orders arrive (draw_orders).
+PEAK_AT = 0.4
 
 
 @dataclass(frozen=True)
@@ -184,13 +187,21 @@ class Ledger:
 # ---- drawing the run from the seed ----
 
 
-def draw_orders(rng: random.Random, catalogue: Catalogue, count: int, window: float) -> list[OrderSpec]:
+def draw_orders(rng: random.Random, catalogue: Catalogue, count: int, window: float, peak: int = 0) -> list[OrderSpec]:
+    """`count` orders spread over the window, and `peak` more all within a second at PEAK_AT of it, on the Kafka
+    intake (as a marketplace's catch-up would send them): more than the order path's high mark, so what follows it
+    waits (shared/backbone/peak.py) while the faults go on."""
     names, weights = zip(*SCENARIOS.items(), strict=True)
     specs = []
     for number in range(count):
         scenario = rng.choices(names, weights)[0]
         at = window * number / count + rng.uniform(0, window / count)
         specs.append(_order(rng, catalogue, number, scenario, at))
+    for number in range(count, count + peak):
+        spec = _order(rng, catalogue, number, rng.choices(names, weights)[0], window * PEAK_AT + rng.uniform(0, 1))
+        if spec.via != "kafka":
+            spec.via, spec.channel = "kafka", "marketplace"  # a marketplace ships from any warehouse (splits too)
+        specs.append(spec)
     return specs
 
 
@@ -442,9 +453,9 @@ class Driver:
     def now(self) -> float:
         return time.monotonic() - self.started_at
 
-    async def run(self, orders: int, window: float, poison: int) -> Ledger:
+    async def run(self, orders: int, window: float, poison: int, peak: int = 0) -> Ledger:
         self.started_at = time.monotonic()
-        specs = draw_orders(self.rng, self.catalogue, orders, window)
+        specs = draw_orders(self.rng, self.catalogue, orders, window, peak)
         self.ledger.orders = specs
         receipts = receipt_plan(self.rng, self.catalogue, specs, window)
         poisons = draw_poison(self.rng, self.catalogue, poison, window)

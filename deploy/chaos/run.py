@@ -32,9 +32,10 @@ class Profile:
     window: float  # seconds over which the orders are sent and the faults injected
     poison: int
     settle_timeout: float  # longest wait for the pipeline to finish its work after healing
+    peak: int = 0  # orders sent at once besides (deploy/chaos/load.draw_orders)
 
 
-FULL = Profile("full", orders=2000, faults=100, window=540.0, poison=24, settle_timeout=360.0)
+FULL = Profile("full", orders=2000, faults=100, window=540.0, poison=24, settle_timeout=360.0, peak=800)
 SHORT = Profile("short", orders=300, faults=20, window=90.0, poison=8, settle_timeout=180.0)
 
 
@@ -94,11 +95,12 @@ async def run(
             durations["setup"] = time.monotonic() - began
             faults = plan(seed, profile.faults, profile.window, [i.name for i in fleet.instances])
             injector = Injector(fleet, local, admin, infrastructure or stack.NATIVE)
-            print(f"load: {profile.orders} orders over {profile.window:.0f}s; {len(faults)} faults", flush=True)
+            peak = f" and {profile.peak} at once" if profile.peak else ""
+            print(f"load: {profile.orders} orders over {profile.window:.0f}s{peak}; {len(faults)} faults", flush=True)
             async with fleet.supervised():
                 mark = time.monotonic()
                 ledger, injected = await asyncio.gather(
-                    driver.run(profile.orders, profile.window, profile.poison), injector.run(faults)
+                    driver.run(profile.orders, profile.window, profile.poison, profile.peak), injector.run(faults)
                 )
                 durations["load and faults"] = time.monotonic() - mark
                 mark = time.monotonic()

@@ -38,7 +38,7 @@ from shared.backbone.kafka import encode
 from shared.backbone.metrics import ORDER_PATH_BACKLOG, YIELDING_TO_THE_ORDER_PATH
 from shared.backbone.settings import CommonSettings
 from shared.contracts.envelope import Envelope, wrap
-from shared.contracts.events import IntakeQueueMeasured
+from shared.contracts.events import INSTANCE_NAME_LENGTH, IntakeQueueMeasured
 from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class IntakeQueueReport:
         self.settings = settings
         self.producer = producer  # the runtime's, looked up when used: it exists once the service has started
         self.waiting = waiting
-        self.instance = f"{settings.service}-{settings.instance}"
+        self.instance = f"{settings.service}-{settings.instance}"[:INSTANCE_NAME_LENGTH]
 
     async def run(self) -> None:
         sent = 0
@@ -208,8 +208,8 @@ class IntakeQueueReport:
             waiting = self.waiting()
             if waiting == 0 and sent == 0:
                 continue
-            measured = encode(wrap(IntakeQueueMeasured(instance=self.instance, waiting=waiting)))
             try:
+                measured = encode(wrap(IntakeQueueMeasured(instance=self.instance, waiting=waiting)))
                 await asyncio.wait_for(
                     self.producer().send_and_wait(INTAKE_QUEUE.name, measured, key=self.instance.encode()),
                     self.settings.kafka_send_timeout_seconds,

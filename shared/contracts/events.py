@@ -1048,11 +1048,14 @@ class DropshipDeclined(Contract):
 
 # ---- the pipeline's own signals ----
 
+# An instance is named after its service and OMS_INSTANCE (on Kubernetes the pod's name, up to 253 characters).
+INSTANCE_NAME_LENGTH = 270
+
 
 class IntakeQueueMeasured(Contract):
     """How many orders wait at one capture instance's HTTP intake to be written: a backlog of the order path that no
     consumer group's lag shows, so every service's watch of the order path counts it (shared/backbone/peak.py)."""
 
     event_type: ClassVar[str] = "IntakeQueueMeasured"
-    instance: str = Field(min_length=1, max_length=64)
+    instance: str = Field(min_length=1, max_length=INSTANCE_NAME_LENGTH, description="the service and its instance")
     waiting: int = Field(ge=0)
