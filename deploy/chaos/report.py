@@ -114,5 +114,5 @@ class Report:
 def replay_command(seed: int, profile: dict[str, Any]) -> str:
     if profile.get("name") == "full":
         return f"make chaos SEED={seed}"
-    options = " ".join(f"--{k} {profile[k]}" for k in ("orders", "faults", "window", "poison", "peak") if k in profile)
+    options = " ".join(f"--{k} {profile[k]}" for k in ("orders", "faults", "window", "poison", "peak"))
     return f"python -m deploy.chaos --seed {seed} {options}"

@@ -34,10 +34,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.backbone import kafka_access
 from shared.backbone.failures import describe
-from shared.backbone.kafka import encode
+from shared.backbone.kafka import Undecodable, decode, encode
 from shared.backbone.metrics import ORDER_PATH_BACKLOG, YIELDING_TO_THE_ORDER_PATH
 from shared.backbone.settings import CommonSettings
-from shared.contracts.envelope import Envelope, wrap
+from shared.contracts.envelope import wrap
 from shared.contracts.events import INSTANCE_NAME_LENGTH, IntakeQueueMeasured
 from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH
 
@@ -110,7 +110,7 @@ class OrderPathWatch:
         return self.peak.waiting
 
     async def run(self) -> None:
-        timeout = self.timeout
+        timeout = self.timeout  # of one look
         clients: Clients | None = None
         try:
             while True:
@@ -129,7 +129,7 @@ class OrderPathWatch:
                 await clients.close()
 
     async def _waiting_at_intake(self, ends: AIOKafkaConsumer) -> int:
-        await read_intake_counts(ends, self.intake_queues)
+        await read_intake_counts(ends, self.intake_queues, self.settings.kafka_max_record_bytes)
         return self.intake_queues.waiting(time.monotonic())
 
     def _update(self, backlog: int | None) -> None:
@@ -176,17 +176,16 @@ class IntakeQueues:
         return sum(n for n, _ in self.latest.values())
 
 
-async def read_intake_counts(ends: AIOKafkaConsumer, queues: IntakeQueues) -> None:
-    """The counts capture's instances sent since the last read (the consumer is assigned `INTAKE_QUEUE`)."""
+async def read_intake_counts(ends: AIOKafkaConsumer, queues: IntakeQueues, max_bytes: int) -> None:
+    """The counts capture's instances sent since the last read (the consumer is assigned `INTAKE_QUEUE`); a record
+    that is not a count is passed over, as the consumers' own decoding says (it never raises)."""
     batches = await ends.getmany(timeout_ms=0)
     at = time.monotonic()
     for record in (record for batch in batches.values() for record in batch):
-        try:
-            measured = Envelope.model_validate_json(record.value).decode()
-        except ValueError as exc:  # pydantic's ValidationError included: not a count, so not counted
-            log.debug("an intake queue record not understood (%s)", describe(exc))
-            continue
-        if isinstance(measured, IntakeQueueMeasured):
+        decoded = decode(record, max_bytes)
+        if isinstance(decoded, Undecodable):
+            log.debug("an intake queue record not understood (%s)", decoded.reason)
+        elif isinstance(measured := decoded.payload, IntakeQueueMeasured):
             queues.measured(measured.instance, measured.waiting, at)
 
 
