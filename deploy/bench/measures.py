@@ -47,6 +47,26 @@ def latencies(due: Mapping[Key, float], reached: Mapping[Key, float]) -> list[fl
     return [reached[key] - at for key, at in due.items() if key in reached]
 
 
+# The order path's hops, each named by the service that takes an order across it: from the order's due time
+# to its OrderValidated (capture), to its first OrderAllocated (allocation), to its last pick task (fulfillment).
+HOPS = ("capture", "allocation", "fulfillment")
+
+
+def hops(due: Mapping[Key, float], *reached: Mapping[Key, float]) -> dict[str, list[float]]:
+    """Each hop's time for the orders that reached every step: `reached` is when each order got to the end of
+    each hop, in the order of HOPS, so the hops of one order add up to its time to pick task."""
+    if len(reached) != len(HOPS):
+        raise ValueError(f"one step per hop: {', '.join(HOPS)}")
+    found: dict[str, list[float]] = {hop: [] for hop in HOPS}
+    for key, at in due.items():
+        if not all(key in step for step in reached):
+            continue
+        times = [step[key] for step in reached]
+        for hop, start, end in zip(HOPS, [at, *times[:-1]], times, strict=True):
+            found[hop].append(end - start)
+    return found
+
+
 def drain_rate(count: int, started: float, last: float | None) -> float | None:
     """Orders per second from the first order's due time to the last order reaching the step."""
     if count == 0 or last is None or last <= started:

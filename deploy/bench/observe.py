@@ -1,5 +1,6 @@
-"""What the benchmark watches while orders flow: when each order's pick task left for its warehouse and when
-the order was delivered (read off Kafka as the warehouses and downstream systems see them), which order id
+"""What the benchmark watches while orders flow: when each order was validated and allocated, when its pick task
+left for its warehouse and when the order was delivered (read off Kafka as the warehouses and downstream systems
+see them), which order id
 capture gave each external id, what the services have still to read, dead letters, messages sent, and
 PostgreSQL commits and WAL.
 
@@ -8,7 +9,9 @@ timestamp is set by fulfillment's outbox relay when it hands the task to Kafka, 
 transaction committed: it is when the warehouse can have it. `pick_tasks.created_at` is taken by the
 handler before its transaction commits, so it would leave out the commit and the relay, the last hop
 before the warehouse; the time this observer reads the record would add its own lag on a saturated machine.
-Delivered is the timestamp of the OrderDelivered record on oms.fulfillment.events, for the same reasons."""
+Delivered is the timestamp of the OrderDelivered record on oms.fulfillment.events, for the same reasons, and so
+are validated and allocated (oms.orders.validated, oms.allocation.events): together they split the time to pick
+task into the three hops the order path takes (capture's, allocation's, fulfillment's)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from shared.contracts import topics
 
 PICK_TASK_RELEASED = "PickTaskReleased"
 ORDER_DELIVERED = "OrderDelivered"
+ORDER_VALIDATED = "OrderValidated"
+ORDER_ALLOCATED = "OrderAllocated"
 # Every order the benchmark sends is shipped whole: confirmed, shipped, delivered.
 MESSAGES_PER_ORDER = 3
 
@@ -43,6 +48,10 @@ class Observer:
         self.admin = local.access().admin(request_timeout_ms=10000)
         self.pick_tasks: dict[str, float] = {}  # order id -> time its last pick task was released (epoch s)
         self.delivered: dict[str, float] = {}  # order id -> time OrderDelivered was published (epoch s)
+        # The hops on the way to the pick task: when capture published the order's OrderValidated, and allocation
+        # its first OrderAllocated (an order allocated in parts is on its way from the first).
+        self.validated: dict[str, float] = {}
+        self.allocated: dict[str, float] = {}
         self.task: asyncio.Task[None] | None = None
         self.dead_letter_partitions: list[TopicPartition] = []
 
@@ -50,7 +59,7 @@ class Observer:
         await self.consumer.start()
         await self.admin.start()
         watched = []
-        for topic in (topics.PICK_TASKS, topics.FULFILLMENT_EVENTS):
+        for topic in (topics.ORDERS_VALIDATED, topics.ALLOCATION_EVENTS, topics.PICK_TASKS, topics.FULFILLMENT_EVENTS):
             watched += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
         self.dead_letter_partitions = [
             TopicPartition(t.name, p) for t in topics.DEAD_LETTER_TOPICS for p in range(t.partitions)
@@ -84,6 +93,10 @@ class Observer:
             self.pick_tasks[order_id] = max(at, self.pick_tasks.get(order_id, 0.0))
         elif kind == ORDER_DELIVERED:
             self.delivered[order_id] = at
+        elif kind == ORDER_VALIDATED:
+            self.validated.setdefault(order_id, at)
+        elif kind == ORDER_ALLOCATED:
+            self.allocated[order_id] = min(at, self.allocated.get(order_id, at))
 
     async def unread(self) -> int:
         """Records the services' consumer groups have still to read, on every topic: at a peak what follows the

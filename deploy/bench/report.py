@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import chart
-from .measures import Spread
+from .measures import HOPS, Spread
 from .results import COMPONENTS, ORDER_TRANSACTION, OURS, Phase, Run
 
 CATEGORIES_SHOWN = 6
@@ -71,8 +71,14 @@ def phase_line(phase: Phase, run: Run) -> str:
     return (
         f"  {phase.name}: {phase.orders} orders, drained {rate} ({ratio(run, phase.throughput)} of the order-sized"
         f" transaction's tps); to pick task p50/p95/p99/max {spread(phase.to_pick)}; to delivered"
-        f" {spread(phase.to_delivered)}; errors {errors(phase)}; {verdict(phase)}"
+        f" {spread(phase.to_delivered)}; by hop p50/p99 {by_hop(phase)}; errors {errors(phase)}; {verdict(phase)}"
     )
+
+
+def by_hop(phase: Phase) -> str:
+    """The time to pick task split by the hop each service takes an order across, p50 / p99 of each."""
+    shown = [f"{hop} {spread(phase.hops[hop], everything=False)}" for hop in HOPS if phase.hops.get(hop)]
+    return ", ".join(shown) or "-"
 
 
 def summary(run: Run) -> str:
@@ -153,6 +159,20 @@ def markdown(run: Run) -> str:
             f"| {p.name} | {offered} | {p.orders} | {drained} | {ratio(run, p.throughput)} | {spread(p.to_pick)}"
             f" | {spread(p.to_delivered)} | {http} | {errors(p)} | {duration(p.late_max)} | {verdict(p)} |"
         )
+
+    out += ["", "## The order path, hop by hop", ""]
+    out.append(
+        "The time to pick task split where the order changes hands, each hop named by the service that takes the"
+        " order across it: capture from the order's due time to its OrderValidated on Kafka, allocation from there"
+        " to its first OrderAllocated, fulfillment from there to its last pick task (each record's timestamp, set"
+        " when the service's outbox relay handed it to Kafka). A hop holds the service's wait for its batch to"
+        " fill, its batch's transaction, its relay, and the next reader's fetch. p50 / p95 / p99 / max; the p99s"
+        " of the hops need not add up to the p99 to pick task (one order is rarely slow at every hop)."
+    )
+    out += ["", "| phase | intake → pick task | " + " | ".join(HOPS) + " |", "|---|---|" + "---|" * len(HOPS)]
+    for p in run.phases:
+        if p.hops:
+            out.append(f"| {p.name} | {spread(p.to_pick)} | " + " | ".join(spread(p.hops.get(h)) for h in HOPS) + " |")
 
     out += ["", "## CPU seconds per 1,000 orders", ""]
     out.append(

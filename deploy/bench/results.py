@@ -39,6 +39,7 @@ class Phase:
     throughput: float | None = None
     to_pick: Spread | None = None
     to_delivered: Spread | None = None
+    hops: dict[str, Spread | None] = field(default_factory=dict)  # the time to pick task by hop (measures.HOPS)
     http: Spread | None = None  # response time of POST /v1/orders
     http_failures: dict[str, int] = field(default_factory=dict)  # status (or transport error) -> count
     dead_letters: int = 0

@@ -39,7 +39,7 @@ from shared.contracts.topics import SERVICES
 
 from . import anchors, load, observe, orders, profiles, report
 from .cpu import Pipeline
-from .measures import Limits, Spread, completion_rate, drain_rate, due_offsets, latencies, saturation
+from .measures import Limits, Spread, completion_rate, drain_rate, due_offsets, hops, latencies, saturation
 from .results import Phase, Run
 
 REPO = processes.REPO
@@ -254,6 +254,8 @@ class Bench:
         phase.delivered = sum(o in delivered for o in due.by_order)
         phase.to_pick = Spread.of(latencies(due.by_order, tasks))
         phase.to_delivered = Spread.of(latencies(due.by_order, delivered))
+        split = hops(due.by_order, self.observer.validated, self.observer.allocated, tasks)
+        phase.hops = {hop: Spread.of(times) for hop, times in split.items()}
         released = [tasks[o] for o in due.by_order if o in tasks]
         if phase.offered_rate is None:
             phase.throughput = drain_rate(phase.picked, due.first, max(released, default=None))

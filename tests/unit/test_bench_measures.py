@@ -29,6 +29,25 @@ def test_open_loop_schedule_keeps_due_times_whatever_the_pipeline_does() -> None
     assert [round(x, 2) for x in measures.latencies(due, reached)] == [0.1, 2.08, 2.06]
 
 
+def test_the_time_to_pick_task_splits_into_the_order_paths_hops() -> None:
+    # given two orders due at 100 s, validated, allocated and given their pick task at these times, and a third
+    # that has no pick task yet
+    due = {"a": 100.0, "b": 100.0, "c": 100.0}
+    validated = {"a": 100.1, "b": 100.3, "c": 100.2}
+    allocated = {"a": 100.25, "b": 100.4, "c": 100.5}
+    tasks = {"a": 100.3, "b": 100.6}
+    found = measures.hops(due, validated, allocated, tasks)
+    # then each hop runs from where the one before ended, and an order's hops add up to its time to pick task
+    assert {hop: [round(t, 2) for t in times] for hop, times in found.items()} == {
+        "capture": [0.1, 0.3],
+        "allocation": [0.15, 0.1],
+        "fulfillment": [0.05, 0.2],
+    }
+    assert [round(sum(times), 2) for times in zip(*found.values(), strict=True)] == [0.3, 0.6]
+    with pytest.raises(ValueError, match="one step per hop"):
+        measures.hops(due, validated, tasks)
+
+
 def test_spread_percentiles_and_rates() -> None:
     spread = measures.Spread.of(float(v) for v in range(1, 102))  # 1..101
     assert spread == measures.Spread(101, 51.0, 96.0, 100.0, 101.0)
@@ -131,8 +150,15 @@ def test_report_shows_each_phase_as_a_share_of_the_same_runs_order_transaction()
     burst.wal_records, burst.wal_bytes = 1_200_000, 174_000_000
     step = Phase("kafka 100/s", "kafka", 100.0, 3000, accepted=3000, picked=2990, delivered=2990, throughput=62.0)
     step.saturated = ["drained 62.0/s of 100/s offered"]
+    step.to_pick = measures.Spread(2990, 0.3, 0.5, 0.7, 0.9)
+    step.hops = {hop: measures.Spread(2990, 0.1, 0.2, 0.3, 0.4) for hop in measures.HOPS}
     run.phases += [burst, step]
     text = report.markdown(run)
+    hop = "100 ms / 200 ms / 300 ms / 400 ms"
+    assert f"| kafka 100/s | 300 ms / 500 ms / 700 ms / 900 ms | {hop} | {hop} | {hop} |" in text
+    by_hop = text.split("## The order path, hop by hop")[1].split("## CPU seconds")[0]
+    assert "| kafka 100/s |" in by_hop and "| burst |" not in by_hop  # the burst's hops not measured: no row
+    assert "capture 100 ms / 300 ms, allocation 100 ms / 300 ms" in report.phase_line(step, run)
     assert "| burst | all at once | 3000 | 60.0/s | 3.0% | 20.00 s / 45.00 s / 48.00 s / 50.00 s |" in text
     assert "no pick task 10" in text and "saturated: drained 62.0/s of 100/s offered" in text
     assert "Caveat: the machine was busy" in text  # load average 100 before the run
