@@ -72,6 +72,8 @@ Batches = Mapping[TopicPartition, list[Any]]
 # While looking for a record the client cannot parse, polls of one partition before going on to the next
 # (so a busy partition cannot hold up the search; if the record was not found, the next poll starts over).
 POLLS_PER_PARTITION = 20
+# While partitions wait at a peak, how often their ends are asked of the broker for the lag gauge (seconds).
+PAUSED_ENDS_EVERY = 1.0
 
 
 def backoff(attempt: int, cap: float = 10.0) -> float:
@@ -117,6 +119,8 @@ class EventConsumer:
         self.service = settings.service
         self.reassignments = Reassignments()
         self._lag_reported: set[TopicPartition] = set()
+        self._known_paused_ends: dict[TopicPartition, int] = {}
+        self._paused_ends_at = -math.inf
         # The search for an unreadable record reads an empty poll as "nothing there": it must outlast a fetch the
         # broker may hold (a follow-up consumer's, until it has a megabyte or the wait is over), or it gives up.
         self._search_poll_ms = settings.consumer_poll_ms + self.pacing.fetch_wait_ms
@@ -454,10 +458,12 @@ class EventConsumer:
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Per assigned partition: records not yet fetched, from this consumer's own positions (no broker
-        round trip). Partitions that moved to another instance stop being reported here."""
+        round trip, except for paused partitions). Partitions that moved to another instance stop being reported
+        here."""
         reported: set[TopicPartition] = set()
+        paused_ends = await self._paused_ends(consumer) if self.watch is not None else {}  # only followers wait
         for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
+            highwater = paused_ends.get(tp, consumer.highwater(tp))
             if highwater is None:  # no fetch response for it yet
                 continue
             try:
@@ -469,6 +475,25 @@ class EventConsumer:
         for tp in self._lag_reported - reported:
             CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
         self._lag_reported = reported
+
+    async def _paused_ends(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        """Where paused partitions end. A paused partition is not fetched, so its highwater stays where it was when
+        the wait began, and its lag would show nothing of the backlog a peak builds, which is what an operator
+        watches then: its end is asked of the broker instead, at most every `PAUSED_ENDS_EVERY` seconds and for
+        at most as long (the loop carries on with the ends it had if the broker does not answer)."""
+        paused = consumer.paused()
+        if not paused:
+            self._known_paused_ends = {}
+            return {}
+        if time.monotonic() - self._paused_ends_at >= PAUSED_ENDS_EVERY:
+            self._paused_ends_at = time.monotonic()
+            try:
+                self._known_paused_ends = await asyncio.wait_for(
+                    consumer.end_offsets(sorted(paused)), PAUSED_ENDS_EVERY
+                )
+            except Exception as exc:  # the broker away or slow: the next look asks again
+                log.debug("ends of paused partitions not known (%s)", describe(exc))
+        return {tp: end for tp, end in self._known_paused_ends.items() if tp in paused}
 
 
 class Reassignments(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -53,7 +53,8 @@ INBOX_PRUNED = Counter(
 )
 CONSUMER_LAG = Gauge(
     "oms_consumer_lag_messages",
-    "Records on an assigned partition not yet fetched by this consumer: high watermark minus position.",
+    "Records on an assigned partition not yet fetched by this consumer: high watermark minus position (for a"
+    " partition paused at a peak, its end asked of the broker, since a paused partition is not fetched).",
     ["service", "topic", "partition"],
 )
 ORDER_PATH_BACKLOG = Gauge(

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import REGISTRY
 
-from shared.backbone.consumer import EventConsumer, Routes
+from shared.backbone.consumer import PAUSED_ENDS_EVERY, EventConsumer, Routes
 from shared.backbone.peak import IntakeQueueReport, IntakeQueues, Peak
 from shared.backbone.settings import CommonSettings
 from shared.contracts import events as ev
@@ -77,6 +79,23 @@ class Client:
     def __init__(self, *assigned: TopicPartition) -> None:
         self.assigned = set(assigned)
         self.paused_now: set[TopicPartition] = set()
+        self.fetched_to: dict[TopicPartition, int] = {}  # each partition's end as its last fetch saw it
+        self.positions: dict[TopicPartition, int] = {}
+        self.ends: dict[TopicPartition, int] = {}  # as the broker has them now
+        self.asked = 0
+        self.broker_away = False
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.fetched_to.get(tp)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.asked += 1
+        if self.broker_away:
+            raise KafkaConnectionError("the broker is away")
+        return {tp: self.ends[tp] for tp in partitions}
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -141,6 +160,51 @@ def test_the_order_path_consumer_never_waits() -> None:
     consumer._give_way(client)
 
     assert client.paused() == set()
+
+
+def lag(tp: TopicPartition) -> float | None:
+    return REGISTRY.get_sample_value(
+        "oms_consumer_lag_messages", {"service": "returns", "topic": tp.topic, "partition": str(tp.partition)}
+    )
+
+
+async def test_a_waiting_partitions_lag_shows_the_backlog_the_wait_builds() -> None:
+    # given a follow-up consumer that read a partition to its end
+    consumer = EventConsumer(
+        CommonSettings(service="returns"),
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        {ev.OrderShipped: handle},
+        order_path=False,
+        watch=Watch(),  # type: ignore[arg-type]
+    )
+    shipped = TopicPartition(topics.FULFILLMENT_EVENTS.name, 0)
+    client = Client(shipped)
+    client.fetched_to[shipped] = client.positions[shipped] = client.ends[shipped] = 100
+    await consumer._report_lag(client)
+    assert lag(shipped) == 0 and client.asked == 0  # read as it comes: the fetches say where it ends
+    # when it waits at a peak, nothing of it is fetched while the topic grows
+    client.pause(shipped)
+    client.ends[shipped] = 600
+    await consumer._report_lag(client)
+    # then its lag is the backlog, from the end the broker gives, asked at most once a look
+    assert lag(shipped) == 500 and client.asked == 1
+    client.ends[shipped] = 900
+    await consumer._report_lag(client)
+    assert lag(shipped) == 500 and client.asked == 1
+    consumer._paused_ends_at -= PAUSED_ENDS_EVERY  # a look later
+    await consumer._report_lag(client)
+    assert lag(shipped) == 800 and client.asked == 2
+    # and a broker that does not answer leaves the last end known, and the loop going
+    client.broker_away, client.ends[shipped] = True, 1000
+    consumer._paused_ends_at -= PAUSED_ENDS_EVERY
+    await consumer._report_lag(client)
+    assert lag(shipped) == 800 and client.asked == 3
+    # once it reads again, its own fetches say where it ends
+    client.resume(shipped)
+    client.fetched_to[shipped] = 1000
+    await consumer._report_lag(client)
+    assert lag(shipped) == 900 and client.asked == 3
 
 
 def test_the_orders_waiting_at_every_capture_instance_count_while_their_counts_are_fresh() -> None:
