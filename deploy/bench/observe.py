@@ -1,8 +1,7 @@
 """What the benchmark watches while orders flow: when each order was validated and allocated, when its pick task
 left for its warehouse and when the order was delivered (read off Kafka as the warehouses and downstream systems
-see them), which order id
-capture gave each external id, what the services have still to read, dead letters, messages sent, and
-PostgreSQL commits and WAL.
+see them), which order id capture gave each external id, what the services have still to read, dead letters,
+messages sent, and PostgreSQL commits and WAL.
 
 Pick task time is the timestamp of the PickTaskReleased record on oms.warehouse.pick-tasks. The record's
 timestamp is set by fulfillment's outbox relay when it hands the task to Kafka, after the handler's
