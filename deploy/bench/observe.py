@@ -92,10 +92,9 @@ class Observer:
             self.pick_tasks[order_id] = max(at, self.pick_tasks.get(order_id, 0.0))
         elif kind == ORDER_DELIVERED:
             self.delivered[order_id] = at
-        elif kind == ORDER_VALIDATED:
-            self.validated.setdefault(order_id, at)
-        elif kind == ORDER_ALLOCATED:
-            self.allocated[order_id] = min(at, self.allocated.get(order_id, at))
+        elif kind in (ORDER_VALIDATED, ORDER_ALLOCATED):
+            reached = self.validated if kind == ORDER_VALIDATED else self.allocated
+            reached[order_id] = min(at, reached.get(order_id, at))  # the first: the order was on its way from there
 
     async def unread(self) -> int:
         """Records the services' consumer groups have still to read, on every topic: at a peak what follows the

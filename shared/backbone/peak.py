@@ -110,14 +110,13 @@ class OrderPathWatch:
         return self.peak.waiting
 
     async def run(self) -> None:
-        timeout = self.timeout  # of one look
         clients: Clients | None = None
         try:
             while True:
                 backlog = None
                 try:
-                    clients = clients or await Clients.started(kafka_access.of_service(self.settings), timeout)
-                    backlog = await asyncio.wait_for(order_path_backlog(clients.admin, clients.ends), timeout)
+                    clients = clients or await Clients.started(kafka_access.of_service(self.settings), self.timeout)
+                    backlog = await asyncio.wait_for(order_path_backlog(clients.admin, clients.ends), self.timeout)
                     backlog += await self._waiting_at_intake(clients.ends)
                 except Exception as exc:
                     log.debug("the order path's backlog is not known (%s)", describe(exc))
