@@ -32,24 +32,34 @@ from .priority import Component, Priority
 from .replenishment import OnOrder, Suggestion
 
 
-async def lock_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str]) -> dict[Key, StockLevel]:
-    """Create any missing rows for these SKUs in the configured warehouses, then lock every row of them."""
-    wanted = sorted(set(skus))
-    if not wanted:
-        return {}
+async def create_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str]) -> None:
+    """Create the missing (empty) rows of these SKUs in the configured warehouses."""
     await conn.execute(
         "INSERT INTO stock (warehouse_id, sku)"
         " SELECT w, s FROM unnest($1::text[]) AS w CROSS JOIN unnest($2::text[]) AS s ORDER BY w, s"
         " ON CONFLICT DO NOTHING",
         sorted(warehouse_ids),
-        wanted,
+        sorted(set(skus)),
     )
+
+
+async def lock_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str]) -> dict[Key, StockLevel] | None:
+    """Lock every row of these SKUs; None when a configured warehouse has no row for one of them yet (what was
+    locked is then the caller's to give back, before `create_stock`). A SKU's rows are created once, so the
+    insert that makes sure of them is left out of the batches that follow: it was a statement a batch that
+    changed nothing and cost as much as the locks."""
+    wanted = sorted(set(skus))
+    if not wanted:
+        return {}
     rows = await conn.fetch(
         "SELECT warehouse_id, sku, on_hand, reserved FROM stock WHERE sku = ANY($1::text[])"
         " ORDER BY warehouse_id, sku FOR UPDATE",
         wanted,
     )
-    return {(r["warehouse_id"], r["sku"]): StockLevel(r["on_hand"], r["reserved"]) for r in rows}
+    levels = {(r["warehouse_id"], r["sku"]): StockLevel(r["on_hand"], r["reserved"]) for r in rows}
+    if any((w, sku) not in levels for w in warehouse_ids for sku in wanted):
+        return None
+    return levels
 
 
 async def load_batch(
@@ -63,6 +73,10 @@ async def load_batch(
         savepoint = conn.transaction()
         await savepoint.start()
         levels = await lock_stock(conn, inventory.network.warehouse_ids, wanted)
+        if levels is None:  # rows to create: before any lock, as two instances creating them must not wait in a cycle
+            await savepoint.rollback()
+            await create_stock(conn, inventory.network.warehouse_ids, wanted)
+            continue
         orders = [
             _order(r)
             for r in await conn.fetch(
@@ -72,14 +86,18 @@ async def load_batch(
                 sorted(wanted),
             )
         ]
+        # Open ones are kept here rather than asked for: with `status = 'open'` in the query the planner walked
+        # the open reservations' index and filtered every open reservation by order (17 ms a batch with 30,000
+        # open), where the orders' and shipments' indexes find their few rows whatever is open.
         reservations = [
             _reservation(r)
             for r in await conn.fetch(
                 "SELECT shipment_id, order_id, warehouse_id, sku, quantity, short, status FROM reservations"
-                " WHERE status = 'open' AND (order_id = ANY($1::uuid[]) OR shipment_id = ANY($2::uuid[]))",
+                " WHERE order_id = ANY($1::uuid[]) OR shipment_id = ANY($2::uuid[])",
                 order_ids,
                 shipment_ids,
             )
+            if r["status"] == "open"
         ]
         grown = {sku for o in orders for sku in o.skus} | {r.sku for r in reservations}
         if grown <= wanted:
