@@ -142,3 +142,83 @@ async def test_the_check_at_commit_is_made_for_every_stock_row_however_many_rows
             await conn.execute("SET CONSTRAINTS ALL DEFERRED")
             await conn.execute("UPDATE allocation.stock SET reserved = 4 WHERE sku = $1", first)
     assert await conn.fetchval("SELECT reserved FROM allocation.stock WHERE sku = $1", first) == 0
+
+
+async def test_what_open_reservations_hold_is_kept_from_the_reservation_rows_whatever_changes_them(
+    as_allocation,
+) -> None:
+    # given two SKUs on hand and an order to hold them for
+    first, second = new_skus(2)
+    conn = as_allocation
+    order_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 9), ('ams', $2, 9)",
+        first,
+        second,
+    )
+    await conn.execute(
+        "INSERT INTO allocation.orders (order_id, channel, backorder_policy, status, lines, skus, ship_to,"
+        " service_level, arrived_at) VALUES ($1, 'web', 'reject', 'allocated', '{}', '{}', '{}', 'standard', now())",
+        order_id,
+    )
+    big, small, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    async def change(statement: str, *args: object, reserved: tuple[int, int]) -> dict[str, int]:
+        """The statement with the stock rows set to what it should leave reserved, in one transaction (the check at
+        commit compares them with the totals); then the totals, each checked against a sum of the rows."""
+        async with conn.transaction():
+            await conn.execute(statement, *args)
+            await conn.execute(
+                "UPDATE allocation.stock SET reserved = CASE sku WHEN $1 THEN $3::int ELSE $4::int END"
+                " WHERE warehouse_id = 'ams' AND sku IN ($1, $2)",
+                first,
+                second,
+                *reserved,
+            )
+        totals = dict(
+            await conn.fetch("SELECT sku, held FROM allocation.reservation_totals WHERE sku IN ($1, $2)", first, second)
+        )
+        summed = dict(
+            await conn.fetch(
+                "SELECT sku, sum(quantity - short) FROM allocation.reservations"
+                " WHERE status = 'open' AND sku IN ($1, $2) GROUP BY sku",
+                first,
+                second,
+            )
+        )
+        assert {sku: units for sku, units in totals.items() if units} == summed
+        return {sku: totals.get(sku, 0) for sku in (first, second)}
+
+    # when reservations are added in one statement, one is found short, one ships, one moves to another SKU and one
+    # is removed, then the totals follow each change
+    assert await change(
+        "INSERT INTO allocation.reservations (shipment_id, sku, order_id, warehouse_id, quantity) VALUES"
+        " ($1, $4, $5, 'ams', 4), ($2, $4, $5, 'ams', 1), ($3, $6, $5, 'ams', 3)",
+        big,
+        small,
+        other,
+        first,
+        order_id,
+        second,
+        reserved=(5, 3),
+    ) == {first: 5, second: 3}
+    assert await change(
+        "UPDATE allocation.reservations SET short = 1 WHERE shipment_id = $1", big, reserved=(4, 3)
+    ) == {first: 4, second: 3}
+    assert await change(
+        "UPDATE allocation.reservations SET status = 'shipped' WHERE shipment_id = $1", other, reserved=(4, 0)
+    ) == {first: 4, second: 0}
+    assert await change(
+        "UPDATE allocation.reservations SET sku = $2 WHERE shipment_id = $1", small, second, reserved=(3, 1)
+    ) == {first: 3, second: 1}
+    assert await change("DELETE FROM allocation.reservations WHERE shipment_id = $1", small, reserved=(3, 0)) == {
+        first: 3,
+        second: 0,
+    }
+
+    # and a count the totals do not explain is still refused at commit
+    with pytest.raises(
+        asyncpg.CheckViolationError, match=f"ams/{first} reserves 4 units but its open reservations hold 3"
+    ):
+        async with conn.transaction():
+            await conn.execute("UPDATE allocation.stock SET reserved = 4 WHERE sku = $1", first)
