@@ -45,9 +45,8 @@ async def create_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[
 
 async def lock_stock(conn: Conn, warehouse_ids: Sequence[str], skus: Iterable[str]) -> dict[Key, StockLevel] | None:
     """Lock every row of these SKUs; None when a configured warehouse has no row for one of them yet (what was
-    locked is then the caller's to give back, before `create_stock`). A SKU's rows are created once, so the
-    insert that makes sure of them is left out of the batches that follow: it was a statement a batch that
-    changed nothing and cost as much as the locks."""
+    locked is then the caller's to give back, before `create_stock`). A SKU's rows are created once; the insert
+    that made sure of them ran in every batch, changed nothing, and cost about as much as the locks."""
     wanted = sorted(set(skus))
     if not wanted:
         return {}
@@ -73,7 +72,7 @@ async def load_batch(
         savepoint = conn.transaction()
         await savepoint.start()
         levels = await lock_stock(conn, inventory.network.warehouse_ids, wanted)
-        if levels is None:  # rows to create: before any lock, as two instances creating them must not wait in a cycle
+        if levels is None:  # rows to create: the locks are given back first, so that no insert waits holding them
             await savepoint.rollback()
             await create_stock(conn, inventory.network.warehouse_ids, wanted)
             continue
