@@ -37,7 +37,7 @@ def create_app(settings: KpiSettings) -> FastAPI:
         metrics.publish_holds(held, now())
 
     async def gauges() -> None:
-        await refresh_every("KPI gauges", settings.metrics_refresh_seconds, refresh_gauges)
+        await refresh_every("KPI gauges", settings.metrics_refresh_seconds, refresh_gauges, runtime.order_path_watch)
 
     # Every fact is kept by its own key, the first or latest by the events' times (repository.py), so the events
     # are not claimed in an inbox: tests/integration/test_kpi_day.py delivers a day's events again, in reverse.

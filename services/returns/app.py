@@ -53,7 +53,7 @@ def create_app(settings: ReturnsSettings) -> FastAPI:
                 metrics.RETURN_RATE.labels(rate["channel"]).set(rate["rate"])
 
     async def report_return_rate() -> None:
-        await refresh_every("return rate", settings.return_rate_seconds, refresh_return_rate)
+        await refresh_every("return rate", settings.return_rate_seconds, refresh_return_rate, runtime.order_path_watch)
 
     background = {
         "return-rate": report_return_rate,

@@ -104,6 +104,8 @@ class OrderPathWatch:
             patience=STALE_AFTER_LOOKS * (settings.peak_look_seconds + self.timeout),
         )
         self.intake_queues = IntakeQueues(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
+        self.caught_up = asyncio.Event()  # set while nothing waits: what else puts work off awaits it
+        self.caught_up.set()
 
     @property
     def waiting(self) -> bool:
@@ -139,6 +141,10 @@ class OrderPathWatch:
         if backlog is not None:
             ORDER_PATH_BACKLOG.labels(service).set(backlog)
         YIELDING_TO_THE_ORDER_PATH.labels(service).set(int(self.waiting))
+        if self.waiting:
+            self.caught_up.clear()
+        else:
+            self.caught_up.set()
 
 
 async def order_path_backlog(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> int:

@@ -4,6 +4,10 @@ Such a refresh reads a window of history, so its cost grows with the volume of o
 orders a day one round took 15 s of database time, every 30 s. The pause after a round therefore grows with what
 the round took, so that refreshing never takes more than a set share of the time, whatever the volume; the
 gauges are then a little older, and the orders flow on.
+
+A round is also put off while the order path is behind (shared/backbone/peak.py), as what follows it waits: late
+in a full bench a KPI round took 6.5-27 s of a shared machine (about 175,000 orders in its window), time the order
+path needs at a peak (docs/benchmarks/findings.md, round 18).
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.backbone.peak import OrderPathWatch
 
 log = logging.getLogger(__name__)
 # At most this share of the time goes to refreshing (a round of 3 s is followed by a pause of 57 s).
@@ -23,10 +31,16 @@ def pause_after(took: float, every: float, share: float = SHARE) -> float:
     return max(every, took * (1 / share - 1))
 
 
-async def refresh_every(what: str, every: float, refresh: Callable[[], Awaitable[None]]) -> None:
-    """Run `refresh` every `every` seconds (less often when it is slow, see `pause_after`), for good. A failing
-    round is logged and the next one tries again: the database may be away for a while."""
+async def refresh_every(
+    what: str, every: float, refresh: Callable[[], Awaitable[None]], order_path: OrderPathWatch | None = None
+) -> None:
+    """Run `refresh` every `every` seconds (less often when it is slow, see `pause_after`), for good, each round
+    put off while the `order_path` watch says it is behind. A failing round is logged and the next one tries
+    again: the database may be away for a while."""
     while True:
+        if order_path is not None and order_path.waiting:
+            log.info("%s put off while the order path is behind", what)
+            await order_path.caught_up.wait()
         started = time.monotonic()
         try:
             await refresh()

@@ -40,6 +40,7 @@ class Runtime:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._watch: OrderPathWatch | None = None
         self.consumers: list[EventConsumer] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.api_keys = ApiKeys.over(lambda: self.pool, settings.api_rate_per_second)
@@ -53,6 +54,11 @@ class Runtime:
     def producer(self) -> AIOKafkaProducer:
         assert self._producer is not None, "runtime not started"
         return self._producer
+
+    @property
+    def order_path_watch(self) -> OrderPathWatch | None:
+        """What tells this service's follow-up work to wait for the order path (none without follow-up consumers)."""
+        return self._watch
 
     async def start(
         self,
@@ -79,6 +85,7 @@ class Runtime:
             watch = OrderPathWatch(self.settings) if self.settings.peak_backlog_high > 0 else None
             if watch is not None and any(not order_path for order_path, _ in paces):
                 self._spawn("order path watch", watch.run)
+                self._watch = watch
             for order_path, mine in paces:
                 consumer = EventConsumer(
                     self.settings, self.pool, dead_letters, mine, prepare, idempotent_by_keys, order_path, watch
