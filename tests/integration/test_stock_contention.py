@@ -100,17 +100,7 @@ async def test_the_check_at_commit_is_made_for_every_stock_row_however_many_rows
     # given two SKUs on hand, and an order to hold them for
     first, second = new_skus(2)
     conn = as_allocation
-    order_id = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 5), ('ams', $2, 5)",
-        first,
-        second,
-    )
-    await conn.execute(
-        "INSERT INTO allocation.orders (order_id, channel, backorder_policy, status, lines, skus, ship_to,"
-        " service_level, arrived_at) VALUES ($1, 'web', 'reject', 'allocated', '{}', '{}', '{}', 'standard', now())",
-        order_id,
-    )
+    order_id = await two_skus_and_an_order(conn, first, second, on_hand=5)
 
     async def hold(sku: str, units: int) -> None:
         await conn.execute(
@@ -150,17 +140,7 @@ async def test_what_open_reservations_hold_is_kept_from_the_reservation_rows_wha
     # given two SKUs on hand and an order to hold them for
     first, second = new_skus(2)
     conn = as_allocation
-    order_id = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, 9), ('ams', $2, 9)",
-        first,
-        second,
-    )
-    await conn.execute(
-        "INSERT INTO allocation.orders (order_id, channel, backorder_policy, status, lines, skus, ship_to,"
-        " service_level, arrived_at) VALUES ($1, 'web', 'reject', 'allocated', '{}', '{}', '{}', 'standard', now())",
-        order_id,
-    )
+    order_id = await two_skus_and_an_order(conn, first, second, on_hand=9)
     big, small, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
     async def change(statement: str, *args: object, reserved: tuple[int, int]) -> dict[str, int]:
@@ -222,3 +202,20 @@ async def test_what_open_reservations_hold_is_kept_from_the_reservation_rows_wha
     ):
         async with conn.transaction():
             await conn.execute("UPDATE allocation.stock SET reserved = 4 WHERE sku = $1", first)
+
+
+async def two_skus_and_an_order(conn: asyncpg.Connection, first: str, second: str, on_hand: int) -> uuid.UUID:
+    """Stock of two SKUs at one warehouse, and an order that reservations of them can name; the order's id."""
+    order_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO allocation.stock (warehouse_id, sku, on_hand) VALUES ('ams', $1, $3), ('ams', $2, $3)",
+        first,
+        second,
+        on_hand,
+    )
+    await conn.execute(
+        "INSERT INTO allocation.orders (order_id, channel, backorder_policy, status, lines, skus, ship_to,"
+        " service_level, arrived_at) VALUES ($1, 'web', 'reject', 'allocated', '{}', '{}', '{}', 'standard', now())",
+        order_id,
+    )
+    return order_id

@@ -16,11 +16,14 @@ INSERT INTO reservation_totals (warehouse_id, sku, held)
 SELECT warehouse_id, sku, sum(quantity - short) FROM reservations WHERE status = 'open' GROUP BY warehouse_id, sku;
 
 -- Statement-level triggers with transition tables: one upsert a statement, in (warehouse, sku) order as the stock
--- rows are locked. A trigger with transition tables names one event, hence one function each.
-CREATE FUNCTION total_inserted_reservations() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+-- rows are locked. A trigger with transition tables names one event, hence three triggers.
+-- Rows inserted or deleted: the same upsert, added or taken away.
+CREATE FUNCTION total_added_or_removed_reservations() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO reservation_totals (warehouse_id, sku, held)
-    SELECT warehouse_id, sku, sum(quantity - short) FROM added WHERE status = 'open'
+    SELECT warehouse_id, sku, sum(quantity - short) * CASE TG_OP WHEN 'DELETE' THEN -1 ELSE 1 END
+    FROM moved WHERE status = 'open'
     GROUP BY warehouse_id, sku ORDER BY warehouse_id, sku
     ON CONFLICT (warehouse_id, sku) DO UPDATE SET held = reservation_totals.held + excluded.held;
     RETURN NULL;
@@ -39,22 +42,13 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION total_deleted_reservations() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-BEGIN
-    INSERT INTO reservation_totals (warehouse_id, sku, held)
-    SELECT warehouse_id, sku, -sum(quantity - short) FROM removed WHERE status = 'open'
-    GROUP BY warehouse_id, sku ORDER BY warehouse_id, sku
-    ON CONFLICT (warehouse_id, sku) DO UPDATE SET held = reservation_totals.held + excluded.held;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER reservations_totalled_on_insert AFTER INSERT ON reservations REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION total_inserted_reservations();
+CREATE TRIGGER reservations_totalled_on_insert AFTER INSERT ON reservations REFERENCING NEW TABLE AS moved
+    FOR EACH STATEMENT EXECUTE FUNCTION total_added_or_removed_reservations();
 CREATE TRIGGER reservations_totalled_on_update AFTER UPDATE ON reservations
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION total_changed_reservations();
-CREATE TRIGGER reservations_totalled_on_delete AFTER DELETE ON reservations REFERENCING OLD TABLE AS removed
-    FOR EACH STATEMENT EXECUTE FUNCTION total_deleted_reservations();
+CREATE TRIGGER reservations_totalled_on_delete AFTER DELETE ON reservations REFERENCING OLD TABLE AS moved
+    FOR EACH STATEMENT EXECUTE FUNCTION total_added_or_removed_reservations();
 -- Truncating would leave the totals behind: every later check of a (warehouse, sku) would then fail, not pass.
 
 -- 007's check, each (warehouse, sku) once a round, against the totals: two lookups by key, whatever is open.
