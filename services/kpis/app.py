@@ -17,6 +17,7 @@ from .api import kpis_api
 from .handlers import KpiHandlers
 from .reports import Reporting
 from .settings import KpiSettings
+from .window import WindowFigures
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +27,13 @@ def create_app(settings: KpiSettings) -> FastAPI:
     rules = settings.rules()
     reporting = Reporting(rules, settings.shipping_rules(), settings.config().cost)
     handlers = KpiHandlers(rules)
-    window = timedelta(hours=settings.metrics_window_hours)
+    window = WindowFigures(reporting, timedelta(hours=settings.metrics_window_hours))
 
     async def refresh_gauges() -> None:
         async with runtime.pool.acquire() as conn:
-            until = now()
-            report = await reporting.report(conn, until - window, until, "channel")
+            groups = await window.groups(conn, now())
             held = await repository.on_hold(conn)
-        metrics.publish(report["groups"], reporting.cost.currency)
+        metrics.publish(groups, reporting.cost.currency)
         metrics.publish_holds(held, now())
 
     async def gauges() -> None:

@@ -6,7 +6,8 @@ come in, a report goes out."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +38,7 @@ class Rules:
         return any(w.lower() in words for w in self.document_exception_words)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderFacts:
     """What the events said of one order, as of now (None: not happened yet)."""
 
@@ -67,12 +68,20 @@ class OrderFacts:
     changed_to: Mapping[str, int] | None = None  # units per SKU after the latest change applied (None: never changed)
 
 
-def percentile(values: Sequence[float], p: float) -> float | None:
+def percentile(values: Iterable[float], p: float) -> float | None:
     """Nearest rank: the smallest value with at least p of the values at or below it (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+    return counted_percentile(Counter(values), p)
+
+
+def counted_percentile(counts: Mapping[float, int], p: float) -> float | None:
+    """`percentile` of the values counted in `counts` (value: how many times it was seen)."""
+    n = sum(counts.values())
+    rank, seen = max(1, math.ceil(p * n)), 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return None
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -101,104 +110,173 @@ def perfect(order: OrderFacts, rules: Rules) -> dict[str, bool]:
     }
 
 
-def _money(amounts: Iterable[Mapping[str, Decimal]]) -> dict[str, str]:
-    """Amounts added up per currency, to the cent."""
-    total: dict[str, Decimal] = {}
-    for each in amounts:
-        for currency, amount in each.items():
-            total[currency] = total.get(currency, Decimal(0)) + amount
-    return {c: str(total[c].quantize(Decimal("0.01"))) for c in sorted(total)}
+class Amounts:
+    """Money per currency, added and taken away order by order: a currency is shown while an order counted has it."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, Decimal] = {}
+        self.orders: Counter[str] = Counter()
+
+    def add(self, amounts: Mapping[str, Decimal], sign: int) -> None:
+        for currency, amount in amounts.items():
+            self.total[currency] = self.total.get(currency, Decimal(0)) + sign * amount
+            self.orders[currency] += sign
+
+    def shown(self) -> dict[str, str]:
+        """Added up per currency, to the cent."""
+        return {c: str(self.total[c].quantize(Decimal("0.01"))) for c in sorted(self.orders) if self.orders[c]}
 
 
-def _hours(spans: Iterable[timedelta]) -> dict[str, Any]:
-    seconds = [s.total_seconds() for s in spans]
-    p50, p90 = percentile(seconds, 0.5), percentile(seconds, 0.9)
-    return {"orders": len(seconds), "p50_seconds": p50, "p90_seconds": p90}
+class Spans:
+    """Durations in seconds, counted by value, so one can be taken away again; p50 and p90 by nearest rank."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[float] = Counter()
+
+    def add(self, span: timedelta, sign: int) -> None:
+        seconds = span.total_seconds()
+        self.counts[seconds] += sign
+        if not self.counts[seconds]:
+            del self.counts[seconds]
+
+    def shown(self) -> dict[str, Any]:
+        return {
+            "orders": sum(self.counts.values()),
+            "p50_seconds": counted_percentile(self.counts, 0.5),
+            "p90_seconds": counted_percentile(self.counts, 0.9),
+        }
+
+
+class Tally:
+    """What the KPIs count over a set of orders, kept as orders join it, change and leave (`add`, `remove`): the
+    figures over a day then cost what changed since they were last worked out, not the day (services/kpis/window.py),
+    and a report over a period is one pass over its orders."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.n: Counter[str] = Counter()  # every count below, by name
+        self.internal, self.total, self.hold_time = Spans(), Spans(), Spans()
+        self.due_back, self.refunded = Amounts(), Amounts()
+        self.cost = Decimal(0)
+
+    def add(self, o: OrderFacts, sign: int = 1) -> None:
+        n = self.n
+        n["placed"] += sign
+        n["cancelled"] += sign * o.cancelled
+        n["open"] += sign * (o.delivered_at is None and not o.cancelled)
+        if o.ready_at:
+            self.internal.add(o.ready_at - o.placed_at, sign)
+        if o.delivered_at is not None:
+            checks = perfect(o, self.rules)
+            n["delivered"] += sign
+            n["all_four"] += sign * all(checks.values())
+            n["returned"] += sign * o.returned
+            for component, met in checks.items():
+                n[component] += sign * met
+            self.total.add(o.delivered_at - o.placed_at, sign)
+        if o.first_outcome is not None and o.ordered:
+            n["allocated"] += sign
+            backorders = o.first_outcome != UNFULFILLABLE
+            filled = True
+            for sku, units in o.ordered.items():
+                reserved = o.first_reserved.get(sku, 0)
+                filled = filled and reserved >= units
+                n["lines"] += sign
+                n["lines_filled"] += sign * (reserved >= units)
+                n["lines_backordered"] += sign * (backorders and reserved < units)
+                n["units"] += sign * units
+                n["units_reserved"] += sign * min(reserved, units)
+            n["orders_filled"] += sign * filled
+        if o.held_at is not None:
+            n["held"] += sign
+            n["on_hold"] += sign * (o.hold_ended_at is None)
+            if o.hold_ended_at:
+                self.hold_time.add(o.hold_ended_at - o.held_at, sign)
+        if o.changes_requested or o.changes_applied or o.changes_refused:
+            n["requested"] += sign * o.changes_requested
+            n["applied"] += sign * o.changes_applied
+            n["refused"] += sign * o.changes_refused
+            n["orders_changed"] += sign * (o.changes_applied > 0)
+        if o.due_back:
+            self.due_back.add(o.due_back, sign)
+        if o.refunded:
+            self.refunded.add(o.refunded, sign)
+        if o.units_shipped and o.cost is None:
+            n["unpriced"] += sign
+        elif o.units_shipped and o.cost is not None:
+            n["priced"] += sign
+            self.cost += sign * o.cost
+
+    def remove(self, o: OrderFacts) -> None:
+        self.add(o, -1)
+
+    def report(self, rejected: int = 0) -> dict[str, Any]:
+        """Every KPI over the orders counted (those placed in the period asked about), and how many were refused
+        at intake."""
+        n, delivered = self.n, self.n["delivered"]
+        components = {c: ratio(n[c], delivered) for c in PERFECT_ORDER_COMPONENTS}
+        product: float | None = None
+        if delivered:
+            product = round(math.prod(n[c] / delivered for c in PERFECT_ORDER_COMPONENTS), 4)
+        return {
+            "orders": {
+                "placed": n["placed"],
+                "rejected": rejected,
+                "delivered": delivered,
+                "cancelled": n["cancelled"],
+                "open": n["open"],
+            },
+            "perfect_order": {
+                "orders": delivered,
+                "components": components,
+                "rate_product_of_components": product,
+                "rate_all_four": ratio(n["all_four"], delivered),
+            },
+            "cycle_time": {"internal": self.internal.shown(), "total": self.total.shown()},
+            "fill_rate": {
+                "orders": n["allocated"],
+                "line": ratio(n["lines_filled"], n["lines"]),
+                "unit": ratio(n["units_reserved"], n["units"]),
+                "order": ratio(n["orders_filled"], n["allocated"]),
+            },
+            "on_time_delivery": {
+                "orders": delivered,
+                "rate": components["on_time"],
+                "tolerance_days": self.rules.on_time_tolerance_days,
+            },
+            "backorder_rate": {
+                "lines": n["lines"],
+                "backordered": n["lines_backordered"],
+                "rate": ratio(n["lines_backordered"], n["lines"]),
+            },
+            "return_rate": {
+                "delivered": delivered,
+                "returned": n["returned"],
+                "rate": ratio(n["returned"], delivered),
+            },
+            "holds": {"held": n["held"], "on_hold": n["on_hold"], "hold_time": self.hold_time.shown()},
+            "changes": {
+                "requested": n["requested"],
+                "applied": n["applied"],
+                "refused": n["refused"],
+                "orders_changed": n["orders_changed"],
+                "due_back": self.due_back.shown(),
+                "refunded": self.refunded.shown(),
+            },
+            "cost_per_order": {
+                "orders": n["priced"],
+                "unpriced": n["unpriced"],
+                "amount": str((self.cost / n["priced"]).quantize(Decimal("0.01"))) if n["priced"] else None,
+            },
+        }
 
 
 def report(orders: Iterable[OrderFacts], rules: Rules, rejected: int = 0) -> dict[str, Any]:
     """Every KPI over these orders (those placed in the period asked about), and how many were refused at intake."""
-    orders = list(orders)
-    delivered = [o for o in orders if o.delivered_at is not None]
-    checks = [perfect(o, rules) for o in delivered]
-    components = {c: ratio(sum(k[c] for k in checks), len(checks)) for c in PERFECT_ORDER_COMPONENTS}
-    product: float | None = None
-    if checks:
-        product = round(math.prod(sum(k[c] for k in checks) / len(checks) for c in PERFECT_ORDER_COMPONENTS), 4)
-    allocated = [o for o in orders if o.first_outcome is not None and o.ordered]
-    lines = [(o, sku, units) for o in allocated for sku, units in sorted(o.ordered.items())]
-    filled = [(o, sku, units) for o, sku, units in lines if o.first_reserved.get(sku, 0) >= units]
-    backordered = [
-        (o, sku, units)
-        for o, sku, units in lines
-        if o.first_outcome != UNFULFILLABLE and o.first_reserved.get(sku, 0) < units
-    ]
-    held = [o for o in orders if o.held_at is not None]
-    hold_times = [o.hold_ended_at - o.held_at for o in held if o.held_at and o.hold_ended_at]
-    priced = [o.cost for o in orders if o.units_shipped and o.cost is not None]
-    return {
-        "orders": {
-            "placed": len(orders),
-            "rejected": rejected,
-            "delivered": len(delivered),
-            "cancelled": sum(o.cancelled for o in orders),
-            "open": sum(o.delivered_at is None and not o.cancelled for o in orders),
-        },
-        "perfect_order": {
-            "orders": len(checks),
-            "components": components,
-            "rate_product_of_components": product,
-            "rate_all_four": ratio(sum(all(k.values()) for k in checks), len(checks)),
-        },
-        "cycle_time": {
-            "internal": _hours(o.ready_at - o.placed_at for o in orders if o.ready_at),
-            "total": _hours(o.delivered_at - o.placed_at for o in delivered if o.delivered_at),
-        },
-        "fill_rate": {
-            "orders": len(allocated),
-            "line": ratio(len(filled), len(lines)),
-            "unit": ratio(
-                sum(min(o.first_reserved.get(sku, 0), units) for o, sku, units in lines), sum(u for *_, u in lines)
-            ),
-            "order": ratio(
-                sum(all(o.first_reserved.get(s, 0) >= u for s, u in o.ordered.items()) for o in allocated),
-                len(allocated),
-            ),
-        },
-        "on_time_delivery": {
-            "orders": len(checks),
-            "rate": components["on_time"],
-            "tolerance_days": rules.on_time_tolerance_days,
-        },
-        "backorder_rate": {
-            "lines": len(lines),
-            "backordered": len(backordered),
-            "rate": ratio(len(backordered), len(lines)),
-        },
-        "return_rate": {
-            "delivered": len(delivered),
-            "returned": sum(o.returned for o in delivered),
-            "rate": ratio(sum(o.returned for o in delivered), len(delivered)),
-        },
-        "holds": {
-            "held": len(held),
-            "on_hold": sum(o.hold_ended_at is None for o in held),
-            "hold_time": _hours(hold_times),
-        },
-        "changes": {
-            "requested": sum(o.changes_requested for o in orders),
-            "applied": sum(o.changes_applied for o in orders),
-            "refused": sum(o.changes_refused for o in orders),
-            "orders_changed": sum(o.changes_applied > 0 for o in orders),
-            "due_back": _money(o.due_back for o in orders),
-            "refunded": _money(o.refunded for o in orders),
-        },
-        "cost_per_order": {
-            "orders": len(priced),
-            "unpriced": sum(1 for o in orders if o.units_shipped and o.cost is None),
-            "amount": str((sum(priced, Decimal(0)) / len(priced)).quantize(Decimal("0.01"))) if priced else None,
-        },
-    }
+    tally = Tally(rules)
+    for o in orders:
+        tally.add(o)
+    return tally.report(rejected)
 
 
 def grouped(
@@ -208,13 +286,22 @@ def grouped(
     rejected: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One report for all the orders, or one per group (channel: `rejected` counts refused orders per channel)."""
-    orders, rejected = list(orders), rejected or {}
+    rejected = rejected or {}
     if key is None:
         return [{"group": "all", **report(orders, rules, sum(rejected.values()))}]
-    groups: dict[str, list[OrderFacts]] = {name: [] for name in rejected}
+    tallies: dict[str, Tally] = {}
     for o in orders:
-        groups.setdefault(key(o), []).append(o)
-    return [{"group": name, **report(groups[name], rules, rejected.get(name, 0))} for name in sorted(groups)]
+        tallies.setdefault(key(o), Tally(rules)).add(o)
+    return reports(tallies, rules, rejected)
+
+
+def reports(tallies: Mapping[str, Tally], rules: Rules, rejected: Mapping[str, int]) -> list[dict[str, Any]]:
+    """One report per group with an order counted or one refused, by the group's name."""
+    names = sorted({name for name, t in tallies.items() if t.n["placed"]} | set(rejected))
+    return [
+        {"group": name, **(tallies[name] if name in tallies else Tally(rules)).report(rejected.get(name, 0))}
+        for name in names
+    ]
 
 
 def shipment_cost(carrier_price: Decimal | None, picks: int, per_pick: Decimal) -> Decimal | None:

@@ -3,10 +3,12 @@ by the cost model, and the KPIs worked out (domain), for all orders or per chann
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -23,8 +25,11 @@ class Reporting:
     shipping: ShippingRules
     cost: CostModel
 
-    async def facts(self, conn: Conn, since: datetime, until: datetime) -> list[domain.OrderFacts]:
-        rows = await repository.facts(conn, since, until)
+    async def facts(
+        self, conn: Conn, since: datetime, until: datetime, only: Collection[UUID] | None = None
+    ) -> list[domain.OrderFacts]:
+        """The facts of the orders placed in [since, until), or of those of them in `only`."""
+        rows = await repository.facts(conn, since, until, only)
         skus = sorted({sku for r in rows for s in r["shipments"] for sku in s["lines"]})
         weights = await repository.weights(conn, skus)
         return [self._order(r, weights) for r in rows]

@@ -172,14 +172,44 @@ async def save_products(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
     )
 
 
-# The orders placed in [since, until): validated ones by when they were placed, and those held at intake and never
-# validated by when they were held; each with everything the other tables know of it.
+async def note_changes(conn: Conn, orders: Collection[UUID | None]) -> None:
+    """The orders whose facts this transaction changed (None: every order), for the gauges' next round."""
+    await conn.execute("INSERT INTO facts_changed (order_id) SELECT unnest($1::uuid[])", list(orders))
+
+
+async def snapshot(conn: Conn) -> str:
+    """The transaction's snapshot (in a repeatable read transaction, what every statement of it sees)."""
+    return str(await conn.fetchval("SELECT pg_current_snapshot()::text"))
+
+
+async def changed_since(conn: Conn, seen: str) -> set[UUID | None]:
+    """The orders changed by the transactions committed since the snapshot `seen`, as this transaction sees them."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT order_id FROM facts_changed WHERE changed_by >= pg_snapshot_xmin($1::text::pg_snapshot)"
+        " AND NOT pg_visible_in_snapshot(changed_by, $1::text::pg_snapshot)",
+        seen,
+    )
+    return {r["order_id"] for r in rows}
+
+
+async def forget_changes(conn: Conn, seen: str) -> None:
+    """Delete the changes every transaction of the snapshot `seen` sees: read by a round at that snapshot."""
+    await conn.execute(
+        "DELETE FROM facts_changed WHERE changed_by < pg_snapshot_xmin($1::text::pg_snapshot)",
+        seen,
+    )
+
+
+# The orders placed in [since, until) (of those, the ones in $3 when it is given): validated ones by when they were
+# placed, and those held at intake and never validated by when they were held; each with everything the other tables
+# know of it.
 FACTS = """
 WITH placed AS (
-    SELECT order_id, channel, placed_at, ship_country, ordered FROM orders WHERE placed_at >= $1 AND placed_at < $2
+    SELECT order_id, channel, placed_at, ship_country, ordered FROM orders
+    WHERE placed_at >= $1 AND placed_at < $2 {only}
     UNION ALL
-    SELECT h.order_id, h.channel, h.held_at, NULL, '{}'::jsonb FROM holds h
-    WHERE h.held_at >= $1 AND h.held_at < $2 AND h.channel IS NOT NULL
+    SELECT h.order_id, h.channel, h.held_at, NULL, '{{}}'::jsonb FROM holds h
+    WHERE h.held_at >= $1 AND h.held_at < $2 AND h.channel IS NOT NULL {only}
       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = h.order_id)
 )
 SELECT p.*, a.outcome, a.reserved, h.held_at, h.ended_at AS hold_ended_at, d.delivered_at,
@@ -202,8 +232,8 @@ CROSS JOIN LATERAL (
     FROM order_changes x WHERE x.order_id = p.order_id
 ) ch
 CROSS JOIN LATERAL (
-    SELECT coalesce(jsonb_object_agg(m.currency, m.due_back::text) FILTER (WHERE m.due_back > 0), '{}') AS due_back,
-           coalesce(jsonb_object_agg(m.currency, m.refunded::text) FILTER (WHERE m.refunded > 0), '{}') AS refunded
+    SELECT coalesce(jsonb_object_agg(m.currency, m.due_back::text) FILTER (WHERE m.due_back > 0), '{{}}') AS due_back,
+           coalesce(jsonb_object_agg(m.currency, m.refunded::text) FILTER (WHERE m.refunded > 0), '{{}}') AS refunded
     FROM (SELECT currency, sum(due_back) AS due_back, sum(refunded) AS refunded FROM order_changes x
           WHERE x.order_id = p.order_id AND currency IS NOT NULL GROUP BY currency) m
 ) money
@@ -214,8 +244,18 @@ LEFT JOIN cancellations c USING (order_id)
 """
 
 
-async def facts(conn: Conn, since: datetime, until: datetime) -> list[asyncpg.Record]:
-    return await conn.fetch(FACTS, since, until)
+ALL_FACTS = FACTS.format(only="")
+# By the orders' keys whatever the plan: `= ANY($3)` may become a filter tried on every order of the window.
+SOME_FACTS = FACTS.format(only="AND order_id IN (SELECT unnest($3::uuid[]))")
+
+
+async def facts(
+    conn: Conn, since: datetime, until: datetime, only: Collection[UUID] | None = None
+) -> list[asyncpg.Record]:
+    """The facts of the orders placed in [since, until), or of those of them in `only`."""
+    if only is None:
+        return await conn.fetch(ALL_FACTS, since, until)
+    return await conn.fetch(SOME_FACTS, since, until, list(only))
 
 
 async def rejections(conn: Conn, since: datetime, until: datetime) -> dict[str, int]:

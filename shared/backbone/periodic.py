@@ -7,7 +7,8 @@ gauges are then a little older, and the orders flow on.
 
 A round is also put off while the order path is behind (shared/backbone/peak.py), as what follows it waits: late
 in a full bench a KPI round took 6.5-27 s of a shared machine (about 175,000 orders in its window), time the order
-path needs at a peak (docs/benchmarks/findings.md, round 18).
+path needs at a peak (docs/benchmarks/findings.md, round 18); the KPI gauges now read only what changed
+(services/kpis/window.py), the return rates their totals.
 """
 
 from __future__ import annotations

@@ -146,3 +146,35 @@ def test_an_order_is_in_full_against_what_its_latest_change_left() -> None:
     # then it is in full; and one whose change added a unit that never shipped is not
     assert domain.in_full(reduced)
     assert not domain.in_full(delivered(ordered={"A": 2}, changed_to={"A": 3}, units_shipped=2))
+
+
+def test_a_tally_with_orders_taken_away_or_changed_reports_as_the_orders_left_would() -> None:
+    # given orders of every kind: delivered, late, short, held, cancelled, changed with money, unpriced
+    cancelled = delivered(delivered_at=None, ready_at=None, cancelled=True)
+    changed = delivered(changes_requested=2, changes_applied=1, due_back={"EUR": Decimal("10.00")})
+    refunded = delivered(changes_applied=1, refunded={"EUR": Decimal("4.50"), "GBP": Decimal("1")})
+    orders = [
+        delivered(cost=Decimal("4.90")),
+        delivered(delivered_at=PLACED + timedelta(days=4), cost=Decimal("7.10")),
+        delivered(first_reserved={"A": 1}, units_shipped=1, damaged=True),
+        delivered(held_at=PLACED, hold_ended_at=PLACED + timedelta(hours=2), returned=True),
+        cancelled,
+        changed,
+        refunded,
+        delivered(first_outcome=domain.UNFULFILLABLE, first_reserved={}, ready_at=None, delivered_at=None),
+    ]
+    tally = domain.Tally(RULES)
+    for o in orders:
+        tally.add(o)
+    assert tally.report(3) == domain.report(orders, RULES, 3)
+    # when some leave and one changes (its old facts taken away, its new ones added)
+    tally.remove(orders[1])
+    tally.remove(refunded)
+    tally.remove(changed)
+    now_delivered = delivered(held_at=PLACED, hold_ended_at=PLACED + timedelta(hours=5))
+    tally.remove(cancelled)
+    tally.add(now_delivered)
+    # then the figures are those of the orders left, the GBP gone with the only order that had it
+    left = [orders[0], orders[2], orders[3], now_delivered, orders[7]]
+    assert tally.report() == domain.report(left, RULES)
+    assert tally.report()["changes"]["refunded"] == {}

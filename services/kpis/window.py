@@ -1,0 +1,86 @@
+"""The gauges' figures over the orders placed in the last hours, kept between rounds: a round reads again only the
+orders whose facts changed since the last one (the changes noted with them, migration 003) and moves each in its
+channel's tally, so it costs what changed, not the day. Late in a full bench a round that read the whole day took
+6.5-27 s (about 175,000 orders: docs/benchmarks/findings.md, round 19).
+
+The whole window is read at the first round, after a change that touches every order (a product's weight), and when
+the last round is older than the changes are kept."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from shared.backbone.db import Conn
+
+from . import domain, repository
+from .reports import Reporting
+
+# A round reads the changes since its last round's snapshot; each round deletes the changes older than a snapshot it
+# took at least this long ago. A reader whose last round is older than half of it reads the whole window instead.
+CHANGES_KEPT = 3600.0
+# Orders placed up to this far after the round are counted too: a clock a little ahead must not leave an order out
+# until its next change.
+AHEAD = timedelta(hours=1)
+
+
+class WindowFigures:
+    def __init__(self, reporting: Reporting, window: timedelta) -> None:
+        self.reporting, self.window = reporting, window
+        self.orders: dict[UUID, domain.OrderFacts] = {}
+        self.tallies: dict[str, domain.Tally] = {}
+        self.rounds: deque[tuple[float, str]] = deque()  # (monotonic time, snapshot) of this reader's rounds
+
+    async def groups(self, conn: Conn, until: datetime) -> list[dict[str, Any]]:
+        """The report per channel over the orders placed since `until` less the window."""
+        since = until - self.window
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            seen = await repository.snapshot(conn)
+            changed = await self._changed(conn)
+            if changed is None or None in changed:
+                self._start_again(await self.reporting.facts(conn, since, until + AHEAD))
+            elif changed:
+                for order in await self.reporting.facts(
+                    conn, since, until + AHEAD, {c for c in changed if c is not None}
+                ):
+                    self._put(order)
+            rejected = await repository.rejections(conn, since, until)
+        self._leave(since)
+        await self._forget(conn, seen)
+        return domain.reports(self.tallies, self.reporting.rules, rejected)
+
+    async def _changed(self, conn: Conn) -> set[UUID | None] | None:
+        """The orders changed since the last round; None when they cannot be known (no round, or one too old)."""
+        if not self.rounds or time.monotonic() - self.rounds[-1][0] > CHANGES_KEPT / 2:
+            return None
+        return await repository.changed_since(conn, self.rounds[-1][1])
+
+    async def _forget(self, conn: Conn, seen: str) -> None:
+        now = time.monotonic()
+        self.rounds.append((now, seen))
+        old = None
+        while len(self.rounds) > 1 and now - self.rounds[0][0] >= CHANGES_KEPT:
+            old = self.rounds.popleft()[1]
+        if old is not None:
+            await repository.forget_changes(conn, old)
+
+    def _start_again(self, orders: list[domain.OrderFacts]) -> None:
+        self.orders, self.tallies = {}, {}
+        for order in orders:
+            self._put(order)
+
+    def _put(self, order: domain.OrderFacts) -> None:
+        was = self.orders.get(order.order_id)
+        if was is not None:
+            self.tallies[was.channel].remove(was)
+        self.orders[order.order_id] = order
+        self.tallies.setdefault(order.channel, domain.Tally(self.reporting.rules)).add(order)
+
+    def _leave(self, since: datetime) -> None:
+        """Orders placed before `since` leave the figures."""
+        for gone in [o for o in self.orders.values() if o.placed_at < since]:
+            del self.orders[gone.order_id]
+            self.tallies[gone.channel].remove(gone)

@@ -1,0 +1,115 @@
+"""The KPI gauges' figures kept between rounds (services/kpis/window.py) on the real PostgreSQL: the scripted day of
+test_kpi_day.py handed to the handlers in two halves with a round after each, the second round reading only the
+orders changed since the first; and the changes noted with the facts, read by snapshot, with a transaction that
+commits late and rows that every round has read."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.kpis import repository
+from services.kpis.domain import OrderFacts
+from services.kpis.reports import Reporting
+from services.kpis.settings import KpiSettings
+from services.kpis.window import WindowFigures
+from shared.backbone.db import Conn, connect
+from shared.contracts import events as ev
+from tests.integration.test_kpi_day import EXPECTED, Day, at, handle, scripted_day
+
+READS: list[set[uuid.UUID] | None] = []  # what each round read: the orders asked for, or None for the window
+
+
+class Reading(Reporting):
+    async def facts(
+        self, conn: Conn, since: datetime, until: datetime, only: Collection[uuid.UUID] | None = None
+    ) -> list[OrderFacts]:
+        READS.append(None if only is None else set(only))
+        return await super().facts(conn, since, until, only)
+
+
+def part(day: Day, records: list[Any]) -> Day:
+    taken = Day(day.channel)
+    taken.records = records
+    return taken
+
+
+async def figures(window: WindowFigures, channel: str) -> dict[str, Any]:
+    conn = await connect(KpiSettings())
+    try:
+        groups = await window.groups(conn, at(1, 0))
+    finally:
+        await conn.close()
+    (group,) = [g for g in groups if g["group"] == channel]
+    return {k: v for k, v in group.items() if k != "group"}
+
+
+@pytest.mark.usefixtures("stack")
+async def test_a_round_reads_only_the_orders_changed_since_the_last_and_comes_to_the_days_figures() -> None:
+    # given half of a scripted day taken by the KPI service, and a round of the gauges over it
+    channel = f"kpi-{uuid.uuid4().hex[:8]}"
+    day = scripted_day(channel)
+    products = [r for r in day.records if isinstance(r.payload, ev.ProductUpserted)]
+    events = [r for r in day.records if r not in products]
+    first, second = events[: len(events) // 2], events[len(events) // 2 :]
+    await handle(part(day, products + first), through_inbox=True)
+    settings = KpiSettings()
+    window = WindowFigures(
+        Reading(settings.rules(), settings.shipping_rules(), settings.config().cost), timedelta(hours=24)
+    )
+    halfway = await figures(window, channel)
+    assert READS[-1] is None  # the first round reads the whole window
+    assert halfway != EXPECTED
+    # when the rest of the day is taken
+    await handle(part(day, second), through_inbox=True)
+    # then the next round reads the orders of the second half (and any the stack changed meanwhile), not the window,
+    # and comes to the figures worked out by hand
+    assert await figures(window, channel) == EXPECTED
+    later = READS[-1]
+    assert later is not None and {r.payload.order_id for r in second} <= later
+    # and a product's weight, which prices every shipment, has the next round read the whole window again
+    await handle(part(day, products[:1]), through_inbox=False)
+    assert await figures(window, channel) == EXPECTED
+    assert READS[-1] is None
+
+
+async def note(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
+    await repository.note_changes(conn, [order_id])
+
+
+@pytest.mark.usefixtures("stack")
+async def test_changes_are_read_by_the_transactions_committed_since_a_snapshot_and_forgotten_once_read() -> None:
+    settings = KpiSettings()
+    writer, late, reader = [await connect(settings) for _ in range(3)]
+    try:
+        # given a change committed, and a transaction that noted one and has not committed yet
+        before, in_flight, after = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await note(writer, before)
+        open_transaction = late.transaction()
+        await open_transaction.start()
+        await note(late, in_flight)
+        # when a round takes its snapshot, and then the late transaction and another commit
+        async with reader.transaction(isolation="repeatable_read", readonly=True):
+            seen = await repository.snapshot(reader)
+        await open_transaction.commit()
+        await note(writer, after)
+        # then the changes since that snapshot are the late one and the later one, not the one it saw
+        async with reader.transaction(isolation="repeatable_read", readonly=True):
+            changed = await repository.changed_since(reader, seen)
+            now_seen = await repository.snapshot(reader)
+        assert {in_flight, after} <= changed and before not in changed
+        # and forgetting what a snapshot saw deletes the one it saw and keeps what came since
+        await repository.forget_changes(reader, seen)
+        left = {r["order_id"] for r in await reader.fetch("SELECT order_id FROM facts_changed")}
+        assert before not in left and {in_flight, after} <= left
+        await repository.forget_changes(reader, now_seen)
+        left = {r["order_id"] for r in await reader.fetch("SELECT order_id FROM facts_changed")}
+        assert not {in_flight, after} & left
+    finally:
+        for conn in (writer, late, reader):
+            await conn.close()
