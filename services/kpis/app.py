@@ -31,13 +31,15 @@ def create_app(settings: KpiSettings) -> FastAPI:
 
     async def refresh_gauges() -> None:
         async with runtime.pool.acquire() as conn:
-            groups = await window.groups(conn, now())
+            groups = await window.groups(conn, now(), runtime.order_path_watch)
             held = await repository.on_hold(conn)
         metrics.publish(groups, reporting.cost.currency)
         metrics.publish_holds(held, now())
 
     async def gauges() -> None:
-        await refresh_every("KPI gauges", settings.metrics_refresh_seconds, refresh_gauges, runtime.order_path_watch)
+        await refresh_every(
+            "KPI gauges", settings.metrics_refresh_seconds, refresh_gauges, runtime.order_path_watch, share=None
+        )
 
     # Every fact is kept by its own key, the first or latest by the events' times (repository.py), so the events
     # are not claimed in an inbox: tests/integration/test_kpi_day.py delivers a day's events again, in reverse.

@@ -32,22 +32,33 @@ def pause_after(took: float, every: float, share: float = SHARE) -> float:
     return max(every, took * (1 / share - 1))
 
 
+async def give_way(order_path: OrderPathWatch | None, what: str) -> None:
+    """Return at once, or once the order path has caught up when its watch says it is behind."""
+    if order_path is not None and order_path.waiting:
+        log.info("%s put off while the order path is behind", what)
+        await order_path.caught_up.wait()
+
+
 async def refresh_every(
-    what: str, every: float, refresh: Callable[[], Awaitable[None]], order_path: OrderPathWatch | None = None
+    what: str,
+    every: float,
+    refresh: Callable[[], Awaitable[None]],
+    order_path: OrderPathWatch | None = None,
+    share: float | None = SHARE,
 ) -> None:
-    """Run `refresh` every `every` seconds (less often when it is slow, see `pause_after`), for good, each round
-    put off while the `order_path` watch says it is behind. A failing round is logged and the next one tries
-    again: the database may be away for a while."""
+    """Run `refresh` every `every` seconds, for good, each round put off while the `order_path` watch says it is
+    behind; less often when a round is slow, so that rounds take at most `share` of the time (see `pause_after`;
+    None: a round costs what changed since the last, which waiting longer does not make less). A failing round is
+    logged and the next one tries again: the database may be away for a while."""
     while True:
-        if order_path is not None and order_path.waiting:
-            log.info("%s put off while the order path is behind", what)
-            await order_path.caught_up.wait()
+        await give_way(order_path, what)
         started = time.monotonic()
         try:
             await refresh()
         except Exception as exc:
             log.warning("%s not refreshed (%s)", what, exc.__class__.__name__)
         took = time.monotonic() - started
-        if took * (1 / SHARE - 1) > every:
-            log.info("%s took %.1f s to refresh: next round in %.0f s", what, took, pause_after(took, every))
-        await asyncio.sleep(pause_after(took, every))
+        pause = every if share is None else pause_after(took, every, share)
+        if pause > every:
+            log.info("%s took %.1f s to refresh: next round in %.0f s", what, took, pause)
+        await asyncio.sleep(pause)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,15 +23,29 @@ from shared.backbone.db import Conn, connect
 from shared.contracts import events as ev
 from tests.integration.test_kpi_day import EXPECTED, Day, at, handle, scripted_day
 
-READS: list[set[uuid.UUID] | None] = []  # what each round read: the orders asked for, or None for the window
+DAY_END = at(1, 0)
+
+ASKED: list[set[uuid.UUID]] = []  # the orders each read of facts asked for
+WHOLE: list[datetime] = []  # the rounds that read the whole window (those that listed the orders placed in it)
 
 
 class Reading(Reporting):
     async def facts(
         self, conn: Conn, since: datetime, until: datetime, only: Collection[uuid.UUID] | None = None
     ) -> list[OrderFacts]:
-        READS.append(None if only is None else set(only))
+        ASKED.append(set(only or ()))
         return await super().facts(conn, since, until, only)
+
+
+@pytest.fixture
+def listing_noted(monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = repository.placed
+
+    async def placed(conn: Conn, since: datetime, until: datetime) -> list[uuid.UUID]:
+        WHOLE.append(since)
+        return await listing(conn, since, until)
+
+    monkeypatch.setattr(repository, "placed", placed)
 
 
 def part(day: Day, records: list[Any]) -> Day:
@@ -39,17 +54,25 @@ def part(day: Day, records: list[Any]) -> Day:
     return taken
 
 
-async def figures(window: WindowFigures, channel: str) -> dict[str, Any]:
+@dataclass
+class Round:
+    figures: dict[str, Any] | None  # the channel's, None when it has none
+    whole: bool  # read the whole window
+    read: set[uuid.UUID]  # the orders whose facts it read
+
+
+async def round_at(window: WindowFigures, channel: str, until: datetime) -> Round:
+    asked, whole = len(ASKED), len(WHOLE)
     conn = await connect(KpiSettings())
     try:
-        groups = await window.groups(conn, at(1, 0))
+        groups = await window.groups(conn, until)
     finally:
         await conn.close()
-    (group,) = [g for g in groups if g["group"] == channel]
-    return {k: v for k, v in group.items() if k != "group"}
+    found = [{k: v for k, v in g.items() if k != "group"} for g in groups if g["group"] == channel]
+    return Round(found[0] if found else None, len(WHOLE) > whole, set().union(*ASKED[asked:]))
 
 
-@pytest.mark.usefixtures("stack")
+@pytest.mark.usefixtures("stack", "listing_noted")
 async def test_a_round_reads_only_the_orders_changed_since_the_last_and_comes_to_the_days_figures() -> None:
     # given half of a scripted day taken by the KPI service, and a round of the gauges over it
     channel = f"kpi-{uuid.uuid4().hex[:8]}"
@@ -59,23 +82,26 @@ async def test_a_round_reads_only_the_orders_changed_since_the_last_and_comes_to
     first, second = events[: len(events) // 2], events[len(events) // 2 :]
     await handle(part(day, products + first), through_inbox=True)
     settings = KpiSettings()
-    window = WindowFigures(
-        Reading(settings.rules(), settings.shipping_rules(), settings.config().cost), timedelta(hours=24)
-    )
-    halfway = await figures(window, channel)
-    assert READS[-1] is None  # the first round reads the whole window
-    assert halfway != EXPECTED
+    reading = Reading(settings.rules(), settings.shipping_rules(), settings.config().cost)
+    window = WindowFigures(reading, timedelta(hours=24))
+    halfway = await round_at(window, channel, DAY_END)
+    assert halfway.whole  # the first round reads the whole window
+    assert halfway.figures is not None and halfway.figures != EXPECTED
     # when the rest of the day is taken
     await handle(part(day, second), through_inbox=True)
     # then the next round reads the orders of the second half (and any the stack changed meanwhile), not the window,
     # and comes to the figures worked out by hand
-    assert await figures(window, channel) == EXPECTED
-    later = READS[-1]
-    assert later is not None and {r.payload.order_id for r in second} <= later
+    later = await round_at(window, channel, DAY_END)
+    assert later.figures == EXPECTED
+    assert not later.whole and {r.payload.order_id for r in second} <= later.read
     # and a product's weight, which prices every shipment, has the next round read the whole window again
     await handle(part(day, products[:1]), through_inbox=False)
-    assert await figures(window, channel) == EXPECTED
-    assert READS[-1] is None
+    again = await round_at(window, channel, DAY_END)
+    assert again.whole and again.figures == EXPECTED
+    # and a round a day later, with none of them changed, finds the day's orders gone from the window
+    next_day = await round_at(window, channel, at(2, 1))
+    assert next_day.figures is None
+    assert not next_day.whole and not {r.payload.order_id for r in events} & next_day.read
 
 
 async def note(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:

@@ -4,6 +4,7 @@ path is behind."""
 
 import asyncio
 import logging
+from types import SimpleNamespace
 
 import pytest
 
@@ -71,3 +72,22 @@ async def test_a_round_is_put_off_while_the_order_path_is_behind_and_comes_once_
     with pytest.raises(asyncio.CancelledError):
         await loop
     assert rounds == [True]
+
+
+async def test_a_round_that_costs_what_changed_keeps_its_interval_however_long_it_took(monkeypatch) -> None:
+    clock = iter([0.0, 120.0, 150.0, 270.0])  # each round takes 120 s
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            raise asyncio.CancelledError
+
+    async def refresh() -> None:
+        pass
+
+    monkeypatch.setattr("shared.backbone.periodic.time", SimpleNamespace(monotonic=lambda: next(clock)))
+    monkeypatch.setattr("shared.backbone.periodic.asyncio.sleep", pause)
+    with pytest.raises(asyncio.CancelledError):
+        await refresh_every("test gauges", 30, refresh, share=None)
+    assert pauses == [30, 30]
