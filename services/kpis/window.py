@@ -54,7 +54,7 @@ class WindowFigures:
             seen = await repository.snapshot(conn)
             changed = await self._changed(conn)
             whole = changed is None or None in changed
-            wanted = await repository.placed(conn, since, latest) if whole else sorted(filter(None, changed or ()))
+            wanted = await repository.placed(conn, since, latest) if whole else [c for c in changed or () if c]
             rejected = await repository.rejections(conn, since, until)
         if whole:  # a round that fails half way must not leave the next to read changes only
             self.orders, self.tallies, self.rounds = {}, {}, deque()
