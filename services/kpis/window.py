@@ -42,7 +42,7 @@ class WindowFigures:
         self.reporting, self.window = reporting, window
         self.orders: dict[UUID, domain.OrderFacts] = {}
         self.tallies: dict[str, domain.Tally] = {}
-        self.rounds: deque[tuple[float, str]] = deque()  # (monotonic time, snapshot) of this reader's rounds
+        self.rounds: deque[tuple[float, str]] = deque()  # (monotonic time taken, snapshot) of this reader's rounds
 
     async def groups(
         self, conn: Conn, until: datetime, order_path: OrderPathWatch | None = None
@@ -64,7 +64,7 @@ class WindowFigures:
             for order in await self.reporting.facts(conn, since, latest, wanted[start : start + CHUNK]):
                 self._put(order)
         self._leave(since)
-        await self._forget(conn, seen)
+        await self._forget(conn, started, seen)
         took = time.monotonic() - started
         if whole or took > 1:
             what = "the whole window" if whole else "orders changed since the last round"
@@ -77,9 +77,11 @@ class WindowFigures:
             return None
         return await repository.changed_since(conn, self.rounds[-1][1])
 
-    async def _forget(self, conn: Conn, seen: str) -> None:
+    async def _forget(self, conn: Conn, taken: float, seen: str) -> None:
+        """Keep this round's snapshot `seen` (taken at monotonic time `taken`: a snapshot's age is what the changes'
+        keeping is about), and delete the changes an hour-old snapshot of this reader saw."""
         now = time.monotonic()
-        self.rounds.append((now, seen))
+        self.rounds.append((taken, seen))
         old = None
         while len(self.rounds) > 1 and now - self.rounds[0][0] >= CHANGES_KEPT:
             old = self.rounds.popleft()[1]
