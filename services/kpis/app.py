@@ -44,7 +44,12 @@ def create_app(settings: KpiSettings) -> FastAPI:
     # Every fact is kept by its own key, the first or latest by the events' times (repository.py), so the events
     # are not claimed in an inbox: tests/integration/test_kpi_day.py delivers a day's events again, in reverse.
     app = service_app(
-        runtime, handlers.routes, background={"kpi-gauges": gauges}, idempotent_by_keys=True, title="OMS KPIs"
+        runtime,
+        handlers.routes,
+        prepare=handlers.prepare,
+        background={"kpi-gauges": gauges},
+        idempotent_by_keys=True,
+        title="OMS KPIs",
     )
     app.include_router(kpis_api(runtime, reporting))
     return app

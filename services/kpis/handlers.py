@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.backbone.consumer import Handler, Routes, handler_name
+from shared.backbone.consumer import Routes
 from shared.backbone.db import Conn
 from shared.backbone.kafka import Inbound
 from shared.contracts import events as ev
@@ -44,18 +44,6 @@ def first_decision(msg: Inbound[Any]) -> tuple[UUID, str, dict[str, int], dateti
     if isinstance(payload, ev.OrderBackordered):
         return payload.order_id, domain.BACKORDERED, {}, at
     return payload.order_id, domain.UNFULFILLABLE, {}, at
-
-
-def noting_changes(handler: Handler) -> Handler:
-    """The handler, then the orders whose facts it changed noted for the gauges (services/kpis/window.py); a product
-    notes every order (None), as its weight prices every shipment."""
-
-    async def handle(conn: Conn, msgs: list[Inbound[Any]]) -> None:
-        await handler(conn, msgs)
-        await repository.note_changes(conn, {getattr(m.payload, "order_id", None) for m in msgs})
-
-    handle.__name__ = handler_name(handler)
-    return handle
 
 
 class KpiHandlers:
@@ -184,11 +172,13 @@ class KpiHandlers:
         latest = {m.payload.sku: m.payload.weight_grams for m in msgs}
         await repository.save_products(conn, sorted(latest.items()))
 
-    def routes(self) -> Routes:
-        noting: dict[Handler, Handler] = {}  # one per handler: a step gives a handler its events of every type at once
-        return {event: noting.setdefault(h, noting_changes(h)) for event, h in self._handlers().items()}
+    async def prepare(self, conn: Conn, msgs: list[Inbound[Any]]) -> None:
+        """The orders whose facts the batch changes, noted in its transaction for the gauges (services/kpis/window.py):
+        one insert a batch. A product notes every order (None), as its weight prices every shipment."""
+        if msgs:
+            await repository.note_changes(conn, {getattr(m.payload, "order_id", None) for m in msgs})
 
-    def _handlers(self) -> Routes:
+    def routes(self) -> Routes:
         return {
             ev.OrderValidated: self.on_order_validated,
             ev.OrderRejected: self.on_order_rejected,

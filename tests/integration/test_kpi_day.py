@@ -290,10 +290,11 @@ EXPECTED = {
 
 
 async def handle(day: Day, through_inbox: bool) -> None:
-    """As the consumer does with a batch: claim the event ids (unless replaying past the inbox), then each handler
-    with its records in one transaction."""
+    """As the consumer does with a batch: claim the event ids (unless replaying past the inbox), prepare the batch
+    (its orders noted for the gauges), then each handler with its records, in one transaction."""
     settings = KpiSettings()
-    routes = KpiHandlers(settings.rules()).routes()
+    handlers = KpiHandlers(settings.rules())
+    routes = handlers.routes()
     conn = await connect(settings)
     try:
         async with conn.transaction():
@@ -301,6 +302,7 @@ async def handle(day: Day, through_inbox: bool) -> None:
             if through_inbox:
                 fresh = await inbox.claim(conn, [r.envelope.event_id for r in records])
                 records = [r for r in records if r.envelope.event_id in fresh]
+            await handlers.prepare(conn, records)
             for handler, taken in [step for group in steps(records, routes) for step in group]:
                 await handler(conn, taken)
     finally:
