@@ -74,6 +74,13 @@ DB_POOL_CONNECTIONS = Gauge(
     "Database connections of the service's pool, by state (in_use, idle).",
     ["service", "state"],
 )
+EVENT_LOOP_HELD = Histogram(
+    "oms_event_loop_held_seconds",
+    "How late a timer fired on the service's event loop: the time something held the loop (a handler's Python work,"
+    " a collection) while every other task of the service (consumers, relay, HTTP requests) waited.",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 DB_POOL_MAX = Gauge("oms_db_pool_max_connections", "Most connections the service's pool may open.", ["service"])
 
 

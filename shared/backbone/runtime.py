@@ -26,7 +26,7 @@ from shared.backbone.db import create_pool
 from shared.backbone.dlq import DeadLetters
 from shared.backbone.http import CorrelationId
 from shared.backbone.kafka import guard_client, make_producer
-from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX
+from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX, EVENT_LOOP_HELD
 from shared.backbone.outbox import OutboxRelay
 from shared.backbone.peak import OrderPathWatch
 from shared.backbone.settings import CommonSettings
@@ -71,6 +71,7 @@ class Runtime:
         self._pool = await create_pool(self.settings)
         self._producer = make_producer(self.settings)
         await self._producer.start()
+        self._spawn("event-loop-watch", lambda: watch_event_loop(EVENT_LOOP_HELD.labels(self.settings.service).observe))
         self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
         if routes:
             check_reads(self.settings.service, routes)
@@ -138,6 +139,19 @@ class Runtime:
         with contextlib.suppress(Exception):
             checks["database"] = await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2.0) is True
         return checks
+
+
+LOOP_TICK = 0.05
+
+
+async def watch_event_loop(observe: Callable[[float], None], tick: float = LOOP_TICK) -> None:
+    """Observes how late a short timer fires: one task's Python work holding the loop delays every other (a
+    request's answer, the order path's batch), and shows here before it shows in the latencies."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + tick
+        await asyncio.sleep(tick)
+        observe(max(0.0, loop.time() - due))
 
 
 def by_pace(service: str, routes: Routes) -> list[tuple[bool, Routes]]:
