@@ -2,6 +2,7 @@
 tolerance in the promise's time zone, the perfect order both ways (APQC product, SCOR share), first-time fill rates
 and backorders, holds, and the cost model over the carriers' rate table."""
 
+import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -35,6 +36,32 @@ def test_percentiles_are_the_nearest_rank() -> None:
     assert domain.percentile([4, 1, 3, 2], 0.5) == 2  # ceil(0.5 x 4) = 2nd smallest
     assert domain.percentile([4, 1, 3, 2], 0.9) == 4  # ceil(0.9 x 4) = 4th
     assert domain.percentile([5], 0.9) == 5
+
+
+def test_spans_kept_in_bands_give_the_nearest_rank_of_every_duration_counted() -> None:
+    rng = random.Random(20261205)
+    # Clustered (a busy hour's cycle times), spread over weeks, the same value many times, zero and negative (a
+    # channel's clock ahead of ours), and some taken away again.
+    seconds = [rng.uniform(0.5, 3.0) for _ in range(3000)] + [rng.uniform(60, 30 * 86400) for _ in range(500)]
+    seconds += [1.25] * 200 + [0.0] * 5 + [-2.5, -0.001] + [1e-7, 2e-7]
+    spans = domain.Spans()
+    for value in seconds:
+        spans.add(timedelta(seconds=value), 1)
+    for value in rng.sample(seconds, 700):
+        spans.add(timedelta(seconds=value), -1)
+        seconds.remove(value)
+    kept = [timedelta(seconds=value).total_seconds() for value in seconds]
+    for p in (0.0, 0.001, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0):
+        assert spans.percentile(p) == domain.percentile(kept, p), p
+    assert spans.shown() == {
+        "orders": len(kept),
+        "p50_seconds": domain.percentile(kept, 0.5),
+        "p90_seconds": domain.percentile(kept, 0.9),
+    }
+    for value in kept:
+        spans.add(timedelta(seconds=value), -1)
+    assert spans.shown() == {"orders": 0, "p50_seconds": None, "p90_seconds": None}
+    assert not spans.bands
 
 
 def test_an_order_is_on_time_by_the_promised_day_in_the_promises_time_zone_with_the_tolerance() -> None:
