@@ -4,20 +4,31 @@ transaction, map the outcome to a status code."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import Counter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.backbone import aftercommit
-from shared.backbone.auth import OPERATORS_ONLY, Authenticated, Caller, forbidden, operator
+from shared.backbone.auth import (
+    BEARER,
+    OPERATORS_ONLY,
+    Authenticated,
+    Caller,
+    authenticated_caller,
+    forbidden,
+    operator,
+)
+from shared.backbone.http import json_body
 from shared.backbone.runtime import Runtime
 from shared.contracts.events import HoldType, ItemQuantity, OrderChange, SubmittedOrder, storable
 
@@ -118,6 +129,25 @@ def change_response(outcome: ChangeOutcome) -> JSONResponse:
     return request_answer(outcome, accepted)
 
 
+class OrderIntakeRoute(APIRoute):
+    """POST /v1/orders, documented by its endpoint's signature like any route (the caller's key, the order as the
+    body) but answered without FastAPI's resolution of that signature, which took a third of capture's time per
+    order at 500 orders/s over HTTP: the key checked by the same dependency functions, called directly, and the
+    order validated from the body's bytes in one pass."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        submit_order = self.endpoint
+        assert list(inspect.signature(submit_order).parameters) == ["caller", "order"], "called as (caller, order)"
+
+        async def handle(request: Request) -> Response:
+            caller = await authenticated_caller(request, await BEARER(request))
+            order = await json_body(request, SubmittedOrder)
+            response: Response = await submit_order(caller, order)
+            return response
+
+        return handle
+
+
 ORDERS_PATH = "/v1/orders"
 SHOPIFY_PATH = "/v1/channels/shopify/orders"
 # The paths that take new orders, with the channel the path names (the API's orders name theirs in the body).
@@ -143,13 +173,21 @@ def order_api(
         if channel is not None and not caller.may_act_for(channel):
             raise forbidden("this API key acts for another channel")
 
-    @router.post(ORDERS_PATH, status_code=202, responses=SUBMIT_ANSWERS)
     async def submit_order(caller: Authenticated, order: Annotated[SubmittedOrder, Body()]) -> JSONResponse:
         if caller.channel != order.channel:
             raise forbidden(f"this API key submits orders of channel {caller.channel or '(none: operator)'} only")
         if order.original_order_id is not None:
             raise forbidden("original_order_id: exchange orders are opened by the returns service, not submitted")
         return accepted(await submit(order))
+
+    router.add_api_route(
+        ORDERS_PATH,
+        submit_order,
+        methods=["POST"],
+        status_code=202,
+        responses=SUBMIT_ANSWERS,
+        route_class_override=OrderIntakeRoute,
+    )
 
     @router.get("/v1/orders/{order_id}", responses=VIEW_ANSWERS, response_model=None)
     async def get_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:

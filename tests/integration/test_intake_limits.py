@@ -72,6 +72,23 @@ async def test_quantities_outside_the_schema_bounds_are_refused_with_422_and_the
         )
 
 
+async def test_nan_and_infinity_which_json_has_not_are_refused_with_422_not_a_500(http, db) -> None:
+    """Python's JSON parser takes them; the refusal repeats the input, and could not be written before."""
+    (sku,) = new_skus(1)
+    for number, field in (("NaN", "shipping_price"), ("-Infinity", "placed_at"), ("Infinity", "channel")):
+        document = order_document([(sku, 1)], amount="1.00")
+        body = json.dumps({**document, field: "NUMBER"}).replace('"NUMBER"', number)
+
+        response = await http.post("/v1/orders", content=body, headers={"content-type": "application/json"})
+
+        assert response.status_code == 422, response.text
+        assert [problem["loc"] for problem in response.json()["detail"]] == [["body", field]]
+        assert (
+            await db.fetchval("SELECT count(*) FROM capture.orders WHERE external_id = $1", document["external_id"])
+            == 0
+        )
+
+
 async def test_the_largest_order_the_schema_allows_is_stored_as_rejected_with_its_total(http, db) -> None:
     # given an order at every ceiling of the schema: 1000 lines of 1,000,000 units at the highest price
     (sku,) = new_skus(1)
