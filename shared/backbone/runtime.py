@@ -180,7 +180,8 @@ def service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # The services report to Prometheus; FastAPI's own OpenTelemetry would look for a provider on every request.
+    app = FastAPI(title=title, lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.api_keys = runtime.api_keys
     app.add_middleware(CorrelationId)
     answer_invalid_requests(app)
