@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from deploy.local.demo import percentile
+from deploy.local.scrape import Samples, buckets, count_of, delta, total
 
 Key = TypeVar("Key")
 
@@ -156,6 +157,32 @@ PRODUCER_SUMMARY = re.compile(
     r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency, "
     r"(\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th"
 )
+
+
+LOOP_HELD = "oms_event_loop_held_seconds"
+
+
+@dataclass(frozen=True)
+class LoopHolds:
+    """A service's event loop during a phase: its watch's ticks (one every 50 ms while the loop is free), those that
+    came over 0.1 s and over 0.5 s late, and the lateness in all (s)."""
+
+    ticks: int
+    over_100ms: int
+    over_500ms: int
+    held: float
+
+
+def loop_holds(before: Mapping[str, Samples], after: Mapping[str, Samples]) -> dict[str, LoopHolds]:
+    """Each service's event loop holds between two scrapes of its watch (`oms_event_loop_held_seconds`)."""
+    holds = {}
+    for service, samples in after.items():
+        change = delta(samples, before.get(service, {}))
+        cumulative = buckets(change, LOOP_HELD)
+        ticks, within = count_of(cumulative), dict(cumulative)
+        over = {bound: ticks - int(within.get(bound, 0)) for bound in (0.1, 0.5)}
+        holds[service] = LoopHolds(ticks, over[0.1], over[0.5], total(change, f"{LOOP_HELD}_sum"))
+    return holds
 
 
 def pgbench_tps(output: str) -> float:

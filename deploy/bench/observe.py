@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -148,6 +148,17 @@ async def database_work(pool: asyncpg.Pool) -> DatabaseWork:
     )
     assert row is not None
     return DatabaseWork(int(row["commits"]), int(row["wal_records"]), int(row["wal_bytes"]))
+
+
+async def loop_watches(urls: Mapping[str, list[str]]) -> dict[str, scrape.Samples]:
+    """Each service's event loop watch so far (`oms_event_loop_held_seconds`), its instances (at these base URLs)
+    together."""
+    watches = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for service, bases in urls.items():
+            pages = [scrape.parse((await http.get(f"{base}/metrics")).text) for base in bases]
+            watches[service] = {key: value for key, value in scrape.merge(*pages).items() if "event_loop" in key[0]}
+    return watches
 
 
 async def messages_sent(urls: list[str]) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import chart
-from .measures import HOPS, Spread
+from .measures import HOPS, LoopHolds, Spread
 from .results import COMPONENTS, ORDER_TRANSACTION, OURS, Phase, Run
 
 CATEGORIES_SHOWN = 6
@@ -58,6 +58,10 @@ def wal_per_order(phase: Phase) -> str:
     if not phase.orders or not phase.wal_records:
         return "-"
     return f"{phase.wal_records / phase.orders:.0f} / {phase.wal_bytes / phase.orders / 1000:.1f} KB"
+
+
+def loop_cell(holds: LoopHolds | None) -> str:
+    return "-" if holds is None else f"{holds.over_100ms} / {holds.over_500ms} / {holds.held:.1f} s"
 
 
 def verdict(phase: Phase) -> str:
@@ -201,6 +205,20 @@ def markdown(run: Run) -> str:
         shown = " | ".join("-" if v is None else f"{v:.1f}" for v in values)
         commits = f"{p.pg_transactions / p.orders:.1f}" if p.orders else "-"
         out.append(f"| {p.name} | {shown} | {host_took(p)} | {commits} | {wal_per_order(p)} | {p.wall:.0f} s |")
+
+    if any(p.loop_holds for p in run.phases):
+        out += ["", "## Event loops held", ""]
+        out.append(
+            "Each service times a 50 ms timer on its event loop (`oms_event_loop_held_seconds`). A tick that comes"
+            " late is time one task held the loop while the others (the consumers, the relay, HTTP requests) waited:"
+            " a batch's Python work, a collection, or the process waiting for a core. Per phase and service: the ticks"
+            " over 0.1 s late / over 0.5 s late, and the lateness in all."
+        )
+        services = [s for s in OURS if any(s in p.loop_holds for p in run.phases)]
+        out += ["", "| phase | " + " | ".join(services) + " |", "|---|" + "---:|" * len(services)]
+        for p in run.phases:
+            cells = [loop_cell(p.loop_holds.get(s)) for s in services]
+            out.append(f"| {p.name} | " + " | ".join(cells) + " |")
 
     if run.profiles:
         profiled = next((p for p in run.phases if p.profiled), None)

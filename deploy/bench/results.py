@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.contracts.topics import SERVICES
 
-from .measures import Spread
+from .measures import LoopHolds, Spread
 
 # Components whose CPU time is measured, in the order the report shows them: every service, then the rest of
 # the system under test; "bench" is this process (load generator and observer), "tools" the programs it runs
@@ -54,6 +54,7 @@ class Phase:
     wall: float = 0.0  # seconds from the first due time until everything settled
     saturated: list[str] = field(default_factory=list)
     profiled: bool = False
+    loop_holds: dict[str, LoopHolds] = field(default_factory=dict)  # by service, its instances together
 
     @property
     def errors(self) -> int:

@@ -39,7 +39,17 @@ from shared.contracts.topics import SERVICES
 
 from . import anchors, load, observe, orders, profiles, report
 from .cpu import Pipeline
-from .measures import Limits, Spread, completion_rate, drain_rate, due_offsets, hops, latencies, saturation
+from .measures import (
+    Limits,
+    Spread,
+    completion_rate,
+    drain_rate,
+    due_offsets,
+    hops,
+    latencies,
+    loop_holds,
+    saturation,
+)
 from .results import Phase, Run
 
 REPO = processes.REPO
@@ -114,9 +124,12 @@ class Bench:
         self.observer = observer
         self.more = more_instances(local, settings.instances)
         self.pipeline = Pipeline.find(local, self.more)
-        self.notifications = [local.http_url("notifications")] + [
-            f"http://{p.local.host}:{p.http_port}" for p in self.more if p.module == "services.notifications"
-        ]
+        self.services = {
+            name: [local.http_url(name)]
+            + [f"http://{p.local.host}:{p.http_port}" for p in self.more if p.module == f"services.{name}"]
+            for name in SERVICES
+        }
+        self.notifications = self.services["notifications"]
         self.output = Path(run.settings["output"])
         self.tag = uuid.uuid4().hex[:6]  # keeps SKUs and external ids apart from other runs on the same stack
         self.skus = orders.catalogue(self.tag, settings.catalogue)
@@ -182,6 +195,7 @@ class Bench:
         dead_before = await self.observer.dead_letters()
         database_before = await observe.database_work(self.pool)
         messages_before = await observe.messages_sent(self.notifications)
+        loops_before = await observe.loop_watches(self.services)
         recorders = await self.profile(profile_to) if profile_to else []
         due = Due()
         await send(due)
@@ -204,6 +218,7 @@ class Bench:
             database.wal_bytes,
         )
         phase.messages_sent = await observe.messages_sent(self.notifications) - messages_before
+        phase.loop_holds = loop_holds(loops_before, await observe.loop_watches(self.services))
         self.conclude(phase, due)
         print(report.phase_line(phase, self.run), flush=True)
         return phase

@@ -14,6 +14,7 @@ from deploy.bench import load, measures, profiles, report
 from deploy.bench.cpu import Pipeline, times
 from deploy.bench.results import ORDER_TRANSACTION, Anchor, Phase, Run
 from deploy.bench.run import INSTANCE_PORT_SHIFT, more_instances
+from deploy.local.scrape import Samples
 from deploy.local.settings import LocalStack
 
 
@@ -192,3 +193,21 @@ def test_more_instances_of_every_service_share_their_groups_and_count_as_their_s
 def test_time_the_host_gave_other_machines_is_steal_not_work() -> None:
     proc_stat = "cpu  100 5 50 1000 40 3 2 30 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n"
     assert (measures.machine_busy(proc_stat, 100), measures.machine_steal(proc_stat, 100)) == (1.6, 0.3)
+
+
+def test_a_phases_event_loop_holds_are_the_change_of_each_services_watch_and_show_in_the_report() -> None:
+    def watch(counts: dict[str, float], held: float) -> Samples:
+        service: tuple[tuple[str, str], ...] = (("service", "capture"),)
+        samples: Samples = {(f"{measures.LOOP_HELD}_bucket", (("le", le), *service)): n for le, n in counts.items()}
+        return {**samples, (f"{measures.LOOP_HELD}_sum", service): held}
+
+    before = {"capture": watch({"0.05": 90, "0.1": 95, "0.5": 99, "+Inf": 100}, 3.0)}
+    # 400 ticks in the phase: 10 late by 0.05-0.1 s, 6 by 0.1-0.5 s, 4 by more; 2.5 s of lateness in all
+    after = {"capture": watch({"0.05": 470, "0.1": 485, "0.5": 495, "+Inf": 500}, 5.5), "kpis": {}}
+    holds = measures.loop_holds(before, after)
+    assert holds["capture"] == measures.LoopHolds(ticks=400, over_100ms=10, over_500ms=4, held=2.5)
+    assert holds["kpis"] == measures.LoopHolds(0, 0, 0, 0.0)  # no watch scraped: nothing held
+    run = Run("r", "2026-12-05T17:00:00+00:00", "python -m deploy.bench", False, "abc", {}, {}, (0.1, 0.1, 0.1))
+    step = Phase("kafka 200/s", "kafka", 200.0, 9000, loop_holds=holds)
+    run.phases.append(step)
+    assert "| kafka 200/s | 10 / 4 / 2.5 s |" in report.markdown(run).split("## Event loops held")[1]
