@@ -119,7 +119,7 @@ async def json_body(request: Request, model: type[Model]) -> Model:
     except json.JSONDecodeError as exc:
         where = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
         raise RequestValidationError([{**where, "ctx": {"error": exc.msg}}]) from None
-    except ValueError:  # not UTF-8 (nor UTF-16 or -32)
+    except (ValueError, RecursionError):  # not UTF-8 (nor UTF-16 or -32), or nested too deeply
         raise HTTPException(400, "There was an error parsing the body") from None
     try:
         return model.model_validate(body, from_attributes=True)
