@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,13 +34,15 @@ AHEAD = timedelta(hours=1)
 
 
 # Orders read at a time: between two reads the event loop runs the service's other work, and the round gives way to
-# the order path while it is behind (a read of 1,000 took about 0.05 s of Python and as much of PostgreSQL).
-CHUNK = 1000
+# the order path while it is behind. A read of 250 takes under 0.03 s of the process's CPU (1,000 took 0.05 s, several
+# times that in wall time on a saturated machine, where the loop's holds over 0.5 s came from), for the same total.
+CHUNK = 250
 
 
 class WindowFigures:
-    def __init__(self, reporting: Reporting, window: timedelta) -> None:
-        self.reporting, self.window = reporting, window
+    def __init__(self, reporting: Reporting, window: timedelta, kept: Callable[[], None] = lambda: None) -> None:
+        """`kept` is called after each read, once its facts are put: what the window keeps is built (collector.py)."""
+        self.reporting, self.window, self.kept = reporting, window, kept
         self.orders: dict[UUID, domain.OrderFacts] = {}
         self.tallies: dict[str, domain.Tally] = {}
         self.rounds: deque[tuple[float, str]] = deque()  # (monotonic time taken, snapshot) of this reader's rounds
@@ -63,6 +66,7 @@ class WindowFigures:
             await give_way(order_path, "KPI gauges' round")
             for order in await self.reporting.facts(conn, since, latest, wanted[start : start + CHUNK]):
                 self._put(order)
+            self.kept()
         self._leave(since)
         await self._forget(conn, started, seen)
         took = time.monotonic() - started
