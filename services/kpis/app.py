@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from shared.backbone.collector import LongLived
 from shared.backbone.periodic import refresh_every
 from shared.backbone.runtime import Runtime, serve, service_app
 from shared.contracts.envelope import now
@@ -27,7 +28,8 @@ def create_app(settings: KpiSettings) -> FastAPI:
     rules = settings.rules()
     reporting = Reporting(rules, settings.shipping_rules(), settings.config().cost)
     handlers = KpiHandlers(rules)
-    window = WindowFigures(reporting, timedelta(hours=settings.metrics_window_hours))
+    # The window's facts, kept for a day, out of the collector's full scans once read.
+    window = WindowFigures(reporting, timedelta(hours=settings.metrics_window_hours), LongLived().settle)
 
     async def refresh_gauges() -> None:
         async with runtime.pool.acquire() as conn:
