@@ -21,11 +21,11 @@ def settle_collector() -> None:
 
 class LongLived:
     """Keeps what a process holds for long out of the collector's full scans. The KPI service keeps the facts of
-    every order of the last day (hundreds of thousands of objects); each full collection walked all of them, 0.4-0.5 s
-    of CPU and up to 1.8 s of its event loop on a busy machine, every few seconds at a peak, and found nothing to free.
-    `settle` after the process has built what it keeps: young garbage collected, then everything frozen. A frozen
-    object that is dropped is still freed by its reference count; one that is garbage only as part of a cycle waits
-    for the full collection that `settle` runs once every `full_every` seconds, with everything unfrozen."""
+    every order of the last day (hundreds of thousands of objects); each full collection walked all of them, 0.35-0.5 s
+    of CPU and up to 1.8 s of its event loop on a busy machine, every 10-60 s at a peak, and found nothing to free.
+    `settle` once the process has built more of what it keeps: everything tracked is frozen (a move of lists, no
+    scan). A frozen object that is dropped is still freed by its reference count; one that is garbage only as part of
+    a cycle waits for the full collection that `settle` runs once every `full_every` seconds, everything unfrozen."""
 
     def __init__(self, full_every: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.full_every = full_every
@@ -38,6 +38,4 @@ class LongLived:
             gc.unfreeze()
             gc.collect()
             self.last_full = now
-        else:
-            gc.collect(1)
         gc.freeze()
