@@ -30,6 +30,8 @@ from shared.backbone import kafka_access
 from shared.backbone.peak import unread
 from shared.contracts import topics
 
+from . import measures
+
 PICK_TASK_RELEASED = "PickTaskReleased"
 ORDER_DELIVERED = "OrderDelivered"
 ORDER_VALIDATED = "OrderValidated"
@@ -157,7 +159,8 @@ async def loop_watches(urls: Mapping[str, list[str]]) -> dict[str, scrape.Sample
     async with httpx.AsyncClient(timeout=10) as http:
         for service, bases in urls.items():
             pages = [scrape.parse((await http.get(f"{base}/metrics")).text) for base in bases]
-            watches[service] = {key: value for key, value in scrape.merge(*pages).items() if "event_loop" in key[0]}
+            merged = scrape.merge(*pages).items()
+            watches[service] = {key: value for key, value in merged if key[0].startswith(measures.LOOP_HELD)}
     return watches
 
 

@@ -153,7 +153,9 @@ class Spans:
     def add(self, span: timedelta, sign: int) -> None:
         seconds = span.total_seconds()
         key = band(seconds)
-        counts = self.bands.setdefault(key, Counter())
+        counts = self.bands.get(key)
+        if counts is None:  # not setdefault: that would make a Counter for every duration added
+            counts = self.bands[key] = Counter()
         counts[seconds] += sign
         self.in_band[key] += sign
         if not counts[seconds]:
