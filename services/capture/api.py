@@ -238,12 +238,6 @@ def order_api(
                 len(raw),
             )
             return JSONResponse({"detail": "webhook signature missing or invalid"}, status_code=401)
-        if webhook_id is not None:
-            async with runtime.pool.acquire() as conn:
-                known = await repository.order_of_webhook(conn, webhook_id)
-            if known is not None:
-                SHOPIFY_WEBHOOKS.labels("duplicate").inc()
-                return accepted(Accepted(*known, duplicate=True))
         if (topic := request.headers.get("x-shopify-topic")) != shopify.ORDERS_CREATE:
             SHOPIFY_WEBHOOKS.labels("unmapped").inc()
             reason = f"topic {str(topic)[:60]!r} is not handled here, only {shopify.ORDERS_CREATE}"

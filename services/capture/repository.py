@@ -374,12 +374,16 @@ async def expire_held_requests(conn: Conn, held_before: datetime, outcome: str) 
     return [(r["channel"], r["external_id"]) for r in rows]
 
 
-async def order_of_webhook(conn: Conn, webhook_id: str) -> tuple[UUID, str] | None:
-    row = await conn.fetchrow(
-        "SELECT o.order_id, o.status FROM shopify_webhooks w JOIN orders o USING (order_id) WHERE w.webhook_id = $1",
-        webhook_id,
+async def orders_of_webhooks(conn: Conn, webhook_ids: Sequence[str]) -> dict[str, tuple[UUID, str]]:
+    """The order (its id and status) each of these deliveries made, for those recorded."""
+    if not webhook_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT w.webhook_id, o.order_id, o.status FROM shopify_webhooks w JOIN orders o USING (order_id)"
+        " WHERE w.webhook_id = ANY($1::text[])",
+        list(webhook_ids),
     )
-    return None if row is None else (row["order_id"], row["status"])
+    return {r["webhook_id"]: (r["order_id"], r["status"]) for r in rows}
 
 
 async def record_webhooks(conn: Conn, deliveries: Sequence[tuple[str, str, UUID]]) -> None:

@@ -10,7 +10,8 @@ A round that fails is written again one order per transaction, so a fault of one
 request alone, as before.
 
 Orders that come as a platform's webhook (Shopify) go through the same rounds, the delivery's id recorded with the
-order in the round's transaction, so that a redelivery is known as one.
+order in the round's transaction, so that a redelivery is known as one: the round looks up its deliveries' ids first
+and answers those it knows with the order they made.
 
 The queue is bounded in time: when the rounds of the orders already waiting would take longer than `wait_limit`, at
 the time the last rounds took, a new order is refused at once (`Busy`, answered 503 with Retry-After) rather than kept
@@ -160,15 +161,28 @@ class Submissions:
 
     async def _write(self, batch: list[Waiting]) -> list[Accepted]:
         async with self.pool().acquire() as conn, aftercommit.transaction(conn):
-            outcomes = await self.handlers.intake_all(conn, [(waiting.order, None) for waiting in batch])
+            # A delivery made before is answered with the order it made, whatever its body says now. Looked up
+            # here, once a round: a statement of its own in each webhook's request took a pooled connection
+            # and a commit per order, and held Shopify's intake below the API's.
+            made = await repository.orders_of_webhooks(
+                conn, [waiting.webhook.webhook_id for waiting in batch if waiting.webhook is not None]
+            )
+            new = [waiting for waiting in batch if waiting.webhook is None or waiting.webhook.webhook_id not in made]
+            taken = await self.handlers.intake_all(conn, [(waiting.order, None) for waiting in new]) if new else []
             deliveries = [
                 (waiting.webhook.webhook_id, waiting.webhook.shop, accepted.order_id)
-                for waiting, accepted in zip(batch, outcomes, strict=True)
+                for waiting, accepted in zip(new, taken, strict=True)
                 if waiting.webhook is not None
             ]
             if deliveries:
                 await repository.record_webhooks(conn, deliveries)
-            return outcomes
+            outcomes = iter(taken)
+            return [
+                Accepted(*made[waiting.webhook.webhook_id], duplicate=True)
+                if waiting.webhook is not None and waiting.webhook.webhook_id in made
+                else next(outcomes)
+                for waiting in batch
+            ]
 
 
 def _settle(

@@ -14,7 +14,7 @@ import pytest
 from starlette.types import Message
 
 from services.capture.handlers import Accepted
-from services.capture.submissions import Busy, RefuseWhenBusy, Submissions
+from services.capture.submissions import Busy, RefuseWhenBusy, Submissions, WebhookDelivery
 from shared.contracts.events import SubmittedOrder
 from tests.factories import order_document
 
@@ -64,6 +64,52 @@ async def test_requests_waiting_together_are_written_in_one_transaction_and_each
 
     assert intake.rounds == [["W-0", "W-1", "W-2", "W-3", "W-4"]]
     assert [o.order_id for o in outcomes] == [uuid.uuid5(uuid.NAMESPACE_URL, f"W-{n}") for n in range(5)]
+
+
+class Deliveries(Connection):
+    """A connection to the deliveries recorded so far: what the round's two statements about them read and write."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, tuple[uuid.UUID, str]] = {}
+
+    async def fetch(self, query: str, webhook_ids: list[str]) -> list[dict[str, Any]]:
+        assert "FROM shopify_webhooks" in query
+        return [
+            {"webhook_id": w, "order_id": self.made[w][0], "status": self.made[w][1]}
+            for w in webhook_ids
+            if w in self.made
+        ]
+
+    async def execute(self, query: str, webhook_ids: list[str], shops: list[str], order_ids: list[uuid.UUID]) -> None:
+        assert query.startswith("INSERT INTO shopify_webhooks")
+        self.made.update({w: (o, "validated") for w, o in zip(webhook_ids, order_ids, strict=True)})
+
+
+async def test_a_redelivered_webhook_is_answered_with_the_order_it_made_and_only_new_orders_are_taken() -> None:
+    # given a round's connection that knows one earlier delivery
+    intake, conn = Intake(), Deliveries()
+    earlier = uuid.uuid4()
+    conn.made["delivered-before"] = (earlier, "allocated")
+
+    @contextlib.asynccontextmanager
+    async def acquire() -> AsyncIterator[Connection]:
+        yield conn
+
+    pool = type("OnePool", (), {"acquire": staticmethod(acquire)})
+    submissions = Submissions(lambda: pool, intake, round_size=200, wait_limit=60.0)  # type: ignore[arg-type]
+
+    # when that delivery comes again in a round with a new delivery and an order sent to the API
+    again, first, api = await asyncio.gather(
+        submissions.submit(order("S-1"), WebhookDelivery("delivered-before", "shop.example")),
+        submissions.submit(order("S-2"), WebhookDelivery("new-delivery", "shop.example")),
+        submissions.submit(order("A-1")),
+    )
+
+    # then the redelivery gets the order it made, not taken again; the others are taken and the new one recorded
+    assert again == Accepted(earlier, "allocated", duplicate=True)
+    assert intake.rounds == [["S-2", "A-1"]]
+    assert (first.duplicate, api.duplicate) == (False, False)
+    assert conn.made["new-delivery"] == (first.order_id, "validated")
 
 
 async def test_requests_arriving_while_a_round_commits_go_into_the_next_round() -> None:
