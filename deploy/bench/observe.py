@@ -152,14 +152,18 @@ async def database_work(pool: asyncpg.Pool) -> DatabaseWork:
     return DatabaseWork(int(row["commits"]), int(row["wal_records"]), int(row["wal_bytes"]))
 
 
+async def metrics_of(http: httpx.AsyncClient, bases: list[str]) -> scrape.Samples:
+    """The metrics of a service's instances (at these base URLs), together."""
+    return scrape.merge(*[scrape.parse((await http.get(f"{base}/metrics")).text) for base in bases])
+
+
 async def loop_watches(urls: Mapping[str, list[str]]) -> dict[str, scrape.Samples]:
     """Each service's event loop watch so far (`oms_event_loop_held_seconds`), its instances (at these base URLs)
     together."""
     watches = {}
     async with httpx.AsyncClient(timeout=10) as http:
         for service, bases in urls.items():
-            pages = [scrape.parse((await http.get(f"{base}/metrics")).text) for base in bases]
-            merged = scrape.merge(*pages).items()
+            merged = (await metrics_of(http, bases)).items()
             watches[service] = {key: value for key, value in merged if key[0].startswith(measures.LOOP_HELD)}
     return watches
 
@@ -167,9 +171,5 @@ async def loop_watches(urls: Mapping[str, list[str]]) -> dict[str, scrape.Sample
 async def messages_sent(urls: list[str]) -> int:
     """Customer messages handed to the mail server so far, from the metrics of every notifications instance
     (at these base URLs)."""
-    total = 0
     async with httpx.AsyncClient(timeout=10) as http:
-        for url in urls:
-            page = await http.get(f"{url}/metrics")
-            total += int(scrape.total(scrape.parse(page.text), "oms_notifications_sent_total"))
-    return total
+        return int(scrape.total(await metrics_of(http, urls), "oms_notifications_sent_total"))

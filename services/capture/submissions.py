@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+from uuid import UUID
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -161,13 +162,17 @@ class Submissions:
 
     async def _write(self, batch: list[Waiting]) -> list[Accepted]:
         async with self.pool().acquire() as conn, aftercommit.transaction(conn):
-            # A delivery made before is answered with the order it made, whatever its body says now. Looked up
-            # here, once a round: a statement of its own in each webhook's request took a pooled connection
-            # and a commit per order, and held Shopify's intake below the API's.
+            # Once a round, not in each webhook's request: a statement there took a pooled connection and a commit
+            # per order, and held Shopify's intake below the API's.
             made = await repository.orders_of_webhooks(
                 conn, [waiting.webhook.webhook_id for waiting in batch if waiting.webhook is not None]
             )
-            new = [waiting for waiting in batch if waiting.webhook is None or waiting.webhook.webhook_id not in made]
+
+            def made_before(waiting: Waiting) -> tuple[UUID, str] | None:
+                """The order a delivery made before, whatever its body says now."""
+                return None if waiting.webhook is None else made.get(waiting.webhook.webhook_id)
+
+            new = [waiting for waiting in batch if made_before(waiting) is None]
             taken = await self.handlers.intake_all(conn, [(waiting.order, None) for waiting in new]) if new else []
             deliveries = [
                 (waiting.webhook.webhook_id, waiting.webhook.shop, accepted.order_id)
@@ -178,9 +183,7 @@ class Submissions:
                 await repository.record_webhooks(conn, deliveries)
             outcomes = iter(taken)
             return [
-                Accepted(*made[waiting.webhook.webhook_id], duplicate=True)
-                if waiting.webhook is not None and waiting.webhook.webhook_id in made
-                else next(outcomes)
+                next(outcomes) if (known := made_before(waiting)) is None else Accepted(*known, duplicate=True)
                 for waiting in batch
             ]
 

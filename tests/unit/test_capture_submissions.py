@@ -26,9 +26,14 @@ class Connection:
 
 
 class Pool:
+    """A new connection for every round, or always the one given."""
+
+    def __init__(self, conn: Connection | None = None) -> None:
+        self.conn = conn
+
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[Connection]:
-        yield Connection()
+        yield self.conn or Connection()
 
 
 class Intake:
@@ -47,9 +52,13 @@ class Intake:
         return [Accepted(uuid.uuid5(uuid.NAMESPACE_URL, i), "validated", False) for i in ids]
 
 
-def submissions_of(intake: Intake, round_size: int = 200, wait_limit: float = 60.0, **kw: Any) -> Submissions:
-    """Submissions written by `intake`; rounds of 200 and a limit no test reaches unless it says otherwise."""
-    return Submissions(Pool, intake, round_size=round_size, wait_limit=wait_limit, **kw)  # type: ignore[arg-type]
+def submissions_of(
+    intake: Intake, round_size: int = 200, wait_limit: float = 60.0, conn: Connection | None = None, **kw: Any
+) -> Submissions:
+    """Submissions written by `intake` (on `conn` if given); rounds of 200 and a limit no test reaches unless it says
+    otherwise."""
+    handlers: Any = intake  # stands in for CaptureHandlers
+    return Submissions(lambda: Pool(conn), handlers, round_size=round_size, wait_limit=wait_limit, **kw)
 
 
 def order(external_id: str) -> SubmittedOrder:
@@ -91,12 +100,7 @@ async def test_a_redelivered_webhook_is_answered_with_the_order_it_made_and_only
     earlier = uuid.uuid4()
     conn.made["delivered-before"] = (earlier, "allocated")
 
-    @contextlib.asynccontextmanager
-    async def acquire() -> AsyncIterator[Connection]:
-        yield conn
-
-    pool = type("OnePool", (), {"acquire": staticmethod(acquire)})
-    submissions = Submissions(lambda: pool, intake, round_size=200, wait_limit=60.0)  # type: ignore[arg-type]
+    submissions = submissions_of(intake, conn=conn)
 
     # when that delivery comes again in a round with a new delivery and an order sent to the API
     again, first, api = await asyncio.gather(
