@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -54,22 +54,33 @@ class Observer:
         self.validated: dict[str, float] = {}
         self.allocated: dict[str, float] = {}
         self.task: asyncio.Task[None] | None = None
+        self.watched: list[TopicPartition] = []
         self.dead_letter_partitions: list[TopicPartition] = []
 
     async def start(self) -> None:
         await self.consumer.start()
         await self.admin.start()
-        watched = []
         for topic in (topics.ORDERS_VALIDATED, topics.ALLOCATION_EVENTS, topics.PICK_TASKS, topics.FULFILLMENT_EVENTS):
-            watched += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+            self.watched += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
         self.dead_letter_partitions = [
             TopicPartition(t.name, p) for t in topics.DEAD_LETTER_TOPICS for p in range(t.partitions)
         ]
-        self.consumer.assign(watched)
-        await self.consumer.seek_to_end(*watched)
-        for tp in watched:  # resolve the positions now, so nothing published from here on is missed
+        self.consumer.assign(self.watched)
+        await self.consumer.seek_to_end(*self.watched)
+        for tp in self.watched:  # resolve the positions now, so nothing published from here on is missed
             await self.consumer.position(tp)
         self.task = asyncio.create_task(self._follow())
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Reads nothing inside (what is published meanwhile is read after it): the times are the records' own
+        timestamps, so reading them later changes no figure, and reading them while orders are sent would take
+        the observer's decoding and the broker's answers to its fetches from the machine under test."""
+        self.consumer.pause(*self.watched)
+        try:
+            yield
+        finally:
+            self.consumer.resume(*self.watched)
 
     async def stop(self) -> None:
         if self.task is not None:

@@ -198,7 +198,8 @@ class Bench:
         loops_before = await observe.loop_watches(self.services)
         recorders = await self.profile(profile_to) if profile_to else []
         due = Due()
-        await send(due)
+        async with self.observer.held():
+            await send(due)
         await self.settle(phase.name, due, messages_before)
         for recorder in recorders:
             if await recorder.stop():
