@@ -254,7 +254,8 @@ def markdown(run: Run) -> str:
         " `oms.warehouse.pick-tasks`, set by fulfillment's outbox relay when it hands the task to Kafka, after"
         " the handler's transaction committed: when the warehouse can have it. `pick_tasks.created_at` is taken"
         " before that commit and would leave out the commit and the relay; the observer's read time would add"
-        " its own lag.",
+        " its own lag. The observer reads these topics once a phase's orders are sent, not while they are: the"
+        " records' timestamps are the same either way, and its reading would take CPU from the pipeline.",
         "- Delivered time: the timestamp of the `OrderDelivered` record on `oms.fulfillment.events`. It includes"
         " the simulator's deliberate waits (by default 0.2 s before picking, packing and each of two carrier"
         " updates: 0.8 s).",
