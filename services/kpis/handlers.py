@@ -170,13 +170,16 @@ class KpiHandlers:
 
     async def on_product_upserted(self, conn: Conn, msgs: list[Inbound[ev.ProductUpserted]]) -> None:
         latest = {m.payload.sku: m.payload.weight_grams for m in msgs}
-        await repository.save_products(conn, sorted(latest.items()))
+        weighed = await repository.save_products(conn, sorted(latest.items()))
+        if weighed:
+            await repository.note_weights_changed(conn, weighed)
 
     async def prepare(self, conn: Conn, msgs: list[Inbound[Any]]) -> None:
         """The orders whose facts the batch changes, noted in its transaction for the gauges (services/kpis/window.py):
-        one insert a batch. A product notes every order (None), as its weight prices every shipment."""
-        if msgs:
-            await repository.note_changes(conn, {getattr(m.payload, "order_id", None) for m in msgs})
+        one insert a batch. A product is noted by its SKU, once its weight is new or changed (on_product_upserted)."""
+        orders = {m.payload.order_id for m in msgs if getattr(m.payload, "order_id", None) is not None}
+        if orders:
+            await repository.note_changes(conn, orders)
 
     def routes(self) -> Routes:
         return {

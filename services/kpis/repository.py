@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -165,17 +166,25 @@ async def save_change_money(
     )
 
 
-async def save_products(conn: Conn, rows: Sequence[tuple[str, int]]) -> None:
-    await conn.execute(
+async def save_products(conn: Conn, rows: Sequence[tuple[str, int]]) -> list[str]:
+    """The products' weights; returns the SKUs whose weight is new or changed (a catalogue sent again changes none)."""
+    weighed = await conn.fetch(
         "INSERT INTO products (sku, weight_grams) SELECT * FROM unnest($1::text[], $2::int[])"
-        " ON CONFLICT (sku) DO UPDATE SET weight_grams = excluded.weight_grams",
+        " ON CONFLICT (sku) DO UPDATE SET weight_grams = excluded.weight_grams"
+        " WHERE products.weight_grams IS DISTINCT FROM excluded.weight_grams RETURNING sku",
         *_columns(rows, 2),
     )
+    return [r["sku"] for r in weighed]
 
 
-async def note_changes(conn: Conn, orders: Collection[UUID | None]) -> None:
-    """The orders whose facts this transaction changed (None: every order), for the gauges' next round."""
+async def note_changes(conn: Conn, orders: Collection[UUID]) -> None:
+    """The orders whose facts this transaction changed, for the gauges' next round."""
     await conn.execute("INSERT INTO facts_changed (order_id) SELECT unnest($1::uuid[])", list(orders))
+
+
+async def note_weights_changed(conn: Conn, skus: Collection[str]) -> None:
+    """The SKUs whose weight this transaction set: the gauges' next round reads again the orders shipping them."""
+    await conn.execute("INSERT INTO facts_changed (sku) SELECT unnest($1::text[])", list(skus))
 
 
 async def snapshot(conn: Conn) -> str:
@@ -183,14 +192,27 @@ async def snapshot(conn: Conn) -> str:
     return str(await conn.fetchval("SELECT pg_current_snapshot()::text"))
 
 
-async def changed_since(conn: Conn, seen: str) -> set[UUID | None]:
-    """The orders changed by the transactions committed since the snapshot `seen`, as this transaction sees them."""
+@dataclass(frozen=True)
+class Changes:
+    """What the transactions committed since a snapshot changed: orders, and SKUs whose weight they set."""
+
+    orders: frozenset[UUID]
+    weights: frozenset[str]
+    everything: bool  # a row naming neither, noted by an earlier version for a product: read the whole window
+
+
+async def changed_since(conn: Conn, seen: str) -> Changes:
+    """What the transactions committed since the snapshot `seen` changed, as this transaction sees them."""
     rows = await conn.fetch(
-        "SELECT DISTINCT order_id FROM facts_changed WHERE changed_by >= pg_snapshot_xmin($1::text::pg_snapshot)"
+        "SELECT DISTINCT order_id, sku FROM facts_changed WHERE changed_by >= pg_snapshot_xmin($1::text::pg_snapshot)"
         " AND NOT pg_visible_in_snapshot(changed_by, $1::text::pg_snapshot)",
         seen,
     )
-    return {r["order_id"] for r in rows}
+    return Changes(
+        frozenset(r["order_id"] for r in rows if r["order_id"]),
+        frozenset(r["sku"] for r in rows if r["sku"]),
+        any(r["order_id"] is None and r["sku"] is None for r in rows),
+    )
 
 
 async def forget_changes(conn: Conn, seen: str) -> None:
@@ -252,6 +274,18 @@ LEFT JOIN cancellations c USING (order_id)
 ALL_FACTS = FACTS.format(only="")
 # By the orders' keys whatever the plan: `= ANY($3)` may become a filter tried on every order of the window.
 SOME_FACTS = FACTS.format(only="AND order_id IN (SELECT unnest($3::uuid[]))")
+
+
+async def shipping(conn: Conn, skus: Collection[str], since: datetime, until: datetime) -> list[UUID]:
+    """The orders placed in [since, until) with a shipment holding one of `skus` (a shipment's lines by SKU)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT o.order_id FROM orders o JOIN shipments s USING (order_id)"
+        " WHERE o.placed_at >= $1 AND o.placed_at < $2 AND s.lines ?| $3::text[]",
+        since,
+        until,
+        list(skus),
+    )
+    return [r["order_id"] for r in rows]
 
 
 async def placed(conn: Conn, since: datetime, until: datetime) -> list[UUID]:

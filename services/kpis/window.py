@@ -3,8 +3,8 @@ orders whose facts changed since the last one (the changes noted with them, migr
 channel's tally, so it costs what changed, not the day. Late in a full bench a round that read the whole day took
 6.5-27 s (about 175,000 orders: docs/benchmarks/findings.md, round 19).
 
-The whole window is read at the first round, after a change that touches every order (a product's weight), and when
-the last round is older than the changes are kept."""
+A product's new or changed weight has the next round read again the orders with a shipment of it (it prices them).
+The whole window is read at the first round, and when the last round is older than the changes are kept."""
 
 from __future__ import annotations
 
@@ -56,8 +56,10 @@ class WindowFigures:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             seen = await repository.snapshot(conn)
             changed = await self._changed(conn)
-            whole = changed is None or None in changed
-            wanted = await repository.placed(conn, since, latest) if whole else [c for c in changed or () if c]
+            if changed is None or changed.everything:
+                whole, wanted = True, await repository.placed(conn, since, latest)
+            else:
+                whole, wanted = False, await self._read_again(conn, changed, since, latest)
             rejected = await repository.rejections(conn, since, until)
         if whole:  # a round that fails half way must not leave the next to read changes only
             self.orders, self.tallies, self.rounds = {}, {}, deque()
@@ -75,8 +77,15 @@ class WindowFigures:
             log.info("KPI gauges read %s: %d orders in %.1f s", what, len(wanted), took)
         return domain.reports(self.tallies, self.reporting.rules, rejected)
 
-    async def _changed(self, conn: Conn) -> set[UUID | None] | None:
-        """The orders changed since the last round; None when they cannot be known (no round, or one too old)."""
+    @staticmethod
+    async def _read_again(conn: Conn, changed: repository.Changes, since: datetime, until: datetime) -> list[UUID]:
+        """The orders changed, and those with a shipment of a SKU whose weight changed (as this round's snapshot sees
+        them: a shipment it does not see is noted by its own transaction, for a later round)."""
+        weighed = await repository.shipping(conn, changed.weights, since, until) if changed.weights else []
+        return list(changed.orders.union(weighed))
+
+    async def _changed(self, conn: Conn) -> repository.Changes | None:
+        """What changed since the last round; None when it cannot be known (no round, or one too old)."""
         if not self.rounds or time.monotonic() - self.rounds[-1][0] > CHANGES_KEPT / 2:
             return None
         return await repository.changed_since(conn, self.rounds[-1][1])

@@ -94,10 +94,29 @@ async def test_a_round_reads_only_the_orders_changed_since_the_last_and_comes_to
     later = await round_at(window, channel, DAY_END)
     assert later.figures == EXPECTED
     assert not later.whole and {r.payload.order_id for r in second} <= later.read
-    # and a product's weight, which prices every shipment, has the next round read the whole window again
+    # and the catalogue sent again, every weight the same, has the next round read none of the day's orders again
+    ordered = {r.payload.order_id for r in events}
+    await handle(part(day, products), through_inbox=False)
+    same = await round_at(window, channel, DAY_END)
+    assert not same.whole and same.figures == EXPECTED and not ordered & same.read
+    # and a product's new weight has the next round read again the orders with a shipment of it (the weight prices
+    # them), not the whole window; with the weight put back, the day's figures come back
+    sku = products[0].payload.sku
+    shipping = {
+        r.payload.order_id
+        for r in events
+        if isinstance(r.payload, ev.OrderShipped) and sku in {line.sku for line in r.payload.lines}
+    }
+    assert shipping and ordered - shipping
+    reweighed = Day(channel)
+    reweighed.product(sku, 20_000)
+    await handle(reweighed, through_inbox=False)
+    heavier = await round_at(window, channel, DAY_END)
+    assert not heavier.whole and shipping <= heavier.read and not (ordered - shipping) & heavier.read
+    assert heavier.figures is not None and heavier.figures["cost_per_order"] != EXPECTED["cost_per_order"]
     await handle(part(day, products[:1]), through_inbox=False)
-    again = await round_at(window, channel, DAY_END)
-    assert again.whole and again.figures == EXPECTED
+    back = await round_at(window, channel, DAY_END)
+    assert not back.whole and shipping <= back.read and back.figures == EXPECTED
     # and a round a day later, with none of them changed, finds the day's orders gone from the window
     next_day = await round_at(window, channel, at(2, 1))
     assert next_day.figures is None
@@ -119,6 +138,7 @@ async def test_changes_are_read_by_the_transactions_committed_since_a_snapshot_a
         open_transaction = late.transaction()
         await open_transaction.start()
         await note(late, in_flight)
+        await repository.note_weights_changed(late, ["SKU-" + in_flight.hex])
         # when a round takes its snapshot, and then the late transaction and another commit
         async with reader.transaction(isolation="repeatable_read", readonly=True):
             seen = await repository.snapshot(reader)
@@ -128,7 +148,8 @@ async def test_changes_are_read_by_the_transactions_committed_since_a_snapshot_a
         async with reader.transaction(isolation="repeatable_read", readonly=True):
             changed = await repository.changed_since(reader, seen)
             now_seen = await repository.snapshot(reader)
-        assert {in_flight, after} <= changed and before not in changed
+        assert {in_flight, after} <= changed.orders and before not in changed.orders
+        assert "SKU-" + in_flight.hex in changed.weights
         # and forgetting what a snapshot saw deletes the one it saw and keeps what came since
         await repository.forget_changes(reader, seen)
         left = {r["order_id"] for r in await reader.fetch("SELECT order_id FROM facts_changed")}
@@ -136,6 +157,10 @@ async def test_changes_are_read_by_the_transactions_committed_since_a_snapshot_a
         await repository.forget_changes(reader, now_seen)
         left = {r["order_id"] for r in await reader.fetch("SELECT order_id FROM facts_changed")}
         assert not {in_flight, after} & left
+        # and a row naming neither an order nor a SKU (an earlier version's note of a product) still means everything
+        await writer.execute("INSERT INTO facts_changed DEFAULT VALUES")
+        async with reader.transaction(isolation="repeatable_read", readonly=True):
+            assert (await repository.changed_since(reader, now_seen)).everything
     finally:
         for conn in (writer, late, reader):
             await conn.close()
