@@ -209,8 +209,8 @@ async def changed_since(conn: Conn, seen: str) -> Changes:
         seen,
     )
     return Changes(
-        frozenset(r["order_id"] for r in rows if r["order_id"]),
-        frozenset(r["sku"] for r in rows if r["sku"]),
+        frozenset(r["order_id"] for r in rows if r["order_id"] is not None),
+        frozenset(r["sku"] for r in rows if r["sku"] is not None),
         any(r["order_id"] is None and r["sku"] is None for r in rows),
     )
 
