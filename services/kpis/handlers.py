@@ -177,7 +177,7 @@ class KpiHandlers:
     async def prepare(self, conn: Conn, msgs: list[Inbound[Any]]) -> None:
         """The orders whose facts the batch changes, noted in its transaction for the gauges (services/kpis/window.py):
         one insert a batch. A product is noted by its SKU, once its weight is new or changed (on_product_upserted)."""
-        orders = {m.payload.order_id for m in msgs if getattr(m.payload, "order_id", None) is not None}
+        orders = {order for m in msgs if (order := getattr(m.payload, "order_id", None)) is not None}
         if orders:
             await repository.note_changes(conn, orders)
 
