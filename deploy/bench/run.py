@@ -70,7 +70,7 @@ class Settings:
     burst: int = 3000
     profile_burst: int = 1500
     warm_up: int = 200
-    rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400, 600, 800)
+    rates: tuple[float, ...] = (10, 25, 50, 100, 150, 200, 400, 600, 800)
     http_rates: tuple[float, ...] = (10, 25, 50, 100, 200, 400, 500, 600)
     shopify_rates: tuple[float, ...] = (100, 200, 400, 500)
     step_seconds: float = 60.0  # a rate sustained for a minute, as issue #8 measures it

@@ -168,7 +168,28 @@ def test_report_shows_each_phase_as_a_share_of_the_same_runs_order_transaction()
     assert f"| {host_took} | 0.0 | 400 / 58.0 KB | 50 s |" in text  # the burst's row ends with host, commits, WAL
     assert ("Caveat: the host was busy" in text) == (20.0 / (50.0 * cores) >= 0.05)
     index = report.index([json.loads(json.dumps(run.to_json()))])
-    assert "| 2,000 | 60.0/s | 3.0% | none | not run | not run |" in index  # Kafka saturated; no HTTP, no Shopify
+    # Kafka saturated, so no step within the latency either; no HTTP, no Shopify
+    assert "| 2,000 | 60.0/s | 3.0% | none | none | not run | not run |" in index
+    assert "p99 to pick task of 250 ms or less: kafka none, http not run, shopify not run." in text
+
+
+def test_the_steps_within_the_latency_target_kept_up_and_held_their_p99_from_the_lowest_up() -> None:
+    def step(rate: float, p99: float, saturated: bool = False) -> dict[str, object]:
+        return {
+            "kind": "kafka",
+            "offered_rate": rate,
+            "saturated": ["late"] if saturated else [],
+            "to_pick": {"p99": p99},
+        }
+
+    # given steps that kept up with p99s of 120, 240, 260 and 200 ms, and one that did not keep up
+    phases = [step(400, 0.2), step(50, 0.12), step(200, 0.26), step(100, 0.24), step(800, 0.1, saturated=True)]
+    # then every step up to 100/s held 250 ms: the 400/s step's 200 ms comes after the 200/s step missed it
+    assert report.highest_step(phases, "kafka", 0.25) == "100/s"
+    assert report.highest_step(phases, "kafka", 0.3) == "400/s"  # the saturated 800/s step never counts
+    assert report.highest_step(phases, "kafka", 0.1) == "none"
+    assert report.highest_step(phases, "kafka") == "400/s"  # kept up, whatever its latency
+    assert report.highest_step(phases, "http", 0.25) == "not run"
 
 
 def test_more_instances_of_every_service_share_their_groups_and_count_as_their_service() -> None:
