@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock deploy/local/bootstrap.sh
 
 install: $(VENV)/.installed
 
-# The benchmark's own tools (chart, profiler), on top of the project's.
+# The benchmark's own tools (the Kafka load generator's client, the chart, the profiler), on top of the project's.
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[dev,bench]'
 	touch $@

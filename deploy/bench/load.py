@@ -1,7 +1,7 @@
 """Open-loop load: orders sent at their due times whatever the pipeline does with the ones before, so a stall
 shows as latency instead of slowing the sender down (no coordinated omission).
 
-Kafka: a producer publishes each order on oms.orders.submitted at its due time, as the channel adapters'
+Kafka: a producer (librdkafka's) publishes each order on oms.orders.submitted at its due time, as the channel adapters'
 principal; when the producer itself falls behind, that lateness is part of the measured latency, because
 latency runs from the due time. HTTP: vegeta (Go, open loop: it adds workers rather than wait for answers)
 posts one order per request at a constant rate with the channel's API key, or delivers it as Shopify's signed
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import os
 import shutil
@@ -30,6 +31,8 @@ from deploy.local.settings import LocalStack
 from shared.backbone import kafka_access
 from shared.contracts import topics
 
+# How long the broker may take to answer the load generator's producer (connecting, acknowledging the last orders).
+DELIVERY_SECONDS = 60.0
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"
 
@@ -43,22 +46,35 @@ class Sent:
 
 
 async def publish_open_loop(local: LocalStack, bodies: list[tuple[str, bytes]], offsets: list[float]) -> Sent:
-    """Publish (key, body) pairs on the intake topic, each at started + its offset."""
-    producer = local.access(kafka_access.principal(topics.ORDERS_SUBMITTED.writer)).producer()
-    await producer.start()
-    try:
-        late_max = 0.0
-        deliveries = []
-        started_wall, started = time.time(), time.monotonic()
-        for (key, body), offset in zip(bodies, offsets, strict=True):
-            wait = started + offset - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            deliveries.append(await producer.send(topics.ORDERS_SUBMITTED.name, body, key=key.encode()))
-            late_max = max(late_max, time.monotonic() - started - offset)
-        await asyncio.gather(*deliveries)
-    finally:
-        await producer.stop()
+    """Publish (key, body) pairs on the intake topic, each at started + its offset.
+
+    With librdkafka (the confluent-kafka client, a bench extra), which does a request's work in C on its own
+    threads: at 200 orders/s aiokafka's producer kept a tenth of a core busy, librdkafka half that, CPU the pipeline
+    under test shares (docs/benchmarks/findings.md, round 23). Still one order at a time as a channel adapter sends
+    them, idempotent, acks=all."""
+    kafka: Any = importlib.import_module("confluent_kafka")
+    access = local.access(kafka_access.principal(topics.ORDERS_SUBMITTED.writer))
+    producer = kafka.Producer({**access.librdkafka_config(), "enable.idempotence": True, "linger.ms": 5})
+    # Connected before the first order is due, so that no order waits for the connection.
+    await asyncio.to_thread(producer.list_topics, topics.ORDERS_SUBMITTED.name, DELIVERY_SECONDS)
+    failures: list[str] = []
+
+    def delivered(error: Any, _record: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    late_max = 0.0
+    started_wall, started = time.time(), time.monotonic()
+    for (key, body), offset in zip(bodies, offsets, strict=True):
+        wait = started + offset - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        producer.produce(topics.ORDERS_SUBMITTED.name, body, key=key.encode(), on_delivery=delivered)
+        producer.poll(0)  # runs the callbacks of the deliveries acknowledged meanwhile
+        late_max = max(late_max, time.monotonic() - started - offset)
+    undelivered = await asyncio.to_thread(producer.flush, DELIVERY_SECONDS)
+    if undelivered or failures:
+        raise RuntimeError(f"{undelivered} orders not acknowledged, {len(failures)} refused: {failures[:3]}")
     return Sent(started_wall, late_max)
 
 

@@ -119,6 +119,16 @@ class Access:
             f'sasl.jaas.config={jaas} password="{self.password}";\n'
         )
 
+    def librdkafka_config(self) -> dict[str, str]:
+        """The same for a librdkafka client (confluent-kafka: the bench's load generator)."""
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": self.mechanism,
+            "sasl.username": self.principal,
+            "sasl.password": self.password,
+        }
+
     # The clients of the tools, the simulator and the tests (the services' own producer is kafka.make_producer).
 
     def producer(self, **options: Any) -> AIOKafkaProducer:
