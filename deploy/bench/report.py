@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ def markdown(run: Run) -> str:
             f"| {p.name} | {offered} | {p.orders} | {drained} | {ratio(run, p.throughput)} | {spread(p.to_pick)}"
             f" | {spread(p.to_delivered)} | {http} | {errors(p)} | {duration(p.late_max)} | {verdict(p)} |"
         )
-    phases = run.to_json()["phases"]
+    phases = [asdict(p) for p in run.phases]  # as the index reads them from the runs' JSON
     within = ", ".join(
         f"{kind} {highest_step(phases, kind, PICK_TASK_P99_TARGET)}" for kind in ("kafka", "http", "shopify")
     )
