@@ -78,7 +78,7 @@ def kafka_topics() -> list[dict[str, Any]]:
                 "topicName": topic.name,
                 "partitions": topic.partitions,
                 "replicas": KAFKA_REPLICAS,
-                "config": {"min.insync.replicas": KAFKA_MIN_INSYNC},
+                "config": {"min.insync.replicas": KAFKA_MIN_INSYNC, **topic.config},
             },
         }
         for topic in TOPICS

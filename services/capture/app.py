@@ -1,6 +1,6 @@
 """Capture's wiring point: the order API (generic, Shopify, cancel requests, holds), the consumers of the intake,
 cancel request and lifecycle topics, the expiry of cancel requests no order has claimed, and of holds past their
-time limit, the count of orders waiting at the HTTP intake for the order path's watches. The risk rules are read
+time limit, the order path's backlog, measured and reported to every service's watch. The risk rules are read
 here, once."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from fastapi import FastAPI
 
 from shared.backbone import aftercommit
 from shared.backbone.http import BodySizeLimit
-from shared.backbone.peak import IntakeQueueReport
 from shared.backbone.runtime import Runtime, serve, service_app
 from shared.contracts.envelope import now
 
@@ -26,8 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: CaptureSettings) -> FastAPI:
-    runtime = Runtime(settings)
     handlers = CaptureHandlers(settings.intake_rules, settings.risk_rules(), settings.early_cancel_window)
+    submissions = Submissions(
+        lambda: runtime.pool,
+        handlers,
+        round_size=settings.intake_round_size,
+        wait_limit=settings.intake_wait_limit_seconds,
+    )
+    # The orders waiting at this intake are a backlog of the order path no group's lag shows: its watch counts them.
+    runtime = Runtime(settings, waiting_at_intake=submissions.unanswered)
 
     async def expire_held_cancel_requests() -> None:
         # Every instance sweeps; a request is expired by one of them (the update re-checks its state).
@@ -52,17 +58,7 @@ def create_app(settings: CaptureSettings) -> FastAPI:
             except Exception as exc:  # the database may be away for a while: the next sweep catches up
                 log.warning("holds not swept (%s)", exc.__class__.__name__)
 
-    submissions = Submissions(
-        lambda: runtime.pool,
-        handlers,
-        round_size=settings.intake_round_size,
-        wait_limit=settings.intake_wait_limit_seconds,
-    )
     background = {"early-cancel-expiry": expire_held_cancel_requests, "hold-expiry": expire_holds}
-    if settings.peak_backlog_high > 0:  # the order path's watches count the orders waiting here
-        background["intake-queue-report"] = IntakeQueueReport(
-            settings, lambda: runtime.producer, submissions.unanswered
-        ).run
     app = service_app(runtime, handlers.routes, prepare=handlers.prepare, background=background, title="OMS capture")
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     # Added last, so it runs first: a refusal while the intake is full reads nothing.

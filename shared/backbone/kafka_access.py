@@ -75,14 +75,16 @@ def grants(name: str) -> list[Grant]:
 
 
 def watching_the_order_path(name: str) -> list[Grant]:
-    """What a service's watch of the order path's backlog needs (shared/backbone/peak.py): the committed offsets of
-    the path's groups and the end offsets of their topics, both DESCRIBE, which reads no record and joins no group;
-    and the orders waiting at capture's HTTP intake, READ on that topic alone (read in no group). What the service
-    reads or joins already is not granted twice."""
+    """What a service's watch of the order path's backlog needs (shared/backbone/peak.py): the reports on the intake
+    queue's topic, READ on that topic alone (read in no group); and for capture, which measures the backlog, the
+    committed offsets of the path's groups and the end offsets of their topics, both DESCRIBE, which reads no record
+    and joins no group. What the service reads or joins already is not granted twice."""
+    found = [Grant(name, "TOPIC", "LITERAL", INTAKE_QUEUE.name, "READ")]
+    if name != principal(INTAKE_QUEUE.writer):
+        return found
     own = {t.name for t in reads(name)}
-    found = [Grant(name, "GROUP", "LITERAL", consumer_group(r), "DESCRIBE") for r in ORDER_PATH if r != name]
+    found += [Grant(name, "GROUP", "LITERAL", consumer_group(r), "DESCRIBE") for r in ORDER_PATH if r != name]
     found += [Grant(name, "TOPIC", "LITERAL", t.name, "DESCRIBE") for t in ORDER_PATH.values() if t.name not in own]
-    found.append(Grant(name, "TOPIC", "LITERAL", INTAKE_QUEUE.name, "READ"))
     return found
 
 

@@ -8,16 +8,16 @@ all of it; with what follows paused, the order path alone drained a burst of 6,0
 consumer groups have a backlog, follow-up consumers pause what can wait (`shared/contracts/topics.waits_at_a_peak`)
 and read it once the path has caught up, as Kafka keeps it for them.
 
-`Peak` decides from the backlog alone (pure, below); `OrderPathWatch` reads the backlog from the broker: each path
-group's committed offsets against its topic's end offsets, the lag every Kafka operator watches. A path behind for
-longer than a peak lasts is overload, not a peak: the followers then read on (they would otherwise fall behind
-without end) until the path has caught up once. When the backlog cannot be read, nothing waits.
+`Peak` decides from the backlog alone (pure, below); `OrderPathWatch` keeps it: the lag every Kafka operator
+watches (each path group's committed offsets against its topic's end offsets), measured by capture and reported to
+every other service's watch. A path behind for longer than a peak lasts is overload, not a peak: the followers then
+read on (they would otherwise fall behind without end) until the path has caught up once. When the backlog is not
+known, nothing waits.
 
 Orders sent over HTTP wait in capture's own queue before they are written (services/capture/submissions.py), a
 backlog no group's lag shows: at 500 orders/s over HTTP the path fell behind there while what follows read on, and
-capture refused orders with 503 (306/s taken). Capture therefore says how many orders wait at its intake, twice a
-second while any do (`IntakeQueueReport`, on `INTAKE_QUEUE`), and each watch adds the latest count of every capture
-instance to the lag (`IntakeQueues`).
+capture refused orders with 503 (306/s taken). Each capture instance's report therefore says how many orders wait
+at its intake too, and the backlog is the lag and every instance's count (`PathReports`).
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH
 
 log = logging.getLogger(__name__)
 
-# After this many looks without news, what was known is forgotten: a capture instance's count of orders waiting at
-# its intake (it sends one every look while any wait, and a last 0: one that stopped, or whose last 0 was lost,
-# holds nothing back for long), and the backlog itself (a wait ends when it cannot be read for this long).
+# After this many looks without news, what was known is forgotten: a capture instance's report (it sends one every
+# look: one that stopped holds nothing back for long), and the backlog itself (a wait ends when it is not known for
+# this long).
 STALE_AFTER_LOOKS = 4
 
 
@@ -92,10 +92,26 @@ class Peak:
 
 
 class OrderPathWatch:
-    """Looks at the order path's backlog every `peak_look_seconds` and keeps `waiting` for follow-up consumers."""
+    """Keeps `waiting` for follow-up consumers from the order path's backlog, looked at every `peak_look_seconds`.
 
-    def __init__(self, settings: CommonSettings) -> None:
+    Capture measures (`announce`, the producer it sends with): its watch reads the path groups' lag from the broker,
+    adds the orders waiting at every capture instance's HTTP intake, and says what it measured on `INTAKE_QUEUE` at
+    every look. Every other service's watch reads those reports alone. The backlog is the same for every service, and
+    six services each asking the broker for three groups' offsets twice a second cost the idle stack a quarter of
+    its CPU (docs/benchmarks/findings.md, round 24); it also needs the groups' offsets granted to capture alone. With
+    no fresh report (capture stopped, or the broker away) the backlog is unknown and, after the patience, nothing
+    waits."""
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        announce: Callable[[], AIOKafkaProducer] | None = None,
+        waiting_at_intake: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.settings = settings
+        self.announce = announce
+        self.waiting_at_intake = waiting_at_intake
+        self.instance = f"{settings.service}-{settings.instance}"[:INSTANCE_NAME_LENGTH]
         self.timeout = max(1.0, settings.peak_look_seconds)  # for one look
         self.peak = Peak(
             settings.peak_backlog_high,
@@ -103,7 +119,8 @@ class OrderPathWatch:
             settings.peak_longest_wait_seconds,
             patience=STALE_AFTER_LOOKS * (settings.peak_look_seconds + self.timeout),
         )
-        self.intake_queues = IntakeQueues(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
+        self.reports = PathReports(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
+        self.coordinators: dict[str, int] = {}  # each path group's coordinator, as last found
         self.caught_up = asyncio.Event()  # set while nothing waits: what else puts work off awaits it
         self.caught_up.set()
 
@@ -111,27 +128,45 @@ class OrderPathWatch:
     def waiting(self) -> bool:
         return self.peak.waiting
 
+    @property
+    def measures(self) -> bool:
+        return self.announce is not None
+
     async def run(self) -> None:
         clients: Clients | None = None
         try:
             while True:
-                backlog = None
                 try:
-                    clients = clients or await Clients.started(kafka_access.of_service(self.settings), self.timeout)
-                    backlog = await asyncio.wait_for(order_path_backlog(clients.admin, clients.ends), self.timeout)
-                    backlog += await self._waiting_at_intake(clients.ends)
+                    access = kafka_access.of_service(self.settings)
+                    clients = clients or await Clients.started(access, self.timeout, admin=self.measures)
+                    await self.look(clients)
                 except Exception as exc:
                     log.debug("the order path's backlog is not known (%s)", describe(exc))
-                self._update(backlog)
+                self._update(self.reports.backlog(time.monotonic()))
                 await asyncio.sleep(self.settings.peak_look_seconds)
         finally:
             self._update(None)
             if clients is not None:
                 await clients.close()
 
-    async def _waiting_at_intake(self, ends: AIOKafkaConsumer) -> int:
-        await read_intake_counts(ends, self.intake_queues, self.settings.kafka_max_record_bytes)
-        return self.intake_queues.waiting(time.monotonic())
+    async def look(self, clients: Clients) -> None:
+        """The reports sent since the last look; then, where this watch measures, its own measurement, reported."""
+        await read_reports(clients.ends, self.reports, self.settings.kafka_max_record_bytes)
+        if self.announce is None or clients.admin is None:
+            return
+        try:
+            unread = await asyncio.wait_for(
+                order_path_backlog(clients.admin, clients.ends, self.coordinators), self.timeout
+            )
+        except BaseException:
+            self.coordinators.clear()  # one may have moved: found again at the next look
+            raise
+        measured = IntakeQueueMeasured(instance=self.instance, waiting=self.waiting_at_intake(), unread=unread)
+        self.reports.measured(measured, time.monotonic())
+        await asyncio.wait_for(
+            self.announce().send_and_wait(INTAKE_QUEUE.name, encode(wrap(measured)), key=self.instance.encode()),
+            self.timeout,
+        )
 
     def _update(self, backlog: int | None) -> None:
         was = self.peak.waiting
@@ -147,17 +182,31 @@ class OrderPathWatch:
             self.caught_up.set()
 
 
-async def order_path_backlog(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer) -> int:
+async def order_path_backlog(
+    admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, coordinators: dict[str, int] | None = None
+) -> int:
     """Records the order path's groups have still to read on their topics."""
-    return await unread(admin, ends, {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()})
+    groups = {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()}
+    return await unread(admin, ends, groups, coordinators)
 
 
-async def unread(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: Mapping[str, Collection[str]]) -> int:
+async def unread(
+    admin: AIOKafkaAdminClient,
+    ends: AIOKafkaConsumer,
+    groups: Mapping[str, Collection[str]],
+    coordinators: dict[str, int] | None = None,
+) -> int:
     """Records the groups have still to read on the topics given for each: end offsets less committed ones, summed.
-    Partitions a group never committed on are left out."""
+    Partitions a group never committed on are left out. Each group's coordinator is looked up once into
+    `coordinators` (when given) rather than before every fetch of its offsets."""
     committed: dict[tuple[str, TopicPartition], int] = {}
     for group, names in groups.items():
-        offsets = await admin.list_consumer_group_offsets(group)
+        coordinator = None
+        if coordinators is not None:
+            if group not in coordinators:
+                coordinators[group] = await admin.find_coordinator(group)
+            coordinator = coordinators[group]
+        offsets = await admin.list_consumer_group_offsets(group, group_coordinator_id=coordinator)
         committed.update({(group, tp): m.offset for tp, m in offsets.items() if tp.topic in names})
     if not committed:
         return 0
@@ -166,92 +215,72 @@ async def unread(admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, groups: Map
 
 
 @dataclass
-class IntakeQueues:
-    """The latest count of orders waiting at each capture instance's HTTP intake, with when it came."""
+class PathReports:
+    """The latest report of each capture instance: the orders waiting at its HTTP intake, and the path groups'
+    unread records as it last measured them (none from an instance that did not measure), with when it came."""
 
     fresh_seconds: float
-    latest: dict[str, tuple[int, float]] = field(default_factory=dict)
+    latest: dict[str, tuple[IntakeQueueMeasured, float]] = field(default_factory=dict)
 
-    def measured(self, instance: str, waiting: int, at: float) -> None:
-        self.latest[instance] = (waiting, at)
+    def measured(self, report: IntakeQueueMeasured, at: float) -> None:
+        self.latest[report.instance] = (report, at)
 
-    def waiting(self, now: float) -> int:
-        """Orders waiting at every instance whose count is fresh; stale counts are forgotten."""
-        self.latest = {i: (n, at) for i, (n, at) in self.latest.items() if now - at <= self.fresh_seconds}
-        return sum(n for n, _ in self.latest.values())
+    def backlog(self, now: float) -> int | None:
+        """The path groups' unread records (the highest fresh measurement: the instances measure the same groups)
+        and the orders waiting at every instance whose report is fresh; None without a fresh measurement. Stale
+        reports are forgotten: an instance that stopped holds nothing back for long."""
+        self.latest = {i: (r, at) for i, (r, at) in self.latest.items() if now - at <= self.fresh_seconds}
+        reports = [r for r, _ in self.latest.values()]
+        measured = [r.unread for r in reports if r.unread is not None]
+        if not measured:
+            return None
+        return max(measured) + sum(r.waiting for r in reports)
 
 
-async def read_intake_counts(ends: AIOKafkaConsumer, queues: IntakeQueues, max_bytes: int) -> None:
-    """The counts capture's instances sent since the last read (the consumer is assigned `INTAKE_QUEUE`); a record
-    that is not a count is passed over, as the consumers' own decoding says (it never raises)."""
+async def read_reports(ends: AIOKafkaConsumer, reports: PathReports, max_bytes: int) -> None:
+    """The reports capture's instances sent since the last read (the consumer is assigned `INTAKE_QUEUE`); a record
+    that is not a report is passed over, as the consumers' own decoding says (it never raises)."""
     batches = await ends.getmany(timeout_ms=0)
     at = time.monotonic()
     for record in (record for batch in batches.values() for record in batch):
         decoded = decode(record, max_bytes)
         if isinstance(decoded, Undecodable):
-            log.debug("an intake queue record not understood (%s)", decoded.reason)
+            log.debug("an order path report not understood (%s)", decoded.reason)
         elif isinstance(measured := decoded.payload, IntakeQueueMeasured):
-            queues.measured(measured.instance, measured.waiting, at)
-
-
-class IntakeQueueReport:
-    """Capture's side: sends how many orders wait at this instance's HTTP intake every `peak_look_seconds` while
-    any do, and a last 0 when none do. Straight to the broker, not through the outbox: it is a measurement that is
-    stale a second later, and one that is lost only means nothing waits for it (the watch forgets it)."""
-
-    def __init__(self, settings: CommonSettings, producer: Callable[[], AIOKafkaProducer], waiting: Callable[[], int]):
-        self.settings = settings
-        self.producer = producer  # the runtime's, looked up when used: it exists once the service has started
-        self.waiting = waiting
-        self.instance = f"{settings.service}-{settings.instance}"[:INSTANCE_NAME_LENGTH]
-
-    async def run(self) -> None:
-        sent = 0
-        while True:
-            await asyncio.sleep(self.settings.peak_look_seconds)
-            waiting = self.waiting()
-            if waiting == 0 and sent == 0:
-                continue
-            try:
-                measured = encode(wrap(IntakeQueueMeasured(instance=self.instance, waiting=waiting)))
-                await asyncio.wait_for(
-                    self.producer().send_and_wait(INTAKE_QUEUE.name, measured, key=self.instance.encode()),
-                    self.settings.kafka_send_timeout_seconds,
-                )
-                sent = waiting
-            except Exception as exc:  # the broker away: the watches forget the last count; the next look sends again
-                log.debug("the intake queue's count was not sent (%s)", describe(exc))
+            reports.measured(measured, at)
 
 
 @dataclass(frozen=True)
 class Clients:
-    """The watch's two clients: an admin client for the groups' committed offsets, and a consumer in no group for
-    the topics' end offsets (aiokafka's admin client has no ListOffsets) that also reads the intake queue's counts
-    from their end on."""
+    """The watch's clients: a consumer in no group that reads the reports from their end on (and, for capture, the
+    path topics' end offsets, as aiokafka's admin client has no ListOffsets), and where the watch measures an admin
+    client for the groups' committed offsets."""
 
-    admin: AIOKafkaAdminClient
     ends: AIOKafkaConsumer
+    admin: AIOKafkaAdminClient | None = None
 
     @classmethod
-    async def started(cls, access: kafka_access.Access, timeout: float) -> Clients:
-        """Both started, or neither (a client that failed to start is not started again: new ones are made)."""
+    async def started(cls, access: kafka_access.Access, timeout: float, admin: bool = False) -> Clients:
+        """Every client started, or none (a client that failed to start is not started again: new ones are made)."""
         clients = cls(
-            access.admin(request_timeout_ms=int(timeout * 1000)),
             access.consumer(request_timeout_ms=int(timeout * 1000), enable_auto_commit=False),
+            access.admin(request_timeout_ms=int(timeout * 1000)) if admin else None,
         )
         try:
-            await clients.admin.start()
+            if clients.admin is not None:
+                await clients.admin.start()
             await clients.ends.start()
-            counts = TopicPartition(INTAKE_QUEUE.name, 0)
-            clients.ends.assign([counts])
-            await clients.ends.seek_to_end(counts)
+            reports = TopicPartition(INTAKE_QUEUE.name, 0)
+            clients.ends.assign([reports])
+            await clients.ends.seek_to_end(reports)
         except BaseException:
             await clients.close()
             raise
         return clients
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.admin.close()
+        if self.admin is not None:
+            with contextlib.suppress(Exception):
+                await self.admin.close()
         with contextlib.suppress(Exception):
             await self.ends.stop()

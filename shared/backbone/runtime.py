@@ -30,14 +30,17 @@ from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX, EVENT_LOOP
 from shared.backbone.outbox import OutboxRelay
 from shared.backbone.peak import OrderPathWatch
 from shared.backbone.settings import CommonSettings
-from shared.contracts.topics import ORDER_PATH, check_reads, topic_of
+from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH, check_reads, topic_of
 
 log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: CommonSettings) -> None:
+    def __init__(self, settings: CommonSettings, waiting_at_intake: Callable[[], int] = lambda: 0) -> None:
+        """`waiting_at_intake`: the orders taken at this instance's HTTP intake and not yet written (capture's), which
+        its watch of the order path counts."""
         self.settings = settings
+        self.waiting_at_intake = waiting_at_intake
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._watch: OrderPathWatch | None = None
@@ -83,8 +86,8 @@ class Runtime:
                 send_timeout=self.settings.kafka_send_timeout_seconds,
             )
             paces = by_pace(self.settings.service, routes)
-            watch = OrderPathWatch(self.settings) if self.settings.peak_backlog_high > 0 else None
-            if watch is not None and any(not order_path for order_path, _ in paces):
+            watch = self._order_path_watch()
+            if watch is not None and (watch.measures or any(not order_path for order_path, _ in paces)):
                 self._spawn("order path watch", watch.run)
                 self._watch = watch
             for order_path, mine in paces:
@@ -96,6 +99,14 @@ class Runtime:
             self._spawn("inbox-retention", lambda: inbox.keep_retention(self.settings, self.pool))
         for name, loop in extra.items():
             self._spawn(name, loop)
+
+    def _order_path_watch(self) -> OrderPathWatch | None:
+        """The service's watch of the order path; the writer of its reports (capture) measures and reports it."""
+        if self.settings.peak_backlog_high <= 0:
+            return None
+        if self.settings.service != INTAKE_QUEUE.writer:
+            return OrderPathWatch(self.settings)
+        return OrderPathWatch(self.settings, lambda: self.producer, self.waiting_at_intake)
 
     def _spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         async def guarded() -> None:

@@ -1053,9 +1053,13 @@ INSTANCE_NAME_LENGTH = 270
 
 
 class IntakeQueueMeasured(Contract):
-    """How many orders wait at one capture instance's HTTP intake to be written: a backlog of the order path that no
-    consumer group's lag shows, so every service's watch of the order path counts it (shared/backbone/peak.py)."""
+    """One capture instance's report of the order path's backlog, sent at every look of its watch: the records the
+    path's consumer groups have still to read, and how many orders wait at its HTTP intake to be written (a backlog
+    no group's lag shows). Every service's watch of the order path reads them (shared/backbone/peak.py)."""
 
     event_type: ClassVar[str] = "IntakeQueueMeasured"
     instance: str = Field(min_length=1, max_length=INSTANCE_NAME_LENGTH, description="the service and its instance")
     waiting: int = Field(ge=0)
+    unread: int | None = Field(
+        default=None, ge=0, description="the order path groups' unread records; none if the instance did not measure"
+    )

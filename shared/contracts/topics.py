@@ -27,8 +27,15 @@ class Topic:
     description: str
     readers: tuple[str, ...] = ()
     partitions: int = 6
+    # How long the broker keeps its records (milliseconds); None: the cluster's default.
+    retention_ms: int | None = None
     # An outside party's topic carrying several contracts: the field whose value says which one a record is.
     discriminator: str | None = None
+
+    @property
+    def config(self) -> dict[str, str]:
+        """The topic's own settings for the broker, beside the cluster's."""
+        return {} if self.retention_ms is None else {"retention.ms": str(self.retention_ms)}
 
     @property
     def external(self) -> bool:
@@ -309,14 +316,17 @@ DEAD_LETTER_TOPICS = tuple(
     Topic(dead_letter_topic(s), (), s, f"Messages {s} could not process, with reason and origin.", partitions=3)
     for s in SERVICES
 )
-# Orders waiting at capture's HTTP intake, measured while there are any. Read by every service's watch of the order
-# path, with no consumer group (kafka_access.watching_the_order_path): not a business event, never in the outbox.
+# The order path's backlog as capture measures it, twice a second. Read by every service's watch of the order path,
+# with no consumer group (kafka_access.watching_the_order_path): not a business event, never in the outbox; a report
+# is stale a second later, so the topic keeps an hour of them.
 INTAKE_QUEUE = Topic(
     "oms.order-path.intake-queue",
     (ev.IntakeQueueMeasured,),
     "capture",
-    "How many orders wait at each capture instance's HTTP intake, while any do; key the instance.",
+    "The order path's backlog as each capture instance measured it, with the orders waiting at its HTTP intake; key "
+    "the instance.",
     partitions=1,
+    retention_ms=3_600_000,
 )
 TOPICS = BUSINESS_TOPICS + DEAD_LETTER_TOPICS + (INTAKE_QUEUE,)
 BY_NAME = {t.name: t for t in TOPICS}

@@ -17,7 +17,7 @@ from aiokafka.errors import (
 from shared.backbone import kafka_access
 from shared.backbone.kafka import encode
 from shared.backbone.kafka_access import Access
-from shared.backbone.peak import Clients, IntakeQueues, order_path_backlog, read_intake_counts
+from shared.backbone.peak import Clients, PathReports, order_path_backlog, read_reports
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from shared.contracts.events import IntakeQueueMeasured
@@ -109,45 +109,42 @@ async def test_a_client_without_credentials_or_with_a_wrong_password_is_refused(
     await plain.stop()
 
 
-async def test_a_service_may_see_the_order_paths_backlog_but_no_other_groups_offsets(stack) -> None:
-    """What the watch of shared/backbone/peak.py reads, as a service that reads none of the path's topics but one."""
-    notifications = as_("notifications")
-    admin = notifications.admin(request_timeout_ms=10000)
-    ends = notifications.consumer(request_timeout_ms=10000, enable_auto_commit=False)
-    await admin.start()
-    await ends.start()
+async def test_capture_may_measure_the_order_paths_backlog_and_no_other_service_may(stack) -> None:
+    """What the watch of shared/backbone/peak.py reads where it measures, and that only capture may."""
+    capture = await Clients.started(as_("capture"), timeout=10, admin=True)
+    notifications = as_("notifications").admin(request_timeout_ms=10000)
+    await notifications.start()
     try:
+        assert capture.admin is not None
         # the path groups' committed offsets and their topics' end offsets: refused (raises) without the grants
-        await order_path_backlog(admin, ends)
-        submitted = [TopicPartition(topics.ORDERS_SUBMITTED.name, p) for p in range(topics.ORDERS_SUBMITTED.partitions)]
-        assert set(await ends.end_offsets(submitted)) == set(submitted)  # capture's topic: its end offsets,
-        ends.assign(submitted[:1])
-        with pytest.raises(TopicAuthorizationFailedError):  # not its records
-            for _ in range(20):
-                await ends.getmany(timeout_ms=250)
-        with pytest.raises(GroupAuthorizationFailedError):
-            await admin.list_consumer_group_offsets("oms-returns")
+        coordinators: dict[str, int] = {}
+        await order_path_backlog(capture.admin, capture.ends, coordinators)
+        assert set(coordinators) == {kafka_access.consumer_group(s) for s in topics.ORDER_PATH}
+        with pytest.raises(GroupAuthorizationFailedError):  # no other group's
+            await capture.admin.list_consumer_group_offsets("oms-returns")
+        with pytest.raises(GroupAuthorizationFailedError):  # the other services read capture's reports instead
+            await notifications.list_consumer_group_offsets("oms-capture")
     finally:
-        await ends.stop()
-        await admin.close()
+        await notifications.close()
+        await capture.close()
 
 
-async def test_every_service_reads_the_orders_waiting_at_captures_intake_without_a_group(stack) -> None:
-    """Capture's count (shared/backbone/peak.IntakeQueueReport) reaches another service's watch from the broker."""
-    clients = await Clients.started(as_("kpis"), timeout=10)  # assigned the counts' topic, from its end on
+async def test_every_service_reads_captures_reports_of_the_order_path_without_a_group(stack) -> None:
+    """Capture's report (shared/backbone/peak.OrderPathWatch) reaches another service's watch from the broker."""
+    clients = await Clients.started(as_("kpis"), timeout=10)  # assigned the reports' topic, from its end on
     capture = as_("capture").producer()
     await capture.start()
     try:
         instance = f"capture-access-test-{time.monotonic_ns()}"
-        measured = wrap(IntakeQueueMeasured(instance=instance, waiting=700))
-        await capture.send_and_wait(topics.INTAKE_QUEUE.name, b"not a count", key=instance.encode())  # passed over
-        await capture.send_and_wait(topics.INTAKE_QUEUE.name, encode(measured), key=instance.encode())
-        queues = IntakeQueues(fresh_seconds=60)
+        measured = IntakeQueueMeasured(instance=instance, waiting=7, unread=3)  # below the marks: nothing waits
+        await capture.send_and_wait(topics.INTAKE_QUEUE.name, b"not a report", key=instance.encode())  # passed over
+        await capture.send_and_wait(topics.INTAKE_QUEUE.name, encode(wrap(measured)), key=instance.encode())
+        reports = PathReports(fresh_seconds=60)
         deadline = time.monotonic() + 15
-        while instance not in queues.latest and time.monotonic() < deadline:
-            await read_intake_counts(clients.ends, queues, max_bytes=1_000_000)
+        while instance not in reports.latest and time.monotonic() < deadline:
+            await read_reports(clients.ends, reports, max_bytes=1_000_000)
             await asyncio.sleep(0.05)
-        assert queues.latest[instance][0] == 700
+        assert reports.latest[instance][0] == measured
     finally:
         await capture.stop()
         await clients.close()

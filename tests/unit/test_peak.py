@@ -3,19 +3,21 @@ for at most a set time in a row, and read it again once the path caught up."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
 from shared.backbone.consumer import PAUSED_ENDS_EVERY, EventConsumer, Routes
-from shared.backbone.peak import IntakeQueueReport, IntakeQueues, Peak
+from shared.backbone.kafka import encode
+from shared.backbone.peak import Clients, OrderPathWatch, PathReports, Peak
 from shared.backbone.settings import CommonSettings
 from shared.contracts import events as ev
 from shared.contracts import topics
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, wrap
 
 
 def test_what_follows_waits_from_the_high_mark_until_the_backlog_is_down_to_the_low_one() -> None:
@@ -207,17 +209,21 @@ async def test_a_waiting_partitions_lag_shows_the_backlog_the_wait_builds() -> N
     assert lag(shipped) == 900 and client.asked == 3
 
 
-def test_the_orders_waiting_at_every_capture_instance_count_while_their_counts_are_fresh() -> None:
-    queues = IntakeQueues(fresh_seconds=2.0)
-    queues.measured("capture-1", 400, at=10.0)
-    queues.measured("capture-2", 300, at=10.5)
-    assert queues.waiting(now=11.0) == 700
+def test_the_backlog_is_the_unread_records_and_the_orders_waiting_at_every_instance_while_reports_are_fresh() -> None:
+    reports = PathReports(fresh_seconds=2.0)
+    assert reports.backlog(now=0.0) is None  # nothing measured yet: not known
 
-    queues.measured("capture-1", 50, at=11.5)  # the latest count replaces the one before
-    assert queues.waiting(now=12.0) == 350
+    reports.measured(ev.IntakeQueueMeasured(instance="capture-1", waiting=400, unread=900), at=10.0)
+    reports.measured(ev.IntakeQueueMeasured(instance="capture-2", waiting=300, unread=1000), at=10.5)
+    assert reports.backlog(now=11.0) == 1000 + 400 + 300  # both measured the same groups: the later lag counts once
 
-    assert queues.waiting(now=13.0) == 50  # capture-2 sent nothing for 2.5 s: stopped, or its 0 was lost
-    assert queues.waiting(now=20.0) == 0
+    reports.measured(ev.IntakeQueueMeasured(instance="capture-1", waiting=50, unread=200), at=11.5)  # replaces
+    assert reports.backlog(now=12.0) == 1000 + 50 + 300
+
+    assert reports.backlog(now=13.0) == 200 + 50  # capture-2 sent nothing for 2.5 s: stopped, or its reports lost
+    reports.measured(ev.IntakeQueueMeasured(instance="capture-3", waiting=70), at=13.0)  # counted, measured nothing
+    assert reports.backlog(now=13.4) == 200 + 50 + 70
+    assert reports.backlog(now=14.0) is None  # no fresh measurement: not known, whatever waits at an intake
 
 
 class Producer:
@@ -228,28 +234,72 @@ class Producer:
         self.sent.append((topic, key, value))
 
 
-class LookedAtAll(Exception):
-    pass
+class Broker:
+    """The watch's clients on one broker: the path groups' committed offsets and coordinators (admin), the topics'
+    end offsets and the reports on the intake queue's topic (the consumer in no group)."""
+
+    def __init__(self, committed: dict[str, int], end: int) -> None:
+        self.committed = committed
+        self.end = end
+        self.asked: list[str] = []
+        self.reports: list[ConsumerRecord[bytes, bytes]] = []
+
+    async def find_coordinator(self, group: str) -> int:
+        self.asked.append(f"coordinator {group}")
+        return 0
+
+    async def list_consumer_group_offsets(self, group: str, group_coordinator_id: int | None = None) -> dict[Any, Any]:
+        self.asked.append(f"offsets {group}" + ("" if group_coordinator_id is None else f" at {group_coordinator_id}"))
+        topic = topics.ORDER_PATH[group.removeprefix("oms-")].name
+        return {TopicPartition(topic, 0): OffsetAndMetadata(self.committed[group], "")}
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.asked.append("ends")
+        return dict.fromkeys(partitions, self.end)
+
+    async def getmany(self, timeout_ms: int = 0) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        sent, self.reports = self.reports, []
+        return {TopicPartition(topics.INTAKE_QUEUE.name, 0): sent} if sent else {}
+
+    def report(self, measured: ev.IntakeQueueMeasured) -> None:
+        value = encode(wrap(measured))
+        offset = len(self.reports)
+        self.reports.append(
+            ConsumerRecord(topics.INTAKE_QUEUE.name, 0, offset, 0, 0, None, value, None, 0, len(value), ())
+        )
 
 
-async def test_capture_reports_the_orders_waiting_at_its_intake_while_any_do_and_a_last_zero() -> None:
-    counts = [0, 0, 3, 5, 0, 0, 0, 2]
-
-    def waiting() -> int:
-        if not counts:
-            raise LookedAtAll
-        return counts.pop(0)
-
+async def test_capture_measures_the_path_and_reports_it_with_the_orders_waiting_at_its_intake_at_every_look() -> None:
+    broker = Broker({"oms-capture": 900, "oms-allocation": 950, "oms-fulfillment": 1000}, end=1000)
     producer = Producer()
-    settings = CommonSettings(service="capture", instance="2", peak_look_seconds=0.001)
-    with pytest.raises(LookedAtAll):
-        await IntakeQueueReport(settings, lambda: producer, waiting).run()
+    settings = CommonSettings(service="capture", instance="2")
+    watch = OrderPathWatch(settings, lambda: producer, waiting_at_intake=lambda: 30)
+    clients = Clients(broker, broker)
 
-    sent = [(topic, key, Envelope.model_validate_json(value).decode()) for topic, key, value in producer.sent]
-    assert [(topic, key) for topic, key, _ in sent] == [(topics.INTAKE_QUEUE.name, b"capture-2")] * 4
-    assert [measured for _, _, measured in sent] == [
-        ev.IntakeQueueMeasured(instance="capture-2", waiting=n) for n in (3, 5, 0, 2)
-    ]
+    await watch.look(clients)
+    await watch.look(clients)
+
+    report = ev.IntakeQueueMeasured(instance="capture-2", waiting=30, unread=100 + 50)
+    assert [(topic, key, Envelope.model_validate_json(value).decode()) for topic, key, value in producer.sent] == [
+        (topics.INTAKE_QUEUE.name, b"capture-2", report)
+    ] * 2
+    assert watch.reports.backlog(time.monotonic()) == 150 + 30
+    groups = ["oms-capture", "oms-allocation", "oms-fulfillment"]
+    first_look = [step for g in groups for step in (f"coordinator {g}", f"offsets {g} at 0")] + ["ends"]
+    later_look = [f"offsets {g} at 0" for g in groups] + ["ends"]  # each coordinator found once, then asked directly
+    assert broker.asked == first_look + later_look
+
+
+async def test_every_other_service_reads_capture_s_reports_and_asks_the_broker_nothing() -> None:
+    broker = Broker({}, end=0)
+    watch = OrderPathWatch(CommonSettings(service="notifications"))
+    assert not watch.measures
+
+    broker.report(ev.IntakeQueueMeasured(instance="capture-1", waiting=200, unread=700))
+    await watch.look(Clients(broker))
+
+    assert watch.reports.backlog(time.monotonic()) == 900
+    assert broker.asked == []
 
 
 def test_a_look_that_failed_leaves_a_wait_as_it_was_until_the_backlog_is_unknown_for_longer_than_the_patience() -> None:

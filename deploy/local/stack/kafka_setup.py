@@ -52,7 +52,9 @@ async def create_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(t.name, t.partitions, copies) for t in TOPICS if t.name not in existing]
+        missing = [
+            NewTopic(t.name, t.partitions, copies, topic_configs=t.config) for t in TOPICS if t.name not in existing
+        ]
         if missing:
             response = await admin.create_topics(missing, timeout_ms=30000)
             for topic, code, *rest in response.topic_errors:
