@@ -136,28 +136,34 @@ class OrderPathWatch:
         clients: Clients | None = None
         try:
             while True:
+                pause = True
                 try:
                     access = kafka_access.of_service(self.settings)
                     clients = clients or await Clients.started(access, self.timeout, admin=self.measures)
                     await self.look(clients)
+                    pause = self.measures  # a watch that reads reports waited for the next one in its look
                 except Exception as exc:
                     log.debug("the order path's backlog is not known (%s)", describe(exc))
                 self._update(self.reports.backlog(time.monotonic()))
-                await asyncio.sleep(self.settings.peak_look_seconds)
+                if pause:
+                    await asyncio.sleep(self.settings.peak_look_seconds)
         finally:
             self._update(None)
             if clients is not None:
                 await clients.close()
 
     async def look(self, clients: Clients) -> None:
-        """The reports sent since the last look; then, where this watch measures, its own measurement, reported."""
-        await read_reports(clients.ends, self.reports, self.settings.kafka_max_record_bytes)
+        """Where this watch measures: the reports sent since the last look, then its own measurement, reported.
+        Elsewhere: the reports, waiting up to a look's time for the next one, so that a wait begins as soon as
+        capture says so rather than at this watch's next look (a burst drains in seconds)."""
+        max_bytes = self.settings.kafka_max_record_bytes
         if self.announce is None or clients.admin is None:
+            await read_reports(clients.ends, self.reports, max_bytes, wait=self.settings.peak_look_seconds)
             return
+        await read_reports(clients.ends, self.reports, max_bytes)
         try:
-            unread = await asyncio.wait_for(
-                order_path_backlog(clients.admin, clients.ends, self.coordinators), self.timeout
-            )
+            backlog = order_path_backlog(clients.admin, clients.ends, self.coordinators)
+            unread = await asyncio.wait_for(backlog, self.timeout)
         except BaseException:
             self.coordinators.clear()  # one may have moved: found again at the next look
             raise
@@ -237,10 +243,11 @@ class PathReports:
         return max(measured) + sum(r.waiting for r in reports)
 
 
-async def read_reports(ends: AIOKafkaConsumer, reports: PathReports, max_bytes: int) -> None:
-    """The reports capture's instances sent since the last read (the consumer is assigned `INTAKE_QUEUE`); a record
-    that is not a report is passed over, as the consumers' own decoding says (it never raises)."""
-    batches = await ends.getmany(timeout_ms=0)
+async def read_reports(ends: AIOKafkaConsumer, reports: PathReports, max_bytes: int, wait: float = 0.0) -> None:
+    """The reports capture's instances sent since the last read, waiting up to `wait` seconds for one (the consumer
+    is assigned `INTAKE_QUEUE`); a record that is not a report is passed over, as the consumers' own decoding says
+    (it never raises)."""
+    batches = await ends.getmany(timeout_ms=int(wait * 1000))
     at = time.monotonic()
     for record in (record for batch in batches.values() for record in batch):
         decoded = decode(record, max_bytes)

@@ -243,6 +243,7 @@ class Broker:
         self.end = end
         self.asked: list[str] = []
         self.reports: list[ConsumerRecord[bytes, bytes]] = []
+        self.waited: list[int] = []  # for the reports, each read (ms)
 
     async def find_coordinator(self, group: str) -> int:
         self.asked.append(f"coordinator {group}")
@@ -258,6 +259,7 @@ class Broker:
         return dict.fromkeys(partitions, self.end)
 
     async def getmany(self, timeout_ms: int = 0) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        self.waited.append(timeout_ms)
         sent, self.reports = self.reports, []
         return {TopicPartition(topics.INTAKE_QUEUE.name, 0): sent} if sent else {}
 
@@ -288,6 +290,7 @@ async def test_capture_measures_the_path_and_reports_it_with_the_orders_waiting_
     first_look = [step for g in groups for step in (f"coordinator {g}", f"offsets {g} at 0")] + ["ends"]
     later_look = [f"offsets {g} at 0" for g in groups] + ["ends"]  # each coordinator found once, then asked directly
     assert broker.asked == first_look + later_look
+    assert broker.waited == [0, 0]  # its looks keep their pace: the reports read as they are
 
 
 async def test_every_other_service_reads_capture_s_reports_and_asks_the_broker_nothing() -> None:
@@ -300,6 +303,7 @@ async def test_every_other_service_reads_capture_s_reports_and_asks_the_broker_n
 
     assert watch.reports.backlog(time.monotonic()) == 900
     assert broker.asked == []
+    assert broker.waited == [500]  # up to a look's time for the next report: a wait begins when capture says so
 
 
 def test_a_look_that_failed_leaves_a_wait_as_it_was_until_the_backlog_is_unknown_for_longer_than_the_patience() -> None:
