@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.backbone.settings import CommonSettings
-from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH, SERVICES, TOPICS, Topic
+from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH, SERVICES, TOPICS, Topic, measures_the_order_path
 
 ADMIN = "admin"
 OUTSIDE_PARTIES = (
@@ -80,7 +80,7 @@ def watching_the_order_path(name: str) -> list[Grant]:
     committed offsets of the path's groups and the end offsets of their topics, both DESCRIBE, which reads no record
     and joins no group. What the service reads or joins already is not granted twice."""
     found = [Grant(name, "TOPIC", "LITERAL", INTAKE_QUEUE.name, "READ")]
-    if name != principal(INTAKE_QUEUE.writer):
+    if not measures_the_order_path(name):
         return found
     own = {t.name for t in reads(name)}
     found += [Grant(name, "GROUP", "LITERAL", consumer_group(r), "DESCRIBE") for r in ORDER_PATH if r != name]

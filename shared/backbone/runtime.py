@@ -30,7 +30,7 @@ from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX, EVENT_LOOP
 from shared.backbone.outbox import OutboxRelay
 from shared.backbone.peak import OrderPathWatch
 from shared.backbone.settings import CommonSettings
-from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH, check_reads, topic_of
+from shared.contracts.topics import ORDER_PATH, check_reads, measures_the_order_path, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,10 @@ class Runtime:
             self._spawn(name, loop)
 
     def _order_path_watch(self) -> OrderPathWatch | None:
-        """The service's watch of the order path; the writer of its reports (capture) measures and reports it."""
+        """The service's watch of the order path; the one that measures it (capture) reports it to the others."""
         if self.settings.peak_backlog_high <= 0:
             return None
-        if self.settings.service != INTAKE_QUEUE.writer:
+        if not measures_the_order_path(self.settings.service):
             return OrderPathWatch(self.settings)
         return OrderPathWatch(self.settings, lambda: self.producer, self.waiting_at_intake)
 

@@ -357,6 +357,11 @@ def waits_at_a_peak(reader: str, topic: Topic) -> bool:
     return topic in REPORTS and topic != ORDER_PATH[reader]
 
 
+def measures_the_order_path(service: str) -> bool:
+    """Whether the service measures the order path's backlog for every watch of it: the writer of the reports."""
+    return service == INTAKE_QUEUE.writer
+
+
 def inputs(reader: str) -> tuple[Topic, ...]:
     return tuple(t for t in TOPICS if reader in t.readers)
 

@@ -17,7 +17,8 @@ from aiokafka.errors import (
 from shared.backbone import kafka_access
 from shared.backbone.kafka import encode
 from shared.backbone.kafka_access import Access
-from shared.backbone.peak import Clients, PathReports, order_path_backlog, read_reports
+from shared.backbone.peak import Clients, OrderPathWatch, PathReports, order_path_backlog, read_reports
+from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
 from shared.contracts.events import IntakeQueueMeasured
@@ -148,3 +149,27 @@ async def test_every_service_reads_captures_reports_of_the_order_path_without_a_
     finally:
         await capture.stop()
         await clients.close()
+
+
+async def test_what_captures_watch_measures_on_the_broker_reaches_another_services_watch(stack) -> None:
+    """The watch of shared/backbone/peak.py end to end on the broker: capture's look measures the path groups' lag
+    with its own grants and reports it; a watch of a service with no such grant learns it from the report."""
+    instance = f"watch-test-{time.monotonic_ns()}"
+    producer = as_("capture").producer()
+    capture = OrderPathWatch(CommonSettings(service="capture", instance=instance), lambda: producer, lambda: 4)
+    kpis = OrderPathWatch(CommonSettings(service="kpis"))
+    reading = await Clients.started(as_("kpis"), timeout=10)  # from the reports' end on, before capture reports
+    measuring = await Clients.started(as_("capture"), timeout=10, admin=True)
+    await producer.start()
+    try:
+        await capture.look(measuring)
+        measured, _ = capture.reports.latest[f"capture-{instance}"]
+        assert measured.waiting == 4 and measured.unread is not None
+        deadline = time.monotonic() + 15
+        while f"capture-{instance}" not in kpis.reports.latest and time.monotonic() < deadline:
+            await kpis.look(reading)  # waits up to a look for the next report
+        assert kpis.reports.latest[f"capture-{instance}"][0] == measured
+    finally:
+        await producer.stop()
+        await measuring.close()
+        await reading.close()
