@@ -6,7 +6,6 @@ strings, never as binary floats.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
@@ -16,13 +15,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 
 # A decimal string from 0 to 10**9 with at most 4 decimal places: what a JSON client must send for money.
 # A JSON number is refused (a binary float cannot hold 0.10 exactly), and so is anything else the
@@ -31,27 +30,54 @@ MONEY_PATTERN = r"^([0-9]{1,9}(\.[0-9]{1,4})?|1000000000(\.0{1,4})?)$"
 MONEY_MAX = 10**9
 
 
-def _decimal_string(value: Any) -> Any:
-    if isinstance(value, Decimal):  # built in Python, not read from JSON
-        return value
-    if not isinstance(value, str) or re.fullmatch(MONEY_PATTERN, value) is None:
-        raise ValueError('money must be a decimal string such as "12.50", with at most 4 decimal places')
-    return value
+MONEY_FORM = 'money must be a decimal string such as "12.50", with at most 4 decimal places, from 0 to 1000000000'
 
 
-def _finite(value: Decimal) -> Decimal:
+def _amount_in_range(value: Decimal) -> Decimal:
+    """An amount built in Python (not read from JSON), held to what the pattern allows a string."""
     if not value.is_finite():
         raise ValueError("money must be a finite amount")
     if value.as_tuple().exponent < -4:  # type: ignore[operator]
         raise ValueError("money has at most 4 decimal places")
+    if not 0 <= value <= MONEY_MAX:
+        raise ValueError(f"money must lie between 0 and {MONEY_MAX}")
     return value
+
+
+class _MoneyValidation:
+    """Money's validation inside pydantic's core: a string matching MONEY_PATTERN becomes a Decimal without a call
+    into Python (the pattern alone bounds it: finite, at most 4 places, 0 to 10**9), as read from JSON or from
+    a decoded envelope's payload; a Decimal built in Python is checked by `_amount_in_range`. Anything else (a
+    JSON number, a float, an int) is refused with one message. Its validators in Python (a check before, one
+    after, two bounds) were two thirds of the time to decode an order (docs/benchmarks/findings.md, round 25)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        from_string = core_schema.chain_schema(
+            [core_schema.str_schema(pattern=MONEY_PATTERN, strict=True), core_schema.decimal_schema()]
+        )
+        built = core_schema.no_info_after_validator_function(_amount_in_range, core_schema.is_instance_schema(Decimal))
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.custom_error_schema(
+                from_string, custom_error_type="money", custom_error_message=MONEY_FORM
+            ),
+            python_schema=core_schema.union_schema(
+                [
+                    built,
+                    core_schema.custom_error_schema(
+                        from_string, custom_error_type="money", custom_error_message=MONEY_FORM
+                    ),
+                ],
+                mode="left_to_right",
+                custom_error_type="money",
+                custom_error_message=MONEY_FORM,
+            ),
+            serialization=core_schema.to_string_ser_schema(when_used="json-unless-none"),
+        )
 
 
 Money = Annotated[
     Decimal,
-    BeforeValidator(_decimal_string),
-    AfterValidator(_finite),
-    Field(ge=0, le=MONEY_MAX),
+    _MoneyValidation(),
     WithJsonSchema(
         {
             "type": "string",
@@ -98,10 +124,35 @@ class Contract(BaseModel):
     event_type: ClassVar[str] = ""
     version: ClassVar[int] = 1
 
-    @field_validator("*", mode="after")
     @classmethod
-    def _storable_text(cls, value: Any) -> Any:
-        return storable(value) if isinstance(value, str) else value
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        schema = handler(source)
+        model: Any = schema
+        while model["type"] != "model":  # under the model's own validators (model_validator)
+            model = model["schema"]
+        for field in model["schema"]["fields"].values():
+            field["schema"] = _storable_text(field["schema"])
+        return schema
+
+
+# Text PostgreSQL can store, checked inside pydantic's core after a field's own string checks: a call into Python for
+# every field of every contract was a fifth of the time to decode an order (docs/benchmarks/findings.md, round 25).
+_NUL_FREE = core_schema.custom_error_schema(
+    core_schema.str_schema(pattern=r"^[^\x00]*$", strict=True),
+    custom_error_type="nul_character",
+    custom_error_message="text must not contain NUL characters",
+)
+
+
+def _storable_text(schema: core_schema.CoreSchema) -> core_schema.CoreSchema:
+    """A field's schema with its text (a string, an optional one, or a list of them) held to `storable`."""
+    if schema["type"] == "str":
+        return core_schema.chain_schema([schema, _NUL_FREE])
+    inner: Any = schema
+    for key in ("schema", "items_schema"):
+        if schema["type"] in ("default", "nullable", "function-after", "function-before", "list") and key in inner:
+            inner[key] = _storable_text(inner[key])
+    return schema
 
 
 def storable(text: str) -> str:

@@ -1,0 +1,71 @@
+"""Text in every contract is text PostgreSQL can store: a NUL character is a schema error naming the field."""
+
+import json
+import typing
+import uuid
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from shared.contracts import topics
+from shared.contracts.events import Contract, OrderRejected
+
+
+def contracts() -> set[type[Contract]]:
+    """Every payload model on every topic, and every contract nested in one."""
+    found: set[type[Contract]] = set()
+    waiting: list[type[Contract]] = [model for topic in topics.TOPICS for model in topic.payloads]
+    while waiting:
+        model = waiting.pop()
+        if model in found:
+            continue
+        found.add(model)
+        for field in model.model_fields.values():
+            for annotation in [field.annotation, *typing.get_args(field.annotation)]:
+                for part in [annotation, *typing.get_args(annotation)]:
+                    if isinstance(part, type) and issubclass(part, Contract):
+                        waiting.append(part)
+    return found
+
+
+def unchecked_text(schema: Any, where: str) -> list[str]:
+    """The places in a field's validation where a string is taken without the NUL check after it."""
+    if schema["type"] == "str":
+        return [where]
+    if schema["type"] == "chain":  # a string and its check
+        return []
+    inner = [schema[key] for key in ("schema", "items_schema", "keys_schema", "values_schema") if key in schema]
+    inner += [choice if isinstance(choice, dict) else choice[0] for choice in schema.get("choices", [])]
+    return [place for part in inner for place in unchecked_text(part, where)]
+
+
+def test_every_string_of_every_contract_is_checked_for_nul_characters() -> None:
+    unchecked = []
+    for model in contracts():
+        schema: Any = model.__pydantic_core_schema__
+        while schema["type"] != "model":
+            schema = schema["schema"]
+        for name, field in schema["schema"]["fields"].items():
+            unchecked += unchecked_text(field["schema"], f"{model.__name__}.{name}")
+    assert len(contracts()) > 50
+    assert unchecked == []
+
+
+@pytest.mark.parametrize("how", ["python", "json"])
+def test_a_nul_character_in_a_list_of_text_is_a_schema_error_naming_the_item(how: str) -> None:
+    document = {
+        "order_id": str(uuid.uuid4()),
+        "channel": "webshop",
+        "external_id": "A-1",
+        "reasons": ["fine", "not\u0000fine"],
+        "customer": {"email": "a@example.test", "name": "A"},
+    }
+    with pytest.raises(ValidationError) as raised:
+        if how == "python":
+            OrderRejected.model_validate(document)
+        else:
+            OrderRejected.model_validate_json(json.dumps(document))  # the NUL as JSON carries it: \u0000
+    assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [
+        (("reasons", 1), "text must not contain NUL characters")
+    ]
