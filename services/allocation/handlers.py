@@ -25,7 +25,7 @@ from shared.backbone.outbox import enqueue
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.backorders import quantities
-from shared.contracts.envelope import Envelope, wrap
+from shared.contracts.envelope import EnvelopeHead, wrap
 from shared.reference import catalogue
 from shared.reference.suppliers import Suppliers
 
@@ -111,7 +111,7 @@ class AllocationHandlers:
         inventory = Inventory(self.network, ranking=self.priorities.ranking, clock=lambda: now)
         await repository.load_batch(conn, inventory, named.skus, named.orders, named.shipments)
         early = await repository.take_early_cancellations(conn, named.orders - inventory.orders.keys())
-        announced: list[tuple[Outcome | Changed, Envelope, str, Version]] = []
+        announced: list[tuple[Outcome | Changed, EnvelopeHead, str, Version]] = []
         for record in records:
             reference = _reference(record.payload)
             outcomes = await self._apply(conn, inventory, early, record.payload)

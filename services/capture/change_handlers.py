@@ -23,7 +23,7 @@ from shared.backbone.outbox import enqueue
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.backorders import describe, quantities
-from shared.contracts.envelope import Envelope, now, wrap
+from shared.contracts.envelope import EnvelopeHead, now, wrap
 
 from . import change_repository as store
 from . import changes, domain, repository
@@ -73,7 +73,7 @@ class ChangeHandlers:
         self.rules = rules
 
     async def change(
-        self, conn: Conn, order_id: UUID, change: ev.OrderChange, source: str, cause: Envelope | None
+        self, conn: Conn, order_id: UUID, change: ev.OrderChange, source: str, cause: EnvelopeHead | None
     ) -> ChangeOutcome:
         progress = await repository.lock_progress(conn, order_id)
         if progress is None:
@@ -126,7 +126,7 @@ class ChangeHandlers:
             "accepted", order_id, progress.status, plan.reasons, await store.find(conn, order_id, change.change_id)
         )
 
-    async def _pass_on(self, conn: Conn, order_id: UUID, passed: Passed, cause: Envelope | None) -> None:
+    async def _pass_on(self, conn: Conn, order_id: UUID, passed: Passed, cause: EnvelopeHead | None) -> None:
         """The change goes to fulfillment, which decides whether the pick tasks it touches may still be withdrawn."""
         at = now()
         requested = ev.OrderChangeRequested(
@@ -163,7 +163,7 @@ class ChangeHandlers:
                     conn, order_id, progress, Step("change_refused", detail, progress.status), now()
                 )
 
-    async def on_payment(self, conn: Conn, order_id: UUID, cause: Envelope) -> None:
+    async def on_payment(self, conn: Conn, order_id: UUID, cause: EnvelopeHead) -> None:
         """A payment came for the order: the change waiting for it goes on once what was paid covers it."""
         waiting = await store.under_way(conn, order_id)
         if waiting is None or waiting["state"] != "awaiting_payment":
@@ -223,7 +223,7 @@ class ChangeHandlers:
             await repository.record(conn, settled.order_id, progress, step, msg.envelope.occurred_at)
 
     async def _follow(
-        self, conn: Conn, outcome: Any, found: dict[str, Any], progress: Progress, envelope: Envelope
+        self, conn: Conn, outcome: Any, found: dict[str, Any], progress: Progress, envelope: EnvelopeHead
     ) -> None:
         order_id, change_id = outcome.order_id, outcome.change_id
         match outcome:
@@ -274,7 +274,7 @@ class ChangeHandlers:
         await store.apply(conn, order_id, found["version"], after, Decimal(found["total_after"]))
         return _reordered(progress, after)
 
-    async def _announce_applied(self, conn: Conn, order_id: UUID, change_id: str, cause: Envelope) -> None:
+    async def _announce_applied(self, conn: Conn, order_id: UUID, change_id: str, cause: EnvelopeHead) -> None:
         """The change as applied goes to returns, which refunds what is due back and prices later returns from the
         order's lines as the change left them."""
         found = await store.find(conn, order_id, change_id)

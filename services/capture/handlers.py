@@ -28,7 +28,7 @@ from shared.backbone.outbox import enqueue
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.backorders import describe, quantities
-from shared.contracts.envelope import Envelope, now, wrap
+from shared.contracts.envelope import Envelope, EnvelopeHead, now, wrap
 from shared.contracts.ids import time_ordered_id
 from shared.contracts.topics import Topic
 from shared.reference import catalogue
@@ -119,14 +119,14 @@ class CaptureHandlers:
         orders |= await repository.order_ids(conn, cancelled)
         await repository.lock_orders(conn, orders)
 
-    async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: Envelope | None) -> Accepted:
+    async def intake(self, conn: Conn, order: ev.SubmittedOrder, cause: EnvelopeHead | None) -> Accepted:
         """Store a new order already decided (validated or rejected) and announce the decision; a known
         (channel, external_id) returns the order as it stands. Cancel requests held for it are applied."""
         (accepted,) = await self.intake_all(conn, [(order, cause)])
         return accepted
 
     async def intake_all(
-        self, conn: Conn, orders: Sequence[tuple[ev.SubmittedOrder, Envelope | None]]
+        self, conn: Conn, orders: Sequence[tuple[ev.SubmittedOrder, EnvelopeHead | None]]
     ) -> list[Accepted]:
         """`intake` for many orders, in the order given, with one statement per table: their (channel,
         external_id) locked, the catalogue read, the orders, their steps and their events written at once."""
@@ -416,7 +416,7 @@ class CaptureHandlers:
         lines: list[ev.ItemQuantity] | None,
         reason: str,
         source: str,
-        cause: Envelope | None,
+        cause: EnvelopeHead | None,
     ) -> CancelOutcome:
         """Pass a cancel request on to fulfillment (OrderCancellationRequested) unless the order is past
         cancelling or the request does not fit it; a repeat of an earlier request is not passed on again."""
@@ -478,7 +478,7 @@ class CaptureHandlers:
         lines: list[ev.ItemQuantity] | None,
         reason: str,
         channel: str,
-        cause: Envelope | None,
+        cause: EnvelopeHead | None,
         at: datetime,
     ) -> CancelOutcome:
         """A channel has no answer to wait for: a request capture cannot pass on is recorded in the timeline."""
@@ -575,7 +575,7 @@ class CaptureHandlers:
         progress: lifecycle.Progress,
         reason: str,
         by: str,
-        cause: Envelope | None,
+        cause: EnvelopeHead | None,
         expired: Sequence[ev.HoldType] | None,
     ) -> None:
         """Cancelled while on hold: nothing was allocated, so nothing is asked of allocation or fulfillment; its holds

@@ -21,7 +21,7 @@ from shared.backbone.kafka import Inbound
 from shared.backbone.outbox import enqueue
 from shared.contracts import events as ev
 from shared.contracts import topics
-from shared.contracts.envelope import Envelope, wrap
+from shared.contracts.envelope import Envelope, EnvelopeHead, wrap
 from shared.contracts.topics import Topic
 from shared.reference.rates import ShippingRules
 from shared.reference.suppliers import Suppliers
@@ -41,7 +41,7 @@ class DropshipHandlers:
         self.suppliers = suppliers
         self.clock = clock
 
-    def _event(self, payload: ev.Contract, order_id: UUID, cause: Envelope | None) -> Envelope:
+    def _event(self, payload: ev.Contract, order_id: UUID, cause: EnvelopeHead | None) -> Envelope:
         metrics.count_emitted(payload)
         return wrap(payload, order_id=order_id, cause=cause, occurred_at=self.clock())
 
@@ -121,7 +121,7 @@ class DropshipHandlers:
         await enqueue(conn, outgoing)
 
     async def _ship(
-        self, conn: Conn, po: asyncpg.Record, report: ev.SupplierReported, held: dict[str, int], cause: Envelope
+        self, conn: Conn, po: asyncpg.Record, report: ev.SupplierReported, held: dict[str, int], cause: EnvelopeHead
     ) -> tuple[Topic, str, Envelope]:
         """The supplier's parcel becomes one of the order's shipments; the order is complete when every pick task
         and purchase order still meant to ship has shipped."""
@@ -143,7 +143,7 @@ class DropshipHandlers:
         return topics.FULFILLMENT_EVENTS, str(order_id), self._event(shipped, order_id, cause)
 
     def _declined(
-        self, po: asyncpg.Record, lines: dict[str, int], cause: str, reason: str, envelope: Envelope | None
+        self, po: asyncpg.Record, lines: dict[str, int], cause: str, reason: str, envelope: EnvelopeHead | None
     ) -> tuple[Topic, str, Envelope]:
         declined = ev.DropshipDeclined(
             order_id=po["order_id"],
@@ -170,7 +170,9 @@ class DropshipHandlers:
             for po in await purchase_orders.lock_of_order(conn, order_id)
         ]
 
-    async def withdraw(self, conn: Conn, tasks: Sequence[domain.TaskState], reason: str, cause: Envelope) -> Outgoing:
+    async def withdraw(
+        self, conn: Conn, tasks: Sequence[domain.TaskState], reason: str, cause: EnvelopeHead
+    ) -> Outgoing:
         """Cancel, with their suppliers, the purchase orders among the tasks a cancellation withdraws."""
         ours = [t for t in tasks if t.warehouse_id in self.suppliers.by_id]
         outgoing: Outgoing = []

@@ -23,7 +23,7 @@ from shared.backbone.kafka import Inbound
 from shared.backbone.outbox import enqueue
 from shared.contracts import events as ev
 from shared.contracts import topics
-from shared.contracts.envelope import Envelope, wrap
+from shared.contracts.envelope import EnvelopeHead, wrap
 from shared.reference.rates import ShippingRules
 from shared.reference.warehouses import Warehouse
 
@@ -132,7 +132,7 @@ class ReturnsHandlers:
         request: Request,
         request_key: str | None,
         source: str,
-        cause: Envelope | None,
+        cause: EnvelopeHead | None,
     ) -> Outcome:
         order = await repository.lock_order(conn, order_id)
         if order is None:
@@ -168,7 +168,7 @@ class ReturnsHandlers:
         return_id: UUID,
         lines: list[ev.ReturnLine],
         decided_by: str,
-        cause: Envelope | None,
+        cause: EnvelopeHead | None,
     ) -> None:
         facts = await repository.facts(conn, order)
         products = await repository.products(conn, [line.sku for line in lines])
@@ -198,7 +198,7 @@ class ReturnsHandlers:
         lines: list[ev.ReturnLine],
         reasons: Sequence[str],
         decided_by: str,
-        cause: Envelope | None,
+        cause: EnvelopeHead | None,
     ) -> None:
         await repository.decide(conn, return_id, domain.REJECTED, reasons, self.clock(), decided_by)
         rejected = ev.ReturnRejected(
@@ -279,7 +279,7 @@ class ReturnsHandlers:
         found: asyncpg.Record,
         rows: Sequence[asyncpg.Record],
         received: Mapping[str, int],
-        cause: Envelope,
+        cause: EnvelopeHead,
     ) -> None:
         """Everything came back: capture opens the exchange order, paid by the returned units' value; a new order
         that costs less has the difference refunded (one more refund, its own idempotency key); one that costs more
@@ -317,7 +317,7 @@ class ReturnsHandlers:
             await self._ask_refund(conn, order, found["return_id"], back, f"exchange:{found['rma']}", cause)
 
     async def _ask_charge(
-        self, conn: Conn, order: asyncpg.Record, exchange: ev.ExchangeRequested, rma: str, cause: Envelope
+        self, conn: Conn, order: asyncpg.Record, exchange: ev.ExchangeRequested, rma: str, cause: EnvelopeHead
     ) -> None:
         """The difference is taken on the order's payment before capture opens the exchange order: nothing ships
         that is not paid, and a refused charge leaves no order (and no reserved stock) to undo."""
@@ -383,7 +383,9 @@ class ReturnsHandlers:
             raise LookupError(f"no charge {charge_id} with idempotency key {key}")
         return charge
 
-    async def _give_up_exchange(self, conn: Conn, charge: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
+    async def _give_up_exchange(
+        self, conn: Conn, charge: asyncpg.Record, reason: str, cause: EnvelopeHead | None
+    ) -> None:
         """The difference cannot be charged (refused, or every attempt failed): no exchange order is opened, the
         customer is told, and the returned units' value is refunded instead, as for a return for a refund (an
         operator need not step in, and the customer is not left without the goods and without the money)."""
@@ -416,7 +418,7 @@ class ReturnsHandlers:
         if value.total:
             await self._ask_refund(conn, order, charge["return_id"], value, f"exchange:{exchange['rma']}", cause)
 
-    async def _pay_back(self, conn: Conn, charge: asyncpg.Record, rma: str, cause: Envelope) -> None:
+    async def _pay_back(self, conn: Conn, charge: asyncpg.Record, rma: str, cause: EnvelopeHead) -> None:
         """The provider took the difference after the exchange was given up (its answer came after the last
         attempt): the exchange stays given up, its value refunded, and the charge is paid back."""
         log.error("charge %s succeeded after it was given up: paid back", charge["charge_id"])
@@ -459,7 +461,7 @@ class ReturnsHandlers:
         accepted: Sequence[ev.ReceivedLine],
         rows: Sequence[asyncpg.Record],
         key: str,
-        cause: Envelope,
+        cause: EnvelopeHead,
     ) -> None:
         """Ask the payment provider to refund the units of a receipt, as the calculator explains it."""
         order = await repository.lock_order(conn, found["order_id"])  # held already: one refund decided at a time
@@ -487,7 +489,7 @@ class ReturnsHandlers:
         return_id: UUID | None,
         refund: refunds.Refund,
         key: str,
-        cause: Envelope | None,
+        cause: EnvelopeHead | None,
         charge_id: UUID | None = None,
         change_id: str | None = None,
     ) -> None:
@@ -507,7 +509,11 @@ class ReturnsHandlers:
             await self._send(conn, topics.REFUND_REQUESTS, request, cause)
 
     async def _send(
-        self, conn: Conn, topic: topics.Topic, request: ev.RefundRequested | ev.ChargeRequested, cause: Envelope | None
+        self,
+        conn: Conn,
+        topic: topics.Topic,
+        request: ev.RefundRequested | ev.ChargeRequested,
+        cause: EnvelopeHead | None,
     ) -> None:
         envelope = wrap(request, order_id=request.order_id, cause=cause, occurred_at=self.clock())
         await enqueue(conn, [(topic, str(request.order_id), envelope)])
@@ -558,7 +564,7 @@ class ReturnsHandlers:
             raise LookupError(f"no refund {refund_id} with idempotency key {key}")
         return refund
 
-    async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: Envelope | None) -> None:
+    async def _abandon(self, conn: Conn, refund: asyncpg.Record, reason: str, cause: EnvelopeHead | None) -> None:
         log.error("refund %s abandoned after %d attempts: %s", refund["refund_id"], refund["attempts"], reason)
         await repository.abandon(conn, "refunds", refund["refund_id"], reason, self.clock())
         # A refund belongs to a return or to an order change; each is told apart by its own event.
@@ -632,7 +638,7 @@ class ReturnsHandlers:
             await self._emit(conn, closed, found["order_id"], None)
         return len(expired)
 
-    async def _emit(self, conn: Conn, payload: ev.Contract, order_id: UUID, cause: Envelope | None) -> None:
+    async def _emit(self, conn: Conn, payload: ev.Contract, order_id: UUID, cause: EnvelopeHead | None) -> None:
         metrics.count_emitted(payload)
         envelope = wrap(payload, order_id=order_id, cause=cause, occurred_at=self.clock())
         await enqueue(conn, [(topics.RETURN_EVENTS, str(order_id), envelope)])

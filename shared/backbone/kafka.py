@@ -16,7 +16,7 @@ from shared.backbone.closed_connections import guard_closed_connections
 from shared.backbone.offsets import guard_offset_fetch
 from shared.backbone.settings import CommonSettings
 from shared.contracts import events as ev
-from shared.contracts.envelope import Envelope, external_event_id, from_external
+from shared.contracts.envelope import Envelope, EnvelopeHead, external_event_id, from_external, opened
 from shared.contracts.topics import BY_NAME, Topic
 
 MAX_REASON_CHARS = 1000
@@ -91,7 +91,7 @@ class Inbound(Generic[P_co]):
     """A decoded record: its origin, its envelope and its typed payload."""
 
     origin: Origin
-    envelope: Envelope
+    envelope: EnvelopeHead
     payload: P_co
 
     @property
@@ -190,7 +190,7 @@ def _explained(origin: Origin, topic: Topic, value: bytes) -> Inbound[ev.Contrac
         return bad(f"not JSON: {exc.__class__.__name__}: {_first_line(exc)}")
     try:
         envelope, payload = _contents(
-            origin, topic, lambda: topic.parse_bare(document), lambda: Envelope.model_validate(document)
+            origin, topic, lambda: topic.parse_bare(document), lambda: _decoded(Envelope.model_validate(document))
         )
         if not isinstance(payload, topic.payloads):
             return bad(f"event type {envelope.type} does not belong on {origin.topic}")
@@ -210,24 +210,28 @@ def _decode_valid(origin: Origin, topic: Topic, value: bytes) -> Inbound[ev.Cont
     decoding was a fifth of a consumer's time); None for any record that is not valid, whose reason the
     step-by-step path works out."""
     try:
-        envelope, payload = _contents(
-            origin, topic, lambda: topic.parse_bare_json(value), lambda: Envelope.model_validate_json(value)
-        )
+        envelope, payload = _contents(origin, topic, lambda: topic.parse_bare_json(value), lambda: opened(topic, value))
     except (ValueError, RecursionError):  # ValidationError and UnusableHeader among them
         return None
     return Inbound(origin, envelope, payload) if isinstance(payload, topic.payloads) else None
 
 
 def _contents(
-    origin: Origin, topic: Topic, bare: Callable[[], ev.Contract], enveloped: Callable[[], Envelope]
-) -> tuple[Envelope, ev.Contract]:
+    origin: Origin,
+    topic: Topic,
+    bare: Callable[[], ev.Contract],
+    enveloped: Callable[[], tuple[EnvelopeHead, ev.Contract]],
+) -> tuple[EnvelopeHead, ev.Contract]:
     """The envelope and payload of a record: an outside party's bare contract (`bare`), given an envelope with the
-    event id of its header or one derived from the record, or a service's envelope (`enveloped`) and its payload."""
+    event id of its header or one derived from the record, or a service's envelope and its payload (`enveloped`)."""
     if topic.external:
         payload = bare()
         event_id = _event_id_header(origin) or origin.derived_event_id()
         return from_external(payload, event_id=event_id, producer=origin.topic), payload
-    envelope = enveloped()
+    return enveloped()
+
+
+def _decoded(envelope: Envelope) -> tuple[EnvelopeHead, ev.Contract]:
     return envelope, envelope.decode()
 
 
