@@ -104,8 +104,9 @@ def from_external(payload: ev.Contract, *, event_id: UUID, producer: str) -> Env
 
 
 def opened(topic: Topic, value: bytes) -> tuple[EnvelopeHead, ev.Contract]:
-    """A service's record on `topic`, its envelope and payload parsed and validated in one pass from its bytes
-    (raises ValidationError for anything `Envelope.decode` would refuse, and more precisely said by it).
+    """A service's record on `topic`, its envelope and payload parsed and validated in one pass from its bytes.
+    Raises ValidationError for whatever reading it step by step (`Envelope`, then `Envelope.decode`) refuses, or
+    finds not to belong on the topic; that reading says why.
 
     Read as an envelope and then its payload, the payload went through Python objects twice: half the time to
     decode a service's record (docs/benchmarks/findings.md, round 25)."""
