@@ -111,7 +111,14 @@ def test_a_quantity_inside_the_schema_but_outside_the_rule_is_a_business_rejecti
         assert f"line 1: quantity {quantity} outside 1..1000" in reasons
 
 
-@pytest.mark.parametrize("amount", [12, 12.5, "12.505001", "1e3", " 12.50", "-1.00", "1000000000.01", "NaN"])
+@pytest.mark.parametrize(
+    "amount",
+    [
+        *(12, 12.5, "12.505001", "1e3", " 12.50", "-1.00", "1000000000.01", "NaN"),
+        # built in Python: held to what the pattern allows a string
+        *(Decimal("NaN"), Decimal("Infinity"), Decimal("1.00001"), Decimal("-1"), Decimal("1E+10")),
+    ],
+)
 def test_money_is_a_decimal_string_within_the_schema_or_a_schema_error(amount: object) -> None:
     document = order_document()
     document["payment"]["amount"] = amount
@@ -125,17 +132,6 @@ def test_money_the_schema_allows_is_read_exactly(amount: str) -> None:
     document = order_document()
     document["payment"]["amount"] = amount
     assert SubmittedOrder.model_validate(document).payment.amount == Decimal(amount)
-
-
-@pytest.mark.parametrize(
-    "amount", [Decimal("NaN"), Decimal("Infinity"), Decimal("1.00001"), Decimal("-1"), Decimal("1E+10")]
-)
-def test_money_built_in_python_is_held_to_what_the_schema_allows_a_string(amount: Decimal) -> None:
-    document = order_document()
-    document["payment"]["amount"] = amount
-    with pytest.raises(ValidationError) as raised:
-        SubmittedOrder.model_validate(document)
-    assert [e["loc"] for e in raised.value.errors()] == [("payment", "amount")]
 
 
 def test_money_built_in_python_within_the_schema_is_kept_and_written_as_a_decimal_string() -> None:
