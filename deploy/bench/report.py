@@ -295,7 +295,8 @@ def index(runs: list[dict[str, Any]]) -> str:
         " options). Each run's report says what was measured and how; `latest.png` is the latest full run's chart."
         " `--instances N` runs N instances of every service: [scaling.md](scaling.md) has 1, 2 and 4 on this"
         " machine and what saturates first as machines are added. [findings.md](findings.md): where the time"
-        " went and what changed because of it, with the runs before and after."
+        " went and what changed because of it, with the runs before and after. `python -m deploy.bench.decoding`"
+        " times decoding the records a stack holds, topic by topic, as the services decode them."
     )
     out += [
         "",
