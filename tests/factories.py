@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -60,3 +61,16 @@ def validated_order(order_id: uuid.UUID, sku: str, quantity: int = 1) -> ev.Orde
         service_level=document["service_level"],
         lines=[ev.ItemQuantity(sku=sku, quantity=quantity)],
     )
+
+
+@dataclass
+class Record:
+    """A consumed record as the Kafka client hands it over, for what decodes records."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    partition: int = 0
+    offset: int = 7
+    timestamp: int = 1_764_000_000_000

@@ -1,22 +1,10 @@
 """The decoding probe (deploy/bench/decoding.py): what it times and how it reports it."""
 
 import json
-from dataclasses import dataclass
 
 from deploy.bench.decoding import Cost, cost, read_by_services, table
 from shared.contracts import topics
-from tests.factories import order_document
-
-
-@dataclass
-class Record:
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes | None], ...] = ()
-    partition: int = 0
-    offset: int = 0
-    timestamp: int = 1_764_000_000_000
+from tests.factories import Record, order_document
 
 
 def test_records_are_timed_as_decoded_and_those_that_do_not_decode_are_counted_apart() -> None:

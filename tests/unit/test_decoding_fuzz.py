@@ -5,7 +5,6 @@ Every business topic is read by at least one service, so all of them are fuzzed.
 
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,21 +15,10 @@ from shared.backbone.kafka import MAX_REASON_CHARS, Inbound, Origin, Undecodable
 from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
 from shared.contracts.envelope import EnvelopeHead, wrap
-from tests.factories import order_document, validated_order
+from tests.factories import Record, order_document, validated_order
 
 MAX_BYTES = CommonSettings().max_body_bytes
 INBOUND_TOPICS = [t.name for t in topics.BUSINESS_TOPICS]
-
-
-@dataclass
-class Record:
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes | None], ...] = ()
-    partition: int = 0
-    offset: int = 7
-    timestamp: int = 1_764_000_000_000
 
 
 def outcome(record: Record) -> Inbound[Any] | Undecodable:
