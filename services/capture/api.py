@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.backbone import aftercommit
 from shared.backbone.auth import (
@@ -30,7 +30,7 @@ from shared.backbone.auth import (
 )
 from shared.backbone.http import json_body
 from shared.backbone.runtime import Runtime
-from shared.contracts.events import HoldType, ItemQuantity, OrderChange, SubmittedOrder, storable
+from shared.contracts.events import HoldType, ItemQuantity, OrderChange, Storable, SubmittedOrder
 
 from . import repository, shopify
 from .answers import (
@@ -55,29 +55,27 @@ SHOPIFY_WEBHOOKS = Counter("oms_shopify_webhooks_total", "Shopify webhook delive
 REQUEST_STATUS = {"accepted": 202, "duplicate": 202, "refused": 409, "invalid": 422, "unknown": 404}
 
 
-class CancelBody(BaseModel):
+class CancelBody(Storable):
     """`lines` to cancel part of the order (omit to cancel all of it), and why."""
 
     model_config = ConfigDict(extra="forbid")
     lines: list[ItemQuantity] | None = Field(default=None, min_length=1, max_length=1000)
-    reason: Annotated[str, AfterValidator(storable)] = Field(default="customer request", min_length=1, max_length=500)
+    reason: str = Field(default="customer request", min_length=1, max_length=500)
 
 
-class ReleaseBody(BaseModel):
+class ReleaseBody(Storable):
     """The holds to release (omit to release every one), and a note for the timeline."""
 
     model_config = ConfigDict(extra="forbid")
     hold_types: list[HoldType] | None = Field(default=None, min_length=1, max_length=4)
-    note: Annotated[str, AfterValidator(storable)] | None = Field(default=None, min_length=1, max_length=500)
+    note: str | None = Field(default=None, min_length=1, max_length=500)
 
 
-class HeldCancelBody(BaseModel):
+class HeldCancelBody(Storable):
     """Why the order is cancelled: the customer is told these words."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, AfterValidator(storable)] = Field(
-        default="we could not confirm your order", min_length=1, max_length=500
-    )
+    reason: str = Field(default="we could not confirm your order", min_length=1, max_length=500)
 
 
 class HoldsQuery(BaseModel):

@@ -10,12 +10,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shared.backbone import aftercommit
 from shared.backbone.auth import OPERATORS_ONLY, Authenticated, Caller, forbidden, operator
 from shared.backbone.runtime import Runtime
-from shared.contracts.events import PricedLine, Resolution, ReturnLine, storable
+from shared.contracts.events import PricedLine, Resolution, ReturnLine, Storable
 
 from . import domain, repository
 from .handlers import Outcome, ReturnsHandlers
@@ -24,23 +24,21 @@ from .handlers import Outcome, ReturnsHandlers
 DECIDED = {domain.AUTHORISED: 201, domain.REVIEW: 202, domain.REJECTED: 409}
 
 
-class ReturnBody(BaseModel):
+class ReturnBody(Storable):
     """The units to take back with a reason code each, the customer's note, the resolution wanted, and the
     channel's own id of the request (a repeat with the same id gets the first answer)."""
 
     model_config = ConfigDict(extra="forbid")
     lines: list[ReturnLine] = Field(min_length=1, max_length=100)
-    note: Annotated[str, AfterValidator(storable)] | None = Field(default=None, max_length=1000)
+    note: str | None = Field(default=None, max_length=1000)
     resolution: Resolution = "refund"
     exchange_for: list[PricedLine] | None = Field(default=None, min_length=1, max_length=100)
-    request_id: Annotated[str, AfterValidator(storable)] | None = Field(default=None, min_length=1, max_length=128)
+    request_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
-class Decision(BaseModel):
+class Decision(Storable):
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, AfterValidator(storable)] = Field(
-        default="decided by an operator", min_length=1, max_length=500
-    )
+    reason: str = Field(default="decided by an operator", min_length=1, max_length=500)
 
 
 def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:

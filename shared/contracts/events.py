@@ -35,12 +35,8 @@ MONEY_FORM = 'money must be a decimal string such as "12.50", with at most 4 dec
 
 def _amount_in_range(value: Decimal) -> Decimal:
     """An amount built in Python (not read from JSON), held to what the pattern allows a string."""
-    if not value.is_finite():
-        raise ValueError("money must be a finite amount")
-    if value.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise ValueError("money has at most 4 decimal places")
-    if not 0 <= value <= MONEY_MAX:
-        raise ValueError(f"money must lie between 0 and {MONEY_MAX}")
+    if not value.is_finite() or value.as_tuple().exponent < -4 or not 0 <= value <= MONEY_MAX:  # type: ignore[operator]
+        raise ValueError(MONEY_FORM)
     return value
 
 
@@ -56,22 +52,14 @@ class _MoneyValidation:
             [core_schema.str_schema(pattern=MONEY_PATTERN, strict=True), core_schema.decimal_schema()]
         )
         built = core_schema.no_info_after_validator_function(_amount_in_range, core_schema.is_instance_schema(Decimal))
-        return core_schema.json_or_python_schema(
-            json_schema=core_schema.custom_error_schema(
-                from_string, custom_error_type="money", custom_error_message=MONEY_FORM
+        return core_schema.custom_error_schema(
+            core_schema.json_or_python_schema(
+                json_schema=from_string,
+                python_schema=core_schema.union_schema([built, from_string], mode="left_to_right"),
+                serialization=core_schema.to_string_ser_schema(when_used="json-unless-none"),
             ),
-            python_schema=core_schema.union_schema(
-                [
-                    built,
-                    core_schema.custom_error_schema(
-                        from_string, custom_error_type="money", custom_error_message=MONEY_FORM
-                    ),
-                ],
-                mode="left_to_right",
-                custom_error_type="money",
-                custom_error_message=MONEY_FORM,
-            ),
-            serialization=core_schema.to_string_ser_schema(when_used="json-unless-none"),
+            custom_error_type="money",
+            custom_error_message=MONEY_FORM,
         )
 
 
@@ -119,10 +107,12 @@ MAX_UNITS_PER_SKU = 1000
 MAX_SUBMITTED_QUANTITY = 1_000_000
 
 
-class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    event_type: ClassVar[str] = ""
-    version: ClassVar[int] = 1
+class Storable(BaseModel):
+    """A model whose text PostgreSQL can store: every string field (an optional one, each one of a list) refuses a
+    NUL character (valid JSON may carry one, as \\u0000) as a schema error naming the field, rather than failing
+    later in the database. Checked inside pydantic's core after the field's own string checks: a call into Python
+    for every field of every contract was a fifth of the time to decode an order (docs/benchmarks/findings.md,
+    round 25)."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -135,32 +125,35 @@ class Contract(BaseModel):
         return schema
 
 
-# Text PostgreSQL can store, checked inside pydantic's core after a field's own string checks: a call into Python for
-# every field of every contract was a fifth of the time to decode an order (docs/benchmarks/findings.md, round 25).
+class Contract(Storable):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+
+
 _NUL_FREE = core_schema.custom_error_schema(
     core_schema.str_schema(pattern=r"^[^\x00]*$", strict=True),
     custom_error_type="nul_character",
     custom_error_message="text must not contain NUL characters",
 )
+# Where a field's text sits in its schema: under its default, its None, its own validators, or as a list's items.
+_AROUND_TEXT = {
+    "default": "schema",
+    "nullable": "schema",
+    "function-after": "schema",
+    "function-before": "schema",
+    "list": "items_schema",
+}
 
 
-def _storable_text(schema: core_schema.CoreSchema) -> core_schema.CoreSchema:
-    """A field's schema with its text (a string, an optional one, or a list of them) held to `storable`."""
+def _storable_text(schema: Any) -> Any:
+    """A field's schema with its text held to `_NUL_FREE`."""
     if schema["type"] == "str":
         return core_schema.chain_schema([schema, _NUL_FREE])
-    inner: Any = schema
-    for key in ("schema", "items_schema"):
-        if schema["type"] in ("default", "nullable", "function-after", "function-before", "list") and key in inner:
-            inner[key] = _storable_text(inner[key])
+    inner = _AROUND_TEXT.get(schema["type"])
+    if inner is not None:
+        schema[inner] = _storable_text(schema[inner])
     return schema
-
-
-def storable(text: str) -> str:
-    """PostgreSQL stores no NUL character in text or JSON (valid JSON may carry one, as \\u0000): refused
-    as a schema error naming the field rather than failing later in the database."""
-    if "\x00" in text:
-        raise ValueError("text must not contain NUL characters")
-    return text
 
 
 # ---- the generic order (POST /v1/orders and oms.orders.submitted) ----

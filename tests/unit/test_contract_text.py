@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from services.capture.api import CancelBody, HeldCancelBody, ReleaseBody
+from services.returns.api import Decision, ReturnBody
 from shared.contracts import topics
 from shared.contracts.events import Contract, OrderRejected
 
@@ -69,3 +71,21 @@ def test_a_nul_character_in_a_list_of_text_is_a_schema_error_naming_the_item(how
     assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [
         (("reasons", 1), "text must not contain NUL characters")
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "document", "field"),
+    [
+        (CancelBody, {"reason": "a\u0000b"}, "reason"),
+        (ReleaseBody, {"note": "a\u0000"}, "note"),
+        (HeldCancelBody, {"reason": "\u0000"}, "reason"),
+        (Decision, {"reason": "x\u0000"}, "reason"),
+        (ReturnBody, {"lines": [{"sku": "A", "quantity": 1, "reason": "x"}], "request_id": "r\u0000"}, "request_id"),
+    ],
+)
+def test_the_apis_request_bodies_refuse_a_nul_character_naming_the_field(
+    body: type[BaseModel], document: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        body.model_validate(document)
+    assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [((field,), "text must not contain NUL characters")]
