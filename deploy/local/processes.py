@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local.settings import REPO, LocalStack
-from deploy.local.supervisor import Supervised
-from shared.contracts.topics import SERVICES
+from deploy.local.supervisor import BEHIND_THE_ORDER_PATH, Supervised
+from shared.contracts.topics import ORDER_PATH, SERVICES
 
 __all__ = ["REPO", "Process", "everything", "service", "start_all"]
 
@@ -44,16 +44,28 @@ class Process:
     def log_file(self) -> Path:
         return self.local.logs_dir / f"{self.name}.log"
 
+    @property
+    def service_name(self) -> str | None:
+        """The service this process is an instance of; None for the simulator."""
+        return self.module.split(".")[1] if self.module.startswith("services.") else None
+
+    @property
+    def niceness(self) -> int:
+        """0 for a service on the order path; what only follows it, and the simulator, behind it."""
+        return 0 if self.service_name in ORDER_PATH else BEHIND_THE_ORDER_PATH
+
     def start(self) -> None:
-        self.supervised.spawn([sys.executable, "-m", self.module], cwd=REPO, env=self.environment())
+        self.supervised.spawn(
+            [sys.executable, "-m", self.module], cwd=REPO, env=self.environment(), niceness=self.niceness
+        )
 
     def environment(self) -> dict[str, str]:
         """The process's environment: this one's, with the local stack's addresses and, for a service, the
         passwords the stack gave its database role and Kafka principal (passed down, not read again)."""
         # The local stack runs with its development passwords and secrets, which production settings refuse.
         env = {"OMS_ENVIRONMENT": "development", **os.environ}
-        if self.module.startswith("services."):
-            env.update(self.local.service_environment(self.module.split(".")[1]))
+        if self.service_name is not None:
+            env.update(self.local.service_environment(self.service_name))
         else:  # the simulator reads the local stack's settings as a tool does: these same ones
             env.update(self.local.environment())
         if self.http_port is not None:

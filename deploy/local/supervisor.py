@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import NoReturn
 
 READY_TIMEOUT = 90.0
+# How the stack shares one machine's cores: the order path first. What only follows it (notifications, returns,
+# KPIs) and the stand-ins for outside parties (the simulator's warehouses and carriers, the SMTP sink) run at this
+# lower CPU priority (a niceness), so a batch on its way to a pick task does not wait for a core behind a customer's
+# e-mail or a carrier's scan. A priority, not a limit: they get every core the order path leaves idle, and keep pace
+# with it below the machine's limit (docs/benchmarks/findings.md, round 26). Kafka and PostgreSQL serve both.
+BEHIND_THE_ORDER_PATH = 19
 # Children started by this process, by pid: polled (which reaps them) to keep their exit status.
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -85,8 +91,11 @@ class Supervised:
                 return child.poll()
         return None
 
-    def spawn(self, argv: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> int:
-        """Start it detached (its own session, output to its log) and record its pid."""
+    def spawn(self, argv: list[str], cwd: Path, env: Mapping[str, str] | None = None, niceness: int = 0) -> int:
+        """Start it detached (its own session, output to its log) and record its pid; with a niceness, at that
+        lower CPU priority (set before it runs, so every thread it starts has it)."""
+        if niceness:
+            argv = ["nice", "-n", str(niceness), *argv]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:

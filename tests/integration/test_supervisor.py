@@ -2,11 +2,14 @@
 simulator): a pid file is believed only while that process lives and its command line is the one started, so a pid
 the system has given to another program is neither reported running nor signalled."""
 
+import os
 import subprocess
 import sys
+import time
 
 from deploy.local import processes
 from deploy.local.settings import LocalStack
+from deploy.local.supervisor import Supervised
 
 
 def test_a_service_whose_pid_went_to_another_program_is_not_running_and_stopping_it_leaves_that_program_alone(
@@ -28,3 +31,28 @@ def test_a_service_whose_pid_went_to_another_program_is_not_running_and_stopping
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_program_started_behind_the_order_path_runs_at_that_priority_every_thread_of_it(tmp_path) -> None:
+    # given a program the supervisor starts at a lower CPU priority, which reports its threads' priorities
+    program = Supervised("follower", tmp_path / "follower.pid", tmp_path / "follower.log", marker="follower-marker")
+    reports = (
+        "import os, threading, time\n"
+        "seen = [os.getpriority(os.PRIO_PROCESS, 0)]\n"
+        "thread = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+        "thread.start(); thread.join()\n"
+        "print('priorities', *seen, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    pid = program.spawn([sys.executable, "-c", reports, "follower-marker"], tmp_path, niceness=7)
+    try:
+        # then it is known as started, and it and the threads it starts run 7 behind this process
+        assert program.pid() == pid
+        deadline = time.monotonic() + 10
+        while "priorities" not in program.log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert program.log_file.read_text().split() == ["priorities", str(ours + 7), str(ours + 7)]
+    finally:
+        program.kill()
+    assert program.pid() is None

@@ -4,8 +4,10 @@ addresses, and each service the passwords the stack gave its database role and K
 
 import pytest
 
+from deploy.bench.run import more_instances
 from deploy.local import processes
 from deploy.local.settings import LocalStack
+from deploy.local.supervisor import BEHIND_THE_ORDER_PATH
 from services.capture.settings import CaptureSettings
 from services.notifications.settings import NotificationSettings
 from shared.backbone.ports import KAFKA_BASE, StackPorts
@@ -121,3 +123,14 @@ def test_oms_reads_a_services_dead_letters_as_its_role_in_a_shell_without_oms_en
     capture, allocation = local.service_settings("capture"), local.service_settings("allocation")
     assert (capture.db_role, capture.db_password) == ("capture", "capture-db-secret")
     assert (allocation.db_role, allocation.db_password) == ("allocation", "dev-allocation-password")
+
+
+def test_the_order_path_goes_first_on_the_machine_and_what_follows_it_runs_behind() -> None:
+    local = LocalStack.from_env({"OMS_STATE_DIR": "/tmp/elsewhere"})
+    niceness = {p.name: p.niceness for p in [*processes.everything(local), *more_instances(local, 2)]}
+    assert {name for name, value in niceness.items() if value == 0} == {
+        "capture", "allocation", "fulfillment", "capture-2", "allocation-2", "fulfillment-2",
+    }  # fmt: skip
+    behind = {name for name, value in niceness.items() if value == BEHIND_THE_ORDER_PATH}
+    assert behind == {"notifications", "returns", "kpis", "simulator", "notifications-2", "returns-2", "kpis-2"}
+    assert BEHIND_THE_ORDER_PATH > 0

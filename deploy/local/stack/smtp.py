@@ -9,7 +9,7 @@ import smtplib
 import sys
 
 from deploy.local.settings import LocalStack
-from deploy.local.supervisor import Supervised, fail, port_taken, say, wait_until
+from deploy.local.supervisor import BEHIND_THE_ORDER_PATH, Supervised, fail, port_taken, say, wait_until
 
 
 def process(local: LocalStack) -> Supervised:
@@ -48,7 +48,7 @@ async def start(local: LocalStack) -> None:
         # mail to internationalised mailboxes (jörg@…) can be delivered (deploy/local/mailsink.py).
         listen = f"{local.host}:{local.ports.smtp}"
         cmd = [sys.executable, "-m", "deploy.local.mailsink", "--listen", listen, str(local.maildir)]
-        started = process(local).spawn(cmd, local.state)
+        started = process(local).spawn(cmd, local.state, niceness=BEHIND_THE_ORDER_PATH)
     # It answers once it has listed the Message-IDs its Maildir holds: a second for 650,000 messages, but a Maildir
     # filled by an earlier sink is read, and renamed, once first (two minutes for as many, from the disk).
     await wait_until(lambda: ready(local), "smtp sink", lambda: running(local), (process(local).log_file,), 300)
