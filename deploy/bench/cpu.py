@@ -51,6 +51,11 @@ class Pipeline:
         assert postmaster is not None
         return cls({name: pid for name, pid in pids.items() if pid is not None}, postmaster)
 
+    def priorities(self) -> dict[str, int]:
+        """Each process's niceness now, by name (the stack's PostgreSQL: its postmaster's)."""
+        found = {name: times(pid) for name, pid in [*self.pids.items(), ("postgres", self.postmaster)]}
+        return {name: t.niceness for name, t in found.items() if t is not None}
+
     def snapshot(self) -> dict[str, float]:
         """CPU seconds so far per component, `machine` for the whole machine (every core, every process) and
         `steal` for the time the host ran other machines instead."""

@@ -113,18 +113,21 @@ def saturation(
 
 @dataclass(frozen=True)
 class ProcessTimes:
-    """One /proc/<pid>/stat line: parent pid, and CPU time of the process and of its reaped children (s)."""
+    """One /proc/<pid>/stat line: parent pid, CPU time of the process and of its reaped children (s), and its
+    niceness (its CPU priority: higher runs behind)."""
 
     ppid: int
     own: float
     children: float
+    niceness: int = 0
 
 
 def process_times(stat: str, ticks_per_second: int) -> ProcessTimes:
     # The command name is in parentheses and may hold spaces or parentheses: count fields after the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-    return ProcessTimes(int(fields[1]), (utime + stime) / ticks_per_second, (cutime + cstime) / ticks_per_second)
+    own, children = (utime + stime) / ticks_per_second, (cutime + cstime) / ticks_per_second
+    return ProcessTimes(int(fields[1]), own, children, int(fields[16]))
 
 
 def machine_busy(proc_stat: str, ticks_per_second: int) -> float:

@@ -124,6 +124,10 @@ class Bench:
         self.observer = observer
         self.more = more_instances(local, settings.instances)
         self.pipeline = Pipeline.find(local, self.more)
+        # The local stack runs what follows the order path behind it (deploy/local/supervisor.py); say how this
+        # run's processes were started, since a stack started otherwise shares the cores otherwise.
+        priorities = ", ".join(f"{name} {value}" for name, value in self.pipeline.priorities().items())
+        run.notes.append(f"CPU priority (niceness; higher runs behind) of each process at the start: {priorities}.")
         self.services = {
             name: [local.http_url(name)]
             + [f"http://{p.local.host}:{p.http_port}" for p in self.more if p.module == f"services.{name}"]

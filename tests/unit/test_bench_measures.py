@@ -72,7 +72,9 @@ def test_cpu_time_read_from_proc() -> None:
     # given a process whose name holds spaces and parentheses (fields counted from the last ')')
     stat = "4242 (postgres: oms (x) idle) S 17 4242 4242 0 -1 4194560 500 0 0 0 250 50 30 20 20 0 1 0 100 0 0"
     times = measures.process_times(stat, 100)
-    assert (times.ppid, times.own, times.children) == (17, 3.0, 0.5)
+    assert (times.ppid, times.own, times.children, times.niceness) == (17, 3.0, 0.5, 0)
+    behind = stat.replace(" 20 20 0 1 ", " 20 39 19 1 ")  # priority 39: niceness 19
+    assert measures.process_times(behind, 100).niceness == 19
     # the machine's busy time leaves out idle and I/O wait
     assert measures.machine_busy("cpu  100 5 50 1000 40 3 2 0 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n", 100) == 1.6
     assert measures.per_thousand({"capture": 1.0}, {"capture": 4.0}, 500) == {"capture": 6.0}
@@ -209,6 +211,9 @@ def test_more_instances_of_every_service_share_their_groups_and_count_as_their_s
     seconds = Pipeline({"capture": os.getpid(), "capture-2": os.getpid()}, os.getpid()).snapshot()
     assert "capture-2" not in seconds
     assert seconds["capture"] >= 2 * own.own
+    # and each process's CPU priority is read as it runs, PostgreSQL's from its postmaster
+    priorities = Pipeline({"capture": os.getpid()}, os.getpid()).priorities()
+    assert priorities == {"capture": os.getpriority(os.PRIO_PROCESS, 0), "postgres": os.getpriority(os.PRIO_PROCESS, 0)}
 
 
 def test_time_the_host_gave_other_machines_is_steal_not_work() -> None:
