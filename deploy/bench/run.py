@@ -130,7 +130,7 @@ class Bench:
         run.notes.append(f"CPU priority (niceness; higher runs behind) of each process at the start: {priorities}.")
         self.services = {
             name: [local.http_url(name)]
-            + [f"http://{p.local.host}:{p.http_port}" for p in self.more if p.module == f"services.{name}"]
+            + [f"http://{p.local.host}:{p.http_port}" for p in self.more if p.service_name == name]
             for name in SERVICES
         }
         self.notifications = self.services["notifications"]
