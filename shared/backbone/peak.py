@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -47,25 +48,39 @@ log = logging.getLogger(__name__)
 # look: one that stopped holds nothing back for long), and the backlog itself (a wait ends when it is not known for
 # this long).
 STALE_AFTER_LOOKS = 4
+# The path's usual backlog is the lowest of the latest this many looks while nothing waited (10 s at the default
+# look): enough to catch one between a service's batches, few enough to follow the rate as it changes.
+USUAL_LOOKS = 20
 
 
 @dataclass
 class Peak:
     """Whether what follows the order path waits, from the path's backlog (records its groups have still to read).
 
-    It waits from `high` records on until the backlog is down to `low` (hysteresis: a backlog hovering around one
-    mark would otherwise flip it at every look), for at most `longest` seconds in a row; past that the path is
-    overloaded rather than at a peak, and nothing waits again until the backlog was down to `low`. A backlog unknown
-    for longer than `patience` seconds ends a wait (fail open); a look that failed once, as one may when the broker
-    is slow at a peak, changes nothing (it once let every follower read on in the middle of a 600/s minute)."""
+    The marks count from what the path usually carries: a path that keeps pace has records in hand (those in its
+    batches and lingers, not yet committed), about 1.6 records per order a second (40 at 27 orders/s, 300-400 at
+    200/s on this machine: docs/benchmarks/findings.md, round 27), and absolute marks held what follows for the
+    rest of a steady 200/s minute after any hiccup, as the backlog never came down to 100. The usual backlog is the
+    lowest of the latest `usual_looks` looks while nothing waited (none, or 0 looks: marks counted from 0), and at
+    most `high`, so that a backlog that keeps growing counts as behind once it passed twice the high mark.
+
+    It waits from `high` records over the usual on until the backlog is down to `low` over what was usual when the
+    wait began (hysteresis: a backlog hovering around one mark would otherwise flip it at every look), for at most
+    `longest` seconds in a row; past that the path is overloaded rather than at a peak, and nothing waits again
+    until the backlog was down to `low` over the usual. A backlog unknown for longer than `patience` seconds ends
+    a wait (fail open); a look that failed once, as one may when the broker is slow at a peak, changes nothing (it
+    once let every follower read on in the middle of a 600/s minute)."""
 
     high: int
     low: int
     longest: float
     patience: float = 0.0
+    usual_looks: int = 0
     since: float | None = None  # when the wait began
     spent: bool = False  # waited its longest; not again until the path caught up
     known_at: float | None = None  # when the backlog was last known
+    usual_then: int = 0  # the usual backlog when the wait began (or the path was found overloaded)
+    seen: deque[int] = field(default_factory=deque)  # the backlog at the latest looks while nothing waited
 
     @property
     def waiting(self) -> bool:
@@ -80,15 +95,26 @@ class Peak:
                 self.since = None
             return self.waiting
         self.known_at = now
-        if backlog <= self.low:
+        calm = not (self.waiting or self.spent)
+        usual = self.usual if calm else self.usual_then
+        if backlog <= usual + self.low:
             self.since, self.spent = None, False
         elif self.since is not None and now - self.since >= self.longest:
             behind = now - self.since
             log.warning("order path behind for %.0f s (backlog %d): what follows it reads on", behind, backlog)
             self.since, self.spent = None, True
-        elif self.since is None and backlog >= self.high and not self.spent:
-            self.since = now
+        elif self.since is None and backlog >= usual + self.high and not self.spent:
+            self.since, self.usual_then = now, usual
+        if calm and not self.waiting and self.usual_looks:
+            self.seen.append(backlog)
+            if len(self.seen) > self.usual_looks:
+                self.seen.popleft()
         return self.waiting
+
+    @property
+    def usual(self) -> int:
+        """The backlog the path carries while it keeps pace: the lowest of the latest calm looks, at most `high`."""
+        return min(min(self.seen, default=0), self.high)
 
 
 class OrderPathWatch:
@@ -118,6 +144,7 @@ class OrderPathWatch:
             settings.peak_backlog_low,
             settings.peak_longest_wait_seconds,
             patience=STALE_AFTER_LOOKS * (settings.peak_look_seconds + self.timeout),
+            usual_looks=USUAL_LOOKS,
         )
         self.reports = PathReports(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
         self.coordinators: dict[str, int] = {}  # each path group's coordinator, as last found
@@ -177,7 +204,8 @@ class OrderPathWatch:
     def _update(self, backlog: int | None) -> None:
         was = self.peak.waiting
         if self.peak.look(backlog, time.monotonic()) != was:
-            log.info("order path backlog %s: what follows it %s", backlog, "reads on" if was else "waits")
+            now_it = "reads on" if was else "waits"
+            log.info("order path backlog %s (usual %d): what follows it %s", backlog, self.peak.usual_then, now_it)
         service = self.settings.service
         if backlog is not None:
             ORDER_PATH_BACKLOG.labels(service).set(backlog)

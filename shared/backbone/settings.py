@@ -59,8 +59,9 @@ class KafkaSettings(BaseSettings):
     follow_up_fetch_wait_ms: int = Field(default=250, ge=0, le=5000)
     follow_up_fetch_min_bytes: int = Field(default=1_000_000, ge=1)
     # At a peak the order path goes first (shared/backbone/peak.py): from this many records left to read by its
-    # consumer groups (0: never) follow-up consumers pause what can wait until the backlog is down to the low mark,
-    # for at most the longest wait in a row. Each service looks at the backlog every `peak_look_seconds`.
+    # consumer groups over what they usually carry (0: never) follow-up consumers pause what can wait until the
+    # backlog is down to the low mark over that, for at most the longest wait in a row. Each service looks at the
+    # backlog every `peak_look_seconds`.
     peak_backlog_high: int = Field(default=500, ge=0)
     peak_backlog_low: int = Field(default=100, ge=0)
     peak_longest_wait_seconds: float = Field(default=300.0, gt=0)

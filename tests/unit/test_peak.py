@@ -45,6 +45,38 @@ def test_a_path_behind_for_longer_than_a_peak_lasts_lets_what_follows_read_on_un
     assert peak.look(1000, now=600.0)
 
 
+def test_the_marks_count_from_the_backlog_the_path_usually_carries_while_it_keeps_pace() -> None:
+    peak = Peak(high=500, low=100, longest=300, usual_looks=4)
+    # At a steady rate the path has records in hand: absolute marks would hold what follows for as long as it lasts.
+    assert not any(peak.look(backlog, now) for now, backlog in enumerate([320, 380, 300, 350]))
+    assert peak.usual == 300
+    assert not peak.look(700, now=4.0)  # a hiccup within the usual: nothing waits
+    assert peak.look(800, now=5.0)  # 500 over the usual
+    assert peak.look(2000, now=6.0)
+    assert peak.look(401, now=7.0)  # looks while waiting do not count as usual
+    assert not peak.look(400, now=8.0)  # back to what the path carried before: what follows reads on
+
+
+def test_the_usual_backlog_is_the_lowest_of_the_latest_looks_and_at_most_the_high_mark() -> None:
+    peak = Peak(high=500, low=100, longest=300, usual_looks=2)
+    # A backlog growing slower than the high mark per window is followed as usual, up to the high mark.
+    assert not any(peak.look(backlog, now) for now, backlog in enumerate([0, 200, 400, 600, 800]))
+    assert peak.usual == 500  # the lowest of 600 and 800, capped: a backlog growing without end is not usual
+    assert peak.look(1000, now=5.0)
+
+
+def test_a_path_overloaded_catches_up_to_the_backlog_usual_before_its_wait() -> None:
+    peak = Peak(high=500, low=100, longest=300, usual_looks=4)
+    for now, backlog in enumerate([300, 320, 310, 330]):
+        peak.look(backlog, now)
+    assert peak.look(900, now=10.0)
+    assert not peak.look(5000, now=310.0)  # overloaded: followers read on
+    assert not peak.look(5000, now=320.0)
+    assert peak.usual == 300  # looks while overloaded are not usual either
+    assert not peak.look(400, now=330.0)  # caught up to what it carried before
+    assert peak.look(800, now=331.0)
+
+
 def test_nothing_waits_when_the_backlog_is_unknown_or_waiting_is_switched_off() -> None:
     peak = Peak(high=1000, low=250, longest=300)
     assert peak.look(5000, now=0.0)
