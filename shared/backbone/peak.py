@@ -51,6 +51,8 @@ STALE_AFTER_LOOKS = 4
 # The path's usual backlog is the lowest of the latest this many looks while nothing waited (10 s at the default
 # look): enough to catch one between a service's batches, few enough to follow the rate as it changes.
 USUAL_LOOKS = 20
+# A wait ends too once this many looks found the backlog steady under the high mark (2 s at the default look).
+STEADY_LOOKS = 4
 
 
 @dataclass
@@ -65,22 +67,26 @@ class Peak:
     most `high`, so that a backlog that keeps growing counts as behind once it passed twice the high mark.
 
     It waits from `high` records over the usual on until the backlog is down to `low` over what was usual when the
-    wait began (hysteresis: a backlog hovering around one mark would otherwise flip it at every look), for at most
-    `longest` seconds in a row; past that the path is overloaded rather than at a peak, and nothing waits again
-    until the backlog was down to `low` over the usual. A backlog unknown for longer than `patience` seconds ends
-    a wait (fail open); a look that failed once, as one may when the broker is slow at a peak, changes nothing (it
-    once let every follower read on in the middle of a 600/s minute)."""
+    wait began (hysteresis: a backlog hovering around one mark would otherwise flip it at every look), or has held
+    within `low` under `high` for the wait's latest `steady_looks` looks (when the rate rose with the peak, as a
+    steady minute's first seconds do, the usual before it was lower than what the path now carries keeping pace),
+    for at most `longest` seconds in a row; past that the path is overloaded rather than at a peak, and nothing
+    waits again until the backlog was down to `low` over the usual. A backlog unknown for longer than `patience`
+    seconds ends a wait (fail open); a look that failed once, as one may when the broker is slow at a peak, changes
+    nothing (it once let every follower read on in the middle of a 600/s minute)."""
 
     high: int
     low: int
     longest: float
     patience: float = 0.0
     usual_looks: int = 0
+    steady_looks: int = 0
     since: float | None = None  # when the wait began
     spent: bool = False  # waited its longest; not again until the path caught up
     known_at: float | None = None  # when the backlog was last known
     usual_then: int = 0  # the usual backlog when the wait began (or the path was found overloaded)
     seen: deque[int] = field(default_factory=deque)  # the backlog at the latest looks while nothing waited
+    lately: deque[int] = field(default_factory=deque)  # the backlog at the latest looks of a wait
 
     @property
     def waiting(self) -> bool:
@@ -97,7 +103,7 @@ class Peak:
         self.known_at = now
         calm = not (self.waiting or self.spent)
         usual = self.usual if calm else self.usual_then
-        if backlog <= usual + self.low:
+        if backlog <= usual + self.low or (self.waiting and self._steady_again(backlog)):
             self.since, self.spent = None, False
         elif self.since is not None and now - self.since >= self.longest:
             behind = now - self.since
@@ -105,16 +111,34 @@ class Peak:
             self.since, self.spent = None, True
         elif self.since is None and backlog >= usual + self.high and not self.spent:
             self.since, self.usual_then = now, usual
-        if calm and not self.waiting and self.usual_looks:
-            self.seen.append(backlog)
-            if len(self.seen) > self.usual_looks:
-                self.seen.popleft()
+            self.lately.clear()
+        if calm and not self.waiting:
+            _keep(self.seen, backlog, self.usual_looks)
         return self.waiting
+
+    def _steady_again(self, backlog: int) -> bool:
+        """Whether a wait's latest looks (this one the last) found the path keeping pace at a rate the usual backlog
+        had not seen, as when the rate rose with the peak: a backlog steady within `low`, under `high`."""
+        lately = self.lately
+        _keep(lately, backlog, self.steady_looks)
+        return (
+            bool(self.steady_looks)
+            and len(lately) == self.steady_looks
+            and max(lately) - min(lately) <= self.low
+            and max(lately) < self.high
+        )
 
     @property
     def usual(self) -> int:
         """The backlog the path carries while it keeps pace: the lowest of the latest calm looks, at most `high`."""
         return min(min(self.seen, default=0), self.high)
+
+
+def _keep(looks: deque[int], backlog: int, most: int) -> None:
+    if most:
+        looks.append(backlog)
+        if len(looks) > most:
+            looks.popleft()
 
 
 class OrderPathWatch:
@@ -145,6 +169,7 @@ class OrderPathWatch:
             settings.peak_longest_wait_seconds,
             patience=STALE_AFTER_LOOKS * (settings.peak_look_seconds + self.timeout),
             usual_looks=USUAL_LOOKS,
+            steady_looks=STEADY_LOOKS,
         )
         self.reports = PathReports(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
         self.coordinators: dict[str, int] = {}  # each path group's coordinator, as last found

@@ -77,6 +77,29 @@ def test_a_path_overloaded_catches_up_to_the_backlog_usual_before_its_wait() -> 
     assert peak.look(800, now=331.0)
 
 
+def test_a_wait_ends_once_the_backlog_holds_steady_under_the_high_mark_at_a_rate_the_usual_had_not_seen() -> None:
+    peak = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4)
+    assert not peak.look(0, now=0.0)  # idle before a steady minute begins
+    assert peak.look(585, now=1.0)  # its first seconds: a hiccup over the usual of an idle path
+    assert [peak.look(backlog, now) for now, backlog in enumerate([330, 310, 380, 320], start=2)] == [
+        True,
+        True,
+        True,
+        False,  # four looks within 100 of each other, under 500: the path keeps pace at the new rate
+    ]
+
+
+def test_a_wait_goes_on_while_the_backlog_falls_or_stays_over_the_high_mark() -> None:
+    draining = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4)
+    assert draining.look(3500, now=0.0)  # a burst
+    assert all(draining.look(backlog, now) for now, backlog in enumerate([2800, 2000, 1300, 600, 400], start=1))
+    assert not draining.look(90, now=6.0)
+
+    overloaded = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4)
+    assert overloaded.look(900, now=0.0)  # a rate the path keeps alone, carrying more than the high mark
+    assert all(overloaded.look(backlog, now) for now, backlog in enumerate([640, 620, 660, 650, 640], start=1))
+
+
 def test_nothing_waits_when_the_backlog_is_unknown_or_waiting_is_switched_off() -> None:
     peak = Peak(high=1000, low=250, longest=300)
     assert peak.look(5000, now=0.0)
