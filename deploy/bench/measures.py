@@ -188,6 +188,21 @@ def loop_holds(before: Mapping[str, Samples], after: Mapping[str, Samples]) -> d
     return holds
 
 
+YIELDED = "oms_yielded_to_the_order_path_seconds_total"
+
+
+def waited(before: Mapping[str, Samples], after: Mapping[str, Samples], instances: Mapping[str, int]) -> float:
+    """Seconds what follows the order path waited between two scrapes: the longest of any service's (each service's
+    instances together, so per instance), as every service's watch waits on the same reports of the backlog."""
+    return max(
+        (
+            total(delta(samples, before.get(service, {})), YIELDED) / max(1, instances.get(service, 1))
+            for service, samples in after.items()
+        ),
+        default=0.0,
+    )
+
+
 def pgbench_tps(output: str) -> float:
     found = PGBENCH_TPS.search(output)
     if found is None:

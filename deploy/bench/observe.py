@@ -168,15 +168,15 @@ async def metrics_of(http: httpx.AsyncClient, bases: list[str]) -> scrape.Sample
     return scrape.merge(*[scrape.parse((await http.get(f"{base}/metrics")).text) for base in bases])
 
 
-async def loop_watches(urls: Mapping[str, list[str]]) -> dict[str, scrape.Samples]:
-    """Each service's event loop watch so far (`oms_event_loop_held_seconds`), its instances (at these base URLs)
-    together."""
-    watches = {}
+async def watches(urls: Mapping[str, list[str]]) -> dict[str, scrape.Samples]:
+    """Each service's watches so far, its instances (at these base URLs) together: of its event loop
+    (`oms_event_loop_held_seconds`) and of the order path (the seconds what follows it waited)."""
+    found = {}
     async with httpx.AsyncClient(timeout=10) as http:
         for service, bases in urls.items():
             merged = (await metrics_of(http, bases)).items()
-            watches[service] = {key: value for key, value in merged if key[0].startswith(measures.LOOP_HELD)}
-    return watches
+            found[service] = {k: v for k, v in merged if k[0].startswith((measures.LOOP_HELD, measures.YIELDED))}
+    return found
 
 
 async def messages_sent(urls: list[str]) -> int:

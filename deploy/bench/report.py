@@ -81,8 +81,14 @@ def phase_line(phase: Phase, run: Run) -> str:
     return (
         f"  {phase.name}: {phase.orders} orders, drained {rate} ({ratio(run, phase.throughput)} of the order-sized"
         f" transaction's tps); to pick task p50/p95/p99/max {spread(phase.to_pick)}; to delivered"
-        f" {spread(phase.to_delivered)}; by hop p50/p99 {by_hop(phase)}; errors {errors(phase)}; {verdict(phase)}"
+        f" {spread(phase.to_delivered)}; by hop p50/p99 {by_hop(phase)}; errors {errors(phase)};"
+        f" what follows waited {waited(phase)}; {verdict(phase)}"
     )
+
+
+def waited(phase: Phase) -> str:
+    """How long what follows the order path waited for it during the phase (a run before the counter: -)."""
+    return "-" if phase.waited is None else f"{phase.waited:.0f} s"
 
 
 def by_hop(phase: Phase) -> str:
@@ -152,14 +158,16 @@ def markdown(run: Run) -> str:
         " for a rate step between its first and its last pick task (the pace it was served at). `÷ txn`: that"
         " rate as a share of this run's order-sized transaction tps (absolute figures move from machine to"
         " machine; this ratio is what to compare). Latencies run from each order's due time (p50 / p95 / p99 /"
-        " max); the sender's worst lateness against its own schedule is already inside them. The burst with"
-        " py-spy attached is slowed by the profiler pausing each process at every sample: not a measurement."
+        " max); the sender's worst lateness against its own schedule is already inside them. What follows waited:"
+        " the seconds the services' follow-up consumers paused what can wait while the order path was behind"
+        " (`oms_yielded_to_the_order_path_seconds_total`, shared/backbone/peak.py). The burst with py-spy attached"
+        " is slowed by the profiler pausing each process at every sample: not a measurement."
     )
     out += [
         "",
         "| phase | offered | orders | drained | ÷ txn | intake → pick task | intake → delivered | HTTP response"
-        " p50 / p99 | errors | sender late | verdict |",
-        "|---|---:|---:|---:|---:|---|---|---|---|---:|---|",
+        " p50 / p99 | errors | sender late | what follows waited | verdict |",
+        "|---|---:|---:|---:|---:|---|---|---|---|---:|---:|---|",
     ]
     for p in run.phases:
         offered = "all at once" if p.offered_rate is None else f"{p.offered_rate:g}/s"
@@ -167,7 +175,8 @@ def markdown(run: Run) -> str:
         http = spread(p.http, everything=False) if p.kind in ("http", "shopify") else "-"
         out.append(
             f"| {p.name} | {offered} | {p.orders} | {drained} | {ratio(run, p.throughput)} | {spread(p.to_pick)}"
-            f" | {spread(p.to_delivered)} | {http} | {errors(p)} | {duration(p.late_max)} | {verdict(p)} |"
+            f" | {spread(p.to_delivered)} | {http} | {errors(p)} | {duration(p.late_max)} | {waited(p)}"
+            f" | {verdict(p)} |"
         )
     phases = [asdict(p) for p in run.phases]  # as the index reads them from the runs' JSON
     within = ", ".join(

@@ -55,6 +55,7 @@ class Phase:
     saturated: list[str] = field(default_factory=list)
     profiled: bool = False
     loop_holds: dict[str, LoopHolds] = field(default_factory=dict)  # by service, its instances together
+    waited: float | None = None  # seconds what follows the order path waited for it (shared/backbone/peak.py)
 
     @property
     def errors(self) -> int:

@@ -49,6 +49,7 @@ from .measures import (
     latencies,
     loop_holds,
     saturation,
+    waited,
 )
 from .results import Phase, Run
 
@@ -199,7 +200,7 @@ class Bench:
         dead_before = await self.observer.dead_letters()
         database_before = await observe.database_work(self.pool)
         messages_before = await observe.messages_sent(self.notifications)
-        loops_before = await observe.loop_watches(self.services)
+        watches_before = await observe.watches(self.services)
         recorders = await self.profile(profile_to) if profile_to else []
         due = Due()
         async with self.observer.held():
@@ -223,7 +224,10 @@ class Bench:
             database.wal_bytes,
         )
         phase.messages_sent = await observe.messages_sent(self.notifications) - messages_before
-        phase.loop_holds = loop_holds(loops_before, await observe.loop_watches(self.services))
+        watches_after = await observe.watches(self.services)
+        phase.loop_holds = loop_holds(watches_before, watches_after)
+        instances = {service: len(bases) for service, bases in self.services.items()}
+        phase.waited = waited(watches_before, watches_after, instances)
         self.conclude(phase, due)
         print(report.phase_line(phase, self.run), flush=True)
         return phase

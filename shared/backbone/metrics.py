@@ -67,6 +67,12 @@ YIELDING_TO_THE_ORDER_PATH = Gauge(
     "1 while this service's follow-up consumer pauses what can wait, the order path being behind.",
     ["service"],
 )
+YIELDED_TO_THE_ORDER_PATH = Counter(
+    "oms_yielded_to_the_order_path_seconds",
+    "Seconds this service's follow-up consumer paused what can wait for the order path (its rate: the share of the"
+    " time, which a scrape of the gauge above can miss).",
+    ["service"],
+)
 OUTBOX_BACKLOG = Gauge("oms_outbox_backlog_events", "Events in the outbox not yet published.", ["service"])
 OUTBOX_OLDEST_AGE = Gauge("oms_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox event.", ["service"])
 DB_POOL_CONNECTIONS = Gauge(

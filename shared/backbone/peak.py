@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.backbone import kafka_access
 from shared.backbone.failures import describe
 from shared.backbone.kafka import Undecodable, decode, encode
-from shared.backbone.metrics import ORDER_PATH_BACKLOG, YIELDING_TO_THE_ORDER_PATH
+from shared.backbone.metrics import ORDER_PATH_BACKLOG, YIELDED_TO_THE_ORDER_PATH, YIELDING_TO_THE_ORDER_PATH
 from shared.backbone.settings import CommonSettings
 from shared.contracts.envelope import wrap
 from shared.contracts.events import INSTANCE_NAME_LENGTH, IntakeQueueMeasured
@@ -174,6 +174,7 @@ class OrderPathWatch:
         self.reports = PathReports(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
         self.coordinators: dict[str, int] = {}  # each path group's coordinator, as last found
         self.caught_up = asyncio.Event()  # set while nothing waits: what else puts work off awaits it
+        self.updated = time.monotonic()  # when `waiting` was last decided
         self.caught_up.set()
 
     @property
@@ -227,11 +228,13 @@ class OrderPathWatch:
         )
 
     def _update(self, backlog: int | None) -> None:
-        was = self.peak.waiting
-        if self.peak.look(backlog, time.monotonic()) != was:
+        was, now, service = self.peak.waiting, time.monotonic(), self.settings.service
+        if was:
+            YIELDED_TO_THE_ORDER_PATH.labels(service).inc(now - self.updated)
+        self.updated = now
+        if self.peak.look(backlog, now) != was:
             now_it = "reads on" if was else "waits"
             log.info("order path backlog %s (usual %d): what follows it %s", backlog, self.peak.usual_then, now_it)
-        service = self.settings.service
         if backlog is not None:
             ORDER_PATH_BACKLOG.labels(service).set(backlog)
         YIELDING_TO_THE_ORDER_PATH.labels(service).set(int(self.waiting))

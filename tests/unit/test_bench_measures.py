@@ -237,3 +237,22 @@ def test_a_phases_event_loop_holds_are_the_change_of_each_services_watch_and_sho
     step = Phase("kafka 200/s", "kafka", 200.0, 9000, loop_holds=holds)
     run.phases.append(step)
     assert "| kafka 200/s | 10 / 4 / 2.5 s |" in report.markdown(run).split("## Event loops held")[1]
+
+
+def test_what_follows_waited_is_the_longest_wait_of_any_service_per_instance_and_shows_in_the_report() -> None:
+    def watch(service: str, seconds: float) -> Samples:
+        return {(measures.YIELDED, (("service", service),)): seconds}
+
+    before = {"notifications": watch("notifications", 10.0), "kpis": watch("kpis", 4.0), "capture": {}}
+    # two notifications instances waited 7 s each; the KPIs' one 6.5 s; capture's counter begins with the phase
+    after = {"notifications": watch("notifications", 24.0), "kpis": watch("kpis", 10.5), "capture": {}}
+    assert measures.waited(before, after, {"notifications": 2, "kpis": 1, "capture": 1}) == 7.0
+    assert measures.waited({}, {}, {}) == 0.0
+
+    run = Run("r", "2026-12-06T10:00:00+00:00", "python -m deploy.bench", False, "abc", {}, {}, (0.1, 0.1, 0.1))
+    step = Phase("kafka 200/s", "kafka", 200.0, 12000, waited=7.0)
+    older = Phase("kafka 400/s", "kafka", 400.0, 24000)  # a run's JSON from before the counter
+    run.phases += [step, older]
+    table = report.markdown(run).split("## The pipeline")[1]
+    assert "| 0 ms | 7 s | kept up |" in table and "| 0 ms | - | kept up |" in table
+    assert "what follows waited 7 s; kept up" in report.phase_line(step, run)

@@ -370,3 +370,21 @@ def test_a_look_that_failed_leaves_a_wait_as_it_was_until_the_backlog_is_unknown
     assert not peak.look(None, now=7.0)
 
     assert not Peak(high=500, low=100, longest=300, patience=6).look(None, now=0.0)  # never known: nothing waits
+
+
+def test_the_watch_counts_the_seconds_what_follows_waited(monkeypatch) -> None:
+    clock = iter([100.0, 101.0, 103.5, 110.0, 111.0])
+    monkeypatch.setattr("shared.backbone.peak.time.monotonic", lambda: next(clock))
+    watch = OrderPathWatch(CommonSettings(service="unit-yielded"))  # its clock starts at 100
+
+    def waited() -> float:
+        sample = REGISTRY.get_sample_value("oms_yielded_to_the_order_path_seconds_total", {"service": "unit-yielded"})
+        return sample or 0.0
+
+    watch._update(900)  # at 101: the wait begins
+    assert watch.waiting and waited() == 0
+    watch._update(50)  # at 103.5: caught up
+    assert not watch.waiting and waited() == 2.5
+    watch._update(50)  # at 110: nothing waited since
+    watch._update(900)  # at 111: waits again
+    assert waited() == 2.5
