@@ -85,8 +85,11 @@ class Peak:
     spent: bool = False  # waited its longest; not again until the path caught up
     known_at: float | None = None  # when the backlog was last known
     usual_then: int = 0  # the usual backlog when the wait began (or the path was found overloaded)
-    seen: deque[int] = field(default_factory=deque)  # the backlog at the latest looks while nothing waited
-    lately: deque[int] = field(default_factory=deque)  # the backlog at the latest looks of a wait
+    seen: deque[int] = field(init=False)  # the backlog at the latest looks while nothing waited
+    lately: deque[int] = field(init=False)  # the backlog at the latest looks of a wait
+
+    def __post_init__(self) -> None:
+        self.seen, self.lately = deque(maxlen=self.usual_looks), deque(maxlen=self.steady_looks)
 
     @property
     def waiting(self) -> bool:
@@ -113,14 +116,14 @@ class Peak:
             self.since, self.usual_then = now, usual
             self.lately.clear()
         if calm and not self.waiting:
-            _keep(self.seen, backlog, self.usual_looks)
+            self.seen.append(backlog)
         return self.waiting
 
     def _steady_again(self, backlog: int) -> bool:
         """Whether a wait's latest looks (this one the last) found the path keeping pace at a rate the usual backlog
         had not seen, as when the rate rose with the peak: a backlog steady within `low`, under `high`."""
         lately = self.lately
-        _keep(lately, backlog, self.steady_looks)
+        lately.append(backlog)
         return (
             bool(self.steady_looks)
             and len(lately) == self.steady_looks
@@ -132,13 +135,6 @@ class Peak:
     def usual(self) -> int:
         """The backlog the path carries while it keeps pace: the lowest of the latest calm looks, at most `high`."""
         return min(min(self.seen, default=0), self.high)
-
-
-def _keep(looks: deque[int], backlog: int, most: int) -> None:
-    if most:
-        looks.append(backlog)
-        if len(looks) > most:
-            looks.popleft()
 
 
 class OrderPathWatch:
