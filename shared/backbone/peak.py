@@ -225,8 +225,8 @@ class OrderPathWatch:
 
     def _update(self, backlog: int | None) -> None:
         was, now, service = self.peak.waiting, time.monotonic(), self.settings.service
-        if was:
-            YIELDED_TO_THE_ORDER_PATH.labels(service).inc(now - self.updated)
+        # Counted at every look, 0 while nothing waits, so the series exists (and rates to 0) from the first one.
+        YIELDED_TO_THE_ORDER_PATH.labels(service).inc(now - self.updated if was else 0.0)
         self.updated = now
         if self.peak.look(backlog, now) != was:
             now_it = "reads on" if was else "waits"
