@@ -106,7 +106,9 @@ class Peak:
         self.known_at = now
         calm = not (self.waiting or self.spent)
         usual = self.usual if calm else self.usual_then
-        if backlog <= usual + self.low or (self.waiting and self._steady_again(backlog)):
+        if self.waiting:
+            self.lately.append(backlog)
+        if backlog <= usual + self.low or (self.waiting and self._steady_again()):
             self.since, self.spent = None, False
         elif self.since is not None and now - self.since >= self.longest:
             behind = now - self.since
@@ -119,11 +121,10 @@ class Peak:
             self.seen.append(backlog)
         return self.waiting
 
-    def _steady_again(self, backlog: int) -> bool:
+    def _steady_again(self) -> bool:
         """Whether a wait's latest looks (this one the last) found the path keeping pace at a rate the usual backlog
         had not seen, as when the rate rose with the peak: a backlog steady within `low`, under `high`."""
         lately = self.lately
-        lately.append(backlog)
         return (
             bool(self.steady_looks)
             and len(lately) == self.steady_looks
