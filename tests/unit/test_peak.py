@@ -89,6 +89,50 @@ def test_a_wait_ends_once_the_backlog_holds_steady_under_the_high_mark_at_a_rate
     ]
 
 
+def test_a_path_steady_just_under_the_high_mark_is_still_at_a_peak() -> None:
+    # HTTP at 400/s (round 28): with what follows waiting the path alone holds steady at 430-485; reading on at
+    # that, what follows catches up in a burst and the path falls behind again.
+    peak = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
+    assert not peak.look(0, now=0.0)
+    assert peak.look(507, now=1.0)
+    assert all(peak.look(backlog, now) for now, backlog in enumerate([579, 471, 469, 471, 470, 459], start=2))
+    assert not peak.look(90, now=8.0)
+
+
+def test_a_wait_soon_after_a_steady_end_lasts_until_the_path_catches_up() -> None:
+    peak = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
+    assert not peak.look(0, now=0.0)
+    assert peak.look(540, now=1.0)
+    assert [peak.look(backlog, now) for now, backlog in enumerate([380, 370, 375, 372], start=2)] == [
+        True,
+        True,
+        True,
+        False,  # steady, well under the high mark: what follows reads on
+    ]
+    assert peak.look(613, now=8.0)  # behind again 2 s later: what follows, reading on, was more than it could carry
+    assert peak.firm
+    assert all(peak.look(backlog, now) for now, backlog in enumerate([1071, 556, 380, 370, 375, 372], start=9))
+    assert not peak.look(60, now=15.0)  # caught up: down to the low mark over the usual (0)
+
+
+def test_a_steady_end_that_held_leaves_the_next_wait_free_to_end_steady() -> None:
+    late = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
+    late.look(0, now=0.0)
+    late.look(585, now=1.0)
+    assert [late.look(b, now) for now, b in enumerate([330, 310, 380, 320], start=2)][-1] is False
+    assert late.look(620, now=30.0)  # a hiccup long after: the steady end had held
+    assert not late.firm
+    assert [late.look(b, now) for now, b in enumerate([330, 310, 380, 320], start=31)][-1] is False
+
+    caught_up = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
+    caught_up.look(0, now=0.0)
+    caught_up.look(585, now=1.0)
+    assert [caught_up.look(b, now) for now, b in enumerate([330, 310, 380, 320], start=2)][-1] is False
+    assert not caught_up.look(40, now=6.0)  # back at the usual once what follows caught up
+    assert caught_up.look(700, now=7.0)
+    assert not caught_up.firm
+
+
 def test_a_wait_goes_on_while_the_backlog_falls_or_stays_over_the_high_mark() -> None:
     draining = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4)
     assert draining.look(3500, now=0.0)  # a burst
