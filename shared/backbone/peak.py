@@ -51,7 +51,8 @@ STALE_AFTER_LOOKS = 4
 # The path's usual backlog is the lowest of the latest this many looks while nothing waited (10 s at the default
 # look): enough to catch one between a service's batches, few enough to follow the rate as it changes.
 USUAL_LOOKS = 20
-# A wait ends too once this many looks found the backlog steady under the high mark (2 s at the default look).
+# A wait ends too once this many looks found the backlog steady, the low mark or more under the high one (2 s at
+# the default look).
 STEADY_LOOKS = 4
 # A wait that begins within this many looks of a steady end (10 s at the default look) is not ended by the next
 # steady one: what follows, reading on, put the path behind again.
@@ -78,9 +79,9 @@ class Peak:
     the test: a wait that begins within `retest` seconds of one ends only once the path caught up (down to `low`
     over the usual) or after the longest wait, since what follows, reading on, put the path behind again. Ending
     each wait at its steady looks let what follows catch up in bursts at HTTP's 400/s, the path behind after each
-    (p99 to pick task 1.9-2.2 s against 0.8 s with one wait, round 28). A backlog unknown for longer than `patience`
-    seconds ends a wait (fail open); a look that failed once, as one may when the broker is slow at a peak, changes
-    nothing (it once let every follower read on in the middle of a 600/s minute)."""
+    (p99 to pick task 1.94-2.18 s against 1.29-1.42 s with one wait, round 28). A backlog unknown for longer than
+    `patience` seconds ends a wait (fail open); a look that failed once, as one may when the broker is slow at a
+    peak, changes nothing (it once let every follower read on in the middle of a 600/s minute)."""
 
     high: int
     low: int
@@ -136,7 +137,7 @@ class Peak:
 
     def _steady_again(self) -> bool:
         """Whether a wait's latest looks (this one the last) found the path keeping pace at a rate the usual backlog
-        had not seen, as when the rate rose with the peak: a backlog steady within `low`, and `low` under `high`. A
+        had not seen, as when the rate rose with the peak: a backlog steady within `low`, at least `low` under `high`. A
         path that keeps pace only just, steady nearer the high mark than that, is at a peak (here it carried 300-333
         at a steady 200/s with what follows waiting, 430-485 at HTTP's 400/s)."""
         lately = self.lately
