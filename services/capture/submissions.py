@@ -92,12 +92,17 @@ class Submissions:
         self.clock = clock
         self.waiting: list[Waiting] = []
         self.writing = 0  # orders in the round being written
+        self.arrived = 0  # intake requests come in and not yet answered (`RefuseWhenBusy` counts them)
         self.writer: asyncio.Task[None] | None = None
         self.round_seconds: float | None = None  # how long a round takes to write, once one has been timed
 
     def unanswered(self) -> int:
-        """Orders taken and not yet answered: those waiting and those of the round being written."""
-        return len(self.waiting) + self.writing
+        """Orders taken and not yet answered: every intake request from when it came in (its body still to read, its
+        caller to authenticate, its order to validate) to its answer, or, submitted otherwise, those waiting and
+        those of the round being written. Counted from the queue alone, the backlog stayed under the peak rule's
+        high mark for the first 6 s of Shopify's 400/s while its webhooks' answers took up to 3.6 s: about 250
+        requests at a time were on their way to the queue (round 28)."""
+        return max(self.arrived, len(self.waiting) + self.writing)
 
     def expected_wait(self) -> float:
         """Seconds the rounds of the orders waiting now would take to write (0 until a round has been timed)."""
@@ -222,4 +227,10 @@ class RefuseWhenBusy:
                 INTAKE_BUSY.labels(self.intakes[scope["path"]] or UNREAD).inc()
                 await reply(send, 503, {"detail": str(busy)}, busy.headers)
                 return
+            self.submissions.arrived += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.submissions.arrived -= 1
+            return
         await self.app(scope, receive, send)

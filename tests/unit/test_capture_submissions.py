@@ -222,6 +222,7 @@ class FullQueue:
 
     def __init__(self, busy: bool) -> None:
         self.busy = busy
+        self.arrived = 0
 
     def refusal(self) -> Busy | None:
         return Busy(3) if self.busy else None
@@ -259,3 +260,44 @@ async def test_a_new_order_is_refused_before_its_body_is_read_while_the_queue_is
     assert json.loads(body["body"]) == {"detail": "the intake is busy; retry after 3 s"}
     assert other_path == other_method == taken == []
     assert reached == ["/v1/orders/1/cancel", "/v1/orders", "/v1/orders"]
+
+
+async def test_an_intake_request_counts_as_unanswered_from_when_it_comes_in_to_its_answer() -> None:
+    # The peak rule's backlog counts them: a request on its way to the queue (its body to read, its caller to
+    # authenticate, its order to validate) waits as much as one in it.
+    submissions = submissions_of(Intake())
+    seen: dict[str, int] = {}
+    let_go = asyncio.Event()
+
+    async def application(scope: Any, receive: Any, send: Any) -> None:
+        seen[scope["path"]] = submissions.unanswered()
+        if scope["path"] == "/v1/orders":
+            await let_go.wait()
+        if scope["path"] == "/v1/channels/shopify/orders":
+            raise RuntimeError("the route failed")
+
+    middleware = RefuseWhenBusy(
+        application, submissions, {"/v1/orders": None, "/v1/channels/shopify/orders": "shopify"}
+    )
+    first = asyncio.create_task(_call(middleware, "POST", "/v1/orders"))
+    second = asyncio.create_task(_call(middleware, "POST", "/v1/orders"))
+    await asyncio.sleep(0)
+    assert submissions.unanswered() == 2
+    await _call(middleware, "POST", "/v1/orders/1/cancel")  # not an intake
+    assert seen["/v1/orders/1/cancel"] == 2
+    with pytest.raises(RuntimeError):
+        await _call(middleware, "POST", "/v1/channels/shopify/orders")
+    assert seen["/v1/channels/shopify/orders"] == 3
+    assert submissions.unanswered() == 2  # the failed request is answered (with the error): not counted any more
+    let_go.set()
+    await asyncio.gather(first, second)
+    assert submissions.unanswered() == 0
+
+
+async def test_orders_submitted_past_the_middleware_still_count_while_they_wait() -> None:
+    submissions = submissions_of(Intake())
+    waiting = asyncio.create_task(submissions.submit(order("A-1")))
+    await asyncio.sleep(0)
+    assert submissions.unanswered() == 1  # in the queue, though no request was counted coming in
+    await waiting
+    assert submissions.unanswered() == 0
