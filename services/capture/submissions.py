@@ -212,8 +212,9 @@ UNREAD = "unread"
 class RefuseWhenBusy:
     """Answers a new order 503 with Retry-After while the queue is full, before its body is read, its caller
     authenticated or the order validated: refused in the route, an order cost capture about as much CPU as an
-    accepted one, and under overload the refusals took the CPU the accepted orders needed. `intakes`: the paths
-    that take new orders, each with its channel when the path names it (else the channel is in the unread body)."""
+    accepted one, and under overload the refusals took the CPU the accepted orders needed. Each request it lets
+    through counts as unanswered until it is answered (`Submissions.unanswered`). `intakes`: the paths that take new
+    orders, each with its channel when the path names it (else the channel is in the unread body)."""
 
     def __init__(self, app: ASGIApp, submissions: Submissions, intakes: dict[str, str | None]) -> None:
         self.app = app
