@@ -22,10 +22,11 @@ listen backlog the kernel reset them: the client could not tell whether its orde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -92,7 +93,7 @@ class Submissions:
         self.clock = clock
         self.waiting: list[Waiting] = []
         self.writing = 0  # orders in the round being written
-        self.arrived = 0  # intake requests come in and not yet answered (`RefuseWhenBusy` counts them)
+        self.arrived = 0  # intake requests come in and not yet answered (`answering`)
         self.writer: asyncio.Task[None] | None = None
         self.round_seconds: float | None = None  # how long a round takes to write, once one has been timed
 
@@ -103,6 +104,15 @@ class Submissions:
         high mark for the first 6 s of Shopify's 400/s while its webhooks' answers took up to 3.6 s: about 250
         requests at a time were on their way to the queue (round 28)."""
         return max(self.arrived, len(self.waiting) + self.writing)
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """An intake request from when it comes in to its answer, counted as unanswered meanwhile."""
+        self.arrived += 1
+        try:
+            yield
+        finally:
+            self.arrived -= 1
 
     def expected_wait(self) -> float:
         """Seconds the rounds of the orders waiting now would take to write (0 until a round has been timed)."""
@@ -228,10 +238,7 @@ class RefuseWhenBusy:
                 INTAKE_BUSY.labels(self.intakes[scope["path"]] or UNREAD).inc()
                 await reply(send, 503, {"detail": str(busy)}, busy.headers)
                 return
-            self.submissions.arrived += 1
-            try:
+            with self.submissions.answering():
                 await self.app(scope, receive, send)
-            finally:
-                self.submissions.arrived -= 1
             return
         await self.app(scope, receive, send)

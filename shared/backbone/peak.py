@@ -92,7 +92,6 @@ class Peak:
     retest: float = 0.0
     since: float | None = None  # when the wait began
     ended_steady: float | None = None  # when the latest wait ended because the backlog held steady
-    firm: bool = False  # this wait began soon after a steady end: only catching up ends it
     spent: bool = False  # waited its longest; not again until the path caught up
     known_at: float | None = None  # when the backlog was last known
     usual_then: int = 0  # the usual backlog when the wait began (or the path was found overloaded)
@@ -105,6 +104,13 @@ class Peak:
     @property
     def waiting(self) -> bool:
         return self.since is not None
+
+    @property
+    def firm(self) -> bool:
+        """Whether this wait began within `retest` seconds of a steady end: only catching up ends it."""
+        return (
+            self.since is not None and self.ended_steady is not None and self.since - self.ended_steady <= self.retest
+        )
 
     def look(self, backlog: int | None, now: float) -> bool:
         """Whether to wait, given the backlog now (None: unknown)."""
@@ -129,7 +135,6 @@ class Peak:
             self.since, self.spent, self.ended_steady = None, True, None
         elif self.since is None and backlog >= usual + self.high and not self.spent:
             self.since, self.usual_then = now, usual
-            self.firm = self.ended_steady is not None and now - self.ended_steady <= self.retest
             self.lately.clear()
         if calm and not self.waiting:
             self.seen.append(backlog)

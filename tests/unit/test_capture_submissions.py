@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -222,7 +222,10 @@ class FullQueue:
 
     def __init__(self, busy: bool) -> None:
         self.busy = busy
-        self.arrived = 0
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        yield
 
     def refusal(self) -> Busy | None:
         return Busy(3) if self.busy else None
