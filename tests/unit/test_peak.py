@@ -99,36 +99,49 @@ def test_a_path_steady_just_under_the_high_mark_is_still_at_a_peak() -> None:
     assert not peak.look(90, now=8.0)
 
 
+def test_after_a_steady_end_what_follows_waits_only_at_the_high_mark_over_what_the_path_now_carries() -> None:
+    # A steady 200/s after an idle warm-up (round 29): a hiccup in the first second, the path steady at about 320
+    # with what follows waiting, then what follows catching up the seconds it waited.
+    peak = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
+    assert not peak.look(0, now=0.0)
+    assert peak.look(510, now=1.0)
+    assert [peak.look(backlog, now) for now, backlog in enumerate([320, 330, 310, 320], start=2)][-1] is False
+    assert peak.usual == 310  # what the path carries at the new rate
+    assert not peak.look(506, now=8.0)  # 500 over the idle usual, not over what the path now carries
+    assert peak.look(810, now=9.0)  # what follows, reading on, put the path behind after all
+    assert peak.firm
+
+
 def test_a_wait_soon_after_a_steady_end_lasts_until_the_path_catches_up() -> None:
     peak = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
     assert not peak.look(0, now=0.0)
     assert peak.look(540, now=1.0)
-    assert [peak.look(backlog, now) for now, backlog in enumerate([380, 370, 375, 372], start=2)] == [
+    assert [peak.look(backlog, now) for now, backlog in enumerate([180, 170, 175, 172], start=2)] == [
         True,
         True,
         True,
         False,  # steady, well under the high mark: what follows reads on
     ]
-    assert peak.look(613, now=8.0)  # behind again 2 s later: what follows, reading on, was more than it could carry
+    assert peak.look(1071, now=8.0)  # behind 2 s later: what follows, reading on, was more than it could carry
     assert peak.firm
-    assert all(peak.look(backlog, now) for now, backlog in enumerate([1071, 556, 380, 370, 375, 372], start=9))
-    assert not peak.look(60, now=15.0)  # caught up: down to the low mark over the usual (0)
+    assert all(peak.look(backlog, now) for now, backlog in enumerate([556, 380, 370, 375, 372], start=9))
+    assert not peak.look(260, now=14.0)  # caught up: down to the low mark over what it carried at the steady end
 
 
 def test_a_steady_end_that_held_leaves_the_next_wait_free_to_end_steady() -> None:
     late = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
     late.look(0, now=0.0)
     late.look(585, now=1.0)
-    assert [late.look(b, now) for now, b in enumerate([330, 310, 380, 320], start=2)][-1] is False
-    assert late.look(620, now=30.0)  # a hiccup long after: the steady end had held
+    assert [late.look(b, now) for now, b in enumerate([130, 110, 180, 120], start=2)][-1] is False
+    assert late.look(700, now=30.0)  # a hiccup long after: the steady end had held
     assert not late.firm
-    assert [late.look(b, now) for now, b in enumerate([330, 310, 380, 320], start=31)][-1] is False
+    assert [late.look(b, now) for now, b in enumerate([330, 310, 380, 320], start=31)] == [True, True, True, False]
 
     caught_up = Peak(high=500, low=100, longest=300, usual_looks=20, steady_looks=4, retest=10)
     caught_up.look(0, now=0.0)
     caught_up.look(585, now=1.0)
     assert [caught_up.look(b, now) for now, b in enumerate([330, 310, 380, 320], start=2)][-1] is False
-    assert not caught_up.look(40, now=6.0)  # back at the usual once what follows caught up
+    assert not caught_up.look(40, now=6.0)  # back under the usual once what follows caught up
     assert caught_up.look(700, now=7.0)
     assert not caught_up.firm
 
