@@ -70,7 +70,8 @@ async def wait_status(
 _HEADERS: dict[str, tuple[str | None, str | None]] = {}
 
 
-def _mail_of(order_id: str, kind: str | None = None) -> tuple[mailbox.Maildir, list[str]]:
+def _stored() -> tuple[mailbox.Maildir, list[str]]:
+    """The Maildir and its keys, each key's headers read into `_HEADERS` once."""
     box = mailbox.Maildir(LOCAL.state / "mail", create=False)
     keys = list(box.iterkeys())
     for key in keys:
@@ -78,6 +79,11 @@ def _mail_of(order_id: str, kind: str | None = None) -> tuple[mailbox.Maildir, l
             with box.get_file(key) as stored:
                 headers = BytesHeaderParser().parse(stored)  # type: ignore[arg-type]
             _HEADERS[key] = (headers["X-OMS-Order-Id"], headers["X-OMS-Message-Kind"])
+    return box, keys
+
+
+def _mail_of(order_id: str, kind: str | None = None) -> tuple[mailbox.Maildir, list[str]]:
+    box, keys = _stored()
     found = [key for key in keys if _HEADERS[key][0] == order_id and kind in (None, _HEADERS[key][1])]
     return box, found
 
@@ -86,6 +92,16 @@ def mail_for(order_id: str) -> list[str]:
     """Kinds of the messages the SMTP server received for this order."""
     _, keys = _mail_of(order_id)
     return sorted(str(_HEADERS[key][1]) for key in keys)
+
+
+def mail_kinds(order_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Kinds of the messages the SMTP server received for each of these orders, in one pass over the Maildir."""
+    kinds: dict[str, list[str]] = {order_id: [] for order_id in order_ids}
+    for key in _stored()[1]:
+        order_id, kind = _HEADERS[key]
+        if order_id in kinds:
+            kinds[order_id].append(str(kind))
+    return {order_id: sorted(found) for order_id, found in kinds.items()}
 
 
 def mails(order_id: str, kind: str | None = None) -> list[Message]:
