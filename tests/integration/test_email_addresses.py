@@ -4,7 +4,6 @@ aside with the reason where it does not, and never in the way of the other messa
 import asyncio
 import email
 import email.policy
-import mailbox
 import smtplib
 import uuid
 from email.message import EmailMessage
@@ -14,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from tests.factories import order_document
 from tests.local import LOCAL
-from tests.scenario import free_port, restart
+from tests.scenario import free_port, restart, this_sessions_mail
 from tests.waiting import eventually
 
 
@@ -61,8 +60,8 @@ def received(messages: list[EmailMessage], order_id: str) -> list[EmailMessage]:
 
 def maildir_messages() -> list[EmailMessage]:
     """What the stack's SMTP sink received, parsed as UTF-8 mail (RFC 6532) so that addresses read as sent."""
-    box = mailbox.Maildir(LOCAL.state / "mail", create=False)
-    return [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in box.iterkeys()]
+    box, keys = this_sessions_mail()
+    return [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in keys]
 
 
 async def test_every_customer_is_mailed_when_the_server_offers_smtputf8(http, db) -> None:

@@ -4,12 +4,12 @@ handed over again is accepted and noted as a repeat, not stored twice; SMTPUTF8 
 
 import asyncio
 import json
-import mailbox
 import smtplib
 import uuid
 
 from deploy.local.mailsink import REPEATS_FILE
 from tests.local import LOCAL
+from tests.scenario import this_sessions_mail
 from tests.waiting import eventually
 
 
@@ -29,9 +29,9 @@ def send(data: bytes, to: str) -> None:
 
 
 def stored(message_id: str) -> list[bytes]:
-    box = mailbox.Maildir(LOCAL.maildir, factory=None, create=False)
+    box, keys = this_sessions_mail()
     header = f"Message-ID: {message_id}\n".encode()
-    return [data for data in (box.get_bytes(key) for key in box.iterkeys()) if header in data]
+    return [data for data in (box.get_bytes(key) for key in keys) if header in data]
 
 
 def repeats(message_id: str) -> list[dict[str, str]]:
