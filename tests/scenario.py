@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from deploy.local import processes
+from deploy.local import processes, scrape
 from deploy.local.keys import Bearer
 from shared.backbone import auth
 from shared.backbone.kafka import encode
@@ -78,12 +78,12 @@ _SESSION_BEGAN_NS = time.time_ns() - 60 * 10**9
 def this_sessions_mail() -> tuple[mailbox.Maildir, list[str]]:
     """The stack's Maildir and the keys of the mail stored in it since this session began."""
     box = mailbox.Maildir(LOCAL.maildir, create=False)
-    return box, [key for key in box.iterkeys() if _stored_since(key, _SESSION_BEGAN_NS)]
+    return box, [key for key in box.iterkeys() if _stored_this_session(key)]
 
 
-def _stored_since(key: str, since_ns: int) -> bool:
-    stored_at = key.split(".", 1)[0]
-    return not stored_at.isdigit() or int(stored_at) >= since_ns
+def _stored_this_session(key: str) -> bool:
+    stored_at = key.split(".", 1)[0]  # a name of another form is kept
+    return not stored_at.isdigit() or int(stored_at) >= _SESSION_BEGAN_NS
 
 
 def _stored() -> tuple[mailbox.Maildir, list[str]]:
@@ -105,8 +105,7 @@ def _mail_of(order_id: str, kind: str | None = None) -> tuple[mailbox.Maildir, l
 
 def mail_for(order_id: str) -> list[str]:
     """Kinds of the messages the SMTP server received for this order."""
-    _, keys = _mail_of(order_id)
-    return sorted(str(_HEADERS[key][1]) for key in keys)
+    return mail_kinds([order_id])[order_id]
 
 
 def mail_kinds(order_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -132,6 +131,11 @@ def parts(message: Message) -> dict[str, str]:
         for part in message.walk()
         if not part.is_multipart()
     }
+
+
+def service_metrics(service: str) -> scrape.Samples:
+    """A service's /metrics as Prometheus reads them."""
+    return scrape.parse(httpx.get(f"{LOCAL.http_url(service)}/metrics", timeout=10).text)
 
 
 def free_port() -> int:

@@ -74,9 +74,9 @@ class Peak:
     wait began (hysteresis: a backlog hovering around one mark would otherwise flip it at every look), or has held
     within `low` of itself, and `low` or more under `high`, for the wait's latest `steady_looks` looks (when the
     rate rose with the peak, as a steady minute's first seconds do, the usual before it was lower than what the path
-    now carries keeping pace; those looks are the usual from then on, or what follows catching up the seconds it
-    waited, a few hundred records at 200/s, began a wait over the idle usual again: round 29), for at most
-    `longest` seconds in a row; past that the path is overloaded rather than at a peak, and nothing waits again
+    now carries keeping pace, and those looks are the usual from then on: otherwise what follows, catching up the
+    seconds it waited, passed the high mark over the idle usual and waited again, round 29), for at most `longest`
+    seconds in a row; past that the path is overloaded rather than at a peak, and nothing waits again
     until the backlog was down to `low` over the usual. A steady end is put to the test: a wait that begins within
     `retest` seconds of one ends only once the path caught up (down to `low` over the usual) or after the longest
     wait, since what follows, reading on, put the path behind again. Ending

@@ -19,7 +19,7 @@ from deploy.local import scrape
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.local import LOCAL, STACK, client
-from tests.scenario import new_skus, seed, wait_status
+from tests.scenario import new_skus, seed, service_metrics, wait_status
 from tests.waiting import eventually, eventually_sync
 
 OMS = Path(sys.executable).parent / "oms"
@@ -252,8 +252,8 @@ async def test_topics_show_partitions_end_offsets_and_the_services_lag(pipeline)
 
 
 def capture_consumed(outcome: str) -> float:
-    page = scrape.parse(httpx.get(f"{LOCAL.http_url('capture')}/metrics", timeout=10).text)
-    return scrape.total(page, "oms_messages_consumed_total", topic=topics.ORDERS_SUBMITTED.name, outcome=outcome)
+    consumed = "oms_messages_consumed_total"
+    return scrape.total(service_metrics("capture"), consumed, topic=topics.ORDERS_SUBMITTED.name, outcome=outcome)
 
 
 async def test_a_dead_letter_replayed_after_the_fix_is_processed_once(pipeline, db) -> None:
