@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
@@ -57,6 +58,8 @@ STEADY_LOOKS = 4
 # A wait that begins within this many looks of a steady end (10 s at the default look) is not ended by the next
 # steady one: what follows, reading on, put the path behind again.
 RETEST_LOOKS = 20
+# How long the path topics' partitions, once looked up, are taken as they were (seconds).
+PARTITIONS_FOUND_FOR = 60.0
 
 
 @dataclass
@@ -197,6 +200,8 @@ class OrderPathWatch:
         )
         self.reports = PathReports(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
         self.coordinators: dict[str, int] = {}  # each path group's coordinator, as last found
+        self.partitions: dict[str, frozenset[int]] = {}  # each path topic's partitions, as last found
+        self.partitions_found = -math.inf  # when (monotonic)
         self.caught_up = asyncio.Event()  # set while nothing waits: what else puts work off awaits it
         self.updated = time.monotonic()  # when `waiting` was last decided
         self.caught_up.set()
@@ -216,7 +221,7 @@ class OrderPathWatch:
                 pause = True
                 try:
                     access = kafka_access.of_service(self.settings)
-                    clients = clients or await Clients.started(access, self.timeout, admin=self.measures)
+                    clients = clients or await Clients.started(access, self.timeout, measuring=self.measures)
                     await self.look(clients)
                     pause = self.measures  # a watch that reads reports waited for the next one in its look
                 except Exception as exc:
@@ -234,15 +239,15 @@ class OrderPathWatch:
         Elsewhere: the reports, waiting up to a look's time for the next one, so that a wait begins as soon as
         capture says so rather than at this watch's next look (a burst drains in seconds)."""
         max_bytes = self.settings.kafka_max_record_bytes
-        if self.announce is None or clients.admin is None:
-            await read_reports(clients.ends, self.reports, max_bytes, wait=self.settings.peak_look_seconds)
+        if self.announce is None or clients.admin is None or clients.offsets is None:
+            await read_reports(clients.reports, self.reports, max_bytes, wait=self.settings.peak_look_seconds)
             return
-        await read_reports(clients.ends, self.reports, max_bytes)
+        await read_reports(clients.reports, self.reports, max_bytes)
         try:
-            backlog = order_path_backlog(clients.admin, clients.ends, self.coordinators)
-            unread = await asyncio.wait_for(backlog, self.timeout)
+            unread = await asyncio.wait_for(self._measure(clients.admin, clients.offsets), self.timeout)
         except BaseException:
             self.coordinators.clear()  # one may have moved: found again at the next look
+            self.partitions.clear()
             raise
         measured = IntakeQueueMeasured(instance=self.instance, waiting=self.waiting_at_intake(), unread=unread)
         self.reports.measured(measured, time.monotonic())
@@ -250,6 +255,14 @@ class OrderPathWatch:
             self.announce().send_and_wait(INTAKE_QUEUE.name, encode(wrap(measured)), key=self.instance.encode()),
             self.timeout,
         )
+
+    async def _measure(self, admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer) -> int:
+        """The path groups' unread records; the path topics' partitions looked up again once a minute (a topic may
+        be given more)."""
+        if not self.partitions or time.monotonic() - self.partitions_found >= PARTITIONS_FOUND_FOR:
+            self.partitions = await topic_partitions(admin, {topic.name for topic in ORDER_PATH.values()})
+            self.partitions_found = time.monotonic()
+        return await order_path_backlog(admin, offsets, self.coordinators, self.partitions)
 
     def _update(self, backlog: int | None) -> None:
         was, now, service = self.peak.waiting, time.monotonic(), self.settings.service
@@ -269,22 +282,28 @@ class OrderPathWatch:
 
 
 async def order_path_backlog(
-    admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer, coordinators: dict[str, int] | None = None
+    admin: AIOKafkaAdminClient,
+    offsets: AIOKafkaConsumer,
+    coordinators: dict[str, int] | None = None,
+    partitions: Mapping[str, Collection[int]] | None = None,
 ) -> int:
-    """Records the order path's groups have still to read on their topics."""
+    """Records the order path's groups have still to read on their topics (`partitions`: see `unread`)."""
     groups = {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()}
-    return await unread(admin, ends, groups, coordinators)
+    return await unread(admin, offsets, groups, coordinators, partitions)
 
 
 async def unread(
     admin: AIOKafkaAdminClient,
-    ends: AIOKafkaConsumer,
+    offsets: AIOKafkaConsumer,
     groups: Mapping[str, Collection[str]],
     coordinators: dict[str, int] | None = None,
+    partitions: Mapping[str, Collection[int]] | None = None,
 ) -> int:
     """Records the groups have still to read on the topics given for each: end offsets less committed ones, summed.
-    Partitions a group never committed on are left out. Each group's coordinator is looked up once into
-    `coordinators` (when given) rather than before every fetch of its offsets."""
+    A partition a group never committed on counts from its start when its topic's partitions are given (the groups
+    read such a partition from its start, `auto_offset_reset="earliest"`: without it a new stack's first peak passed
+    unseen, round 30), and is left out otherwise. Each group's coordinator is looked up once into `coordinators`
+    (when given) rather than before every fetch of its offsets."""
     committed: dict[tuple[str, TopicPartition], int] = {}
     for group, names in groups.items():
         coordinator = None
@@ -292,12 +311,33 @@ async def unread(
             if group not in coordinators:
                 coordinators[group] = await admin.find_coordinator(group)
             coordinator = coordinators[group]
-        offsets = await admin.list_consumer_group_offsets(group, group_coordinator_id=coordinator)
-        committed.update({(group, tp): m.offset for tp, m in offsets.items() if tp.topic in names})
-    if not committed:
+        found = await admin.list_consumer_group_offsets(group, group_coordinator_id=coordinator)
+        committed.update({(group, tp): m.offset for tp, m in found.items() if tp.topic in names and m.offset >= 0})
+    never = {
+        (group, tp)
+        for group, names in groups.items()
+        for name in names
+        for tp in (TopicPartition(name, p) for p in (partitions or {}).get(name, ()))
+        if (group, tp) not in committed
+    }
+    if not committed and not never:
         return 0
-    end = await ends.end_offsets(list({tp for _, tp in committed}))
-    return sum(max(0, end[tp] - offset) for (_, tp), offset in committed.items() if offset >= 0)
+    end: dict[TopicPartition, int] = await offsets.end_offsets(
+        list({tp for _, tp in committed} | {tp for _, tp in never})
+    )
+    start: dict[TopicPartition, int] = await offsets.beginning_offsets(list({tp for _, tp in never})) if never else {}
+    behind = sum(max(0, end[tp] - offset) for (_, tp), offset in committed.items())
+    return behind + sum(max(0, end[tp] - start[tp]) for _, tp in never)
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient, names: Collection[str]) -> dict[str, frozenset[int]]:
+    """Each topic's partitions, as the broker describes them (topics it does not describe to this client left out)."""
+    described = await admin.describe_topics(sorted(names))
+    return {
+        topic["topic"]: frozenset(p["partition"] for p in topic["partitions"])
+        for topic in described
+        if topic["error_code"] == 0
+    }
 
 
 @dataclass
@@ -323,11 +363,11 @@ class PathReports:
         return max(measured) + sum(r.waiting for r in reports)
 
 
-async def read_reports(ends: AIOKafkaConsumer, reports: PathReports, max_bytes: int, wait: float = 0.0) -> None:
+async def read_reports(consumer: AIOKafkaConsumer, reports: PathReports, max_bytes: int, wait: float = 0.0) -> None:
     """The reports capture's instances sent since the last read, waiting up to `wait` seconds for one (the consumer
     is assigned `INTAKE_QUEUE`); a record that is not a report is passed over, as the consumers' own decoding says
     (it never raises)."""
-    batches = await ends.getmany(timeout_ms=int(wait * 1000))
+    batches = await consumer.getmany(timeout_ms=int(wait * 1000))
     at = time.monotonic()
     for record in (record for batch in batches.values() for record in batch):
         decoded = decode(record, max_bytes)
@@ -339,27 +379,33 @@ async def read_reports(ends: AIOKafkaConsumer, reports: PathReports, max_bytes: 
 
 @dataclass(frozen=True)
 class Clients:
-    """The watch's clients: a consumer in no group that reads the reports from their end on (and, for capture, the
-    path topics' end offsets, as aiokafka's admin client has no ListOffsets), and where the watch measures an admin
-    client for the groups' committed offsets."""
+    """The watch's clients: a consumer in no group that reads the reports from their end on, and where the watch
+    measures, an admin client for the groups' committed offsets and the topics' partitions, and a consumer in no group
+    that reads nothing for the topics' start and end offsets (aiokafka's admin client has no ListOffsets). Asked of the
+    reports' consumer, they waited behind its fetch, which the broker holds for up to half a second on one connection:
+    each look took that long (round 30)."""
 
-    ends: AIOKafkaConsumer
+    reports: AIOKafkaConsumer
     admin: AIOKafkaAdminClient | None = None
+    offsets: AIOKafkaConsumer | None = None
 
     @classmethod
-    async def started(cls, access: kafka_access.Access, timeout: float, admin: bool = False) -> Clients:
+    async def started(cls, access: kafka_access.Access, timeout: float, measuring: bool = False) -> Clients:
         """Every client started, or none (a client that failed to start is not started again: new ones are made)."""
+        request_timeout_ms = int(timeout * 1000)
         clients = cls(
-            access.consumer(request_timeout_ms=int(timeout * 1000), enable_auto_commit=False),
-            access.admin(request_timeout_ms=int(timeout * 1000)) if admin else None,
+            access.consumer(request_timeout_ms=request_timeout_ms, enable_auto_commit=False),
+            access.admin(request_timeout_ms=request_timeout_ms) if measuring else None,
+            access.consumer(request_timeout_ms=request_timeout_ms, enable_auto_commit=False) if measuring else None,
         )
         try:
-            if clients.admin is not None:
-                await clients.admin.start()
-            await clients.ends.start()
+            for client in (clients.admin, clients.offsets):
+                if client is not None:
+                    await client.start()
+            await clients.reports.start()
             reports = TopicPartition(INTAKE_QUEUE.name, 0)
-            clients.ends.assign([reports])
-            await clients.ends.seek_to_end(reports)
+            clients.reports.assign([reports])
+            await clients.reports.seek_to_end(reports)
         except BaseException:
             await clients.close()
             raise
@@ -369,5 +415,7 @@ class Clients:
         if self.admin is not None:
             with contextlib.suppress(Exception):
                 await self.admin.close()
-        with contextlib.suppress(Exception):
-            await self.ends.stop()
+        for consumer in (self.offsets, self.reports):
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()

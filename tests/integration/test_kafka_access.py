@@ -17,7 +17,14 @@ from aiokafka.errors import (
 from shared.backbone import kafka_access
 from shared.backbone.kafka import encode
 from shared.backbone.kafka_access import Access
-from shared.backbone.peak import Clients, OrderPathWatch, PathReports, order_path_backlog, read_reports
+from shared.backbone.peak import (
+    Clients,
+    OrderPathWatch,
+    PathReports,
+    order_path_backlog,
+    read_reports,
+    topic_partitions,
+)
 from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
 from shared.contracts.envelope import wrap
@@ -112,14 +119,17 @@ async def test_a_client_without_credentials_or_with_a_wrong_password_is_refused(
 
 async def test_capture_may_measure_the_order_paths_backlog_and_no_other_service_may(stack) -> None:
     """What the watch of shared/backbone/peak.py reads where it measures, and that only capture may."""
-    capture = await Clients.started(as_("capture"), timeout=10, admin=True)
+    capture = await Clients.started(as_("capture"), timeout=10, measuring=True)
     notifications = as_("notifications").admin(request_timeout_ms=10000)
     await notifications.start()
     try:
         assert capture.admin is not None
         # the path groups' committed offsets and their topics' end offsets: refused (raises) without the grants
         coordinators: dict[str, int] = {}
-        await order_path_backlog(capture.admin, capture.ends, coordinators)
+        path = topics.ORDER_PATH.values()
+        partitions = await topic_partitions(capture.admin, {topic.name for topic in path})
+        assert partitions == {topic.name: frozenset(range(topic.partitions)) for topic in path}
+        await order_path_backlog(capture.admin, capture.offsets, coordinators, partitions)
         assert set(coordinators) == {kafka_access.consumer_group(s) for s in topics.ORDER_PATH}
         with pytest.raises(GroupAuthorizationFailedError):  # no other group's
             await capture.admin.list_consumer_group_offsets("oms-returns")
@@ -143,7 +153,7 @@ async def test_every_service_reads_captures_reports_of_the_order_path_without_a_
         reports = PathReports(fresh_seconds=60)
         deadline = time.monotonic() + 15
         while instance not in reports.latest and time.monotonic() < deadline:
-            await read_reports(clients.ends, reports, max_bytes=1_000_000)
+            await read_reports(clients.reports, reports, max_bytes=1_000_000)
             await asyncio.sleep(0.05)
         assert reports.latest[instance][0] == measured
     finally:
@@ -159,7 +169,7 @@ async def test_what_captures_watch_measures_on_the_broker_reaches_another_servic
     capture = OrderPathWatch(CommonSettings(service="capture", instance=instance), lambda: producer, lambda: 4)
     kpis = OrderPathWatch(CommonSettings(service="kpis"))
     reading = await Clients.started(as_("kpis"), timeout=10)  # from the reports' end on, before capture reports
-    measuring = await Clients.started(as_("capture"), timeout=10, admin=True)
+    measuring = await Clients.started(as_("capture"), timeout=10, measuring=True)
     await producer.start()
     try:
         await capture.look(measuring)

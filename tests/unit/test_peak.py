@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from shared.backbone.consumer import PAUSED_ENDS_EVERY, EventConsumer, Routes
 from shared.backbone.kafka import encode
-from shared.backbone.peak import Clients, OrderPathWatch, PathReports, Peak
+from shared.backbone.peak import PARTITIONS_FOUND_FOR, Clients, OrderPathWatch, PathReports, Peak
 from shared.backbone.settings import CommonSettings
 from shared.contracts import events as ev
 from shared.contracts import topics
@@ -347,12 +347,16 @@ class Producer:
 
 
 class Broker:
-    """The watch's clients on one broker: the path groups' committed offsets and coordinators (admin), the topics'
-    end offsets and the reports on the intake queue's topic (the consumer in no group)."""
+    """The watch's clients on one broker: the path groups' committed offsets and coordinators, the path topics'
+    partitions (admin), the topics' start and end offsets and the reports on the intake queue's topic (the consumer in
+    no group). Each group committed on partition 0 of its topic, which has `partitions` partitions; every partition
+    starts at `start` and ends at `end`."""
 
-    def __init__(self, committed: dict[str, int], end: int) -> None:
+    def __init__(self, committed: dict[str, int], end: int, partitions: int = 1, start: int = 0) -> None:
         self.committed = committed
         self.end = end
+        self.partitions = partitions
+        self.start = start
         self.asked: list[str] = []
         self.reports: list[ConsumerRecord[bytes, bytes]] = []
         self.waited: list[int] = []  # for the reports, each read (ms)
@@ -366,9 +370,18 @@ class Broker:
         topic = topics.ORDER_PATH[group.removeprefix("oms-")].name
         return {TopicPartition(topic, 0): OffsetAndMetadata(self.committed[group], "")}
 
+    async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        self.asked.append("partitions")
+        described = [{"partition": p, "error_code": 0} for p in range(self.partitions)]
+        return [{"topic": name, "error_code": 0, "partitions": described} for name in names]
+
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         self.asked.append("ends")
         return dict.fromkeys(partitions, self.end)
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.asked.append(f"starts of {len(partitions)}")
+        return dict.fromkeys(partitions, self.start)
 
     async def getmany(self, timeout_ms: int = 0) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
         self.waited.append(timeout_ms)
@@ -388,7 +401,7 @@ async def test_capture_measures_the_path_and_reports_it_with_the_orders_waiting_
     producer = Producer()
     settings = CommonSettings(service="capture", instance="2")
     watch = OrderPathWatch(settings, lambda: producer, waiting_at_intake=lambda: 30)
-    clients = Clients(broker, broker)
+    clients = Clients(broker, broker, broker)
 
     await watch.look(clients)
     await watch.look(clients)
@@ -399,10 +412,42 @@ async def test_capture_measures_the_path_and_reports_it_with_the_orders_waiting_
     ] * 2
     assert watch.reports.backlog(time.monotonic()) == 150 + 30
     groups = ["oms-capture", "oms-allocation", "oms-fulfillment"]
-    first_look = [step for g in groups for step in (f"coordinator {g}", f"offsets {g} at 0")] + ["ends"]
-    later_look = [f"offsets {g} at 0" for g in groups] + ["ends"]  # each coordinator found once, then asked directly
+    # each coordinator and the topics' partitions found once, then asked directly
+    first_look = (
+        ["partitions"] + [step for g in groups for step in (f"coordinator {g}", f"offsets {g} at 0")] + ["ends"]
+    )
+    later_look = [f"offsets {g} at 0" for g in groups] + ["ends"]
     assert broker.asked == first_look + later_look
     assert broker.waited == [0, 0]  # its looks keep their pace: the reports read as they are
+
+
+async def test_a_partition_the_path_never_committed_on_counts_from_its_start_as_the_groups_read_it() -> None:
+    # a new stack's first peak: each group committed on one of its topic's three partitions, the others wait unread
+    broker = Broker({"oms-capture": 900, "oms-allocation": 950, "oms-fulfillment": 1000}, end=1000, partitions=3)
+    producer = Producer()
+    watch = OrderPathWatch(CommonSettings(service="capture"), lambda: producer)
+
+    await watch.look(Clients(broker, broker, broker))
+
+    assert watch.reports.backlog(time.monotonic()) == 100 + 50 + 0 + 6 * 1000
+    assert broker.asked[-2:] == ["ends", "starts of 6"]
+
+
+async def test_a_topic_given_more_partitions_is_seen_within_a_minute() -> None:
+    broker = Broker({"oms-capture": 1000, "oms-allocation": 1000, "oms-fulfillment": 1000}, end=1000, start=400)
+    watch = OrderPathWatch(CommonSettings(service="capture"), Producer)
+    clients = Clients(broker, broker, broker)
+    await watch.look(clients)
+    assert watch.reports.backlog(time.monotonic()) == 0
+
+    broker.partitions = 2  # each path topic given a partition, 600 records on it
+    await watch.look(clients)
+    assert watch.reports.backlog(time.monotonic()) == 0  # its partitions as found a moment ago
+    watch.partitions_found -= PARTITIONS_FOUND_FOR
+    await watch.look(clients)
+
+    assert watch.reports.backlog(time.monotonic()) == 3 * 600
+    assert broker.asked.count("partitions") == 2
 
 
 async def test_every_other_service_reads_capture_s_reports_and_asks_the_broker_nothing() -> None:
