@@ -47,6 +47,9 @@ class Observer:
     def __init__(self, local: LocalStack) -> None:
         self.consumer = local.access().consumer(enable_auto_commit=False)
         self.admin = local.access().admin(request_timeout_ms=10000)
+        # Offsets asked of a consumer that reads nothing: the reading one's requests wait behind its fetch, which
+        # the broker holds for up to half a second (shared/backbone/peak.Clients).
+        self.offsets = local.access().consumer(enable_auto_commit=False)
         self.pick_tasks: dict[str, float] = {}  # order id -> time its last pick task was released (epoch s)
         self.delivered: dict[str, float] = {}  # order id -> time OrderDelivered was published (epoch s)
         # The hops on the way to the pick task: when capture published the order's OrderValidated, and allocation
@@ -59,6 +62,7 @@ class Observer:
 
     async def start(self) -> None:
         await self.consumer.start()
+        await self.offsets.start()
         await self.admin.start()
         for topic in (topics.ORDERS_VALIDATED, topics.ALLOCATION_EVENTS, topics.PICK_TASKS, topics.FULFILLMENT_EVENTS):
             self.watched += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
@@ -88,6 +92,7 @@ class Observer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         await self.consumer.stop()
+        await self.offsets.stop()
         await self.admin.close()
 
     async def _follow(self) -> None:
@@ -114,11 +119,11 @@ class Observer:
         order path waits (shared/backbone/peak.py), and KPIs and returns may still be reading a phase's records
         when its orders are delivered and their mail sent."""
         groups = {kafka_access.consumer_group(s): {t.name for t in topics.inputs(s)} for s in topics.SERVICES}
-        return await unread(self.admin, self.consumer, groups)
+        return await unread(self.admin, self.offsets, groups)
 
     async def dead_letters(self) -> int:
         """Records written to the dead-letter topics so far."""
-        ends = await self.consumer.end_offsets(self.dead_letter_partitions)
+        ends = await self.offsets.end_offsets(self.dead_letter_partitions)
         return int(sum(ends.values()))
 
 
