@@ -121,6 +121,7 @@ class EventConsumer:
         self._lag_reported: set[TopicPartition] = set()
         self._known_paused_ends: dict[TopicPartition, int] = {}
         self._paused_ends_at = -math.inf
+        self._asking_paused_ends: asyncio.Task[None] | None = None
         # The search for an unreadable record reads an empty poll as "nothing there": it must outlast a fetch the
         # broker may hold (a follow-up consumer's, until it has a megabyte or the wait is over), or it gives up.
         self._search_poll_ms = settings.consumer_poll_ms + self.pacing.fetch_wait_ms
@@ -141,6 +142,8 @@ class EventConsumer:
                     await asyncio.sleep(backoff(failures))
                     await self._rewind(consumer)
         finally:
+            if self._asking_paused_ends is not None:
+                self._asking_paused_ends.cancel()
             await consumer.stop()
 
     def _consumer(self) -> AIOKafkaConsumer:
@@ -461,7 +464,7 @@ class EventConsumer:
         round trip, except for paused partitions). Partitions that moved to another instance stop being reported
         here."""
         reported: set[TopicPartition] = set()
-        paused_ends = await self._paused_ends(consumer) if self.watch is not None else {}  # only followers wait
+        paused_ends = self._paused_ends(consumer) if self.watch is not None else {}  # only followers wait
         for tp in consumer.assignment():
             highwater = paused_ends.get(tp, consumer.highwater(tp))
             if highwater is None:  # no fetch response for it yet
@@ -476,24 +479,28 @@ class EventConsumer:
             CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
         self._lag_reported = reported
 
-    async def _paused_ends(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+    def _paused_ends(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         """Where paused partitions end. A paused partition is not fetched, so its highwater stays where it was when
         the wait began, and its lag would show nothing of the backlog a peak builds, which is what an operator
         watches then: its end is asked of the broker instead, at most every `PAUSED_ENDS_EVERY` seconds and for
-        at most as long (the loop carries on with the ends it had if the broker does not answer)."""
+        at most as long, beside the loop (the broker answers it on the connection of the consumer's fetches, after
+        the fetch it holds: awaited, it held the loop up to the fetch wait every second); until the answer comes the
+        ends known before stand."""
         paused = consumer.paused()
         if not paused:
             self._known_paused_ends = {}
             return {}
-        if time.monotonic() - self._paused_ends_at >= PAUSED_ENDS_EVERY:
+        asking = self._asking_paused_ends
+        if time.monotonic() - self._paused_ends_at >= PAUSED_ENDS_EVERY and (asking is None or asking.done()):
             self._paused_ends_at = time.monotonic()
-            try:
-                self._known_paused_ends = await asyncio.wait_for(
-                    consumer.end_offsets(sorted(paused)), PAUSED_ENDS_EVERY
-                )
-            except Exception as exc:  # the broker away or slow: the next look asks again
-                log.debug("ends of paused partitions not known (%s)", describe(exc))
+            self._asking_paused_ends = asyncio.create_task(self._ask_paused_ends(consumer, sorted(paused)))
         return {tp: end for tp, end in self._known_paused_ends.items() if tp in paused}
+
+    async def _ask_paused_ends(self, consumer: AIOKafkaConsumer, paused: list[TopicPartition]) -> None:
+        try:
+            self._known_paused_ends = await asyncio.wait_for(consumer.end_offsets(paused), PAUSED_ENDS_EVERY)
+        except Exception as exc:  # the broker away or slow: asked again a look later
+            log.debug("ends of paused partitions not known (%s)", describe(exc))
 
 
 class Reassignments(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -59,7 +59,8 @@ CONSUMER_LAG = Gauge(
 )
 ORDER_PATH_BACKLOG = Gauge(
     "oms_order_path_backlog_messages",
-    "Records the order path's consumer groups have still to read, as this service last saw them.",
+    "Records the order path's consumer groups have to read by the next look (those unread, and those arriving"
+    " meanwhile at the latest pace), with the orders waiting at capture's HTTP intake, as this service last saw them.",
     ["service"],
 )
 YIELDING_TO_THE_ORDER_PATH = Gauge(

@@ -170,13 +170,13 @@ class Peak:
 class OrderPathWatch:
     """Keeps `waiting` for follow-up consumers from the order path's backlog, looked at every `peak_look_seconds`.
 
-    Capture measures (`announce`, the producer it sends with): its watch reads the path groups' lag from the broker,
-    adds the orders waiting at every capture instance's HTTP intake, and says what it measured on `INTAKE_QUEUE` at
-    every look. Every other service's watch reads those reports alone. The backlog is the same for every service, and
-    six services each asking the broker for three groups' offsets twice a second cost the idle stack a quarter of
-    its CPU (docs/benchmarks/findings.md, round 24); it also needs the groups' offsets granted to capture alone. With
-    no fresh report (capture stopped, or the broker away) the backlog is unknown and, after the patience, nothing
-    waits."""
+    Capture measures (`announce`, the producer it sends with): its watch reads the path groups' lag from the broker
+    and what arrives on their topics (`_measure`), adds the orders waiting at every capture instance's HTTP intake,
+    and says what it measured on `INTAKE_QUEUE` at every look. Every other service's watch reads those reports alone.
+    The backlog is the same for every service, and six services each asking the broker for three groups' offsets
+    twice a second cost the idle stack a quarter of its CPU (docs/benchmarks/findings.md, round 24); it also needs
+    the groups' offsets granted to capture alone. With no fresh report (capture stopped, or the broker away) the
+    backlog is unknown and, after the patience, nothing waits."""
 
     def __init__(
         self,
@@ -202,6 +202,7 @@ class OrderPathWatch:
         self.coordinators: dict[str, int] = {}  # each path group's coordinator, as last found
         self.partitions: dict[str, frozenset[int]] = {}  # each path topic's partitions, as last found
         self.partitions_found = -math.inf  # when (monotonic)
+        self.last_measured: tuple[Unread, float] | None = None  # the latest measurement, and when (monotonic)
         self.caught_up = asyncio.Event()  # set while nothing waits: what else puts work off awaits it
         self.updated = time.monotonic()  # when `waiting` was last decided
         self.caught_up.set()
@@ -248,6 +249,7 @@ class OrderPathWatch:
         except BaseException:
             self.coordinators.clear()  # one may have moved: found again at the next look
             self.partitions.clear()
+            self.last_measured = None
             raise
         measured = IntakeQueueMeasured(instance=self.instance, waiting=self.waiting_at_intake(), unread=unread)
         self.reports.measured(measured, time.monotonic())
@@ -257,12 +259,21 @@ class OrderPathWatch:
         )
 
     async def _measure(self, admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer) -> int:
-        """The path groups' unread records; the path topics' partitions looked up again once a minute (a topic may
+        """The records the path's groups have to read by the next look: those unread now, and those that arrive
+        meanwhile at the pace they arrived since the last look. A path keeps pace when it reads what arrives, not
+        when a moment finds little unread: with what follows waiting the path had under 100 records unread at 400
+        orders/s, the low mark, so the wait ended, what follows caught up at once and the path fell behind again,
+        every few seconds (round 30). The path topics' partitions are looked up again once a minute (a topic may
         be given more)."""
         if not self.partitions or time.monotonic() - self.partitions_found >= PARTITIONS_FOUND_FOR:
             self.partitions = await topic_partitions(admin, {topic.name for topic in ORDER_PATH.values()})
             self.partitions_found = time.monotonic()
-        return await order_path_backlog(admin, offsets, self.coordinators, self.partitions)
+        measured = await order_path_backlog(admin, offsets, self.coordinators, self.partitions)
+        now, before, self.last_measured = time.monotonic(), self.last_measured, (measured, time.monotonic())
+        if before is None or before[0].partitions != measured.partitions or now <= before[1]:
+            return measured.records  # no pace to go by yet
+        pace = max(0, measured.written - before[0].written) / (now - before[1])
+        return measured.records + round(pace * self.settings.peak_look_seconds)
 
     def _update(self, backlog: int | None) -> None:
         was, now, service = self.peak.waiting, time.monotonic(), self.settings.service
@@ -281,15 +292,25 @@ class OrderPathWatch:
             self.caught_up.set()
 
 
+@dataclass(frozen=True)
+class Unread:
+    """What consumer groups have still to read on their topics, and how far those topics' partitions reach (their end
+    offsets, summed: every record written to them so far)."""
+
+    records: int
+    written: int
+    partitions: frozenset[TopicPartition]  # those counted
+
+
 async def order_path_backlog(
     admin: AIOKafkaAdminClient,
     offsets: AIOKafkaConsumer,
     coordinators: dict[str, int] | None = None,
     partitions: Mapping[str, Collection[int]] | None = None,
-) -> int:
-    """Records the order path's groups have still to read on their topics (`partitions`: see `unread`)."""
+) -> Unread:
+    """What the order path's groups have still to read on their topics (`partitions`: see `unread`)."""
     groups = {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()}
-    return await unread(admin, offsets, groups, coordinators, partitions)
+    return await measure_unread(admin, offsets, groups, coordinators, partitions)
 
 
 async def unread(
@@ -299,6 +320,17 @@ async def unread(
     coordinators: dict[str, int] | None = None,
     partitions: Mapping[str, Collection[int]] | None = None,
 ) -> int:
+    """Records the groups have still to read on the topics given for each (see `measure_unread`)."""
+    return (await measure_unread(admin, offsets, groups, coordinators, partitions)).records
+
+
+async def measure_unread(
+    admin: AIOKafkaAdminClient,
+    offsets: AIOKafkaConsumer,
+    groups: Mapping[str, Collection[str]],
+    coordinators: dict[str, int] | None = None,
+    partitions: Mapping[str, Collection[int]] | None = None,
+) -> Unread:
     """Records the groups have still to read on the topics given for each: end offsets less committed ones, summed.
     A partition a group never committed on counts from its start when its topic's partitions are given (the groups
     read such a partition from its start, `auto_offset_reset="earliest"`: without it a new stack's first peak passed
@@ -320,14 +352,14 @@ async def unread(
         for tp in (TopicPartition(name, p) for p in (partitions or {}).get(name, ()))
         if (group, tp) not in committed
     }
-    if not committed and not never:
-        return 0
-    end: dict[TopicPartition, int] = await offsets.end_offsets(
-        list({tp for _, tp in committed} | {tp for _, tp in never})
-    )
+    counted = frozenset({tp for _, tp in committed} | {tp for _, tp in never})
+    if not counted:
+        return Unread(0, 0, counted)
+    end: dict[TopicPartition, int] = await offsets.end_offsets(list(counted))
     start: dict[TopicPartition, int] = await offsets.beginning_offsets(list({tp for _, tp in never})) if never else {}
     behind = sum(max(0, end[tp] - offset) for (_, tp), offset in committed.items())
-    return behind + sum(max(0, end[tp] - start[tp]) for _, tp in never)
+    behind += sum(max(0, end[tp] - start[tp]) for _, tp in never)
+    return Unread(behind, sum(end.values()), counted)
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient, names: Collection[str]) -> dict[str, frozenset[int]]:

@@ -1105,5 +1105,8 @@ class IntakeQueueMeasured(Contract):
     instance: str = Field(min_length=1, max_length=INSTANCE_NAME_LENGTH, description="the service and its instance")
     waiting: int = Field(ge=0)
     unread: int | None = Field(
-        default=None, ge=0, description="the order path groups' unread records; none if the instance did not measure"
+        default=None,
+        ge=0,
+        description="the records the order path's groups have to read by the instance's next look: those unread, and"
+        " those arriving meanwhile at the pace since its last look; none if the instance did not measure",
     )

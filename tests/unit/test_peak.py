@@ -3,14 +3,17 @@ for at most a set time in a row, and read it again once the path caught up."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
+from shared.backbone import peak
 from shared.backbone.consumer import PAUSED_ENDS_EVERY, EventConsumer, Routes
 from shared.backbone.kafka import encode
 from shared.backbone.peak import PARTITIONS_FOUND_FOR, Clients, OrderPathWatch, PathReports, Peak
@@ -282,9 +285,8 @@ def lag(tp: TopicPartition) -> float | None:
     )
 
 
-async def test_a_waiting_partitions_lag_shows_the_backlog_the_wait_builds() -> None:
-    # given a follow-up consumer that read a partition to its end
-    consumer = EventConsumer(
+def follow_up_consumer() -> EventConsumer:
+    return EventConsumer(
         CommonSettings(service="returns"),
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
@@ -292,33 +294,71 @@ async def test_a_waiting_partitions_lag_shows_the_backlog_the_wait_builds() -> N
         order_path=False,
         watch=Watch(),  # type: ignore[arg-type]
     )
+
+
+async def report_lag(consumer: EventConsumer, client: Client) -> None:
+    """The lag reported after a poll, once the ends it asked of the broker beside the loop came back."""
+    await consumer._report_lag(client)
+    if consumer._asking_paused_ends is not None:
+        await consumer._asking_paused_ends
+    await consumer._report_lag(client)
+
+
+async def test_a_waiting_partitions_lag_shows_the_backlog_the_wait_builds() -> None:
+    # given a follow-up consumer that read a partition to its end
+    consumer = follow_up_consumer()
     shipped = TopicPartition(topics.FULFILLMENT_EVENTS.name, 0)
     client = Client(shipped)
     client.fetched_to[shipped] = client.positions[shipped] = client.ends[shipped] = 100
-    await consumer._report_lag(client)
+    await report_lag(consumer, client)
     assert lag(shipped) == 0 and client.asked == 0  # read as it comes: the fetches say where it ends
     # when it waits at a peak, nothing of it is fetched while the topic grows
     client.pause(shipped)
     client.ends[shipped] = 600
-    await consumer._report_lag(client)
+    await report_lag(consumer, client)
     # then its lag is the backlog, from the end the broker gives, asked at most once a look
     assert lag(shipped) == 500 and client.asked == 1
     client.ends[shipped] = 900
-    await consumer._report_lag(client)
+    await report_lag(consumer, client)
     assert lag(shipped) == 500 and client.asked == 1
     consumer._paused_ends_at -= PAUSED_ENDS_EVERY  # a look later
-    await consumer._report_lag(client)
+    await report_lag(consumer, client)
     assert lag(shipped) == 800 and client.asked == 2
     # and a broker that does not answer leaves the last end known, and the loop going
     client.broker_away, client.ends[shipped] = True, 1000
     consumer._paused_ends_at -= PAUSED_ENDS_EVERY
-    await consumer._report_lag(client)
+    await report_lag(consumer, client)
     assert lag(shipped) == 800 and client.asked == 3
     # once it reads again, its own fetches say where it ends
     client.resume(shipped)
     client.fetched_to[shipped] = 1000
-    await consumer._report_lag(client)
+    await report_lag(consumer, client)
     assert lag(shipped) == 900 and client.asked == 3
+
+
+async def test_the_ends_of_waiting_partitions_are_asked_beside_the_loop_which_goes_on_meanwhile() -> None:
+    # given a follow-up consumer waiting at a peak, whose request for the ends the broker answers only after the
+    # fetch it holds for the partitions still read
+    consumer = follow_up_consumer()
+    shipped = TopicPartition(topics.FULFILLMENT_EVENTS.name, 1)
+    client = Client(shipped)
+    client.fetched_to[shipped] = client.positions[shipped] = 100
+    client.pause(shipped)
+    held = asyncio.Event()
+
+    async def answered_after_the_fetch(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        await held.wait()
+        return dict.fromkeys(partitions, 700)
+
+    client.end_offsets = answered_after_the_fetch  # type: ignore[method-assign]
+
+    # when the lag is reported after a poll, it does not wait for the answer (awaited, it hangs here)
+    await asyncio.wait_for(consumer._report_lag(client), timeout=5)
+    assert lag(shipped) == 0  # the end its last fetch saw, until the broker answers
+    # and once the broker answers, the next report shows the backlog
+    held.set()
+    await report_lag(consumer, client)
+    assert lag(shipped) == 600
 
 
 def test_the_backlog_is_the_unread_records_and_the_orders_waiting_at_every_instance_while_reports_are_fresh() -> None:
@@ -419,6 +459,41 @@ async def test_capture_measures_the_path_and_reports_it_with_the_orders_waiting_
     later_look = [f"offsets {g} at 0" for g in groups] + ["ends"]
     assert broker.asked == first_look + later_look
     assert broker.waited == [0, 0]  # its looks keep their pace: the reports read as they are
+
+
+class Clock:
+    """The watch's clock, moved by hand (it stands in for the `time` module where the watch reads it)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_capture_counts_what_the_path_has_to_read_by_the_next_look_at_the_pace_records_arrive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(peak, "time", clock)
+    broker = Broker({"oms-capture": 900, "oms-allocation": 950, "oms-fulfillment": 1000}, end=1000)
+    watch = OrderPathWatch(CommonSettings(service="capture"), Producer)
+    clients = Clients(broker, broker, broker)
+    await watch.look(clients)
+    assert watch.reports.backlog(clock.now) == 100 + 50 + 0  # no pace to go by yet: what is unread
+
+    # when each path topic took 100 records over the half second to the next look
+    clock.now += 0.5
+    broker.end = 1100
+    await watch.look(clients)
+
+    # then what is unread counts with what arrives by the look after, at that pace (600 a second)
+    assert watch.reports.backlog(clock.now) == (200 + 150 + 100) + 300
+    # and a path that read it all by then, the records arriving as before, is behind by what arrives meanwhile
+    clock.now += 0.5
+    broker.end, broker.committed = 1200, dict.fromkeys(broker.committed, 1200)
+    await watch.look(clients)
+    assert watch.reports.backlog(clock.now) == 0 + 300
 
 
 async def test_a_partition_the_path_never_committed_on_counts_from_its_start_as_the_groups_read_it() -> None:
