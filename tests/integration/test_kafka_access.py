@@ -172,6 +172,7 @@ async def test_what_captures_watch_measures_on_the_broker_reaches_another_servic
     measuring = await Clients.started(as_("capture"), timeout=10, measuring=True)
     await producer.start()
     try:
+        await capture.look(measuring)  # the first look learns the pace records arrive at; the next reports
         await capture.look(measuring)
         measured, _ = capture.reports.latest[f"capture-{instance}"]
         assert measured.waiting == 4 and measured.unread is not None
