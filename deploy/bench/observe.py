@@ -119,7 +119,7 @@ class Observer:
         order path waits (shared/backbone/peak.py), and KPIs and returns may still be reading a phase's records
         when its orders are delivered and their mail sent."""
         groups = {kafka_access.consumer_group(s): {t.name for t in topics.inputs(s)} for s in topics.SERVICES}
-        return await unread(self.admin, self.offsets, groups)
+        return (await unread(self.admin, self.offsets, groups)).records
 
     async def dead_letters(self) -> int:
         """Records written to the dead-letter topics so far."""

@@ -311,23 +311,12 @@ async def order_path_backlog(
     partitions: Mapping[str, Collection[int]] | None = None,
     seen: dict[tuple[str, TopicPartition], int] | None = None,
 ) -> Unread:
-    """What the order path's groups have still to read on their topics (`partitions`, `seen`: see `measure_unread`)."""
+    """What the order path's groups have still to read on their topics (`partitions`, `seen`: see `unread`)."""
     groups = {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()}
-    return await measure_unread(admin, offsets, groups, coordinators, partitions, seen)
+    return await unread(admin, offsets, groups, coordinators, partitions, seen)
 
 
 async def unread(
-    admin: AIOKafkaAdminClient,
-    offsets: AIOKafkaConsumer,
-    groups: Mapping[str, Collection[str]],
-    coordinators: dict[str, int] | None = None,
-    partitions: Mapping[str, Collection[int]] | None = None,
-) -> int:
-    """Records the groups have still to read on the topics given for each (see `measure_unread`)."""
-    return (await measure_unread(admin, offsets, groups, coordinators, partitions)).records
-
-
-async def measure_unread(
     admin: AIOKafkaAdminClient,
     offsets: AIOKafkaConsumer,
     groups: Mapping[str, Collection[str]],

@@ -500,14 +500,20 @@ async def test_capture_counts_what_the_path_has_to_read_by_the_next_look_at_the_
     assert watch.reports.backlog(clock.now) == 0 + 300
 
 
+async def capture_watching(broker: Broker) -> tuple[OrderPathWatch, Clients]:
+    """Capture's watch of the broker after its first two looks (it reports from the second, the pace known)."""
+    watch = OrderPathWatch(CommonSettings(service="capture"), Producer)
+    clients = Clients(broker, broker, broker)
+    for _ in range(2):
+        await watch.look(clients)
+    return watch, clients
+
+
 async def test_a_partition_the_path_never_committed_on_counts_from_its_start_as_the_groups_read_it() -> None:
     # a new stack's first peak: each group committed on one of its topic's three partitions, the others wait unread
     broker = Broker({"oms-capture": 900, "oms-allocation": 950, "oms-fulfillment": 1000}, end=1000, partitions=3)
-    producer = Producer()
-    watch = OrderPathWatch(CommonSettings(service="capture"), lambda: producer)
 
-    for _ in range(2):
-        await watch.look(Clients(broker, broker, broker))
+    watch, _ = await capture_watching(broker)
 
     assert watch.reports.backlog(time.monotonic()) == 100 + 50 + 0 + 6 * 1000
     assert broker.asked[-2:] == ["ends", "starts of 6"]
@@ -515,10 +521,7 @@ async def test_a_partition_the_path_never_committed_on_counts_from_its_start_as_
 
 async def test_a_commit_the_broker_leaves_out_for_a_moment_counts_as_last_listed_not_from_the_start() -> None:
     broker = Broker({"oms-capture": 900, "oms-allocation": 950, "oms-fulfillment": 1000}, end=1000, start=0)
-    watch = OrderPathWatch(CommonSettings(service="capture"), Producer)
-    clients = Clients(broker, broker, broker)
-    for _ in range(2):
-        await watch.look(clients)
+    watch, clients = await capture_watching(broker)
     assert watch.reports.backlog(time.monotonic()) == 100 + 50 + 0
 
     broker.unlisted = {"oms-capture"}  # its coordinator loading the offsets after a restart, say
@@ -529,10 +532,7 @@ async def test_a_commit_the_broker_leaves_out_for_a_moment_counts_as_last_listed
 
 async def test_a_topic_given_more_partitions_is_seen_within_a_minute() -> None:
     broker = Broker({"oms-capture": 1000, "oms-allocation": 1000, "oms-fulfillment": 1000}, end=1000, start=400)
-    watch = OrderPathWatch(CommonSettings(service="capture"), Producer)
-    clients = Clients(broker, broker, broker)
-    for _ in range(2):
-        await watch.look(clients)
+    watch, clients = await capture_watching(broker)
     assert watch.reports.backlog(time.monotonic()) == 0
 
     broker.partitions = 2  # each path topic given a partition, 600 records on it
