@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from deploy.local.client import admin_client, partitions, plain_consumer
+from deploy.local.client import admin_client, plain_consumer
 from shared.backbone.dlq import STORED
+from shared.backbone.kafka import partitions
 from shared.backbone.kafka_access import Access
 from shared.contracts import topics
 from shared.contracts.topics import SERVICES

@@ -10,14 +10,13 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiokafka import TopicPartition
 
 from deploy.local import stack
-from deploy.local.client import admin_client, partitions, plain_consumer
+from deploy.local.client import admin_client, plain_consumer
 from deploy.local.settings import LocalStack
+from shared.backbone.kafka import partitions
 from shared.backbone.kafka_access import Access
+from shared.backbone.peak import unread
 from shared.contracts import topics
 from shared.contracts.topics import SERVICES
 
@@ -64,23 +63,14 @@ async def heal(fleet: Fleet, local: LocalStack, infrastructure: stack.Infrastruc
 
 async def group_lags(access: Access) -> dict[str, int]:
     """Records each group has not committed yet, on the topics it reads (a partition it never committed on counts
-    from the partition's start)."""
+    from the partition's start, as the watch of the order path counts it)."""
     groups = consumed()
     async with admin_client(access) as admin, plain_consumer(access) as consumer:
         tps = await partitions(admin, sorted({t for names in groups.values() for t in names}))
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        lags = {}
-        for group, names in groups.items():
-            mine = [tp for tp in tps if tp.topic in names]
-            committed = await admin.list_consumer_group_offsets(group, partitions=mine)
-            lags[group] = sum(ends[tp] - _committed(committed, tp, starts[tp]) for tp in mine)
-    return lags
-
-
-def _committed(committed: dict[TopicPartition, Any], tp: TopicPartition, start: int) -> int:
-    offset = committed.get(tp)
-    return int(offset.offset) if offset is not None and offset.offset >= 0 else start
+        return {
+            group: (await unread(admin, consumer, {group: names}, topic_partitions=tps)).records
+            for group, names in groups.items()
+        }
 
 
 @dataclass

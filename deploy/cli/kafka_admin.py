@@ -10,7 +10,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from deploy.local.client import admin_client, partitions, plain_consumer, records_behind
+from deploy.local.client import admin_client, plain_consumer, records_behind
+from shared.backbone.kafka import partitions
 from shared.backbone.kafka_access import Access
 
 SERVICE_GROUP_PREFIX = "oms-"

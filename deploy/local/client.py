@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.settings import LocalStack
 from shared.backbone import kafka_access
+from shared.backbone.kafka import partitions
 from shared.contracts import topics
 
 
@@ -45,13 +46,6 @@ async def plain_consumer(access: kafka_access.Access) -> AsyncIterator[AIOKafkaC
         yield consumer
     finally:
         await consumer.stop()
-
-
-async def partitions(admin: AIOKafkaAdminClient, names: Iterable[str] | None = None) -> list[TopicPartition]:
-    described = await admin.describe_topics(list(names) if names is not None else None)
-    return sorted(
-        TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]
-    )
 
 
 class PipelineClient:

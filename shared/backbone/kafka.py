@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from shared.backbone import kafka_access
@@ -29,6 +30,15 @@ def guard_client() -> None:
     on uvloop (shared.closed_connections). Later calls do nothing."""
     guard_offset_fetch()
     guard_closed_connections()
+
+
+async def partitions(admin: AIOKafkaAdminClient, names: Iterable[str] | None = None) -> list[TopicPartition]:
+    """The topics' partitions as the broker describes them to this client (every topic's when no names are given;
+    a topic it does not describe, as one the client may not see, is left out)."""
+    described = await admin.describe_topics(list(names) if names is not None else None)
+    return sorted(
+        TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]
+    )
 
 
 def make_producer(settings: CommonSettings) -> AIOKafkaProducer:

@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.backbone import kafka_access
 from shared.backbone.failures import describe
-from shared.backbone.kafka import Undecodable, decode, encode
+from shared.backbone.kafka import Undecodable, decode, encode, partitions
 from shared.backbone.metrics import ORDER_PATH_BACKLOG, YIELDED_TO_THE_ORDER_PATH, YIELDING_TO_THE_ORDER_PATH
 from shared.backbone.settings import CommonSettings
 from shared.contracts.envelope import wrap
@@ -200,7 +200,7 @@ class OrderPathWatch:
         )
         self.reports = PathReports(fresh_seconds=STALE_AFTER_LOOKS * settings.peak_look_seconds)
         self.coordinators: dict[str, int] = {}  # each path group's coordinator, as last found
-        self.partitions: dict[str, frozenset[int]] = {}  # each path topic's partitions, as last found
+        self.partitions: list[TopicPartition] = []  # the path topics' partitions, as last found
         self.partitions_found = -math.inf  # when (monotonic)
         self.last_measured: tuple[Unread, float] | None = None  # the latest measurement, and when (monotonic)
         self.committed: dict[tuple[str, TopicPartition], int] = {}  # each path group's commits, as last listed
@@ -268,10 +268,11 @@ class OrderPathWatch:
         mark, so the wait ended, what follows caught up at once and the path fell behind again, every few seconds
         (round 30). The path topics' partitions are looked up again once a minute (a topic may be given more)."""
         if not self.partitions or time.monotonic() - self.partitions_found >= PARTITIONS_FOUND_FOR:
-            self.partitions = await topic_partitions(admin, {topic.name for topic in ORDER_PATH.values()})
+            self.partitions = await partitions(admin, [topic.name for topic in ORDER_PATH.values()])
             self.partitions_found = time.monotonic()
         measured = await order_path_backlog(admin, offsets, self.coordinators, self.partitions, self.committed)
-        now, before, self.last_measured = time.monotonic(), self.last_measured, (measured, time.monotonic())
+        now = time.monotonic()
+        before, self.last_measured = self.last_measured, (measured, now)
         if before is None or before[0].partitions != measured.partitions or now <= before[1]:
             return None
         pace = max(0, measured.written - before[0].written) / (now - before[1])
@@ -308,12 +309,12 @@ async def order_path_backlog(
     admin: AIOKafkaAdminClient,
     offsets: AIOKafkaConsumer,
     coordinators: dict[str, int] | None = None,
-    partitions: Mapping[str, Collection[int]] | None = None,
+    topic_partitions: Collection[TopicPartition] | None = None,
     seen: dict[tuple[str, TopicPartition], int] | None = None,
 ) -> Unread:
-    """What the order path's groups have still to read on their topics (`partitions`, `seen`: see `unread`)."""
+    """What the order path's groups have still to read on their topics (`topic_partitions`, `seen`: see `unread`)."""
     groups = {kafka_access.consumer_group(r): {t.name} for r, t in ORDER_PATH.items()}
-    return await unread(admin, offsets, groups, coordinators, partitions, seen)
+    return await unread(admin, offsets, groups, coordinators, topic_partitions, seen)
 
 
 async def unread(
@@ -321,11 +322,11 @@ async def unread(
     offsets: AIOKafkaConsumer,
     groups: Mapping[str, Collection[str]],
     coordinators: dict[str, int] | None = None,
-    partitions: Mapping[str, Collection[int]] | None = None,
+    topic_partitions: Collection[TopicPartition] | None = None,
     seen: dict[tuple[str, TopicPartition], int] | None = None,
 ) -> Unread:
     """Records the groups have still to read on the topics given for each: end offsets less committed ones, summed.
-    A partition a group never committed on counts from its start when its topic's partitions are given (the groups
+    A partition a group never committed on counts from its start when it is among `topic_partitions` (the groups
     read such a partition from its start, `auto_offset_reset="earliest"`: without it a new stack's first peak passed
     unseen, round 30), and is left out otherwise. A commit kept in `seen` (when given) stands for one the broker does
     not list for a moment (a group's commit does not go away; a coordinator that moved, or is loading the offsets
@@ -347,9 +348,8 @@ async def unread(
     never = {
         (group, tp)
         for group, names in groups.items()
-        for name in names
-        for tp in (TopicPartition(name, p) for p in (partitions or {}).get(name, ()))
-        if (group, tp) not in committed
+        for tp in topic_partitions or ()
+        if tp.topic in names and (group, tp) not in committed
     }
     counted = frozenset({tp for _, tp in committed} | {tp for _, tp in never})
     if not counted:
@@ -359,16 +359,6 @@ async def unread(
     behind = sum(max(0, end[tp] - offset) for (_, tp), offset in committed.items())
     behind += sum(max(0, end[tp] - start[tp]) for _, tp in never)
     return Unread(behind, sum(end.values()), counted)
-
-
-async def topic_partitions(admin: AIOKafkaAdminClient, names: Collection[str]) -> dict[str, frozenset[int]]:
-    """Each topic's partitions, as the broker describes them (topics it does not describe to this client left out)."""
-    described = await admin.describe_topics(sorted(names))
-    return {
-        topic["topic"]: frozenset(p["partition"] for p in topic["partitions"])
-        for topic in described
-        if topic["error_code"] == 0
-    }
 
 
 @dataclass

@@ -15,7 +15,7 @@ from aiokafka.errors import (
 )
 
 from shared.backbone import kafka_access
-from shared.backbone.kafka import encode
+from shared.backbone.kafka import encode, partitions
 from shared.backbone.kafka_access import Access
 from shared.backbone.peak import (
     Clients,
@@ -23,7 +23,6 @@ from shared.backbone.peak import (
     PathReports,
     order_path_backlog,
     read_reports,
-    topic_partitions,
 )
 from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
@@ -127,9 +126,9 @@ async def test_capture_may_measure_the_order_paths_backlog_and_no_other_service_
         # the path groups' committed offsets and their topics' end offsets: refused (raises) without the grants
         coordinators: dict[str, int] = {}
         path = topics.ORDER_PATH.values()
-        partitions = await topic_partitions(capture.admin, {topic.name for topic in path})
-        assert partitions == {topic.name: frozenset(range(topic.partitions)) for topic in path}
-        await order_path_backlog(capture.admin, capture.offsets, coordinators, partitions)
+        described = await partitions(capture.admin, [topic.name for topic in path])
+        assert described == sorted(TopicPartition(topic.name, p) for topic in path for p in range(topic.partitions))
+        await order_path_backlog(capture.admin, capture.offsets, coordinators, described)
         assert set(coordinators) == {kafka_access.consumer_group(s) for s in topics.ORDER_PATH}
         with pytest.raises(GroupAuthorizationFailedError):  # no other group's
             await capture.admin.list_consumer_group_offsets("oms-returns")
