@@ -19,6 +19,7 @@ from faststream.kafka import KafkaBroker
 from faststream.security import SASLScram256, SASLScram512
 
 from shared.backbone.closed_connections import guard_closed_connections
+from shared.backbone.tls import verifying
 
 Mechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -50,7 +51,8 @@ class Connection:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Connection:
-        """OMS_KAFKA_BOOTSTRAP, OMS_KAFKA_PRINCIPAL, OMS_KAFKA_PASSWORD and optionally OMS_KAFKA_SCRAM_MECHANISM."""
+        """OMS_KAFKA_BOOTSTRAP, OMS_KAFKA_PRINCIPAL, OMS_KAFKA_PASSWORD; optionally OMS_KAFKA_SCRAM_MECHANISM, and
+        OMS_KAFKA_CA_FILE, the CA certificate (PEM) of brokers reached over TLS (their names are checked)."""
         env = os.environ if env is None else env
         missing = [
             name for name in ("OMS_KAFKA_BOOTSTRAP", "OMS_KAFKA_PRINCIPAL", "OMS_KAFKA_PASSWORD") if not env.get(name)
@@ -60,7 +62,14 @@ class Connection:
         mechanism = env.get("OMS_KAFKA_SCRAM_MECHANISM", "SCRAM-SHA-256")
         if mechanism not in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
             raise ValueError(f"OMS_KAFKA_SCRAM_MECHANISM {mechanism!r}: SCRAM-SHA-256 or SCRAM-SHA-512")
-        return cls(env["OMS_KAFKA_BOOTSTRAP"], env["OMS_KAFKA_PRINCIPAL"], env["OMS_KAFKA_PASSWORD"], mechanism)  # type: ignore[arg-type]
+        ca_file = env.get("OMS_KAFKA_CA_FILE")
+        return cls(
+            env["OMS_KAFKA_BOOTSTRAP"],
+            env["OMS_KAFKA_PRINCIPAL"],
+            env["OMS_KAFKA_PASSWORD"],
+            mechanism,  # type: ignore[arg-type]
+            verifying(ca_file) if ca_file else None,
+        )
 
     def broker(self, **options: Any) -> KafkaBroker:
         """A broker with the kit's producer settings; `options` go to FastStream's KafkaBroker as they are.

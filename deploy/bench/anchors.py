@@ -87,7 +87,7 @@ async def postgres(cfg: LocalStack, seconds: float) -> list[Anchor]:
         await conn.close()
 
     pgbench = str(cfg.pg_bin / "pgbench")
-    env = {**os.environ, "PGPASSWORD": cfg.pg_admin_password}
+    env = {**os.environ, "PGPASSWORD": cfg.pg_admin_password, "PGSSLMODE": "disable"}  # as the pipeline's sessions
     where = ["-h", cfg.host, "-p", str(cfg.ports.postgres), "-U", "oms"]
     load = ["-c", str(CLIENTS), "-j", str(THREADS), "-T", f"{round(seconds)}", "-M", "prepared"]
     await _run([pgbench, "-i", "-q", "-s", str(PGBENCH_SCALE), *where, DATABASE], env)

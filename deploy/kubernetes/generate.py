@@ -28,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 GENERATED = HERE / "base" / "generated"
 
 KAFKA_CLUSTER = "oms-kafka"  # Strimzi names its bootstrap Service <cluster>-kafka-bootstrap
-KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
+KAFKA_PORT = 9093  # the listener of base/kafka.yaml: SCRAM over TLS
+KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:{KAFKA_PORT}"
 KAFKA_REPLICAS = 3
 KAFKA_MIN_INSYNC = 2
 DATABASE_CLUSTER = "oms-db"  # CloudNativePG's read-write Service is <cluster>-rw
@@ -37,6 +38,29 @@ IMAGE = "oms"  # the image deploy/containers/services/Dockerfile builds; an over
 IMAGE_USER = 10001  # the image's `oms` user
 # The only writable place on the read-only root filesystem, as in the compose file: a memory-backed emptyDir.
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - the pod's own, not the node's
+# The CA certificates the services check the brokers' and the database's certificates against, as the operators
+# publish them: Strimzi's cluster CA (<cluster>-cluster-ca-cert) and CloudNativePG's (<cluster>-ca). Only the
+# certificate is mounted (CloudNativePG's secret also holds the CA's key).
+KAFKA_CA = ("kafka-ca", f"{KAFKA_CLUSTER}-cluster-ca-cert", "/etc/oms/tls/kafka")
+DATABASE_CA = ("database-ca", f"{DATABASE_CLUSTER}-ca", "/etc/oms/tls/database")
+CA_CERTIFICATE = "ca.crt"
+
+
+def ca_volume(ca: tuple[str, str, str]) -> dict[str, Any]:
+    name, secret, _ = ca
+    items = [{"key": CA_CERTIFICATE, "path": CA_CERTIFICATE}]
+    return {"name": name, "secret": {"secretName": secret, "items": items, "defaultMode": 0o444}}
+
+
+def ca_mount(ca: tuple[str, str, str]) -> dict[str, Any]:
+    name, _, folder = ca
+    return {"name": name, "mountPath": folder, "readOnly": True}
+
+
+def ca_file(ca: tuple[str, str, str]) -> str:
+    return f"{ca[2]}/{CA_CERTIFICATE}"
+
+
 PART_OF = {"app.kubernetes.io/part-of": "oms"}
 # The Prometheus that scrapes the services runs in this namespace (an overlay patches it where it differs).
 MONITORING_NAMESPACE = "monitoring"
@@ -148,7 +172,12 @@ def database_cluster() -> dict[str, Any]:
             "imageName": "ghcr.io/cloudnative-pg/postgresql:15",
             "primaryUpdateStrategy": "unsupervised",
             "storage": {"size": "20Gi"},
-            "postgresql": {"parameters": {"max_connections": "400"}},
+            "postgresql": {
+                "parameters": {"max_connections": "400"},
+                # Sessions over TLS only (the operator's own use the local socket and certificates): before the
+                # operator's catch-all `host` rule, which would take plaintext too.
+                "pg_hba": ["hostnossl all all all reject"],
+            },
             "affinity": {"enablePodAntiAffinity": True, "topologyKey": "kubernetes.io/hostname"},
             "bootstrap": {
                 "initdb": {"database": DATABASE, "owner": DATABASE, "postInitApplicationSQL": schema_statements()}
@@ -190,6 +219,7 @@ def database_env(service: str) -> list[dict[str, Any]]:
         {"name": "OMS_PG_HOST", "value": f"{DATABASE_CLUSTER}-rw"},
         {"name": "OMS_PG_PORT", "value": "5432"},
         {"name": "OMS_PG_DATABASE", "value": DATABASE},
+        {"name": "OMS_PG_CA_FILE", "value": ca_file(DATABASE_CA)},
         secret_env("OMS_DB_PASSWORD", db_secret(service), "password"),
     ]
 
@@ -202,6 +232,7 @@ def service_env(service: str) -> list[dict[str, Any]]:
         {"name": "OMS_HTTP_PORT", "value": str(HTTP_BASE[service])},
         {"name": "OMS_KAFKA_BOOTSTRAP", "value": KAFKA_BOOTSTRAP},
         {"name": "OMS_KAFKA_SCRAM_MECHANISM", "value": "SCRAM-SHA-512"},
+        {"name": "OMS_KAFKA_CA_FILE", "value": ca_file(KAFKA_CA)},
         secret_env("OMS_KAFKA_PASSWORD", kafka_secret(service), "password"),
         *database_env(service),
     ]
@@ -236,7 +267,7 @@ def deployment(service: str) -> dict[str, Any]:
         "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 60},
         "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": CONTAINER_SECURITY,
-        "volumeMounts": [TMP_MOUNT],
+        "volumeMounts": [TMP_MOUNT, ca_mount(KAFKA_CA), ca_mount(DATABASE_CA)],
     }
     if service == "notifications":
         container["envFrom"] = [{"configMapRef": {"name": "oms-notifications-mail"}}]
@@ -247,7 +278,7 @@ def deployment(service: str) -> dict[str, Any]:
         "env": database_env(service),
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": CONTAINER_SECURITY,
-        "volumeMounts": [TMP_MOUNT],
+        "volumeMounts": [TMP_MOUNT, ca_mount(DATABASE_CA)],
     }
     return {
         "apiVersion": "apps/v1",
@@ -269,7 +300,11 @@ def deployment(service: str) -> dict[str, Any]:
                     "terminationGracePeriodSeconds": 30,
                     "initContainers": [migrate],
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                        ca_volume(KAFKA_CA),
+                        ca_volume(DATABASE_CA),
+                    ],
                     "topologySpreadConstraints": [
                         {
                             "maxSkew": 1,
@@ -364,7 +399,7 @@ DNS_EGRESS = {
 }
 KAFKA_EGRESS = {
     "to": [{"podSelector": {"matchLabels": {"strimzi.io/cluster": KAFKA_CLUSTER, "strimzi.io/broker-role": "true"}}}],
-    "ports": [_port(9092)],
+    "ports": [_port(KAFKA_PORT)],
 }
 DATABASE_EGRESS = {
     "to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": DATABASE_CLUSTER}}}],

@@ -31,6 +31,8 @@ from shared.contracts.topics import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 DEVELOPMENT_ADMIN_PASSWORD = "dev-admin-password"  # noqa: S105 - the local stack's; set OMS_PG_ADMIN_PASSWORD
+# The broker's TLS keystore (deploy/local/stack/certificates.py): a file of the stack's own, beside its private key.
+DEVELOPMENT_KEYSTORE_PASSWORD = "dev-tls-keystore"  # noqa: S105
 
 
 def kafka_password_variable(principal: str) -> str:
@@ -76,13 +78,20 @@ class LocalStack:
         return f"http://{HOST}:{self.ports.http[service]}"
 
     def pg_dsn(self, role: str = "oms", database: str = "oms") -> str:
-        return f"postgresql://{role}@{HOST}:{self.ports.postgres}/{database}"
+        # Plaintext, stated: the cluster also offers TLS (for the tests of TLS clients), which libpq's and asyncpg's
+        # default ("prefer") would take on loopback, and the bench's anchors would measure.
+        return f"postgresql://{role}@{HOST}:{self.ports.postgres}/{database}?sslmode=disable"
 
     # --- where things live -----------------------------------------------------------------------------------
 
     @property
     def kafka_dir(self) -> Path:
         return self.state / "kafka"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The stack's CA and this host's certificate (deploy/local/stack/certificates.py)."""
+        return self.state / "tls"
 
     @property
     def maildir(self) -> Path:
@@ -120,6 +129,10 @@ class LocalStack:
         """How a principal of this stack reaches its broker (the tools act as `admin`)."""
         return Access(self.kafka_bootstrap, principal, self.kafka_passwords[principal])
 
+    def tls_access(self, principal: str, ca_file: Path) -> Access:
+        """The same principal through the brokers' TLS listeners, trusting the CA in `ca_file`."""
+        return Access(self.ports.kafka_tls_bootstrap, principal, self.kafka_passwords[principal], ca_file=str(ca_file))
+
     def kit_connection(self, principal: str) -> Connection:
         """The same principal as the integrators' kit connects (the simulated warehouses, the kit's tests)."""
         # Imported here: the kit brings FastStream, which the other local tools need not load (~0.15 s).
@@ -135,6 +148,7 @@ class LocalStack:
             "OMS_PORT_OFFSET": str(ports.offset),
             "OMS_KAFKA_PORT": str(ports.kafka),
             "OMS_KAFKA_CONTROLLER_PORT": str(ports.kafka_controller),
+            "OMS_KAFKA_TLS_PORT": str(ports.kafka_tls),
             "OMS_KAFKA_BROKERS": str(ports.kafka_brokers),
             "OMS_KAFKA_BOOTSTRAP": ports.kafka_bootstrap,
             "OMS_PG_PORT": str(ports.postgres),

@@ -1,10 +1,11 @@
 """PostgreSQL access: one asyncpg pool per service, pinned to the service's own schema and bounded by
-server-side timeouts, and the migration runner."""
+server-side timeouts, over TLS when the settings name the server's CA, and the migration runner."""
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from shared.backbone.settings import CommonSettings
+from shared.backbone.settings import CommonSettings, DatabaseSettings
+from shared.backbone.tls import verifying
 
 log = logging.getLogger(__name__)
 # What handlers and repositories take: a plain or a pooled connection.
@@ -56,6 +58,12 @@ def server_settings(settings: CommonSettings) -> dict[str, str]:
     }
 
 
+def session_tls(settings: DatabaseSettings) -> ssl.SSLContext | bool:
+    """verify-full with the settings' CA; else plaintext, stated (asyncpg's default, "prefer", would take TLS from a
+    server that offers it and plaintext from one that does not, or from anyone between)."""
+    return verifying(settings.pg_ca_file) if settings.pg_ca_file else False
+
+
 class ServiceConnection(asyncpg.Connection):
     """A pooled service connection, given back to the pool without asyncpg's reset statement (advisory locks,
     cursors, LISTEN, session settings: a round trip on every release, a fifth of a consumer's statements at
@@ -77,6 +85,7 @@ async def create_pool(settings: CommonSettings, *, min_size: int = 1) -> asyncpg
         init=_init_connection,
         server_settings=server_settings(settings),
         command_timeout=settings.db_command_timeout_seconds,
+        ssl=session_tls(settings),
     )
 
 
@@ -86,6 +95,7 @@ async def connect(settings: CommonSettings) -> asyncpg.Connection:
         password=settings.db_password,
         server_settings=server_settings(settings),
         command_timeout=settings.db_command_timeout_seconds,
+        ssl=session_tls(settings),
     )
     await _init_connection(conn)
     return conn

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.backbone.settings import CommonSettings
+from shared.backbone.tls import verifying
 from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH, SERVICES, TOPICS, Topic, measures_the_order_path
 
 ADMIN = "admin"
@@ -100,23 +101,32 @@ class Access:
     principal: str
     password: str
     mechanism: str = MECHANISM
+    # The CA certificate (PEM file) that signs the brokers' certificates: TLS (SASL_SSL), the brokers' names checked.
+    ca_file: str = ""
+
+    @property
+    def protocol(self) -> str:
+        return "SASL_SSL" if self.ca_file else "SASL_PLAINTEXT"
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
         return {
             "bootstrap_servers": self.bootstrap,
-            "security_protocol": "SASL_PLAINTEXT",
+            "security_protocol": self.protocol,
             "sasl_mechanism": self.mechanism,
             "sasl_plain_username": self.principal,
             "sasl_plain_password": self.password,
+            **({"ssl_context": verifying(self.ca_file)} if self.ca_file else {}),
         }
 
     def properties(self) -> str:
         """The same as a Java client properties file, for Kafka's own command-line tools."""
         jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{self.principal}"'
+        trust = f"ssl.truststore.type=PEM\nssl.truststore.location={self.ca_file}\n" if self.ca_file else ""
         return (
             f"bootstrap.servers={self.bootstrap}\n"
-            "security.protocol=SASL_PLAINTEXT\n"
+            f"security.protocol={self.protocol}\n"
+            f"{trust}"
             f"sasl.mechanism={self.mechanism}\n"
             f'sasl.jaas.config={jaas} password="{self.password}";\n'
         )
@@ -125,10 +135,11 @@ class Access:
         """The same for a librdkafka client (confluent-kafka: the bench's load generator)."""
         return {
             "bootstrap.servers": self.bootstrap,
-            "security.protocol": "SASL_PLAINTEXT",
+            "security.protocol": self.protocol,
             "sasl.mechanisms": self.mechanism,
             "sasl.username": self.principal,
             "sasl.password": self.password,
+            **({"ssl.ca.location": self.ca_file} if self.ca_file else {}),
         }
 
     # The clients of the tools, the simulator and the tests (the services' own producer is kafka.make_producer).
@@ -145,5 +156,11 @@ class Access:
 
 
 def of_service(settings: CommonSettings) -> Access:
-    """A service's own principal: its name, with OMS_KAFKA_PASSWORD (and OMS_KAFKA_SCRAM_MECHANISM)."""
-    return Access(settings.kafka_bootstrap, settings.service, settings.kafka_password, settings.kafka_scram_mechanism)
+    """A service's own principal: its name, with OMS_KAFKA_PASSWORD (OMS_KAFKA_SCRAM_MECHANISM, OMS_KAFKA_CA_FILE)."""
+    return Access(
+        settings.kafka_bootstrap,
+        settings.service,
+        settings.kafka_password,
+        settings.kafka_scram_mechanism,
+        settings.kafka_ca_file,
+    )

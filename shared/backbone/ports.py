@@ -3,7 +3,9 @@ checkouts, or a developer's and a test run's) can run side by side; each port ca
 
 OMS_KAFKA_BROKERS=3 makes Kafka a cluster of three KRaft nodes: node n listens at the Kafka port + 2(n-1) and its
 controller at the controller port + 2(n-1) (19092/19093, 19094/19095, 19096/19097 before the offset, the ports the
-compose stack publishes its brokers on), so it stays inside the stack's offset window.
+compose stack publishes its brokers on), so it stays inside the stack's offset window. Each node also has a TLS
+listener (SASL_SSL, the stack's own CA: deploy/local/stack/certificates.py) at the TLS port + 2(n-1), for the tests
+of the clients' TLS; the pipeline's own clients stay on loopback plaintext.
 
 Read from the environment when `StackPorts.from_env` is called, never at import: the services' settings take
 their defaults from it, the local tools read it once (deploy/local/settings.py) and pass it down."""
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 HOST = "127.0.0.1"
 KAFKA_BASE = 19092
 KAFKA_CONTROLLER_BASE = 19093
+KAFKA_TLS_BASE = 19192
 # A cluster's next node listens this many ports above the previous one (its client and controller ports).
 KAFKA_NODE_STEP = 2
 # One node (the default: quickest to start), or a cluster that survives the loss of one.
@@ -40,6 +43,7 @@ class StackPorts:
     offset: int
     kafka: int
     kafka_controller: int
+    kafka_tls: int
     kafka_brokers: int  # KRaft nodes (broker and controller each): 1, or 3 for a cluster
     postgres: int
     smtp: int
@@ -64,6 +68,7 @@ class StackPorts:
             offset=offset,
             kafka=kafka,
             kafka_controller=port("OMS_KAFKA_CONTROLLER_PORT", KAFKA_CONTROLLER_BASE),
+            kafka_tls=port("OMS_KAFKA_TLS_PORT", KAFKA_TLS_BASE),
             kafka_brokers=brokers,
             postgres=port("OMS_PG_PORT", POSTGRES_BASE),
             smtp=port("OMS_SMTP_PORT", SMTP_BASE),
@@ -77,3 +82,12 @@ class StackPorts:
         """The client and controller ports of KRaft node `node_id` (1, 2, 3)."""
         step = KAFKA_NODE_STEP * (node_id - 1)
         return self.kafka + step, self.kafka_controller + step
+
+    def kafka_tls_port(self, node_id: int) -> int:
+        """The TLS listener's port of KRaft node `node_id`."""
+        return self.kafka_tls + KAFKA_NODE_STEP * (node_id - 1)
+
+    @property
+    def kafka_tls_bootstrap(self) -> str:
+        """Every local broker's TLS listener."""
+        return ",".join(f"{HOST}:{self.kafka_tls_port(n)}" for n in range(1, self.kafka_brokers + 1))

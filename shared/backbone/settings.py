@@ -4,7 +4,8 @@
 Development defaults point at the local stack (deploy/local), at the ports `StackPorts` gives when the settings
 are made. Without OMS_ENVIRONMENT a service runs as in production and refuses the well-known development
 passwords and secrets, so a forgotten variable fails at start instead of running with a password anyone can read
-in this repository.
+in this repository; and it speaks to brokers or a database off its host only over TLS (shared.backbone.tls), unless
+told the network is its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.backbone.ports import HTTP_BASE, StackPorts
+from shared.backbone.tls import hosts, loopback
 
 
 def development_password(role: str) -> str:
@@ -36,6 +38,9 @@ class KafkaSettings(BaseSettings):
     kafka_password: str = ""
     # The local stack's brokers offer SCRAM-SHA-256; Strimzi's listeners only SCRAM-SHA-512 (deploy/kubernetes).
     kafka_scram_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-256"
+    # The CA certificate (a PEM file) that signs the brokers' certificates: given, every client of the service speaks
+    # TLS to the brokers (SASL_SSL) and checks their names; empty, SASL over plaintext (the local stack's loopback).
+    kafka_ca_file: str = ""
     kafka_linger_ms: int = 5
     consumer_batch_size: int = 500
     consumer_poll_ms: int = 200
@@ -97,6 +102,10 @@ class DatabaseSettings(BaseSettings):
     pg_port: int = Field(default_factory=lambda: StackPorts.from_env().postgres)
     pg_database: str = "oms"
     db_password: str = ""
+    # The CA certificate (a PEM file) that signs the database server's certificate: given, every session is TLS and
+    # the server's name is checked against it (libpq's sslmode=verify-full); empty, plaintext (never "prefer": a
+    # session is what the settings say, not what the server happens to offer).
+    pg_ca_file: str = ""
     db_pool_size: int = 5
     # Every pooled session runs with these server-side limits (milliseconds). A statement running longer
     # ends as 57014 (permanent: the record is dead-lettered); a lock wait ends sooner as 55P03 (contention:
@@ -143,6 +152,10 @@ class CommonSettings(KafkaSettings, DatabaseSettings, HttpSettings):
     service: str = ""
     # Unset means production: only the local stack and the tests opt into development (and its passwords).
     environment: Literal["development", "test", "production"] = "production"
+    # The brokers and the database are on a network only this deployment uses (one host's compose network): production
+    # may then reach them without TLS. Elsewhere orders, customers' addresses and the SCRAM exchange would cross the
+    # network in clear.
+    trusted_network: bool = False
     instance: str = "1"
 
     outbox_poll_seconds: float = 1.0
@@ -169,6 +182,8 @@ class CommonSettings(KafkaSettings, DatabaseSettings, HttpSettings):
         )
         if self.environment == "production" and self.fault_kill_after_db_commit:
             raise ValueError("fault injection is for tests only")
+        if production and not self.trusted_network:
+            _refuse_plaintext(self)
         if self.kafka_send_timeout_seconds * 1000 >= self.db_idle_in_tx_timeout_ms:
             raise ValueError(
                 "the relay waits for the broker inside a transaction: keep the send timeout below the idle timeout"
@@ -182,6 +197,15 @@ class CommonSettings(KafkaSettings, DatabaseSettings, HttpSettings):
     @property
     def db_dsn(self) -> str:
         return self.dsn(self.db_role)
+
+
+def _refuse_plaintext(settings: CommonSettings) -> None:
+    """Production reaches brokers and a database off its host over TLS only."""
+    off_host = "set it, or OMS_TRUSTED_NETWORK=true where the network is this deployment's own"
+    if not settings.kafka_ca_file and not all(loopback(host) for host in hosts(settings.kafka_bootstrap)):
+        raise ValueError(f"OMS_KAFKA_CA_FILE is not set: the brokers would be reached in plaintext ({off_host})")
+    if not settings.pg_ca_file and not loopback(settings.pg_host):
+        raise ValueError(f"OMS_PG_CA_FILE is not set: the database would be reached in plaintext ({off_host})")
 
 
 def _secret(value: str, development: str, variable: str, production: bool) -> str:

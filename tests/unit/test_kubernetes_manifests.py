@@ -7,14 +7,17 @@ root, reaching only what it must."""
 from __future__ import annotations
 
 import copy
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deploy.kubernetes import generate, tools
 from deploy.kubernetes import validate as manifests
-from shared.backbone import kafka_access
+from deploy.local.stack import certificates
+from shared.backbone import db, kafka_access
 from shared.backbone.ports import HTTP_BASE
 from shared.backbone.settings import CommonSettings
 from shared.contracts.topics import SERVICES, TOPICS
@@ -280,7 +283,8 @@ def test_each_service_reaches_only_dns_kafka_its_database_and_notifications_also
     for service, policy in of_kind(rendered, "NetworkPolicy").items():
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         assert policy["spec"]["podSelector"]["matchLabels"] == generate.selector(service)
-        expected = [("dns", frozenset({53})), ("kafka", frozenset({9092})), ("database", frozenset({5432}))]
+        listener_port = kafka["spec"]["kafka"]["listeners"][0]["port"]
+        expected = [("dns", frozenset({53})), ("kafka", frozenset({listener_port})), ("database", frozenset({5432}))]
         if service == "notifications":
             expected.append(("outside", frozenset({generate.SMTP_PORT, generate.WEBHOOK_PORT})))
         assert _egress_peers(policy) == expected, service
@@ -296,21 +300,51 @@ def test_each_service_reaches_only_dns_kafka_its_database_and_notifications_also
     assert set(of_kind(rendered, "NetworkPolicy")) == set(SERVICES)
 
 
-def test_each_service_reads_its_deployment_environment_and_speaks_the_listeners_sasl_mechanism(
-    rendered: list[Obj], monkeypatch: pytest.MonkeyPatch
+def mounted_ca(deployment: Obj, path: str, of: Obj | None = None) -> str:
+    """The secret whose CA certificate (and nothing else of it) the container (or `of`) has at `path`."""
+    folder, _, file = path.rpartition("/")
+    (mount,) = [m for m in (of or container(deployment))["volumeMounts"] if m["mountPath"] == folder]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["items"] == [{"key": "ca.crt", "path": file}]
+    return str(volume["secret"]["secretName"])
+
+
+def test_each_service_reads_its_deployment_environment_and_speaks_the_listeners_sasl_mechanism_over_tls(
+    rendered: list[Obj], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Given the environment a Deployment gives its service (secrets stand in for what the operators generate)
     (kafka,) = of_kind(rendered, "Kafka").values()
+    (cluster,) = of_kind(rendered, "Cluster").values()
     (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True
+    assert generate.KAFKA_BOOTSTRAP.endswith(f":{listener['port']}")
+    # ... and no session without TLS: the first rule the operator's catch-all comes after
+    assert cluster["spec"]["postgresql"]["pg_hba"] == ["hostnossl all all all reject"]
+    ca_file = tmp_path / "ca.pem"  # the operators' CA certificates, as mounted
+    ca_file.write_bytes(certificates.pem(certificates.Authority.new("an operator's CA").certificate))
     for service, deployment in of_kind(rendered, "Deployment").items():
-        for name, variable in env_of(deployment).items():
+        env = env_of(deployment)
+        for name, variable in env.items():
             monkeypatch.setenv(name, variable.get("value", f"generated-{name.lower()}"))
-        # When the service reads its settings
+        # the CA certificates come from the operators' secrets (Strimzi's cluster CA, CloudNativePG's CA)
+        kafka_ca, database_ca = f"{kafka['metadata']['name']}-cluster-ca-cert", f"{cluster['metadata']['name']}-ca"
+        assert mounted_ca(deployment, env["OMS_KAFKA_CA_FILE"]["value"]) == kafka_ca
+        assert mounted_ca(deployment, env["OMS_PG_CA_FILE"]["value"]) == database_ca
+        (migrate,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        migrate_env = {e["name"]: e["value"] for e in migrate["env"] if "value" in e}
+        assert mounted_ca(deployment, migrate_env["OMS_PG_CA_FILE"], of=migrate) == database_ca
+        monkeypatch.setenv("OMS_KAFKA_CA_FILE", str(ca_file))
+        monkeypatch.setenv("OMS_PG_CA_FILE", str(ca_file))
+        # When the service reads its settings (in production: no plaintext off its host)
         settings = CommonSettings(service=service)
-        # Then it reaches the cluster's bootstrap and database as its own principal with the listener's mechanism
+        # Then it reaches the cluster's bootstrap and database as its own principal with the listener's mechanism,
+        # over TLS
         options = kafka_access.of_service(settings).client_options()
         assert options["sasl_mechanism"] == listener["authentication"]["type"].upper()
         assert options["bootstrap_servers"] == generate.KAFKA_BOOTSTRAP
         assert options["sasl_plain_username"] == service
+        assert options["security_protocol"] == "SASL_SSL"
+        assert isinstance(db.session_tls(settings), ssl.SSLContext)
         assert settings.db_dsn == f"postgresql://{service}@oms-db-rw:5432/oms"
         assert settings.http_port == HTTP_BASE[service]

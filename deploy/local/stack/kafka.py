@@ -24,7 +24,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.local.settings import REPO, LocalStack
+from deploy.local.settings import DEVELOPMENT_KEYSTORE_PASSWORD, REPO, LocalStack
+from deploy.local.stack import certificates
 from deploy.local.supervisor import READY_TIMEOUT, StackError, Supervised, fail, port_taken, say, wait_until
 from shared.backbone import kafka_access
 
@@ -38,11 +39,17 @@ controller.quorum.voters={voters}
 # Clients authenticate with SCRAM-SHA-256 (shared/backbone/kafka_access.py) and may do only what an ACL allows. The
 # controller listener stays PLAINTEXT on loopback: KRaft cannot check SCRAM there (the credentials live in the
 # metadata it serves), so its unauthenticated peer, the broker itself, is a super user.
-listeners=CLIENT://{host}:{port},CONTROLLER://{host}:{cport}
-advertised.listeners=CLIENT://{host}:{port}
+# TLS is the same SCRAM over TLS with the stack's own CA (deploy/local/stack/certificates.py), as production's
+# listeners are: for the tests of the clients' TLS; the pipeline's clients use CLIENT on loopback.
+listeners=CLIENT://{host}:{port},CONTROLLER://{host}:{cport},TLS://{host}:{tport}
+advertised.listeners=CLIENT://{host}:{port},TLS://{host}:{tport}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=CLIENT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,CLIENT:SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,CLIENT:SASL_PLAINTEXT,TLS:SASL_SSL
+listener.name.tls.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.tls.ssl.keystore.type=PKCS12
+listener.name.tls.ssl.keystore.location={keystore}
+listener.name.tls.ssl.keystore.password={keystore_password}
 sasl.enabled.mechanisms=SCRAM-SHA-256
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256
 listener.name.client.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule \
@@ -105,6 +112,7 @@ class Node:
     id: int
     port: int
     controller_port: int
+    tls_port: int
     home: Path  # its configuration, data, logs and pid file
 
     @property
@@ -137,7 +145,7 @@ def nodes(local: LocalStack, brokers: int | None = None) -> list[Node]:
     for node_id in range(1, count + 1):
         port, controller_port = local.ports.kafka_node_ports(node_id)
         home = local.kafka_dir if count == 1 else local.kafka_dir / f"node-{node_id}"
-        found.append(Node(node_id, port, controller_port, home))
+        found.append(Node(node_id, port, controller_port, local.ports.kafka_tls_port(node_id), home))
     return found
 
 
@@ -209,6 +217,9 @@ def server_properties(local: LocalStack, each: Node) -> str:
         host=local.host,
         port=each.port,
         cport=each.controller_port,
+        tport=each.tls_port,
+        keystore=certificates.Certificates(local.tls_dir).keystore,
+        keystore_password=DEVELOPMENT_KEYSTORE_PASSWORD,
         data=each.data,
         admin_password=local.kafka_passwords[kafka_access.ADMIN],
         replication=copies,
@@ -219,6 +230,7 @@ def server_properties(local: LocalStack, each: Node) -> str:
 def configure(local: LocalStack) -> None:
     """Each node's and the tools' configuration, a client properties file per principal, and each node's storage
     formatted with the admin credential (kept when formatted already)."""
+    certificates.ensure(local.tls_dir, DEVELOPMENT_KEYSTORE_PASSWORD)
     for each in nodes(local):
         (each.home / "logs").mkdir(parents=True, exist_ok=True)
         each.properties.touch(mode=0o600)
@@ -327,10 +339,11 @@ async def start(local: LocalStack, only: Collection[int] | None = None) -> None:
     _refuse_the_other_shape(local)
     stopped = [n for n in chosen if n.process.pid() is None]
     for each in stopped:
-        if port_taken(local.host, each.port) or port_taken(local.host, each.controller_port):
+        ports = (each.port, each.controller_port, each.tls_port)
+        if any(port_taken(local.host, port) for port in ports):
             fail(
-                f"port {each.port} or {each.controller_port} is taken by another process; "
-                "set OMS_KAFKA_PORT / OMS_KAFKA_CONTROLLER_PORT"
+                f"port {' or '.join(map(str, ports))} is taken by another process; "
+                "set OMS_KAFKA_PORT / OMS_KAFKA_CONTROLLER_PORT / OMS_KAFKA_TLS_PORT"
             )
     if stopped:
         await asyncio.to_thread(configure, local)

@@ -15,7 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deploy.local.settings import LocalStack
+from deploy.local.settings import DEVELOPMENT_KEYSTORE_PASSWORD, LocalStack
+from deploy.local.stack import certificates
 from deploy.local.supervisor import fail, port_taken, say, wait_until
 
 PG_HBA = """\
@@ -113,11 +114,26 @@ def _write_hba(data: Path) -> None:
         shutil.chown(hba, "postgres", "postgres")
 
 
+def _write_certificate(local: LocalStack, data: Path) -> None:
+    """This host's certificate and key from the stack's CA (deploy/local/stack/certificates.py), where the server
+    looks for them (ssl=on): the stack's own clients speak plaintext (LocalStack.pg_dsn, the services without a CA),
+    the tests of TLS clients verify the server against the CA."""
+    made = certificates.ensure(local.tls_dir, DEVELOPMENT_KEYSTORE_PASSWORD)
+    for source, name in ((made.certificate, "server.crt"), (made.key, "server.key")):
+        target = data / name
+        target.write_bytes(source.read_bytes())
+        target.chmod(0o600)  # the server refuses a key others may read
+        if _as_root():
+            shutil.chown(target, "postgres", "postgres")
+
+
 def configure(local: LocalStack) -> None:
-    """The cluster's directories, initialised once (administrator `oms` with its password), and pg_hba.conf."""
+    """The cluster's directories, initialised once (administrator `oms` with its password), pg_hba.conf and the
+    server's certificate."""
     data, _, _ = _owned_dirs(_choose_base(local))
     _initdb(local, base(local), data)
     _write_hba(data)
+    _write_certificate(local, data)
 
 
 def running(local: LocalStack) -> bool:
@@ -162,7 +178,7 @@ def _start_cluster(local: LocalStack) -> None:
     configure(local)
     options = (
         f"-p {local.ports.postgres} -k {shlex.quote(str(socket_dir(local)))} -c listen_addresses={local.host}"
-        " -c max_connections=200 -c fsync=on -c password_encryption=scram-sha-256 "
+        " -c max_connections=200 -c fsync=on -c password_encryption=scram-sha-256 -c ssl=on "
         + " ".join(f"-c {name}={value}" for name, value in tuning().items())
     )
     data = str(data_dir(local))
