@@ -241,6 +241,9 @@ def service_env(service: str) -> list[dict[str, Any]]:
     if service == "notifications":
         env.append(secret_env("OMS_WEBHOOK_SECRET", "oms-notifications-webhooks", "signing-secret"))
         env.append(secret_env("OMS_WEBHOOKS", "oms-notifications-webhooks", "endpoints", optional=True))
+        # The mail relay's login, when it asks for one (AUTH after STARTTLS: the ConfigMap oms-notifications-mail).
+        env.append(secret_env("OMS_SMTP_USERNAME", "oms-notifications-smtp", "username", optional=True))
+        env.append(secret_env("OMS_SMTP_PASSWORD", "oms-notifications-smtp", "password", optional=True))
     return env
 
 

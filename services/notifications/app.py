@@ -23,7 +23,13 @@ def create_app(settings: NotificationSettings) -> FastAPI:
     planner, handoff = Planner(settings.webhooks), Handoff()
 
     async def dispatch() -> None:
-        email = EmailChannel(settings.smtp_host, settings.smtp_port, settings.mail_from)
+        email = EmailChannel(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.mail_from,
+            tls=settings.smtp_tls(),
+            login=settings.smtp_login(),
+        )
         await Dispatcher(settings, runtime.pool, email, planner, handoff).run()
 
     handlers = NotificationHandlers(planner, handoff, settings.delivery_lease_seconds)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import re
 import smtplib
+import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -72,10 +73,22 @@ REFUSED = (
 
 
 class EmailChannel:
-    def __init__(self, host: str, port: int, sender: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        tls: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
+        """`tls`: STARTTLS first, the relay checked with this context (a relay that does not offer it is not sent
+        to); `login`: the relay's user and password (AUTH, after STARTTLS)."""
         self.host = host
         self.port = port
         self.sender = sender
+        self.tls = tls
+        self.login = login
         # The sender goes into commands as it is (else smtplib's sendmail quotes it): the same for every message.
         self.plain_sender = sender.isascii() and PLAIN_ADDRESS.fullmatch(sender) is not None
 
@@ -111,8 +124,7 @@ class EmailChannel:
                 started_at, started = now(), time.perf_counter()
                 if smtp is None:
                     try:
-                        smtp = smtplib.SMTP(self.host, self.port, timeout=10)
-                        smtp.ehlo()
+                        smtp = self._session()
                     except (OSError, smtplib.SMTPException) as exc:
                         outcomes.update(dict.fromkeys(waiting, Outcome.of(exc.__class__.__name__, started_at, started)))
                         break
@@ -128,6 +140,21 @@ class EmailChannel:
         finally:
             if smtp is not None:
                 _close(smtp)
+
+    def _session(self) -> smtplib.SMTP:
+        """A session with the relay, over TLS and logged in when the settings say so; any failure closes it."""
+        smtp = smtplib.SMTP(self.host, self.port, timeout=10)
+        try:
+            smtp.ehlo()
+            if self.tls is not None:
+                smtp.starttls(context=self.tls)  # SMTPNotSupportedError when not offered: nothing sent in clear
+                smtp.ehlo()
+            if self.login is not None:
+                smtp.login(*self.login)
+        except BaseException:
+            _close(smtp)
+            raise
+        return smtp
 
     def _plain(self, row: asyncpg.Record) -> bool:
         """Whether the message's addresses go into commands as they are (else smtplib's sendmail quotes them)."""

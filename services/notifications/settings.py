@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from shared.backbone.ports import StackPorts
 from shared.backbone.settings import CommonSettings
+from shared.backbone.tls import loopback, verifying
 
 DEVELOPMENT_WEBHOOK_SECRET = "dev-webhook-signing-secret"  # noqa: S105 - refused in production, below
 
@@ -31,6 +34,13 @@ class NotificationSettings(CommonSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default_factory=lambda: StackPorts.from_env().smtp)
     mail_from: str = "orders@oms.local"
+    # STARTTLS before anything else is said (a relay that does not offer it is not sent to: no fallback to plaintext),
+    # the relay's certificate and name checked against `smtp_ca_file`, or the system's CAs (a public relay's).
+    smtp_starttls: bool = False
+    smtp_ca_file: str = ""
+    # The relay's login (AUTH, after STARTTLS), as a submission relay (port 587) asks.
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
     # OMS_WEBHOOKS='[{"name": "crm", "url": "https://...", "sales_channels": ["shopify"]}]'
     webhooks: list[WebhookEndpoint] = []
     # Signs every webhook body: X-OMS-Signature: sha256=<hex HMAC-SHA256 of the raw body>.
@@ -48,9 +58,22 @@ class NotificationSettings(CommonSettings):
     def _refuse_development_secret(self) -> NotificationSettings:
         if self.environment == "production" and self.webhook_secret.get_secret_value() == DEVELOPMENT_WEBHOOK_SECRET:
             raise ValueError("OMS_WEBHOOK_SECRET must be set outside development")
+        in_clear = not self.smtp_starttls and not loopback(self.smtp_host) and not self.trusted_network
+        if in_clear and (self.environment == "production" or self.smtp_username):
+            raise ValueError(
+                "OMS_SMTP_STARTTLS is not set: customers' mail (and the relay's login) would cross the network in"
+                " plaintext (OMS_TRUSTED_NETWORK=true where the network is this deployment's own)"
+            )
         if len({endpoint.name for endpoint in self.webhooks}) != len(self.webhooks):
             raise ValueError("webhook endpoint names must be unique")
         return self
+
+    def smtp_tls(self) -> ssl.SSLContext | None:
+        """The context STARTTLS checks the relay with, when it is asked for."""
+        return verifying(self.smtp_ca_file or None) if self.smtp_starttls else None
+
+    def smtp_login(self) -> tuple[str, str] | None:
+        return (self.smtp_username, self.smtp_password.get_secret_value()) if self.smtp_username else None
 
     def endpoint(self, channel: str) -> WebhookEndpoint | None:
         return next((e for e in self.webhooks if e.channel == channel), None)

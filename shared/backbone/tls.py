@@ -10,8 +10,9 @@ import ssl
 from collections.abc import Iterable
 
 
-def verifying(ca_file: str) -> ssl.SSLContext:
-    """A client's context that trusts only the certificates `ca_file` (PEM) signs and checks the server's name."""
+def verifying(ca_file: str | None) -> ssl.SSLContext:
+    """A client's context that trusts only the certificates `ca_file` (PEM) signs (None: the system's CAs, for a
+    public server) and checks the server's name."""
     context = ssl.create_default_context(cafile=ca_file)  # CERT_REQUIRED and the name checked, as by default
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

@@ -17,6 +17,7 @@ import pytest
 from deploy.kubernetes import generate, tools
 from deploy.kubernetes import validate as manifests
 from deploy.local.stack import certificates
+from services.notifications.settings import NotificationSettings
 from shared.backbone import db, kafka_access
 from shared.backbone.ports import HTTP_BASE
 from shared.backbone.settings import CommonSettings
@@ -348,3 +349,28 @@ def test_each_service_reads_its_deployment_environment_and_speaks_the_listeners_
         assert isinstance(db.session_tls(settings), ssl.SSLContext)
         assert settings.db_dsn == f"postgresql://{service}@oms-db-rw:5432/oms"
         assert settings.http_port == HTTP_BASE[service]
+
+
+def test_notifications_start_in_production_with_the_mail_relay_of_their_config_map_over_starttls(
+    rendered: list[Obj], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given notifications' environment: its Deployment's, and the ConfigMap it reads the relay from
+    deployment = of_kind(rendered, "Deployment")["notifications"]
+    (source,) = container(deployment)["envFrom"]
+    config = of_kind(rendered, "ConfigMap")
+    (mail,) = [c for name, c in config.items() if name.startswith(source["configMapRef"]["name"])]
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(certificates.pem(certificates.Authority.new("an operator's CA").certificate))
+    for name, variable in env_of(deployment).items():
+        monkeypatch.setenv(name, variable.get("value", f"generated-{name.lower()}"))
+    for name, value in mail["data"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OMS_WEBHOOKS", "[]")  # the Secret's endpoints (JSON, optional): none here
+    monkeypatch.setenv("OMS_KAFKA_CA_FILE", str(ca_file))
+    monkeypatch.setenv("OMS_PG_CA_FILE", str(ca_file))
+    # When they read their settings (production: no relay off the host in plaintext)
+    settings = NotificationSettings()
+    # Then they speak STARTTLS to the relay, checking it against the system's CAs, and log in with the Secret's user
+    assert settings.smtp_host == "smtp.example.org" and settings.smtp_starttls
+    assert settings.smtp_tls() is not None
+    assert settings.smtp_login() == ("generated-oms_smtp_username", "generated-oms_smtp_password")

@@ -125,6 +125,13 @@ def pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """The key as PKCS#8 PEM, unencrypted (the file's mode protects it, as a server's key file)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def ensure(folder: Path, keystore_password: str) -> Certificates:
     """The stack's certificates, made if any file is missing (all anew: a key and its certificate go together)."""
     found = Certificates(folder)
@@ -136,9 +143,7 @@ def ensure(folder: Path, keystore_password: str) -> Certificates:
     found.ca.write_bytes(pem(authority.certificate))
     found.certificate.write_bytes(pem(certificate))
     found.key.touch(mode=0o600)
-    found.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    found.key.write_bytes(key_pem(key))
     found.keystore_password.touch(mode=0o600)
     found.keystore_password.write_text(keystore_password)
     found.keystore.touch(mode=0o600)
