@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from services.capture.settings import DEVELOPMENT_SHOP, CaptureSettings
 from services.notifications.settings import NotificationSettings
+from tests.production import as_production
 
 
 def test_each_shop_has_its_own_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,9 +19,7 @@ def test_each_shop_has_its_own_secret_from_the_environment(monkeypatch: pytest.M
 
 
 def test_development_secrets_are_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMS_ENVIRONMENT", "production")
-    monkeypatch.setenv("OMS_DB_PASSWORD", "a-real-password")
-    monkeypatch.setenv("OMS_KAFKA_PASSWORD", "a-real-kafka-password")
+    as_production(monkeypatch)
     with pytest.raises(ValidationError, match="Shopify secret"):
         CaptureSettings()
     with pytest.raises(ValidationError, match="OMS_WEBHOOK_SECRET"):

@@ -16,9 +16,10 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from pydantic import ValidationError
 
 from deploy.local.stack import certificates
-from services.notifications.channels import EmailChannel
+from services.notifications.channels import EmailChannel, Outcome
 from services.notifications.settings import NotificationSettings
 from shared.backbone.tls import verifying
+from tests.production import as_production
 
 LOGIN = ("notifications", "relay-password")
 
@@ -99,13 +100,19 @@ def message_row() -> dict[str, Any]:
     }
 
 
+async def send_one(port: int, ca_file: Path | None = None, login: tuple[str, str] | None = LOGIN) -> Outcome:
+    """One message through the notifications' client, over STARTTLS checked with `ca_file` when given."""
+    tls = verifying(str(ca_file)) if ca_file is not None else None
+    channel = EmailChannel("127.0.0.1", port, "orders@oms.local", tls=tls, login=login)
+    (outcome,) = await channel.send([message_row()])  # type: ignore[list-item]
+    return outcome
+
+
 async def test_mail_goes_over_starttls_to_the_relay_it_checked_and_logged_in_to(
     relay: tuple[Relay, int], ca_file: Path
 ) -> None:
     handler, port = relay
-    channel = EmailChannel("127.0.0.1", port, "orders@oms.local", tls=verifying(str(ca_file)), login=LOGIN)
-    (outcome,) = await channel.send([message_row()])  # type: ignore[list-item]
-    assert outcome.error is None
+    assert (await send_one(port, ca_file)).error is None
     ((over_tls, logged_in, content),) = handler.received
     assert (over_tls, logged_in) == (True, True)
     assert b"It left the warehouse today." in content
@@ -113,7 +120,7 @@ async def test_mail_goes_over_starttls_to_the_relay_it_checked_and_logged_in_to(
 
 async def test_without_starttls_a_relay_that_requires_it_takes_nothing(relay: tuple[Relay, int]) -> None:
     handler, port = relay
-    (outcome,) = await EmailChannel("127.0.0.1", port, "orders@oms.local").send([message_row()])  # type: ignore[list-item]
+    outcome = await send_one(port, login=None)
     assert outcome.error is not None and not outcome.undeliverable  # tried again later, once configured
     assert handler.received == []
 
@@ -122,9 +129,7 @@ async def test_a_relay_that_does_not_offer_starttls_is_sent_nothing(
     plain_relay: tuple[Relay, int], ca_file: Path
 ) -> None:
     handler, port = plain_relay
-    channel = EmailChannel("127.0.0.1", port, "orders@oms.local", tls=verifying(str(ca_file)), login=LOGIN)
-    (outcome,) = await channel.send([message_row()])  # type: ignore[list-item]
-    assert outcome.error == "SMTPNotSupportedError"
+    assert (await send_one(port, ca_file)).error == "SMTPNotSupportedError"
     assert handler.received == []
 
 
@@ -134,33 +139,19 @@ async def test_a_relay_whose_certificate_another_ca_signed_is_sent_nothing(
     handler, port = relay
     other = tmp_path / "other.pem"
     other.write_bytes(certificates.pem(certificates.Authority.new("someone else's CA").certificate))
-    channel = EmailChannel("127.0.0.1", port, "orders@oms.local", tls=verifying(str(other)), login=LOGIN)
-    (outcome,) = await channel.send([message_row()])  # type: ignore[list-item]
-    assert outcome.error == "SSLCertVerificationError"
+    assert (await send_one(port, other)).error == "SSLCertVerificationError"
     assert handler.received == []
 
 
 async def test_a_wrong_login_is_refused_and_nothing_is_sent(relay: tuple[Relay, int], ca_file: Path) -> None:
     handler, port = relay
-    wrong = ("notifications", "not-the-password")
-    channel = EmailChannel("127.0.0.1", port, "orders@oms.local", tls=verifying(str(ca_file)), login=wrong)
-    (outcome,) = await channel.send([message_row()])  # type: ignore[list-item]
+    outcome = await send_one(port, ca_file, login=("notifications", "not-the-password"))
     assert outcome.error == "SMTPAuthenticationError" and not outcome.undeliverable
     assert handler.received == []
 
 
-PRODUCTION = {
-    "OMS_ENVIRONMENT": "production",
-    "OMS_DB_PASSWORD": "a-real-one",
-    "OMS_KAFKA_PASSWORD": "a-real-one",
-    "OMS_WEBHOOK_SECRET": "a-real-one",
-}
-
-
 def test_production_refuses_a_relay_off_its_host_without_starttls(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in PRODUCTION.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OMS_SMTP_HOST", "smtp.example.org")
+    as_production(monkeypatch, OMS_WEBHOOK_SECRET="a-real-one", OMS_SMTP_HOST="smtp.example.org")
     with pytest.raises(ValidationError, match="OMS_SMTP_STARTTLS"):
         NotificationSettings()
     monkeypatch.setenv("OMS_SMTP_STARTTLS", "true")

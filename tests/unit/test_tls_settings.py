@@ -10,8 +10,7 @@ from pydantic import ValidationError
 from deploy.local.stack import certificates
 from shared.backbone import db, kafka_access, tls
 from shared.backbone.settings import CommonSettings
-
-PRODUCTION = {"OMS_ENVIRONMENT": "production", "OMS_DB_PASSWORD": "a-real-one", "OMS_KAFKA_PASSWORD": "a-real-one"}
+from tests.production import as_production
 
 
 @pytest.fixture
@@ -23,8 +22,7 @@ def ca_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name, value in PRODUCTION.items():
-        monkeypatch.setenv(name, value)
+    as_production(monkeypatch)
     return monkeypatch
 
 
