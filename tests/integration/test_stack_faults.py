@@ -13,7 +13,8 @@ from tests.scenario import free_port
 
 def own_stack(state) -> LocalStack:
     """The session's settings but for the ports (free ones) and the state directory."""
-    ports = {f"OMS_{name}_PORT": str(free_port()) for name in ("KAFKA", "KAFKA_CONTROLLER", "PG", "SMTP", "PROMETHEUS")}
+    names = ("KAFKA", "KAFKA_CONTROLLER", "KAFKA_TLS", "PG", "SMTP", "PROMETHEUS")
+    ports = {f"OMS_{name}_PORT": str(free_port()) for name in names}
     inherited = {k: v for k, v in LOCAL.environment().items() if k != "OMS_KAFKA_BOOTSTRAP"}  # its own broker's
     return LocalStack.from_env({**inherited, **ports, "OMS_STATE_DIR": str(state)})
 
