@@ -25,7 +25,7 @@ from tests.local import LOCAL, STACK
 pytestmark = pytest.mark.skipif(
     STACK == "containers", reason="the container images' broker and database serve no TLS (the native stack's do)"
 )
-CA = certificates.Certificates(LOCAL.tls_dir).ca
+CA = certificates.Certificates.of(LOCAL).ca
 
 
 @pytest.fixture(scope="module")

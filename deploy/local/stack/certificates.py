@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from deploy.local.settings import DEVELOPMENT_KEYSTORE_PASSWORD, LocalStack
+
 # Long enough that a stack kept for years does not find its certificates expired.
 VALID_FOR = datetime.timedelta(days=3650)
 HOST_NAMES = ("localhost",)
@@ -47,12 +49,12 @@ class Certificates:
 
     @property
     def keystore(self) -> Path:
-        """The key and certificate in one PKCS#12 file, for the broker (its password: `keystore_password`)."""
+        """The key and certificate in one PKCS#12 file, for the broker (its password: DEVELOPMENT_KEYSTORE_PASSWORD)."""
         return self.folder / "server.p12"
 
-    @property
-    def keystore_password(self) -> Path:
-        return self.folder / "server.p12.password"
+    @classmethod
+    def of(cls, local: LocalStack) -> Certificates:
+        return cls(local.tls_dir)
 
     def made(self) -> bool:
         return all(path.exists() for path in (self.ca, self.certificate, self.key, self.keystore))
@@ -132,20 +134,18 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def ensure(folder: Path, keystore_password: str) -> Certificates:
+def ensure(local: LocalStack) -> Certificates:
     """The stack's certificates, made if any file is missing (all anew: a key and its certificate go together)."""
-    found = Certificates(folder)
+    found = Certificates.of(local)
     if found.made():
         return found
-    folder.mkdir(parents=True, mode=0o700, exist_ok=True)
+    found.folder.mkdir(parents=True, mode=0o700, exist_ok=True)
     authority = Authority.new("OMS local stack CA")
     key, certificate = authority.issue()
     found.ca.write_bytes(pem(authority.certificate))
     found.certificate.write_bytes(pem(certificate))
     found.key.touch(mode=0o600)
     found.key.write_bytes(key_pem(key))
-    found.keystore_password.touch(mode=0o600)
-    found.keystore_password.write_text(keystore_password)
     found.keystore.touch(mode=0o600)
     found.keystore.write_bytes(
         pkcs12.serialize_key_and_certificates(
@@ -153,7 +153,7 @@ def ensure(folder: Path, keystore_password: str) -> Certificates:
             key,
             certificate,
             [authority.certificate],
-            serialization.BestAvailableEncryption(keystore_password.encode()),
+            serialization.BestAvailableEncryption(DEVELOPMENT_KEYSTORE_PASSWORD.encode()),
         )
     )
     return found

@@ -218,7 +218,7 @@ def server_properties(local: LocalStack, each: Node) -> str:
         port=each.port,
         cport=each.controller_port,
         tport=each.tls_port,
-        keystore=certificates.Certificates(local.tls_dir).keystore,
+        keystore=certificates.Certificates.of(local).keystore,
         keystore_password=DEVELOPMENT_KEYSTORE_PASSWORD,
         data=each.data,
         admin_password=local.kafka_passwords[kafka_access.ADMIN],
@@ -230,7 +230,7 @@ def server_properties(local: LocalStack, each: Node) -> str:
 def configure(local: LocalStack) -> None:
     """Each node's and the tools' configuration, a client properties file per principal, and each node's storage
     formatted with the admin credential (kept when formatted already)."""
-    certificates.ensure(local.tls_dir, DEVELOPMENT_KEYSTORE_PASSWORD)
+    certificates.ensure(local)
     for each in nodes(local):
         (each.home / "logs").mkdir(parents=True, exist_ok=True)
         each.properties.touch(mode=0o600)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deploy.local.settings import DEVELOPMENT_KEYSTORE_PASSWORD, LocalStack
+from deploy.local.settings import LocalStack
 from deploy.local.stack import certificates
 from deploy.local.supervisor import fail, port_taken, say, wait_until
 
@@ -118,7 +118,7 @@ def _write_certificate(local: LocalStack, data: Path) -> None:
     """This host's certificate and key from the stack's CA (deploy/local/stack/certificates.py), where the server
     looks for them (ssl=on): the stack's own clients speak plaintext (LocalStack.pg_dsn, the services without a CA),
     the tests of TLS clients verify the server against the CA."""
-    made = certificates.ensure(local.tls_dir, DEVELOPMENT_KEYSTORE_PASSWORD)
+    made = certificates.ensure(local)
     for source, name in ((made.certificate, "server.crt"), (made.key, "server.key")):
         target = data / name
         target.write_bytes(source.read_bytes())
