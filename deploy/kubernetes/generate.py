@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,29 +39,34 @@ IMAGE = "oms"  # the image deploy/containers/services/Dockerfile builds; an over
 IMAGE_USER = 10001  # the image's `oms` user
 # The only writable place on the read-only root filesystem, as in the compose file: a memory-backed emptyDir.
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - the pod's own, not the node's
-# The CA certificates the services check the brokers' and the database's certificates against, as the operators
-# publish them: Strimzi's cluster CA (<cluster>-cluster-ca-cert) and CloudNativePG's (<cluster>-ca). Only the
-# certificate is mounted (CloudNativePG's secret also holds the CA's key).
-KAFKA_CA = ("kafka-ca", f"{KAFKA_CLUSTER}-cluster-ca-cert", "/etc/oms/tls/kafka")
-DATABASE_CA = ("database-ca", f"{DATABASE_CLUSTER}-ca", "/etc/oms/tls/database")
-CA_CERTIFICATE = "ca.crt"
 
 
-def ca_volume(ca: tuple[str, str, str]) -> dict[str, Any]:
-    name, secret, _ = ca
-    items = [{"key": CA_CERTIFICATE, "path": CA_CERTIFICATE}]
-    return {"name": name, "secret": {"secretName": secret, "items": items, "defaultMode": 0o444}}
+@dataclass(frozen=True)
+class MountedCa:
+    """A CA certificate the services check a server's certificate against, as its operator publishes it (a Secret
+    with `ca.crt`), mounted read-only at `folder`. Only the certificate is mounted (CloudNativePG's secret also holds
+    the CA's key)."""
+
+    volume: str
+    secret: str
+    folder: str
+    key = "ca.crt"
+
+    @property
+    def file(self) -> str:
+        return f"{self.folder}/{self.key}"
+
+    def as_volume(self) -> dict[str, Any]:
+        items = [{"key": self.key, "path": self.key}]
+        return {"name": self.volume, "secret": {"secretName": self.secret, "items": items, "defaultMode": 0o444}}
+
+    def as_mount(self) -> dict[str, Any]:
+        return {"name": self.volume, "mountPath": self.folder, "readOnly": True}
 
 
-def ca_mount(ca: tuple[str, str, str]) -> dict[str, Any]:
-    name, _, folder = ca
-    return {"name": name, "mountPath": folder, "readOnly": True}
-
-
-def ca_file(ca: tuple[str, str, str]) -> str:
-    return f"{ca[2]}/{CA_CERTIFICATE}"
-
-
+# Strimzi's cluster CA (<cluster>-cluster-ca-cert) and CloudNativePG's (<cluster>-ca).
+KAFKA_CA = MountedCa("kafka-ca", f"{KAFKA_CLUSTER}-cluster-ca-cert", "/etc/oms/tls/kafka")
+DATABASE_CA = MountedCa("database-ca", f"{DATABASE_CLUSTER}-ca", "/etc/oms/tls/database")
 PART_OF = {"app.kubernetes.io/part-of": "oms"}
 # The Prometheus that scrapes the services runs in this namespace (an overlay patches it where it differs).
 MONITORING_NAMESPACE = "monitoring"
@@ -219,7 +225,7 @@ def database_env(service: str) -> list[dict[str, Any]]:
         {"name": "OMS_PG_HOST", "value": f"{DATABASE_CLUSTER}-rw"},
         {"name": "OMS_PG_PORT", "value": "5432"},
         {"name": "OMS_PG_DATABASE", "value": DATABASE},
-        {"name": "OMS_PG_CA_FILE", "value": ca_file(DATABASE_CA)},
+        {"name": "OMS_PG_CA_FILE", "value": DATABASE_CA.file},
         secret_env("OMS_DB_PASSWORD", db_secret(service), "password"),
     ]
 
@@ -232,7 +238,7 @@ def service_env(service: str) -> list[dict[str, Any]]:
         {"name": "OMS_HTTP_PORT", "value": str(HTTP_BASE[service])},
         {"name": "OMS_KAFKA_BOOTSTRAP", "value": KAFKA_BOOTSTRAP},
         {"name": "OMS_KAFKA_SCRAM_MECHANISM", "value": "SCRAM-SHA-512"},
-        {"name": "OMS_KAFKA_CA_FILE", "value": ca_file(KAFKA_CA)},
+        {"name": "OMS_KAFKA_CA_FILE", "value": KAFKA_CA.file},
         secret_env("OMS_KAFKA_PASSWORD", kafka_secret(service), "password"),
         *database_env(service),
     ]
@@ -270,7 +276,7 @@ def deployment(service: str) -> dict[str, Any]:
         "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 60},
         "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": CONTAINER_SECURITY,
-        "volumeMounts": [TMP_MOUNT, ca_mount(KAFKA_CA), ca_mount(DATABASE_CA)],
+        "volumeMounts": [TMP_MOUNT, KAFKA_CA.as_mount(), DATABASE_CA.as_mount()],
     }
     if service == "notifications":
         container["envFrom"] = [{"configMapRef": {"name": "oms-notifications-mail"}}]
@@ -281,7 +287,7 @@ def deployment(service: str) -> dict[str, Any]:
         "env": database_env(service),
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": CONTAINER_SECURITY,
-        "volumeMounts": [TMP_MOUNT, ca_mount(DATABASE_CA)],
+        "volumeMounts": [TMP_MOUNT, DATABASE_CA.as_mount()],
     }
     return {
         "apiVersion": "apps/v1",
@@ -305,8 +311,8 @@ def deployment(service: str) -> dict[str, Any]:
                     "containers": [container],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-                        ca_volume(KAFKA_CA),
-                        ca_volume(DATABASE_CA),
+                        KAFKA_CA.as_volume(),
+                        DATABASE_CA.as_volume(),
                     ],
                     "topologySpreadConstraints": [
                         {

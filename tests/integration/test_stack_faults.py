@@ -12,10 +12,10 @@ from tests.scenario import free_port
 
 
 def own_stack(state) -> LocalStack:
-    """The session's settings but for the ports (free ones) and the state directory."""
-    names = ("KAFKA", "KAFKA_CONTROLLER", "KAFKA_TLS", "PG", "SMTP", "PROMETHEUS")
-    ports = {f"OMS_{name}_PORT": str(free_port()) for name in names}
+    """The session's settings but for the ports (free ones: every port the stack has, also one added later) and the
+    state directory."""
     inherited = {k: v for k, v in LOCAL.environment().items() if k != "OMS_KAFKA_BOOTSTRAP"}  # its own broker's
+    ports = {name: str(free_port()) for name in inherited if name.endswith("_PORT")}
     return LocalStack.from_env({**inherited, **ports, "OMS_STATE_DIR": str(state)})
 
 

@@ -5,6 +5,7 @@ which serve a certificate of the stack's own CA (deploy/local/stack/certificates
 loopback plaintext."""
 
 import asyncio
+import logging
 import ssl
 import subprocess
 import uuid
@@ -31,9 +32,7 @@ CA = certificates.Certificates.of(LOCAL).ca
 @pytest.fixture(scope="module")
 def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA that signed neither server's certificate."""
-    path = tmp_path_factory.mktemp("other-ca") / "ca.pem"
-    path.write_bytes(certificates.pem(certificates.Authority.new("someone else's CA").certificate))
-    return path
+    return certificates.Authority.new("someone else's CA").save(tmp_path_factory.mktemp("other-ca") / "ca.pem")
 
 
 def over_tls(service: str, ca_file: Path) -> CommonSettings:
@@ -96,11 +95,15 @@ async def test_a_service_given_the_brokers_ca_reaches_them_over_tls_as_its_own_p
         await producer.stop()
 
 
-async def test_a_client_that_trusts_another_ca_is_refused_by_the_brokers(stack, other_ca: Path) -> None:
+async def test_a_client_that_trusts_another_ca_is_refused_by_the_brokers(
+    stack, other_ca: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     producer = make_producer(over_tls("capture", other_ca))
-    with pytest.raises(KafkaConnectionError):
+    with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
         await producer.start()
     await producer.stop()
+    # refused for the certificate (a client speaking plaintext to the TLS listener is refused too, otherwise)
+    assert any("CERTIFICATE_VERIFY_FAILED" in record.getMessage() for record in caplog.records)
 
 
 async def test_kafkas_own_tools_reach_the_tls_listener_with_the_properties_the_project_writes(

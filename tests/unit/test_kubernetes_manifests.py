@@ -322,8 +322,7 @@ def test_each_service_reads_its_deployment_environment_and_speaks_the_listeners_
     assert generate.KAFKA_BOOTSTRAP.endswith(f":{listener['port']}")
     # ... and no session without TLS: the first rule the operator's catch-all comes after
     assert cluster["spec"]["postgresql"]["pg_hba"] == ["hostnossl all all all reject"]
-    ca_file = tmp_path / "ca.pem"  # the operators' CA certificates, as mounted
-    ca_file.write_bytes(certificates.pem(certificates.Authority.new("an operator's CA").certificate))
+    ca_file = certificates.Authority.new("an operator's CA").save(tmp_path / "ca.pem")  # as the operators' mounted
     for service, deployment in of_kind(rendered, "Deployment").items():
         env = env_of(deployment)
         for name, variable in env.items():
@@ -359,8 +358,7 @@ def test_notifications_start_in_production_with_the_mail_relay_of_their_config_m
     (source,) = container(deployment)["envFrom"]
     config = of_kind(rendered, "ConfigMap")
     (mail,) = [c for name, c in config.items() if name.startswith(source["configMapRef"]["name"])]
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_bytes(certificates.pem(certificates.Authority.new("an operator's CA").certificate))
+    ca_file = certificates.Authority.new("an operator's CA").save(tmp_path / "ca.pem")
     for name, variable in env_of(deployment).items():
         monkeypatch.setenv(name, variable.get("value", f"generated-{name.lower()}"))
     for name, value in mail["data"].items():

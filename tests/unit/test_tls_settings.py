@@ -15,9 +15,7 @@ from tests.production import as_production
 
 @pytest.fixture
 def ca_file(tmp_path: Path) -> Path:
-    path = tmp_path / "ca.pem"
-    path.write_bytes(certificates.pem(certificates.Authority.new("a test CA").certificate))
-    return path
+    return certificates.Authority.new("a test CA").save(tmp_path / "ca.pem")
 
 
 @pytest.fixture

@@ -99,6 +99,11 @@ class Authority:
         )
         return cls(key, certificate)
 
+    def save(self, path: Path) -> Path:
+        """Its certificate (PEM), what a client trusts, written to `path`."""
+        path.write_bytes(pem(self.certificate))
+        return path
+
     def issue(
         self, names: tuple[str, ...] = HOST_NAMES, addresses: tuple[str, ...] = HOST_ADDRESSES
     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -142,7 +147,7 @@ def ensure(local: LocalStack) -> Certificates:
     found.folder.mkdir(parents=True, mode=0o700, exist_ok=True)
     authority = Authority.new("OMS local stack CA")
     key, certificate = authority.issue()
-    found.ca.write_bytes(pem(authority.certificate))
+    authority.save(found.ca)
     found.certificate.write_bytes(pem(certificate))
     found.key.touch(mode=0o600)
     found.key.write_bytes(key_pem(key))
