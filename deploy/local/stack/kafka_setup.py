@@ -1,5 +1,6 @@
-"""What the broker holds, brought in line with the topic registry at every `up`: the topics with their partitions,
-and the principals with their ACLs (shared/backbone/kafka_access.py, applied by deploy/local/kafka/KafkaAccess.java)."""
+"""What the broker holds, brought in line with the topic registry at every `up`: the topics with their partitions
+and settings, and the principals with their ACLs (shared/backbone/kafka_access.py, applied by
+deploy/local/kafka/KafkaAccess.java)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from deploy.local.settings import REPO, LocalStack
 from deploy.local.stack import kafka
 from deploy.local.supervisor import StackError, fail, say, wait_until
 from shared.backbone import kafka_access
-from shared.contracts.topics import TOPICS
+from shared.contracts.topics import TOPICS, Topic
 
 # Leaders elected and the group coordinator's 50 partitions created: seconds on one idle broker, up to a minute for
 # three replicas each on a busy machine.
@@ -60,6 +62,7 @@ async def create_topics(
             for topic, code, *rest in response.topic_errors:
                 if code and for_code(code) is not TopicAlreadyExistsError:
                     fail(f"could not create topic {topic}: {for_code(code).__name__} {rest}")
+        realigned = await _align_settings(admin, [t for t in TOPICS if t.name in existing])
         for check, what in ((leaders_elected, "topic leaders"), (coordinator_ready, "group coordinator")):
             await wait_until(check, what, running, kafka.logs(local), SETTLE_TIMEOUT)
     finally:
@@ -71,7 +74,46 @@ async def create_topics(
     ]
     if wrong:
         fail("topics differ from shared/contracts/topics.py (`down --purge` resets them): " + "; ".join(wrong))
-    say(f"topics: {len(TOPICS)} present ({len(missing)} created)")
+    say(
+        f"topics: {len(TOPICS)} present ({len(missing)} created"
+        + (f"; settings brought in line: {', '.join(realigned)}" if realigned else "")
+        + ")"
+    )
+
+
+async def _align_settings(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[str]:
+    """Give topics made before the registry gave them their settings (a retention added later, or changed) the
+    registry's: a new topic gets them at creation, an existing one would otherwise keep the cluster's defaults for
+    good. Only the settings the registry names are compared; a topic that differs is given exactly those (the
+    protocol's AlterConfigs sets a topic's whole list of overrides, so one set by hand beside them goes too: the
+    registry owns these topics). Returns the topics changed."""
+    wanted = {t.name: t.config for t in topics if t.config}
+    if not wanted:
+        return []
+    described = await admin.describe_configs(
+        [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs=dict.fromkeys(config))
+            for name, config in wanted.items()
+        ]
+    )
+    found: dict[str, dict[str, str]] = {}
+    for response in described:
+        for code, message, _type, name, entries, *_ in response.resources:
+            if code:
+                fail(f"could not read the settings of topic {name}: {for_code(code).__name__} {message}")
+            found[name] = {entry[0]: entry[1] for entry in entries}
+    differing = sorted(
+        name for name, config in wanted.items() if any(found[name].get(k) != v for k, v in config.items())
+    )
+    if differing:
+        altered = await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted[name]) for name in differing]
+        )
+        for response in altered:
+            for code, message, _type, name in response.resources:
+                if code:
+                    fail(f"could not set the settings of topic {name}: {for_code(code).__name__} {message}")
+    return differing
 
 
 def _access_spec(local: LocalStack) -> str:
