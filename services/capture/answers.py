@@ -9,6 +9,16 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.backbone.answers import (
+    AUTHENTICATED,
+    NOT_PARSED,
+    OPERATOR_ONLY,
+    TOO_LARGE,
+    Answers,
+    Problem,
+    invalid_or,
+    refused,
+)
 from shared.contracts.events import ItemQuantity
 
 
@@ -19,13 +29,6 @@ class OrderAccepted(BaseModel):
     order_id: UUID
     status: str
     duplicate: bool
-
-
-class Problem(BaseModel):
-    """A request refused before any business rule: a body that is not JSON, too large, an unknown order."""
-
-    model_config = ConfigDict(extra="forbid")
-    detail: str
 
 
 class CancelAnswer(BaseModel):
@@ -185,14 +188,6 @@ class OrderView(BaseModel):
 
 # Every answer the order endpoints give, declared so that clients (and the API's fuzz test) can rely on it.
 # FastAPI declares its own 422 (schema errors, `detail` a list) unless told otherwise; cancel adds its own.
-Answers = dict[int | str, dict[str, Any]]
-NOT_PARSED: Answers = {400: {"model": Problem, "description": "The body could not be read"}}
-TOO_LARGE: Answers = {413: {"model": Problem, "description": "The body is over the size limit"}}
-AUTHENTICATED: Answers = {
-    401: {"model": Problem, "description": "No API key, or an unknown, malformed or revoked one"},
-    403: {"model": Problem, "description": "The API key acts for another channel"},
-    429: {"model": Problem, "description": "The API key is over its rate; see Retry-After"},
-}
 BUSY: Answers = {
     503: {"model": Problem, "description": "The intake is busy and took nothing; send again after Retry-After"}
 }
@@ -208,7 +203,7 @@ class WebhookRefusal(BaseModel):
 
 WEBHOOK_ANSWERS: Answers = {
     202: {"model": OrderAccepted},
-    401: {"model": Problem, "description": "An unknown shop, or the delivery's signature is missing or wrong"},
+    401: refused(Problem, "An unknown shop, or the delivery's signature is missing or wrong"),
     **TOO_LARGE,
     422: {"model": WebhookRefusal, "description": "Another topic, or a body that cannot be mapped to an order"},
     **BUSY,
@@ -220,20 +215,11 @@ VIEW_ANSWERS: Answers = {
 }
 
 
-def invalid_or_refused(description: str) -> dict[str, Any]:
-    """A 422 that is either FastAPI's schema error or the request's own refusal with its reasons."""
-    refusals = ["#/components/schemas/HTTPValidationError", "#/components/schemas/CancelRefusal"]
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"anyOf": [{"$ref": ref} for ref in refusals]}}},
-    }
-
-
 CANCEL_ANSWERS: Answers = {
     202: {"model": CancelAnswer},
     404: {"model": CancelRefusal, "description": "No such order"},
     409: {"model": CancelRefusal, "description": "The order is past cancelling"},
-    422: invalid_or_refused("A body that does not fit the schema, or lines that do not fit the order"),
+    **invalid_or("A body that does not fit the schema, or lines that do not fit the order", CancelRefusal),
     **AUTHENTICATED,
     **NOT_PARSED,
     **TOO_LARGE,
@@ -242,8 +228,9 @@ CHANGE_ANSWERS: Answers = {
     202: {"model": ChangeAnswer},
     404: {"model": CancelRefusal, "description": "No such order"},
     409: {"model": CancelRefusal, "description": "The order is past changing, or another change is under way"},
-    422: invalid_or_refused(
-        "A body that does not fit the schema, or a change that does not fit the order or would not pass intake"
+    **invalid_or(
+        "A body that does not fit the schema, or a change that does not fit the order or would not pass intake",
+        CancelRefusal,
     ),
     **AUTHENTICATED,
     **NOT_PARSED,
@@ -291,11 +278,6 @@ class HoldRefusal(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
-OPERATOR_ONLY: Answers = {
-    401: {"model": Problem, "description": "No API key, or an unknown, malformed or revoked one"},
-    403: {"model": Problem, "description": "Not an operator's key"},
-    429: {"model": Problem, "description": "The API key is over its rate; see Retry-After"},
-}
 HOLDS_LIST_ANSWERS: Answers = {200: {"model": HeldOrders}, **OPERATOR_ONLY}
 HOLDS_ANSWERS: Answers = {200: {"model": OrderHolds}, 404: {"model": Problem}, **OPERATOR_ONLY}
 HELD_CANCEL_ANSWERS: Answers = {
@@ -308,17 +290,5 @@ HELD_CANCEL_ANSWERS: Answers = {
 }
 RELEASE_ANSWERS: Answers = {
     **HELD_CANCEL_ANSWERS,
-    422: {
-        "description": "A body that does not fit the schema, or a hold the order does not have",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "anyOf": [
-                        {"$ref": "#/components/schemas/HTTPValidationError"},
-                        {"$ref": "#/components/schemas/HoldRefusal"},
-                    ]
-                }
-            }
-        },
-    },
+    **invalid_or("A body that does not fit the schema, or a hold the order does not have", HoldRefusal),
 }

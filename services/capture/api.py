@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shared.backbone import aftercommit
 from shared.backbone.auth import (
@@ -28,7 +28,7 @@ from shared.backbone.auth import (
     forbidden,
     operator,
 )
-from shared.backbone.http import json_body
+from shared.backbone.http import Listing, json_body
 from shared.backbone.runtime import Runtime
 from shared.contracts.events import HoldType, ItemQuantity, OrderChange, Storable, SubmittedOrder
 
@@ -78,12 +78,10 @@ class HeldCancelBody(Storable):
     reason: str = Field(default="we could not confirm your order", min_length=1, max_length=500)
 
 
-class HoldsQuery(BaseModel):
+class HoldsQuery(Listing):
     """Which orders on hold to list: those with a hold of this type (any when omitted), at most `limit`."""
 
-    model_config = ConfigDict(extra="forbid")
     hold_type: HoldType | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
 
 
 HOLD_STATUS = {"released": 200, "cancelled": 200, "refused": 409, "invalid": 422, "unknown": 404}

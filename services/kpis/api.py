@@ -3,42 +3,60 @@ or per channel."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BeforeValidator
 
+from shared.backbone.answers import OPERATOR_ONLY
 from shared.backbone.auth import OPERATORS_ONLY
+from shared.backbone.http import StrictQuery
 from shared.backbone.runtime import Runtime
 from shared.contracts.envelope import now
 
 from .reports import Reporting
 
 LONGEST = timedelta(days=366)
-PARAMETERS = {"since", "until", "by"}
+DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def date_time_text(value: object) -> object:
+    """An RFC 3339 date-time, as the document says: pydantic would also read a number (`until=0.5`) as seconds since
+    1970, a report on a period nobody asked for."""
+    if isinstance(value, str) and not DATE_TIME.match(value):
+        raise ValueError("a date and time (RFC 3339, e.g. 2026-11-02T00:00:00Z)")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(date_time_text)]
+
+
+class Period(StrictQuery):
+    """The orders placed from `since` (default: a day before `until`) up to `until` (default: now), for all of them or
+    per channel with `by=channel`; a misspelt parameter must not quietly report on something else."""
+
+    since: Moment | None = None
+    until: Moment | None = None
+    by: Literal["channel"] | None = None
 
 
 def kpis_api(runtime: Runtime, reporting: Reporting) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/v1/kpis", dependencies=[OPERATORS_ONLY])
-    async def kpis(
-        request: Request,
-        since: Annotated[AwareDatetime | None, Query()] = None,
-        until: Annotated[AwareDatetime | None, Query()] = None,
-        by: Annotated[Literal["channel"] | None, Query()] = None,
-    ) -> dict[str, Any]:
-        """The KPIs of the orders placed from `since` (default: a day before `until`) up to `until` (default: now),
-        per channel with `by=channel` (docs/kpis.md defines each figure)."""
-        unknown = sorted(set(request.query_params) - PARAMETERS)
-        if unknown:  # a misspelt parameter must not quietly report on something else
-            raise HTTPException(422, f"unknown query parameters: {', '.join(unknown)}")
-        end = until or now()
-        start = since or end - timedelta(days=1)
+    @router.get("/v1/kpis", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    async def kpis(period: Annotated[Period, Query()]) -> dict[str, Any]:
+        """The KPIs of the orders placed in the period (docs/kpis.md defines each figure)."""
+        end = period.until or now()
+        start = period.since or end - timedelta(days=1)
         if not start < end or end - start > LONGEST:
-            raise HTTPException(422, f"since must come before until, at most {LONGEST.days} days before")
+            # Refused in FastAPI's own words (each error under `detail`), as the document declares every 422.
+            where = "since" if period.since is not None else "until"
+            message = f"since must come before until, at most {LONGEST.days} days before"
+            raise RequestValidationError([{"type": "value_error", "loc": ("query", where), "msg": message}])
         async with runtime.pool.acquire() as conn:
-            return await reporting.report(conn, start, end, by)
+            return await reporting.report(conn, start, end, period.by)
 
     return router

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
+from shared.backbone.answers import OPERATOR_ONLY
 from shared.backbone.auth import OPERATORS_ONLY
 from shared.backbone.runtime import Runtime
 
@@ -15,7 +16,7 @@ from . import repository
 
 
 def add_views(app: FastAPI, runtime: Runtime) -> None:
-    @app.get("/v1/orders/{order_id}/messages", dependencies=[OPERATORS_ONLY])
+    @app.get("/v1/orders/{order_id}/messages", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
     async def messages_of_order(order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             messages = await repository.order_messages(conn, order_id)

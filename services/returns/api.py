@@ -10,10 +10,21 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.backbone import aftercommit
+from shared.backbone.answers import (
+    AUTHENTICATED,
+    NOT_PARSED,
+    OPERATOR_ONLY,
+    TOO_LARGE,
+    Answers,
+    invalid_or,
+    not_found,
+    refused,
+)
 from shared.backbone.auth import OPERATORS_ONLY, Authenticated, Caller, forbidden, operator
+from shared.backbone.http import Listing
 from shared.backbone.runtime import Runtime
 from shared.contracts.events import PricedLine, Resolution, ReturnLine, Storable
 
@@ -41,6 +52,47 @@ class Decision(Storable):
     reason: str = Field(default="decided by an operator", min_length=1, max_length=500)
 
 
+class ReturnsQuery(Listing):
+    status: domain.Status | None = None
+
+
+class RatesQuery(Listing):
+    by: Literal["channel", "sku"] = "channel"
+
+
+class ReturnRefusal(BaseModel):
+    """A request or decision refused, with each reason."""
+
+    detail: str
+    reasons: list[str]
+
+
+RETURN = "The return as it stands"
+UNKNOWN_ORDER = not_found("An order returns does not know (yet)")
+WITH_A_BODY: Answers = {**NOT_PARSED, **TOO_LARGE}
+REQUEST_ANSWERS: Answers = {
+    200: {"description": f"{RETURN}: a repeat of a request (same request_id), answered as first"},
+    201: {"description": f"{RETURN}: authorised, with its RMA"},
+    202: {"description": f"{RETURN}: under review by an operator"},
+    409: {
+        "description": f"{RETURN}, rejected by the returns policy with its reasons; or, in a ReturnRefusal's shape,"
+        " refused before it was recorded"
+    },
+    **UNKNOWN_ORDER,
+    **invalid_or("A body that does not fit the schema, or lines that do not fit the order", ReturnRefusal),
+    **AUTHENTICATED,
+    **WITH_A_BODY,
+}
+DECISION_ANSWERS: Answers = {
+    200: {"description": f"{RETURN} after the decision"},
+    **not_found("No such return"),
+    409: refused(ReturnRefusal, "The return is not under review"),
+    **invalid_or("A body that does not fit the schema", ReturnRefusal),
+    **OPERATOR_ONLY,
+    **WITH_A_BODY,
+}
+
+
 def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
     router = APIRouter()
 
@@ -61,7 +113,7 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
         status = 200 if body["duplicate"] else decided or DECIDED.get(view["status"], 200)
         return JSONResponse(body, status_code=status)
 
-    @router.post("/v1/orders/{order_id}/returns", status_code=201)
+    @router.post("/v1/orders/{order_id}/returns", status_code=201, responses=REQUEST_ANSWERS)
     async def request_return(
         caller: Authenticated, order_id: UUID, body: Annotated[ReturnBody, Body()]
     ) -> JSONResponse:
@@ -76,16 +128,13 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             outcome = await handlers.request(conn, order_id, request, key, "api", cause=None)
             return await answer(conn, outcome)
 
-    @router.get("/v1/returns/rates", dependencies=[OPERATORS_ONLY])
-    async def return_rates(
-        by: Annotated[Literal["channel", "sku"], Query()] = "channel",
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    @router.get("/v1/returns/rates", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    async def return_rates(query: Annotated[RatesQuery, Query()]) -> dict[str, Any]:
         """Units returned per unit shipped, by channel or by SKU, the highest first (before /{return_id})."""
         async with runtime.pool.acquire() as conn:
-            return {"by": by, "rates": await repository.return_rates(conn, by, limit)}
+            return {"by": query.by, "rates": await repository.return_rates(conn, query.by, query.limit)}
 
-    @router.get("/v1/returns/{return_id}")
+    @router.get("/v1/returns/{return_id}", responses={**not_found("No such return"), **AUTHENTICATED})
     async def show_return(caller: Authenticated, return_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             view = await repository.return_view(conn, return_id)
@@ -104,14 +153,14 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
         if not caller.may_act_for(channel):
             raise forbidden("this API key acts for another channel")
 
-    @router.get("/v1/orders/{order_id}/returns")
+    @router.get("/v1/orders/{order_id}/returns", responses={**UNKNOWN_ORDER, **AUTHENTICATED})
     async def returns_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             await refuse_unknown_or_other_channels(conn, order_id, caller)
             found = await repository.list_returns(conn, None, order_id, 1000)
         return {"order_id": str(order_id), "returns": found}
 
-    @router.get("/v1/orders/{order_id}/refunds")
+    @router.get("/v1/orders/{order_id}/refunds", responses={**UNKNOWN_ORDER, **AUTHENTICATED})
     async def refunds_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         """Every refund of the order: of its returns' units and of changes that lowered its total."""
         async with runtime.pool.acquire() as conn:
@@ -119,13 +168,10 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             found = await repository.refunds_of_order(conn, order_id)
         return {"order_id": str(order_id), "refunds": found}
 
-    @router.get("/v1/returns", dependencies=[OPERATORS_ONLY])
-    async def list_returns(
-        status: Annotated[str | None, Query(max_length=32)] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    @router.get("/v1/returns", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    async def list_returns(query: Annotated[ReturnsQuery, Query()]) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
-            return {"returns": await repository.list_returns(conn, status, None, limit)}
+            return {"returns": await repository.list_returns(conn, query.status, None, query.limit)}
 
     async def review(caller: Caller, return_id: UUID, approve: bool, body: Decision | None) -> JSONResponse:
         reason = (body or Decision()).reason
@@ -133,7 +179,7 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             outcome = await handlers.review(conn, return_id, approve, f"operator:{caller.key_id}", reason)
             return await answer(conn, outcome, decided=200)
 
-    @router.post("/v1/returns/{return_id}/{verdict}")
+    @router.post("/v1/returns/{return_id}/{verdict}", responses=DECISION_ANSWERS)
     async def decide(
         caller: Annotated[Caller, Depends(operator)],
         return_id: UUID,

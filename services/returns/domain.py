@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 from shared.contracts import events as ev
 from shared.reference.rates import ShippingRules
@@ -16,6 +17,7 @@ from .policy import ReturnsPolicy
 
 AUTHORISED, REVIEW, REJECTED = "authorised", "review", "rejected"
 PARTIALLY_RECEIVED, RECEIVED, CLOSED = "partially_received", "received", "closed"
+Status = Literal["authorised", "review", "rejected", "partially_received", "received", "closed"]
 # Returns whose units count as asked for (a closed one: what it received).
 OPEN = (AUTHORISED, REVIEW, PARTIALLY_RECEIVED, RECEIVED)
 

@@ -10,15 +10,31 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.backbone import logs
 
 CORRELATION_HEADER = b"x-correlation-id"
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class StrictQuery(BaseModel):
+    """Query parameters read as one model: an unknown one is refused (422) rather than ignored, so that a misspelt
+    filter cannot quietly answer about everything, and the OpenAPI document says so (no other properties)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Listing(StrictQuery):
+    """An operator's list: at most `limit` rows."""
+
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 class BodySizeLimit:
@@ -139,6 +155,28 @@ def answer_invalid_requests(app: FastAPI) -> None:
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, invalid)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def answer_wrong_methods(app: FastAPI) -> None:
+    """405 with every method the path takes in `Allow`: Starlette names only those of the first route of the path,
+    and a path with a route per method (GET and POST) would tell a client that only one of them exists."""
+
+    async def wrong_method(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        # Asked of the routes themselves, method by method: an included router is one route holding many.
+        allowed = [
+            method
+            for method in METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+        ]
+        return JSONResponse({"detail": exc.detail}, status_code=405, headers={"Allow": ", ".join(allowed)})
+
+    app.add_exception_handler(StarletteHTTPException, wrong_method)
 
 
 def _finite_or_named(number: float) -> float | str:

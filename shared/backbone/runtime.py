@@ -24,7 +24,7 @@ from shared.backbone.collector import settle_collector
 from shared.backbone.consumer import BatchPreparation, EventConsumer, Routes
 from shared.backbone.db import create_pool
 from shared.backbone.dlq import DeadLetters
-from shared.backbone.http import CorrelationId, answer_invalid_requests
+from shared.backbone.http import CorrelationId, answer_invalid_requests, answer_wrong_methods
 from shared.backbone.kafka import guard_client, make_producer
 from shared.backbone.metrics import DB_POOL_CONNECTIONS, DB_POOL_MAX, EVENT_LOOP_HELD
 from shared.backbone.outbox import OutboxRelay
@@ -196,6 +196,7 @@ def service_app(
     app.state.api_keys = runtime.api_keys
     app.add_middleware(CorrelationId)
     answer_invalid_requests(app)
+    answer_wrong_methods(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
