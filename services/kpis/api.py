@@ -9,13 +9,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import BeforeValidator
 
 from shared.backbone.answers import OPERATOR_ONLY
 from shared.backbone.auth import OPERATORS_ONLY
 from shared.backbone.http import StrictQuery
 from shared.backbone.runtime import Runtime
 from shared.contracts.envelope import now
+from shared.contracts.events import Moment
 
 from .reports import Reporting
 
@@ -31,15 +32,16 @@ def date_time_text(value: object) -> object:
     return value
 
 
-Moment = Annotated[AwareDatetime, BeforeValidator(date_time_text)]
+# A moment the database can take (1970 to 9999 in UTC: year 1 at +14:00 was not), given as text.
+Bound = Annotated[Moment, BeforeValidator(date_time_text)]
 
 
 class Period(StrictQuery):
     """The orders placed from `since` (default: a day before `until`) up to `until` (default: now), for all of them or
     per channel with `by=channel`; a misspelt parameter must not quietly report on something else."""
 
-    since: Moment | None = None
-    until: Moment | None = None
+    since: Bound | None = None
+    until: Bound | None = None
     by: Literal["channel"] | None = None
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     WithJsonSchema,
     model_validator,
 )
@@ -91,8 +92,12 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
+# The years _in_range takes (1970 to 9998), declared in the schema: a client, or a fuzzer generating valid data from
+# the document, learns the range there rather than from a refusal. (An offset may still carry a moment on the
+# first or last day across the edge in UTC; the refusal says so.)
+YEARS_IN_RANGE = r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 # A moment an outside party reports (with its offset), as the services can store it.
-Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range), Field(json_schema_extra={"pattern": YEARS_IN_RANGE})]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 WarehouseId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 SupplierId = WarehouseId  # a dropship supplier ships in its own name where a warehouse would
@@ -124,6 +129,17 @@ class Storable(BaseModel):
             field["schema"] = _storable_text(field["schema"])
         return schema
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        """The schema says so too: each text field without a pattern of its own gets one without NUL, so that a
+        client, or a fuzzer generating valid data from the document, is not refused for what the document allowed."""
+        document: dict[str, Any] = handler(schema)
+        for field in handler.resolve_ref_schema(document).get("properties", {}).values():
+            _declare_nul_free(field)
+        return document
+
 
 class Contract(Storable):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -146,6 +162,20 @@ _AROUND_TEXT = {
 }
 
 
+NUL_FREE = r"^[^\x00]*$"
+
+
+def _declare_nul_free(schema: dict[str, Any]) -> None:
+    """NUL_FREE on a field's text in its JSON schema: plain text (no format, pattern or fixed values), alone, one of
+    several types, or a list's items."""
+    if schema.get("type") == "string" and not schema.keys() & {"pattern", "format", "enum", "const"}:
+        schema["pattern"] = NUL_FREE
+    for alternative in schema.get("anyOf", ()):
+        _declare_nul_free(alternative)
+    if isinstance(schema.get("items"), dict):
+        _declare_nul_free(schema["items"])
+
+
 def _storable_text(schema: Any) -> Any:
     """A field's schema with its text held to `_NUL_FREE`."""
     if schema["type"] == "str":
@@ -160,7 +190,7 @@ def _storable_text(schema: Any) -> Any:
 
 
 class Customer(Contract):
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
     name: str = Field(min_length=1, max_length=200)
     phone: str | None = Field(default=None, max_length=40)
     account: str | None = Field(

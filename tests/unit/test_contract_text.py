@@ -1,6 +1,7 @@
 """Text in every contract is text PostgreSQL can store: a NUL character is a schema error naming the field."""
 
 import json
+import re
 import typing
 import uuid
 from typing import Any
@@ -89,3 +90,25 @@ def test_the_apis_request_bodies_refuse_a_nul_character_naming_the_field(
     with pytest.raises(ValidationError) as raised:
         body.model_validate(document)
     assert [(e["loc"], e["msg"]) for e in raised.value.errors()] == [((field,), "text must not contain NUL characters")]
+
+
+def declared_text(schema: Any, where: str) -> list[tuple[str, str | None]]:
+    """Each plain text in a JSON schema (no format or fixed values) with the pattern it is declared to match."""
+    if schema.get("type") == "string" and not schema.keys() & {"format", "enum", "const"}:
+        return [(where, schema.get("pattern"))]
+    found = [place for choice in schema.get("anyOf", ()) for place in declared_text(choice, where)]
+    return found + (declared_text(schema["items"], f"{where}[]") if isinstance(schema.get("items"), dict) else [])
+
+
+@pytest.mark.parametrize("model", [*sorted(contracts(), key=lambda m: m.__name__), ReturnBody, CancelBody, Decision])
+def test_every_text_of_a_contract_is_declared_without_nul_in_its_schema(model: type[BaseModel]) -> None:
+    # The OpenAPI and AsyncAPI documents say what the check refuses, so that a client (or a fuzzer) generating
+    # valid data from them is not refused for a NUL the document allowed.
+    document = model.model_json_schema()
+    texts = [
+        place
+        for schema in [document, *document.get("$defs", {}).values()]
+        for name, field in schema.get("properties", {}).items()
+        for place in declared_text(field, f"{schema.get('title')}.{name}")
+    ]
+    assert [where for where, pattern in texts if pattern is None or re.search(pattern, "a\u0000b")] == []
