@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.backbone.answers import (
     AUTHENTICATED,
-    NOT_PARSED,
     OPERATOR_ONLY,
     TOO_LARGE,
+    WITH_A_BODY,
     Answers,
     Problem,
     invalid_or,
+    not_found,
     refused,
 )
 from shared.contracts.events import ItemQuantity
@@ -191,7 +192,8 @@ class OrderView(BaseModel):
 BUSY: Answers = {
     503: {"model": Problem, "description": "The intake is busy and took nothing; send again after Retry-After"}
 }
-SUBMIT_ANSWERS: Answers = {202: {"model": OrderAccepted}, **AUTHENTICATED, **NOT_PARSED, **TOO_LARGE, **BUSY}
+SUBMIT_ANSWERS: Answers = {202: {"model": OrderAccepted}, **AUTHENTICATED, **WITH_A_BODY, **BUSY}
+NO_SUCH_ORDER = not_found("No such order")
 
 
 class WebhookRefusal(BaseModel):
@@ -210,7 +212,7 @@ WEBHOOK_ANSWERS: Answers = {
 }
 VIEW_ANSWERS: Answers = {
     200: {"model": OrderView},
-    404: {"model": Problem, "description": "No such order"},
+    **NO_SUCH_ORDER,
     **AUTHENTICATED,
 }
 
@@ -221,8 +223,7 @@ CANCEL_ANSWERS: Answers = {
     409: {"model": CancelRefusal, "description": "The order is past cancelling"},
     **invalid_or("A body that does not fit the schema, or lines that do not fit the order", CancelRefusal),
     **AUTHENTICATED,
-    **NOT_PARSED,
-    **TOO_LARGE,
+    **WITH_A_BODY,
 }
 CHANGE_ANSWERS: Answers = {
     202: {"model": ChangeAnswer},
@@ -233,8 +234,7 @@ CHANGE_ANSWERS: Answers = {
         CancelRefusal,
     ),
     **AUTHENTICATED,
-    **NOT_PARSED,
-    **TOO_LARGE,
+    **WITH_A_BODY,
 }
 
 
@@ -279,14 +279,13 @@ class HoldRefusal(BaseModel):
 
 
 HOLDS_LIST_ANSWERS: Answers = {200: {"model": HeldOrders}, **OPERATOR_ONLY}
-HOLDS_ANSWERS: Answers = {200: {"model": OrderHolds}, 404: {"model": Problem}, **OPERATOR_ONLY}
+HOLDS_ANSWERS: Answers = {200: {"model": OrderHolds}, **NO_SUCH_ORDER, **OPERATOR_ONLY}
 HELD_CANCEL_ANSWERS: Answers = {
     200: {"model": HoldAnswer},
-    404: {"model": Problem, "description": "No such order"},
+    **NO_SUCH_ORDER,
     409: {"model": HoldRefusal, "description": "The order is not on hold"},
     **OPERATOR_ONLY,
-    **NOT_PARSED,
-    **TOO_LARGE,
+    **WITH_A_BODY,
 }
 RELEASE_ANSWERS: Answers = {
     **HELD_CANCEL_ANSWERS,

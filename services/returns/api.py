@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.backbone import aftercommit
 from shared.backbone.answers import (
     AUTHENTICATED,
-    NOT_PARSED,
     OPERATOR_ONLY,
-    TOO_LARGE,
+    WITH_A_BODY,
     Answers,
     invalid_or,
     not_found,
@@ -69,7 +68,6 @@ class ReturnRefusal(BaseModel):
 
 RETURN = "The return as it stands"
 UNKNOWN_ORDER = not_found("An order returns does not know (yet)")
-WITH_A_BODY: Answers = {**NOT_PARSED, **TOO_LARGE}
 REQUEST_ANSWERS: Answers = {
     200: {"description": f"{RETURN}: a repeat of a request (same request_id), answered as first"},
     201: {"description": f"{RETURN}: authorised, with its RMA"},

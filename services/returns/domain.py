@@ -15,9 +15,14 @@ from shared.reference.rates import ShippingRules
 
 from .policy import ReturnsPolicy
 
-AUTHORISED, REVIEW, REJECTED = "authorised", "review", "rejected"
-PARTIALLY_RECEIVED, RECEIVED, CLOSED = "partially_received", "received", "closed"
 Status = Literal["authorised", "review", "rejected", "partially_received", "received", "closed"]
+# Each a Status (the type checker holds them to it).
+AUTHORISED: Status = "authorised"
+REVIEW: Status = "review"
+REJECTED: Status = "rejected"
+PARTIALLY_RECEIVED: Status = "partially_received"
+RECEIVED: Status = "received"
+CLOSED: Status = "closed"
 # Returns whose units count as asked for (a closed one: what it received).
 OPEN = (AUTHORISED, REVIEW, PARTIALLY_RECEIVED, RECEIVED)
 

@@ -25,6 +25,7 @@ def refused(model: type[BaseModel], description: str) -> dict[str, Any]:
 
 NOT_PARSED: Answers = {400: refused(Problem, "The body could not be read")}
 TOO_LARGE: Answers = {413: refused(Problem, "The body is over the size limit")}
+WITH_A_BODY: Answers = {**NOT_PARSED, **TOO_LARGE}
 OVER_RATE: Answers = {429: refused(Problem, "The API key is over its rate; see Retry-After")}
 NO_KEY: Answers = {401: refused(Problem, "No API key, or an unknown, malformed or revoked one")}
 # A channel's key acts for its own channel's orders, an operator's for any.

@@ -80,6 +80,7 @@ async def test_a_channels_orders_through_the_pipeline_show_in_oms_kpi_and_its_ga
     shown = await eventually(
         lambda: gauges(channel), lambda g: g.get(fill_rate) == report["fill_rate"]["order"], timeout=75
     )
+    assert shown[fill_rate] == 0.5
     assert shown["oms_kpi_backorder_ratio"] == 0.5
     assert shown["oms_kpi_orders_on_hold"] == 1
     assert shown["oms_kpi_oldest_hold_age_seconds"] > 0
