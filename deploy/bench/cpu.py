@@ -12,6 +12,7 @@ from pathlib import Path
 
 from deploy.local import processes, stack
 from deploy.local.settings import LocalStack
+from deploy.local.supervisor import group_niceness
 
 from .measures import ProcessTimes, machine_busy, machine_steal, process_times
 
@@ -51,10 +52,16 @@ class Pipeline:
         assert postmaster is not None
         return cls({name: pid for name, pid in pids.items() if pid is not None}, postmaster)
 
-    def priorities(self) -> dict[str, int]:
-        """Each process's niceness now, by name (the stack's PostgreSQL: its postmaster's)."""
-        found = {name: times(pid) for name, pid in [*self.pids.items(), ("postgres", self.postmaster)]}
-        return {name: t.niceness for name, t in found.items() if t is not None}
+    def priorities(self) -> dict[str, str]:
+        """Each process's niceness now, by name (the stack's PostgreSQL: its postmaster's), and after a slash its
+        session's scheduling group's where the kernel groups sessions (it is the group's that counts between
+        programs, each in a session of its own)."""
+        shown = {}
+        for name, pid in [*self.pids.items(), ("postgres", self.postmaster)]:
+            if (found := times(pid)) is not None:
+                group = group_niceness(pid)
+                shown[name] = f"{found.niceness}" if group is None else f"{found.niceness}/{group}"
+        return shown
 
     def snapshot(self) -> dict[str, float]:
         """CPU seconds so far per component, `machine` for the whole machine (every core, every process) and

@@ -128,7 +128,11 @@ class Bench:
         # The local stack runs what follows the order path behind it (deploy/local/supervisor.py); say how this
         # run's processes were started, since a stack started otherwise shares the cores otherwise.
         priorities = ", ".join(f"{name} {value}" for name, value in self.pipeline.priorities().items())
-        run.notes.append(f"CPU priority (niceness; higher runs behind) of each process at the start: {priorities}.")
+        run.notes.append(
+            "CPU priority (niceness, higher runs behind; after a slash its session's scheduling group's, which is"
+            " what orders separate programs where the kernel groups sessions) of each process at the start:"
+            f" {priorities}."
+        )
         self.services = {
             name: [local.http_url(name)]
             + [f"http://{p.local.host}:{p.http_port}" for p in self.more if p.service_name == name]

@@ -26,8 +26,11 @@ READY_TIMEOUT = 90.0
 # KPIs) and the stand-ins for outside parties (the simulator's warehouses and carriers, the SMTP sink) run at this
 # lower CPU priority (a niceness), so a batch on its way to a pick task does not wait for a core behind a customer's
 # e-mail or a carrier's scan. A priority, not a limit: they get every core the order path leaves idle, and keep pace
-# with it below the machine's limit (docs/benchmarks/findings.md, round 26). Kafka and PostgreSQL serve both.
+# with it below the machine's limit (docs/benchmarks/findings.md, rounds 26 and 33). Kafka and PostgreSQL serve
+# both.
 BEHIND_THE_ORDER_PATH = 19
+# Without CAP_SYS_ADMIN the kernel takes one change of a session's group niceness every 100 ms, machine-wide.
+GROUP_NICENESS_TRIES = 30
 # Children started by this process, by pid: polled (which reaps them) to keep their exit status.
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -93,7 +96,7 @@ class Supervised:
 
     def spawn(self, argv: list[str], cwd: Path, env: Mapping[str, str] | None = None, niceness: int = 0) -> int:
         """Start it detached (its own session, output to its log) and record its pid; with a niceness, at that
-        lower CPU priority (set before it runs, so every thread it starts has it)."""
+        lower CPU priority (set before it runs, so every thread it starts has it; its session's too)."""
         if niceness:
             argv = ["nice", "-n", str(niceness), *argv]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +112,8 @@ class Supervised:
                 start_new_session=True,
             )
         _children[child.pid] = child
+        if niceness:
+            set_group_niceness(child.pid, niceness)
         _wait_for_command_line(child.pid)
         self.pid_file.write_text(str(child.pid))
         return child.pid
@@ -166,6 +171,34 @@ def _leave_children_running() -> None:
     for child in _children.values():
         if child.returncode is None:
             child.returncode = 0
+
+
+def set_group_niceness(pid: int, niceness: int) -> bool:
+    """Give the session the process leads the same niceness as the process, so that it counts between programs.
+
+    A kernel that groups each session's processes for the scheduler (autogroup, on by default in most
+    distributions' kernels) shares the cores between those groups as equals, and a process's own niceness orders
+    it only against the rest of its session. Every program here runs in a session of its own, so without this a
+    niceness of 19 took nothing from a follower's share: it ran beside the order path as an equal (round 33).
+    False where the kernel has no such groups (the niceness alone then orders the processes) or would not take it."""
+    group = Path(f"/proc/{pid}/autogroup")
+    for _ in range(GROUP_NICENESS_TRIES):
+        try:
+            group.write_text(f"{niceness}\n")
+            return True
+        except BlockingIOError:  # another session's group was changed within the last 100 ms
+            time.sleep(0.1)
+        except OSError:  # no autogroups in this kernel, the process already gone, or not permitted
+            return False
+    return False
+
+
+def group_niceness(pid: int) -> int | None:
+    """The niceness of the scheduling group of the process's session; None where the kernel has no such groups."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-41 nice 19"
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _wait_for_command_line(pid: int, timeout: float = 2.0) -> None:

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from deploy.local import processes
 from deploy.local.settings import LocalStack
-from deploy.local.supervisor import Supervised
+from deploy.local.supervisor import Supervised, group_niceness
 
 
 def test_a_service_whose_pid_went_to_another_program_is_not_running_and_stopping_it_leaves_that_program_alone(
@@ -33,7 +34,9 @@ def test_a_service_whose_pid_went_to_another_program_is_not_running_and_stopping
         other.wait()
 
 
-def test_a_program_started_behind_the_order_path_runs_at_that_priority_every_thread_of_it(tmp_path) -> None:
+def test_a_program_started_behind_the_order_path_runs_at_that_priority_every_thread_of_it_and_its_session(
+    tmp_path,
+) -> None:
     # given a program the supervisor starts at a lower CPU priority, which reports its threads' priorities
     program = Supervised("follower", tmp_path / "follower.pid", tmp_path / "follower.log", marker="follower-marker")
     reports = (
@@ -53,6 +56,11 @@ def test_a_program_started_behind_the_order_path_runs_at_that_priority_every_thr
         while "priorities" not in program.log_file.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert program.log_file.read_text().split() == ["priorities", str(expected), str(expected)]
+        # and where the kernel shares the cores between sessions (each program here is one), its session's group
+        # runs 7 behind too: without it the niceness would order it only against itself
+        if Path("/proc/self/autogroup").exists():
+            assert group_niceness(pid) == 7
+            assert group_niceness(os.getpid()) != 7
     finally:
         program.kill()
     assert program.pid() is None

@@ -16,6 +16,7 @@ from deploy.bench.results import ORDER_TRANSACTION, Anchor, Phase, Run
 from deploy.bench.run import INSTANCE_PORT_SHIFT, more_instances
 from deploy.local.scrape import Samples
 from deploy.local.settings import LocalStack
+from deploy.local.supervisor import group_niceness
 
 
 def test_open_loop_schedule_keeps_due_times_whatever_the_pipeline_does() -> None:
@@ -211,9 +212,12 @@ def test_more_instances_of_every_service_share_their_groups_and_count_as_their_s
     seconds = Pipeline({"capture": os.getpid(), "capture-2": os.getpid()}, os.getpid()).snapshot()
     assert "capture-2" not in seconds
     assert seconds["capture"] >= 2 * own.own
-    # and each process's CPU priority is read as it runs, PostgreSQL's from its postmaster
+    # and each process's CPU priority is read as it runs, PostgreSQL's from its postmaster, with its session's
+    # group's where the kernel groups sessions
     priorities = Pipeline({"capture": os.getpid()}, os.getpid()).priorities()
-    assert priorities == {"capture": os.getpriority(os.PRIO_PROCESS, 0), "postgres": os.getpriority(os.PRIO_PROCESS, 0)}
+    group = group_niceness(os.getpid())
+    shown = f"{os.getpriority(os.PRIO_PROCESS, 0)}" + ("" if group is None else f"/{group}")
+    assert priorities == {"capture": shown, "postgres": shown}
 
 
 def test_time_the_host_gave_other_machines_is_steal_not_work() -> None:
