@@ -51,8 +51,13 @@ class Process:
 
     @property
     def niceness(self) -> int:
-        """0 for a service on the order path; what only follows it, and the simulator, behind it."""
-        return 0 if self.service_name in ORDER_PATH else BEHIND_THE_ORDER_PATH
+        """0 for a service on the order path, and for the simulator: it stands in for warehouses and carriers,
+        whose reports an order waits for on its way to delivered and which run on machines of their own. Starved
+        behind the path at a peak, its sends timed out and were sent again (4,811 times in a run), and orders were
+        delivered late (round 33). What only follows the path runs behind it."""
+        if self.service_name is None or self.service_name in ORDER_PATH:
+            return 0
+        return BEHIND_THE_ORDER_PATH
 
     def start(self) -> None:
         self.supervised.spawn(

@@ -23,11 +23,11 @@ from typing import NoReturn
 
 READY_TIMEOUT = 90.0
 # How the stack shares one machine's cores: the order path first. What only follows it (notifications, returns,
-# KPIs) and the stand-ins for outside parties (the simulator's warehouses and carriers, the SMTP sink) run at this
-# lower CPU priority (a niceness), so a batch on its way to a pick task does not wait for a core behind a customer's
-# e-mail or a carrier's scan. A priority, not a limit: they get every core the order path leaves idle, and keep pace
-# with it below the machine's limit (docs/benchmarks/findings.md, rounds 26 and 33). Kafka and PostgreSQL serve
-# both.
+# KPIs) and the SMTP sink that stands in for the mail relay run at this lower CPU priority (a niceness), so a batch
+# on its way to a pick task does not wait for a core behind a customer's e-mail. A priority, not a limit: they get
+# every core the order path leaves idle, and keep pace with it below the machine's limit (docs/benchmarks/
+# findings.md, rounds 26 and 33). Kafka and PostgreSQL serve both; the simulator's warehouses and carriers, whose
+# reports an order waits for, keep the normal priority (deploy/local/processes.py).
 BEHIND_THE_ORDER_PATH = 19
 # Without CAP_SYS_ADMIN the kernel takes one change of a session's group niceness every 100 ms, machine-wide.
 GROUP_NICENESS_TRIES = 30
