@@ -173,24 +173,24 @@ def _leave_children_running() -> None:
             child.returncode = 0
 
 
-def set_group_niceness(pid: int, niceness: int) -> bool:
+def set_group_niceness(pid: int, niceness: int) -> None:
     """Give the session the process leads the same niceness as the process, so that it counts between programs.
 
     A kernel that groups each session's processes for the scheduler (autogroup, on by default in most
     distributions' kernels) shares the cores between those groups as equals, and a process's own niceness orders
     it only against the rest of its session. Every program here runs in a session of its own, so without this a
     niceness of 19 took nothing from a follower's share: it ran beside the order path as an equal (round 33).
-    False where the kernel has no such groups (the niceness alone then orders the processes) or would not take it."""
+    Nothing where the kernel has no such groups (the niceness alone then orders the processes) or will not take it:
+    the bench's report shows each group's niceness."""
     group = Path(f"/proc/{pid}/autogroup")
     for _ in range(GROUP_NICENESS_TRIES):
         try:
             group.write_text(f"{niceness}\n")
-            return True
+            return
         except BlockingIOError:  # another session's group was changed within the last 100 ms
             time.sleep(0.1)
         except OSError:  # no autogroups in this kernel, the process already gone, or not permitted
-            return False
-    return False
+            return
 
 
 def group_niceness(pid: int) -> int | None:
