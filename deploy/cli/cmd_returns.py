@@ -4,12 +4,15 @@ those waiting for review."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 
 from deploy.cli import api
 from deploy.cli.output import CommandError, console, emit_json, table
+from services.returns.domain import Status
+
+RETURN_STATUSES = get_args(Status)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -20,7 +23,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing = verbs.add_parser(
         "list", parents=[common], help="the latest returns", description="Returns, newest first, with their status."
     )
-    listing.add_argument("--status", help="only returns in this status, e.g. review")
+    listing.add_argument("--status", choices=RETURN_STATUSES, help="only returns in this status")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100, at most 1000)")
     listing.set_defaults(run=returns_list)
     show = verbs.add_parser(
