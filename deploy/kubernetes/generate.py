@@ -261,8 +261,18 @@ CONTAINER_SECURITY = {
 }
 
 
+# Memory a service's pod asks for and may use. KPIs keep the facts of every order of the gauges' window (a day by
+# default) in memory, about 2.5 KiB an order: 1.42 GiB resident at 572,500 orders on the local stack (docs/
+# benchmarks/findings.md, round 34). Under the others' 512 MiB a day of about 2 orders a second would have it killed
+# and restarted over and over (each start reads the whole window again). 2 GiB holds about 800,000 orders, a day of
+# 8 orders a second with room; above that, raise it or shorten the window (docs/kpis.md).
+MEMORY = {"kpis": {"requests": "1Gi", "limits": "2Gi"}}
+DEFAULT_MEMORY = {"requests": "256Mi", "limits": "512Mi"}
+
+
 def deployment(service: str) -> dict[str, Any]:
     port = HTTP_BASE[service]
+    memory = MEMORY.get(service, DEFAULT_MEMORY)
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
     container: dict[str, Any] = {
         "name": service,
@@ -274,7 +284,10 @@ def deployment(service: str) -> dict[str, Any]:
         "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "failureThreshold": 3},
         "livenessProbe": {**probe, "failureThreshold": 6},
         "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 60},
-        "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "resources": {
+            "requests": {"cpu": "200m", "memory": memory["requests"]},
+            "limits": {"memory": memory["limits"]},
+        },
         "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [TMP_MOUNT, KAFKA_CA.as_mount(), DATABASE_CA.as_mount()],
     }
