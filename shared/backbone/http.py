@@ -146,12 +146,13 @@ async def json_body(request: Request, model: type[Model]) -> Model:
 
 def answer_invalid_requests(app: FastAPI) -> None:
     """422 with the errors, as FastAPI answers, for every request that fails validation, including one whose body
-    holds NaN or Infinity: Python's JSON parser takes them (JSON has neither), and FastAPI's own answer, which
-    repeats the input, could not be written and became a 500."""
+    holds NaN or Infinity, or half of a UTF-16 pair alone: Python's JSON parser takes them (JSON has neither number,
+    and no UTF-8 text holds such a half), and FastAPI's own answer, which repeats the input, could not be written and
+    became a 500."""
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_named})
+        errors = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_named, str: _writable})
         return JSONResponse({"detail": errors}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, invalid)
@@ -181,3 +182,8 @@ def answer_wrong_methods(app: FastAPI) -> None:
 
 def _finite_or_named(number: float) -> float | str:
     return number if math.isfinite(number) else str(number)
+
+
+def _writable(text: str) -> str:
+    """The text with what UTF-8 cannot hold (half of a UTF-16 pair, which JSON may escape alone) shown escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -48,6 +48,8 @@ BODIES: dict[str, tuple[bytes, dict[str, str]]] = {
     "a field unknown": (json.dumps({**VALID, "colour": "red"}).encode(), JSON),
     "money as a number": (json.dumps({**VALID, "shipping_price": 4.95}).encode(), JSON),
     "a NUL character": (json.dumps({**VALID, "external_id": "a\u0000b"}).encode(), JSON),
+    # JSON may escape half of a UTF-16 pair alone (Python's parser takes it); no UTF-8 text can hold it
+    "a lone surrogate": (json.dumps({**VALID, "external_id": "a\ud800b"}).encode(), JSON),
     "a bad time": (json.dumps({**VALID, "placed_at": "yesterday"}).encode(), JSON),
     "not JSON": (b'{"a": ', JSON),
     "not UTF-8": (b'{"a": "\xe5\x80"}', JSON),
@@ -74,3 +76,13 @@ async def test_a_body_is_taken_or_refused_as_fastapi_would(case: str) -> None:
         fastapis = await http.post("/by-fastapi", content=body, headers=headers)
     assert refusal(ours) == refusal(fastapis)
     assert ours.status_code == (200 if case.startswith("valid") else 400 if case in PARSER_ERRORS else 422)
+
+
+async def test_a_refusal_shows_a_lone_surrogate_it_cannot_write_escaped() -> None:
+    """The 422 repeats the input, which no UTF-8 answer can hold as it is: the answer was a 500."""
+    body, headers = BODIES["a lone surrogate"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app()), base_url="http://t") as http:
+        answer = await http.post("/by-json-body", content=body, headers=headers)
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert (error["type"], error["loc"], error["input"]) == ("string_unicode", ["body", "external_id"], "a\\ud800b")
