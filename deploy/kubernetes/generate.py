@@ -261,11 +261,12 @@ CONTAINER_SECURITY = {
 }
 
 
-# Memory a service's pod asks for and may use. KPIs keep the facts of every order of the gauges' window (a day by
-# default) in memory, about 2.5 KiB an order: 1.42 GiB resident at 572,500 orders on the local stack (docs/
-# benchmarks/findings.md, round 34). Under the others' 512 MiB a day of about 2 orders a second would have it killed
-# and restarted over and over (each start reads the whole window again). 2 GiB holds about 800,000 orders, a day of
-# 8 orders a second with room; above that, raise it or shorten the window (docs/kpis.md).
+# Memory a service's pod asks for and may use. KPIs keep what every order of the gauges' window (a day by default)
+# adds to their tallies in memory, about 0.6 KiB an order: 411 MiB resident at 572,500 orders on the local stack, the
+# service's own ~80 MiB included (docs/benchmarks/findings.md, round 35; 2.5 KiB an order while they kept the facts).
+# Under the others' 512 MiB a day of about 8 orders a second would have it killed and restarted over and over (each
+# start reads the whole window again). 2 GiB holds about 3.3 million orders, a day of 30 orders a second with room;
+# above that, raise it or shorten the window (docs/kpis.md).
 MEMORY = {"kpis": {"requests": "1Gi", "limits": "2Gi"}}
 DEFAULT_MEMORY = {"requests": "256Mi", "limits": "512Mi"}
 

@@ -150,8 +150,7 @@ class Spans:
         self.bands: dict[int, Counter[float]] = {}
         self.in_band: Counter[int] = Counter()
 
-    def add(self, span: timedelta, sign: int) -> None:
-        seconds = span.total_seconds()
+    def add(self, seconds: float, sign: int) -> None:
         key = band(seconds)
         counts = self.bands.get(key)
         if counts is None:  # not setdefault: that would make a Counter for every duration added
@@ -180,10 +179,94 @@ class Spans:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What one order adds to a tally, and all a tally needs to take it away again: its counts, its spans in seconds,
+    its money and its cost. A day's window keeps one per order (services/kpis/window.py), where keeping the facts
+    took about 2.5 KiB an order (docs/kpis.md)."""
+
+    counts: tuple[tuple[str, int], ...]  # the counts it adds, by name (those it adds nothing to left out)
+    internal: float | None = None  # placed -> ready to ship
+    total: float | None = None  # placed -> delivered
+    hold_time: float | None = None  # held -> hold ended
+    due_back: Mapping[str, Decimal] | None = None
+    refunded: Mapping[str, Decimal] | None = None
+    cost: Decimal | None = None  # counted when priced
+
+
+# Orders alike share their counts (most orders of a day add the same few), and prices repeat: a value already seen
+# is used again rather than kept once more per order. Bounded: past this many values it starts again.
+INTERNED_MOST = 50_000
+_interned: dict[Any, Any] = {}
+
+
+def interned(value: Any) -> Any:
+    """An equal value seen before (the same object), or this one, now kept to be used again."""
+    if len(_interned) >= INTERNED_MOST:
+        _interned.clear()
+    return _interned.setdefault(value, value)
+
+
+def counted(o: OrderFacts, rules: Rules) -> Counted:
+    """What the order adds to the KPIs."""
+    n: list[tuple[str, int]] = [("placed", 1)]
+    if o.cancelled:
+        n.append(("cancelled", 1))
+    elif o.delivered_at is None:
+        n.append(("open", 1))
+    total = None
+    if o.delivered_at is not None:
+        checks = perfect(o, rules)
+        n += [("delivered", 1), ("all_four", all(checks.values())), ("returned", o.returned), *checks.items()]
+        total = (o.delivered_at - o.placed_at).total_seconds()
+    if o.first_outcome is not None and o.ordered:
+        backorders = o.first_outcome != UNFULFILLABLE
+        lines = filled = backordered = units = reserved_in_all = 0
+        for sku, ordered in o.ordered.items():
+            reserved = o.first_reserved.get(sku, 0)
+            lines += 1
+            filled += reserved >= ordered
+            backordered += backorders and reserved < ordered
+            units += ordered
+            reserved_in_all += min(reserved, ordered)
+        n += [
+            ("allocated", 1),
+            ("orders_filled", filled == lines),
+            ("lines", lines),
+            ("lines_filled", filled),
+            ("lines_backordered", backordered),
+            ("units", units),
+            ("units_reserved", reserved_in_all),
+        ]
+    hold_time = None
+    if o.held_at is not None:
+        n += [("held", 1), ("on_hold", o.hold_ended_at is None)]
+        if o.hold_ended_at:
+            hold_time = (o.hold_ended_at - o.held_at).total_seconds()
+    if o.changes_requested or o.changes_applied or o.changes_refused:
+        n += [
+            ("requested", o.changes_requested),
+            ("applied", o.changes_applied),
+            ("refused", o.changes_refused),
+            ("orders_changed", o.changes_applied > 0),
+        ]
+    if o.units_shipped:
+        n.append(("priced" if o.cost is not None else "unpriced", 1))
+    return Counted(
+        counts=interned(tuple((name, int(value)) for name, value in n if value)),
+        internal=(o.ready_at - o.placed_at).total_seconds() if o.ready_at else None,
+        total=total,
+        hold_time=hold_time,
+        due_back=o.due_back or None,
+        refunded=o.refunded or None,
+        cost=interned(o.cost) if o.units_shipped and o.cost is not None else None,
+    )
+
+
 class Tally:
-    """What the KPIs count over a set of orders, kept as orders join it, change and leave (`add`, `remove`): the
-    figures over a day then cost what changed since they were last worked out, not the day (services/kpis/window.py),
-    and a report over a period is one pass over its orders."""
+    """What the KPIs count over a set of orders, kept as orders join it, change and leave (`count` what each adds,
+    and take it away again): the figures over a day then cost what changed since they were last worked out, not
+    the day (services/kpis/window.py), and a report over a period is one pass over its orders."""
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
@@ -192,56 +275,26 @@ class Tally:
         self.due_back, self.refunded = Amounts(), Amounts()
         self.cost = Decimal(0)
 
-    def add(self, o: OrderFacts, sign: int = 1) -> None:
-        n = self.n
-        n["placed"] += sign
-        n["cancelled"] += sign * o.cancelled
-        n["open"] += sign * (o.delivered_at is None and not o.cancelled)
-        if o.ready_at:
-            self.internal.add(o.ready_at - o.placed_at, sign)
-        if o.delivered_at is not None:
-            checks = perfect(o, self.rules)
-            n["delivered"] += sign
-            n["all_four"] += sign * all(checks.values())
-            n["returned"] += sign * o.returned
-            for component, met in checks.items():
-                n[component] += sign * met
-            self.total.add(o.delivered_at - o.placed_at, sign)
-        if o.first_outcome is not None and o.ordered:
-            n["allocated"] += sign
-            backorders = o.first_outcome != UNFULFILLABLE
-            filled = True
-            for sku, units in o.ordered.items():
-                reserved = o.first_reserved.get(sku, 0)
-                filled = filled and reserved >= units
-                n["lines"] += sign
-                n["lines_filled"] += sign * (reserved >= units)
-                n["lines_backordered"] += sign * (backorders and reserved < units)
-                n["units"] += sign * units
-                n["units_reserved"] += sign * min(reserved, units)
-            n["orders_filled"] += sign * filled
-        if o.held_at is not None:
-            n["held"] += sign
-            n["on_hold"] += sign * (o.hold_ended_at is None)
-            if o.hold_ended_at:
-                self.hold_time.add(o.hold_ended_at - o.held_at, sign)
-        if o.changes_requested or o.changes_applied or o.changes_refused:
-            n["requested"] += sign * o.changes_requested
-            n["applied"] += sign * o.changes_applied
-            n["refused"] += sign * o.changes_refused
-            n["orders_changed"] += sign * (o.changes_applied > 0)
-        if o.due_back:
-            self.due_back.add(o.due_back, sign)
-        if o.refunded:
-            self.refunded.add(o.refunded, sign)
-        if o.units_shipped and o.cost is None:
-            n["unpriced"] += sign
-        elif o.units_shipped and o.cost is not None:
-            n["priced"] += sign
-            self.cost += sign * o.cost
+    def add(self, o: OrderFacts) -> None:
+        self.count(counted(o, self.rules))
 
-    def remove(self, o: OrderFacts) -> None:
-        self.add(o, -1)
+    def count(self, c: Counted, sign: int = 1) -> None:
+        """Add what an order adds (sign 1), or take it away (-1)."""
+        n = self.n
+        for name, value in c.counts:
+            n[name] += sign * value
+        if c.internal is not None:
+            self.internal.add(c.internal, sign)
+        if c.total is not None:
+            self.total.add(c.total, sign)
+        if c.hold_time is not None:
+            self.hold_time.add(c.hold_time, sign)
+        if c.due_back:
+            self.due_back.add(c.due_back, sign)
+        if c.refunded:
+            self.refunded.add(c.refunded, sign)
+        if c.cost is not None:
+            self.cost += sign * c.cost
 
     def report(self, rejected: int = 0) -> dict[str, Any]:
         """Every KPI over the orders counted (those placed in the period asked about), and how many were refused

@@ -3,8 +3,10 @@ tolerance in the promise's time zone, the perfect order both ways (APQC product,
 and backorders, holds, and the cost model over the carriers' rate table."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from uuid import uuid4
 
 from services.kpis import domain
 from services.kpis.costs import CostModel, order_cost
@@ -46,9 +48,9 @@ def test_spans_kept_in_bands_give_the_nearest_rank_of_every_duration_counted() -
     seconds += [1.25] * 200 + [0.0] * 5 + [-2.5, -0.001] + [1e-7, 2e-7]
     spans = domain.Spans()
     for value in seconds:
-        spans.add(timedelta(seconds=value), 1)
+        spans.add(timedelta(seconds=value).total_seconds(), 1)
     for value in rng.sample(seconds, 700):
-        spans.add(timedelta(seconds=value), -1)
+        spans.add(timedelta(seconds=value).total_seconds(), -1)
         seconds.remove(value)
     kept = [timedelta(seconds=value).total_seconds() for value in seconds]
     for p in (0.0, 0.001, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0):
@@ -59,7 +61,7 @@ def test_spans_kept_in_bands_give_the_nearest_rank_of_every_duration_counted() -
         "p90_seconds": domain.percentile(kept, 0.9),
     }
     for value in kept:
-        spans.add(timedelta(seconds=value), -1)
+        spans.add(timedelta(seconds=value).total_seconds(), -1)
     assert spans.shown() == {"orders": 0, "p50_seconds": None, "p90_seconds": None}
     assert not spans.bands
 
@@ -194,14 +196,25 @@ def test_a_tally_with_orders_taken_away_or_changed_reports_as_the_orders_left_wo
     for o in orders:
         tally.add(o)
     assert tally.report(3) == domain.report(orders, RULES, 3)
-    # when some leave and one changes (its old facts taken away, its new ones added)
-    tally.remove(orders[1])
-    tally.remove(refunded)
-    tally.remove(changed)
+    # when some leave and one changes (what its old facts added taken away, its new ones added), each taken away by
+    # what it added alone, as the gauges' window keeps it
+    for gone in (orders[1], refunded, changed, cancelled):
+        tally.count(domain.counted(gone, RULES), -1)
     now_delivered = delivered(held_at=PLACED, hold_ended_at=PLACED + timedelta(hours=5))
-    tally.remove(cancelled)
     tally.add(now_delivered)
     # then the figures are those of the orders left, the GBP gone with the only order that had it
     left = [orders[0], orders[2], orders[3], now_delivered, orders[7]]
     assert tally.report() == domain.report(left, RULES)
     assert tally.report()["changes"]["refunded"] == {}
+
+
+def test_orders_alike_share_what_they_add_to_a_tally() -> None:
+    # given two orders alike but for their ids and times, and a third with another line
+    first = delivered(cost=Decimal("4.90"))
+    second = replace(first, order_id=uuid4(), placed_at=PLACED + timedelta(hours=1))
+    other = delivered(ordered={"A": 1, "B": 2}, first_reserved={"A": 1, "B": 2}, cost=Decimal("4.90"))
+    # then the first two share their counts, which the third does not; the price is kept once
+    a, b, c = (domain.counted(o, RULES) for o in (first, second, other))
+    assert a.counts is b.counts and a.counts is not c.counts
+    assert a.cost is b.cost is c.cost
+    assert dict(c.counts)["lines"] == 2 and dict(c.counts)["units"] == 3
