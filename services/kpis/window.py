@@ -118,7 +118,10 @@ class WindowFigures:
             self.tallies[was.channel].count(was.counted, -1)
         now = Kept(sys.intern(order.channel), order.placed_at.timestamp(), domain.counted(order, self.reporting.rules))
         self.orders[order.order_id] = now
-        self.tallies.setdefault(now.channel, domain.Tally(self.reporting.rules)).count(now.counted)
+        tally = self.tallies.get(now.channel)
+        if tally is None:  # not setdefault: that would make a tally for every order put
+            tally = self.tallies[now.channel] = domain.Tally(self.reporting.rules)
+        tally.count(now.counted)
 
     def _leave(self, since: datetime) -> None:
         """Orders placed before `since` leave the figures."""
