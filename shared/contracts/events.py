@@ -117,7 +117,7 @@ class Storable(BaseModel):
     NUL character (valid JSON may carry one, as \\u0000) as a schema error naming the field, rather than failing
     later in the database. Checked inside pydantic's core after the field's own string checks: a call into Python
     for every field of every contract was a fifth of the time to decode an order (docs/benchmarks/findings.md,
-    round 25)."""
+    round 25). Its whole numbers and yes-or-no values are read strictly, as their schema declares them."""
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -126,7 +126,7 @@ class Storable(BaseModel):
         while model["type"] != "model":  # under the model's own validators (model_validator)
             model = model["schema"]
         for field in model["schema"]["fields"].values():
-            field["schema"] = _storable_text(field["schema"])
+            field["schema"] = _as_declared(field["schema"])
         return schema
 
     @classmethod
@@ -176,13 +176,18 @@ def _declare_nul_free(schema: dict[str, Any]) -> None:
         _declare_nul_free(schema["items"])
 
 
-def _storable_text(schema: Any) -> Any:
-    """A field's schema with its text held to `_NUL_FREE`."""
+def _as_declared(schema: Any) -> Any:
+    """A field's schema with its text held to `_NUL_FREE`, and its whole numbers and yes-or-no values to what the
+    published schema says they are: pydantic's lax reading took `"2"`, `true` and `2.0` as a quantity of 2 or 1 and
+    `1` or `"yes"` as true, which a client, or a fuzzer checking that the documented types are enforced, is told is
+    refused."""
     if schema["type"] == "str":
         return core_schema.chain_schema([schema, _NUL_FREE])
+    if schema["type"] in ("int", "bool"):
+        return {**schema, "strict": True}
     inner = _AROUND_TEXT.get(schema["type"])
     if inner is not None:
-        schema[inner] = _storable_text(schema[inner])
+        schema[inner] = _as_declared(schema[inner])
     return schema
 
 
