@@ -6,6 +6,7 @@ strings, never as binary floats.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
@@ -22,7 +23,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import core_schema
+from pydantic_core import PydanticCustomError, core_schema
 
 # A decimal string from 0 to 10**9 with at most 4 decimal places: what a JSON client must send for money.
 # A JSON number is refused (a binary float cannot hold 0.10 exactly), and so is anything else the
@@ -176,15 +177,49 @@ def _declare_nul_free(schema: dict[str, Any]) -> None:
         _declare_nul_free(schema["items"])
 
 
+# A moment's or a day's text begins with its year: a string of digits would otherwise be read as seconds since 1970.
+ISO_TEXT = re.compile(r"^[0-9]{4}-")
+ISO_EXAMPLE = {"datetime": "2026-12-07T05:00:00+01:00", "date": "2026-12-07"}
+
+
+def _as_text_only(schema: Any) -> Any:
+    """A moment or a day read as its schema declares it, ISO 8601 text, never a number (or a string of digits) taken
+    as seconds since 1970: from JSON only such text (inside pydantic's core); from Python the value itself or such
+    text (a decoded envelope's payload holds text, a body FastAPI parsed too)."""
+    kind = schema["type"]
+    message = f"Input should be ISO 8601 text such as {ISO_EXAMPLE[kind]}"
+
+    def as_text_or_itself(value: Any) -> Any:
+        if isinstance(value, int | float | Decimal):
+            raise PydanticCustomError(f"{kind}_type", f"Input should be a valid {kind}")
+        if isinstance(value, str) and not ISO_TEXT.match(value):
+            raise PydanticCustomError(f"{kind}_text", message)
+        return value
+
+    text = core_schema.custom_error_schema(
+        core_schema.str_schema(strict=True, pattern=ISO_TEXT.pattern),
+        custom_error_type=f"{kind}_text",
+        custom_error_message=message,
+    )
+    return core_schema.json_or_python_schema(
+        json_schema=core_schema.chain_schema([text, schema]),
+        python_schema=core_schema.no_info_before_validator_function(as_text_or_itself, schema),
+        # documented as before: a date-time or date string (the check of its year is what the format asks anyway)
+        metadata={"pydantic_js_functions": [lambda _, handler: handler(schema)]},
+    )
+
+
 def _as_declared(schema: Any) -> Any:
-    """A field's schema with its text held to `_NUL_FREE`, and its whole numbers and yes-or-no values to what the
-    published schema says they are: pydantic's lax reading took `"2"`, `true` and `2.0` as a quantity of 2 or 1 and
-    `1` or `"yes"` as true, which a client, or a fuzzer checking that the documented types are enforced, is told is
-    refused."""
+    """A field's schema with its text held to `_NUL_FREE`, and its whole numbers, yes-or-no values, moments and days
+    to what the published schema says they are: pydantic's lax reading took `"2"`, `true` and `2.0` as a quantity of
+    2 or 1, `1` or `"yes"` as true and a number as a moment, which a client, or a fuzzer checking that the documented
+    types are enforced, is told is refused."""
     if schema["type"] == "str":
         return core_schema.chain_schema([schema, _NUL_FREE])
     if schema["type"] in ("int", "bool"):
         return {**schema, "strict": True}
+    if schema["type"] in ("datetime", "date"):
+        return _as_text_only(schema)
     inner = _AROUND_TEXT.get(schema["type"])
     if inner is not None:
         schema[inner] = _as_declared(schema[inner])
