@@ -153,8 +153,9 @@ _NUL_FREE = core_schema.custom_error_schema(
     custom_error_type="nul_character",
     custom_error_message="text must not contain NUL characters",
 )
-# Where a field's text sits in its schema: under its default, its None, its own validators, or as a list's items.
-_AROUND_TEXT = {
+# Where a field's value (its text, number or time) sits in its schema: under its default, its None, its own
+# validators, or as a list's items.
+_AROUND_VALUE = {
     "default": "schema",
     "nullable": "schema",
     "function-after": "schema",
@@ -220,7 +221,7 @@ def _as_declared(schema: Any) -> Any:
         return {**schema, "strict": True}
     if schema["type"] in ("datetime", "date"):
         return _as_text_only(schema)
-    inner = _AROUND_TEXT.get(schema["type"])
+    inner = _AROUND_VALUE.get(schema["type"])
     if inner is not None:
         schema[inner] = _as_declared(schema[inner])
     return schema

@@ -4,6 +4,7 @@ import json
 import re
 import typing
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,25 +33,36 @@ def contracts() -> set[type[Contract]]:
     return found
 
 
+def fields(model: type[BaseModel]) -> Iterator[tuple[str, Any]]:
+    """Each field of the model, as `Model.field`, with the schema pydantic's core validates it by."""
+    schema: Any = model.__pydantic_core_schema__
+    while schema["type"] != "model":  # under the model's own validators
+        schema = schema["schema"]
+    for name, field in schema["schema"]["fields"].items():
+        yield f"{model.__name__}.{name}", field["schema"]
+
+
+def inside(schema: Any) -> list[Any]:
+    """The schemas a field's schema holds: under a default, a None, validators, a list's or a dict's items, a
+    union's choices, a chain's steps."""
+    inner = [schema[key] for key in ("schema", "items_schema", "keys_schema", "values_schema") if key in schema]
+    inner += [choice if isinstance(choice, dict) else choice[0] for choice in schema.get("choices", [])]
+    return [*inner, *schema.get("steps", [])]
+
+
 def unchecked_text(schema: Any, where: str) -> list[str]:
     """The places in a field's validation where a string is taken without the NUL check after it."""
     if schema["type"] == "str":
         return [where]
     if schema["type"] == "chain":  # a string and its check
         return []
-    inner = [schema[key] for key in ("schema", "items_schema", "keys_schema", "values_schema") if key in schema]
-    inner += [choice if isinstance(choice, dict) else choice[0] for choice in schema.get("choices", [])]
-    return [place for part in inner for place in unchecked_text(part, where)]
+    return [place for part in inside(schema) for place in unchecked_text(part, where)]
 
 
 def test_every_string_of_every_contract_is_checked_for_nul_characters() -> None:
-    unchecked = []
-    for model in contracts():
-        schema: Any = model.__pydantic_core_schema__
-        while schema["type"] != "model":
-            schema = schema["schema"]
-        for name, field in schema["schema"]["fields"].items():
-            unchecked += unchecked_text(field["schema"], f"{model.__name__}.{name}")
+    unchecked = [
+        place for model in contracts() for where, schema in fields(model) for place in unchecked_text(schema, where)
+    ]
     assert len(contracts()) > 50
     assert unchecked == []
 
