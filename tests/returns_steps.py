@@ -12,8 +12,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+from pydantic import BaseModel
 
 from deploy.local.keys import Bearer
+from services.returns.answers import RefundsOfOrder, ReturnAnswer, ReturnView
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.local import LOCAL, client
@@ -65,18 +67,30 @@ def return_line(sku: str, quantity: int = 1, reason: str = "size.too_small") -> 
     return {"sku": sku, "quantity": quantity, "reason": reason}
 
 
+def as_documented(answer: httpx.Response, model: type[BaseModel]) -> dict[str, Any]:
+    """The answer's body, checked against the shape the service's OpenAPI document gives it (every key declared,
+    with its type: services/returns/answers.py), so that every scenario's real returns, refunds, charges and
+    exchanges hold the document to its word, not only the fuzz test's requests."""
+    body: dict[str, Any] = answer.json()
+    model.model_validate(body)
+    return body
+
+
 async def ask_return(
     order_id: str, lines: list[dict[str, Any]], auth: httpx.Auth | None = None, **body: Any
 ) -> httpx.Response:
     async with returns_api(auth) as api:
-        return await api.post(f"/v1/orders/{order_id}/returns", json={"lines": lines, **body})
+        response = await api.post(f"/v1/orders/{order_id}/returns", json={"lines": lines, **body})
+    if response.status_code in (200, 201, 202) or (response.status_code == 409 and "return_id" in response.json()):
+        as_documented(response, ReturnAnswer)
+    return response
 
 
 async def return_view(return_id: str) -> dict[str, Any]:
     async with returns_api(operator_key()) as api:
         response = await api.get(f"/v1/returns/{return_id}")
     response.raise_for_status()
-    return response.json()  # type: ignore[no-any-return]
+    return as_documented(response, ReturnView)
 
 
 async def order_refunds(order_id: str) -> list[dict[str, Any]]:
@@ -84,7 +98,7 @@ async def order_refunds(order_id: str) -> list[dict[str, Any]]:
     async with returns_api(operator_key()) as api:
         response = await api.get(f"/v1/orders/{order_id}/refunds")
     response.raise_for_status()
-    return response.json()["refunds"]  # type: ignore[no-any-return]
+    return as_documented(response, RefundsOfOrder)["refunds"]  # type: ignore[no-any-return]
 
 
 async def settled_refunds(order_id: str) -> list[dict[str, Any]]:

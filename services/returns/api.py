@@ -18,6 +18,7 @@ from shared.backbone.answers import (
     OPERATOR_ONLY,
     WITH_A_BODY,
     Answers,
+    either,
     invalid_or,
     not_found,
     refused,
@@ -28,6 +29,7 @@ from shared.backbone.runtime import Runtime
 from shared.contracts.events import PricedLine, Resolution, ReturnLine, Storable
 
 from . import domain, repository
+from .answers import RefundsOfOrder, ReturnAnswer, ReturnRates, Returns, ReturnsOfOrder, ReturnView
 from .handlers import Outcome, ReturnsHandlers
 
 # authorised 201, under review 202, rejected by the policy 409 (with its reasons, the return recorded).
@@ -69,20 +71,25 @@ class ReturnRefusal(BaseModel):
 RETURN = "The return as it stands"
 UNKNOWN_ORDER = not_found("An order returns does not know (yet)")
 REQUEST_ANSWERS: Answers = {
-    200: {"description": f"{RETURN}: a repeat of a request (same request_id), answered as first"},
-    201: {"description": f"{RETURN}: authorised, with its RMA"},
-    202: {"description": f"{RETURN}: under review by an operator"},
-    409: {
-        "description": f"{RETURN}, rejected by the returns policy with its reasons; or, in a ReturnRefusal's shape,"
-        " refused before it was recorded"
+    200: {
+        "model": ReturnAnswer,
+        "description": f"{RETURN}: a repeat of a request (same request_id), answered as first",
     },
+    201: {"model": ReturnAnswer, "description": f"{RETURN}: authorised, with its RMA"},
+    202: {"model": ReturnAnswer, "description": f"{RETURN}: under review by an operator"},
+    409: either(
+        f"{RETURN}, rejected by the returns policy with its reasons; or, in a ReturnRefusal's shape, refused before it"
+        " was recorded",
+        ReturnAnswer.__name__,
+        ReturnRefusal.__name__,
+    ),
     **UNKNOWN_ORDER,
     **invalid_or("A body that does not fit the schema, or lines that do not fit the order", ReturnRefusal),
     **AUTHENTICATED,
     **WITH_A_BODY,
 }
 DECISION_ANSWERS: Answers = {
-    200: {"description": f"{RETURN} after the decision"},
+    200: {"model": ReturnAnswer, "description": f"{RETURN} after the decision"},
     **not_found("No such return"),
     409: refused(ReturnRefusal, "The return is not under review"),
     **invalid_or("A body that does not fit the schema", ReturnRefusal),
@@ -126,13 +133,22 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             outcome = await handlers.request(conn, order_id, request, key, "api", cause=None)
             return await answer(conn, outcome)
 
-    @router.get("/v1/returns/rates", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    @router.get(
+        "/v1/returns/rates",
+        dependencies=[OPERATORS_ONLY],
+        responses={200: {"model": ReturnRates}, **OPERATOR_ONLY},
+        response_model=None,
+    )
     async def return_rates(query: Annotated[RatesQuery, Query()]) -> dict[str, Any]:
         """Units returned per unit shipped, by channel or by SKU, the highest first (before /{return_id})."""
         async with runtime.pool.acquire() as conn:
             return {"by": query.by, "rates": await repository.return_rates(conn, query.by, query.limit)}
 
-    @router.get("/v1/returns/{return_id}", responses={**not_found("No such return"), **AUTHENTICATED})
+    @router.get(
+        "/v1/returns/{return_id}",
+        responses={200: {"model": ReturnView}, **not_found("No such return"), **AUTHENTICATED},
+        response_model=None,
+    )
     async def show_return(caller: Authenticated, return_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             view = await repository.return_view(conn, return_id)
@@ -151,14 +167,22 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
         if not caller.may_act_for(channel):
             raise forbidden("this API key acts for another channel")
 
-    @router.get("/v1/orders/{order_id}/returns", responses={**UNKNOWN_ORDER, **AUTHENTICATED})
+    @router.get(
+        "/v1/orders/{order_id}/returns",
+        responses={200: {"model": ReturnsOfOrder}, **UNKNOWN_ORDER, **AUTHENTICATED},
+        response_model=None,
+    )
     async def returns_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             await refuse_unknown_or_other_channels(conn, order_id, caller)
             found = await repository.list_returns(conn, None, order_id, 1000)
         return {"order_id": str(order_id), "returns": found}
 
-    @router.get("/v1/orders/{order_id}/refunds", responses={**UNKNOWN_ORDER, **AUTHENTICATED})
+    @router.get(
+        "/v1/orders/{order_id}/refunds",
+        responses={200: {"model": RefundsOfOrder}, **UNKNOWN_ORDER, **AUTHENTICATED},
+        response_model=None,
+    )
     async def refunds_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         """Every refund of the order: of its returns' units and of changes that lowered its total."""
         async with runtime.pool.acquire() as conn:
@@ -166,7 +190,12 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
             found = await repository.refunds_of_order(conn, order_id)
         return {"order_id": str(order_id), "refunds": found}
 
-    @router.get("/v1/returns", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    @router.get(
+        "/v1/returns",
+        dependencies=[OPERATORS_ONLY],
+        responses={200: {"model": Returns}, **OPERATOR_ONLY},
+        response_model=None,
+    )
     async def list_returns(query: Annotated[ReturnsQuery, Query()]) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             return {"returns": await repository.list_returns(conn, query.status, None, query.limit)}

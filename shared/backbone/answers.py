@@ -37,10 +37,14 @@ def not_found(description: str) -> Answers:
     return {404: refused(Problem, description)}
 
 
+def either(description: str, *shapes: str) -> dict[str, Any]:
+    """One answer's declaration in one of several shapes, by their names among the document's schemas: each must
+    also be another answer's model (or FastAPI's own), which puts it there."""
+    schemas = [{"$ref": f"#/components/schemas/{shape}"} for shape in shapes]
+    return {"description": description, "content": {"application/json": {"schema": {"anyOf": schemas}}}}
+
+
 def invalid_or(description: str, *refusals: type[BaseModel]) -> Answers:
     """A 422 that is either FastAPI's schema error (`detail` a list) or the request's own refusal in one of the
-    given shapes. The refusals' models must also appear elsewhere in the document (as another answer's model), which
-    puts them among its schemas."""
-    schemas = [{"$ref": "#/components/schemas/HTTPValidationError"}]
-    schemas += [{"$ref": f"#/components/schemas/{model.__name__}"} for model in refusals]
-    return {422: {"description": description, "content": {"application/json": {"schema": {"anyOf": schemas}}}}}
+    given shapes (see `either`)."""
+    return {422: either(description, "HTTPValidationError", *(model.__name__ for model in refusals))}

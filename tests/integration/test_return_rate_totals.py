@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from services.returns import repository
+from services.returns.answers import ReturnRates
 from services.returns.settings import ReturnsSettings
 from shared.backbone.db import connect
 from shared.contracts import events as ev
@@ -42,6 +43,7 @@ def shipped(order: ev.OrderValidated, units: int) -> ev.OrderShipped:
 
 async def rate_of(conn, channel: str) -> tuple[int, int] | None:
     rates = await repository.return_rates(conn, "channel", limit=100_000)
+    ReturnRates.model_validate({"by": "channel", "rates": rates})  # as the API's document declares them
     return next(((r["shipped"], r["returned"]) for r in rates if r["channel"] == channel), None)
 
 

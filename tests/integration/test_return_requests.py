@@ -11,9 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from services.returns.answers import ReturnAnswer, Returns
 from shared.contracts import topics
 from tests.local import client
 from tests.returns_steps import (
+    as_documented,
     ask_return,
     channel_key,
     delivered_order,
@@ -100,12 +102,13 @@ async def test_a_reason_an_operator_checks_waits_for_review_and_is_decided_throu
     assert review.json()["status"] == "review" and review.json()["rma"] is None
     assert review.json()["reasons"] == [f"{first}: reason damaged.defective is checked by an operator"]
     async with returns_api(operator_key()) as api:
-        waiting = (await api.get("/v1/returns", params={"status": "review", "limit": 1000})).json()["returns"]
+        listed = await api.get("/v1/returns", params={"status": "review", "limit": 1000})
+        waiting = as_documented(listed, Returns)["returns"]
         assert {review.json()["return_id"], other.json()["return_id"]} <= {r["return_id"] for r in waiting}
 
         # when an operator approves one through the API, it is authorised with its RMA
         approved = await api.post(f"/v1/returns/{review.json()['return_id']}/approve")
-        assert approved.status_code == 200 and approved.json()["rma"].startswith("RMA-")
+        assert approved.status_code == 200 and as_documented(approved, ReturnAnswer)["rma"].startswith("RMA-")
         assert approved.json()["decided_by"].startswith("operator:")
         # and deciding it again is refused
         again = await api.post(f"/v1/returns/{review.json()['return_id']}/reject", json={"reason": "changed my mind"})
