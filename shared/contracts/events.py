@@ -211,14 +211,14 @@ def _as_text_only(schema: Any) -> Any:
 
 
 def _as_declared(schema: Any) -> Any:
-    """A field's schema with its text held to `_NUL_FREE`, and its whole numbers, yes-or-no values, moments and days
-    to what the published schema says they are: pydantic's lax reading took `"2"`, `true` and `2.0` as a quantity of
-    2 or 1, `1` or `"yes"` as true and a number as a moment, which a client, or a fuzzer checking that the documented
-    types are enforced, is told is refused."""
+    """A field's schema with its text held to `_NUL_FREE`, and its numbers, yes-or-no values, moments and days to what
+    the published schema says they are: pydantic's lax reading took `"2"`, `true` and `2.0` as a quantity of 2 or 1,
+    `"1.5"` as a number, `1` or `"yes"` as true and a number as a moment, which a client, or a fuzzer checking that
+    the documented types are enforced, is told is refused."""
     if schema["type"] == "str":
         return core_schema.chain_schema([schema, _NUL_FREE])
-    if schema["type"] in ("int", "bool"):
-        return {**schema, "strict": True}
+    if schema["type"] in ("int", "bool", "float"):
+        return {**schema, "strict": True}  # a float still takes a whole number, as JSON's number does
     if schema["type"] in ("datetime", "date"):
         return _as_text_only(schema)
     inner = _AROUND_VALUE.get(schema["type"])

@@ -1,7 +1,7 @@
-"""Whole numbers, yes-or-no values, moments and days in every contract are what the published schemas say
-(`integer`, `boolean`, a `date-time` or `date` string): pydantic's lax reading would take `"2"`, `true` or `2.0` as a
-quantity, `1` or `"yes"` as true and a number as seconds since 1970, and a client, or a fuzzer sending a documented
-type's wrong forms, must be refused for them."""
+"""Numbers, yes-or-no values, moments and days in every contract are what the published schemas say (`integer`,
+`number`, `boolean`, a `date-time` or `date` string): pydantic's lax reading would take `"2"`, `true` or `2.0` as a
+quantity, `"1.5"` as a number, `1` or `"yes"` as true and a number as seconds since 1970, and a client, or a fuzzer
+sending a documented type's wrong forms, must be refused for them."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from services.returns.api import ReturnBody
-from shared.contracts.events import ISO_TEXT, OrderShipped, SubmittedLine, SubmittedOrder
+from shared.contracts.events import ISO_TEXT, OrderShipped, ReturnRefunded, SubmittedLine, SubmittedOrder
 from tests.unit.test_contract_text import contracts, fields, inside
 from tests.unit.test_json_body import JSON, VALID, app
 
 
 def read_strictly(schema: Any) -> list[bool]:
-    """For each whole number, yes-or-no, moment or day in a field's validation from JSON, whether it is read as its
-    schema declares it (from Python a moment or a day may be text: a decoded envelope's payload)."""
-    if schema["type"] in ("int", "bool"):
+    """For each number, yes-or-no, moment or day in a field's validation from JSON, whether it is read as its schema
+    declares it (from Python a moment or a day may be text: a decoded envelope's payload)."""
+    if schema["type"] in ("int", "bool", "float"):
         return [bool(schema.get("strict"))]
     if schema["type"] in ("datetime", "date"):
         return [False]
@@ -35,11 +35,11 @@ def read_strictly(schema: Any) -> list[bool]:
     return [strictly for part in inside(schema) for strictly in read_strictly(part)]
 
 
-def test_every_whole_number_yes_or_no_moment_and_day_of_every_contract_is_read_strictly() -> None:
+def test_every_number_yes_or_no_moment_and_day_of_every_contract_is_read_strictly() -> None:
     models: list[type[BaseModel]] = [*contracts(), ReturnBody]
     read = {where: read_strictly(schema) for model in models for where, schema in fields(model)}
     assert [where for where, strictly in read.items() if not all(strictly)] == []
-    assert sum(len(strictly) for strictly in read.values()) > 50  # 72 when written
+    assert sum(len(strictly) for strictly in read.values()) > 50  # 73 when written
 
 
 @pytest.mark.parametrize(
@@ -92,6 +92,32 @@ def test_a_quantity_that_is_not_a_json_integer_is_refused(quantity: str, how: st
             SubmittedLine.model_validate_json(document)
     assert [(e["loc"], e["type"]) for e in raised.value.errors()] == [(("quantity",), "int_type")]
     assert SubmittedLine.model_validate_json(document.replace(quantity, "2")).quantity == 2
+
+
+@pytest.mark.parametrize("how", ["python", "json"])
+def test_a_number_given_as_text_is_refused_and_a_whole_number_taken(how: str) -> None:
+    refunded = {
+        "order_id": str(uuid.uuid4()),
+        "return_id": str(uuid.uuid4()),
+        "refund_id": str(uuid.uuid4()),
+        "amount": "10.00",
+        "currency": "EUR",
+        "explanation": [],
+        "provider_reference": "P-1",
+    }
+
+    def read(seconds: Any) -> ReturnRefunded:
+        document = {**refunded, "requested_to_refunded_seconds": seconds}
+        if how == "python":
+            return ReturnRefunded.model_validate(document)
+        return ReturnRefunded.model_validate_json(json.dumps(document))
+
+    with pytest.raises(ValidationError) as raised:
+        read("1.5")
+    assert [(e["loc"], e["type"]) for e in raised.value.errors()] == [
+        (("requested_to_refunded_seconds",), "float_type")
+    ]
+    assert (read(1.5).requested_to_refunded_seconds, read(2).requested_to_refunded_seconds) == (1.5, 2.0)
 
 
 @pytest.mark.parametrize("quantity", ["2", True, 2.0])
