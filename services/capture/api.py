@@ -268,16 +268,14 @@ def order_api(
         }
         return JSONResponse(jsonable_encoder(body), status_code=HOLD_STATUS[outcome.verdict])
 
-    @router.get("/v1/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_LIST_ANSWERS, response_model=None)
+    @router.get("/v1/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_LIST_ANSWERS)
     async def list_holds(query: Annotated[HoldsQuery, Query()]) -> dict[str, Any]:
         """Orders on hold, the longest held first, with their holds and risk assessment; an unknown parameter is
         refused (422) rather than ignored, so a misspelt filter cannot list everything."""
         async with runtime.pool.acquire() as conn:
             return {"orders": await repository.orders_on_hold(conn, query.hold_type, query.limit)}
 
-    @router.get(
-        "/v1/orders/{order_id}/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_ANSWERS, response_model=None
-    )
+    @router.get("/v1/orders/{order_id}/holds", dependencies=[OPERATORS_ONLY], responses=HOLDS_ANSWERS)
     async def order_holds(order_id: UUID) -> dict[str, Any]:
         """The order's holds (those ended too, with who ended them and when) and its risk assessment."""
         async with runtime.pool.acquire() as conn:

@@ -137,7 +137,6 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
         "/v1/returns/rates",
         dependencies=[OPERATORS_ONLY],
         responses={200: {"model": ReturnRates}, **OPERATOR_ONLY},
-        response_model=None,
     )
     async def return_rates(query: Annotated[RatesQuery, Query()]) -> dict[str, Any]:
         """Units returned per unit shipped, by channel or by SKU, the highest first (before /{return_id})."""
@@ -147,7 +146,6 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
     @router.get(
         "/v1/returns/{return_id}",
         responses={200: {"model": ReturnView}, **not_found("No such return"), **AUTHENTICATED},
-        response_model=None,
     )
     async def show_return(caller: Authenticated, return_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
@@ -170,7 +168,6 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
     @router.get(
         "/v1/orders/{order_id}/returns",
         responses={200: {"model": ReturnsOfOrder}, **UNKNOWN_ORDER, **AUTHENTICATED},
-        response_model=None,
     )
     async def returns_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
@@ -181,7 +178,6 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
     @router.get(
         "/v1/orders/{order_id}/refunds",
         responses={200: {"model": RefundsOfOrder}, **UNKNOWN_ORDER, **AUTHENTICATED},
-        response_model=None,
     )
     async def refunds_of_order(caller: Authenticated, order_id: UUID) -> dict[str, Any]:
         """Every refund of the order: of its returns' units and of changes that lowered its total."""
@@ -194,7 +190,6 @@ def returns_api(runtime: Runtime, handlers: ReturnsHandlers) -> APIRouter:
         "/v1/returns",
         dependencies=[OPERATORS_ONLY],
         responses={200: {"model": Returns}, **OPERATOR_ONLY},
-        response_model=None,
     )
     async def list_returns(query: Annotated[ReturnsQuery, Query()]) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
