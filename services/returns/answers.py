@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from shared.backbone.answers import Declared
 from shared.contracts.events import Resolution
 
 from .domain import Status
@@ -17,18 +18,14 @@ from .domain import Status
 DECIMAL = "decimal string"
 
 
-class View(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReturnLineView(View):
+class ReturnLineView(Declared):
     sku: str
     quantity: int = Field(description="units asked back")
     reason: str = Field(description="the reason code given for them")
     received: int = Field(description="units the warehouse received of them so far")
 
 
-class ExchangeLineView(View):
+class ExchangeLineView(Declared):
     """A line the customer wants instead, at the price the channel gave."""
 
     sku: str
@@ -36,7 +33,7 @@ class ExchangeLineView(View):
     unit_price: str = Field(description=DECIMAL)
 
 
-class LabelView(View):
+class LabelView(Declared):
     """The prepaid label back to the receiving warehouse."""
 
     carrier: str
@@ -46,7 +43,7 @@ class LabelView(View):
     price: str = Field(description=DECIMAL)
 
 
-class Payment(View):
+class Payment(Declared):
     """A payment asked of the payment provider, as it stands."""
 
     idempotency_key: str = Field(description="the key the provider knows the payment by: a retry never pays twice")
@@ -71,14 +68,14 @@ class ChargeView(Payment):
     charge_id: UUID
 
 
-class ExchangeView(View):
+class ExchangeView(Declared):
     exchange_id: UUID
     credit: str = Field(description=f"{DECIMAL}: what the returned units are worth")
     difference: str = Field(description=f"{DECIMAL}: what the replacement costs more (negative: less)")
     status: Literal["charging", "ordered", "charge_failed"]
 
 
-class ReceivedUnitsView(View):
+class ReceivedUnitsView(Declared):
     """Units a warehouse reported received on the return's RMA."""
 
     warehouse_id: str
@@ -90,7 +87,7 @@ class ReceivedUnitsView(View):
     received_at: datetime
 
 
-class ReturnSummary(View):
+class ReturnSummary(Declared):
     """A return: what was asked back and why, the policy's decision, its RMA and label once authorised."""
 
     return_id: UUID
@@ -123,12 +120,12 @@ class ReturnAnswer(ReturnView):
     duplicate: bool = Field(description="a repeat of a request (the same request_id), answered as the first")
 
 
-class ReturnsOfOrder(View):
+class ReturnsOfOrder(Declared):
     order_id: UUID
     returns: list[ReturnSummary]
 
 
-class Returns(View):
+class Returns(Declared):
     returns: list[ReturnSummary] = Field(description="the newest first")
 
 
@@ -139,12 +136,12 @@ class RefundOfOrder(RefundOfReturn):
     change_id: str | None
 
 
-class RefundsOfOrder(View):
+class RefundsOfOrder(Declared):
     order_id: UUID
     refunds: list[RefundOfOrder] = Field(description="the oldest first")
 
 
-class ReturnRate(View):
+class ReturnRate(Declared):
     """Units received back on their RMA per unit shipped, for a channel or a SKU (whichever was asked `by`)."""
 
     channel: str | None = None
@@ -154,6 +151,6 @@ class ReturnRate(View):
     rate: float
 
 
-class ReturnRates(View):
+class ReturnRates(Declared):
     by: Literal["channel", "sku"]
     rates: list[ReturnRate] = Field(description="the highest rate first")

@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict
 Answers = dict[int | str, dict[str, Any]]
 
 
+class Declared(BaseModel):
+    """An answer's shape as the document declares it, every key named: one the service sends undeclared fails the
+    fuzz test's check of the document, rather than reaching clients undocumented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Problem(BaseModel):
     """A request refused before any business rule: no key, a body that is not JSON or too large, an unknown id."""
 
