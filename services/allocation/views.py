@@ -10,13 +10,13 @@ from uuid import UUID
 from fastapi import FastAPI, HTTPException, Query
 from pydantic import Field
 
-from shared.backbone.answers import OPERATOR_ONLY, not_found
 from shared.backbone.auth import OPERATORS_ONLY
 from shared.backbone.http import Listing
 from shared.backbone.runtime import Runtime
 from shared.contracts.events import Sku, WarehouseId
 
 from . import repository
+from .answers import PRIORITY_ANSWERS, REPLENISHMENT_ANSWERS, STOCK_ANSWERS
 from .priority import Ranking, explain
 from .replenishment import Policy, reorder_points
 
@@ -36,7 +36,7 @@ def add_views(app: FastAPI, runtime: Runtime, replenishment: Policy, ranking: Ra
     @app.get(
         "/v1/orders/{order_id}/priority",
         dependencies=[OPERATORS_ONLY],
-        responses={**not_found("An order allocation has not taken"), **OPERATOR_ONLY},
+        responses=PRIORITY_ANSWERS,
     )
     async def priority(order_id: UUID) -> dict[str, Any]:
         """The order's priority now: each component with its points and why (service level, cut-off, promise,
@@ -49,7 +49,7 @@ def add_views(app: FastAPI, runtime: Runtime, replenishment: Policy, ranking: Ra
         explained = explain(order.priority, order.arrived_at, datetime.now(UTC), ranking)
         return {"order_id": str(order_id), "status": order.status, "arrived_at": order.arrived_at, **explained}
 
-    @app.get("/v1/stock", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    @app.get("/v1/stock", dependencies=[OPERATORS_ONLY], responses=STOCK_ANSWERS)
     async def stock(query: Annotated[StockQuery, Query()]) -> dict[str, Any]:
         """On hand, reserved and available to promise, by warehouse and SKU (at most `limit` rows);
         `max_available` keeps the rows with at most that many available (low stock)."""
@@ -57,7 +57,7 @@ def add_views(app: FastAPI, runtime: Runtime, replenishment: Policy, ranking: Ra
             rows = await repository.stock_rows(conn, query.sku, query.warehouse, query.max_available, query.limit)
         return {"stock": rows, "limit": query.limit}
 
-    @app.get("/v1/replenishment", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    @app.get("/v1/replenishment", dependencies=[OPERATORS_ONLY], responses=REPLENISHMENT_ANSWERS)
     async def replenishment_view(query: Annotated[ReplenishmentQuery, Query()]) -> dict[str, Any]:
         """Replenishment suggestions (open ones by default), newest first, and per (warehouse, SKU) with a reorder
         rule and demand in the window or an open suggestion: the configured minimum beside the reorder point

@@ -8,23 +8,23 @@ from uuid import UUID
 
 from fastapi import FastAPI, Query
 
-from shared.backbone.answers import OPERATOR_ONLY
 from shared.backbone.auth import OPERATORS_ONLY
 from shared.backbone.http import Listing
 from shared.backbone.runtime import Runtime
 
 from . import dropship_repository, repository
+from .answers import PURCHASE_ORDERS_ANSWERS, SHIPMENTS_ANSWERS
 
 
 def add_views(app: FastAPI, runtime: Runtime) -> None:
-    @app.get("/v1/orders/{order_id}/shipments", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    @app.get("/v1/orders/{order_id}/shipments", dependencies=[OPERATORS_ONLY], responses=SHIPMENTS_ANSWERS)
     async def shipments_of_order(order_id: UUID) -> dict[str, Any]:
         """Every pick task of the order with its shipment once packed; empty while none was released."""
         async with runtime.pool.acquire() as conn:
             shipments = await repository.order_shipments(conn, order_id)
         return {"order_id": str(order_id), "shipments": shipments}
 
-    @app.get("/v1/purchase-orders", dependencies=[OPERATORS_ONLY], responses=OPERATOR_ONLY)
+    @app.get("/v1/purchase-orders", dependencies=[OPERATORS_ONLY], responses=PURCHASE_ORDERS_ANSWERS)
     async def open_purchase_orders(query: Annotated[Listing, Query()]) -> dict[str, Any]:
         """Purchase orders still with their suppliers (not yet shipped, declined or cancelled), oldest first."""
         async with runtime.pool.acquire() as conn:
