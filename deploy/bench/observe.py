@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from aiokafka import TopicPartition
 from deploy.local import scrape
 from deploy.local.settings import LocalStack
 from shared.backbone import kafka_access
-from shared.backbone.peak import unread
+from shared.backbone.peak import order_path_backlog, unread
 from shared.contracts import topics
 
 from . import measures
@@ -38,6 +39,9 @@ ORDER_VALIDATED = "OrderValidated"
 ORDER_ALLOCATED = "OrderAllocated"
 # Every order the benchmark sends is shipped whole: confirmed, shipped, delivered.
 MESSAGES_PER_ORDER = 3
+# How often the observer looks whether the order path has read all it was sent, and for how long at most.
+PATH_LOOK_SECONDS = 0.2
+PATH_PATIENCE_SECONDS = 60.0
 
 
 class Observer:
@@ -77,14 +81,29 @@ class Observer:
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
-        """Reads nothing inside (what is published meanwhile is read after it): the times are the records' own
-        timestamps, so reading them later changes no figure, and reading them while orders are sent would take
-        the observer's decoding and the broker's answers to its fetches from the machine under test."""
+        """Reads nothing inside, nor after it until the order path has read all it was sent (what is published
+        meanwhile is read then): the times are the records' own timestamps, so reading them later changes no
+        figure, and reading them while orders are on their way to their pick tasks would take the observer's
+        decoding and the broker's answers to its fetches from the machine under test. Read as soon as the sending
+        ended, a phase's records (four or more an order) took half a core for a second or two while the last
+        second's orders were still on their way: 75 of a 200/s step's 120 slowest orders came from its last
+        second (docs/benchmarks/findings.md, round 36)."""
         self.consumer.pause(*self.watched)
         try:
             yield
+            await self.path_read()
         finally:
             self.consumer.resume(*self.watched)
+
+    async def path_read(self) -> None:
+        """Until the order path's consumer groups have nothing left to read, twice in a row a look apart (a
+        service's relay publishes just after the batch's offsets are committed), or for PATH_PATIENCE_SECONDS (a
+        saturated step)."""
+        deadline = time.monotonic() + PATH_PATIENCE_SECONDS
+        clear = 0
+        while clear < 2 and time.monotonic() < deadline:
+            clear = clear + 1 if (await order_path_backlog(self.admin, self.offsets)).records == 0 else 0
+            await asyncio.sleep(PATH_LOOK_SECONDS)
 
     async def stop(self) -> None:
         if self.task is not None:
