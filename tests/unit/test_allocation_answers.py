@@ -6,17 +6,13 @@ covered here; the rows themselves are the migrations' columns."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
-import schemathesis
 from fastapi import FastAPI
 from pydantic import BaseModel
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from services.allocation import repository, views
 from services.allocation.answers import OrderPriority, Replenishment, Stock
@@ -24,24 +20,12 @@ from services.allocation.orders import Order
 from services.allocation.priority import Component, Priority, Ranking
 from services.allocation.replenishment import Policy, ReorderRule, ReorderRules
 from shared.backbone.auth import operator
-from shared.backbone.runtime import Runtime
+from tests.unit.declared_answers import NO_DATABASE, conforms
 
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
 ORDER_ID = uuid.uuid4()
 RULE = ReorderRule("ams", "MUG", 10, 30, 6, "nordic-supply", 5)
-
-
-class NoDatabase:
-    """The pool the views acquire a connection from: the repository's functions are replaced, so none is used."""
-
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[None]:
-        yield None
-
-
-class Started:
-    pool = NoDatabase()
 
 
 def suggestion(status: str) -> dict[str, Any]:
@@ -105,7 +89,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> FastAPI:
         monkeypatch.setattr(repository, replaced.__name__, replaced)
     api = FastAPI()
     policy = Policy(ReorderRules([RULE]), demand_window_days=14, service_factor=1.65)
-    views.add_views(api, cast(Runtime, Started()), policy, Ranking(100, 10, 100))
+    views.add_views(api, NO_DATABASE, policy, Ranking(100, 10, 100))
     api.dependency_overrides[operator] = lambda: None
     return api
 
@@ -128,9 +112,7 @@ async def test_each_view_answers_in_the_shape_its_document_declares(
     # read back strictly from the JSON sent (a number sent as text, or a key missing or undeclared, is refused)
     model.model_validate_json(answer.text, strict=True)
     # and the document's 200 as the API's fuzz test checks it
-    operation = schemathesis.openapi.from_dict(app.openapi())[route]["GET"]
-    case = operation.Case(path_parameters={"order_id": str(ORDER_ID)} if "{order_id}" in route else None)
-    case.validate_response(answer, checks=[response_schema_conformance])
+    conforms(app, route, answer, **({"order_id": str(ORDER_ID)} if "{order_id}" in route else {}))
     body = answer.json()
     if model is Replenishment:  # with a reorder point computed from the demand history
         assert [(p["sku"], p["average_daily_demand"]) for p in body["reorder_points"]] == [("MUG", 2.25)]

@@ -6,52 +6,37 @@ document without a stack."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
-import schemathesis
 from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ValidationError
 from schemathesis.core.failures import FailureGroup
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from services.kpis import answers, domain, repository
 from services.kpis.api import kpis_api
 from services.kpis.costs import CostModel
-from services.kpis.domain import OrderFacts, Rules
+from services.kpis.domain import OrderFacts
 from services.kpis.reports import Reporting
 from services.kpis.settings import KpiSettings
 from shared.backbone.auth import operator
-from shared.backbone.runtime import Runtime
+from tests.unit import declared_answers
+from tests.unit.declared_answers import NO_DATABASE
+from tests.unit.test_kpis_domain import PLACED, RULES, delivered
 
-RULES = Rules(timezone="Europe/Amsterdam")
-PLACED = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 SINCE, UNTIL = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)
 
 
 def order(**kw: Any) -> OrderFacts:
-    facts: dict[str, Any] = {
-        "order_id": "o",
-        "channel": "web",
-        "placed_at": PLACED,
-        "ordered": {"A": 2},
-        "first_outcome": domain.ALLOCATED,
-        "first_reserved": {"A": 2},
-        "ready_at": PLACED + timedelta(hours=4),
-        "delivered_at": PLACED + timedelta(days=2),
-        "promised": date(2026, 11, 4),
-        "units_shipped": 2,
-        "cost": Decimal("4.90"),
-    }
-    return OrderFacts(**{**facts, **kw})
+    """A delivered order as the KPI domain's tests make them, priced."""
+    return delivered(**{"cost": Decimal("4.90"), **kw})
 
 
 # Orders of every kind: perfect, late, short, returned damaged, held then released, still on hold, cancelled,
@@ -90,20 +75,10 @@ class Facts(Reporting):
         return list(self.orders)
 
 
-class Pool:
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[None]:
-        yield None
-
-
-class FakeRuntime:
-    pool = Pool()
-
-
 def app(orders: list[OrderFacts]) -> FastAPI:
     reporting = Facts(RULES, KpiSettings().shipping_rules(), CostModel(currency="EUR"), tuple(orders))
     api = FastAPI()
-    api.include_router(kpis_api(cast(Runtime, FakeRuntime()), reporting))
+    api.include_router(kpis_api(NO_DATABASE, reporting))
     api.dependency_overrides[operator] = lambda: None  # any caller is an operator here
     return api
 
@@ -126,8 +101,7 @@ async def on_the_wire(
 
 def conforms(answer: httpx.Response) -> None:
     """The fuzz test's check of an answer against the document (schemathesis' response_schema_conformance)."""
-    operation = schemathesis.openapi.from_dict(app([]).openapi())["/v1/kpis"]["GET"]
-    operation.Case().validate_response(answer, checks=[response_schema_conformance])
+    declared_answers.conforms(app([]), "/v1/kpis", answer)
 
 
 def answer_of(report: dict[str, Any]) -> httpx.Response:
