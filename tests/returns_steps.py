@@ -12,14 +12,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-from pydantic import BaseModel
 
 from deploy.local.keys import Bearer
 from services.returns.answers import RefundsOfOrder, ReturnAnswer, ReturnView
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.local import LOCAL, client
-from tests.scenario import TopicReader, new_skus, order_view, seed, wait_status
+from tests.scenario import TopicReader, as_documented, new_skus, order_view, seed, wait_status
 from tests.waiting import eventually
 
 # A refund the provider has answered for good.
@@ -65,15 +64,6 @@ async def known_delivered(http: httpx.AsyncClient, db: asyncpg.Pool, order_id: s
 
 def return_line(sku: str, quantity: int = 1, reason: str = "size.too_small") -> dict[str, Any]:
     return {"sku": sku, "quantity": quantity, "reason": reason}
-
-
-def as_documented(answer: httpx.Response, model: type[BaseModel]) -> dict[str, Any]:
-    """The answer's body, checked against the shape the service's OpenAPI document gives it (every key declared,
-    with its type: services/returns/answers.py), so that every scenario's real returns, refunds, charges and
-    exchanges hold the document to its word, not only the fuzz test's requests."""
-    body: dict[str, Any] = answer.json()
-    model.model_validate(body)
-    return body
 
 
 async def ask_return(

@@ -17,9 +17,11 @@ from uuid import UUID
 
 import asyncpg
 import httpx
+from pydantic import BaseModel
 
 from deploy.local import processes, scrape
 from deploy.local.keys import Bearer
+from services.capture.answers import OrderView
 from shared.backbone import auth
 from shared.backbone.kafka import encode
 from shared.contracts import events, topics
@@ -51,10 +53,19 @@ async def seed(stock: Iterable[tuple[str, str, int]]) -> None:
     await client.wait_caught_up("oms-allocation", [topics.CATALOG_PRODUCTS.name, topics.INVENTORY_ADJUSTMENTS.name])
 
 
+def as_documented(answer: httpx.Response, model: type[BaseModel]) -> dict[str, Any]:
+    """The answer's body, checked against the shape the service's OpenAPI document gives it (every key declared,
+    with its type: the service's answers.py), so that every scenario's real orders, returns and refunds hold the
+    document to its word, not only the fuzz test's requests."""
+    body: dict[str, Any] = answer.json()
+    model.model_validate(body)
+    return body
+
+
 async def order_view(http: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
     response = await http.get(f"/v1/orders/{order_id}")
     response.raise_for_status()
-    return response.json()  # type: ignore[no-any-return]
+    return as_documented(response, OrderView)
 
 
 async def wait_status(

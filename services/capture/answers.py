@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.backbone.answers import (
     AUTHENTICATED,
@@ -15,6 +15,7 @@ from shared.backbone.answers import (
     TOO_LARGE,
     WITH_A_BODY,
     Answers,
+    Declared,
     Problem,
     invalid_or,
     not_found,
@@ -23,40 +24,36 @@ from shared.backbone.answers import (
 from shared.contracts.events import ItemQuantity
 
 
-class OrderAccepted(BaseModel):
+class OrderAccepted(Declared):
     """202: the order was taken in (validated or rejected by the business rules), or was known already."""
 
-    model_config = ConfigDict(extra="forbid")
     order_id: UUID
     status: str
     duplicate: bool
 
 
-class CancelAnswer(BaseModel):
+class CancelAnswer(Declared):
     """202: the request was passed on to fulfillment (or was made before: `duplicate`)."""
 
-    model_config = ConfigDict(extra="forbid")
     order_id: UUID
     status: str
     cancellation: str | None
     duplicate: bool
 
 
-class CancelRefusal(BaseModel):
+class CancelRefusal(Declared):
     """404 (no such order: no ids), 409 (past cancelling) or 422 (lines that do not fit the order), with reasons."""
 
-    model_config = ConfigDict(extra="forbid")
     order_id: UUID | None
     status: str | None
     detail: str
     reasons: list[str] = Field(default_factory=list)
 
 
-class ChangeAnswer(BaseModel):
+class ChangeAnswer(Declared):
     """202: the change was taken (`state` awaiting_payment: it waits for `to_pay`; requested: passed on to
     fulfillment), or was made before (`duplicate`, with its state now). `verdict` partly: `notes` say what it leaves."""
 
-    model_config = ConfigDict(extra="forbid")
     order_id: UUID
     status: str
     change_id: str
@@ -71,7 +68,7 @@ class ChangeAnswer(BaseModel):
     duplicate: bool
 
 
-class ChangeView(BaseModel):
+class ChangeView(Declared):
     """A change of the order, with the order's document before and after it."""
 
     change_id: str
@@ -101,14 +98,14 @@ class ChangeView(BaseModel):
     refund_note: str | None = Field(description="the provider's reference of the refund, or why it was abandoned")
 
 
-class TimelineStep(BaseModel):
+class TimelineStep(Declared):
     status: str
     order_status: str | None
     occurred_at: datetime
     detail: str | None
 
 
-class CancelRequestView(BaseModel):
+class CancelRequestView(Declared):
     lines: list[ItemQuantity] | None
     reason: str
     source: str
@@ -118,13 +115,13 @@ class CancelRequestView(BaseModel):
     resolved_at: datetime | None
 
 
-class ReturnedUnits(BaseModel):
+class ReturnedUnits(Declared):
     asked: int
     authorised: int
     received: int
 
 
-class FiredRule(BaseModel):
+class FiredRule(Declared):
     rule: str
     score: int
     hold: str
@@ -132,7 +129,7 @@ class FiredRule(BaseModel):
     facts: dict[str, Any]
 
 
-class RiskView(BaseModel):
+class RiskView(Declared):
     """The order's risk assessment at intake (none for a rejected or exchange order)."""
 
     score: int
@@ -142,7 +139,7 @@ class RiskView(BaseModel):
     assessed_at: datetime
 
 
-class HoldView(BaseModel):
+class HoldView(Declared):
     hold_type: str
     reason: str
     placed_by: str
@@ -153,7 +150,7 @@ class HoldView(BaseModel):
     note: str | None
 
 
-class OrderView(BaseModel):
+class OrderView(Declared):
     """The order as capture knows it: status, rejection reasons, units per SKU at each step, the timeline."""
 
     order_id: UUID
@@ -196,7 +193,7 @@ SUBMIT_ANSWERS: Answers = {202: {"model": OrderAccepted}, **AUTHENTICATED, **WIT
 NO_SUCH_ORDER = not_found("No such order")
 
 
-class WebhookRefusal(BaseModel):
+class WebhookRefusal(Declared):
     """422: a delivery that is not an order this endpoint takes, with each reason."""
 
     detail: str
@@ -238,7 +235,7 @@ CHANGE_ANSWERS: Answers = {
 }
 
 
-class HeldOrder(BaseModel):
+class HeldOrder(Declared):
     order_id: UUID
     channel: str
     external_id: str
@@ -252,18 +249,18 @@ class HeldOrder(BaseModel):
     held_since: datetime
 
 
-class HeldOrders(BaseModel):
+class HeldOrders(Declared):
     orders: list[HeldOrder]
 
 
-class OrderHolds(BaseModel):
+class OrderHolds(Declared):
     order_id: UUID
     status: str
     risk: RiskView | None
     holds: list[HoldView]
 
 
-class HoldAnswer(BaseModel):
+class HoldAnswer(Declared):
     """The order after the release or cancellation: its status, the holds released and those remaining."""
 
     order_id: UUID
@@ -273,7 +270,7 @@ class HoldAnswer(BaseModel):
     holds: list[HoldView]
 
 
-class HoldRefusal(BaseModel):
+class HoldRefusal(Declared):
     detail: str
     reasons: list[str] = Field(default_factory=list)
 

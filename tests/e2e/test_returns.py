@@ -13,7 +13,6 @@ from services.returns.settings import ReturnsSettings
 from shared.contracts import topics
 from tests.factories import order_document
 from tests.returns_steps import (
-    as_documented,
     ask_return,
     delivered_order,
     exchange_asked,
@@ -25,7 +24,7 @@ from tests.returns_steps import (
     returns_api,
     wait_return,
 )
-from tests.scenario import TopicReader, mail_for, mails, new_skus, order_view, parts, seed, wait_status
+from tests.scenario import TopicReader, as_documented, mail_for, mails, new_skus, order_view, parts, seed, wait_status
 from tests.waiting import eventually
 
 

@@ -15,7 +15,6 @@ from services.returns.answers import ReturnAnswer, Returns
 from shared.contracts import topics
 from tests.local import client
 from tests.returns_steps import (
-    as_documented,
     ask_return,
     channel_key,
     delivered_order,
@@ -24,7 +23,7 @@ from tests.returns_steps import (
     return_view,
     returns_api,
 )
-from tests.scenario import TopicReader, mail_for, new_skus, restart, seed
+from tests.scenario import TopicReader, as_documented, mail_for, new_skus, restart, seed
 from tests.waiting import eventually
 
 OMS = Path(sys.executable).parent / "oms"
