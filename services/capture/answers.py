@@ -72,6 +72,7 @@ class ChangeView(Declared):
     """A change of the order, with the order's document before and after it."""
 
     change_id: str
+    fingerprint: str = Field(description="what the change asks, hashed: the same change_id asking otherwise is refused")
     version: int
     state: str = Field(description="awaiting_payment, requested, accepted, applied or refused")
     verdict: str
@@ -162,6 +163,8 @@ class OrderView(Declared):
     placed_at: datetime
     currency: str
     total: str = Field(description="decimal string")
+    account: str | None = Field(description="the business account the order was bought on (credit limits), if any")
+    paid: str = Field(description="decimal string: what was paid for the order, up front or by payments since")
     ordered: dict[str, int]
     backordered: dict[str, int]
     cancelled: dict[str, int]
