@@ -12,11 +12,11 @@ import re
 import tempfile
 from pathlib import Path
 
-import asyncpg
 from aiokafka.admin import NewTopic
 
 from deploy.local import stack
 from deploy.local.settings import LocalStack
+from deploy.local.stack.postgres_setup import admin_connect
 from shared.backbone import kafka_access
 
 from . import orders
@@ -73,7 +73,7 @@ async def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
 
 
 async def _as_admin(cfg: LocalStack, database: str, statement: str) -> None:
-    conn = await asyncpg.connect(cfg.pg_dsn(database=database), password=cfg.pg_admin_password)
+    conn = await admin_connect(cfg, database)
     try:
         await conn.execute(statement)
     finally:

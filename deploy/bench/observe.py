@@ -100,9 +100,11 @@ class Observer:
         service's relay publishes just after the batch's offsets are committed), or for PATH_PATIENCE_SECONDS (a
         saturated step)."""
         deadline = time.monotonic() + PATH_PATIENCE_SECONDS
+        coordinators: dict[str, int] = {}  # each group's, looked up once rather than at every look
         clear = 0
         while clear < 2 and time.monotonic() < deadline:
-            clear = clear + 1 if (await order_path_backlog(self.admin, self.offsets)).records == 0 else 0
+            backlog = await order_path_backlog(self.admin, self.offsets, coordinators)
+            clear = clear + 1 if backlog.records == 0 else 0
             await asyncio.sleep(PATH_LOOK_SECONDS)
 
     async def stop(self) -> None:

@@ -19,7 +19,8 @@ from shared.contracts.topics import SERVICES
 DEVELOPMENT_CHANNELS = ("webshop", "marketplace", "pos", "b2b")
 
 
-async def _admin_connect(local: LocalStack, database: str) -> asyncpg.Connection:
+async def admin_connect(local: LocalStack, database: str) -> asyncpg.Connection:
+    """A session of the stack's administrator on `database`."""
     return await asyncpg.connect(local.pg_dsn("oms", database), password=local.pg_admin_password)
 
 
@@ -52,13 +53,13 @@ def auth_reader(service: str) -> list[str]:
 
 
 async def create_objects(local: LocalStack) -> None:
-    conn = await _admin_connect(local, "postgres")
+    conn = await admin_connect(local, "postgres")
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'oms'"):
             await conn.execute("CREATE DATABASE oms")
     finally:
         await conn.close()
-    conn = await _admin_connect(local, "oms")
+    conn = await admin_connect(local, "oms")
     try:
         for statement in private_database("oms"):
             await conn.execute(statement)
