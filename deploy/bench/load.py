@@ -33,6 +33,12 @@ from shared.contracts import topics
 
 # How long the broker may take to answer the load generator's producer (connecting, acknowledging the last orders).
 DELIVERY_SECONDS = 60.0
+# librdkafka's idempotent producer sends nothing until the broker has given it a producer id, and one that asked
+# before its connection was up asks again only half a second later: a step's first orders (about 100 at 200/s)
+# then waited for it in 5 of 19 quick runs, due in its first 0.3 s and taken by capture together 0.6 s after the
+# first was due (docs/benchmarks/findings.md, round 37). Its statistics say when it has one ("eos": "idemp_state").
+PRODUCER_ID_ASSIGNED = "Assigned"
+STATISTICS_EVERY_MS = 100
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"
 
@@ -54,9 +60,9 @@ async def publish_open_loop(local: LocalStack, bodies: list[tuple[str, bytes]], 
     them, idempotent, acks=all."""
     kafka: Any = importlib.import_module("confluent_kafka")
     access = local.access(kafka_access.principal(topics.ORDERS_SUBMITTED.writer))
-    producer = kafka.Producer({**access.librdkafka_config(), "enable.idempotence": True, "linger.ms": 5})
-    # Connected before the first order is due, so that no order waits for the connection.
-    await asyncio.to_thread(producer.list_topics, topics.ORDERS_SUBMITTED.name, DELIVERY_SECONDS)
+    config = {**access.librdkafka_config(), "enable.idempotence": True, "linger.ms": 5}
+    # Ready to send before the first order is due, so that no order waits for the connection or the producer id.
+    producer = await asyncio.to_thread(ready_producer, kafka, config, DELIVERY_SECONDS)
     failures: list[str] = []
 
     def delivered(error: Any, _record: Any) -> None:
@@ -76,6 +82,25 @@ async def publish_open_loop(local: LocalStack, bodies: list[tuple[str, bytes]], 
     if undelivered or failures:
         raise RuntimeError(f"{undelivered} orders not acknowledged, {len(failures)} refused: {failures[:3]}")
     return Sent(started_wall, late_max)
+
+
+def ready_producer(kafka: Any, config: dict[str, Any], timeout: float) -> Any:
+    """An idempotent librdkafka producer (`kafka`: the confluent_kafka module) that has its producer id, or
+    RuntimeError after `timeout` seconds."""
+    states: list[str] = []
+
+    def statistics(document: str) -> None:
+        if states[-1:] != [PRODUCER_ID_ASSIGNED]:  # once it has its id, nothing is parsed again
+            states.append(json.loads(document).get("eos", {}).get("idemp_state", ""))
+
+    producer = kafka.Producer({**config, "statistics.interval.ms": STATISTICS_EVERY_MS, "stats_cb": statistics})
+    producer.list_topics(topics.ORDERS_SUBMITTED.name, timeout)  # connected, and the topic's partitions known
+    deadline = time.monotonic() + timeout
+    while states[-1:] != [PRODUCER_ID_ASSIGNED]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the load generator's producer got no producer id in {timeout:.0f} s: {states[-1:]}")
+        producer.poll(STATISTICS_EVERY_MS / 1000)  # the statistics are handed over here
+    return producer
 
 
 def vegeta_binary(local: LocalStack) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,44 @@ def test_what_follows_waited_is_the_longest_wait_of_any_service_per_instance_and
     table = report.markdown(run).split("## The pipeline")[1]
     assert "| 0 ms | 7 s | kept up |" in table and "| 0 ms | - | kept up |" in table
     assert "what follows waited 7 s; kept up" in report.phase_line(step, run)
+
+
+class _Librdkafka:
+    """librdkafka's Python module as far as `load.ready_producer` uses it: its producer hands its statistics over
+    at each poll, here the producer id's states in the order given (the last repeated)."""
+
+    def __init__(self, states: list[str]) -> None:
+        self.states = states
+        self.polls = 0
+
+    def Producer(self, config: dict[str, object]) -> _Librdkafka:
+        self.config = config
+        return self
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.listed = topic
+
+    def poll(self, timeout: float) -> None:
+        time.sleep(min(timeout, 0.01))
+        state = self.states[min(self.polls, len(self.states) - 1)]
+        self.polls += 1
+        stats_cb = self.config["stats_cb"]
+        assert callable(stats_cb)
+        stats_cb(json.dumps({"eos": {"idemp_state": state}}))
+
+
+def test_the_load_generator_sends_nothing_before_its_producer_has_its_id() -> None:
+    # given a producer that waits for its id (as librdkafka's does when it asked before its connection was up)
+    kafka = _Librdkafka(["RequestPID", "WaitTransport", "WaitTransport", "Assigned"])
+    # when the load generator makes its producer
+    producer = load.ready_producer(kafka, {"enable.idempotence": True}, timeout=5.0)
+    # then it is handed over only once it has its id, connected to the intake topic, asking for its statistics
+    assert producer is kafka and kafka.polls == 4
+    assert kafka.listed == "oms.orders.submitted"
+    assert kafka.config["enable.idempotence"] is True and kafka.config["statistics.interval.ms"] == 100
+
+
+def test_the_load_generator_says_so_when_its_producer_never_gets_an_id() -> None:
+    kafka = _Librdkafka(["WaitTransport"])
+    with pytest.raises(RuntimeError, match="no producer id in 0 s"):
+        load.ready_producer(kafka, {}, timeout=0.3)
