@@ -98,7 +98,7 @@ def ready_producer(kafka: Any, config: dict[str, Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while states[-1:] != [PRODUCER_ID_ASSIGNED]:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the load generator's producer got no producer id in {timeout:.0f} s: {states[-1:]}")
+            raise RuntimeError(f"the load generator's producer got no producer id in {timeout:g} s: {states[-1:]}")
         producer.poll(STATISTICS_EVERY_MS / 1000)  # the statistics are handed over here
     return producer
 
