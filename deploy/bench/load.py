@@ -93,9 +93,9 @@ def ready_producer(kafka: Any, config: dict[str, Any], timeout: float) -> Any:
         if states[-1:] != [PRODUCER_ID_ASSIGNED]:  # once it has its id, nothing is parsed again
             states.append(json.loads(document).get("eos", {}).get("idemp_state", ""))
 
+    deadline = time.monotonic() + timeout  # one bound for connecting and for the id, as the docstring says
     producer = kafka.Producer({**config, "statistics.interval.ms": STATISTICS_EVERY_MS, "stats_cb": statistics})
     producer.list_topics(topics.ORDERS_SUBMITTED.name, timeout)  # connected, and the topic's partitions known
-    deadline = time.monotonic() + timeout
     while states[-1:] != [PRODUCER_ID_ASSIGNED]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the load generator's producer got no producer id in {timeout:g} s: {states[-1:]}")
