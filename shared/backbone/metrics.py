@@ -88,6 +88,13 @@ EVENT_LOOP_HELD = Histogram(
     ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+OLDEST_SNAPSHOT = Gauge(
+    "oms_db_oldest_snapshot_seconds",
+    "How long the oldest snapshot open on the service's database has been held, as the service saw it: while it is"
+    " open no row version replaced or deleted since can be removed, and every outbox and much-updated row gets"
+    " slower to read (shared/backbone/snapshots.py).",
+    ["service"],
+)
 DB_POOL_MAX = Gauge("oms_db_pool_max_connections", "Most connections the service's pool may open.", ["service"])
 
 

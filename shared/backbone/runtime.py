@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.backbone import inbox, logs
+from shared.backbone import inbox, logs, snapshots
 from shared.backbone.auth import ApiKeys
 from shared.backbone.collector import settle_collector
 from shared.backbone.consumer import BatchPreparation, EventConsumer, Routes
@@ -76,6 +76,7 @@ class Runtime:
         await self._producer.start()
         self._spawn("event-loop-watch", lambda: watch_event_loop(EVENT_LOOP_HELD.labels(self.settings.service).observe))
         self._spawn("outbox-relay", OutboxRelay(self.settings, self.pool, self.producer).run)
+        self._spawn("snapshot-watch", lambda: snapshots.watch(self.settings, self.pool))
         if routes:
             check_reads(self.settings.service, routes)
             dead_letters = DeadLetters(

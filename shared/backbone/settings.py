@@ -167,6 +167,8 @@ class CommonSettings(KafkaSettings, DatabaseSettings, HttpSettings):
     inbox_retention_hours: float = 14 * 24
     inbox_prune_seconds: float = 300.0
     inbox_prune_batch: int = 5_000
+    # How often the service looks at the snapshots open on its database (shared/backbone/snapshots.py).
+    db_snapshot_watch_seconds: float = 10.0
 
     # Fault injection for the crash tests: die with SIGKILL between the database commit and the offset commit.
     fault_kill_after_db_commit: bool = False

@@ -1,0 +1,63 @@
+"""How long the oldest snapshot open on the service's database has been held. While a session keeps one (a report,
+a backup with pg_dump, a transaction left open by hand), PostgreSQL can remove no row version that any transaction
+replaced or deleted since, in any table of the database: the outbox relays then read through every row published
+since, and allocation through every version of the stock rows it updates all day. One snapshot held for 62 s during
+a steady 200 orders/s made the p99 to pick task 3.05 s against 0.4-0.6 s without (docs/benchmarks/findings.md,
+round 39); nothing is lost, the pipeline only slows until the snapshot closes.
+
+PostgreSQL shows every role each session's snapshot (`backend_xmin`), not when it was taken (that needs
+`pg_read_all_stats`, which would also show other roles' statements). So the watch notes when it first saw each
+session's snapshot and reports the longest still open: at least that old, at most one look older."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+
+from shared.backbone.failures import describe
+from shared.backbone.metrics import OLDEST_SNAPSHOT
+from shared.backbone.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+# Sessions of this database holding a snapshot, this one aside; a standby's feedback too (it holds every database).
+OPEN_SNAPSHOTS = (
+    "SELECT pid, backend_xmin::text AS xmin FROM pg_stat_activity"
+    " WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()"
+    " AND (datname = current_database() OR backend_type = 'walsender')"
+)
+
+Snapshot = tuple[int, str]  # (session's pid, its snapshot's xmin)
+
+
+class HeldSnapshots:
+    """The snapshots seen open, and since when (pure: the caller passes what it read and the time)."""
+
+    def __init__(self) -> None:
+        self._since: dict[Snapshot, float] = {}
+
+    def longest(self, open_now: Iterable[Snapshot], now: float) -> float:
+        """Seconds the longest held of `open_now` has been open as far as the looks so far tell; 0 with none. A
+        session's next snapshot (another xmin) counts from when it is first seen; closed ones are forgotten."""
+        self._since = {snapshot: self._since.get(snapshot, now) for snapshot in open_now}
+        return max((now - since for since in self._since.values()), default=0.0)
+
+
+async def open_snapshots(conn: asyncpg.Pool | asyncpg.Connection) -> list[Snapshot]:
+    return [(r["pid"], r["xmin"]) for r in await conn.fetch(OPEN_SNAPSHOTS)]
+
+
+async def watch(settings: CommonSettings, pool: asyncpg.Pool) -> None:
+    """The background loop: a look every `db_snapshot_watch_seconds`; a failed look (the database away) waits for
+    the next, the gauge keeping its last figure."""
+    held, gauge = HeldSnapshots(), OLDEST_SNAPSHOT.labels(settings.service)
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            gauge.set(held.longest(await open_snapshots(pool), loop.time()))
+        except Exception as exc:
+            log.debug("could not read the database's open snapshots (%s)", describe(exc))
+        await asyncio.sleep(settings.db_snapshot_watch_seconds)
