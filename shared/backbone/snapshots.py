@@ -2,8 +2,8 @@
 a backup with pg_dump, a transaction left open by hand), PostgreSQL can remove no row version that any transaction
 replaced or deleted since, in any table of the database: the outbox relays then read through every row published
 since, and allocation through every version of the stock rows it updates all day. One snapshot held for 62 s during
-a steady 200 orders/s made the p99 to pick task 3.05 s against 0.4-0.6 s without (docs/benchmarks/findings.md,
-round 39); nothing is lost, the pipeline only slows until the snapshot closes.
+a steady 200 orders/s made the p99 to pick task 3.05 s against 0.59 s in the run before it (docs/benchmarks/
+findings.md, round 39); nothing is lost, the pipeline only slows until the snapshot closes.
 
 PostgreSQL shows every role each session's snapshot (`backend_xmin`), not when it was taken (that needs
 `pg_read_all_stats`, which would also show other roles' statements). So the watch notes when it first saw each
