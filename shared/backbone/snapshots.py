@@ -12,16 +12,13 @@ session's snapshot and reports the longest still open: at least that old, at mos
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable
 
 import asyncpg
 
-from shared.backbone.failures import describe
 from shared.backbone.metrics import OLDEST_SNAPSHOT
+from shared.backbone.periodic import refresh_every
 from shared.backbone.settings import CommonSettings
-
-log = logging.getLogger(__name__)
 
 # Sessions of this database holding a snapshot, this one aside; a standby's feedback too (it holds every database).
 OPEN_SNAPSHOTS = (
@@ -51,13 +48,13 @@ async def open_snapshots(conn: asyncpg.Pool | asyncpg.Connection) -> list[Snapsh
 
 
 async def watch(settings: CommonSettings, pool: asyncpg.Pool) -> None:
-    """The background loop: a look every `db_snapshot_watch_seconds`; a failed look (the database away) waits for
-    the next, the gauge keeping its last figure."""
+    """The background loop: a look every `db_snapshot_watch_seconds`, a failed one (the database away) logged and
+    tried again at the next, the gauge keeping its last figure. Never put off while the order path is behind: a
+    held snapshot is one reason it falls behind."""
     held, gauge = HeldSnapshots(), OLDEST_SNAPSHOT.labels(settings.service)
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            gauge.set(held.longest(await open_snapshots(pool), loop.time()))
-        except Exception as exc:
-            log.debug("could not read the database's open snapshots (%s)", describe(exc))
-        await asyncio.sleep(settings.db_snapshot_watch_seconds)
+    clock = asyncio.get_running_loop().time
+
+    async def look() -> None:
+        gauge.set(held.longest(await open_snapshots(pool), clock()))
+
+    await refresh_every("oldest snapshot gauge", settings.db_snapshot_watch_seconds, look)
