@@ -68,6 +68,16 @@ ORDER BY o.id
 """
 
 
+# The relay's statements never scan the whole outbox. An outbox is a queue: nearly empty whenever it is vacuumed
+# or analyzed, tens of thousands of rows published and not yet vacuumed away in between (autovacuum comes by about
+# once a minute, later when its workers are busy elsewhere). A plan made while it was empty (a sequential scan, the
+# cheapest then) is kept by the prepared statement, and then reads every one of those rows each round: 10.0 s of
+# the relays' reads and deletes in a step of 200 orders/s against 0.8 s through their indexes, where each row
+# published is passed over at the cost of an index entry (docs/benchmarks/findings.md, round 40).
+INDEXES_ONLY = "SET LOCAL enable_seqscan = off"
+DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+
+
 async def lock_relay(conn: Conn, service: str, *, wait: bool = False) -> bool:
     """Take the service's relay lock for the current transaction (whoever holds it is the one relay publishing
     that service's outbox); with `wait`, block until it is free (e.g. to pause a relay).
@@ -93,6 +103,7 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         service = self.settings.service
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(INDEXES_ONLY)
             taken = await conn.fetch(TAKE, service, RELAY_BATCH)
             if not taken[0]["mine"]:
                 return 0  # another instance is the relay
@@ -101,7 +112,7 @@ class OutboxRelay:
                 too_large = await self._publish(rows)
                 if too_large:
                     await self._set_aside(conn, too_large)
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+                await conn.execute(DELETE_PUBLISHED, [r["id"] for r in rows])
             backlog, age = (0, 0.0)
             # A batch short of full took all that was there: the count (a statement per batch) is only worth it
             # when more may wait.

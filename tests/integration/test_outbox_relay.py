@@ -3,12 +3,14 @@ service's events only, never another service's."""
 
 import uuid
 
+import asyncpg
+
 from shared.backbone.db import create_pool
 from shared.backbone.kafka import encode
-from shared.backbone.outbox import enqueue, lock_relay
+from shared.backbone.outbox import DELETE_PUBLISHED, INDEXES_ONLY, TAKE, enqueue, lock_relay
 from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
-from shared.contracts.envelope import wrap
+from shared.contracts.envelope import Envelope, wrap
 from tests.factories import order_document, validated_order
 from tests.local import client
 from tests.scenario import TopicReader, new_skus, seed, wait_status
@@ -117,3 +119,74 @@ async def test_a_connection_given_back_mid_transaction_keeps_neither_the_transac
     finally:
         await pool.close()
     assert (held, timeout) == (0, "30s")
+
+
+async def test_an_event_committed_after_later_ones_were_published_is_published_too(pipeline) -> None:
+    # An event's id is taken before its transaction commits, so a lower id can commit after higher ones were
+    # published: a relay that went on from the last id it published would never send it.
+    (sku,) = new_skus(1)
+    await seed([("ams", sku, 5)])
+    late, early = uuid.uuid4(), uuid.uuid4()
+    pool = await create_pool(CommonSettings(service="capture"))
+    try:
+        async with (
+            TopicReader(topics.ORDERS_VALIDATED.name) as validated,
+            pool.acquire() as open_,
+            pool.acquire() as conn,
+        ):
+            # given an event written first, in capture's outbox, by a transaction still open
+            still_open = open_.transaction()
+            await still_open.start()
+            try:
+                await enqueue(open_, [validated_event(late, sku)])
+                late_id = await open_.fetchval("SELECT id FROM outbox WHERE key = $1", str(late))
+
+                # when an event written after it commits, and the relay publishes it
+                async with conn.transaction():
+                    await enqueue(conn, [validated_event(early, sku)])
+                    early_id = await conn.fetchval("SELECT id FROM outbox WHERE key = $1", str(early))
+                await eventually(lambda: validated.bodies_for(str(early)), bool)
+                assert late_id < early_id
+            finally:
+                # and the first one's transaction commits only then
+                await still_open.commit()
+
+            # then the relay publishes it too
+            (published,) = await eventually(lambda: validated.bodies_for(str(late)), bool)
+        assert published["order_id"] == str(late)
+    finally:
+        await pool.close()
+
+
+def validated_event(order_id: uuid.UUID, sku: str) -> tuple[topics.Topic, str, Envelope]:
+    envelope = wrap(validated_order(order_id, sku), producer="capture", order_id=order_id)
+    return topics.ORDERS_VALIDATED, str(order_id), envelope
+
+
+async def test_the_relay_reads_and_deletes_through_indexes_however_empty_the_outbox_was_when_planned(db) -> None:
+    async def planned(conn: asyncpg.Connection) -> list[str]:
+        """How the relay's read and delete are run from then on (the plan a prepared statement keeps)."""
+        await conn.execute(f"PREPARE take (text, integer) AS {TAKE}; PREPARE remove (bigint[]) AS {DELETE_PUBLISHED}")
+        try:
+            return [
+                await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {statement}")
+                for statement in ("take('capture', 500)", "remove('{1}')")
+            ]
+        finally:
+            await conn.execute("DEALLOCATE take; DEALLOCATE remove")
+
+    async with db.acquire() as conn, conn.transaction():
+        # given an empty outbox (as just after a vacuum), its statements planned once for every later round
+        await conn.execute("SET LOCAL search_path = capture")
+        await conn.execute("CREATE TEMP TABLE outbox (LIKE capture.outbox INCLUDING ALL) ON COMMIT DROP")
+        await conn.execute("ANALYZE outbox")  # known empty, as after a vacuum (never looked at, it is taken as larger)
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        # a plan made as it comes reads the whole table, every row published since the vacuum with it
+        assert ["Seq Scan" in plan for plan in await planned(conn)] == [True, True]
+
+        # when they are planned as the relay's transaction plans them
+        await conn.execute(INDEXES_ONLY)
+
+        # then both go through the outbox's primary key
+        for plan in await planned(conn):
+            assert "Seq Scan" not in plan and "outbox_pkey" in plan

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.backbone.outbox import OutboxRelay
+from shared.backbone.outbox import INDEXES_ONLY, OutboxRelay
 from shared.backbone.settings import CommonSettings
 
 
@@ -28,16 +28,22 @@ class FakeConnection:
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
+        self.settings: list[tuple[str, int]] = []  # with how many reads before each
+        self.reads = 0
 
     @contextlib.asynccontextmanager
     async def transaction(self):
         yield
 
     async def fetch(self, _query, *_args):
+        self.reads += 1
         # the relay lock is free: each row comes with it, or one row without an outbox row when there is none
         return [{"mine": True, **row} for row in self.rows] or [{"mine": True, "id": None}]
 
     async def execute(self, query, *args):
+        if query.startswith("SET LOCAL"):  # how the transaction's statements are planned: no change
+            self.settings.append((query, self.reads))
+            return
         self.statements.append((query.split()[0] + " " + query.split()[2], args))
 
     async def fetchrow(self, _query):
@@ -99,3 +105,9 @@ async def test_a_relay_whose_lock_is_held_elsewhere_publishes_and_deletes_nothin
     producer = FakeProducer()
     assert await relay(connection, producer).publish_batch() == 0
     assert (producer.sent, connection.statements) == ([], [])
+
+
+async def test_the_relay_plans_its_statements_before_its_first_read_so_that_they_never_scan_the_whole_outbox() -> None:
+    connection = FakeConnection(outbox_rows(10))
+    assert await relay(connection, FakeProducer()).publish_batch() == 1
+    assert connection.settings == [(INDEXES_ONLY, 0)]
