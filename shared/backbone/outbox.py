@@ -71,9 +71,10 @@ ORDER BY o.id
 # The relay's statements never scan the whole outbox. An outbox is a queue: nearly empty whenever it is vacuumed
 # or analyzed, tens of thousands of rows published and not yet vacuumed away in between (autovacuum comes by about
 # once a minute, later when its workers are busy elsewhere). A plan made while it was empty (a sequential scan, the
-# cheapest then) is kept by the prepared statement, and then reads every one of those rows each round: 10.0 s of
-# the relays' reads and deletes in a step of 200 orders/s against 0.8 s through their indexes, where each row
-# published is passed over at the cost of an index entry (docs/benchmarks/findings.md, round 40).
+# cheapest then) is kept by the prepared statement, and then reads every one of those rows each round. Through the
+# indexes a published row costs an index entry passed over: the relays' reads and deletes took 0.8 s of a minute at
+# 200 orders/s against 10.0 s with autovacuum kept off the outboxes, 1.0 s against 3.7-6.3 s with it on
+# (docs/benchmarks/findings.md, round 40).
 INDEXES_ONLY = "SET LOCAL enable_seqscan = off"
 DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
