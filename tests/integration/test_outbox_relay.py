@@ -38,7 +38,7 @@ async def test_a_frozen_capture_relay_does_not_stop_allocation_publishing(http, 
         # and an order validated elsewhere reaches allocation
         order_id = uuid.uuid4()
         async with TopicReader(topics.ALLOCATION_EVENTS.name) as allocation_events:
-            envelope = wrap(validated_order(order_id, sku), producer="capture", order_id=order_id)
+            envelope = validated_by_capture(order_id, sku)
             await client.publish(topics.ORDERS_VALIDATED.name, [(str(order_id), encode(envelope))])
 
             # then allocation's relay still publishes its answer
@@ -71,7 +71,7 @@ async def test_events_written_together_keep_the_order_they_were_written_in(stack
     # given three events one handler writes together, of two topics and three orders
     order_ids = [uuid.uuid4() for _ in range(3)]
     items = [
-        (topic, str(order_id), wrap(validated_order(order_id, "SKU-1"), producer="capture", order_id=order_id))
+        (topic, str(order_id), validated_by_capture(order_id, "SKU-1"))
         for topic, order_id in zip(
             (topics.ORDERS_VALIDATED, topics.ORDERS_REJECTED, topics.ORDERS_VALIDATED), order_ids, strict=True
         )
@@ -135,15 +135,16 @@ async def test_an_event_committed_after_later_ones_were_published_is_published_t
             pool.acquire() as conn,
         ):
             # given an event written first, in capture's outbox, by a transaction still open
+            late_event = validated_by_capture(late, sku)  # after the reader opened: it reads what happens from then
             still_open = open_.transaction()
             await still_open.start()
             try:
-                await enqueue(open_, [validated_event(late, sku)])
+                await enqueue(open_, [(topics.ORDERS_VALIDATED, str(late), late_event)])
                 late_id = await open_.fetchval("SELECT id FROM outbox WHERE key = $1", str(late))
 
                 # when an event written after it commits, and the relay publishes it
                 async with conn.transaction():
-                    await enqueue(conn, [validated_event(early, sku)])
+                    await enqueue(conn, [(topics.ORDERS_VALIDATED, str(early), validated_by_capture(early, sku))])
                     early_id = await conn.fetchval("SELECT id FROM outbox WHERE key = $1", str(early))
                 await eventually(lambda: validated.bodies_for(str(early)), bool)
                 assert late_id < early_id
@@ -153,14 +154,13 @@ async def test_an_event_committed_after_later_ones_were_published_is_published_t
 
             # then the relay publishes it too
             (published,) = await eventually(lambda: validated.bodies_for(str(late)), bool)
-        assert published["order_id"] == str(late)
+        assert published["event_id"] == str(late_event.event_id)
     finally:
         await pool.close()
 
 
-def validated_event(order_id: uuid.UUID, sku: str) -> tuple[topics.Topic, str, Envelope]:
-    envelope = wrap(validated_order(order_id, sku), producer="capture", order_id=order_id)
-    return topics.ORDERS_VALIDATED, str(order_id), envelope
+def validated_by_capture(order_id: uuid.UUID, sku: str) -> Envelope:
+    return wrap(validated_order(order_id, sku), producer="capture", order_id=order_id)
 
 
 async def test_the_relay_reads_and_deletes_through_indexes_however_empty_the_outbox_was_when_planned(db) -> None:
