@@ -50,6 +50,8 @@ WEIGHTS = {"kill": 30, "stop": 22, "kafka": 10, "postgres": 12, "smtp": 8, "rela
 # its batch is on the way to the broker, which after a broker or database fault may not happen for a while.
 RELAY_SEARCH_SECONDS = 150.0
 RELAY_POLL_SECONDS = 0.005
+# A relay's last statement while it publishes a batch it read.
+PUBLISHING = (outbox.TAKE.strip(), outbox.RELEASE_SNAPSHOT)
 
 
 def idle_in_transaction_timeout() -> float:
@@ -344,7 +346,8 @@ class Injector:
 
     async def _relay_holder(self, service: str) -> tuple[Instance, int] | None:
         """The instance (and its backend pid) whose relay holds the service's relay lock, when its transaction has
-        read a batch from the outbox and not yet deleted it: its last statement is the relay's (outbox.TAKE)."""
+        read a batch from the outbox and not yet deleted it: its last statement is the relay's read (outbox.TAKE),
+        or the release of its snapshot that follows it while the batch is published."""
         rows = await self.admin.fetch(
             "SELECT a.application_name, a.pid, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
             " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2"
@@ -354,7 +357,7 @@ class Injector:
         )
         for row in rows:
             instance = self.fleet.by_session(row["application_name"])
-            if instance is not None and row["query"].strip() == outbox.TAKE.strip():
+            if instance is not None and row["query"].strip() in PUBLISHING:
                 return instance, int(row["pid"])
         return None
 

@@ -76,6 +76,14 @@ ORDER BY o.id
 # 200 orders/s against 10.0 s with autovacuum kept off the outboxes, 1.0 s against 3.7-6.3 s with it on
 # (docs/benchmarks/findings.md, round 40).
 INDEXES_ONLY = "SET LOCAL enable_seqscan = off"
+# The read's snapshot is given up before the broker is waited for. asyncpg runs a statement with parameters as a
+# prepared one, and PostgreSQL keeps that read's portal, with its snapshot, until the next statement: a relay waiting
+# for acknowledgements (seconds while the broker is slow, up to the send timeout) would meanwhile keep vacuum and
+# pruning from every row changed since, in every table of the database, as a long transaction does. A statement of
+# the simple protocol closes it; the transaction, its relay lock and its rows stay as they were (READ COMMITTED: the
+# delete takes a snapshot of its own). A stopped broker held the three path relays' snapshots for all of its 6 s
+# (docs/benchmarks/findings.md, round 41).
+RELEASE_SNAPSHOT = "CLOSE ALL"
 DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
@@ -110,6 +118,7 @@ class OutboxRelay:
                 return 0  # another instance is the relay
             rows = [row for row in taken if row["id"] is not None]
             if rows:
+                await conn.execute(RELEASE_SNAPSHOT)
                 too_large = await self._publish(rows)
                 if too_large:
                     await self._set_aside(conn, too_large)

@@ -7,7 +7,7 @@ import asyncpg
 
 from shared.backbone.db import create_pool
 from shared.backbone.kafka import encode
-from shared.backbone.outbox import DELETE_PUBLISHED, INDEXES_ONLY, TAKE, enqueue, lock_relay
+from shared.backbone.outbox import DELETE_PUBLISHED, INDEXES_ONLY, RELEASE_SNAPSHOT, TAKE, enqueue, lock_relay
 from shared.backbone.settings import CommonSettings
 from shared.contracts import topics
 from shared.contracts.envelope import Envelope, wrap
@@ -190,3 +190,34 @@ async def test_the_relay_reads_and_deletes_through_indexes_however_empty_the_out
         # then both go through the outbox's primary key
         for plan in await planned(conn):
             assert "Seq Scan" not in plan and "outbox_pkey" in plan
+
+
+async def test_a_relay_publishing_its_batch_keeps_its_lock_and_rows_but_no_snapshot(db) -> None:
+    async def snapshot_and_relay_locks(pid: int) -> tuple[bool, int]:
+        """Whether the session holds back vacuum (its oldest snapshot), and the relay locks it holds."""
+        return (
+            await db.fetchval("SELECT backend_xmin IS NOT NULL FROM pg_stat_activity WHERE pid = $1", pid),
+            await db.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND granted", pid
+            ),
+        )
+
+    async with db.acquire() as conn, conn.transaction():
+        # given an outbox with an event (a table of this transaction's own, so no service's relay takes it)
+        await conn.execute("SET LOCAL search_path = capture")
+        await conn.execute("CREATE TEMP TABLE outbox (LIKE capture.outbox INCLUDING ALL) ON COMMIT DROP")
+        await conn.execute("INSERT INTO outbox (topic, key, body) VALUES ('oms.orders.validated', 'k', '\\x00')")
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+
+        # when a relay (of a service of its own) reads its batch as the relay does, a statement with parameters
+        taken = await conn.fetch(TAKE, f"relay-{uuid.uuid4().hex[:8]}", 500)
+        assert taken[0]["mine"] and taken[0]["id"] is not None
+        # the read's snapshot stays with the session after the read, holding back vacuum
+        assert await snapshot_and_relay_locks(pid) == (True, 1)
+
+        # then once it gives it up, as the relay does before it waits for the broker
+        await conn.execute(RELEASE_SNAPSHOT)
+
+        # it holds none, but still its relay lock, in the same transaction: its rows are deleted once published
+        assert await snapshot_and_relay_locks(pid) == (False, 1)
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE id = $1", taken[0]["id"]) == 1

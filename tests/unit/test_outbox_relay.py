@@ -7,16 +7,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.backbone.outbox import INDEXES_ONLY, OutboxRelay
+from shared.backbone.outbox import INDEXES_ONLY, RELEASE_SNAPSHOT, OutboxRelay
 from shared.backbone.settings import CommonSettings
 
 
 class FakeProducer:
-    def __init__(self, answer: bool = True) -> None:
+    def __init__(self, answer: bool = True, steps: list[str] | None = None) -> None:
         self.answer = answer
         self.sent: list[bytes] = []
+        self.steps = [] if steps is None else steps  # shared with a connection's: the order of both sides
 
     async def send(self, topic, value, key=None):
+        self.steps.append("send")
         future = asyncio.get_running_loop().create_future()
         if self.answer:
             self.sent.append(value)
@@ -30,6 +32,7 @@ class FakeConnection:
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
         self.settings: list[tuple[str, int]] = []  # with how many reads before each
         self.reads = 0
+        self.steps: list[str] = []
 
     @contextlib.asynccontextmanager
     async def transaction(self):
@@ -37,12 +40,16 @@ class FakeConnection:
 
     async def fetch(self, _query, *_args):
         self.reads += 1
+        self.steps.append("read")
         # the relay lock is free: each row comes with it, or one row without an outbox row when there is none
         return [{"mine": True, **row} for row in self.rows] or [{"mine": True, "id": None}]
 
     async def execute(self, query, *args):
         if query.startswith("SET LOCAL"):  # how the transaction's statements are planned: no change
             self.settings.append((query, self.reads))
+            return
+        if query == RELEASE_SNAPSHOT:
+            self.steps.append("release")
             return
         self.statements.append((query.split()[0] + " " + query.split()[2], args))
 
@@ -111,3 +118,9 @@ async def test_the_relay_plans_its_statements_before_its_first_read_so_that_they
     connection = FakeConnection(outbox_rows(10))
     assert await relay(connection, FakeProducer()).publish_batch() == 1
     assert connection.settings == [(INDEXES_ONLY, 0)]
+
+
+async def test_the_relay_gives_up_its_read_snapshot_before_it_waits_for_the_broker() -> None:
+    connection = FakeConnection(outbox_rows(10, 10))
+    assert await relay(connection, FakeProducer(steps=connection.steps)).publish_batch() == 2
+    assert connection.steps == ["read", "release", "send", "send"]
