@@ -163,6 +163,12 @@ def validated_by_capture(order_id: uuid.UUID, sku: str) -> Envelope:
     return wrap(validated_order(order_id, sku), producer="capture", order_id=order_id)
 
 
+async def outbox_of_its_own(conn: asyncpg.Connection) -> None:
+    """An outbox like capture's that only this transaction sees, and its name in the transaction's search path."""
+    await conn.execute("SET LOCAL search_path = capture")
+    await conn.execute("CREATE TEMP TABLE outbox (LIKE capture.outbox INCLUDING ALL) ON COMMIT DROP")
+
+
 async def test_the_relay_reads_and_deletes_through_indexes_however_empty_the_outbox_was_when_planned(db) -> None:
     async def planned(conn: asyncpg.Connection) -> list[str]:
         """How the relay's read and delete are run from then on (the plan a prepared statement keeps)."""
@@ -177,8 +183,7 @@ async def test_the_relay_reads_and_deletes_through_indexes_however_empty_the_out
 
     async with db.acquire() as conn, conn.transaction():
         # given an empty outbox (as just after a vacuum), its statements planned once for every later round
-        await conn.execute("SET LOCAL search_path = capture")
-        await conn.execute("CREATE TEMP TABLE outbox (LIKE capture.outbox INCLUDING ALL) ON COMMIT DROP")
+        await outbox_of_its_own(conn)
         await conn.execute("ANALYZE outbox")  # known empty, as after a vacuum (never looked at, it is taken as larger)
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         # a plan made as it comes reads the whole table, every row published since the vacuum with it
@@ -203,9 +208,8 @@ async def test_a_relay_publishing_its_batch_keeps_its_lock_but_no_snapshot(db) -
         )
 
     async with db.acquire() as conn, conn.transaction():
-        # given an outbox with an event (a table of this transaction's own, so no service's relay takes it)
-        await conn.execute("SET LOCAL search_path = capture")
-        await conn.execute("CREATE TEMP TABLE outbox (LIKE capture.outbox INCLUDING ALL) ON COMMIT DROP")
+        # given an outbox with an event (of this transaction's own, so no service's relay takes it)
+        await outbox_of_its_own(conn)
         await conn.execute("INSERT INTO outbox (topic, key, body) VALUES ('oms.orders.validated', 'k', '\\x00')")
         pid = await conn.fetchval("SELECT pg_backend_pid()")
 
