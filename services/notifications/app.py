@@ -10,7 +10,7 @@ from shared.backbone.runtime import Runtime, serve, service_app
 
 from . import views
 from .channels import EmailChannel
-from .dispatcher import Dispatcher, Handoff
+from .dispatcher import Dispatcher, Handoff, Planning
 from .handlers import NotificationHandlers
 from .planning import Planner
 from .settings import NotificationSettings
@@ -18,9 +18,11 @@ from .settings import NotificationSettings
 
 def create_app(settings: NotificationSettings) -> FastAPI:
     runtime = Runtime(settings)
-    # One planner renders for both the consumer and the dispatcher; the handoff carries what the one leased to the
-    # other.
-    planner, handoff = Planner(settings.webhooks), Handoff()
+    # The handoff carries the deliveries the planning leased to this instance's dispatcher.
+    handoff = Handoff()
+
+    async def plan() -> None:
+        await Planning(settings, runtime.pool, Planner(settings.webhooks), handoff).run()
 
     async def dispatch() -> None:
         email = EmailChannel(
@@ -30,13 +32,12 @@ def create_app(settings: NotificationSettings) -> FastAPI:
             tls=settings.smtp_tls(),
             login=settings.smtp_login(),
         )
-        await Dispatcher(settings, runtime.pool, email, planner, handoff).run()
+        await Dispatcher(settings, runtime.pool, email, handoff).run()
 
-    handlers = NotificationHandlers(planner, handoff, settings.delivery_lease_seconds)
     app = service_app(
         runtime,
-        handlers.routes,
-        background={"dispatcher": dispatch},
+        NotificationHandlers().routes,
+        background={"planning": plan, "dispatcher": dispatch},
         title="OMS notifications",
     )
     views.add_views(app, runtime)

@@ -1,9 +1,11 @@
-"""Sends messages: the new deliveries the consumer handed over, those of messages that waited for their
-recipient (rendered here once it is known, with a delivery per channel), and retries that are due, recording
-every attempt.
+"""Renders messages and sends them: each message the consumer recorded is rendered once its recipient is known,
+with a delivery per channel, and those deliveries are sent with the retries that are due, recording every attempt.
 
-Deliveries are leased: new ones by the transaction that creates them, retries and expired leases in a short
-transaction of their own. They are handed over outside any transaction (a slow mail server or webhook cannot hold
+Rendering runs outside any transaction: the messages are read without a lock, rendered, and then claimed and kept in
+a short transaction (a template run inside one, in a process at a low CPU priority, held the database's oldest
+snapshot for seconds, which keeps every table's old row versions from being cleaned up; docs/benchmarks/findings.md,
+round 41). Deliveries are leased: new ones by the transaction that creates them, retries and expired leases in a
+short transaction of their own. They are handed over outside any transaction (a slow mail server or webhook cannot hold
 a database session open past its idle timeout, which would lose the record of what was sent), and their outcomes
 recorded in another, waiting for a database that is away rather than sending again.
 Only a crash between the hand-off and that record sends a message twice, once the lease has run out; its stable
@@ -41,7 +43,7 @@ AFTER_FAILURE = {"gave_up": "given up", "undeliverable": "set aside as undeliver
 
 
 class Handoff:
-    """Deliveries a committed consumer transaction created and leased, for this instance's dispatcher to send at
+    """Deliveries a committed planning transaction created and leased, for this instance's dispatcher to send at
     once. Held only in memory: if the process ends first, they are sent by whichever instance finds their lease
     run out."""
 
@@ -62,19 +64,51 @@ class Handoff:
         return rows, leased_until
 
 
+class Planning:
+    """Renders the messages whose recipient is known (woken by the consumer's inserts), keeps each with a pending
+    delivery per channel, and hands those deliveries, leased to this instance, to its dispatcher."""
+
+    def __init__(self, settings: NotificationSettings, pool: asyncpg.Pool, planner: Planner, handoff: Handoff) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.planner = planner
+        self.handoff = handoff
+
+    async def run(self) -> None:
+        await run_dispatch(self.settings, f"{self.settings.db_role}_messages", self.step, repository.BATCH)
+
+    async def step(self) -> int:
+        """How many messages were claimed and kept: those another instance took meanwhile are not counted, so that
+        two instances reading the same oldest messages do not both go round again at once."""
+        async with self.pool.acquire() as conn:
+            rows = await repository.unplanned(conn)
+        if not rows:
+            return 0
+        planned, unrenderable = self.planner.plan(
+            Waiting((row["order_id"], row["kind"], row["shipment_key"]), row["facts"], dict(row)) for row in rows
+        )
+        # Taken before the deliveries' lease starts, so this instance's bound on it ends no later than the lease.
+        leased_until = time.monotonic() + self.settings.delivery_lease_seconds
+        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
+            claimed = await repository.claim(conn, [p.key for p in planned] + [u.key for u in unrenderable])
+            for message in unrenderable:
+                if message.key in claimed:
+                    await repository.unrenderable(conn, message.key, message.error)
+            fresh = await repository.plan(
+                conn, [p for p in planned if p.key in claimed], self.settings.delivery_lease_seconds
+            )
+            if fresh:
+                aftercommit.after_commit(lambda: self.handoff.give(fresh, leased_until))
+        return len(claimed)
+
+
 class Dispatcher:
     def __init__(
-        self,
-        settings: NotificationSettings,
-        pool: asyncpg.Pool,
-        email: EmailChannel,
-        planner: Planner,
-        handoff: Handoff,
+        self, settings: NotificationSettings, pool: asyncpg.Pool, email: EmailChannel, handoff: Handoff
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.email = email
-        self.planner = planner
         self.handoff = handoff
         self.webhooks: WebhookChannel | None = None
 
@@ -82,34 +116,19 @@ class Dispatcher:
         timeout = httpx.Timeout(self.settings.webhook_timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             self.webhooks = WebhookChannel(self.settings, client)
-            await run_dispatch(
-                self.settings, f"{self.settings.db_role}_messages", self.step, repository.BATCH, self.handoff.wake
-            )
+            # Woken by the planning's hand-overs; retries and leases run out are found by the poll.
+            await run_dispatch(self.settings, None, self.step, repository.BATCH, self.handoff.wake)
 
     async def step(self) -> int:
         # Taken before this step's leases: the earliest end of every lease sent bounds how long outcomes may wait to
         # be recorded.
         leased_until = time.monotonic() + self.settings.delivery_lease_seconds
-        planned, fresh = await self.plan_waiting()
         async with self.pool.acquire() as conn, conn.transaction():
             due = await repository.lease_due(conn, self.settings.delivery_lease_seconds)
         # Taken last: when the database is away, what was handed over waits in memory for the next step.
         handed, handed_until = self.handoff.take()
-        await self.send([*handed, *fresh, *due], min(leased_until, handed_until))
-        return max(planned, len(due))
-
-    async def plan_waiting(self) -> tuple[int, list[asyncpg.Record]]:
-        """Messages that waited for their recipient, once it is known: how many were claimed for rendering, and
-        their new deliveries, leased to this instance."""
-        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
-            rows = await repository.claim_unplanned(conn)
-            planned, unrenderable = self.planner.plan(
-                Waiting((row["order_id"], row["kind"], row["shipment_key"]), row["facts"], dict(row)) for row in rows
-            )
-            for message in unrenderable:
-                await repository.unrenderable(conn, message.key, message.error)
-            fresh = await repository.plan(conn, planned, self.settings.delivery_lease_seconds)
-            return len(rows), fresh
+        await self.send([*handed, *due], min(leased_until, handed_until))
+        return len(due)
 
     async def send(self, due: list[asyncpg.Record], leased_until: float) -> None:
         if not due:

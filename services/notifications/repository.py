@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -14,7 +13,7 @@ from shared.backbone.db import Conn
 from shared.contracts.events import HeldOrderCancelled, OrderRejected, OrderValidated
 
 from .domain import Intent
-from .planning import MessageKey, Planned, Unrenderable
+from .planning import MessageKey, Planned
 
 # Messages rendered, and deliveries handed over (one SMTP session), per step: each step's statements and
 # commits are shared by the batch.
@@ -58,7 +57,7 @@ async def save_backordered(conn: Conn, items: Mapping[UUID, Mapping[str, int]]) 
 
 
 async def add_messages(conn: Conn, intents: list[Intent]) -> None:
-    """Messages whose recipient is not known yet, for the dispatcher to render once it is: one per (order, kind,
+    """Messages to render once their recipient is known (the planning's, `unplanned`): one per (order, kind,
     shipment); one that exists already is left as it is."""
     if not intents:
         return
@@ -72,48 +71,31 @@ async def add_messages(conn: Conn, intents: list[Intent]) -> None:
     )
 
 
-async def recipients(conn: Conn, order_ids: Iterable[UUID]) -> dict[UUID, dict[str, Any]]:
-    """Whom each of these orders' messages greet and cite (name, reference, sales channel), for those known."""
-    rows = await conn.fetch(
-        "SELECT order_id, name, reference, sales_channel FROM contacts WHERE order_id = ANY($1::uuid[])",
-        list(set(order_ids)),
-    )
-    return {row["order_id"]: dict(row) for row in rows}
-
-
-async def add_planned(
-    conn: Conn, planned: list[Planned], unrenderable: list[Unrenderable], lease_seconds: float
-) -> list[asyncpg.Record]:
-    """Messages recorded as rendered (or set aside), each with one pending delivery per channel leased for
-    `lease_seconds` to the caller, who hands them over at once; returned as `lease_due` returns what it leases.
-    A message that exists already (a redelivered event) is left as it is and gets no delivery here."""
-    if not planned and not unrenderable:
-        return []
-    keys = [p.key for p in planned] + [u.key for u in unrenderable]
-    rows = await conn.fetch(
-        "INSERT INTO messages (order_id, kind, shipment_key, facts, planned_at, subject, text_body, html_body,"
-        " render_error) SELECT o, k, s, f, now(), subj, t, h, e FROM unnest($1::uuid[], $2::text[], $3::text[],"
-        " $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::text[]) AS m(o, k, s, f, subj, t, h, e)"
-        " ON CONFLICT DO NOTHING RETURNING order_id, kind, shipment_key",
-        *_columns(keys),
-        [p.facts for p in planned] + [u.facts for u in unrenderable],
-        [p.subject for p in planned] + [None] * len(unrenderable),
-        [p.text for p in planned] + [None] * len(unrenderable),
-        [p.html for p in planned] + [None] * len(unrenderable),
-        [None] * len(planned) + [u.error for u in unrenderable],
-    )
-    added = {(row["order_id"], row["kind"], row["shipment_key"]) for row in rows}
-    return await _lease_new(conn, [p for p in planned if p.key in added], lease_seconds)
-
-
-async def claim_unplanned(conn: Conn) -> list[asyncpg.Record]:
-    """Messages not rendered yet whose recipient is known, locked so that other instances skip them."""
+async def unplanned(conn: Conn) -> list[asyncpg.Record]:
+    """Messages not rendered yet whose recipient is known, oldest first, read without a lock (to be rendered outside
+    any transaction, then claimed with `claim`): what they are rendered from does not change once written (a
+    message's facts and its order's contact are each kept as first written)."""
     return await conn.fetch(
         "SELECT m.order_id, m.kind, m.shipment_key, m.facts, c.name, c.reference, c.sales_channel"
         " FROM messages m JOIN contacts c USING (order_id)"
-        " WHERE m.planned_at IS NULL ORDER BY m.created_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED",
+        " WHERE m.planned_at IS NULL ORDER BY m.created_at LIMIT $1",
         BATCH,
     )
+
+
+async def claim(conn: Conn, keys: list[MessageKey]) -> set[MessageKey]:
+    """Those of these messages still not rendered, locked until the transaction ends; those another instance has
+    rendered or is rendering are left out."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        "SELECT m.order_id, m.kind, m.shipment_key FROM messages m"
+        " JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS k(order_id, kind, shipment_key)"
+        " USING (order_id, kind, shipment_key)"
+        " WHERE m.planned_at IS NULL FOR UPDATE OF m SKIP LOCKED",
+        *_columns(keys),
+    )
+    return {(row["order_id"], row["kind"], row["shipment_key"]) for row in rows}
 
 
 # What a leased delivery is handed over with: the rendered message and whom it is for.
@@ -125,7 +107,8 @@ SENDING = (
 
 
 async def plan(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
-    """Keep what was rendered of claimed messages, with their deliveries leased as `add_planned` leases them."""
+    """Keep what was rendered of claimed messages, each with one pending delivery per channel leased for
+    `lease_seconds` to the caller, who hands them over at once; returned as `lease_due` returns what it leases."""
     if not planned:
         return []
     await conn.execute(

@@ -20,14 +20,18 @@ log = logging.getLogger(__name__)
 
 async def run_dispatch(
     settings: CommonSettings,
-    channel: str,
+    channel: str | None,
     step: Callable[[], Awaitable[int]],
     batch: int,
     wake: asyncio.Event | None = None,
 ) -> None:
-    """`wake`: an event this process sets too when it has work for `step` (beside the notifications)."""
+    """`channel`: the NOTIFY channel to listen on (None: none, woken by `wake` and the poll alone). `wake`: an event
+    this process sets too when it has work for `step`."""
     wake = wake or asyncio.Event()
-    listener = asyncio.create_task(_listen(settings, channel, wake), name=f"listen-{channel}")
+    listener = (
+        None if channel is None else asyncio.create_task(_listen(settings, channel, wake), name=f"listen-{channel}")
+    )
+    label = channel or getattr(step, "__qualname__", "dispatch")
     try:
         failures = 0
         while True:
@@ -36,7 +40,7 @@ async def run_dispatch(
                 failures = 0
             except Exception as exc:  # broker, SMTP or database unavailable: back off and try again
                 failures += 1
-                log.warning("%s step failed (%s), retry %d", channel, exc.__class__.__name__, failures)
+                log.warning("%s step failed (%s), retry %d", label, exc.__class__.__name__, failures)
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures) * (0.5 + random.random()))
                 continue
             if done < batch:
@@ -44,9 +48,10 @@ async def run_dispatch(
                     await asyncio.wait_for(wake.wait(), settings.outbox_poll_seconds)
                 wake.clear()
     finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
 
 async def _listen(settings: CommonSettings, channel: str, wake: asyncio.Event) -> None:

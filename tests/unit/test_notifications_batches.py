@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.notifications import domain
-from services.notifications.dispatcher import Handoff
 from services.notifications.handlers import NotificationHandlers
-from services.notifications.planning import Planner
 from shared.backbone.kafka import Inbound, Origin
 from shared.contracts import events as ev
 from shared.contracts.envelope import wrap
@@ -67,43 +65,25 @@ def test_each_orders_backordered_units_go_from_one_of_its_events_to_the_next() -
 
 
 class CountingConnection:
-    """Records each statement sent; reads find nothing waiting for stock, and each order's contact only when
-    `contacts_known`; a message insert adds every message it is given."""
+    """Records each statement sent; reads find nothing waiting for stock."""
 
-    def __init__(self, contacts_known: bool = False) -> None:
+    def __init__(self) -> None:
         self.statements: list[str] = []
-        self.contacts_known = contacts_known
 
     async def execute(self, sql: str, *args: Any) -> str:
         self.statements.append(self._named(sql))
         return ""
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        statement = self._named(sql)
-        self.statements.append(statement)
-        if statement == "SELECT contacts" and self.contacts_known:
-            return [
-                {"order_id": order_id, "name": "Ada", "reference": "W-1", "sales_channel": "webshop"}
-                for order_id in args[0]
-            ]
-        if statement == "INSERT messages":
-            return [{"order_id": o, "kind": k, "shipment_key": s} for o, k, s in zip(*args[:3], strict=True)]
-        if statement == "INSERT deliveries":
-            return [{"order_id": o, "kind": k, "channel": c} for o, k, _, c in zip(*args[:4], strict=True)]
+        self.statements.append(self._named(sql))
         return []
 
     @staticmethod
     def _named(sql: str) -> str:
-        if sql.startswith("WITH leased AS (INSERT INTO "):
-            sql = sql.removeprefix("WITH leased AS (")
         verb, *words = sql.split(maxsplit=3)
         if verb == "INSERT":
             return f"INSERT {words[1]}"
         return f"{verb} {sql.partition(' FROM ')[2].split(maxsplit=1)[0] if verb == 'SELECT' else words[0]}"
-
-
-# Every batch: whom to tell saved, what waits for stock read and saved, the recipients of its messages read.
-CONTACTS_AND_BACKORDERS = ["INSERT contacts", "SELECT backorders", "INSERT backorders", "SELECT contacts"]
 
 
 def shipped_after_waiting(orders: list[uuid.UUID]) -> list[Inbound[ev.Contract]]:
@@ -111,40 +91,18 @@ def shipped_after_waiting(orders: list[uuid.UUID]) -> list[Inbound[ev.Contract]]
     return [inbound(event) for o in orders for event in (validated(o), allocated(o, B=1), shipped(o))]
 
 
-def handlers(handoff: Handoff | None = None) -> NotificationHandlers:
-    return NotificationHandlers(Planner([]), handoff or Handoff(), lease_seconds=120.0)
-
-
 def inbound(payload: ev.Contract) -> Inbound[ev.Contract]:
     envelope = wrap(payload, producer="test", order_id=getattr(payload, "order_id", None))
     return Inbound(Origin("oms.test", 0, 0, None, None, ()), envelope, payload)
 
 
-async def test_a_batch_of_many_orders_is_written_with_one_statement_per_table() -> None:
+async def test_a_batch_of_many_orders_is_written_with_one_statement_per_table_and_nothing_rendered() -> None:
     # given a batch of 30 orders, each validated, allocated with something waiting and shipped
     orders = [uuid.uuid4() for _ in range(30)]
     batch = shipped_after_waiting(orders)
     conn = CountingConnection()
     # when notifications handles it
-    await handlers().on_lifecycle_event(conn, batch)  # type: ignore[arg-type]
-    # then each table is read or written once for the whole batch
-    assert conn.statements == [*CONTACTS_AND_BACKORDERS, "INSERT messages"]
-
-
-async def test_messages_whose_recipient_is_known_are_rendered_and_handed_over_with_their_deliveries() -> None:
-    # given a batch of 30 orders, each validated, allocated with something waiting and shipped, whose contacts
-    # are known once saved
-    orders = [uuid.uuid4() for _ in range(30)]
-    batch = shipped_after_waiting(orders)
-    conn, handoff = CountingConnection(contacts_known=True), Handoff()
-    # when notifications handles it
-    await handlers(handoff).on_lifecycle_event(conn, batch)  # type: ignore[arg-type]
-    # then the messages are written rendered, with their deliveries, in one statement per table
-    assert conn.statements == [*CONTACTS_AND_BACKORDERS, "INSERT messages", "INSERT deliveries"]
-    # and the dispatcher is woken with one email delivery per message: confirmed, backordered, partially shipped
-    handed, _ = handoff.take()
-    assert handoff.wake.is_set()
-    assert sorted((row["order_id"], row["kind"]) for row in handed) == sorted(
-        (o, kind) for o in orders for kind in ("confirmed", "backordered", "partially_shipped")
-    )
-    assert {row["channel"] for row in handed} == {"email"}
+    await NotificationHandlers().on_lifecycle_event(conn, batch)  # type: ignore[arg-type]
+    # then each table is read or written once for the whole batch, and the messages are recorded without reading
+    # whom they are for or creating deliveries: they are rendered later, outside this transaction
+    assert conn.statements == ["INSERT contacts", "SELECT backorders", "INSERT backorders", "INSERT messages"]

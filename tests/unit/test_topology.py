@@ -10,9 +10,7 @@ from services.fulfillment.handlers import FulfillmentHandlers
 from services.fulfillment.settings import FulfillmentSettings
 from services.kpis.handlers import KpiHandlers
 from services.kpis.settings import KpiSettings
-from services.notifications.dispatcher import Handoff
 from services.notifications.handlers import NotificationHandlers
-from services.notifications.planning import Planner
 from services.returns.handlers import ReturnsHandlers
 from services.returns.settings import ReturnsSettings
 from shared.backbone import kafka_access
@@ -40,7 +38,7 @@ def routes() -> dict[str, set[type[ev.Contract]]]:
         "fulfillment": set(
             FulfillmentHandlers(fulfillment.shipping_rules(), fulfillment.warehouses(), fulfillment.clock()).routes()
         ),
-        "notifications": set(NotificationHandlers(Planner([]), Handoff(), 120.0).routes()),
+        "notifications": set(NotificationHandlers().routes()),
         "returns": set(
             ReturnsHandlers(returns.policy(), returns.shipping_rules(), returns.warehouses(), returns.clock()).routes()
         ),
