@@ -2,9 +2,9 @@
 with a delivery per channel, and those deliveries are sent with the retries that are due, recording every attempt.
 
 Rendering runs outside any transaction: the messages are read without a lock, rendered, and then claimed and kept in
-a short transaction (a template run inside one, in a process at a low CPU priority, held the database's oldest
+one statement (a template run inside a transaction, in a process at a low CPU priority, held the database's oldest
 snapshot for seconds, which keeps every table's old row versions from being cleaned up; docs/benchmarks/findings.md,
-round 41). Deliveries are leased: new ones by the transaction that creates them, retries and expired leases in a
+rounds 41 and 42). Deliveries are leased: new ones by the transaction that creates them, retries and expired leases in a
 short transaction of their own. They are handed over outside any transaction (a slow mail server or webhook cannot hold
 a database session open past its idle timeout, which would lose the record of what was sent), and their outcomes
 recorded in another, waiting for a database that is away rather than sending again.
@@ -43,7 +43,7 @@ AFTER_FAILURE = {"gave_up": "given up", "undeliverable": "set aside as undeliver
 
 
 class Handoff:
-    """Deliveries a committed planning transaction created and leased, for this instance's dispatcher to send at
+    """Deliveries the planning created and leased, for this instance's dispatcher to send at
     once. Held only in memory: if the process ends first, they are sent by whichever instance finds their lease
     run out."""
 
@@ -78,8 +78,8 @@ class Planning:
         await run_dispatch(self.settings, f"{self.settings.db_role}_messages", self.step, repository.BATCH)
 
     async def step(self) -> int:
-        """How many messages were claimed and kept: those another instance took meanwhile are not counted, so that
-        two instances reading the same oldest messages do not both go round again at once."""
+        """How many messages were kept: those another instance kept meanwhile are not counted, so that two
+        instances reading the same oldest messages do not both go round again at once."""
         async with self.pool.acquire() as conn:
             rows = await repository.unplanned(conn)
         if not rows:
@@ -89,17 +89,12 @@ class Planning:
         )
         # Taken before the deliveries' lease starts, so this instance's bound on it ends no later than the lease.
         leased_until = time.monotonic() + self.settings.delivery_lease_seconds
-        async with self.pool.acquire() as conn, aftercommit.transaction(conn):
-            claimed = await repository.claim(conn, [p.key for p in planned] + [u.key for u in unrenderable])
-            for message in unrenderable:
-                if message.key in claimed:
-                    await repository.unrenderable(conn, message.key, message.error)
-            fresh = await repository.plan(
-                conn, [p for p in planned if p.key in claimed], self.settings.delivery_lease_seconds
-            )
-            if fresh:
-                aftercommit.after_commit(lambda: self.handoff.give(fresh, leased_until))
-        return len(claimed)
+        async with self.pool.acquire() as conn:
+            await repository.set_aside(conn, unrenderable)
+            fresh = await repository.keep_rendered(conn, planned, self.settings.delivery_lease_seconds)
+        if fresh:
+            self.handoff.give(fresh, leased_until)
+        return len({(row["order_id"], row["kind"], row["shipment_key"]) for row in fresh})
 
 
 class Dispatcher:

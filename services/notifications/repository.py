@@ -13,7 +13,7 @@ from shared.backbone.db import Conn
 from shared.contracts.events import HeldOrderCancelled, OrderRejected, OrderValidated
 
 from .domain import Intent
-from .planning import MessageKey, Planned
+from .planning import MessageKey, Planned, Unrenderable
 
 # Messages rendered, and deliveries handed over (one SMTP session), per step: each step's statements and
 # commits are shared by the batch.
@@ -73,7 +73,7 @@ async def add_messages(conn: Conn, intents: list[Intent]) -> None:
 
 async def unplanned(conn: Conn) -> list[asyncpg.Record]:
     """Messages not rendered yet whose recipient is known, oldest first, read without a lock (to be rendered outside
-    any transaction, then claimed with `claim`): what they are rendered from does not change once written (a
+    any transaction, then kept with `keep_rendered`): what they are rendered from does not change once written (a
     message's facts and its order's contact are each kept as first written)."""
     return await conn.fetch(
         "SELECT m.order_id, m.kind, m.shipment_key, m.facts, c.name, c.reference, c.sales_channel"
@@ -81,21 +81,6 @@ async def unplanned(conn: Conn) -> list[asyncpg.Record]:
         " WHERE m.planned_at IS NULL ORDER BY m.created_at LIMIT $1",
         BATCH,
     )
-
-
-async def claim(conn: Conn, keys: list[MessageKey]) -> set[MessageKey]:
-    """Those of these messages still not rendered, locked until the transaction ends; those another instance has
-    rendered or is rendering are left out."""
-    if not keys:
-        return set()
-    rows = await conn.fetch(
-        "SELECT m.order_id, m.kind, m.shipment_key FROM messages m"
-        " JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS k(order_id, kind, shipment_key)"
-        " USING (order_id, kind, shipment_key)"
-        " WHERE m.planned_at IS NULL FOR UPDATE OF m SKIP LOCKED",
-        *_columns(keys),
-    )
-    return {(row["order_id"], row["kind"], row["shipment_key"]) for row in rows}
 
 
 # What a leased delivery is handed over with: the rendered message and whom it is for.
@@ -106,38 +91,52 @@ SENDING = (
 )
 
 
-async def plan(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
-    """Keep what was rendered of claimed messages, each with one pending delivery per channel leased for
-    `lease_seconds` to the caller, who hands them over at once; returned as `lease_due` returns what it leases."""
+# Renderings kept, in one statement (its own transaction: nothing sits open between its steps): the messages still
+# not rendered claimed, passing over those another instance holds (which then has them rendered); each kept with its
+# rendering and one pending delivery per channel, leased to the caller from the moment it is written (the caller's
+# own clock started before): not leased again in a transaction of its own, which was an update of each delivery (new
+# index entries, as its index names the status) only to say who sends it.
+KEEP_RENDERED = """
+WITH claimed AS MATERIALIZED (
+    SELECT m.order_id, m.kind, m.shipment_key FROM messages m
+    JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS k(order_id, kind, shipment_key)
+    USING (order_id, kind, shipment_key)
+    WHERE m.planned_at IS NULL FOR UPDATE OF m SKIP LOCKED
+), kept AS (
+    UPDATE messages m SET planned_at = now(), subject = p.subject, text_body = p.text_body, html_body = p.html_body
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+        AS p(order_id, kind, shipment_key, subject, text_body, html_body)
+    JOIN claimed USING (order_id, kind, shipment_key)
+    WHERE (m.order_id, m.kind, m.shipment_key) = (p.order_id, p.kind, p.shipment_key)
+    RETURNING m.order_id, m.kind, m.shipment_key, m.subject, m.text_body, m.html_body
+), leased AS (
+    INSERT INTO deliveries (order_id, kind, shipment_key, channel, body, next_try_at)
+    SELECT d.*, clock_timestamp() + make_interval(secs => $12)
+    FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::bytea[])
+        AS d(order_id, kind, shipment_key, channel, body)
+    JOIN kept USING (order_id, kind, shipment_key)
+    ON CONFLICT DO NOTHING
+    RETURNING order_id, kind, shipment_key, channel, body, attempts
+)
+SELECT l.order_id, l.kind, l.shipment_key, l.channel, l.body, l.attempts, k.subject, k.text_body, k.html_body,
+    c.email, c.name
+FROM leased l JOIN kept k USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)
+"""
+
+
+async def keep_rendered(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
+    """Keep the renderings of those of these messages that are still not rendered (`KEEP_RENDERED`), and return
+    their deliveries, leased to the caller for `lease_seconds`, as `lease_due` returns what it leases."""
     if not planned:
         return []
-    await conn.execute(
-        "UPDATE messages m SET planned_at = now(), subject = p.subject, text_body = p.text_body,"
-        " html_body = p.html_body"
-        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
-        " AS p(order_id, kind, shipment_key, subject, text_body, html_body)"
-        " WHERE (m.order_id, m.kind, m.shipment_key) = (p.order_id, p.kind, p.shipment_key)",
+    planned = sorted(planned, key=lambda p: p.key)  # one order of locks for every instance
+    deliveries = [(p.key, channel, body) for p in planned for channel, body in p.deliveries]
+    return await conn.fetch(
+        KEEP_RENDERED,
         *_columns([p.key for p in planned]),
         [p.subject for p in planned],
         [p.text for p in planned],
         [p.html for p in planned],
-    )
-    return await _lease_new(conn, planned, lease_seconds)
-
-
-async def _lease_new(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
-    """One pending delivery per channel of each message, leased to the caller from the moment it is written (the
-    caller's own clock started before): not leased again in a transaction of its own, which was an update of each
-    delivery (new index entries, as its index names the status) only to say who sends it."""
-    deliveries = [(p.key, channel, body) for p in planned for channel, body in p.deliveries]
-    if not deliveries:
-        return []
-    return await conn.fetch(
-        "WITH leased AS (INSERT INTO deliveries (order_id, kind, shipment_key, channel, body, next_try_at)"
-        " SELECT *, clock_timestamp() + make_interval(secs => $6) FROM unnest($1::uuid[], $2::text[], $3::text[],"
-        " $4::text[], $5::bytea[]) ON CONFLICT DO NOTHING"
-        " RETURNING order_id, kind, shipment_key, channel, body, attempts)"
-        f" {SENDING}",
         *_columns([key for key, _, _ in deliveries]),
         [channel for _, channel, _ in deliveries],
         [body for _, _, body in deliveries],
@@ -149,13 +148,19 @@ def _columns(keys: list[MessageKey]) -> tuple[list[UUID], list[str], list[str]]:
     return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
 
 
-async def unrenderable(conn: Conn, key: MessageKey, error: str) -> None:
-    """Set a message aside that its template cannot render, so that it does not hold up the others."""
+async def set_aside(conn: Conn, unrenderable: list[Unrenderable]) -> None:
+    """Set aside the messages their templates cannot render, with the reason, so that they hold up no other; one
+    another instance kept meanwhile is left as it is."""
+    if not unrenderable:
+        return
+    unrenderable = sorted(unrenderable, key=lambda u: u.key)  # one order of locks for every instance
     await conn.execute(
-        "UPDATE messages SET planned_at = now(), render_error = $4"
-        " WHERE order_id = $1 AND kind = $2 AND shipment_key = $3",
-        *key,
-        error,
+        "UPDATE messages m SET planned_at = now(), render_error = u.error"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(order_id, kind, shipment_key, error)"
+        " WHERE (m.order_id, m.kind, m.shipment_key) = (u.order_id, u.kind, u.shipment_key)"
+        " AND m.planned_at IS NULL",
+        *_columns([u.key for u in unrenderable]),
+        [u.error for u in unrenderable],
     )
 
 

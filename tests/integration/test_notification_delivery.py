@@ -11,13 +11,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import uvicorn
 
+from services.notifications import repository
+from services.notifications.planning import Planned
 from services.notifications.settings import DEVELOPMENT_WEBHOOK_SECRET
 from shared.contracts import events as ev
 from shared.contracts import topics
 from tests.factories import order_document
-from tests.local import client
+from tests.local import LOCAL, client
 from tests.scenario import (
     TopicReader,
     channel_key,
@@ -252,3 +255,48 @@ async def test_webhooks_are_signed_retried_with_backoff_and_every_attempt_record
             await restart(notifications, {})
     # and orders of other sales channels never reached this endpoint
     assert {json.loads(body)["order_id"] for _, body in receiver.requests} == {order_id}
+
+
+async def test_renderings_are_kept_once_by_whichever_instance_claims_them_first(db) -> None:
+    # given two messages recorded for orders whose customers are not known yet, so no planning renders them
+    orders = [uuid.uuid4(), uuid.uuid4()]
+    await db.executemany(
+        "INSERT INTO notifications.messages (order_id, kind, facts) VALUES ($1, 'confirmed', '{}')",
+        [(o,) for o in orders],
+    )
+    planned = [
+        Planned((o, "confirmed", ""), {}, "Confirmed", "text", "<p>html</p>", [("email", None), ("crm", b"{}")])
+        for o in orders
+    ]
+    one = await asyncpg.connect(LOCAL.pg_dsn("notifications"), password=LOCAL.db_password("notifications"))
+    other = await asyncpg.connect(LOCAL.pg_dsn("notifications"), password=LOCAL.db_password("notifications"))
+    try:
+        async with one.transaction():
+            # whose contacts one instance sees (saved in its own transaction, not committed yet)
+            await one.executemany(
+                "INSERT INTO contacts (order_id, email, name, reference, sales_channel)"
+                " VALUES ($1, 'ada@example.com', 'Ada', 'W-1', 'webshop')",
+                [(o,) for o in orders],
+            )
+            # when that instance keeps its renderings, and another tries to while the first has not committed
+            kept = await repository.keep_rendered(one, planned, 120.0)
+            passed_over = await asyncio.wait_for(repository.keep_rendered(other, planned, 120.0), 5)
+        # and again once it has
+        again = await repository.keep_rendered(other, planned, 120.0)
+    finally:
+        await one.close()
+        await other.close()
+
+    # then the first kept both, each with a delivery per channel and what to send it with
+    assert sorted((r["order_id"], r["channel"], r["subject"], r["email"]) for r in kept) == sorted(
+        (o, channel, "Confirmed", "ada@example.com") for o in orders for channel in ("crm", "email")
+    )
+    # and the other kept none, without waiting for the first: passed over while claimed, rendered afterwards
+    assert passed_over == [] and again == []
+    rows = await db.fetch(
+        "SELECT m.subject, count(d.channel) AS deliveries FROM notifications.messages m"
+        " LEFT JOIN notifications.deliveries d USING (order_id, kind, shipment_key)"
+        " WHERE m.order_id = ANY($1::uuid[]) GROUP BY m.order_id, m.subject",
+        orders,
+    )
+    assert sorted((r["subject"], r["deliveries"]) for r in rows) == [("Confirmed", 2), ("Confirmed", 2)]

@@ -1,6 +1,6 @@
 """The planning renders messages outside any transaction: it reads them without a lock, renders them, and keeps
-only those it then claims, in a short transaction; their deliveries reach this instance's dispatcher once that
-commits."""
+those still not rendered, with their deliveries, in one statement; the deliveries reach this instance's dispatcher
+once that has committed."""
 
 import contextlib
 import uuid
@@ -13,14 +13,14 @@ from services.notifications.settings import NotificationSettings
 
 
 class Database:
-    """One connection's statements and transaction boundaries, in order, as `steps`. Reads of unplanned messages
-    find `waiting`; a claim finds the keys in `claimable`; the deliveries' insert returns one row per delivery."""
+    """One connection's statements, in order, as `steps`, with every transaction opened. Reads of unplanned
+    messages find `waiting`; keeping renderings keeps those in `claimable` (another instance holds the rest) and
+    returns one row per delivery of theirs."""
 
     def __init__(self, waiting: list[dict[str, Any]], claimable: set[tuple[Any, ...]]) -> None:
         self.waiting = waiting
         self.claimable = claimable
         self.steps: list[str] = []
-        self.in_transaction = False
 
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator["Database"]:
@@ -29,47 +29,41 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         self.steps.append("BEGIN")
-        self.in_transaction = True
         yield
-        self.in_transaction = False
         self.steps.append("COMMIT")
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         if "planned_at IS NULL ORDER BY" in sql:
             self.steps.append("read unplanned")
             return self.waiting
-        if "FOR UPDATE OF m SKIP LOCKED" in sql:
-            self.steps.append("claim")
+        if sql.lstrip().startswith("WITH claimed AS MATERIALIZED"):
+            self.steps.append("keep rendered")
+            kept = {key for key in zip(*args[:3], strict=True) if key in self.claimable}
             return [
                 {"order_id": o, "kind": k, "shipment_key": s}
-                for o, k, s in zip(*args[:3], strict=True)
-                if (o, k, s) in self.claimable
+                for o, k, s in zip(*args[6:9], strict=True)
+                if (o, k, s) in kept
             ]
-        if sql.startswith("WITH leased AS (INSERT INTO deliveries"):
-            self.steps.append("lease deliveries")
-            return [{"order_id": o, "kind": k, "shipment_key": s} for o, k, s in zip(*args[:3], strict=True)]
         raise AssertionError(sql)
 
     async def execute(self, sql: str, *args: Any) -> str:
-        self.steps.append("keep rendered" if sql.startswith("UPDATE messages m SET planned_at") else "set aside")
+        assert sql.startswith("UPDATE messages m SET planned_at = now(), render_error"), sql
+        self.steps.append("set aside")
         return ""
 
 
 class RecordingPlanner:
-    """Renders every message but the 'broken' kind, noting whether a transaction was open while it did."""
+    """Renders every message but the 'broken' kind (an email and a webhook delivery each), noting the step."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def plan(self, waiting: Iterable[Waiting]) -> tuple[list[Planned], list[Unrenderable]]:
-        self.db.steps.append("render in a transaction" if self.db.in_transaction else "render")
+        self.db.steps.append("render")
         messages = list(waiting)
+        deliveries: list[tuple[str, bytes | None]] = [("email", None), ("crm", b"{}")]
         return (
-            [
-                Planned(m.key, m.facts, "subject", "text", "html", [("email", None)])
-                for m in messages
-                if m.key[1] != "broken"
-            ],
+            [Planned(m.key, m.facts, "subject", "text", "html", deliveries) for m in messages if m.key[1] != "broken"],
             [Unrenderable(m.key, m.facts, "bug") for m in messages if m.key[1] == "broken"],
         )
 
@@ -85,36 +79,26 @@ def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return row["order_id"], row["kind"], row["shipment_key"]
 
 
-async def test_messages_are_rendered_before_the_transaction_that_claims_and_keeps_them() -> None:
-    # given three messages waiting to be rendered, one of which another instance claims meanwhile, and one whose
-    # template fails
+async def test_messages_are_rendered_and_kept_with_no_transaction_left_open_between_statements() -> None:
+    # given three messages waiting to be rendered: one another instance holds meanwhile, one whose template fails
     mine, theirs, broken = message("confirmed"), message("shipped"), message("broken")
-    db = Database([mine, theirs, broken], claimable={key(mine), key(broken)})
+    db = Database([mine, theirs, broken], claimable={key(mine)})
     handoff = Handoff()
     planning = Planning(NotificationSettings(), db, RecordingPlanner(db), handoff)  # type: ignore[arg-type]
     # when the planning takes a step
     kept = await planning.step()
-    # then the messages were read and rendered with no transaction open, and the transaction only claimed them,
-    # set aside the one that cannot be rendered and kept the rest with their deliveries
-    assert db.steps == [
-        "read unplanned",
-        "render",
-        "BEGIN",
-        "claim",
-        "set aside",
-        "keep rendered",
-        "lease deliveries",
-        "COMMIT",
-    ]
-    # and only the two it claimed count, the one another instance took is left to it
-    assert kept == 2
-    # and the dispatcher is handed the deliveries of the message it kept, once the transaction committed
+    # then the messages were read and rendered, the one that cannot be rendered set aside and the rest kept, each
+    # in a statement of its own, with no transaction opened around them
+    assert db.steps == ["read unplanned", "render", "set aside", "keep rendered"]
+    # and only the message it kept counts, the one another instance holds is left to it
+    assert kept == 1
+    # and the dispatcher is handed that message's deliveries
     handed, _ = handoff.take()
-    assert [(row["order_id"], row["kind"], row["shipment_key"]) for row in handed] == [key(mine)]
+    assert sorted((row["order_id"], row["kind"], row["shipment_key"]) for row in handed) == [key(mine), key(mine)]
     assert handoff.wake.is_set()
 
 
-async def test_nothing_waiting_opens_no_transaction() -> None:
+async def test_nothing_waiting_writes_nothing() -> None:
     db = Database([], claimable=set())
     planning = Planning(NotificationSettings(), db, RecordingPlanner(db), Handoff())  # type: ignore[arg-type]
     assert await planning.step() == 0
