@@ -90,9 +90,10 @@ EVENT_LOOP_HELD = Histogram(
 )
 OLDEST_SNAPSHOT = Gauge(
     "oms_db_oldest_snapshot_seconds",
-    "How long the oldest snapshot open on the service's database has been held, as the service saw it: while it is"
-    " open no row version replaced or deleted since can be removed, and every outbox and much-updated row gets"
-    " slower to read (shared/backbone/snapshots.py).",
+    "How long the oldest snapshot open on the service's database has been held, as the service saw it (a session's"
+    " snapshot or its open transaction once it has written, a standby's feedback or replication slot, a prepared"
+    " transaction): while it is open no row version replaced or deleted since can be removed, and every outbox and"
+    " much-updated row gets slower to read (shared/backbone/snapshots.py).",
     ["service"],
 )
 DB_POOL_MAX = Gauge("oms_db_pool_max_connections", "Most connections the service's pool may open.", ["service"])
