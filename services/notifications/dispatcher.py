@@ -43,9 +43,8 @@ AFTER_FAILURE = {"gave_up": "given up", "undeliverable": "set aside as undeliver
 
 
 class Handoff:
-    """Deliveries the planning created and leased, for this instance's dispatcher to send at
-    once. Held only in memory: if the process ends first, they are sent by whichever instance finds their lease
-    run out."""
+    """Deliveries the planning created and leased, for this instance's dispatcher to send at once. Held only in
+    memory: if the process ends first, they are sent by whichever instance finds their lease run out."""
 
     def __init__(self) -> None:
         self.wake = asyncio.Event()

@@ -92,10 +92,11 @@ SENDING = (
 
 
 # Renderings kept, in one statement (its own transaction: nothing sits open between its steps): the messages still
-# not rendered claimed, passing over those another instance holds (which then has them rendered); each kept with its
-# rendering and one pending delivery per channel, leased to the caller from the moment it is written (the caller's
-# own clock started before): not leased again in a transaction of its own, which was an update of each delivery (new
-# index entries, as its index names the status) only to say who sends it.
+# not rendered claimed, passing over those another instance holds (which then has them rendered; `SKIP LOCKED`, so no
+# instance waits for another or deadlocks with it); each kept with its rendering and one pending delivery per
+# channel, leased to the caller from the moment it is written (the caller's own clock started before): not leased
+# again in a transaction of its own, which was an update of each delivery (new index entries, as its index names the
+# status) only to say who sends it.
 KEEP_RENDERED = """
 WITH claimed AS MATERIALIZED (
     SELECT m.order_id, m.kind, m.shipment_key FROM messages m
@@ -129,7 +130,6 @@ async def keep_rendered(conn: Conn, planned: list[Planned], lease_seconds: float
     their deliveries, leased to the caller for `lease_seconds`, as `lease_due` returns what it leases."""
     if not planned:
         return []
-    planned = sorted(planned, key=lambda p: p.key)  # one order of locks for every instance
     deliveries = [(p.key, channel, body) for p in planned for channel, body in p.deliveries]
     return await conn.fetch(
         KEEP_RENDERED,
