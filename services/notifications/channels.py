@@ -20,6 +20,7 @@ import httpx
 from shared.contracts.envelope import now
 
 from . import domain, messages, mime
+from .planning import key_of
 from .settings import NotificationSettings, WebhookEndpoint
 
 
@@ -103,7 +104,7 @@ class EmailChannel:
                 sender=self.sender,
                 to=recipient.address,
                 subject=row["subject"],
-                message_id=messages.message_id(row["order_id"], row["kind"], row["shipment_key"]),
+                message_id=messages.message_id(*key_of(row)),
                 order_id=str(row["order_id"]),
                 kind=row["kind"],
                 shipment_key=row["shipment_key"],
@@ -350,7 +351,7 @@ class WebhookChannel:
             "Content-Type": "application/json",
             "User-Agent": "oms-notifications",
             "X-OMS-Signature": domain.signature(body, self.secret),
-            "X-OMS-Message-Id": messages.message_id(row["order_id"], row["kind"], row["shipment_key"]),
+            "X-OMS-Message-Id": messages.message_id(*key_of(row)),
             "X-OMS-Delivery-Attempt": str(attempt),
         }
         started_at, started = now(), time.perf_counter()

@@ -34,7 +34,7 @@ from shared.contracts.envelope import now
 from . import domain, repository
 from .channels import EmailChannel, Outcome, WebhookChannel
 from .metrics import DELIVERIES, NOTIFICATIONS_SENT
-from .planning import Planner, Waiting
+from .planning import Planner, Waiting, key_of
 from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,7 @@ class Planning:
             rows = await repository.unplanned(conn)
         if not rows:
             return 0
-        planned, unrenderable = self.planner.plan(
-            Waiting((row["order_id"], row["kind"], row["shipment_key"]), row["facts"], dict(row)) for row in rows
-        )
+        planned, unrenderable = self.planner.plan(Waiting(key_of(row), row["facts"], dict(row)) for row in rows)
         # Taken before the deliveries' lease starts, so this instance's bound on it ends no later than the lease.
         leased_until = time.monotonic() + self.settings.delivery_lease_seconds
         async with self.pool.acquire() as conn:
@@ -93,7 +91,7 @@ class Planning:
             fresh = await repository.keep_rendered(conn, planned, self.settings.delivery_lease_seconds)
         if fresh:
             self.handoff.give(fresh, leased_until)
-        return len({(row["order_id"], row["kind"], row["shipment_key"]) for row in fresh})
+        return len({key_of(row) for row in fresh})
 
 
 class Dispatcher:
@@ -161,7 +159,7 @@ class Dispatcher:
     def _attempt(self, row: asyncpg.Record, outcome: Outcome) -> repository.Attempt:
         """What the attempt did and what follows (its metrics and log line once the transaction commits)."""
         attempt = row["attempts"] + 1
-        key = (row["order_id"], row["kind"], row["shipment_key"])
+        key = key_of(row)
         retry_in = None
         if outcome.error is None:
             result = "sent"

@@ -9,11 +9,18 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from . import domain, messages
 from .settings import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 MessageKey = tuple[UUID, str, str]  # (order_id, kind, shipment_key)
+
+
+def key_of(row: Mapping[str, Any] | asyncpg.Record) -> MessageKey:
+    """The message a row (a message, a delivery) is about."""
+    return row["order_id"], row["kind"], row["shipment_key"]
 
 
 @dataclass(frozen=True)

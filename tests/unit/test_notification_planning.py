@@ -4,11 +4,11 @@ once that has committed."""
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from services.notifications.dispatcher import Handoff, Planning
-from services.notifications.planning import Planned, Unrenderable, Waiting
+from services.notifications.planning import Planned, Unrenderable, Waiting, key_of
 from services.notifications.settings import NotificationSettings
 
 
@@ -75,14 +75,10 @@ def message(kind: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return row["order_id"], row["kind"], row["shipment_key"]
-
-
 async def test_messages_are_rendered_and_kept_with_no_transaction_left_open_between_statements() -> None:
     # given three messages waiting to be rendered: one another instance holds meanwhile, one whose template fails
     mine, theirs, broken = message("confirmed"), message("shipped"), message("broken")
-    db = Database([mine, theirs, broken], claimable={key(mine)})
+    db = Database([mine, theirs, broken], claimable={key_of(mine)})
     handoff = Handoff()
     planning = Planning(NotificationSettings(), db, RecordingPlanner(db), handoff)  # type: ignore[arg-type]
     # when the planning takes a step
@@ -94,7 +90,7 @@ async def test_messages_are_rendered_and_kept_with_no_transaction_left_open_betw
     assert kept == 1
     # and the dispatcher is handed that message's deliveries
     handed, _ = handoff.take()
-    assert sorted((row["order_id"], row["kind"], row["shipment_key"]) for row in handed) == [key(mine), key(mine)]
+    assert sorted(key_of(row) for row in handed) == [key_of(mine), key_of(mine)]
     assert handoff.wake.is_set()
 
 
