@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
-from shared.backbone import kafka_access
+from shared.backbone import kafka_access, partitioning
 from shared.backbone.closed_connections import guard_closed_connections
 from shared.backbone.offsets import guard_offset_fetch
 from shared.backbone.settings import CommonSettings
@@ -50,6 +50,7 @@ def make_producer(settings: CommonSettings) -> AIOKafkaProducer:
         acks="all",
         linger_ms=settings.kafka_linger_ms,
         max_batch_size=256 * 1024,
+        partitioner=partitioning.by_key,
         request_timeout_ms=30_000,
     )
 

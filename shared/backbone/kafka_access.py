@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.backbone import partitioning
 from shared.backbone.settings import CommonSettings
 from shared.backbone.tls import verifying
 from shared.contracts.topics import INTAKE_QUEUE, ORDER_PATH, SERVICES, TOPICS, Topic, measures_the_order_path
@@ -139,6 +140,8 @@ class Access:
             "sasl.mechanisms": self.mechanism,
             "sasl.username": self.principal,
             "sasl.password": self.password,
+            # The Java client's partition for a key (librdkafka's default hashes keys with CRC32).
+            "partitioner": "murmur2_random",
             **({"ssl.ca.location": self.ca_file} if self.ca_file else {}),
         }
 
@@ -146,7 +149,10 @@ class Access:
 
     def producer(self, **options: Any) -> AIOKafkaProducer:
         """Idempotent (so acks=all): a retry never writes a record twice."""
-        return AIOKafkaProducer(**self.client_options(), **{"enable_idempotence": True, "linger_ms": 5, **options})
+        return AIOKafkaProducer(
+            **self.client_options(),
+            **{"enable_idempotence": True, "linger_ms": 5, "partitioner": partitioning.by_key, **options},
+        )
 
     def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(*topics, **self.client_options(), **options)
