@@ -4,10 +4,10 @@ with a delivery per channel, and those deliveries are sent with the retries that
 Rendering runs outside any transaction: the messages are read without a lock, rendered, and then claimed and kept in
 one statement (a template run inside a transaction, in a process at a low CPU priority, held the database's oldest
 snapshot for seconds, which keeps every table's old row versions from being cleaned up; docs/benchmarks/findings.md,
-rounds 41 and 42). Deliveries are leased: new ones by the transaction that creates them, retries and expired leases in a
-short transaction of their own. They are handed over outside any transaction (a slow mail server or webhook cannot hold
-a database session open past its idle timeout, which would lose the record of what was sent), and their outcomes
-recorded in another, waiting for a database that is away rather than sending again.
+rounds 41 and 42). Deliveries are leased: new ones by the statement that keeps their message, retries and expired
+leases by one statement of their own. They are handed over outside any transaction (a slow mail server or webhook
+cannot hold a database session open past its idle timeout, which would lose the record of what was sent), and their
+outcomes recorded by one more statement (round 43), waiting for a database that is away rather than sending again.
 Only a crash between the hand-off and that record sends a message twice, once the lease has run out; its stable
 Message-ID (email header, X-OMS-Message-Id) lets the receiver tell.
 A failed delivery backs off exponentially and is given up after the configured number of attempts; one
@@ -24,7 +24,6 @@ import time
 import asyncpg
 import httpx
 
-from shared.backbone import aftercommit
 from shared.backbone.consumer import backoff
 from shared.backbone.dispatch import run_dispatch
 from shared.backbone.failures import Failure, classify, describe
@@ -115,7 +114,7 @@ class Dispatcher:
         # Taken before this step's leases: the earliest end of every lease sent bounds how long outcomes may wait to
         # be recorded.
         leased_until = time.monotonic() + self.settings.delivery_lease_seconds
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             due = await repository.lease_due(conn, self.settings.delivery_lease_seconds)
         # Taken last: when the database is away, what was handed over waits in memory for the next step.
         handed, handed_until = self.handoff.take()
@@ -134,13 +133,14 @@ class Dispatcher:
 
     async def _record_all(self, outcomes: list[tuple[asyncpg.Record, Outcome]], leased_until: float) -> None:
         """Record what the hand-offs did; while the lease lasts, a database that is away is waited for: the messages
-        went out, and recording them late is better than sending them again."""
+        went out, and recording them late is better than sending them again. Counted once recorded."""
+        attempts = [self._attempt(row, outcome) for row, outcome in outcomes]
         attempt = 0
         while True:
             try:
-                async with self.pool.acquire() as conn, aftercommit.transaction(conn):
-                    await repository.record_attempts(conn, [self._attempt(row, outcome) for row, outcome in outcomes])
-                return
+                async with self.pool.acquire() as conn:
+                    await repository.record_attempts(conn, attempts)
+                break
             except Exception as exc:
                 attempt += 1
                 if classify(exc) is Failure.PERMANENT or time.monotonic() + backoff(attempt) > leased_until:
@@ -149,6 +149,10 @@ class Dispatcher:
                     "outcomes of %d deliveries not recorded yet (%s), retry %d", len(outcomes), describe(exc), attempt
                 )
                 await asyncio.sleep(backoff(attempt))
+        for (row, _), recorded in zip(outcomes, attempts, strict=True):
+            count(DELIVERIES.labels(recorded.channel, row["kind"], recorded.result))
+            if recorded.result == "sent" and recorded.channel == "email":
+                count(NOTIFICATIONS_SENT.labels(row["kind"]))
 
     async def _send_webhook(self, row: asyncpg.Record) -> Outcome:
         endpoint = self.settings.endpoint(row["channel"])
@@ -157,34 +161,14 @@ class Dispatcher:
         return await self.webhooks.send(endpoint, row, row["attempts"] + 1)
 
     def _attempt(self, row: asyncpg.Record, outcome: Outcome) -> repository.Attempt:
-        """What the attempt did and what follows (its metrics and log line once the transaction commits)."""
+        """What the attempt did and what follows (retried when, or given up), with its log line."""
         attempt = row["attempts"] + 1
-        key = key_of(row)
         retry_in = None
-        if outcome.error is None:
-            result = "sent"
-        elif outcome.undeliverable:
-            result = "undeliverable"  # set aside at once: trying again cannot help
-        elif outcome.error != UNCONFIGURED and attempt < self.settings.max_attempts:
-            result = "retry"
+        retries = outcome.error is not None and not outcome.undeliverable  # undeliverable: trying again cannot help
+        if retries and outcome.error != UNCONFIGURED and attempt < self.settings.max_attempts:
             retry_in = domain.retry_delay(attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
-        else:
-            result = "gave_up"
-        count(DELIVERIES.labels(row["channel"], row["kind"], result))
-        if result == "sent" and row["channel"] == "email":
-            count(NOTIFICATIONS_SENT.labels(row["kind"]))
-        if outcome.error is not None:
-            log.warning(
-                "%s of order %s via %s failed (attempt %d, %s): %s",
-                row["kind"],
-                row["order_id"],
-                row["channel"],
-                attempt,
-                f"retry in {retry_in:.1f}s" if retry_in is not None else AFTER_FAILURE[result],
-                outcome.error,
-            )
-        return repository.Attempt(
-            key,
+        recorded = repository.Attempt(
+            key_of(row),
             row["channel"],
             attempt,
             outcome.started_at,
@@ -193,3 +177,14 @@ class Dispatcher:
             retry_in,
             undeliverable=outcome.undeliverable,
         )
+        if outcome.error is not None:
+            log.warning(
+                "%s of order %s via %s failed (attempt %d, %s): %s",
+                row["kind"],
+                row["order_id"],
+                row["channel"],
+                attempt,
+                f"retry in {retry_in:.1f}s" if retry_in is not None else AFTER_FAILURE[recorded.result],
+                outcome.error,
+            )
+        return recorded
