@@ -14,7 +14,7 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
 from shared.backbone import peak
-from shared.backbone.consumer import PAUSED_ENDS_EVERY, EventConsumer, Routes
+from shared.backbone.consumer import LAG_REPORTED_EVERY, PAUSED_ENDS_EVERY, EventConsumer, Routes
 from shared.backbone.kafka import encode
 from shared.backbone.peak import PARTITIONS_FOUND_FOR, Clients, OrderPathWatch, PathReports, Peak
 from shared.backbone.settings import CommonSettings
@@ -334,6 +334,34 @@ async def test_a_waiting_partitions_lag_shows_the_backlog_the_wait_builds() -> N
     client.fetched_to[shipped] = 1000
     await report_lag(consumer, client)
     assert lag(shipped) == 900 and client.asked == 3
+
+
+class Polled(Client):
+    """A client whose polls bring nothing."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int = 0
+    ) -> dict[TopicPartition, list[Any]]:
+        return {}
+
+
+async def test_the_lag_is_brought_up_to_date_at_most_once_a_second_whatever_the_polls() -> None:
+    # given a consumer whose first step reported a partition's lag
+    consumer = follow_up_consumer()
+    shipped = TopicPartition(topics.FULFILLMENT_EVENTS.name, 2)
+    client = Polled(shipped)
+    client.fetched_to[shipped], client.positions[shipped] = 100, 90
+    await consumer._step(client)
+    assert lag(shipped) == 10
+    # when the partition moves on and polls follow within the second
+    client.fetched_to[shipped] = 150
+    for _ in range(3):
+        await consumer._step(client)
+    # then the gauge still says what it said, until the second is over
+    assert lag(shipped) == 10
+    consumer._lag_reported_at -= LAG_REPORTED_EVERY
+    await consumer._step(client)
+    assert lag(shipped) == 60
 
 
 async def test_the_ends_of_waiting_partitions_are_asked_beside_the_loop_which_goes_on_meanwhile() -> None:
