@@ -2,10 +2,8 @@
 away is waited for while the lease lasts; the deliveries are counted by outcome once recorded, and never when the
 record failed."""
 
-import contextlib
 import math
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,28 +13,20 @@ from services.notifications.channels import Outcome
 from services.notifications.dispatcher import UNCONFIGURED, Dispatcher, Handoff
 from services.notifications.metrics import DELIVERIES, NOTIFICATIONS_SENT
 from services.notifications.settings import NotificationSettings
+from tests.unit.test_notification_planning import OneConnection
 
 AT = datetime(2026, 12, 8, 3, 30, tzinfo=UTC)
 
 
-class Database:
-    """Statements in order as `steps`; the first `away` tries fail as a database that cannot be reached does."""
+class Database(OneConnection):
+    """The first `away` tries fail as a database that cannot be reached does; `refuses`: every one as a statement the
+    server does not take."""
 
     def __init__(self, away: int = 0, refuses: bool = False) -> None:
+        super().__init__()
         self.away = away
         self.refuses = refuses
-        self.steps: list[str] = []
         self.recorded: list[tuple[Any, ...]] = []
-
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator["Database"]:
-        yield self
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        self.steps.append("BEGIN")
-        yield
-        self.steps.append("COMMIT")
 
     async def execute(self, sql: str, *args: Any) -> str:
         assert sql.startswith("WITH a AS (SELECT * FROM unnest("), sql

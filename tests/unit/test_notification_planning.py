@@ -12,18 +12,14 @@ from services.notifications.planning import Planned, Unrenderable, Waiting, key_
 from services.notifications.settings import NotificationSettings
 
 
-class Database:
-    """One connection's statements, in order, as `steps`, with every transaction opened. Reads of unplanned
-    messages find `waiting`; keeping renderings keeps those in `claimable` (another instance holds the rest) and
-    returns one row per delivery of theirs."""
+class OneConnection:
+    """A pool of one connection, noting its statements in order as `steps`, with every transaction opened."""
 
-    def __init__(self, waiting: list[dict[str, Any]], claimable: set[tuple[Any, ...]]) -> None:
-        self.waiting = waiting
-        self.claimable = claimable
+    def __init__(self) -> None:
         self.steps: list[str] = []
 
     @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator["Database"]:
+    async def acquire(self) -> AsyncIterator["OneConnection"]:
         yield self
 
     @contextlib.asynccontextmanager
@@ -31,6 +27,16 @@ class Database:
         self.steps.append("BEGIN")
         yield
         self.steps.append("COMMIT")
+
+
+class Database(OneConnection):
+    """Reads of unplanned messages find `waiting`; keeping renderings keeps those in `claimable` (another instance
+    holds the rest) and returns one row per delivery of theirs."""
+
+    def __init__(self, waiting: list[dict[str, Any]], claimable: set[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.waiting = waiting
+        self.claimable = claimable
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         if "planned_at IS NULL ORDER BY" in sql:
