@@ -54,7 +54,8 @@ INBOX_PRUNED = Counter(
 CONSUMER_LAG = Gauge(
     "oms_consumer_lag_messages",
     "Records on an assigned partition not yet fetched by this consumer: high watermark minus position (for a"
-    " partition paused at a peak, its end asked of the broker, since a paused partition is not fetched).",
+    " partition paused at a peak, its end asked of the broker, since a paused partition is not fetched); brought"
+    " up to date at most once a second.",
     ["service", "topic", "partition"],
 )
 ORDER_PATH_BACKLOG = Gauge(
