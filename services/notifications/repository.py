@@ -83,12 +83,14 @@ async def unplanned(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-# What a leased delivery is handed over with: the rendered message and whom it is for.
-SENDING = (
-    "SELECT l.order_id, l.kind, l.shipment_key, l.channel, l.body, l.attempts,"
-    " m.subject, m.text_body, m.html_body, c.email, c.name"
-    " FROM leased l JOIN messages m USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)"
-)
+def sending(rendered: str) -> str:
+    """What the deliveries `leased` (a query's name) are handed over with: the message's rendering, as the relation
+    `rendered` has it, and whom it is for."""
+    return (
+        "SELECT l.order_id, l.kind, l.shipment_key, l.channel, l.body, l.attempts,"
+        " m.subject, m.text_body, m.html_body, c.email, c.name"
+        f" FROM leased l JOIN {rendered} m USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)"
+    )
 
 
 # Renderings kept, in one statement (its own transaction: nothing sits open between its steps): the messages still
@@ -119,10 +121,7 @@ WITH claimed AS MATERIALIZED (
     ON CONFLICT DO NOTHING
     RETURNING order_id, kind, shipment_key, channel, body, attempts
 )
-SELECT l.order_id, l.kind, l.shipment_key, l.channel, l.body, l.attempts, k.subject, k.text_body, k.html_body,
-    c.email, c.name
-FROM leased l JOIN kept k USING (order_id, kind, shipment_key) JOIN contacts c USING (order_id)
-"""
+""" + sending("kept")  # the renderings as kept: a statement does not see its own changes in the table
 
 
 async def keep_rendered(conn: Conn, planned: list[Planned], lease_seconds: float) -> list[asyncpg.Record]:
@@ -173,7 +172,7 @@ async def lease_due(conn: Conn, lease_seconds: float) -> list[asyncpg.Record]:
         " leased AS (UPDATE deliveries d SET next_try_at = now() + make_interval(secs => $2) FROM due"
         "   WHERE (d.order_id, d.kind, d.shipment_key, d.channel) = (due.order_id, due.kind, due.shipment_key,"
         "   due.channel) RETURNING d.order_id, d.kind, d.shipment_key, d.channel, d.body, d.attempts)"
-        f" {SENDING}",
+        f" {sending('messages')}",
         BATCH,
         lease_seconds,
     )

@@ -50,7 +50,7 @@ def test_every_length_and_byte_hashes_as_aiokafkas_default_does() -> None:
 
 def test_an_unkeyed_record_goes_to_an_available_partition() -> None:
     assert {partitioning.by_key(None, [0, 1, 2, 3], [2]) for _ in range(20)} == {2}
-    assert {partitioning.by_key(None, [0, 1], []) for _ in range(50)} <= {0, 1}
+    assert partitioning.by_key(None, [7], []) == 7  # none available: any of them
 
 
 async def test_the_services_and_the_tools_producers_partition_by_it() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
+from shared.backbone import consumer as consumer_module
 from shared.backbone import peak
 from shared.backbone.consumer import LAG_REPORTED_EVERY, PAUSED_ENDS_EVERY, EventConsumer, Routes
 from shared.backbone.kafka import encode
@@ -345,7 +347,10 @@ class Polled(Client):
         return {}
 
 
-async def test_the_lag_is_brought_up_to_date_at_most_once_a_second_whatever_the_polls() -> None:
+async def test_the_lag_is_brought_up_to_date_at_most_once_a_second_whatever_the_polls(monkeypatch) -> None:
+    # the consumer's clock given, so that a slow machine cannot stretch "within the second"
+    now = [1000.0]
+    monkeypatch.setattr(consumer_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
     # given a consumer whose first step reported a partition's lag
     consumer = follow_up_consumer()
     shipped = TopicPartition(topics.FULFILLMENT_EVENTS.name, 2)
@@ -356,10 +361,11 @@ async def test_the_lag_is_brought_up_to_date_at_most_once_a_second_whatever_the_
     # when the partition moves on and polls follow within the second
     client.fetched_to[shipped] = 150
     for _ in range(3):
+        now[0] += LAG_REPORTED_EVERY / 4
         await consumer._step(client)
     # then the gauge still says what it said, until the second is over
     assert lag(shipped) == 10
-    consumer._lag_reported_at -= LAG_REPORTED_EVERY
+    now[0] += LAG_REPORTED_EVERY / 4
     await consumer._step(client)
     assert lag(shipped) == 60
 
